@@ -1,0 +1,635 @@
+// Config loader and validator (see config.h). Walks the YAML tree with a fixed schema so
+// every unknown key, wrong type or bad value is reported with its file, line and key path
+// (yaml-cpp marks are 0-based; we print 1-based). All errors are collected, not just the
+// first, so an operator fixes a config in one pass.
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace llmgw {
+
+namespace {
+constexpr std::string_view kPolicyNames[] = {
+    "round_robin", "weighted_round_robin", "least_connections", "least_queue", "capacity",
+    "p2c_kv",      "consistent_hash",      "prefix_affinity",   "adaptive"};
+constexpr std::string_view kEngineNames[] = {"auto", "vllm", "sglang", "tgi", "llamacpp", "trtllm"};
+}  // namespace
+
+std::string_view PolicyName(Policy p) {
+  auto i = static_cast<size_t>(p);
+  return i < std::size(kPolicyNames) ? kPolicyNames[i] : "unknown";
+}
+bool ParsePolicy(std::string_view s, Policy* out) {
+  for (size_t i = 0; i < std::size(kPolicyNames); ++i) {
+    if (s == kPolicyNames[i]) {
+      *out = static_cast<Policy>(i);
+      return true;
+    }
+  }
+  return false;
+}
+std::string_view EngineName(Engine e) {
+  auto i = static_cast<size_t>(e);
+  return i < std::size(kEngineNames) ? kEngineNames[i] : "unknown";
+}
+bool ParseEngine(std::string_view s, Engine* out) {
+  for (size_t i = 0; i < std::size(kEngineNames); ++i) {
+    if (s == kEngineNames[i]) {
+      *out = static_cast<Engine>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ParseHostPort(std::string_view s, std::string* host, uint16_t* port, std::string* why,
+                   bool allow_zero_port) {
+  size_t colon;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      *why = "expected [IPV6]:PORT";
+      return false;
+    }
+    *host = std::string(s.substr(1, close - 1));
+    colon = close + 1;
+  } else {
+    colon = s.rfind(':');
+    if (colon == std::string_view::npos) {
+      *why = "expected HOST:PORT";
+      return false;
+    }
+    *host = std::string(s.substr(0, colon));
+  }
+  if (host->empty()) {
+    *why = "empty host";
+    return false;
+  }
+  std::string_view p = s.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit)) {
+    *why = "port must be a number";
+    return false;
+  }
+  long v = std::strtol(std::string(p).c_str(), nullptr, 10);
+  if (v > 65535 || (v == 0 && !allow_zero_port)) {
+    *why = "port out of range";
+    return false;
+  }
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+bool ParseUrl(std::string_view s, Url* out, std::string* why) {
+  constexpr std::string_view kHttp = "http://";
+  if (s.substr(0, kHttp.size()) != kHttp) {
+    *why = s.substr(0, 8) == "https://" ? "https upstreams are not supported yet; use http://"
+                                        : "URL must start with http://";
+    return false;
+  }
+  std::string_view rest = s.substr(kHttp.size());
+  size_t slash = rest.find('/');
+  std::string_view hostport = rest.substr(0, slash);
+  out->path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
+  while (!out->path.empty() && out->path.back() == '/') out->path.pop_back();
+  if (hostport.empty()) {
+    *why = "URL has no host";
+    return false;
+  }
+  if (hostport.find_first_of(" \t@?#") != std::string_view::npos) {
+    *why = "URL host contains an invalid character";
+    return false;
+  }
+  bool has_port = hostport.back() != ']' && hostport.find(':') != std::string_view::npos;
+  if (has_port) {
+    if (!ParseHostPort(hostport, &out->host, &out->port, why, false)) return false;
+  } else {
+    out->host = hostport[0] == '[' ? std::string(hostport.substr(1, hostport.size() - 2))
+                                   : std::string(hostport);
+    out->port = 80;
+  }
+  out->scheme = "http";
+  return true;
+}
+
+const ModelConfig* Config::FindModel(std::string_view name_or_alias) const {
+  for (const auto& m : models) {
+    if (m.name == name_or_alias) return &m;
+    for (const auto& a : m.aliases)
+      if (a == name_or_alias) return &m;
+  }
+  return nullptr;
+}
+
+std::string ConfigError::ToString() const {
+  std::ostringstream os;
+  os << file << ":" << line << ": " << key << ": " << message;
+  return os.str();
+}
+
+std::string ConfigResult::ErrorText() const {
+  std::string out;
+  for (const auto& e : errors) out += e.ToString() + "\n";
+  return out;
+}
+
+std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& candidates) {
+  // Levenshtein distance; suggest when at most a third of the word differs.
+  auto dist = [](std::string_view a, std::string_view b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      }
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
+  };
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (auto c : candidates) {
+    size_t d = dist(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = std::string(c);
+    }
+  }
+  size_t limit = std::max<size_t>(2, word.size() / 3);
+  return best_d <= limit ? best : std::string();
+}
+
+namespace {
+
+class Parser {
+ public:
+  Parser(std::string_view file, std::vector<ConfigError>* errors) : file_(file), errors_(errors) {}
+
+  void Error(const YAML::Node& n, const std::string& key, const std::string& msg) {
+    int line = n.IsDefined() ? n.Mark().line + 1 : 0;
+    if (line <= 0) line = last_line_;
+    errors_->push_back({file_, line, key, msg});
+  }
+
+  static std::string Join(const std::string& path, std::string_view key) {
+    return path.empty() ? std::string(key) : path + "." + std::string(key);
+  }
+
+  // Checks n is a map and every key is known; returns false when n is not a map.
+  bool CheckMap(const YAML::Node& n, const std::string& path,
+                const std::vector<std::string_view>& keys) {
+    if (!n.IsMap()) {
+      Error(n, path, "must be a mapping");
+      return false;
+    }
+    last_line_ = n.Mark().line + 1;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
+        std::string hint = DidYouMean(k, keys);
+        Error(it->first, Join(path, k),
+              "unknown key" + (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"));
+      }
+    }
+    return true;
+  }
+
+  bool Str(const YAML::Node& parent, std::string_view key, const std::string& path,
+           std::string* out) {
+    YAML::Node n = parent[std::string(key)];
+    if (!n.IsDefined() || n.IsNull()) return false;
+    if (!n.IsScalar()) {
+      Error(n, Join(path, key), "must be a string");
+      return false;
+    }
+    *out = n.Scalar();
+    return true;
+  }
+
+  bool Bool(const YAML::Node& parent, std::string_view key, const std::string& path, bool* out) {
+    YAML::Node n = parent[std::string(key)];
+    if (!n.IsDefined() || n.IsNull()) return false;
+    const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
+    if (s == "true" || s == "yes" || s == "on") {
+      *out = true;
+    } else if (s == "false" || s == "no" || s == "off") {
+      *out = false;
+    } else {
+      Error(n, Join(path, key), "must be true or false, got '" + s + "'");
+      return false;
+    }
+    return true;
+  }
+
+  // Unsigned integer; min_value 1 for durations and counts that must be positive.
+  template <typename T>
+  bool Uint(const YAML::Node& parent, std::string_view key, const std::string& path, T* out,
+            uint64_t min_value, uint64_t max_value = UINT64_MAX) {
+    YAML::Node n = parent[std::string(key)];
+    if (!n.IsDefined() || n.IsNull()) return false;
+    std::string s = n.IsScalar() ? n.Scalar() : std::string();
+    std::string k = Join(path, key);
+    if (s.empty() || !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
+      Error(n, k, "must be a whole number, got '" + s + "'");
+      return false;
+    }
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno != 0 || *end != 0) {
+      Error(n, k, "must be a whole number, got '" + s + "'");
+      return false;
+    }
+    if (v < 0) {
+      Error(n, k, "must not be negative, got " + s);
+      return false;
+    }
+    uint64_t tmax = std::min<uint64_t>(max_value, static_cast<uint64_t>(std::numeric_limits<T>::max()));
+    if (static_cast<uint64_t>(v) < min_value) {
+      Error(n, k, min_value == 1 ? "must be greater than zero, got " + s
+                                 : "must be at least " + std::to_string(min_value) + ", got " + s);
+      return false;
+    }
+    if (static_cast<uint64_t>(v) > tmax) {
+      Error(n, k, "must be at most " + std::to_string(tmax) + ", got " + s);
+      return false;
+    }
+    *out = static_cast<T>(v);
+    return true;
+  }
+
+  bool Double(const YAML::Node& parent, std::string_view key, const std::string& path, double* out,
+              double min_value, double max_value) {
+    YAML::Node n = parent[std::string(key)];
+    if (!n.IsDefined() || n.IsNull()) return false;
+    std::string s = n.IsScalar() ? n.Scalar() : std::string();
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(s.c_str(), &end);
+    std::string k = Join(path, key);
+    if (s.empty() || errno != 0 || *end != 0 || !std::isfinite(v)) {
+      Error(n, k, "must be a number, got '" + s + "'");
+      return false;
+    }
+    if (v < min_value || v > max_value) {
+      std::ostringstream os;
+      os << "must be between " << min_value << " and " << max_value << ", got " << s;
+      Error(n, k, os.str());
+      return false;
+    }
+    *out = v;
+    return true;
+  }
+
+  bool StrList(const YAML::Node& parent, std::string_view key, const std::string& path,
+               std::vector<std::string>* out) {
+    YAML::Node n = parent[std::string(key)];
+    if (!n.IsDefined() || n.IsNull()) return false;
+    std::string k = Join(path, key);
+    if (!n.IsSequence()) {
+      Error(n, k, "must be a list of strings");
+      return false;
+    }
+    for (size_t i = 0; i < n.size(); ++i) {
+      if (!n[i].IsScalar() || n[i].Scalar().empty()) {
+        Error(n[i], k + "[" + std::to_string(i) + "]", "must be a non-empty string");
+        continue;
+      }
+      out->push_back(n[i].Scalar());
+    }
+    return true;
+  }
+
+  void Listen(const YAML::Node& parent, std::string_view key, const std::string& path,
+              std::string* out) {
+    YAML::Node n = parent[std::string(key)];
+    if (!Str(parent, key, path, out)) return;
+    std::string host, why;
+    uint16_t port;
+    if (!ParseHostPort(*out, &host, &port, &why)) Error(n, Join(path, key), why);
+  }
+
+  void Parse(const YAML::Node& root, Config* c);
+
+ private:
+  void ParseGateway(const YAML::Node& n, GatewayConfig* g);
+  void ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m);
+  void ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b);
+  void CrossCheck(const YAML::Node& root, Config* c);
+
+  std::string file_;
+  std::vector<ConfigError>* errors_;
+  int last_line_ = 1;
+};
+
+void Parser::ParseGateway(const YAML::Node& n, GatewayConfig* g) {
+  const std::string p = "gateway";
+  if (!CheckMap(n, p, {"listen", "threads", "max_body_bytes", "max_header_bytes", "max_connections",
+                       "drain_ms", "timeouts", "retries", "access_log", "admission"}))
+    return;
+  Listen(n, "listen", p, &g->listen);
+  Uint(n, "threads", p, &g->threads, 0, 1024);
+  Uint(n, "max_body_bytes", p, &g->max_body_bytes, 1);
+  Uint(n, "max_header_bytes", p, &g->max_header_bytes, 1024, 1 << 20);
+  Uint(n, "max_connections", p, &g->max_connections, 1);
+  Uint(n, "drain_ms", p, &g->drain_ms, 1);
+  if (YAML::Node t = n["timeouts"]; t.IsDefined() && !t.IsNull()) {
+    const std::string tp = "gateway.timeouts";
+    if (CheckMap(t, tp, {"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "client_header_ms",
+                         "client_body_ms", "client_idle_ms"})) {
+      Uint(t, "connect_ms", tp, &g->timeouts.connect_ms, 1);
+      Uint(t, "first_byte_ms", tp, &g->timeouts.first_byte_ms, 1);
+      Uint(t, "idle_ms", tp, &g->timeouts.idle_ms, 1);
+      Uint(t, "total_ms", tp, &g->timeouts.total_ms, 1);
+      Uint(t, "client_header_ms", tp, &g->timeouts.client_header_ms, 1);
+      Uint(t, "client_body_ms", tp, &g->timeouts.client_body_ms, 1);
+      Uint(t, "client_idle_ms", tp, &g->timeouts.client_idle_ms, 1);
+    }
+  }
+  if (YAML::Node r = n["retries"]; r.IsDefined() && !r.IsNull()) {
+    const std::string rp = "gateway.retries";
+    if (CheckMap(r, rp, {"max", "backoff_ms"})) {
+      Uint(r, "max", rp, &g->retries.max, 0, 10);
+      Uint(r, "backoff_ms", rp, &g->retries.backoff_ms, 0, 60000);
+    }
+  }
+  if (YAML::Node a = n["access_log"]; a.IsDefined() && !a.IsNull()) {
+    const std::string ap = "gateway.access_log";
+    if (CheckMap(a, ap, {"enabled", "path", "sample"})) {
+      Bool(a, "enabled", ap, &g->access_log.enabled);
+      Str(a, "path", ap, &g->access_log.path);
+      Double(a, "sample", ap, &g->access_log.sample, 0.0, 1.0);
+    }
+  }
+  if (YAML::Node a = n["admission"]; a.IsDefined() && !a.IsNull()) {
+    const std::string ap = "gateway.admission";
+    if (CheckMap(a, ap, {"queue_size", "queue_timeout_ms", "priority_field"})) {
+      Uint(a, "queue_size", ap, &g->admission.queue_size, 0, 1 << 20);
+      Uint(a, "queue_timeout_ms", ap, &g->admission.queue_timeout_ms, 1);
+      Str(a, "priority_field", ap, &g->admission.priority_field);
+    }
+  }
+  if (g->timeouts.total_ms < g->timeouts.connect_ms)
+    Error(n["timeouts"], "gateway.timeouts.total_ms", "must not be shorter than connect_ms");
+}
+
+void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b) {
+  b->line = n.Mark().line + 1;
+  if (!CheckMap(n, path, {"id", "url", "max_concurrent", "weight", "engine"})) return;
+  if (!Str(n, "url", path, &b->url) || b->url.empty()) {
+    Error(n, path + ".url", "is required");
+  } else {
+    std::string why;
+    if (!ParseUrl(b->url, &b->parsed, &why)) Error(n["url"], path + ".url", why + ": '" + b->url + "'");
+  }
+  Str(n, "id", path, &b->id);
+  if (b->id.empty()) b->id = b->url;
+  Uint(n, "max_concurrent", path, &b->max_concurrent, 1, 1000000);
+  Double(n, "weight", path, &b->weight, 0.0, 1e6);
+  std::string engine;
+  if (Str(n, "engine", path, &engine) && !ParseEngine(engine, &b->engine)) {
+    std::vector<std::string_view> names(std::begin(kEngineNames), std::end(kEngineNames));
+    std::string hint = DidYouMean(engine, names);
+    Error(n["engine"], path + ".engine",
+          "unknown engine '" + engine + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+              "; one of auto, vllm, sglang, tgi, llamacpp, trtllm");
+  }
+}
+
+void Parser::ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m) {
+  m->line = n.Mark().line + 1;
+  if (!CheckMap(n, path, {"name", "aliases", "policy", "fallbacks", "backends"})) return;
+  if (!Str(n, "name", path, &m->name) || m->name.empty()) Error(n, path + ".name", "is required");
+  StrList(n, "aliases", path, &m->aliases);
+  StrList(n, "fallbacks", path, &m->fallbacks);
+  std::string policy;
+  if (Str(n, "policy", path, &policy) && !ParsePolicy(policy, &m->policy)) {
+    std::vector<std::string_view> names(std::begin(kPolicyNames), std::end(kPolicyNames));
+    std::string hint = DidYouMean(policy, names);
+    Error(n["policy"], path + ".policy",
+          "unknown policy '" + policy + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  }
+  YAML::Node bs = n["backends"];
+  if (!bs.IsDefined() || bs.IsNull() || (bs.IsSequence() && bs.size() == 0)) {
+    Error(bs.IsDefined() ? bs : n, path + ".backends", "a model needs at least one backend");
+    return;
+  }
+  if (!bs.IsSequence()) {
+    Error(bs, path + ".backends", "must be a list");
+    return;
+  }
+  for (size_t i = 0; i < bs.size(); ++i) {
+    BackendConfig b;
+    ParseBackend(bs[i], path + ".backends[" + std::to_string(i) + "]", &b);
+    m->backends.push_back(std::move(b));
+  }
+}
+
+void Parser::CrossCheck(const YAML::Node& root, Config* c) {
+  YAML::Node models = root["models"];
+  std::set<std::string> names;
+  std::set<std::string> backend_ids;
+  for (size_t i = 0; i < c->models.size(); ++i) {
+    const ModelConfig& m = c->models[i];
+    std::string path = "models[" + std::to_string(i) + "]";
+    YAML::Node mn = models[i];
+    if (!m.name.empty() && !names.insert(m.name).second)
+      Error(mn["name"], path + ".name", "duplicate model name '" + m.name + "'");
+    for (size_t a = 0; a < m.aliases.size(); ++a) {
+      if (!names.insert(m.aliases[a]).second)
+        Error(mn["aliases"][a], path + ".aliases[" + std::to_string(a) + "]",
+              "name '" + m.aliases[a] + "' is already used by another model or alias");
+    }
+    for (size_t b = 0; b < m.backends.size(); ++b) {
+      const BackendConfig& be = m.backends[b];
+      if (be.id.empty()) continue;
+      if (!backend_ids.insert(be.id).second)
+        Error(mn["backends"][b], path + ".backends[" + std::to_string(b) + "]",
+              "duplicate backend '" + be.id + "' (ids must be unique across models; set id:)");
+    }
+  }
+  for (size_t i = 0; i < c->models.size(); ++i) {
+    const ModelConfig& m = c->models[i];
+    for (size_t f = 0; f < m.fallbacks.size(); ++f) {
+      const ModelConfig* target = c->FindModel(m.fallbacks[f]);
+      std::string key = "models[" + std::to_string(i) + "].fallbacks[" + std::to_string(f) + "]";
+      YAML::Node fn = models[i]["fallbacks"][f];
+      if (!target) {
+        std::vector<std::string_view> cand;
+        for (const auto& mm : c->models) cand.push_back(mm.name);
+        std::string hint = DidYouMean(m.fallbacks[f], cand);
+        Error(fn, key, "unknown fallback model '" + m.fallbacks[f] + "'" +
+                           (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      } else if (target == &m) {
+        Error(fn, key, "a model cannot fall back to itself");
+      }
+    }
+  }
+  if (c->fleet.role == "agent" && c->fleet.controller.empty())
+    Error(root["fleet"], "fleet.controller", "is required when fleet.role is agent");
+}
+
+void Parser::Parse(const YAML::Node& root, Config* c) {
+  if (!root.IsDefined() || root.IsNull()) {
+    errors_->push_back({file_, 1, "(root)", "config is empty"});
+    return;
+  }
+  if (!CheckMap(root, "", {"instance", "log_level", "gateway", "admin", "health", "circuit_breaker",
+                           "routing", "control", "fleet", "models"}))
+    return;
+  if (Str(root, "instance", "", &c->instance)) {
+    bool good = !c->instance.empty() && c->instance.size() <= 64;
+    for (char ch : c->instance)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) good = false;
+    if (!good) Error(root["instance"], "instance", "must be 1-64 characters of [A-Za-z0-9_-]");
+  }
+  if (Str(root, "log_level", "", &c->log_level)) {
+    static const std::vector<std::string_view> levels = {"debug", "info", "warn", "error", "off"};
+    if (std::find(levels.begin(), levels.end(), c->log_level) == levels.end())
+      Error(root["log_level"], "log_level", "must be one of debug, info, warn, error, off");
+  }
+  if (YAML::Node g = root["gateway"]; g.IsDefined() && !g.IsNull()) ParseGateway(g, &c->gateway);
+  if (YAML::Node a = root["admin"]; a.IsDefined() && !a.IsNull()) {
+    if (CheckMap(a, "admin", {"grpc_listen", "metrics_listen", "token_file", "tls_cert_file", "tls_key_file"})) {
+      Listen(a, "grpc_listen", "admin", &c->admin.grpc_listen);
+      Listen(a, "metrics_listen", "admin", &c->admin.metrics_listen);
+      Str(a, "token_file", "admin", &c->admin.token_file);
+      Str(a, "tls_cert_file", "admin", &c->admin.tls_cert_file);
+      Str(a, "tls_key_file", "admin", &c->admin.tls_key_file);
+      if (c->admin.tls_cert_file.empty() != c->admin.tls_key_file.empty())
+        Error(a, "admin.tls_cert_file", "tls_cert_file and tls_key_file go together");
+    }
+  }
+  if (YAML::Node h = root["health"]; h.IsDefined() && !h.IsNull()) {
+    const std::string p = "health";
+    if (CheckMap(h, p, {"interval_ms", "timeout_ms", "unhealthy_after", "healthy_after", "scrape_metrics",
+                        "scrape_interval_ms", "path", "metrics_stale_ms", "passive_error_rate"})) {
+      auto& hc = c->health;
+      Uint(h, "interval_ms", p, &hc.interval_ms, 1);
+      Uint(h, "timeout_ms", p, &hc.timeout_ms, 1);
+      Uint(h, "unhealthy_after", p, &hc.unhealthy_after, 1, 1000);
+      Uint(h, "healthy_after", p, &hc.healthy_after, 1, 1000);
+      Bool(h, "scrape_metrics", p, &hc.scrape_metrics);
+      Uint(h, "scrape_interval_ms", p, &hc.scrape_interval_ms, 1);
+      Uint(h, "metrics_stale_ms", p, &hc.metrics_stale_ms, 1);
+      Double(h, "passive_error_rate", p, &hc.passive_error_rate, 0.0, 1.0);
+      if (Str(h, "path", p, &hc.path) && (hc.path.empty() || hc.path[0] != '/'))
+        Error(h["path"], "health.path", "must start with /");
+    }
+  }
+  if (YAML::Node cb = root["circuit_breaker"]; cb.IsDefined() && !cb.IsNull()) {
+    const std::string p = "circuit_breaker";
+    if (CheckMap(cb, p, {"failure_threshold", "success_threshold", "open_ms", "half_open_requests",
+                         "slow_call_ms", "window_ms"})) {
+      auto& cc = c->circuit_breaker;
+      Uint(cb, "failure_threshold", p, &cc.failure_threshold, 1, 1000000);
+      Uint(cb, "success_threshold", p, &cc.success_threshold, 1, 1000000);
+      Uint(cb, "open_ms", p, &cc.open_ms, 1);
+      Uint(cb, "half_open_requests", p, &cc.half_open_requests, 1, 1000000);
+      Uint(cb, "slow_call_ms", p, &cc.slow_call_ms, 1);
+      Uint(cb, "window_ms", p, &cc.window_ms, 1);
+    }
+  }
+  if (YAML::Node r = root["routing"]; r.IsDefined() && !r.IsNull()) {
+    const std::string p = "routing";
+    if (CheckMap(r, p, {"w_waiting", "w_running", "w_kv", "w_latency", "w_error", "bounded_load",
+                        "prefix_bytes", "virtual_nodes", "hash_header", "adaptive_exploration",
+                        "adaptive_decay"})) {
+      auto& rc = c->routing;
+      Double(r, "w_waiting", p, &rc.w_waiting, 0, 1e6);
+      Double(r, "w_running", p, &rc.w_running, 0, 1e6);
+      Double(r, "w_kv", p, &rc.w_kv, 0, 1e6);
+      Double(r, "w_latency", p, &rc.w_latency, 0, 1e6);
+      Double(r, "w_error", p, &rc.w_error, 0, 1e6);
+      Double(r, "bounded_load", p, &rc.bounded_load, 1.0, 100.0);
+      Uint(r, "prefix_bytes", p, &rc.prefix_bytes, 1, 1 << 20);
+      Uint(r, "virtual_nodes", p, &rc.virtual_nodes, 1, 10000);
+      Str(r, "hash_header", p, &rc.hash_header);
+      Double(r, "adaptive_exploration", p, &rc.adaptive_exploration, 0.0, 1.0);
+      Double(r, "adaptive_decay", p, &rc.adaptive_decay, 0.0, 1.0);
+    }
+  }
+  if (YAML::Node ct = root["control"]; ct.IsDefined() && !ct.IsNull()) {
+    if (CheckMap(ct, "control", {"tick_ms", "heartbeat_ms", "ewma_alpha"})) {
+      Uint(ct, "tick_ms", "control", &c->control.tick_ms, 1, 60000);
+      Uint(ct, "heartbeat_ms", "control", &c->control.heartbeat_ms, 1);
+      Double(ct, "ewma_alpha", "control", &c->control.ewma_alpha, 0.001, 1.0);
+    }
+  }
+  if (YAML::Node f = root["fleet"]; f.IsDefined() && !f.IsNull()) {
+    if (CheckMap(f, "fleet", {"role", "controller", "agent_id"})) {
+      if (Str(f, "role", "fleet", &c->fleet.role) && c->fleet.role != "controller" &&
+          c->fleet.role != "agent")
+        Error(f["role"], "fleet.role", "must be controller or agent");
+      if (Str(f, "controller", "fleet", &c->fleet.controller) && !c->fleet.controller.empty()) {
+        std::string host, why;
+        uint16_t port;
+        if (!ParseHostPort(c->fleet.controller, &host, &port, &why, false))
+          Error(f["controller"], "fleet.controller", why);
+      }
+      Str(f, "agent_id", "fleet", &c->fleet.agent_id);
+    }
+  }
+  YAML::Node models = root["models"];
+  if (!models.IsDefined() || models.IsNull() || (models.IsSequence() && models.size() == 0)) {
+    Error(models.IsDefined() ? models : root, "models", "at least one model is required");
+  } else if (!models.IsSequence()) {
+    Error(models, "models", "must be a list");
+  } else {
+    for (size_t i = 0; i < models.size(); ++i) {
+      ModelConfig m;
+      ParseModel(models[i], "models[" + std::to_string(i) + "]", &m);
+      c->models.push_back(std::move(m));
+    }
+  }
+  CrossCheck(root, c);
+}
+
+}  // namespace
+
+ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
+  ConfigResult r;
+  r.config.source_file = std::string(filename);
+  r.config.source_text = std::string(yaml);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    r.errors.push_back({std::string(filename), e.mark.line + 1, "(syntax)", e.msg});
+    return r;
+  }
+  Parser p(filename, &r.errors);
+  try {
+    p.Parse(root, &r.config);
+  } catch (const YAML::Exception& e) {
+    r.errors.push_back({std::string(filename), e.mark.line + 1, "(yaml)", e.msg});
+  }
+  std::stable_sort(r.errors.begin(), r.errors.end(),
+                   [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
+  return r;
+}
+
+ConfigResult LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    ConfigResult r;
+    r.errors.push_back({path, 0, "(file)", std::string("cannot read: ") + std::strerror(errno)});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+}  // namespace llmgw

@@ -1,0 +1,204 @@
+// The YAML configuration shared by llmgw and llmcd, as typed structs with defaults, and
+// the loader/validator. Validation errors read `FILE:LINE: key.path: what is wrong` so an
+// operator can jump straight to the line. The schema is documented key by key in
+// docs/CONFIG.md; keep the two in step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgw {
+
+enum class Policy : uint8_t {
+  kRoundRobin = 0,
+  kWeightedRoundRobin,
+  kLeastConnections,
+  kLeastQueue,
+  kCapacity,
+  kP2cKv,
+  kConsistentHash,
+  kPrefixAffinity,
+  kAdaptive,
+  kCount
+};
+std::string_view PolicyName(Policy p);
+bool ParsePolicy(std::string_view s, Policy* out);
+
+// Which metric names the scraper reads from a backend's /metrics.
+enum class Engine : uint8_t { kAuto = 0, kVllm, kSglang, kTgi, kLlamaCpp, kTrtLlm, kCount };
+std::string_view EngineName(Engine e);
+bool ParseEngine(std::string_view s, Engine* out);
+
+// A parsed http://host:port URL. Only plain http is proxied by the data plane today.
+struct Url {
+  std::string scheme = "http";
+  std::string host;
+  uint16_t port = 80;
+  std::string path;  // base path prefix, usually empty
+};
+// Parses http://HOST[:PORT][/path]; returns false with a reason on anything else.
+bool ParseUrl(std::string_view s, Url* out, std::string* why);
+// Parses HOST:PORT (IPv4, [IPv6] or name); port 0 allowed when allow_zero_port.
+bool ParseHostPort(std::string_view s, std::string* host, uint16_t* port, std::string* why,
+                   bool allow_zero_port = true);
+
+struct TimeoutsConfig {
+  uint32_t connect_ms = 2000;
+  uint32_t first_byte_ms = 120000;
+  uint32_t idle_ms = 60000;
+  uint32_t total_ms = 600000;
+  uint32_t client_header_ms = 10000;  // whole request head must arrive within this
+  uint32_t client_body_ms = 60000;    // whole request body must arrive within this
+  uint32_t client_idle_ms = 75000;    // idle keep-alive client connection is closed after
+};
+
+struct RetriesConfig {
+  uint32_t max = 2;         // extra attempts after the first, across backends and fallbacks
+  uint32_t backoff_ms = 50; // base; doubles per attempt, with jitter
+};
+
+struct AccessLogConfig {
+  bool enabled = false;
+  std::string path;          // empty: stderr
+  double sample = 1.0;       // fraction of requests logged
+};
+
+struct AdmissionConfig {
+  uint32_t queue_size = 256;       // per data-plane thread
+  uint32_t queue_timeout_ms = 5000;
+  std::string priority_field = "priority";  // top-level JSON field read for priority
+};
+
+struct GatewayConfig {
+  std::string listen = "127.0.0.1:8080";
+  uint32_t threads = 0;                 // 0: one per core
+  uint64_t max_body_bytes = 8388608;
+  uint32_t max_header_bytes = 16384;
+  uint32_t max_connections = 65536;     // per process
+  uint32_t drain_ms = 30000;            // SIGTERM: how long in-flight requests may finish
+  TimeoutsConfig timeouts;
+  RetriesConfig retries;
+  AccessLogConfig access_log;
+  AdmissionConfig admission;
+};
+
+struct AdminConfig {
+  std::string grpc_listen = "127.0.0.1:9090";
+  std::string metrics_listen = "127.0.0.1:9100";
+  std::string token_file;  // empty: no auth, allowed only on loopback
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+struct HealthConfig {
+  uint32_t interval_ms = 2000;
+  uint32_t timeout_ms = 1000;
+  uint32_t unhealthy_after = 2;
+  uint32_t healthy_after = 2;
+  bool scrape_metrics = true;
+  uint32_t scrape_interval_ms = 1000;
+  std::string path = "/health";     // falls back to /v1/models when it answers 404
+  uint32_t metrics_stale_ms = 5000; // scraped signals older than this are not trusted
+  double passive_error_rate = 0.5;  // data-plane error rate that marks a backend unhealthy
+};
+
+struct CircuitBreakerConfig {
+  uint32_t failure_threshold = 5;
+  uint32_t success_threshold = 3;
+  uint32_t open_ms = 30000;
+  uint32_t half_open_requests = 3;
+  uint32_t slow_call_ms = 5000;
+  uint32_t window_ms = 10000;  // failures are counted within this sliding window
+};
+
+// Weights of the p2c_kv score and knobs of the hashing policies.
+struct RoutingConfig {
+  double w_waiting = 1.0;
+  double w_running = 0.3;
+  double w_kv = 4.0;
+  double w_latency = 0.001;   // per millisecond of EWMA latency
+  double w_error = 10.0;
+  double bounded_load = 1.25; // consistent_hash / prefix_affinity: max c x mean load
+  uint32_t prefix_bytes = 256;  // prefix_affinity: leading prompt bytes hashed
+  uint32_t virtual_nodes = 160;
+  std::string hash_header = "x-session-id";  // consistent_hash key; falls back to `user`
+  double adaptive_exploration = 0.1;
+  double adaptive_decay = 0.95;  // per tick, so the bandit follows change
+};
+
+struct ControlConfig {
+  uint32_t tick_ms = 100;        // publish cadence of llmcd
+  uint32_t heartbeat_ms = 1000;  // publish at least this often even when nothing changed
+  double ewma_alpha = 0.2;
+};
+
+struct FleetConfig {
+  std::string role = "controller";  // controller | agent
+  std::string controller;           // HOST:PORT of the controller (agent role)
+  std::string agent_id;             // default: hostname
+};
+
+struct BackendConfig {
+  std::string id;   // default: the URL
+  std::string url;
+  Url parsed;
+  uint32_t max_concurrent = 64;
+  double weight = 1.0;
+  Engine engine = Engine::kAuto;
+  int line = 0;
+};
+
+struct ModelConfig {
+  std::string name;
+  std::vector<std::string> aliases;
+  Policy policy = Policy::kLeastConnections;
+  std::vector<std::string> fallbacks;
+  std::vector<BackendConfig> backends;
+  int line = 0;
+};
+
+struct Config {
+  std::string instance = "default";
+  std::string log_level = "info";
+  GatewayConfig gateway;
+  AdminConfig admin;
+  HealthConfig health;
+  CircuitBreakerConfig circuit_breaker;
+  RoutingConfig routing;
+  ControlConfig control;
+  FleetConfig fleet;
+  std::vector<ModelConfig> models;
+
+  std::string source_file;  // where it was loaded from
+  std::string source_text;  // the YAML as read
+
+  const ModelConfig* FindModel(std::string_view name_or_alias) const;
+  std::string ShmName() const { return "/llmgw-" + instance; }
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+  std::string key;
+  std::string message;
+  std::string ToString() const;  // FILE:LINE: key: message
+};
+
+struct ConfigResult {
+  bool ok() const { return errors.empty(); }
+  Config config;
+  std::vector<ConfigError> errors;
+  std::string ErrorText() const;  // all errors, one per line
+};
+
+// Parses and validates YAML text. `filename` appears in error messages.
+ConfigResult ParseConfig(std::string_view yaml, std::string_view filename);
+// Reads the file and parses it.
+ConfigResult LoadConfigFile(const std::string& path);
+
+// Returns the closest candidate to `word` for "did you mean" hints, or empty.
+std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& candidates);
+
+}  // namespace llmgw

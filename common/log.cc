@@ -1,0 +1,148 @@
+// JSON-lines logger (see log.h): thread-local formatting buffer, one write(2) per line.
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace llmgw {
+namespace {
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+std::atomic<int> g_fd{2};
+char g_component[32] = "llmgw";
+
+constexpr std::string_view LevelName(LogLevel l) {
+  switch (l) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+    case LogLevel::kOff: return "off";
+  }
+  return "info";
+}
+
+size_t Append(char* buf, size_t len, size_t cap, std::string_view s) {
+  size_t n = s.size();
+  if (len + n > cap) n = cap > len ? cap - len : 0;
+  std::memcpy(buf + len, s.data(), n);
+  return len + n;
+}
+}  // namespace
+
+void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+LogLevel GetLogLevel() { return g_level.load(std::memory_order_relaxed); }
+void SetLogFd(int fd) { g_fd.store(fd, std::memory_order_relaxed); }
+void SetLogComponent(std::string_view name) {
+  size_t n = name.size() < sizeof(g_component) - 1 ? name.size() : sizeof(g_component) - 1;
+  std::memcpy(g_component, name.data(), n);
+  g_component[n] = 0;
+}
+
+bool ParseLogLevel(std::string_view s, LogLevel* out) {
+  for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError,
+                     LogLevel::kOff}) {
+    if (s == LevelName(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t JsonEscapeInto(char* buf, size_t len, size_t cap, std::string_view s) {
+  for (unsigned char c : s) {
+    if (len + 6 >= cap) break;
+    switch (c) {
+      case '"': buf[len++] = '\\'; buf[len++] = '"'; break;
+      case '\\': buf[len++] = '\\'; buf[len++] = '\\'; break;
+      case '\n': buf[len++] = '\\'; buf[len++] = 'n'; break;
+      case '\r': buf[len++] = '\\'; buf[len++] = 'r'; break;
+      case '\t': buf[len++] = '\\'; buf[len++] = 't'; break;
+      default:
+        if (c < 0x20) {
+          len += std::snprintf(buf + len, cap - len, "\\u%04x", c);
+        } else {
+          buf[len++] = static_cast<char>(c);
+        }
+    }
+  }
+  return len;
+}
+
+size_t FormatLogLine(char* buf, size_t cap, LogLevel level, std::string_view msg,
+                     std::initializer_list<LogField> fields, std::string_view request_id) {
+  if (cap < 64) return 0;
+  size_t limit = cap - 3;  // room for "}\n"
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t len = static_cast<size_t>(std::snprintf(
+      buf, cap, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"",
+      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+      ts.tv_nsec / 1000, LevelName(level).data(), g_component));
+  len = JsonEscapeInto(buf, len, limit, msg);
+  len = Append(buf, len, limit, "\"");
+  if (!request_id.empty()) {
+    len = Append(buf, len, limit, ",\"request_id\":\"");
+    len = JsonEscapeInto(buf, len, limit, request_id);
+    len = Append(buf, len, limit, "\"");
+  }
+  for (const LogField& f : fields) {
+    len = Append(buf, len, limit, ",\"");
+    len = JsonEscapeInto(buf, len, limit, f.key);
+    len = Append(buf, len, limit, "\":");
+    char num[40];
+    int n = 0;
+    switch (f.type) {
+      case LogField::Type::kStr:
+        len = Append(buf, len, limit, "\"");
+        len = JsonEscapeInto(buf, len, limit, f.s);
+        len = Append(buf, len, limit, "\"");
+        break;
+      case LogField::Type::kInt:
+        n = std::snprintf(num, sizeof(num), "%" PRId64, f.i);
+        len = Append(buf, len, limit, std::string_view(num, n));
+        break;
+      case LogField::Type::kUint:
+        n = std::snprintf(num, sizeof(num), "%" PRIu64, f.u);
+        len = Append(buf, len, limit, std::string_view(num, n));
+        break;
+      case LogField::Type::kDouble:
+        n = std::snprintf(num, sizeof(num), "%.6g", f.d);
+        len = Append(buf, len, limit, std::string_view(num, n));
+        break;
+      case LogField::Type::kBool:
+        len = Append(buf, len, limit, f.b ? "true" : "false");
+        break;
+    }
+  }
+  buf[len++] = '}';
+  buf[len++] = '\n';
+  return len;
+}
+
+void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields,
+         std::string_view request_id) {
+  if (level < GetLogLevel() || level == LogLevel::kOff) return;
+  thread_local char buf[4096];
+  size_t len = FormatLogLine(buf, sizeof(buf), level, msg, fields, request_id);
+  int fd = g_fd.load(std::memory_order_relaxed);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = ::write(fd, buf + off, len - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    off += static_cast<size_t>(w);
+  }
+}
+
+}  // namespace llmgw

@@ -1,0 +1,403 @@
+// Shared-memory object lifecycle, the seqlock snapshot double buffer and stats slots
+// (see shm.h and shm_layout.h for the contract).
+//
+// Snapshot copies use relaxed 8-byte atomic loads/stores instead of memcpy: a seqlock
+// reader races with the writer by design, and word-wise atomics keep that race defined
+// (and quiet under TSan) while costing about the same as memcpy.
+#include "common/shm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "common/log.h"
+
+namespace llmgw::shm {
+
+uint64_t NowUnixMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+bool PidAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+void Unlink(const std::string& name) { ::shm_unlink(name.c_str()); }
+
+namespace {
+
+constexpr int kOpenAttempts = 5;
+
+bool AnyOtherLivePid(const ShmHeader& h) {
+  pid_t self = ::getpid();
+  for (const auto& a : h.attached) {
+    auto pid = static_cast<pid_t>(a.load(std::memory_order_acquire));
+    if (pid != 0 && pid != self && PidAlive(pid)) return true;
+  }
+  return false;
+}
+
+void RegisterPid(ShmHeader& h) {
+  uint64_t self = static_cast<uint64_t>(::getpid());
+  for (auto& a : h.attached)
+    if (a.load() == self) return;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto& a : h.attached) {
+      uint64_t cur = a.load();
+      bool free = cur == 0 || (pass == 1 && !PidAlive(static_cast<pid_t>(cur)));
+      if (free && a.compare_exchange_strong(cur, self)) return;
+    }
+  }
+  // Table full of live pids: the object still works, we just cannot be counted for cleanup.
+  LOG_WARN("shm attach table full; this process will not take part in cleanup");
+}
+
+void UnregisterPid(ShmHeader& h) {
+  uint64_t self = static_cast<uint64_t>(::getpid());
+  for (auto& a : h.attached) {
+    uint64_t cur = self;
+    a.compare_exchange_strong(cur, 0);
+  }
+}
+
+void InitHeader(ShmRegion* r) {
+  ShmHeader& h = r->header;
+  h.abi_version = kShmAbiVersion;
+  h.total_size = sizeof(ShmRegion);
+  h.snapshot_size = sizeof(Snapshot);
+  h.stats_slot_size = sizeof(StatsSlot);
+  h.max_backends = kMaxBackends;
+  h.max_models = kMaxModels;
+  h.max_stats_slots = kMaxStatsSlots;
+  h.hist_buckets = kHistBuckets;
+  h.generation.store(0, std::memory_order_relaxed);
+  h.magic.store(kShmMagic, std::memory_order_release);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ShmObject>> ShmObject::Open(const std::string& name) {
+  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos)
+    return Error(ErrorKind::kShm, ErrorSide::kInternal, false,
+                 "shm name '%s' must look like /name", name.c_str());
+  const size_t size = sizeof(ShmRegion);
+  for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
+    int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) {
+      if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+        int e = errno;
+        ::close(fd);
+        ::shm_unlink(name.c_str());
+        return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "ftruncate %s to %zu: %s",
+                     name.c_str(), size, std::strerror(e));
+      }
+      void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      ::close(fd);
+      if (p == MAP_FAILED)
+        return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "mmap %s: %s", name.c_str(),
+                     std::strerror(errno));
+      auto* r = static_cast<ShmRegion*>(p);
+      RegisterPid(r->header);
+      InitHeader(r);
+      return std::unique_ptr<ShmObject>(new ShmObject(name, r, true));
+    }
+    if (errno != EEXIST)
+      return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "shm_open %s: %s", name.c_str(),
+                   std::strerror(errno));
+    fd = ::shm_open(name.c_str(), O_RDWR, 0600);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;  // removed between our two opens: try to create again
+      return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "shm_open %s: %s", name.c_str(),
+                   std::strerror(errno));
+    }
+    // The creator may still be sizing and initialising it; give it a moment.
+    struct stat st {};
+    bool ready = false;
+    for (int i = 0; i < 200; ++i) {
+      if (::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(ShmHeader)) {
+        ready = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    size_t map_size = ready ? static_cast<size_t>(st.st_size) : 0;
+    if (!ready) {
+      ::close(fd);
+      LOG_WARN("removing a stale, never-initialised shm object", {{"name", name}});
+      ::shm_unlink(name.c_str());
+      continue;
+    }
+    void* p = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED)
+      return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "mmap %s: %s", name.c_str(),
+                   std::strerror(errno));
+    auto* h = static_cast<ShmHeader*>(p);
+    bool magic_ok = false;
+    for (int i = 0; i < 200; ++i) {
+      if (h->magic.load(std::memory_order_acquire) == kShmMagic) {
+        magic_ok = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    bool layout_ok = magic_ok && h->abi_version == kShmAbiVersion && h->total_size == size &&
+                     map_size == size && h->snapshot_size == sizeof(Snapshot) &&
+                     h->stats_slot_size == sizeof(StatsSlot);
+    if (layout_ok) {
+      auto* r = static_cast<ShmRegion*>(p);
+      RegisterPid(r->header);
+      return std::unique_ptr<ShmObject>(new ShmObject(name, r, false));
+    }
+    bool in_use = magic_ok && map_size >= sizeof(ShmHeader) && AnyOtherLivePid(*h);
+    uint32_t abi = magic_ok ? h->abi_version : 0;
+    uint64_t their_size = magic_ok ? h->total_size : map_size;
+    ::munmap(p, map_size);
+    if (in_use)
+      return Error(ErrorKind::kShm, ErrorSide::kInternal, false,
+                   "shm %s has ABI v%u (%llu bytes) but this binary needs v%u (%zu bytes) and it "
+                   "is in use by a live process; stop it or use another instance name",
+                   name.c_str(), abi, static_cast<unsigned long long>(their_size), kShmAbiVersion, size);
+    LOG_WARN("removing a stale shm object with another layout",
+             {{"name", name}, {"abi", abi}, {"size", their_size}});
+    ::shm_unlink(name.c_str());
+  }
+  return Error(ErrorKind::kShm, ErrorSide::kInternal, false,
+               "could not create or attach shm %s after %d attempts", name.c_str(), kOpenAttempts);
+}
+
+ShmObject::~ShmObject() { Close(); }
+
+void ShmObject::Close() {
+  if (closed_) return;
+  closed_ = true;
+  UnregisterPid(region_->header);
+  bool last = !AnyOtherLivePid(region_->header);
+  ::munmap(region_, sizeof(ShmRegion));
+  if (last) ::shm_unlink(name_.c_str());
+}
+
+// ---- snapshot ---------------------------------------------------------------------------
+
+namespace {
+inline size_t Words(size_t bytes) { return (bytes + 7) / 8; }
+
+void StoreWords(void* dst, const void* src, size_t bytes) {
+  auto* d = static_cast<uint64_t*>(dst);
+  const auto* s = static_cast<const uint64_t*>(src);
+  for (size_t i = 0, n = Words(bytes); i < n; ++i) __atomic_store_n(d + i, s[i], __ATOMIC_RELAXED);
+}
+void LoadWords(void* dst, const void* src, size_t bytes) {
+  auto* d = static_cast<uint64_t*>(dst);
+  const auto* s = static_cast<const uint64_t*>(src);
+  for (size_t i = 0, n = Words(bytes); i < n; ++i)
+    d[i] = __atomic_load_n(const_cast<uint64_t*>(s + i), __ATOMIC_RELAXED);
+}
+}  // namespace
+
+SnapshotWriter::SnapshotWriter(ShmRegion* r) : r_(r) {
+  r_->header.writer_pid.store(static_cast<uint64_t>(::getpid()), std::memory_order_relaxed);
+}
+
+void SnapshotWriter::Heartbeat() {
+  r_->header.writer_heartbeat_unix_ms.store(NowUnixMs(), std::memory_order_release);
+}
+
+uint64_t SnapshotWriter::Publish(Snapshot* s) {
+  ShmHeader& h = r_->header;
+  uint64_t next = h.generation.load(std::memory_order_relaxed) + 1;
+  if (s->num_backends > kMaxBackends) s->num_backends = kMaxBackends;
+  if (s->num_models > kMaxModels) s->num_models = kMaxModels;
+  s->generation = next;
+  s->published_unix_ms = NowUnixMs();
+  s->checksum = SnapshotChecksum(*s);
+  SnapshotBuffer& b = r_->buffers[next & 1];
+  uint64_t seq = b.seq.load(std::memory_order_relaxed);
+  b.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  StoreWords(&b.snap, s, offsetof(Snapshot, limits));
+  ForEachUsedRange(s->num_models, s->num_backends, [&](size_t off, size_t len) {
+    StoreWords(reinterpret_cast<char*>(&b.snap) + off, reinterpret_cast<const char*>(s) + off, len);
+  });
+  b.seq.store(seq + 2, std::memory_order_release);
+  h.generation.store(next, std::memory_order_release);
+  Heartbeat();
+  return next;
+}
+
+bool SnapshotReader::Refresh(Snapshot* out) {
+  const ShmHeader& h = r_->header;
+  for (;;) {
+    uint64_t g = h.generation.load(std::memory_order_acquire);
+    if (g == 0) return false;
+    const SnapshotBuffer& b = r_->buffers[g & 1];
+    uint64_t s1 = b.seq.load(std::memory_order_acquire);
+    if (s1 & 1) {
+      ++torn_;
+      continue;
+    }
+    // Header first, to learn how many rows are worth copying.
+    LoadWords(out, &b.snap, offsetof(Snapshot, limits));
+    uint32_t nb = out->num_backends <= kMaxBackends ? out->num_backends : kMaxBackends;
+    uint32_t nm = out->num_models <= kMaxModels ? out->num_models : kMaxModels;
+    ForEachUsedRange(nm, nb, [&](size_t off, size_t len) {
+      LoadWords(reinterpret_cast<char*>(out) + off, reinterpret_cast<const char*>(&b.snap) + off, len);
+    });
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (b.seq.load(std::memory_order_relaxed) != s1) {
+      ++torn_;
+      continue;
+    }
+    out->num_backends = nb;
+    out->num_models = nm;
+    last_ = out->generation;
+    return true;
+  }
+}
+
+// ---- stats ------------------------------------------------------------------------------
+
+namespace {
+void ResetGauges(StatsSlot* s) {
+  Set(s->active_requests, 0);
+  Set(s->connections_open, 0);
+  for (auto& m : s->models) Set(m.active, 0);
+  for (auto& b : s->backends) Set(b.in_flight, 0);
+}
+}  // namespace
+
+StatsSlot* ClaimStatsSlot(ShmRegion* r, uint32_t thread_index, Error* err) {
+  uint64_t me = (static_cast<uint64_t>(::getpid()) << 32) | thread_index;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto& slot : r->slots) {
+      uint64_t cur = slot.owner.load(std::memory_order_acquire);
+      bool take = cur == 0 || (pass == 1 && !PidAlive(static_cast<pid_t>(cur >> 32)));
+      if (take && slot.owner.compare_exchange_strong(cur, me, std::memory_order_acq_rel)) {
+        ResetGauges(&slot);
+        slot.heartbeat_unix_ms.store(NowUnixMs(), std::memory_order_relaxed);
+        return &slot;
+      }
+    }
+  }
+  if (err)
+    *err = Error(ErrorKind::kShm, ErrorSide::kInternal, false,
+                 "all %u stats slots are taken by live threads", kMaxStatsSlots);
+  return nullptr;
+}
+
+void ReleaseStatsSlot(StatsSlot* slot) {
+  if (!slot) return;
+  ResetGauges(slot);
+  slot->owner.store(0, std::memory_order_release);
+}
+
+void HistogramTotals::Add(const Histogram& h) {
+  for (uint32_t i = 0; i < kHistBuckets; ++i) buckets[i] += h.buckets[i].load(std::memory_order_relaxed);
+  sum_us += h.sum_us.load(std::memory_order_relaxed);
+  count += h.count.load(std::memory_order_relaxed);
+}
+
+double HistogramTotals::QuantileUs(double q) const {
+  uint64_t total = 0;
+  for (uint64_t b : buckets) total += b;
+  if (total == 0) return 0;
+  double rank = q * static_cast<double>(total);
+  uint64_t seen = 0;
+  for (uint32_t i = 0; i < kHistBuckets; ++i) {
+    uint64_t prev = seen;
+    seen += buckets[i];
+    if (static_cast<double>(seen) >= rank && buckets[i] > 0) {
+      double lo = i == 0 ? 0 : static_cast<double>(kHistBoundsUs[i - 1]);
+      double hi = i < kHistBuckets - 1 ? static_cast<double>(kHistBoundsUs[i]) : lo * 2;
+      double frac = (rank - static_cast<double>(prev)) / static_cast<double>(buckets[i]);
+      return lo + (hi - lo) * frac;  // linear inside the bucket, as Prometheus does
+    }
+  }
+  return static_cast<double>(kHistBoundsUs[kHistBuckets - 2]);
+}
+
+uint64_t BackendTotals::ErrorsTotal() const {
+  uint64_t t = 0;
+  for (uint64_t e : errors) t += e;
+  return t;
+}
+
+uint64_t ModelTotals::RequestsTotal() const {
+  uint64_t t = 0;
+  for (uint64_t c : requests_by_code) t += c;
+  return t;
+}
+
+void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64_t dead_after_ms,
+              StatsTotals* out) {
+  if (num_backends > kMaxBackends) num_backends = kMaxBackends;
+  *out = StatsTotals();
+  out->models.resize(kMaxModels);
+  out->backends.resize(num_backends);
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  for (const StatsSlot& s : r.slots) {
+    uint64_t owner = ld(s.owner);
+    uint64_t hb = ld(s.heartbeat_unix_ms);
+    if (owner != 0) {
+      ++out->claimed_slots;
+      if (PidAlive(static_cast<pid_t>(owner >> 32)) && now_ms - hb <= dead_after_ms) ++out->live_threads;
+      if (hb > out->newest_heartbeat_ms) out->newest_heartbeat_ms = hb;
+    }
+    if (hb == 0) continue;  // never used
+    out->requests_total += ld(s.requests_total);
+    out->active_requests += ld(s.active_requests);
+    out->connections_open += ld(s.connections_open);
+    out->connections_total += ld(s.connections_total);
+    out->bytes_in += ld(s.bytes_in);
+    out->bytes_out += ld(s.bytes_out);
+    out->retries += ld(s.retries);
+    out->admission_queued += ld(s.admission_queued);
+    out->admission_rejected += ld(s.admission_rejected);
+    for (int i = 0; i < 32; ++i) out->errors_by_kind[i] += ld(s.errors_by_kind[i]);
+    out->latency.Add(s.latency);
+    out->ttft.Add(s.ttft);
+    out->inter_token.Add(s.inter_token);
+    for (uint32_t m = 0; m < kMaxModels; ++m) {
+      const ModelStats& ms = s.models[m];
+      ModelTotals& mt = out->models[m];
+      for (uint32_t c = 0; c < kNumStatusCodes; ++c) mt.requests_by_code[c] += ld(ms.requests_by_code[c]);
+      mt.prompt_tokens += ld(ms.prompt_tokens);
+      mt.completion_tokens += ld(ms.completion_tokens);
+      mt.retries += ld(ms.retries);
+      mt.fallbacks += ld(ms.fallbacks);
+      mt.rejected += ld(ms.rejected);
+      mt.active += ld(ms.active);
+    }
+    for (uint32_t b = 0; b < num_backends; ++b) {
+      const BackendStats& bs = s.backends[b];
+      BackendTotals& bt = out->backends[b];
+      uint64_t key = ld(bs.key);
+      if (key != 0) bt.key = key;
+      bt.requests += ld(bs.requests);
+      bt.successes += ld(bs.successes);
+      for (size_t e = 0; e < static_cast<size_t>(UpstreamErr::kCount); ++e) bt.errors[e] += ld(bs.errors[e]);
+      bt.in_flight += ld(bs.in_flight);
+      bt.picks += ld(bs.picks);
+      bt.bytes_in += ld(bs.bytes_in);
+      bt.bytes_out += ld(bs.bytes_out);
+      bt.prompt_tokens += ld(bs.prompt_tokens);
+      bt.completion_tokens += ld(bs.completion_tokens);
+      bt.slow_calls += ld(bs.slow_calls);
+      bt.upstream_connects += ld(bs.upstream_connects);
+      bt.latency.Add(bs.latency);
+      bt.ttft.Add(bs.ttft);
+    }
+  }
+}
+
+}  // namespace llmgw::shm

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Configures and builds llmgw with Ninja into build/ (or $BUILD_DIR). Extra arguments go
+# to cmake, e.g. scripts/build.sh -DLLMGW_SANITIZE=address.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build}"
+cmake -S . -B "$BUILD_DIR" -G Ninja "$@" >/dev/null
+ninja -C "$BUILD_DIR" -j"$(nproc)"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package llmgw needs to build, test and benchmark. Idempotent;
+# works as root or through sudo. Nothing is vendored and nothing is downloaded at build time.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+PACKAGES=(
+  # build
+  cmake ninja-build g++ ccache pkg-config
+  # libraries
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
+  googletest libgmock-dev
+  # tests and benchmarks
+  curl wrk nginx-light haproxy gnuplot-nox
+  # fuzzing and sanitizers
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,236 @@
+// Config parsing and validation: the DESIGN.md example parses to the expected values, and
+// each broken config is rejected with the right FILE:LINE and key path.
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace llmgw {
+namespace {
+
+TEST(ConfigTest, DesignExampleParsesToExpectedValues) {
+  ConfigResult r = LoadConfigFile("deploy/examples/design-example.yaml");
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  const Config& c = r.config;
+  EXPECT_EQ(c.instance, "default");
+  EXPECT_EQ(c.ShmName(), "/llmgw-default");
+  EXPECT_EQ(c.gateway.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.gateway.threads, 0u);
+  EXPECT_EQ(c.gateway.max_body_bytes, 8388608u);
+  EXPECT_EQ(c.gateway.timeouts.connect_ms, 2000u);
+  EXPECT_EQ(c.gateway.timeouts.first_byte_ms, 120000u);
+  EXPECT_EQ(c.gateway.timeouts.idle_ms, 60000u);
+  EXPECT_EQ(c.gateway.timeouts.total_ms, 600000u);
+  EXPECT_EQ(c.gateway.retries.max, 2u);
+  EXPECT_EQ(c.gateway.retries.backoff_ms, 50u);
+  EXPECT_EQ(c.admin.grpc_listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.admin.metrics_listen, "127.0.0.1:9100");
+  EXPECT_EQ(c.admin.token_file, "");
+  EXPECT_EQ(c.health.interval_ms, 2000u);
+  EXPECT_EQ(c.health.timeout_ms, 1000u);
+  EXPECT_EQ(c.health.unhealthy_after, 2u);
+  EXPECT_EQ(c.health.healthy_after, 2u);
+  EXPECT_TRUE(c.health.scrape_metrics);
+  EXPECT_EQ(c.circuit_breaker.failure_threshold, 5u);
+  EXPECT_EQ(c.circuit_breaker.success_threshold, 3u);
+  EXPECT_EQ(c.circuit_breaker.open_ms, 30000u);
+  EXPECT_EQ(c.circuit_breaker.half_open_requests, 3u);
+  EXPECT_EQ(c.circuit_breaker.slow_call_ms, 5000u);
+  ASSERT_EQ(c.models.size(), 1u);
+  const ModelConfig& m = c.models[0];
+  EXPECT_EQ(m.name, "llama-3.1-8b");
+  ASSERT_EQ(m.aliases.size(), 1u);
+  EXPECT_EQ(m.aliases[0], "default");
+  EXPECT_EQ(m.policy, Policy::kP2cKv);
+  EXPECT_TRUE(m.fallbacks.empty());
+  ASSERT_EQ(m.backends.size(), 2u);
+  EXPECT_EQ(m.backends[0].url, "http://127.0.0.1:8001");
+  EXPECT_EQ(m.backends[0].id, "http://127.0.0.1:8001");
+  EXPECT_EQ(m.backends[0].parsed.host, "127.0.0.1");
+  EXPECT_EQ(m.backends[0].parsed.port, 8001);
+  EXPECT_EQ(m.backends[0].max_concurrent, 16u);
+  EXPECT_DOUBLE_EQ(m.backends[0].weight, 1.0);
+  EXPECT_EQ(m.backends[1].parsed.port, 8002);
+  EXPECT_EQ(c.FindModel("default"), &c.models[0]);
+  EXPECT_EQ(c.FindModel("nope"), nullptr);
+}
+
+TEST(ConfigTest, DefaultsApplyWhenSectionsAreMissing) {
+  ConfigResult r = ParseConfig(
+      "models:\n  - name: m\n    backends:\n      - url: http://10.1.2.3:8000/base/\n", "min.yaml");
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  EXPECT_EQ(r.config.instance, "default");
+  EXPECT_EQ(r.config.gateway.retries.max, 2u);
+  EXPECT_EQ(r.config.models[0].policy, Policy::kLeastConnections);
+  EXPECT_EQ(r.config.models[0].backends[0].parsed.path, "/base");
+  EXPECT_EQ(r.config.models[0].backends[0].max_concurrent, 64u);
+}
+
+TEST(ConfigTest, UrlParsing) {
+  Url u;
+  std::string why;
+  EXPECT_TRUE(ParseUrl("http://host", &u, &why));
+  EXPECT_EQ(u.port, 80);
+  EXPECT_TRUE(ParseUrl("http://[::1]:9000", &u, &why)) << why;
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.port, 9000);
+  EXPECT_FALSE(ParseUrl("ftp://x", &u, &why));
+  EXPECT_FALSE(ParseUrl("http://:80", &u, &why));
+  EXPECT_FALSE(ParseUrl("http://h:99999", &u, &why));
+  EXPECT_FALSE(ParseUrl("http://h:0", &u, &why));
+}
+
+TEST(ConfigTest, DidYouMean) {
+  EXPECT_EQ(DidYouMean("timeout", {"timeouts", "retries"}), "timeouts");
+  EXPECT_EQ(DidYouMean("zzzzzzzz", {"timeouts", "retries"}), "");
+}
+
+struct BadCase {
+  const char* name;
+  const char* yaml;
+  int line;
+  const char* key;
+  const char* message;
+};
+
+constexpr const char* kModels =
+    "models:\n"
+    "  - name: m\n"
+    "    backends:\n"
+    "      - url: http://127.0.0.1:8001\n";
+
+std::string WithModels(const std::string& head) { return head + kModels; }
+
+class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfigTest, RejectedWithLineAndKey) {
+  const BadCase& c = GetParam();
+  ConfigResult r = ParseConfig(c.yaml, "bad.yaml");
+  ASSERT_FALSE(r.ok()) << c.name << " was accepted";
+  bool found = false;
+  for (const auto& e : r.errors) {
+    if (e.line == c.line && e.key == c.key && e.message.find(c.message) != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found) << c.name << ": expected bad.yaml:" << c.line << ": " << c.key << ": ..." << c.message
+                     << "...\ngot:\n" << r.ErrorText();
+  std::string first = r.errors[0].ToString();
+  EXPECT_EQ(first.rfind("bad.yaml:", 0), 0u) << first;
+}
+
+const std::string kUnknownTop = WithModels("instanse: x\n");
+const std::string kUnknownGateway = WithModels("gateway:\n  listen: 127.0.0.1:1\n  timeout: {}\n");
+const std::string kWrongTypeThreads = WithModels("gateway:\n  threads: many\n");
+const std::string kNegativeDuration = WithModels("gateway:\n  timeouts:\n    connect_ms: -5\n");
+const std::string kZeroDuration = WithModels("gateway:\n  timeouts: { idle_ms: 0 }\n");
+const std::string kZeroInterval = WithModels("health:\n  interval_ms: 0\n");
+const std::string kBadListen = WithModels("gateway:\n  listen: localhost\n");
+const std::string kBadBool = WithModels("health:\n  scrape_metrics: maybe\n");
+const std::string kBadRetries = WithModels("gateway:\n  retries: { max: 50 }\n");
+const std::string kBadSample = WithModels("gateway:\n  access_log: { sample: 2 }\n");
+const std::string kUnknownCb = WithModels("circuit_breaker:\n  failure_treshold: 3\n");
+const std::string kBadInstance = WithModels("instance: \"a/b\"\n");
+const std::string kBadLogLevel = WithModels("log_level: loud\n");
+const std::string kBadHealthPath = WithModels("health:\n  path: health\n");
+const std::string kTls = WithModels("admin:\n  tls_cert_file: /c.pem\n");
+const std::string kBadGrpcListen = WithModels("admin:\n  grpc_listen: 127.0.0.1:http\n");
+const std::string kBadFleet = WithModels("fleet:\n  role: boss\n");
+const std::string kAgentNoController = WithModels("fleet:\n  role: agent\n");
+const std::string kBoundedLoad = WithModels("routing:\n  bounded_load: 0.5\n");
+
+const BadCase kBadCases[] = {
+    {"empty", "", 1, "(root)", "config is empty"},
+    {"syntax", "models: [\n  - name: x\n", 2, "(syntax)", "illegal block entry"},
+    {"root not map", "- a\n- b\n", 1, "", "must be a mapping"},
+    {"unknown top key", kUnknownTop.c_str(), 1, "instanse", "did you mean 'instance'"},
+    {"unknown gateway key", kUnknownGateway.c_str(), 3, "gateway.timeout", "did you mean 'timeouts'"},
+    {"wrong type", kWrongTypeThreads.c_str(), 2, "gateway.threads", "whole number"},
+    {"negative duration", kNegativeDuration.c_str(), 3, "gateway.timeouts.connect_ms", "negative"},
+    {"zero duration", kZeroDuration.c_str(), 2, "gateway.timeouts.idle_ms", "greater than zero"},
+    {"zero interval", kZeroInterval.c_str(), 2, "health.interval_ms", "greater than zero"},
+    {"bad listen", kBadListen.c_str(), 2, "gateway.listen", "HOST:PORT"},
+    {"bad bool", kBadBool.c_str(), 2, "health.scrape_metrics", "true or false"},
+    {"retries too many", kBadRetries.c_str(), 2, "gateway.retries.max", "at most 10"},
+    {"sample range", kBadSample.c_str(), 2, "gateway.access_log.sample", "between 0 and 1"},
+    {"unknown cb key", kUnknownCb.c_str(), 2, "circuit_breaker.failure_treshold", "did you mean 'failure_threshold'"},
+    {"bad instance", kBadInstance.c_str(), 1, "instance", "A-Za-z0-9"},
+    {"bad log level", kBadLogLevel.c_str(), 1, "log_level", "one of"},
+    {"health path", kBadHealthPath.c_str(), 2, "health.path", "must start with /"},
+    {"tls half", kTls.c_str(), 2, "admin.tls_cert_file", "go together"},
+    {"grpc listen port", kBadGrpcListen.c_str(), 2, "admin.grpc_listen", "port must be a number"},
+    {"fleet role", kBadFleet.c_str(), 2, "fleet.role", "controller or agent"},
+    {"agent needs controller", kAgentNoController.c_str(), 2, "fleet.controller", "required"},
+    {"bounded load", kBoundedLoad.c_str(), 2, "routing.bounded_load", "between 1 and 100"},
+    {"no models", "instance: x\n", 1, "models", "at least one model"},
+    {"empty models", "models: []\n", 1, "models", "at least one model"},
+    {"models not list", "models: {a: 1}\n", 1, "models", "must be a list"},
+    {"model without name", "models:\n  - backends:\n      - url: http://h:1\n", 2, "models[0].name", "required"},
+    {"model without backends", "models:\n  - name: m\n", 2, "models[0].backends", "at least one backend"},
+    {"empty backends", "models:\n  - name: m\n    backends: []\n", 3, "models[0].backends", "at least one backend"},
+    {"unknown policy", "models:\n  - name: m\n    policy: p2c\n    backends: [{url: http://h:1}]\n", 3,
+     "models[0].policy", "unknown policy 'p2c'"},
+    {"policy typo hint", "models:\n  - name: m\n    policy: round_robbin\n    backends: [{url: http://h:1}]\n", 3,
+     "models[0].policy", "did you mean 'round_robin'"},
+    {"malformed url", "models:\n  - name: m\n    backends:\n      - url: 127.0.0.1:8000\n", 4,
+     "models[0].backends[0].url", "must start with http://"},
+    {"url bad port", "models:\n  - name: m\n    backends:\n      - url: http://h:70000\n", 4,
+     "models[0].backends[0].url", "port out of range"},
+    {"https url", "models:\n  - name: m\n    backends:\n      - url: https://h:1\n", 4,
+     "models[0].backends[0].url", "https"},
+    {"backend without url", "models:\n  - name: m\n    backends:\n      - weight: 1\n", 4,
+     "models[0].backends[0].url", "required"},
+    {"duplicate backend",
+     "models:\n  - name: m\n    backends:\n      - url: http://h:1\n      - url: http://h:1\n", 5,
+     "models[0].backends[1]", "duplicate backend"},
+    {"duplicate backend across models",
+     "models:\n  - name: a\n    backends: [{url: http://h:1}]\n  - name: b\n    backends: [{url: http://h:1}]\n", 5,
+     "models[1].backends[0]", "duplicate backend"},
+    {"zero max_concurrent", "models:\n  - name: m\n    backends:\n      - {url: http://h:1, max_concurrent: 0}\n", 4,
+     "models[0].backends[0].max_concurrent", "greater than zero"},
+    {"negative weight", "models:\n  - name: m\n    backends:\n      - {url: http://h:1, weight: -1}\n", 4,
+     "models[0].backends[0].weight", "between 0"},
+    {"unknown engine", "models:\n  - name: m\n    backends:\n      - {url: http://h:1, engine: vlm}\n", 4,
+     "models[0].backends[0].engine", "did you mean 'vllm'"},
+    {"unknown backend key", "models:\n  - name: m\n    backends:\n      - {url: http://h:1, wieght: 2}\n", 4,
+     "models[0].backends[0].wieght", "did you mean 'weight'"},
+    {"unknown fallback",
+     "models:\n  - name: m\n    fallbacks: [lama]\n    backends: [{url: http://h:1}]\n  - name: llama\n    backends: [{url: http://h:2}]\n",
+     3, "models[0].fallbacks[0]", "did you mean 'llama'"},
+    {"self fallback", "models:\n  - name: m\n    fallbacks: [m]\n    backends: [{url: http://h:1}]\n", 3,
+     "models[0].fallbacks[0]", "itself"},
+    {"duplicate model",
+     "models:\n  - name: m\n    backends: [{url: http://h:1}]\n  - name: m\n    backends: [{url: http://h:2}]\n", 4,
+     "models[1].name", "duplicate model"},
+    {"alias clash",
+     "models:\n  - name: a\n    backends: [{url: http://h:1}]\n  - name: b\n    aliases: [a]\n    backends: [{url: http://h:2}]\n",
+     5, "models[1].aliases[0]", "already used"},
+    {"aliases not list", "models:\n  - name: m\n    aliases: x\n    backends: [{url: http://h:1}]\n", 3,
+     "models[0].aliases", "list of strings"},
+    {"unknown model key", "models:\n  - name: m\n    polcy: p2c_kv\n    backends: [{url: http://h:1}]\n", 3,
+     "models[0].polcy", "did you mean 'policy'"},
+};
+
+INSTANTIATE_TEST_SUITE_P(All, BadConfigTest, ::testing::ValuesIn(kBadCases),
+                         [](const ::testing::TestParamInfo<BadCase>& i) {
+                           std::string n;
+                           for (const char* p = i.param.name; *p; ++p)
+                             n += std::isalnum(static_cast<unsigned char>(*p)) ? *p : '_';
+                           return n;
+                         });
+
+TEST(ConfigTest, ReportsEveryErrorNotJustTheFirst) {
+  ConfigResult r = ParseConfig(
+      "gateway:\n  threads: x\n  listen: nope\nmodels:\n  - name: m\n    policy: zz\n    backends: [{url: ftp://h}]\n",
+      "multi.yaml");
+  EXPECT_GE(r.errors.size(), 4u) << r.ErrorText();
+}
+
+TEST(ConfigTest, MissingFileIsAClearError) {
+  ConfigResult r = LoadConfigFile("/nonexistent/llmgw.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.ErrorText().find("/nonexistent/llmgw.yaml:0: (file): cannot read"), std::string::npos)
+      << r.ErrorText();
+}
+
+}  // namespace
+}  // namespace llmgw

@@ -1,0 +1,299 @@
+// Shared-memory contract: torn snapshots are never accepted (threads and a forked
+// process read while a writer publishes 100,000 snapshots), ABI mismatches are refused
+// while in use and replaced when stale, stats slots sum correctly, cleanup unlinks.
+#include "common/shm.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace llmgw::shm {
+namespace {
+
+std::string TestName(const char* tag) {
+  return "/llmgw-test-" + std::string(tag) + "-" + std::to_string(::getpid());
+}
+
+bool ShmExists(const std::string& name) {
+  int fd = ::shm_open(name.c_str(), O_RDONLY, 0);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+// Fills a snapshot with data derived from a seed so any mix of two snapshots is detected.
+void Fill(Snapshot* s, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  s->num_backends = 1 + static_cast<uint32_t>(rng() % 48);
+  s->num_models = 1 + static_cast<uint32_t>(rng() % 4);
+  s->limits.max_body_bytes = rng();
+  s->limits.connect_ms = static_cast<uint32_t>(seed);
+  for (uint32_t m = 0; m < s->num_models; ++m) {
+    std::snprintf(s->models[m].name, kNameLen, "model-%llu-%u", static_cast<unsigned long long>(seed), m);
+    s->models[m].present = 1;
+  }
+  for (uint32_t b = 0; b < s->num_backends; ++b) {
+    BackendEntry& e = s->backends[b];
+    std::snprintf(e.id, kUrlLen, "http://10.0.%u.%u:8000", static_cast<unsigned>(seed % 250), b);
+    e.key = rng();
+    e.running = static_cast<float>(rng() % 100);
+    e.kv_usage = static_cast<float>(rng() % 1000) / 1000.0f;
+    e.max_concurrent = static_cast<uint32_t>(rng());
+    e.fleet_in_flight = static_cast<uint32_t>(seed);
+  }
+}
+
+// Reads until `last` is seen; returns the number of bad copies (checksum mismatch or a
+// generation going backwards). Accepted copies are counted in *accepted.
+uint64_t ReadUntil(const ShmRegion* r, uint64_t last, uint64_t* accepted) {
+  auto snap = std::make_unique<Snapshot>();
+  SnapshotReader reader(r);
+  uint64_t bad = 0, prev = 0;
+  *accepted = 0;
+  for (;;) {
+    if (!reader.Changed()) {
+      std::this_thread::yield();
+      continue;
+    }
+    if (!reader.Refresh(snap.get())) continue;
+    ++*accepted;
+    if (SnapshotChecksum(*snap) != snap->checksum) ++bad;
+    if (snap->limits.connect_ms != static_cast<uint32_t>(snap->generation)) ++bad;
+    if (snap->generation < prev) ++bad;
+    prev = snap->generation;
+    if (snap->generation >= last) break;
+  }
+  return bad;
+}
+
+TEST(ShmTest, NoTornSnapshotIsEverAccepted) {
+  const std::string name = TestName("torn");
+  Unlink(name);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok()) << obj.error().message();
+  ShmRegion* r = obj.value()->region();
+  constexpr uint64_t kPublishes = 100000;
+
+  // A forked reader process attaches by name and reports bad copies in its exit code.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto mine = ShmObject::Open(name);
+    if (!mine.ok()) _exit(100);
+    uint64_t accepted = 0;
+    uint64_t bad = ReadUntil(mine.value()->region(), kPublishes, &accepted);
+    _exit(bad == 0 ? (accepted > 0 ? 0 : 101) : 1);
+  }
+
+  std::atomic<uint64_t> bad_total{0}, accepted_total{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i) {
+    readers.emplace_back([&] {
+      uint64_t accepted = 0;
+      bad_total += ReadUntil(r, kPublishes, &accepted);
+      accepted_total += accepted;
+    });
+  }
+  SnapshotWriter writer(r);
+  auto snap = std::make_unique<Snapshot>();
+  for (uint64_t g = 1; g <= kPublishes; ++g) {
+    std::memset(snap.get(), 0, sizeof(Snapshot));
+    Fill(snap.get(), g);
+    EXPECT_EQ(writer.Publish(snap.get()), g);
+  }
+  for (auto& t : readers) t.join();
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "forked reader saw torn snapshots (or failed to attach)";
+  EXPECT_EQ(bad_total.load(), 0u);
+  EXPECT_GT(accepted_total.load(), 2u);
+  obj.value()->Close();
+  EXPECT_FALSE(ShmExists(name)) << "the last process out must remove the object";
+}
+
+TEST(ShmTest, ReaderSeesNothingBeforeFirstPublishThenChanges) {
+  const std::string name = TestName("first");
+  Unlink(name);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok());
+  ShmRegion* r = obj.value()->region();
+  SnapshotReader reader(r);
+  auto snap = std::make_unique<Snapshot>();
+  EXPECT_FALSE(reader.Changed());
+  EXPECT_FALSE(reader.Refresh(snap.get()));
+  auto w = std::make_unique<Snapshot>();
+  Fill(w.get(), 7);
+  SnapshotWriter(r).Publish(w.get());
+  EXPECT_TRUE(reader.Changed());
+  ASSERT_TRUE(reader.Refresh(snap.get()));
+  EXPECT_FALSE(reader.Changed());
+  EXPECT_EQ(snap->generation, 1u);
+  EXPECT_EQ(snap->num_backends, w->num_backends);
+  EXPECT_STREQ(snap->backends[0].id, w->backends[0].id);
+}
+
+TEST(ShmTest, SecondOpenAttachesToTheSameObject) {
+  const std::string name = TestName("attach");
+  Unlink(name);
+  auto a = ShmObject::Open(name);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a.value()->created());
+  auto b = ShmObject::Open(name);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b.value()->created());
+  a.value()->region()->header.writer_heartbeat_unix_ms.store(1234);
+  EXPECT_EQ(b.value()->region()->header.writer_heartbeat_unix_ms.load(), 1234u);
+  a.value()->Close();
+  b.value()->Close();
+  EXPECT_FALSE(ShmExists(name));
+}
+
+// Writes a header with another ABI version into a fresh object named `name`.
+void PlantForeignObject(const std::string& name, uint32_t abi, pid_t attached_pid) {
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, sizeof(ShmHeader) + 4096), 0);
+  void* p = ::mmap(nullptr, sizeof(ShmHeader), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  ASSERT_NE(p, MAP_FAILED);
+  auto* h = static_cast<ShmHeader*>(p);
+  h->abi_version = abi;
+  h->total_size = sizeof(ShmHeader) + 4096;
+  h->attached[0].store(static_cast<uint64_t>(attached_pid));
+  h->magic.store(kShmMagic);
+  ::munmap(p, sizeof(ShmHeader));
+}
+
+TEST(ShmTest, AbiMismatchInUseIsRefusedWithClearError) {
+  const std::string name = TestName("abi");
+  Unlink(name);
+  // A live process (our parent, which outlives the test) "uses" the foreign object.
+  PlantForeignObject(name, kShmAbiVersion + 1, ::getppid());
+  auto obj = ShmObject::Open(name);
+  ASSERT_FALSE(obj.ok());
+  std::string msg = obj.error().message();
+  EXPECT_NE(msg.find("ABI v" + std::to_string(kShmAbiVersion + 1)), std::string::npos) << msg;
+  EXPECT_NE(msg.find("in use"), std::string::npos) << msg;
+  EXPECT_TRUE(ShmExists(name)) << "an object in use must not be removed";
+  Unlink(name);
+}
+
+TEST(ShmTest, StaleObjectFromCrashedRunIsReplaced) {
+  const std::string name = TestName("stale");
+  Unlink(name);
+  pid_t dead = ::fork();
+  if (dead == 0) _exit(0);
+  ::waitpid(dead, nullptr, 0);  // now a pid that is not alive
+  PlantForeignObject(name, kShmAbiVersion + 7, dead);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok()) << obj.error().message();
+  EXPECT_TRUE(obj.value()->created());
+  EXPECT_EQ(obj.value()->region()->header.abi_version, kShmAbiVersion);
+}
+
+TEST(ShmTest, BadNameIsRefused) {
+  auto obj = ShmObject::Open("no-slash");
+  ASSERT_FALSE(obj.ok());
+  EXPECT_NE(std::string(obj.error().message()).find("/name"), std::string::npos);
+}
+
+TEST(ShmTest, StatsSlotsWrittenByThreadsSumCorrectly) {
+  const std::string name = TestName("stats");
+  Unlink(name);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok());
+  ShmRegion* r = obj.value()->region();
+  constexpr int kThreads = 4;
+  constexpr uint64_t kPer = 20000;
+  std::vector<std::thread> ts;
+  std::atomic<bool> go{false};
+  std::atomic<int> claimed{0};
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      Error err;
+      StatsSlot* s = ClaimStatsSlot(r, static_cast<uint32_t>(t), &err);
+      ASSERT_NE(s, nullptr) << err.message();
+      ++claimed;
+      while (!go) std::this_thread::yield();
+      for (uint64_t i = 0; i < kPer; ++i) {
+        Bump(s->requests_total);
+        Bump(s->backends[3].requests);
+        Bump(s->backends[3].bytes_out, 10);
+        Bump(s->models[1].requests_by_code[StatusCodeIndex(200)]);
+        Observe(s->latency, 1000 * (1 + i % 10));
+      }
+      Bump(s->backends[3].in_flight, 2);  // a gauge left standing
+      s->heartbeat_unix_ms.store(NowUnixMs());
+    });
+  }
+  while (claimed < kThreads) std::this_thread::yield();
+  go = true;
+  for (auto& th : ts) th.join();
+  StatsTotals tot;
+  SumStats(*r, 8, NowUnixMs(), 5000, &tot);
+  EXPECT_EQ(tot.requests_total, kThreads * kPer);
+  EXPECT_EQ(tot.backends[3].requests, kThreads * kPer);
+  EXPECT_EQ(tot.backends[3].bytes_out, kThreads * kPer * 10);
+  EXPECT_EQ(tot.backends[3].in_flight, static_cast<uint64_t>(kThreads) * 2);
+  EXPECT_EQ(tot.models[1].RequestsTotal(), kThreads * kPer);
+  EXPECT_EQ(tot.latency.count, kThreads * kPer);
+  EXPECT_EQ(tot.claimed_slots, static_cast<uint32_t>(kThreads));
+  EXPECT_EQ(tot.live_threads, static_cast<uint32_t>(kThreads));
+  // p50 of 1..10 ms uniformly: between 2.5 and 10 ms buckets.
+  double p50 = tot.latency.QuantileUs(0.5);
+  EXPECT_GE(p50, 2500);
+  EXPECT_LE(p50, 10000);
+}
+
+TEST(ShmTest, ReleasedSlotKeepsCountersMonotonicAndResetsGauges) {
+  const std::string name = TestName("slot");
+  Unlink(name);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok());
+  ShmRegion* r = obj.value()->region();
+  StatsSlot* s = ClaimStatsSlot(r, 0, nullptr);
+  ASSERT_NE(s, nullptr);
+  Bump(s->requests_total, 5);
+  Bump(s->active_requests, 3);
+  ReleaseStatsSlot(s);
+  StatsSlot* again = ClaimStatsSlot(r, 1, nullptr);
+  ASSERT_NE(again, nullptr);
+  StatsTotals tot;
+  SumStats(*r, 1, NowUnixMs(), 5000, &tot);
+  EXPECT_EQ(tot.requests_total, 5u);
+  EXPECT_EQ(tot.active_requests, 0u);
+}
+
+TEST(ShmTest, SlotsOfDeadProcessesAreReclaimed) {
+  const std::string name = TestName("reclaim");
+  Unlink(name);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok());
+  ShmRegion* r = obj.value()->region();
+  pid_t dead = ::fork();
+  if (dead == 0) _exit(0);
+  ::waitpid(dead, nullptr, 0);
+  for (auto& slot : r->slots) slot.owner.store((static_cast<uint64_t>(dead) << 32) | 1);
+  Error err;
+  StatsSlot* s = ClaimStatsSlot(r, 0, &err);
+  ASSERT_NE(s, nullptr) << err.message();
+  EXPECT_EQ(s->owner.load() >> 32, static_cast<uint64_t>(::getpid()));
+  for (auto& slot : r->slots) slot.owner.store((static_cast<uint64_t>(::getpid()) << 32) | 9);
+  EXPECT_EQ(ClaimStatsSlot(r, 0, &err), nullptr);
+  EXPECT_NE(std::string(err.message()).find("stats slots"), std::string::npos);
+  for (auto& slot : r->slots) slot.owner.store(0);
+}
+
+}  // namespace
+}  // namespace llmgw::shm
