@@ -1,0 +1,151 @@
+// Config -> Snapshot (see snapshot_builder.h).
+#include "common/snapshot_builder.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace llmgw {
+
+namespace {
+void CopyStr(char* dst, size_t cap, std::string_view s) {
+  size_t n = s.size() < cap - 1 ? s.size() : cap - 1;
+  std::memcpy(dst, s.data(), n);
+  dst[n] = 0;
+}
+}  // namespace
+
+uint64_t BackendKey(std::string_view id) {
+  uint64_t k = shm::Fnv1a(id.data(), id.size());
+  return k ? k : 1;  // 0 means "no backend" in stats rows
+}
+
+int SlotAssigner::Assign(std::map<std::string, int>* m, const std::string& key, uint32_t cap) {
+  auto it = m->find(key);
+  if (it != m->end()) return it->second;
+  std::vector<bool> used(cap, false);
+  for (const auto& [k, v] : *m) used[static_cast<size_t>(v)] = true;
+  for (uint32_t i = 0; i < cap; ++i) {
+    if (!used[i]) {
+      (*m)[key] = static_cast<int>(i);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+int SlotAssigner::BackendSlot(const std::string& id) { return Assign(&backends_, id, shm::kMaxBackends); }
+int SlotAssigner::ModelSlot(const std::string& name) { return Assign(&models_, name, shm::kMaxModels); }
+
+void SlotAssigner::Retain(const Config& c) {
+  std::map<std::string, int> b, m;
+  for (const auto& model : c.models) {
+    if (auto it = models_.find(model.name); it != models_.end()) m.insert(*it);
+    for (const auto& be : model.backends)
+      if (auto it = backends_.find(be.id); it != backends_.end()) b.insert(*it);
+  }
+  backends_.swap(b);
+  models_.swap(m);
+}
+
+Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out) {
+  std::memset(static_cast<void*>(out), 0, sizeof(shm::Snapshot));
+  shm::Limits& l = out->limits;
+  const GatewayConfig& g = c.gateway;
+  l.max_body_bytes = g.max_body_bytes;
+  l.connect_ms = g.timeouts.connect_ms;
+  l.first_byte_ms = g.timeouts.first_byte_ms;
+  l.idle_ms = g.timeouts.idle_ms;
+  l.total_ms = g.timeouts.total_ms;
+  l.retries_max = g.retries.max;
+  l.retries_backoff_ms = g.retries.backoff_ms;
+  l.admission_queue_size = g.admission.queue_size;
+  l.admission_timeout_ms = g.admission.queue_timeout_ms;
+  const RoutingConfig& r = c.routing;
+  l.w_waiting = static_cast<float>(r.w_waiting);
+  l.w_running = static_cast<float>(r.w_running);
+  l.w_kv = static_cast<float>(r.w_kv);
+  l.w_latency = static_cast<float>(r.w_latency);
+  l.w_error = static_cast<float>(r.w_error);
+  l.bounded_load = static_cast<float>(r.bounded_load);
+  l.prefix_bytes = r.prefix_bytes;
+  l.virtual_nodes = r.virtual_nodes;
+  CopyStr(l.hash_header, sizeof(l.hash_header), r.hash_header);
+
+  // First pass: model slots (fallbacks refer to them).
+  std::map<std::string, int> model_slot;
+  for (const auto& m : c.models) {
+    int s = slots->ModelSlot(m.name);
+    if (s < 0)
+      return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "more than %u models", shm::kMaxModels);
+    model_slot[m.name] = s;
+  }
+  for (const auto& m : c.models) {
+    int ms = model_slot[m.name];
+    shm::ModelEntry& me = out->models[ms];
+    CopyStr(me.name, sizeof(me.name), m.name);
+    me.present = 1;
+    me.policy = static_cast<uint8_t>(m.policy);
+    for (const auto& a : m.aliases) {
+      if (me.num_aliases >= shm::kMaxAliases) break;
+      CopyStr(me.aliases[me.num_aliases++], shm::kNameLen, a);
+    }
+    for (const auto& f : m.fallbacks) {
+      const ModelConfig* fm = c.FindModel(f);
+      if (!fm || me.num_fallbacks >= shm::kMaxFallbacks) continue;
+      me.fallbacks[me.num_fallbacks++] = static_cast<uint16_t>(model_slot[fm->name]);
+    }
+    me.num_backends = static_cast<uint32_t>(m.backends.size());
+    if (static_cast<uint32_t>(ms) + 1 > out->num_models) out->num_models = static_cast<uint32_t>(ms) + 1;
+
+    for (const auto& b : m.backends) {
+      int bs = slots->BackendSlot(b.id);
+      if (bs < 0)
+        return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "more than %u backends",
+                     shm::kMaxBackends);
+      shm::BackendEntry& be = out->backends[bs];
+      CopyStr(be.id, sizeof(be.id), b.id);
+      CopyStr(be.url, sizeof(be.url), b.url);
+      std::string host_header = b.parsed.host.find(':') != std::string::npos
+                                    ? "[" + b.parsed.host + "]:" + std::to_string(b.parsed.port)
+                                    : b.parsed.host + ":" + std::to_string(b.parsed.port);
+      CopyStr(be.host_header, sizeof(be.host_header), host_header);
+      CopyStr(be.base_path, sizeof(be.base_path), b.parsed.path);
+      be.key = BackendKey(b.id);
+      be.port = b.parsed.port;
+      // Resolve now: the data plane never does DNS.
+      struct addrinfo hints {};
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_NUMERICSERV;
+      struct addrinfo* res = nullptr;
+      std::string port = std::to_string(b.parsed.port);
+      int rc = ::getaddrinfo(b.parsed.host.c_str(), port.c_str(), &hints, &res);
+      if (rc != 0 || !res)
+        return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "cannot resolve backend host '%s': %s",
+                     b.parsed.host.c_str(), gai_strerror(rc));
+      if (res->ai_family == AF_INET) {
+        be.family = AF_INET;
+        std::memcpy(be.addr, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, 4);
+      } else {
+        be.family = AF_INET6;
+        std::memcpy(be.addr, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, 16);
+      }
+      ::freeaddrinfo(res);
+      be.state = static_cast<uint8_t>(shm::BackendState::kHealthy);
+      be.engine = static_cast<uint8_t>(b.engine);
+      be.metrics_fresh = 0;
+      be.model_slot = static_cast<uint16_t>(ms);
+      be.max_concurrent = b.max_concurrent;
+      be.half_open_budget = c.circuit_breaker.half_open_requests;
+      be.weight = static_cast<float>(b.weight);
+      be.adaptive_weight = 0;
+      if (static_cast<uint32_t>(bs) + 1 > out->num_backends) out->num_backends = static_cast<uint32_t>(bs) + 1;
+    }
+  }
+  slots->Retain(c);
+  return Status::Ok();
+}
+
+}  // namespace llmgw
