@@ -14,6 +14,11 @@ constexpr int kDraws = 512;            // posterior samples per tick and arm
 constexpr double kPriorMean = 0.5;     // an arm never seen is assumed average...
 constexpr double kPriorN = 1.0;        // ...with the weight of one observation
 constexpr double kMinVariance = 0.0025;  // reward sd >= 0.05: keeps the posterior honest
+// One tick is one observation of an arm (its mean reward that tick), weighted by how many
+// requests back it up to this many. Counting every request as independent would make the
+// posterior so narrow that tick-to-tick noise between equal backends looks decisive and
+// the weights would flap between them.
+constexpr double kRequestsForFullTick = 10.0;
 }  // namespace
 
 AdaptiveBandit::AdaptiveBandit(double exploration, double decay, uint64_t seed)
@@ -53,8 +58,8 @@ std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms)
       score_.resize(a.slot + 1, 0.0);
     }
   }
-  // Fold in this tick: old evidence decays first, then successes add their reward and
-  // failures add a reward of 0 (the penalty).
+  // Fold in this tick: old evidence decays first, then the tick's mean reward is added,
+  // where a failure earns 0 (the penalty) and a success its latency's reward.
   std::vector<double> mean(arms.size(), 0.0), sd(arms.size(), 0.0);
   size_t eligible = 0;
   for (size_t i = 0; i < arms.size(); ++i) {
@@ -63,14 +68,14 @@ std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms)
     a.n *= decay_;
     a.sum *= decay_;
     a.sum_sq *= decay_;
-    if (o.successes > 0) {
-      double r = Reward(o.ttft_ms, o.latency_ms);
-      double s = static_cast<double>(o.successes);
-      a.n += s;
-      a.sum += s * r;
-      a.sum_sq += s * r * r;
+    double requests = static_cast<double>(o.successes + o.failures);
+    if (requests > 0) {
+      double r = o.successes ? Reward(o.ttft_ms, o.latency_ms) * static_cast<double>(o.successes) / requests : 0.0;
+      double weight = std::min(1.0, requests / kRequestsForFullTick);
+      a.n += weight;
+      a.sum += weight * r;
+      a.sum_sq += weight * r * r;
     }
-    a.n += static_cast<double>(o.failures);
     double n = a.n + kPriorN;
     double m = (a.sum + kPriorN * kPriorMean) / n;
     double var = std::max(kMinVariance, (a.sum_sq + kPriorN * kPriorMean * kPriorMean) / n - m * m);

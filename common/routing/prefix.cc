@@ -30,8 +30,12 @@ class CaptureStream {
   }
   void Put(Ch c) {
     if (written_ < room_) out_[written_] = c;
+    if (written_ < sizeof(head_)) head_[written_] = c;
     ++written_;
   }
+  // The first bytes of the last string, whatever room is left: keys are compared here,
+  // since the window may be too small (or full) to hold them.
+  std::string_view Head(size_t len) const { return {head_, len < sizeof(head_) ? len : sizeof(head_)}; }
   void Flush() {}
   size_t PutEnd(Ch* /*begin*/) { return written_; }
 
@@ -49,6 +53,7 @@ class CaptureStream {
   char* out_;
   size_t room_;
   size_t written_ = 0;
+  char head_[16] = {};
 };
 
 constexpr int kMaxDepth = 32;  // deeper bodies are not worth following (and bound recursion)
@@ -75,8 +80,9 @@ class PrefixHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Pre
     Value();
     return !full;
   }
-  bool Key(const char* str, rapidjson::SizeType len, bool) {
-    std::string_view k(str, len);
+  bool Key(const char*, rapidjson::SizeType len, bool) {
+    // Keys we look for are short; a longer one matches none of them.
+    std::string_view k = len <= 15 ? s_->Head(len) : std::string_view("-");
     if (depth_ == 1) top_key_ = k == "messages" ? kMessages : k == "prompt" ? kPrompt : kOther;
     else if (depth_ == 3) key3_ = k == "content" ? kContent : kOther;
     else if (depth_ == 5) key5_ = k == "text" ? kText : kOther;

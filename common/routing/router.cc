@@ -42,6 +42,10 @@ enum LeastBy { kByConnections = 0, kByQueue = 1, kByCapacity = 2 };
 
 constexpr uint32_t kDefaultVirtualNodes = 160;
 constexpr double kDefaultBoundedLoad = 1.25;
+// Bounded load on an idle fleet would move a hot key after its first request (the mean is
+// ~0). A backend using at most this fraction of its max_concurrent is never "saturated"
+// for the bound; once the fleet carries real load, c x mean is the binding limit.
+constexpr double kAffinitySlack = 0.25;
 // Adaptive: share of the traffic spread evenly whatever the learnt weights say, so the
 // data plane itself keeps exploring even when llmcd publishes a near-0 weight.
 constexpr double kAdaptiveFloor = 0.05;
@@ -282,15 +286,20 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
   const auto& ring = ring_[model_slot];
   if (ring.empty()) return kNoBackend;
   // Bounded load (Mirrokni et al.): no backend may exceed ceil(c * (total + 1) / n) after
-  // taking this request, counting only backends that may take requests now.
-  double c = snap_->limits.bounded_load;
+  // taking this request, counting only backends that may take requests now (or the slack
+  // floor, see kAffinitySlack). Walking the ring past a full backend gives each key a
+  // consistent second choice, which keeps its overflow warm too.
+  // The float from the snapshot is rounded back to the decimal the operator wrote (1.1f is
+  // 1.10000002), so a load exactly at c x mean does not round up to one more request.
+  double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
   if (!(c >= 1.0)) c = kDefaultBoundedLoad;
   uint64_t total = 0;
   for (size_t i = 0; i < n; ++i) {
     total += cand_[i].load;
     cand_of_slot_[cand_[i].slot] = static_cast<int32_t>(i);
   }
-  uint64_t bound = static_cast<uint64_t>(std::ceil(c * static_cast<double>(total + 1) / static_cast<double>(n)));
+  uint64_t bound =
+      static_cast<uint64_t>(std::ceil(c * static_cast<double>(total + 1) / static_cast<double>(n) - 1e-9));
   auto it = std::lower_bound(ring.begin(), ring.end(), key_hash,
                              [](const std::pair<uint64_t, uint16_t>& e, uint64_t h) { return e.first < h; });
   size_t pos = static_cast<size_t>(it - ring.begin());
@@ -301,7 +310,9 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
     int32_t ci = cand_of_slot_[s];
     if (ci < 0) continue;  // ineligible, excluded, or already found full
     ++checked;
-    if (cand_[ci].load + 1u <= bound) {
+    uint64_t limit = std::max<uint64_t>(bound, static_cast<uint64_t>(std::ceil(
+                                                   kAffinitySlack * snap_->backends[s].max_concurrent)));
+    if (cand_[ci].load + 1u <= limit) {
       chosen = s;
       break;
     }
