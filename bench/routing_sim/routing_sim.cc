@@ -79,7 +79,7 @@ struct Backend {
   uint64_t ok = 0;
   double ttft_sum = 0, e2e_sum = 0;
   double ewma_ttft = 0, ewma_e2e = 0;
-  double load_integral = 0;  // in-flight x ms, for the load-balance figure
+  double busy_integral = 0;  // running requests x ms, for the load-balance figure
 };
 
 struct Result {
@@ -150,6 +150,7 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
   size_t next_arrival = 0;
   double next_tick = kTickMs;
   size_t completed = 0;
+  double now = 0;
   char prefix[64], user[32];
 
   auto start_step = [&](int bi, double now) {
@@ -207,10 +208,10 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     }
     auto w = bandit.Update(obs);
     for (int i = 0; i < kBackends; ++i) snap->backends[i].adaptive_weight = static_cast<float>(w[i]);
+    if (getenv("SIM_TRACE") && policy == Policy::kAdaptive) fprintf(stderr, "%.0f w %.3f %.3f %.3f %.3f infl %u %u %u %u ok %lu %lu %lu %lu r %.3f %.3f %.3f %.3f\n", now, w[0], w[1], w[2], w[3], local[0].in_flight, local[1].in_flight, local[2].in_flight, local[3].in_flight, (unsigned long)obs[0].successes, (unsigned long)obs[1].successes, (unsigned long)obs[2].successes, (unsigned long)obs[3].successes, AdaptiveBandit::Reward(obs[0].ttft_ms, obs[0].latency_ms), AdaptiveBandit::Reward(obs[1].ttft_ms, obs[1].latency_ms), AdaptiveBandit::Reward(obs[2].ttft_ms, obs[2].latency_ms), AdaptiveBandit::Reward(obs[3].ttft_ms, obs[3].latency_ms));
     router.OnSnapshot(*snap);
   };
 
-  double now = 0;
   while (completed < req.size()) {
     int bi = -1;
     double t_step = INFINITY;
@@ -218,7 +219,7 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
       if (be[i].step_end < t_step) t_step = be[i].step_end, bi = i;
     double t_arr = next_arrival < req.size() ? req[next_arrival].arrival : INFINITY;
     double t_next = std::min({t_step, t_arr, next_tick});
-    for (int i = 0; i < kBackends; ++i) be[i].load_integral += local[i].in_flight * (t_next - now);
+    for (int i = 0; i < kBackends; ++i) be[i].busy_integral += static_cast<double>(be[i].running.size()) * (t_next - now);
     now = t_next;
     if (now == next_tick) {
       tick();
@@ -280,15 +281,15 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
   res.e2e_p99 = Pct(e2e, 0.99);
   res.hit = static_cast<double>(hits) / static_cast<double>(measured);
   res.oracle = static_cast<double>(oracle_hits) / static_cast<double>(measured);
-  // Load balance relative to speed: time-averaged in-flight per unit of speed, max / mean.
-  double sum = 0, mx = 0, total_speed = 0;
-  for (int i = 0; i < kBackends; ++i) total_speed += kSpeeds[i];
+  // Load balance: each backend's utilisation (the decode slots it kept busy over the run,
+  // relative to its speed... i.e. busy slot-time / available slot-time), max / mean.
+  double sum = 0, mx = 0;
   for (int i = 0; i < kBackends; ++i) {
-    double per_speed = be[i].load_integral / now / kSpeeds[i];
-    sum += be[i].load_integral / now;
-    mx = std::max(mx, per_speed);
+    double util = be[i].busy_integral / now / kMaxBatch;
+    sum += util;
+    mx = std::max(mx, util);
   }
-  res.imbalance = mx / (sum / total_speed);
+  res.imbalance = mx / (sum / kBackends);
   return res;
 }
 

@@ -1,8 +1,8 @@
-// The adaptive policy's learner (llmcd, once per tick per model): Thompson sampling over
-// the model's backends. Each arm keeps decayed sums of the rewards its requests earned;
-// the published weight of an arm is the probability that it is the best arm under the
-// posterior, mixed with an even share for exploration. Decay makes old evidence fade so
-// the weights follow a backend that slows down or recovers.
+// The adaptive policy's learner (llmcd, once per tick per model): a UCB-style bandit over
+// the model's backends. Each arm keeps decayed sums of the rewards its requests earned
+// (one observation per tick with completions); the published weight is a sharpened
+// share of the arms' optimistic values, mixed with an even share for exploration. Decay
+// makes old evidence fade so the weights follow a backend that slows down or recovers.
 #include <algorithm>
 #include <cmath>
 
@@ -10,15 +10,16 @@
 
 namespace llmgw::routing {
 namespace {
-constexpr int kDraws = 512;            // posterior samples per tick and arm
+constexpr double kOptimism = 1.0;      // UCB bonus in standard errors
+constexpr double kPower = 4.0;         // weight ~ value^4: a 2x better arm gets 16x the share
 constexpr double kPriorMean = 0.5;     // an arm never seen is assumed average...
-constexpr double kPriorN = 1.0;        // ...with the weight of one observation
+constexpr double kPriorN = 0.5;        // ...with the weight of half an observation
 constexpr double kMinVariance = 0.0025;  // reward sd >= 0.05: keeps the posterior honest
 // One tick is one observation of an arm (its mean reward that tick), weighted by how many
 // requests back it up to this many. Counting every request as independent would make the
 // posterior so narrow that tick-to-tick noise between equal backends looks decisive and
 // the weights would flap between them.
-constexpr double kRequestsForFullTick = 10.0;
+constexpr double kRequestsForFullTick = 3.0;
 }  // namespace
 
 AdaptiveBandit::AdaptiveBandit(double exploration, double decay, uint64_t seed)
@@ -36,20 +37,6 @@ void AdaptiveBandit::Forget(uint32_t slot) {
   if (slot < score_.size()) score_[slot] = 0;
 }
 
-double AdaptiveBandit::NextUniform() {
-  // xorshift64*: deterministic per seed, so tests and llmcd runs are reproducible.
-  seed_ ^= seed_ >> 12;
-  seed_ ^= seed_ << 25;
-  seed_ ^= seed_ >> 27;
-  uint64_t r = seed_ * 0x2545F4914F6CDD1Dull;
-  return (static_cast<double>(r >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-double AdaptiveBandit::NextGaussian() {
-  double u1 = NextUniform(), u2 = NextUniform();
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-}
-
 std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms) {
   std::vector<double> w(arms.size(), 0.0);
   for (const auto& a : arms) {
@@ -65,16 +52,17 @@ std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms)
   for (size_t i = 0; i < arms.size(); ++i) {
     const auto& o = arms[i];
     Arm& a = arms_[o.slot];
-    a.n *= decay_;
-    a.sum *= decay_;
-    a.sum_sq *= decay_;
     double requests = static_cast<double>(o.successes + o.failures);
     if (requests > 0) {
+      // Evidence decays per observation, not per tick: an arm whose requests take longer
+      // than a tick to finish keeps what it last showed instead of sliding back to the
+      // prior (which would make a slow, silent backend look attractive again).
       double r = o.successes ? Reward(o.ttft_ms, o.latency_ms) * static_cast<double>(o.successes) / requests : 0.0;
       double weight = std::min(1.0, requests / kRequestsForFullTick);
-      a.n += weight;
-      a.sum += weight * r;
-      a.sum_sq += weight * r * r;
+      double d = std::pow(decay_, weight);
+      a.n = a.n * d + weight;
+      a.sum = a.sum * d + weight * r;
+      a.sum_sq = a.sum_sq * d + weight * r * r;
     }
     double n = a.n + kPriorN;
     double m = (a.sum + kPriorN * kPriorMean) / n;
@@ -86,25 +74,25 @@ std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms)
   }
   if (eligible == 0) return w;
 
-  // Probability of being best, estimated by sampling the posteriors.
-  std::vector<double> wins(arms.size(), 0.0);
-  for (int d = 0; d < kDraws; ++d) {
-    size_t best = arms.size();
-    double best_v = 0;
-    for (size_t i = 0; i < arms.size(); ++i) {
-      if (!arms[i].eligible) continue;
-      double v = mean[i] + sd[i] * NextGaussian();
-      if (best == arms.size() || v > best_v) {
-        best = i;
-        best_v = v;
-      }
-    }
-    wins[best] += 1.0;
+  // Optimism (UCB): an arm's value is its posterior mean plus kOptimism standard errors,
+  // so an arm with little evidence looks a bit better than its mean and keeps getting
+  // tried. Weights are the values raised to kPower and normalised: a clearly better arm
+  // takes nearly everything, equal arms share evenly, and since a real backend's reward
+  // falls as it fills up, the weights settle where load is spread by what each backend
+  // serves well. (A winner-take-all rule such as probability-of-best or a Hedge step
+  // oscillates here: completions arrive seconds late and starve the arms it moved away
+  // from of the evidence that would bring it back.)
+  std::vector<double> value(arms.size(), 0.0);
+  double vsum = 0;
+  for (size_t i = 0; i < arms.size(); ++i) {
+    if (!arms[i].eligible) continue;
+    value[i] = std::pow(std::max(mean[i] + kOptimism * sd[i], 1e-9), kPower);
+    vsum += value[i];
   }
   double even = 1.0 / static_cast<double>(eligible);
   for (size_t i = 0; i < arms.size(); ++i) {
     if (!arms[i].eligible) continue;
-    w[i] = (1.0 - exploration_) * wins[i] / kDraws + exploration_ * even;
+    w[i] = (1.0 - exploration_) * value[i] / vsum + exploration_ * even;
   }
   return w;
 }

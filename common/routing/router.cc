@@ -38,6 +38,13 @@ inline double LocalDelta(const LocalLoad& l) {
   return static_cast<double>(l.in_flight) - static_cast<double>(l.in_flight_at_snapshot);
 }
 
+// A backend's weight on the hash ring (its share of virtual nodes): the
+// configured weight, 1 when unset or nonsense, capped so one entry cannot bloat the ring.
+inline double RingWeight(const BackendEntry& b) {
+  float w = b.weight;
+  return w > 0 && std::isfinite(w) ? std::min<double>(w, 64.0) : 1.0;
+}
+
 enum LeastBy { kByConnections = 0, kByQueue = 1, kByCapacity = 2 };
 
 constexpr uint32_t kDefaultVirtualNodes = 160;
@@ -98,10 +105,14 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
     auto& ring = ring_[m];
     ring.clear();
     if (!list.empty()) {
-      ring.reserve(list.size() * vnodes);
+      
+      // Virtual nodes in proportion to the configured weight, so a backend weighted for a
+      // bigger GPU also owns a bigger share of the keys (weight 1 = `virtual_nodes`).
       for (uint16_t s : list) {
         uint64_t key = snap.backends[s].key;
-        for (uint32_t v = 0; v < vnodes; ++v) ring.emplace_back(Mix(key ^ Mix(v + 1)), s);
+        double scale = RingWeight(snap.backends[s]);
+        uint32_t count = std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(vnodes * scale)));
+        for (uint32_t v = 0; v < count; ++v) ring.emplace_back(Mix(key ^ Mix(v + 1)), s);
       }
       std::sort(ring.begin(), ring.end());
     }
@@ -293,6 +304,9 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
   // 1.10000002), so a load exactly at c x mean does not round up to one more request.
   double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
   if (!(c >= 1.0)) c = kDefaultBoundedLoad;
+  // The bound is on in-flight counts and is the same for every backend, whatever its
+  // weight: a faster backend finishes sooner, so equal in-flight already gives it more
+  // throughput (weighting the bound too was measured worse for TTFT p99 in routing_sim).
   uint64_t total = 0;
   for (size_t i = 0; i < n; ++i) {
     total += cand_[i].load;
@@ -310,8 +324,8 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
     int32_t ci = cand_of_slot_[s];
     if (ci < 0) continue;  // ineligible, excluded, or already found full
     ++checked;
-    uint64_t limit = std::max<uint64_t>(bound, static_cast<uint64_t>(std::ceil(
-                                                   kAffinitySlack * snap_->backends[s].max_concurrent)));
+    const auto& b = snap_->backends[s];
+    uint64_t limit = std::max<uint64_t>(bound, static_cast<uint64_t>(std::ceil(kAffinitySlack * b.max_concurrent)));
     if (cand_[ci].load + 1u <= limit) {
       chosen = s;
       break;

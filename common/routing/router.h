@@ -132,12 +132,10 @@ class AdaptiveBandit {
     double sum = 0;     // decayed sum of rewards
     double sum_sq = 0;  // decayed sum of squared rewards
   };
-  double NextUniform();
-  double NextGaussian();
 
   double exploration_;
   double decay_;
-  uint64_t seed_;
+  uint64_t seed_;  // the learner is deterministic today; kept for tie-breaking variants
   std::vector<double> score_;  // per slot: the last posterior mean (for stats)
   std::vector<Arm> arms_;      // per slot
 };
