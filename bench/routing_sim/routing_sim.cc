@@ -123,7 +123,7 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
   }
   Router router;
   router.OnSnapshot(*snap);
-  AdaptiveBandit bandit(0.1, 0.8, seed);
+  AdaptiveBandit bandit(rc.adaptive_exploration, rc.adaptive_decay, seed);
   std::vector<LocalLoad> local(kBackends);
 
   // The workload: Zipf(1) over prefix groups, 200 users, Poisson arrivals.
