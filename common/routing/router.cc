@@ -84,6 +84,7 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
   wrr_weight_.resize(shm::kMaxModels);
   wrr_current_.resize(shm::kMaxModels);
   ring_.resize(shm::kMaxModels);
+  ring_sig_.resize(shm::kMaxModels, 0);
   model_backends_.resize(shm::kMaxModels);
   size_t widest = 0;
   for (uint32_t m = 0; m < shm::kMaxModels; ++m) {
@@ -101,20 +102,30 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
       float w = snap.backends[list[k]].weight;
       wrr_weight_[m][k] = w > 0 && std::isfinite(w) ? std::llround(static_cast<double>(w) * 1000.0) : 0;
     }
-    // Ring points depend on the backends' stable keys, not their slots or states.
-    auto& ring = ring_[m];
-    ring.clear();
-    if (!list.empty()) {
-      
-      // Virtual nodes in proportion to the configured weight, so a backend weighted for a
-      // bigger GPU also owns a bigger share of the keys (weight 1 = `virtual_nodes`).
-      for (uint16_t s : list) {
-        uint64_t key = snap.backends[s].key;
-        double scale = RingWeight(snap.backends[s]);
-        uint32_t count = std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(vnodes * scale)));
-        for (uint32_t v = 0; v < count; ++v) ring.emplace_back(Mix(key ^ Mix(v + 1)), s);
+    // Ring points depend on the backends' stable keys and weights, not their slots or
+    // states; rebuild only when those change (snapshots arrive every tick, and a ring of a
+    // thousand backends is 160k points to hash and sort).
+    uint64_t sig = Mix(vnodes + (list.empty() ? 0 : 1));
+    for (uint16_t s : list) {
+      const auto& b = snap.backends[s];
+      sig = Mix(sig ^ b.key ^ (static_cast<uint64_t>(s) << 48));
+      sig = Mix(sig ^ static_cast<uint64_t>(std::llround(RingWeight(b) * 1000.0)));
+    }
+    if (sig != ring_sig_[m]) {
+      ring_sig_[m] = sig;
+      auto& ring = ring_[m];
+      ring.clear();
+      if (!list.empty()) {
+        // Virtual nodes in proportion to the configured weight, so a backend weighted for a
+        // bigger GPU also owns a bigger share of the keys (weight 1 = `virtual_nodes`).
+        for (uint16_t s : list) {
+          uint64_t key = snap.backends[s].key;
+          double scale = RingWeight(snap.backends[s]);
+          uint32_t count = std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(vnodes * scale)));
+          for (uint32_t v = 0; v < count; ++v) ring.emplace_back(Mix(key ^ Mix(v + 1)), s);
+        }
+        std::sort(ring.begin(), ring.end());
       }
-      std::sort(ring.begin(), ring.end());
     }
     model_backends_[m] = std::move(list);
   }

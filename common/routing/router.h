@@ -93,6 +93,7 @@ class Router {
   // Hash ring per model: (point, backend slot), sorted by point. Built from every
   // non-empty backend (eligible or not) so a backend turning ineligible moves only its keys.
   std::vector<std::vector<std::pair<uint64_t, uint16_t>>> ring_;
+  std::vector<uint64_t> ring_sig_;  // per model: hash of what the ring was built from
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
   std::vector<int32_t> cand_of_slot_;  // slot -> index in cand_ for this pick, or -1
