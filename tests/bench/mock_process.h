@@ -1,6 +1,6 @@
 // Test helpers for bench/ integration tests: start a real llmgw-mock on port 0 (reading its
 // "listening" line with a deadline, killing it on scope exit) and a tiny blocking HTTP
-// client with timeouts on every read.
+// client with timeouts on every read. LLMGW_MOCK_BIN is defined by tests/bench/CMakeLists.txt.
 #pragma once
 
 #include <arpa/inet.h>
@@ -36,7 +36,7 @@ class MockProcess {
       close(out[0]);
       close(out[1]);
       std::vector<char*> argv;
-      static std::string bin = "build/bin/llmgw-mock";
+      static std::string bin = LLMGW_MOCK_BIN;  // absolute path from CMake
       argv.push_back(bin.data());
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
