@@ -181,6 +181,10 @@ TEST(MockIntegrationTest, FaultSlowFirstByte) {
   std::string r = c.Request("POST", "/v1/chat/completions", kChat);
   EXPECT_EQ(StatusOf(r), 200);
   EXPECT_GE(NowMs() - t0, 195);
+  // The connection stays usable: a second delayed request on it is answered too.
+  t0 = NowMs();
+  EXPECT_EQ(StatusOf(c.Request("POST", "/v1/chat/completions", kChat)), 200);
+  EXPECT_GE(NowMs() - t0, 195);
 }
 
 TEST(MockIntegrationTest, FaultCloseMidStream) {
