@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -76,10 +77,11 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+// to_chars, not snprintf: formatting showed up at ~6% of CPU in the fast path.
 void AppendInt(std::string* out, int64_t v) {
   char buf[24];
-  int n = std::snprintf(buf, sizeof buf, "%" PRId64, v);
-  out->append(buf, static_cast<size_t>(n));
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, static_cast<size_t>(res.ptr - buf));
 }
 
 const char* StatusText(int status) {
@@ -869,9 +871,8 @@ void Server::AppendChunkEvent(std::string* out, const Req* r, int index, bool fi
     out->append(!finished ? "null" : (r->length_limited ? "\"length\"" : "\"stop\""));
     out->append("}]}\n\n");
   }
-  char hex[9];
-  std::snprintf(hex, sizeof hex, "%08zx", out->size() - start);
-  std::memcpy(out->data() + size_at, hex, 8);
+  size_t len = out->size() - start;
+  for (int i = 7; i >= 0; --i, len >>= 4) (*out)[size_at + static_cast<size_t>(i)] = "0123456789abcdef"[len & 15];
   out->append("\r\n");
 }
 
