@@ -125,6 +125,7 @@ struct ClientConn {
   int fd = -1;
   bool connected = false;
   bool busy = false;
+  bool want_out = true;  // EPOLLOUT armed: only while connecting or a send is partial
   llhttp_t parser;
   BuiltRequest req;
   size_t sent_off = 0;
@@ -190,6 +191,16 @@ class Runner {
   void CloseConn(ClientConn* c);
   void OnEvent(ClientConn* c, uint32_t events);
   void Finish(ClientConn* c);
+  // Level-triggered EPOLLOUT on an idle writable socket would spin the loop, so it is armed
+  // only while there is something to send.
+  void SetWantOut(ClientConn* c, bool on) {
+    if (c->want_out == on || c->fd < 0) return;
+    c->want_out = on;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+    ev.data.ptr = c;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd, &ev);
+  }
   bool MayIssue() const {
     return issuing_ && (lo_.max_requests <= 0 || st_->sent < static_cast<uint64_t>(lo_.max_requests));
   }
@@ -331,6 +342,7 @@ void Runner::OnEvent(ClientConn* c, uint32_t events) {
     }
     if (w > 0) c->sent_off += static_cast<size_t>(w);
   }
+  if (c->connected) SetWantOut(c, c->busy && c->sent_off < c->req.raw.size());
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     char buf[65536];
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);

@@ -229,6 +229,8 @@ class Server {
   void RunTimers();
   void RearmTimer();
   void CountRequestDone();
+  // Inference requests finished in any way die_after counts: answered, failed, or cut.
+  uint64_t DoneCount() const { return completed_total_ + errors_injected_ + closed_mid_stream_; }
 
   const MockOptions& opts_;
   Faults faults_;
@@ -594,7 +596,7 @@ void Server::HandleFaultsGet(Conn* c) {
   AppendInt(&b, faults_.close_mid_stream_after);
   b.append(",\"refuse_connections\":").append(faults_.refuse_connections ? "true" : "false");
   b.append(",\"die_after\":");
-  int64_t left = die_at_ > 0 ? die_at_ - static_cast<int64_t>(completed_total_ + errors_injected_) : 0;
+  int64_t left = die_at_ > 0 ? die_at_ - static_cast<int64_t>(DoneCount()) : 0;
   AppendInt(&b, left < 0 ? 0 : left);
   b.append("}");
   SendSimple(c, 200, "application/json", b);
@@ -644,7 +646,7 @@ bool Server::HandleFaultsPost(Conn* c) {
   faults_ = f;
   // die_after counts from now: "serve N more inference requests, then exit".
   if (die_after == 0) die_at_ = 0;
-  if (die_after > 0) die_at_ = static_cast<int64_t>(completed_total_ + errors_injected_) + die_after;
+  if (die_after > 0) die_at_ = static_cast<int64_t>(DoneCount()) + die_after;
   HandleFaultsGet(c);
   return true;
 }
@@ -905,8 +907,8 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
     }
     Send(c, s);
   }
+  if (c->dead) return;  // Send failed: CloseConn cancelled the request and freed *r
   r->sent = first_index + count;
-  if (c->dead) return;  // Send failed: CloseConn already cancelled the request
   if (cut) {
     ++closed_mid_stream_;
     uint64_t id = r->id;
@@ -964,7 +966,7 @@ void Server::CompleteRequest(Req* r) {
 }
 
 void Server::CountRequestDone() {
-  if (die_at_ > 0 && static_cast<int64_t>(completed_total_ + errors_injected_ + closed_mid_stream_) >= die_at_) {
+  if (die_at_ > 0 && static_cast<int64_t>(DoneCount()) >= die_at_) {
     Log(LogLevel::kWarn, "die_after reached; exiting", {{"requests", static_cast<uint64_t>(requests_total_)}});
     _exit(3);
   }
