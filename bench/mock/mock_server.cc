@@ -156,8 +156,11 @@ struct Conn {
 
 class Server {
  public:
-  Server(const MockOptions& o, int listen_fd)
-      : opts_(o), faults_(o.faults), engine_(o.params), rng_(o.seed), listen_fd_(listen_fd) {
+  Server(const MockOptions& o, int listen_fd, int loop_index)
+      : opts_(o), faults_(o.faults), engine_(o.params), rng_(o.seed + static_cast<uint64_t>(loop_index)),
+        listen_fd_(listen_fd) {
+    // Response ids stay unique across --threads loops.
+    next_req_id_ = 1 + (static_cast<uint64_t>(loop_index) << 40);
     immediate_ = o.params.token_interval_ms <= 0;
     if (faults_.die_after > 0) die_at_ = faults_.die_after;
     llhttp_settings_init(&settings_);
@@ -1266,12 +1269,12 @@ int RunMockServer(const MockOptions& opts) {
   for (int t = 1; t < opts.threads; ++t) {
     int fd = OpenListener(host, port, true);
     if (fd < 0) return 1;
-    threads.emplace_back([&opts, fd] {
-      Server s(opts, fd);
+    threads.emplace_back([&opts, fd, t] {
+      Server s(opts, fd, t);
       s.Run(false);
     });
   }
-  Server s(opts, first);
+  Server s(opts, first, 0);
   int rc = s.Run(true);
   for (auto& t : threads) t.join();
   return rc;
