@@ -281,3 +281,37 @@ TEST(MockIntegrationTest, PrefixCacheHitsShowInStatsAndCutTtft) {
 
 }  // namespace
 }  // namespace llmgw::testing
+
+namespace llmgw::testing {
+namespace {
+
+TEST(MockIntegrationTest, StatsCarryTheContractKeys) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--token-interval-ms", "0"});
+  Client c(m.port());
+  ASSERT_EQ(StatusOf(c.Request("POST", "/v1/chat/completions", kChat)), 200);
+  std::string s = BodyOf(c.Request("GET", "/mock/stats"));
+  EXPECT_EQ(StatNum(s, "connections_total"), 1) << s;
+  EXPECT_EQ(StatNum(s, "connections_open"), 1) << s;
+  EXPECT_EQ(StatNum(s, "requests_total"), 1) << s;
+  EXPECT_EQ(StatNum(s, "running"), 0) << s;
+  EXPECT_EQ(StatNum(s, "waiting"), 0) << s;
+  EXPECT_EQ(StatNum(s, "cancelled_total"), 0) << s;
+  std::string f = BodyOf(c.Request("GET", "/mock/faults"));
+  for (const char* k : {"error_rate", "error_status", "hang_first_byte", "slow_first_byte_ms",
+                        "close_mid_stream_after", "refuse_connections", "die_after"})
+    EXPECT_NE(f.find(std::string("\"") + k + "\":"), std::string::npos) << k;
+}
+
+TEST(MockIntegrationTest, BadFlagsExitWithStatus2) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--engine", "triton"},
+                                        std::vector<std::string>{"--listen", "nowhere"},
+                                        std::vector<std::string>{"--error-rate", "7"},
+                                        std::vector<std::string>{"--no-such-flag", "1"}}) {
+    MockProcess m(args);
+    EXPECT_EQ(m.port(), 0);
+    EXPECT_EQ(m.WaitExit(2000), 2) << args[0];
+  }
+}
+
+}  // namespace
+}  // namespace llmgw::testing
