@@ -122,9 +122,17 @@ TEST(MockIntegrationTest, QueueingMakesTtftGrowWithLoad) {
     cs.push_back(std::make_unique<Client>(m.port()));
     ASSERT_TRUE(cs.back()->Send(Post("/v1/chat/completions", kChatStream)));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  EXPECT_EQ(Stat(m.port(), "running"), 2);
-  EXPECT_EQ(Stat(m.port(), "waiting"), 4);
+  int64_t arrive_deadline = NowMs() + 2000;
+  // All six arrive; after the first step boundary two run and four wait.
+  std::string stats;
+  for (;;) {
+    Client admin(m.port());
+    stats = BodyOf(admin.Request("GET", "/mock/stats"));
+    if ((StatNum(stats, "running") == 2 && StatNum(stats, "waiting") == 4) || NowMs() > arrive_deadline) break;
+    usleep(2000);
+  }
+  EXPECT_EQ(StatNum(stats, "running"), 2) << stats;
+  EXPECT_EQ(StatNum(stats, "waiting"), 4) << stats;
   std::vector<std::string> bufs(6);
   while (NowMs() - t0 < 5000) {
     bool all = true;
