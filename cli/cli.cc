@@ -30,7 +30,7 @@ struct CommandHelp {
 };
 
 const CommandHelp kCommands[] = {
-    {"status", "status", "version, uptime, generation, health, rates",
+    {"status", "status", "version, uptime, health, rates",
      "Calls GetStatus and prints version, instance, role, uptime, snapshot generation,\n"
      "healthy/total backends, requests/s, errors/s, data-plane threads and config reloads."},
     {"backends", "backends [--model NAME]", "one row per backend, live signals",
@@ -58,7 +58,8 @@ const CommandHelp kCommands[] = {
      "Streams WatchStatus. On a terminal: a full-screen view refreshed every update, fitted\n"
      "to the window (80x24 is enough); press q to quit. When stdout is not a terminal it\n"
      "prints plain snapshots, one per update. --interval MS asks the server for that update\n"
-     "interval (default 1000, minimum 100); --count N stops after N updates."},
+     "interval (default 1000, minimum 100); --count N stops after N updates. With -o json\n"
+     "(not on a terminal) each update is one StatusUpdate JSON object per line."},
     {"fleet", "fleet", "gateways of the fleet controller",
      "Calls Fleet.ListGateways: agent id, peer, last seen, requests, data-plane threads.\n"
      "An llmcd that is not a fleet controller answers 'this llmcd is not a fleet controller'\n"
@@ -80,15 +81,15 @@ const CommandHelp* FindCommand(const std::string& name) {
 
 void PrintGeneralHelp(std::ostream& out) {
   out << "llmctl " << LLMGW_VERSION << " - command-line client of llmcd's admin API\n\n"
-      << "usage: llmctl [--addr HOST:PORT] [--token-file FILE] [-o table|json] [--timeout SECONDS]\n"
-      << "              COMMAND [ARGS]\n\ncommands:\n";
+      << "usage: llmctl [--addr HOST:PORT] [--token-file FILE] [-o table|json]\n"
+      << "              [--timeout SECONDS] COMMAND [ARGS]\n\ncommands:\n";
   for (const auto& c : kCommands) {
     std::string u = c.usage;
     out << "  " << u << std::string(u.size() < 39 ? 39 - u.size() : 1, ' ') << c.summary << "\n";
   }
   out << "\noptions (anywhere on the line):\n"
-      << "  --addr HOST:PORT     llmcd admin address (default $LLMCTL_ADDR, else " << kDefaultAddr
-      << ")\n"
+      << "  --addr HOST:PORT     llmcd admin address\n"
+      << "                       (default $LLMCTL_ADDR, else " << kDefaultAddr << ")\n"
       << "  --token-file FILE    bearer token file (default: token in $LLMCTL_TOKEN)\n"
       << "  -o, --output FORMAT  table (default) or json (the proto's field names)\n"
       << "  --timeout SECONDS    deadline of each RPC (default 5)\n"

@@ -41,10 +41,12 @@ std::string StateName(admin::v1::BackendState s);
 std::string FormatDuration(double seconds);          // 1h02m03s
 std::string FormatDouble(double v, int decimals);    // fixed
 std::string FormatPercent(double fraction);          // 0.123 -> "12.3"
-std::string ToJson(const google::protobuf::Message& m);  // preserve_proto_field_names, pretty
+// preserve_proto_field_names, every field printed; pretty (indented) or one line.
+std::string ToJson(const google::protobuf::Message& m, bool pretty = true);
 
 void RenderStatus(const admin::v1::GetStatusResponse& s, std::ostream& out);
-Table BackendsTable(const google::protobuf::RepeatedPtrField<admin::v1::Backend>& backends);
+Table BackendsTable(const google::protobuf::RepeatedPtrField<admin::v1::Backend>& backends,
+                    bool compact = false);
 
 // ---- config diff ----
 struct ConfigChange {

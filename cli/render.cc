@@ -71,9 +71,9 @@ std::string FormatDouble(double v, int decimals) {
 
 std::string FormatPercent(double fraction) { return FormatDouble(fraction * 100.0, 1); }
 
-std::string ToJson(const google::protobuf::Message& m) {
+std::string ToJson(const google::protobuf::Message& m, bool pretty) {
   google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
+  opts.add_whitespace = pretty;
   opts.preserve_proto_field_names = true;
   // Scripts should see every field, zeros and false included, not guess at defaults.
   opts.always_print_primitive_fields = true;
@@ -107,10 +107,14 @@ void RenderStatus(const admin::v1::GetStatusResponse& s, std::ostream& out) {
   t.Render(out);  // key/value listing: no header line, the keys say what they are
 }
 
-Table BackendsTable(const google::protobuf::RepeatedPtrField<admin::v1::Backend>& backends) {
+Table BackendsTable(const google::protobuf::RepeatedPtrField<admin::v1::Backend>& backends,
+                    bool compact) {
   Table t;
-  t.headers = {"ID", "MODEL", "STATE", "INFLIGHT", "RUNNING", "WAITING", "KV%", "LAT_MS",
-               "TTFT99_MS", "ERR%"};
+  if (compact)  // watch: short headers so all ten columns fit in 80 columns
+    t.headers = {"ID", "MODEL", "STATE", "INFL", "RUN", "WAIT", "KV%", "LAT", "TTFT99", "ERR%"};
+  else
+    t.headers = {"ID", "MODEL", "STATE", "INFLIGHT", "RUNNING", "WAITING", "KV%", "LAT_MS",
+                 "TTFT99_MS", "ERR%"};
   t.right = {false, false, false, true, true, true, true, true, true, true};
   for (const auto& b : backends) {
     std::string kv = FormatPercent(b.kv_cache_usage()) + (b.metrics_stale() ? "?" : "");

@@ -53,23 +53,31 @@ std::string Cut(std::string s, size_t cols) {
   return s;
 }
 
-// The backends table made to fit `cols`: long ids keep their tail (the port is what tells
-// backends apart), marked with a leading '~'.
+// The backends table made to fit `cols`: the ID and MODEL columns give way (widest first,
+// down to 8 characters) rather than the numbers being cut off. Shortened names keep their
+// tail, where backends and models differ (port, model size), marked with a leading '~'.
 std::vector<std::string> FittedBackendLines(
     const google::protobuf::RepeatedPtrField<admin::v1::Backend>& backends, size_t cols) {
-  Table t = BackendsTable(backends);
-  size_t longest = 2;
-  for (const auto& r : t.rows) longest = std::max(longest, r[0].size());
-  std::stringstream probe;
-  t.Render(probe);
-  size_t width = 0;
-  for (std::string line; std::getline(probe, line);) width = std::max(width, line.size());
-  if (width > cols) {
-    size_t over = width - cols;
-    size_t keep = longest > over + 8 ? longest - over : 8;
-    for (auto& r : t.rows)
-      if (r[0].size() > keep) r[0] = "~" + r[0].substr(r[0].size() - (keep - 1));
+  Table t = BackendsTable(backends, /*compact=*/true);
+  std::vector<size_t> width(t.headers.size());
+  for (size_t i = 0; i < width.size(); ++i) {
+    width[i] = t.headers[i].size();
+    for (const auto& r : t.rows) width[i] = std::max(width[i], r[i].size());
   }
+  auto total = [&] {
+    size_t w = 2 * (width.size() - 1);
+    for (size_t x : width) w += x;
+    return w;
+  };
+  constexpr size_t kMinName = 8;
+  while (total() > cols) {
+    size_t col = width[0] >= width[1] ? 0 : 1;
+    if (width[col] <= kMinName) break;  // the line is cut at the edge instead
+    --width[col];
+  }
+  for (auto& r : t.rows)
+    for (size_t col : {0, 1})
+      if (r[col].size() > width[col]) r[col] = "~" + r[col].substr(r[col].size() - (width[col] - 1));
   std::stringstream s;
   t.Render(s, cols);
   std::vector<std::string> lines;
@@ -226,6 +234,8 @@ int RunWatch(admin::v1::Admin::Stub& stub, const Options& opts, const WatchOptio
         if (tty) {
           latest = std::move(u);
           have_latest = true;
+        } else if (opts.output == OutputFormat::kJson) {
+          out << ToJson(u, /*pretty=*/false) << "\n" << std::flush;  // one JSON object a line
         } else {
           PrintSnapshot(u, out);
         }
