@@ -29,7 +29,7 @@ class TerminalSession {
   TerminalSession(int in_fd, std::ostream& out) : in_fd_(in_fd), out_(out) {
     if (in_fd_ >= 0 && isatty(in_fd_) && tcgetattr(in_fd_, &saved_) == 0) {
       termios raw = saved_;
-      raw.c_lflag &= ~(ICANON | ECHO);
+      raw.c_lflag &= ~(ICANON | ECHO | ISIG);  // ^C arrives as a byte, so the screen is restored
       raw.c_cc[VMIN] = 0;
       raw.c_cc[VTIME] = 0;
       restore_ = tcsetattr(in_fd_, TCSANOW, &raw) == 0;
