@@ -100,5 +100,35 @@ TEST(LlmctlBinaryTest, PipedWatchPrintsSnapshotsAndExitCodesReachTheShell) {
   EXPECT_EQ(Shell("status", "LLMCTL_TOKEN=s3cret LLMCTL_ADDR=" + server.addr()).first, 0);
 }
 
+// Runs the completion function from deploy/llmctl.bash-completion in a real bash.
+std::string Complete(const std::string& words, int cword) {
+  std::string script = std::string(LLMGW_SOURCE_DIR) + "/deploy/llmctl.bash-completion";
+  std::string cmd = "bash --norc --noprofile -c 'source " + script + "; COMP_WORDS=(" + words +
+                    "); COMP_CWORD=" + std::to_string(cword) +
+                    "; _llmctl; echo \"${COMPREPLY[*]}\"' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+TEST(LlmctlBinaryTest, BashCompletion) {
+  EXPECT_EQ(Complete("llmctl \"\"", 1),
+            "status backends drain undrain reset config routing watch fleet version help completion");
+  EXPECT_EQ(Complete("llmctl con", 1), "config");
+  EXPECT_EQ(Complete("llmctl -o json config \"\"", 4), "show reload check diff");
+  EXPECT_EQ(Complete("llmctl -o \"\"", 2), "table json");
+  EXPECT_EQ(Complete("llmctl help wa", 2), "watch");
+  // Backend ids come from the server the line points at.
+  testing::FakeServer server;
+  EXPECT_EQ(Complete(std::string(LLMCTL_BIN) + " --addr " + server.addr() + " drain \"\"", 4),
+            "http://127.0.0.1:8001 http://127.0.0.1:8002 qwen-a");
+  EXPECT_EQ(Complete(std::string(LLMCTL_BIN) + " --addr " + server.addr() + " reset q", 4), "qwen-a");
+}
+
 }  // namespace
 }  // namespace llmgw::cli
