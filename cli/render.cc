@@ -95,7 +95,7 @@ void RenderStatus(const admin::v1::GetStatusResponse& s, std::ostream& out) {
                       " healthy");
   row("models", std::to_string(s.models()));
   row("requests/s", FormatDouble(s.requests_per_second(), 1));
-  row("errors/s", FormatDouble(s.errors_per_second(), 1));
+  row("errors/s", FormatDouble(s.errors_per_second(), 2));  // errors are rarer: one more digit
   row("requests", std::to_string(s.requests_total()) + " total, " +
                       std::to_string(s.active_requests()) + " active");
   row("dataplane", s.dataplane_alive()

@@ -89,7 +89,7 @@ std::string Summary(const admin::v1::GetStatusResponse& s) {
   return "gen " + std::to_string(s.snapshot_generation()) + "  backends " +
          std::to_string(s.backends_healthy()) + "/" + std::to_string(s.backends_total()) +
          " healthy  req/s " + FormatDouble(s.requests_per_second(), 1) + "  err/s " +
-         FormatDouble(s.errors_per_second(), 1) + "  active " +
+         FormatDouble(s.errors_per_second(), 2) + "  active " +
          std::to_string(s.active_requests());
 }
 
