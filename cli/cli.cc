@@ -93,6 +93,9 @@ void PrintGeneralHelp(std::ostream& out) {
       << "  --token-file FILE    bearer token file (default: token in $LLMCTL_TOKEN)\n"
       << "  -o, --output FORMAT  table (default) or json (the proto's field names)\n"
       << "  --timeout SECONDS    deadline of each RPC (default 5)\n"
+      << "  --tls                use TLS (server cert checked against the system's roots)\n"
+      << "  --ca-file FILE       use TLS, trusting the CA certificate(s) in FILE\n"
+      << "  --tls-server-name N  use TLS, expecting name N in the server certificate\n"
       << "  -h, --help           help; `llmctl help COMMAND` for one command\n"
       << "\nexit codes: 0 ok, 1 error, 2 usage/invalid input, 3 unreachable,\n"
       << "            4 unauthenticated, 5 not found\n";
@@ -161,6 +164,20 @@ int ParseOptions(const std::vector<std::string>& args, const Env& env, Options* 
       if (r < 0 || end == v.c_str() || *end != '\0' || !(s > 0) || s > 86400)
         return Usage(err, "--timeout needs a positive number of seconds");
       o->timeout = std::chrono::milliseconds(static_cast<int64_t>(s * 1000 + 0.5));
+    } else if (a == "--tls") {
+      o->tls = true;
+    } else if ((r = value("--ca-file", &v)) != 0) {
+      if (r < 0) return Usage(err, "--ca-file needs a PEM file");
+      std::ifstream in(v);
+      std::stringstream ss;
+      if (in) ss << in.rdbuf();
+      if (!in || ss.str().empty()) return Usage(err, "cannot read CA file '" + v + "'");
+      o->ca_pem = ss.str();
+      o->tls = true;
+    } else if ((r = value("--tls-server-name", &v)) != 0) {
+      if (r < 0 || v.empty()) return Usage(err, "--tls-server-name needs a name");
+      o->tls_server_name = v;
+      o->tls = true;
     } else if (a == "-h" || a == "--help") {
       o->help = true;
     } else {
@@ -201,6 +218,17 @@ std::unique_ptr<grpc::ClientContext> NewContext(const Options& o) {
   AddAuth(ctx.get(), o);
   ctx->set_deadline(Deadline(o));
   return ctx;
+}
+
+// Plaintext by default (llmcd's loopback default); TLS when asked for, matching llmcd's
+// admin.tls_cert_file/tls_key_file.
+std::shared_ptr<grpc::Channel> MakeChannel(const Options& o) {
+  if (!o.tls) return grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = o.ca_pem;
+  grpc::ChannelArguments args;
+  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
+  return grpc::CreateCustomChannel(o.addr, grpc::SslCredentials(ssl), args);
 }
 
 void PrintJson(const google::protobuf::Message& m, std::ostream& out) { out << ToJson(m) << "\n"; }
@@ -571,7 +599,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if ((cmd == "status" || cmd == "routing" || cmd == "fleet" || cmd == "version") && !no_args())
     return Usage(err, cmd + ": unexpected argument '" + rest[1] + "'");
 
-  auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  auto channel = MakeChannel(o);
   Admin::Stub stub(channel);
   if (cmd == "status") return CmdStatus(stub, o, out, err);
   if (cmd == "backends") return CmdBackends(stub, o, rest, out, err);
@@ -626,8 +654,8 @@ std::string BashCompletionScript() {
          "    cur=\"${COMP_WORDS[COMP_CWORD]}\"; prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
          "  fi\n"
          "  case \"$prev\" in\n"
-         "    --addr|--timeout|--interval|--count|--model) return 0 ;;\n"
-         "    --token-file) COMPREPLY=( $(compgen -f -- \"$cur\") ); return 0 ;;\n"
+         "    --addr|--timeout|--interval|--count|--model|--tls-server-name) return 0 ;;\n"
+         "    --token-file|--ca-file) COMPREPLY=( $(compgen -f -- \"$cur\") ); return 0 ;;\n"
          "    -o|--output) COMPREPLY=( $(compgen -W \"table json\" -- \"$cur\") ); return 0 ;;\n"
          "  esac\n"
          "  cmd=\"\"\n"
@@ -635,15 +663,15 @@ std::string BashCompletionScript() {
          "  local conn=()  # --addr/--token-file on the line, reused to ask the server for ids\n"
          "  for ((i=1; i<cword; i++)); do\n"
          "    case \"${words[i]}\" in\n"
-         "      --addr|--token-file) conn+=(\"${words[i]}\" \"${words[i+1]}\"); ((i++)) ;;\n"
-         "      --addr=*|--token-file=*) conn+=(\"${words[i]}\") ;;\n"
+         "      --addr|--token-file|--ca-file|--tls-server-name) conn+=(\"${words[i]}\" \"${words[i+1]}\"); ((i++)) ;;\n"
+         "      --addr=*|--token-file=*|--ca-file=*|--tls-server-name=*|--tls) conn+=(\"${words[i]}\") ;;\n"
          "      -o|--output|--timeout|--interval|--count|--model) ((i++)) ;;\n"
          "      -*) ;;\n"
          "      *) if [[ -z \"$cmd\" ]]; then cmd=\"${words[i]}\"; elif [[ -z \"$sub\" ]]; then sub=\"${words[i]}\"; fi ;;\n"
          "    esac\n"
          "  done\n"
          "  if [[ \"$cur\" == -* ]]; then\n"
-         "    local opts=\"--addr --token-file -o --output --timeout --help\"\n"
+         "    local opts=\"--addr --token-file -o --output --timeout --tls --ca-file --tls-server-name --help\"\n"
          "    case \"$cmd\" in\n"
          "      watch) opts=\"$opts --interval --count\" ;;\n"
          "      backends) opts=\"$opts --model\" ;;\n"

@@ -24,6 +24,9 @@ struct Options {
   std::string token;
   OutputFormat output = OutputFormat::kTable;
   std::chrono::milliseconds timeout{5000};
+  bool tls = false;              // --tls or --ca-file: the admin API is served with TLS
+  std::string ca_pem;            // roots from --ca-file; empty: the system's roots
+  std::string tls_server_name;   // --tls-server-name: name checked in the server certificate
   bool help = false;
   std::vector<std::string> rest;
 };

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -331,6 +332,27 @@ TEST_F(CliTest, TokenIsSentAsBearerAndCheckedByServer) {
   EXPECT_EQ(file_ok.rc, kExitOk) << file_ok.err;
   std::lock_guard<std::mutex> lock(server_.admin.mu);
   EXPECT_EQ(server_.admin.last_authorization, "Bearer s3cret");
+}
+
+TEST(CliTlsTest, TalksTlsWithCaFile) {
+  TempDir dir;
+  std::string cert = dir.Write("cert.pem", ""), key = dir.Write("key.pem", "");
+  // A throwaway self-signed pair, made for this test only.
+  std::string cmd = "timeout 20 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                    "-addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert +
+                    " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl failed";
+  FakeServer server(ReadFile(cert), ReadFile(key));
+  Result ok = RunLlmctl({"--addr", server.addr(), "--ca-file", cert, "--tls-server-name",
+                         "localhost", "status"});
+  EXPECT_EQ(ok.rc, kExitOk) << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("0.1.0-fake"));
+  // Plaintext against a TLS server, and TLS with the wrong expected name, both fail to connect.
+  EXPECT_EQ(RunLlmctl({"--addr", server.addr(), "--timeout", "2", "status"}).rc, kExitUnreachable);
+  EXPECT_EQ(RunLlmctl({"--addr", server.addr(), "--timeout", "2", "--ca-file", cert,
+                       "--tls-server-name", "wrong.example", "status"}).rc,
+            kExitUnreachable);
+  EXPECT_EQ(RunLlmctl({"--ca-file", dir.Write("empty.pem", ""), "status"}).rc, kExitUsage);
 }
 
 // ---- config ----

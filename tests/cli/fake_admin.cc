@@ -194,6 +194,15 @@ FakeServer::FakeServer(bool with_fleet) {
   server_ = b.BuildAndStart();
 }
 
+FakeServer::FakeServer(const std::string& cert_pem, const std::string& key_pem) {
+  grpc::SslServerCredentialsOptions opts;
+  opts.pem_key_cert_pairs.push_back({key_pem, cert_pem});
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(opts), &port_);
+  b.RegisterService(&admin);
+  server_ = b.BuildAndStart();
+}
+
 FakeServer::~FakeServer() {
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }

@@ -68,6 +68,8 @@ class FakeFleet final : public admin::v1::Fleet::Service {
 class FakeServer {
  public:
   explicit FakeServer(bool with_fleet = false);
+  // Serves with TLS from PEM texts, as llmcd does with admin.tls_cert_file/tls_key_file.
+  FakeServer(const std::string& cert_pem, const std::string& key_pem);
   ~FakeServer();
   std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
   FakeAdmin admin;

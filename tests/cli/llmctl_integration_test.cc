@@ -8,6 +8,11 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <algorithm>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -98,6 +103,38 @@ TEST(LlmctlBinaryTest, PipedWatchPrintsSnapshotsAndExitCodesReachTheShell) {
   EXPECT_EQ(Shell("--addr " + server.addr() + " status").first, 4);
   EXPECT_EQ(Shell("--addr " + server.addr() + " status", "LLMCTL_TOKEN=s3cret").first, 0);
   EXPECT_EQ(Shell("status", "LLMCTL_TOKEN=s3cret LLMCTL_ADDR=" + server.addr()).first, 0);
+}
+
+TEST(LlmctlBinaryTest, TlsFailureIsOneLineOnStderr) {
+  char tmpl[] = "/tmp/llmctl_tls_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  std::string gen = "timeout 20 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                    "-addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert +
+                    " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(gen.c_str()), 0);
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  testing::FakeServer server(read(cert), read(key));
+  // stderr only (stdout dropped): the handshake failure must not bring gRPC's log lines along.
+  std::string cmd = std::string(LLMCTL_BIN) + " --addr " + server.addr() + " --timeout 2 --ca-file " +
+                    cert + " --tls-server-name wrong.example status 2>&1 >/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string err;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) err.append(buf.data(), n);
+  int status = pclose(p);
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_THAT(err, HasSubstr("llmctl: cannot reach llmcd at " + server.addr()));
+  EXPECT_EQ(Shell("--addr " + server.addr() + " --ca-file " + cert +
+                  " --tls-server-name localhost status").first, 0);
+  std::filesystem::remove_all(dir);
 }
 
 // Runs the completion function from deploy/llmctl.bash-completion in a real bash.
