@@ -1,0 +1,300 @@
+// Integration tests of llmgw: real gateway process, scripted upstreams on loopback, the
+// snapshot published into shm by the test (as llmcd would).
+#include <gtest/gtest.h>
+
+#include "tests/dataplane/harness.h"
+
+namespace llmgw::testing {
+namespace {
+
+const std::string kChat = R"({"model":"m1","messages":[{"role":"user","content":"hello"}]})";
+
+void ExpectOpenAiError(const Response& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_NE(r.body.find("\"error\":{\"message\":"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"type\":"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"param\":"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"code\":\"" + code + "\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+}
+
+TEST(GatewayTest, NonStreamingRoundTripKeepsRequestIdAndCountsStats) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_NE(gw.port(), 0);
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: abc-123\r\n"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"chat.completion\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.Header("x-request-id"), "abc-123");
+  std::string seen = up.last_request();
+  EXPECT_NE(seen.find("X-Request-ID: abc-123"), std::string::npos);
+  EXPECT_NE(seen.find(kChat), std::string::npos);  // body forwarded unchanged
+  // A generated id when the client sent none.
+  Response r2 = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  EXPECT_EQ(r2.status, 200);
+  EXPECT_GE(r2.Header("x-request-id").size(), 16u);
+  // Stats land in the thread's slot (the heartbeat tick publishes within ms).
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  shm::StatsTotals t;
+  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  EXPECT_GE(t.requests_total, 3u);  // /ready probes count too
+  EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 2u);
+  EXPECT_EQ(t.models[0].prompt_tokens, 10u);
+  EXPECT_EQ(t.models[0].completion_tokens, 14u);
+  EXPECT_EQ(t.backends[0].requests, 2u);
+  EXPECT_EQ(t.backends[0].in_flight, 0u);
+  EXPECT_EQ(t.live_threads, 1u);
+}
+
+TEST(GatewayTest, AliasIsRewrittenToTheModelName) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  std::string body = R"({"messages":[],"model" : "alias1","user":"u"})";
+  Response r = Request(gw.port(), Post("/v1/completions", body));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(up.last_request().find(R"({"messages":[],"model" : "m1","user":"u"})"), std::string::npos)
+      << up.last_request();
+  EXPECT_NE(up.last_request().find("POST /v1/completions "), std::string::npos);
+}
+
+TEST(GatewayTest, StreamingEventsArriveSeparatelyInTime) {
+  TestUpstream::Options o;
+  o.events = 4;
+  o.interval_ms = 150;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  ASSERT_GE(fd, 0);
+  uint64_t t0 = MonoMs();
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true,"messages":[]})"));
+  std::string buf;
+  std::vector<uint64_t> at;
+  for (int i = 0; i < 4; ++i) {
+    std::string needle = "\"t" + std::to_string(i) + "\"";
+    ASSERT_TRUE(ReadUntil(fd, &buf, [&](const std::string& b) { return b.find(needle) != std::string::npos; }, 3000))
+        << buf;
+    at.push_back(MonoMs() - t0);
+  }
+  EXPECT_NE(buf.find("Content-Type: text/event-stream"), std::string::npos);
+  // Each event is relayed when it happens, not batched at the end.
+  for (int i = 1; i < 4; ++i) EXPECT_GE(at[i] - at[i - 1], 100u) << i;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("0\r\n\r\n") != std::string::npos; }, 3000));
+  EXPECT_NE(buf.find("data: [DONE]"), std::string::npos);
+  ::close(fd);
+}
+
+TEST(GatewayTest, ChunkedUploadAndExpectContinue) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  std::string a = R"({"model":"m1",)";
+  std::string b = R"("messages":[]})";
+  char h1[16], h2[16];
+  std::snprintf(h1, sizeof(h1), "%zx", a.size());
+  std::snprintf(h2, sizeof(h2), "%zx", b.size());
+  SendAll(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+              "Expect: 100-continue\r\n\r\n");
+  std::string buf;
+  Response cont = ReadResponse(fd, &buf, 2000);
+  EXPECT_EQ(cont.status, 100);
+  SendAll(fd, std::string(h1) + "\r\n" + a + "\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  SendAll(fd, std::string(h2) + "\r\n" + b + "\r\n0\r\n\r\n");
+  Response r = ReadResponse(fd, &buf);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(up.last_request().find(a + b), std::string::npos);
+  EXPECT_NE(up.last_request().find("Content-Length: " + std::to_string(a.size() + b.size())), std::string::npos);
+  ::close(fd);
+}
+
+TEST(GatewayTest, PipelinedRequestsAnsweredInOrder) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  std::string all = Post("/v1/chat/completions", kChat, "X-Request-ID: one\r\n") +
+                    "GET /health HTTP/1.1\r\nHost: t\r\nX-Request-ID: two\r\n\r\n" +
+                    Post("/v1/embeddings", R"({"model":"nope"})", "X-Request-ID: three\r\n") +
+                    Post("/v1/chat/completions", kChat, "X-Request-ID: four\r\n");
+  SendAll(fd, all);
+  std::string buf;
+  const char* ids[] = {"one", "two", "three", "four"};
+  int statuses[] = {200, 200, 404, 200};
+  for (int i = 0; i < 4; ++i) {
+    Response r = ReadResponse(fd, &buf);
+    EXPECT_EQ(r.Header("x-request-id"), ids[i]);
+    EXPECT_EQ(r.status, statuses[i]) << i;
+  }
+  ::close(fd);
+}
+
+TEST(GatewayTest, UpstreamKeepAliveIsReused) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 20; ++i) {
+    Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+    ASSERT_EQ(r.status, 200);
+  }
+  EXPECT_EQ(up.requests(), 20);
+  EXPECT_EQ(up.connections(), 1);
+}
+
+TEST(GatewayTest, ClientLeavingMidStreamReleasesUpstreamQuickly) {
+  TestUpstream::Options o;
+  o.events = 1000;
+  o.interval_ms = 20;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t1\"") != std::string::npos; }, 3000));
+  uint64_t closed_at = MonoMs();
+  ::close(fd);
+  uint64_t end = closed_at + 2000;
+  while (up.stream_abort_ms() == 0 && MonoMs() < end) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_NE(up.stream_abort_ms(), 0u);
+  EXPECT_LE(up.stream_abort_ms() - closed_at, 50u);
+}
+
+TEST(GatewayTest, DeadBackendIsRetriedTransparently) {
+  TestUpstream good;
+  // A port with nothing listening: connect is refused.
+  int tmp = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(tmp, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(tmp, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t dead = ntohs(a.sin_port);
+  ::close(tmp);
+  TestUpstream::Options fail;
+  fail.status = 503;
+  TestUpstream failing(fail);
+  Gateway gw(OneModel({dead, failing.port(), good.port()}), "  retries: { max: 2, backoff_ms: 1 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 6; ++i) {
+    Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(good.requests(), 6);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  shm::StatsTotals t;
+  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  EXPECT_GT(t.retries, 0u);
+}
+
+TEST(GatewayTest, AllBackendsFailingGivesOpenAiError) {
+  TestUpstream::Options fail;
+  fail.status = 500;
+  TestUpstream failing(fail);
+  Gateway gw(OneModel({failing.port()}), "  retries: { max: 1, backoff_ms: 1 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  ExpectOpenAiError(r, 502, "upstream_error");
+}
+
+TEST(GatewayTest, Upstream4xxPassesThrough) {
+  TestUpstream::Options o;
+  o.status = 422;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  EXPECT_EQ(r.status, 422);
+  EXPECT_NE(r.body.find("upstream says 422"), std::string::npos);
+  EXPECT_EQ(up.requests(), 1);  // not retried
+}
+
+TEST(GatewayTest, BadInputsGetOpenAiErrors) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "  max_body_bytes: 1000\n  max_header_bytes: 2048\n");
+  ASSERT_TRUE(gw.WaitReady());
+  uint16_t p = gw.port();
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", "{not json")), 400, "invalid_json");
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", "[1,2]")), 400, "invalid_json");
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"messages":[]})")), 400, "missing_model");
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"model":7})")), 400, "invalid_model");
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"model":"ghost"})")), 404, "model_not_found");
+  ExpectOpenAiError(Request(p, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n"), 404, "not_found");
+  ExpectOpenAiError(Request(p, "GET /v1/chat/completions HTTP/1.1\r\nHost: t\r\n\r\n"), 405, "method_not_allowed");
+  ExpectOpenAiError(Request(p, "POST /v1/models HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"), 405,
+                    "method_not_allowed");
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", std::string(1001, ' '))), 413, "payload_too_large");
+  ExpectOpenAiError(Request(p, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "7d0\r\n" + std::string(2000, ' ') + "\r\n0\r\n\r\n"),
+                    413, "payload_too_large");
+  ExpectOpenAiError(Request(p, "GET /health HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n"),
+                    431, "header_too_large");
+  ExpectOpenAiError(Request(p, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+                    400, "bad_request");
+  ExpectOpenAiError(Request(p, "GARBAGE\r\n\r\n"), 400, "bad_request");
+  EXPECT_EQ(up.requests(), 0);
+}
+
+TEST(GatewayTest, ModelsHealthAndReadiness) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "", /*publish=*/false);
+  ASSERT_NE(gw.port(), 0);
+  EXPECT_EQ(Request(gw.port(), "GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  EXPECT_EQ(Request(gw.port(), "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n").status, 503);
+  ExpectOpenAiError(Request(gw.port(), Post("/v1/chat/completions", kChat)), 503, "not_ready");
+  gw.Publish();
+  ASSERT_TRUE(gw.WaitReady());
+  Response m = Request(gw.port(), "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("\"object\":\"list\""), std::string::npos);
+  EXPECT_NE(m.body.find("{\"id\":\"m1\",\"object\":\"model\""), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("{\"id\":\"alias1\",\"object\":\"model\""), std::string::npos) << m.body;
+}
+
+TEST(GatewayTest, ManyIdleConnectionsDoNotBlockService) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  std::vector<int> idle;
+  for (int i = 0; i < 500; ++i) {
+    int fd = ConnectTo(gw.port());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  SendAll(idle[0], "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"mo");  // stalls
+  uint64_t t0 = MonoMs();
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_LT(MonoMs() - t0, 1000u);
+  for (int fd : idle) ::close(fd);
+}
+
+TEST(GatewayTest, SigtermDrainsInFlightAndExitsZero) {
+  TestUpstream::Options o;
+  o.events = 5;
+  o.interval_ms = 60;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), "  drain_ms: 5000\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  std::thread reader([&] {
+    ReadUntil(fd, &buf, [](const std::string& b) { return b.find("0\r\n\r\n") != std::string::npos; }, 5000);
+  });
+  int rc = gw.Stop(SIGTERM, 5000);
+  reader.join();
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(buf.find("data: [DONE]"), std::string::npos) << buf;  // the stream finished
+  EXPECT_LT(ConnectTo(gw.port()), 0);  // no longer accepting
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace llmgw::testing
