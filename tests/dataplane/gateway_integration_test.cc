@@ -296,5 +296,74 @@ TEST(GatewayTest, SigtermDrainsInFlightAndExitsZero) {
   ::close(fd);
 }
 
+TEST(GatewayTest, SlowReadingClientKeepsMemoryBounded) {
+  TestUpstream::Options o;
+  o.events = 3000;
+  o.event_pad = 16000;  // ~48 MB of stream in total
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  long rss_before = gw.RssKb();
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the client reads nothing
+  long rss_stalled = gw.RssKb();
+  int sent_while_stalled = up.events_sent();
+  // The upstream was stopped by backpressure long before the end of the stream, and the
+  // gateway did not buffer what it could not deliver.
+  EXPECT_LT(sent_while_stalled, 1500);
+  EXPECT_LT(rss_stalled - rss_before, 4096) << rss_before << " -> " << rss_stalled;
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) {
+    return b.size() > 5 && b.compare(b.size() - 5, 5, "0\r\n\r\n") == 0; }, 20000))
+      << buf.size() << " bytes, upstream sent " << up.events_sent() << " tail " << buf.substr(buf.size() - 100);
+  EXPECT_NE(buf.find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(up.events_sent(), 3000);
+  ::close(fd);
+}
+
+TEST(GatewayTest, FirstByteTimeoutGives504) {
+  TestUpstream::Options o;
+  o.hang = true;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), "  timeouts: { first_byte_ms: 200 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  uint64_t t0 = MonoMs();
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat), 3000);
+  ExpectOpenAiError(r, 504, "upstream_timeout");
+  EXPECT_GE(MonoMs() - t0, 190u);
+  EXPECT_LT(MonoMs() - t0, 1500u);
+}
+
+TEST(GatewayTest, UpstreamDyingMidStreamEndsWithSseErrorEvent) {
+  TestUpstream::Options o;
+  o.events = 10;
+  o.close_after_events = 2;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ReadUntil(fd, &buf, [](const std::string&) { return false; }, 2000);  // until the gateway closes
+  EXPECT_NE(buf.find("\"t1\""), std::string::npos);
+  EXPECT_NE(buf.find("event: error\ndata: {\"error\":{"), std::string::npos) << buf;
+  EXPECT_EQ(buf.find("[DONE]"), std::string::npos);
+  EXPECT_EQ(up.requests(), 1);  // bytes went out: no retry after the first byte
+  ::close(fd);
+}
+
+TEST(GatewayTest, TwoThreadsServeOnePort) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "", true, /*threads=*/2);
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  shm::StatsTotals t;
+  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  EXPECT_EQ(t.live_threads, 2u);
+  EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 40u);
+}
+
 }  // namespace
 }  // namespace llmgw::testing

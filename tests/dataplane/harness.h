@@ -187,6 +187,9 @@ class TestUpstream {
     int events = 3;
     int interval_ms = 0;
     bool close_immediately = false;  // accept then close (a dead-ish backend)
+    bool hang = false;               // read the request, never answer
+    int close_after_events = -1;     // streaming: drop the connection after N events
+    size_t event_pad = 0;            // streaming: extra bytes of padding per event
   };
   TestUpstream() : TestUpstream(Options()) {}
   explicit TestUpstream(Options o) : opt_(o) {
@@ -220,6 +223,7 @@ class TestUpstream {
   int connections() const { return connections_.load(); }
   int requests() const { return requests_.load(); }
   int open_connections() const { return open_.load(); }
+  int events_sent() const { return events_sent_.load(); }
   // Monotonic ms when the upstream noticed a streaming client went away (0: not yet).
   uint64_t stream_abort_ms() const { return abort_ms_.load(); }
   std::string last_request() {
@@ -272,6 +276,11 @@ class TestUpstream {
       bool stream = body.find("\"stream\":true") != std::string::npos ||
                     body.find("\"stream\": true") != std::string::npos;
       int status = opt_.status;
+      if (opt_.hang) {
+        std::string sink;
+        ReadUntil(fd, &sink, [](const std::string&) { return false; }, 10000);
+        break;
+      }
       if (status != 200) {
         std::string b = "{\"error\":{\"message\":\"upstream says " + std::to_string(status) +
                         "\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
@@ -290,7 +299,13 @@ class TestUpstream {
       }
       if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")) break;
       bool aborted = false;
+      std::string pad(opt_.event_pad, 'x');
+      bool dropped = false;
       for (int i = 0; i < opt_.events && !aborted; ++i) {
+        if (i == opt_.close_after_events) {
+          dropped = true;
+          break;
+        }
         if (opt_.interval_ms) {
           // Wait for the interval, but notice at once if the gateway closes on us.
           pollfd pf{fd, POLLIN | POLLRDHUP, 0};
@@ -300,12 +315,14 @@ class TestUpstream {
             break;
           }
         }
-        char ev[256];
-        int n = std::snprintf(ev, sizeof(ev), "data: {\"choices\":[{\"delta\":{\"content\":\"t%d\"}}]}\n\n", i);
-        char chunk[300];
-        int k = std::snprintf(chunk, sizeof(chunk), "%x\r\n%s\r\n", n, ev);
-        if (!SendAll(fd, std::string_view(chunk, static_cast<size_t>(k)))) aborted = true;
+        std::string ev = "data: {\"choices\":[{\"delta\":{\"content\":\"t" + std::to_string(i) + "\"}}],\"pad\":\"" +
+                         pad + "\"}\n\n";
+        char hex[16];
+        std::snprintf(hex, sizeof(hex), "%zx\r\n", ev.size());
+        if (!SendAll(fd, std::string(hex) + ev + "\r\n")) aborted = true;
+        events_sent_++;
       }
+      if (dropped) break;
       if (aborted) {
         abort_ms_ = MonoMs();
         break;
@@ -323,7 +340,7 @@ class TestUpstream {
   int lfd_;
   uint16_t port_;
   std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0}, requests_{0}, open_{0};
+  std::atomic<int> connections_{0}, requests_{0}, open_{0}, events_sent_{0};
   std::atomic<uint64_t> abort_ms_{0};
   std::thread acceptor_;
   std::mutex mu_;
@@ -336,10 +353,11 @@ class TestUpstream {
 // Runs llmgw on a config built from `models_yaml`; publishes the snapshot itself.
 class Gateway {
  public:
-  Gateway(const std::string& models_yaml, const std::string& gateway_yaml = "", bool publish = true) {
+  Gateway(const std::string& models_yaml, const std::string& gateway_yaml = "", bool publish = true,
+          int threads = 1) {
     static int counter = 0;
     instance_ = "dptest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    yaml_ = "instance: " + instance_ + "\nlog_level: warn\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n" +
+    yaml_ = "instance: " + instance_ + "\nlog_level: " + std::string(getenv("DP_LOG") ? getenv("DP_LOG") : "warn") + "\ngateway:\n  listen: 127.0.0.1:0\n  threads: " + std::to_string(threads) + "\n" +
             gateway_yaml + models_yaml;
     path_ = "/tmp/" + instance_ + ".yaml";
     FILE* f = std::fopen(path_.c_str(), "w");
@@ -413,6 +431,18 @@ class Gateway {
     return -1;
   }
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Resident set size of the gateway process in KB (from /proc).
+  long RssKb() const {
+    FILE* f = std::fopen(("/proc/" + std::to_string(pid_) + "/status").c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (std::fgets(line, sizeof(line), f))
+      if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::atol(line + 6);
+    std::fclose(f);
+    return kb;
+  }
   shm::ShmRegion* region() { return shm_->region(); }
   const Config& config() const { return cfg_; }
   bool WaitReady(int timeout_ms = 3000) {
