@@ -365,5 +365,84 @@ TEST(GatewayTest, TwoThreadsServeOnePort) {
   EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 40u);
 }
 
+uint16_t DeadPort() {
+  int tmp = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(tmp, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(tmp, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(tmp);
+  return ntohs(a.sin_port);
+}
+
+TEST(GatewayTest, FallbackModelServesWhenThePrimaryIsDown) {
+  TestUpstream good;
+  std::string models = "models:\n  - name: m1\n    fallbacks: [m2]\n    backends:\n      - { url: \"http://127.0.0.1:" +
+                       std::to_string(DeadPort()) + "\" }\n  - name: m2\n    backends:\n      - { url: \"http://127.0.0.1:" +
+                       std::to_string(good.port()) + "\" }\n";
+  Gateway gw(models, "  retries: { max: 2, backoff_ms: 1 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", R"({"model":"m1","messages":[]})"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  // The fallback model's name goes upstream.
+  EXPECT_NE(good.last_request().find(R"({"model":"m2","messages":[]})"), std::string::npos) << good.last_request();
+}
+
+TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
+  TestUpstream up;
+  std::string path = "/tmp/dp-access-" + std::to_string(::getpid()) + ".log";
+  ::unlink(path.c_str());
+  {
+    Gateway gw(OneModel({up.port()}), "  access_log: { enabled: true, path: \"" + path + "\" }\n");
+    ASSERT_TRUE(gw.WaitReady());
+    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: logged-1\r\n")).status, 200);
+  }
+  FILE* f = std::fopen(path.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  char line[4096];
+  bool found = false;
+  while (std::fgets(line, sizeof(line), f)) {
+    std::string l(line);
+    if (l.find("logged-1") == std::string::npos) continue;
+    found = true;
+    EXPECT_NE(l.find("\"msg\":\"access\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"status\":200"), std::string::npos) << l;
+    EXPECT_NE(l.find("\"model\":\"m1\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"completion_tokens\":7"), std::string::npos) << l;
+  }
+  std::fclose(f);
+  ::unlink(path.c_str());
+  EXPECT_TRUE(found);
+}
+
+// The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in
+// tests/dataplane/sdk once (the test says so and skips when the package is absent).
+TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
+  std::string dir = std::string(LLMGW_SOURCE_DIR) + "/tests/dataplane/sdk";
+  if (::access((dir + "/node_modules/openai/package.json").c_str(), R_OK) != 0 || ::access("/usr/bin/node", X_OK) != 0)
+    GTEST_SKIP() << "openai SDK not installed: run `npm ci` in tests/dataplane/sdk";
+  TestUpstream::Options o;
+  o.events = 3;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  std::string cmd = "timeout 20 node " + dir + "/sdk_client.mjs http://127.0.0.1:" + std::to_string(gw.port()) + "/v1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), p)) out += buf;
+  int rc = ::pclose(p);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"content\":\"hi\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"completion_tokens\":7"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"deltas\":[\"t0\",\"t1\",\"t2\"]"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"models\":[\"m1\",\"alias1\"]"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"error_status\":404"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"error_code\":\"model_not_found\""), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace llmgw::testing
