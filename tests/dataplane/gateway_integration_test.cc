@@ -398,6 +398,8 @@ TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
     Gateway gw(OneModel({up.port()}), "  access_log: { enabled: true, path: \"" + path + "\" }\n");
     ASSERT_TRUE(gw.WaitReady());
     ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: logged-1\r\n")).status, 200);
+    // The line is written when the response has fully left; a graceful stop waits for it.
+    EXPECT_EQ(gw.Stop(SIGTERM), 0);
   }
   FILE* f = std::fopen(path.c_str(), "r");
   ASSERT_NE(f, nullptr);
