@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "common/config.h"
@@ -82,6 +83,13 @@ int main(int argc, char** argv) {
                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
     }
     listeners.push_back(fd.value());
+  }
+
+  // A proxy holds two descriptors per proxied request: lift the soft limit to the hard one.
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
   }
 
   struct sigaction sa {};

@@ -31,7 +31,14 @@ std::atomic<bool> g_stop_requested{false};
 
 namespace {
 
-constexpr size_t kClientInCap = 16384;   // bytes of unparsed client input held at most
+// Client input arrives in buffers the kernel picks from a per-thread ring (multishot recv
+// with provided buffers), so an idle connection holds no receive buffer at all.
+constexpr uint32_t kRecvBufCount = 1024;  // power of two
+constexpr uint32_t kRecvBufSize = 4096;
+constexpr uint16_t kRecvBufGroup = 1;
+// Unparsed client bytes kept while a request is being answered (pipelining); above this
+// the connection stops reading until the answer is out.
+constexpr size_t kMaxPendingInput = 65536;
 constexpr size_t kUpstreamInCap = 16384; // one upstream read; relayed before the next
 constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kMaxIdlePerBackend = 64;
@@ -162,9 +169,12 @@ struct UpstreamConn : Conn {
 struct ClientConn : Conn {
   ClientConn() : Conn(Kind::kClient) {}
   llhttp_t parser;
-  char in[kClientInCap];
-  size_t in_begin = 0, in_end = 0;  // unparsed bytes
-  bool recv_armed = false;
+  std::string pending;    // unparsed bytes held while busy (pipelined requests)
+  size_t pending_off = 0;
+  bool recv_armed = false;    // a multishot recv is active
+  bool recv_paused = false;   // stopped on purpose (pending input full)
+  bool recv_starved = false;  // the buffer ring ran dry; re-armed by the tick
+  bool discard_input = false; // framing broke: ignore whatever else arrives
   bool send_armed = false;
   bool peer_closed = false;
   bool close_after_send = false;
@@ -176,7 +186,7 @@ struct ClientConn : Conn {
 
   // --- current request (parsing) ---
   bool in_message = false;
-  SmallStr<2048> url;
+  SmallStr<1024> url;
   SmallStr<64> hname;
   SmallStr<512> hval;
   bool last_was_value = false;
@@ -237,6 +247,8 @@ class WorkerImpl {
         delete u;
       }
     if (ring_ok_) io_uring_queue_exit(&ring_);
+    std::free(buf_ring_);
+    std::free(recv_bufs_);
     if (access_fd_ > 2) ::close(access_fd_);
     if (stats_) shm::ReleaseStatsSlot(stats_);
   }
@@ -255,6 +267,7 @@ class WorkerImpl {
     if (!(p.features & IORING_FEAT_EXT_ARG))
       return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
                    "kernel io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)");
+    if (Status st = SetupRecvBuffers(); !st.ok()) return st;
     Error err;
     stats_ = shm::ClaimStatsSlot(region_, index_, &err);
     if (!stats_) return err;
@@ -277,6 +290,33 @@ class WorkerImpl {
     up_settings_.on_headers_complete = &OnUpHeadersComplete;
     up_settings_.on_body = &OnUpBody;
     up_settings_.on_message_complete = &OnUpMessageComplete;
+    return Status::Ok();
+  }
+
+  Status SetupRecvBuffers() {
+    size_t ring_bytes = kRecvBufCount * sizeof(io_uring_buf);
+    void* ring_mem = nullptr;
+    void* bufs = nullptr;
+    if (posix_memalign(&ring_mem, 4096, ring_bytes) != 0 ||
+        posix_memalign(&bufs, 4096, static_cast<size_t>(kRecvBufCount) * kRecvBufSize) != 0)
+      return Error(ErrorKind::kInternal, ErrorSide::kInternal, false, "out of memory for receive buffers");
+    std::memset(ring_mem, 0, ring_bytes);
+    buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
+    recv_bufs_ = static_cast<char*>(bufs);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
+    reg.ring_entries = kRecvBufCount;
+    reg.bgid = kRecvBufGroup;
+    int r = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (r < 0) {
+      return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
+                   "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 5.19", strerror(-r));
+    }
+    io_uring_buf_ring_init(buf_ring_);
+    for (uint32_t i = 0; i < kRecvBufCount; ++i)
+      io_uring_buf_ring_add(buf_ring_, RecvBuf(i), kRecvBufSize, static_cast<unsigned short>(i),
+                            io_uring_buf_ring_mask(kRecvBufCount), static_cast<int>(i));
+    io_uring_buf_ring_advance(buf_ring_, kRecvBufCount);
     return Status::Ok();
   }
 
@@ -344,14 +384,15 @@ class WorkerImpl {
     // The op still counts as pending while its handler runs, so nothing the handler
     // closes can free this object under our feet; it is released just below.
     switch (op) {
-      case kOpClientRecv: OnClientRecv(static_cast<ClientConn*>(c), res); break;
+      case kOpClientRecv: OnClientRecv(static_cast<ClientConn*>(c), res, flags); break;
       case kOpClientSend: OnClientSend(static_cast<ClientConn*>(c), res); break;
       case kOpUpConnect: OnUpConnect(static_cast<UpstreamConn*>(c), res); break;
       case kOpUpSend: OnUpSend(static_cast<UpstreamConn*>(c), res); break;
       case kOpUpRecv: OnUpRecv(static_cast<UpstreamConn*>(c), res); break;
       default: break;
     }
-    --c->pending_ops;
+    // A multishot op stays pending until its last completion (no F_MORE).
+    if (!(flags & IORING_CQE_F_MORE)) --c->pending_ops;
     MaybeFree(c);
   }
 
@@ -384,6 +425,7 @@ class WorkerImpl {
     std::vector<ClientConn*>& cs = clients_;
     for (size_t i = 0; i < cs.size();) {
       ClientConn* c = cs[i];
+      if (c->recv_starved && !c->recv_armed) ArmClientRecv(c);
       size_t before = cs.size();
       CheckDeadlines(c, now);
       if (cs.size() == before || (i < cs.size() && cs[i] == c)) ++i;
@@ -478,34 +520,79 @@ class WorkerImpl {
   }
 
   void ArmClientRecv(ClientConn* c) {
-    if (c->recv_armed || c->closed || c->peer_closed) return;
-    if (c->in_end == kClientInCap) {
-      if (c->in_begin == 0) return;  // full: resume once parsing frees room
-      std::memmove(c->in, c->in + c->in_begin, c->in_end - c->in_begin);
-      c->in_end -= c->in_begin;
-      c->in_begin = 0;
-    }
+    if (c->recv_armed || c->closed || c->peer_closed || c->recv_paused) return;
     io_uring_sqe* s = Sqe();
-    io_uring_prep_recv(s, c->fd, c->in + c->in_end, kClientInCap - c->in_end, 0);
+    // Multishot recv with buffer select: one submission delivers every read, each into a
+    // buffer of the ring, so idle connections pin no memory.
+    io_uring_prep_recv_multishot(s, c->fd, nullptr, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = kRecvBufGroup;
     io_uring_sqe_set_data64(s, Tag(c, kOpClientRecv));
     c->recv_armed = true;
+    c->recv_starved = false;
     ++c->pending_ops;
   }
 
-  void OnClientRecv(ClientConn* c, int res) {
-    c->recv_armed = false;
-    if (c->closed) return;
+  void PauseClientRecv(ClientConn* c) {
+    if (!c->recv_armed || c->recv_paused) return;
+    c->recv_paused = true;
+    io_uring_sqe* s = Sqe();
+    io_uring_prep_cancel64(s, Tag(c, kOpClientRecv), 0);
+    io_uring_sqe_set_data64(s, kOpNone);
+  }
+
+  char* RecvBuf(uint32_t bid) { return recv_bufs_ + static_cast<size_t>(bid) * kRecvBufSize; }
+  void ReturnRecvBuf(uint32_t bid) {
+    io_uring_buf_ring_add(buf_ring_, RecvBuf(bid), kRecvBufSize, static_cast<unsigned short>(bid),
+                          io_uring_buf_ring_mask(kRecvBufCount), 0);
+    io_uring_buf_ring_advance(buf_ring_, 1);
+  }
+
+  void OnClientRecv(ClientConn* c, int res, uint32_t flags) {
+    if (!(flags & IORING_CQE_F_MORE)) c->recv_armed = false;
+    bool has_buf = flags & IORING_CQE_F_BUFFER;
+    uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (c->closed) {
+      if (has_buf) ReturnRecvBuf(bid);
+      return;
+    }
+    if (res == -ENOBUFS) {
+      c->recv_starved = true;  // every ring buffer is in use: the tick re-arms
+      return;
+    }
+    if (res == -ECANCELED) {  // paused on purpose; resumed already if the answer went out
+      if (!c->recv_armed && !c->recv_paused) ArmClientRecv(c);
+      return;
+    }
     if (res <= 0) {
+      if (has_buf) ReturnRecvBuf(bid);
       // The client left (or reset). Whatever we do for it stops now, upstream included.
       c->peer_closed = true;
       if (c->busy && !c->response_done) shm::Bump(stats_->errors_by_kind[static_cast<int>(ErrorKind::kClientGone)]);
       CloseClient(c);
       return;
     }
-    c->in_end += static_cast<size_t>(res);
     shm::Bump(stats_->bytes_in, static_cast<uint64_t>(res));
+    if (has_buf) {
+      FeedClient(c, RecvBuf(bid), static_cast<size_t>(res));
+      ReturnRecvBuf(bid);
+    }
+    if (!c->closed && !c->recv_armed) ArmClientRecv(c);
+  }
+
+  // Parses straight from the ring buffer when nothing is pending; keeps the rest.
+  void FeedClient(ClientConn* c, const char* data, size_t n) {
+    if (c->discard_input) return;
+    size_t off = 0;
+    if (!c->busy && c->pending_off == c->pending.size()) {
+      c->pending.clear();
+      c->pending_off = 0;
+      while (off < n && !c->busy && !c->closed && !c->discard_input) off += ExecuteParser(c, data + off, n - off);
+      if (c->closed || c->discard_input) return;
+    }
+    if (off < n) c->pending.append(data + off, n - off);
     ParseClient(c);
-    if (!c->closed) ArmClientRecv(c);
+    if (c->busy && c->pending.size() - c->pending_off > kMaxPendingInput) PauseClientRecv(c);
   }
 
   void CloseClient(ClientConn* c) {
@@ -573,42 +660,50 @@ class WorkerImpl {
     c->deadline_status = 0;
     // Answer the next pipelined request, if its bytes are already here.
     ParseClient(c);
+    if (!c->closed && !c->busy && c->recv_paused) {
+      c->recv_paused = false;  // the cancel's final completion may still be on its way
+    }
     if (!c->closed) ArmClientRecv(c);
   }
 
   // ------------------------------------------------------------------ request parsing
   static ClientConn* Cur(llhttp_t* p);
 
+  // Runs llhttp over [p, p+n); returns how many bytes it consumed. A complete request
+  // pauses the parser and is dispatched at once; a broken one is answered and the rest of
+  // the connection's input is discarded (the stream cannot be resynchronised).
+  size_t ExecuteParser(ClientConn* c, const char* p, size_t n) {
+    current_ = c;
+    llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+    current_ = nullptr;
+    if (e == HPE_OK) return n;
+    if (e == HPE_PAUSED) {
+      size_t used = static_cast<size_t>(llhttp_get_error_pos(&c->parser) - p);
+      llhttp_resume(&c->parser);
+      HandleRequest(c);
+      return used;
+    }
+    c->discard_input = true;
+    c->pending.clear();
+    c->pending_off = 0;
+    if (c->parse_error_status) {
+      SendError(c, c->parse_error_status, c->parse_error_msg, "invalid_request_error", nullptr,
+                c->parse_error_code, true);
+    } else {
+      char msg[160];
+      std::snprintf(msg, sizeof(msg), "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
+      SendError(c, 400, msg, "invalid_request_error", nullptr, "bad_request", true);
+    }
+    return n;
+  }
+
   void ParseClient(ClientConn* c) {
-    while (!c->busy && !c->closed && c->in_begin < c->in_end) {
-      const char* start = c->in + c->in_begin;
-      size_t len = c->in_end - c->in_begin;
-      current_ = c;
-      llhttp_errno_t e = llhttp_execute(&c->parser, start, len);
-      current_ = nullptr;
-      if (e == HPE_OK) {
-        c->in_begin = c->in_end = 0;
-        break;
-      }
-      if (e == HPE_PAUSED) {
-        const char* pos = llhttp_get_error_pos(&c->parser);
-        c->in_begin = static_cast<size_t>(pos - c->in);
-        llhttp_resume(&c->parser);
-        if (c->in_begin == c->in_end) c->in_begin = c->in_end = 0;
-        HandleRequest(c);
-        continue;
-      }
-      // A broken request: answer and close, since the stream cannot be resynchronised.
-      c->in_begin = c->in_end = 0;
-      if (c->parse_error_status) {
-        SendError(c, c->parse_error_status, c->parse_error_msg, "invalid_request_error", nullptr,
-                  c->parse_error_code, true);
-      } else {
-        char msg[160];
-        std::snprintf(msg, sizeof(msg), "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
-        SendError(c, 400, msg, "invalid_request_error", nullptr, "bad_request", true);
-      }
-      break;
+    while (!c->busy && !c->closed && !c->discard_input && c->pending_off < c->pending.size()) {
+      c->pending_off += ExecuteParser(c, c->pending.data() + c->pending_off, c->pending.size() - c->pending_off);
+    }
+    if (c->pending_off >= c->pending.size() && !c->pending.empty()) {
+      c->pending.clear();
+      c->pending_off = 0;
     }
     if (!c->busy && !c->closed && c->in_message && c->deadline_status == 0) {
       // A request has started arriving: it must complete within the client timeouts.
@@ -1499,7 +1594,9 @@ class WorkerImpl {
   char up_fail_msg_[64] = {};
   std::string scratch_;
   std::string model_quoted_;
-  int access_fd_ = 2;  // stderr unless gateway.access_log.path names a file
+  int access_fd_ = 2;
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  char* recv_bufs_ = nullptr;  // stderr unless gateway.access_log.path names a file
   uint64_t rng_ = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ NowUs();
 };
 

@@ -1,6 +1,9 @@
 // Integration tests of llmgw: real gateway process, scripted upstreams on loopback, the
 // snapshot published into shm by the test (as llmcd would).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <algorithm>
 
 #include "tests/dataplane/harness.h"
 
@@ -417,6 +420,60 @@ TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
   std::fclose(f);
   ::unlink(path.c_str());
   EXPECT_TRUE(found);
+}
+
+TEST(GatewayTest, PipelinedInputBeyondTheBufferLimitWaitsAndStaysInOrder) {
+  TestUpstream::Options o;
+  o.events = 3;
+  o.interval_ms = 100;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), "  max_body_bytes: 200000\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  std::string big = R"({"model":"m1","messages":[{"role":"user","content":")" + std::string(50000, 'a') + R"("}]})";
+  std::string all = Post("/v1/chat/completions", R"({"model":"m1","stream":true})", "X-Request-ID: s\r\n");
+  for (int i = 0; i < 4; ++i) all += Post("/v1/chat/completions", big, "X-Request-ID: b" + std::to_string(i) + "\r\n");
+  std::thread writer([&] { SendAll(fd, all); });  // 200 KB pipelined behind a slow stream
+  std::string buf;
+  Response first = ReadResponse(fd, &buf, 5000);
+  EXPECT_EQ(first.Header("x-request-id"), "s");
+  EXPECT_NE(first.body.find("[DONE]"), std::string::npos);
+  for (int i = 0; i < 4; ++i) {
+    Response r = ReadResponse(fd, &buf, 5000);
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.Header("x-request-id"), "b" + std::to_string(i));
+  }
+  writer.join();
+  EXPECT_EQ(up.requests(), 5);
+  ::close(fd);
+}
+
+TEST(GatewayTest, IdleConnectionsCostLittleMemory) {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 8192 && rl.rlim_max > rl.rlim_cur) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 8192);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < 4100) GTEST_SKIP() << "RLIMIT_NOFILE too low for 2000 connections: " << rl.rlim_cur;
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  long before = gw.RssKb();
+  std::vector<int> fds;
+  for (int i = 0; i < 2000; ++i) {
+    int fd = ConnectTo(gw.port());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  // Every connection has been accepted and served once it answers a request.
+  ASSERT_EQ(Request(gw.port(), "GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  long after = gw.RssKb();
+  double per_conn_kb = static_cast<double>(after - before) / 2000.0;
+  std::printf("RSS per idle connection: %.2f KB\n", per_conn_kb);
+  EXPECT_LT(per_conn_kb, 4.0);
+  for (int fd : fds) ::close(fd);
 }
 
 // The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in
