@@ -241,11 +241,7 @@ class WorkerImpl {
       : cfg_(cfg), region_(region), index_(index), listen_fd_(listen_fd), reader_(region) {}
 
   ~WorkerImpl() {
-    for (auto& pool : idle_)
-      for (UpstreamConn* u : pool) {
-        ::close(u->fd);
-        delete u;
-      }
+    for (ClientConn* c : free_clients_) delete c;
     if (ring_ok_) io_uring_queue_exit(&ring_);
     std::free(buf_ring_);
     std::free(recv_bufs_);
@@ -350,7 +346,28 @@ class WorkerImpl {
     // Whatever did not finish within drain_ms is cut off.
     std::vector<ClientConn*> left = clients_;
     for (ClientConn* c : left) CloseClient(c);
-    io_uring_submit(&ring_);
+    for (auto& pool : idle_) {
+      for (UpstreamConn* u : pool) {
+        CloseUpstreamFd(u);
+        --live_conns_;
+        delete u;
+      }
+      pool.clear();
+    }
+    // Collect the completions of what was just closed so every object is released.
+    uint64_t end = NowMs() + 200;
+    while (live_conns_ > 0 && NowMs() < end) {
+      __kernel_timespec ts{0, 10 * 1000000};
+      io_uring_cqe* cqe = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      unsigned head;
+      unsigned count = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++count;
+        Dispatch(cqe->user_data, cqe->res, cqe->flags);
+      }
+      io_uring_cq_advance(&ring_, count);
+    }
   }
 
  private:
@@ -398,6 +415,7 @@ class WorkerImpl {
 
   void MaybeFree(Conn* c) {
     if (!c->closed || c->pending_ops) return;
+    --live_conns_;
     if (c->kind == Conn::Kind::kClient) {
       ClientConn* cc = static_cast<ClientConn*>(c);
       // Keep a few objects for reuse; their buffers are the per-connection arena.
@@ -509,6 +527,7 @@ class WorkerImpl {
       c = new ClientConn();
     }
     c->fd = fd;
+    ++live_conns_;
     llhttp_init(&c->parser, HTTP_REQUEST, &client_settings_);
     c->parser.data = this;
     c->list_index = clients_.size();
@@ -1105,6 +1124,7 @@ class WorkerImpl {
         u = cand;
       } else {
         CloseUpstreamFd(cand);
+        --live_conns_;
         delete cand;
       }
     }
@@ -1147,6 +1167,7 @@ class WorkerImpl {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto* u = new UpstreamConn();
+    ++live_conns_;
     u->fd = fd;
     u->slot = static_cast<uint16_t>(slot);
     u->backend_key = be.key;
@@ -1585,6 +1606,7 @@ class WorkerImpl {
   std::vector<std::vector<UpstreamConn*>> idle_;
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
+  int64_t live_conns_ = 0;  // connection objects not yet released (exit waits for them)
   llhttp_settings_t client_settings_{};
   llhttp_settings_t up_settings_{};
   ClientConn* current_ = nullptr;
