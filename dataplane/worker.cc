@@ -917,7 +917,7 @@ class WorkerImpl {
 
   void SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct = "application/json") {
     WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
-    c->out.append(body);
+    if (c->parser.method != HTTP_HEAD) c->out.append(body);  // HEAD: the length, no body
     c->response_done = true;
     QueueSend(c);
   }

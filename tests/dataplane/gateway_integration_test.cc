@@ -480,6 +480,53 @@ TEST(GatewayTest, IdleConnectionsCostLittleMemory) {
   for (int fd : fds) ::close(fd);
 }
 
+TEST(GatewayTest, SlowClientHeadGets408) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "  timeouts: { client_header_ms: 200 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  uint64_t t0 = MonoMs();
+  SendAll(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n");  // and nothing more
+  std::string buf;
+  Response r = ReadResponse(fd, &buf, 3000);
+  ExpectOpenAiError(r, 408, "timeout");
+  EXPECT_GE(MonoMs() - t0, 190u);
+  EXPECT_EQ(r.Header("connection"), "close");
+  ::close(fd);
+}
+
+TEST(GatewayTest, UnsafeRequestIdIsReplaced) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: has space\"quote\r\n"));
+  EXPECT_EQ(r.status, 200);
+  std::string id = r.Header("x-request-id");
+  EXPECT_EQ(id.find(' '), std::string::npos);
+  EXPECT_GE(id.size(), 16u);
+  EXPECT_NE(up.last_request().find("X-Request-ID: " + id), std::string::npos);
+}
+
+TEST(GatewayTest, MaxConcurrentIsRespected) {
+  TestUpstream::Options o;
+  o.events = 3;
+  o.interval_ms = 150;
+  TestUpstream up(o);
+  Gateway gw("models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(up.port()) +
+             "\", max_concurrent: 1 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  // The only backend is full: no admission queue yet, so the second request fails fast.
+  ExpectOpenAiError(Request(gw.port(), Post("/v1/chat/completions", kChat)), 503, "no_backend");
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("[DONE]") != std::string::npos; }, 3000));
+  ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
+}
+
 // The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in
 // tests/dataplane/sdk once (the test says so and skips when the package is absent).
 TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
