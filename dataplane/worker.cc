@@ -166,6 +166,30 @@ struct UpstreamConn : Conn {
   socklen_t addr_len = 0;
 };
 
+// What a request needs while it is read and answered: header fields and the body. Taken
+// from a per-thread pool when a request starts and given back when its answer is out, so
+// an idle keep-alive connection holds none of it (and no big body's capacity).
+struct RequestState {
+  SmallStr<1024> url;
+  SmallStr<64> hname;
+  SmallStr<512> hval;
+  SmallStr<128> request_id;
+  SmallStr<512> authorization;
+  SmallStr<256> hash_value;
+  SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
+  std::string body;
+  void Reset() {
+    url.Clear();
+    hname.Clear();
+    hval.Clear();
+    request_id.Clear();
+    authorization.Clear();
+    hash_value.Clear();
+    user.Clear();
+    body.clear();
+  }
+};
+
 struct ClientConn : Conn {
   ClientConn() : Conn(Kind::kClient) {}
   llhttp_t parser;
@@ -186,17 +210,10 @@ struct ClientConn : Conn {
 
   // --- current request (parsing) ---
   bool in_message = false;
-  SmallStr<1024> url;
-  SmallStr<64> hname;
-  SmallStr<512> hval;
+  RequestState* h = nullptr;  // taken from the thread's pool while a request is around
   bool last_was_value = false;
   size_t head_bytes = 0;
   bool has_cl = false, has_te = false, expect_continue = false;
-  SmallStr<128> request_id;
-  SmallStr<512> authorization;
-  SmallStr<256> hash_value;
-  SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
-  std::string body;
   int parse_error_status = 0;  // 413/431 decided inside a callback
   const char* parse_error_msg = nullptr;
   const char* parse_error_code = nullptr;
@@ -242,6 +259,7 @@ class WorkerImpl {
 
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
+    for (RequestState* r : free_requests_) delete r;
     if (ring_ok_) io_uring_queue_exit(&ring_);
     std::free(buf_ring_);
     std::free(recv_bufs_);
@@ -618,6 +636,7 @@ class WorkerImpl {
     if (c->closed) return;
     if (c->up) ReleaseUpstream(c, false);
     if (c->busy) EndRequestStats(c, c->response_done ? c->status : 499);
+    ReleaseRequest(c);
     c->closed = true;
     ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
     ::close(c->fd);
@@ -668,8 +687,33 @@ class WorkerImpl {
     if (c->busy && c->up && c->up->connected && !c->up->recv_armed) ArmUpRecv(c->up);
   }
 
+  void AcquireRequest(ClientConn* c) {
+    if (c->h) return;
+    if (!free_requests_.empty()) {
+      c->h = free_requests_.back();
+      free_requests_.pop_back();
+    } else {
+      c->h = new RequestState();
+    }
+    c->h->Reset();
+  }
+
+  void ReleaseRequest(ClientConn* c) {
+    RequestState* r = c->h;
+    if (!r) return;
+    c->h = nullptr;
+    // A pooled state keeps its body capacity for the next request, unless it grew huge.
+    if (r->body.capacity() > (1u << 20)) std::string().swap(r->body);
+    if (free_requests_.size() < 256) {
+      free_requests_.push_back(r);
+    } else {
+      delete r;
+    }
+  }
+
   void FinishRequest(ClientConn* c) {
     EndRequestStats(c, c->status);
+    ReleaseRequest(c);
     c->busy = false;
     if (c->close_after_send || draining_) {
       CloseClient(c);
@@ -733,17 +777,18 @@ class WorkerImpl {
 
   static int OnMessageBegin(llhttp_t* p) {
     ClientConn* c = Cur(p);
+    self(p)->AcquireRequest(c);
     c->in_message = true;
-    c->url.Clear();
-    c->hname.Clear();
-    c->hval.Clear();
+    c->h->url.Clear();
+    c->h->hname.Clear();
+    c->h->hval.Clear();
     c->last_was_value = false;
     c->head_bytes = 0;
     c->has_cl = c->has_te = c->expect_continue = false;
-    c->request_id.Clear();
-    c->authorization.Clear();
-    c->hash_value.Clear();
-    c->body.clear();
+    c->h->request_id.Clear();
+    c->h->authorization.Clear();
+    c->h->hash_value.Clear();
+    c->h->body.clear();
     c->parse_error_status = 0;
     return 0;
   }
@@ -759,34 +804,34 @@ class WorkerImpl {
     return 0;
   }
   static int OnUrl(llhttp_t* p, const char* at, size_t n) {
-    Cur(p)->url.Append(at, n);
+    Cur(p)->h->url.Append(at, n);
     return HeadLimit(p, n);
   }
   static int OnHeaderField(llhttp_t* p, const char* at, size_t n) {
     ClientConn* c = Cur(p);
     if (c->last_was_value) {
-      c->hname.Clear();
-      c->hval.Clear();
+      c->h->hname.Clear();
+      c->h->hval.Clear();
       c->last_was_value = false;
     }
-    c->hname.Append(at, n);
+    c->h->hname.Append(at, n);
     return HeadLimit(p, n);
   }
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
     ClientConn* c = Cur(p);
     c->last_was_value = true;
-    c->hval.Append(at, n);
+    c->h->hval.Append(at, n);
     return HeadLimit(p, n);
   }
   static int OnHeaderValueComplete(llhttp_t* p) {
     ClientConn* c = Cur(p);
-    std::string_view name = c->hname.View(), value = c->hval.View();
+    std::string_view name = c->h->hname.View(), value = c->h->hval.View();
     if (EqualsNoCase(name, "x-request-id")) {
-      c->request_id.Clear();
+      c->h->request_id.Clear();
       // Only a sane id is kept; anything else is replaced by a generated one.
       bool ok = !value.empty() && value.size() <= 128;
       for (char ch : value) ok = ok && ch > 32 && ch < 127 && ch != '"' && ch != '\\';
-      if (ok) c->request_id.Append(value.data(), value.size());
+      if (ok) c->h->request_id.Append(value.data(), value.size());
     } else if (EqualsNoCase(name, "expect")) {
       c->expect_continue = EqualsNoCase(value, "100-continue");
     } else if (EqualsNoCase(name, "content-length")) {
@@ -794,14 +839,14 @@ class WorkerImpl {
     } else if (EqualsNoCase(name, "transfer-encoding")) {
       c->has_te = true;
     } else if (EqualsNoCase(name, "authorization")) {
-      c->authorization.Clear();
-      c->authorization.Append(value.data(), value.size());
+      c->h->authorization.Clear();
+      c->h->authorization.Append(value.data(), value.size());
     } else if (EqualsNoCase(name, self(p)->snap_->limits.hash_header)) {
-      c->hash_value.Clear();
-      c->hash_value.Append(value.data(), value.size());
+      c->h->hash_value.Clear();
+      c->h->hash_value.Append(value.data(), value.size());
     }
-    c->hname.Clear();
-    c->hval.Clear();
+    c->h->hname.Clear();
+    c->h->hval.Clear();
     c->last_was_value = false;
     return 0;
   }
@@ -829,18 +874,18 @@ class WorkerImpl {
       c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
       w->QueueSend(c);
     }
-    if (p->flags & F_CONTENT_LENGTH) c->body.reserve(p->content_length);
+    if (p->flags & F_CONTENT_LENGTH) c->h->body.reserve(p->content_length);
     return 0;
   }
   static int OnBody(llhttp_t* p, const char* at, size_t n) {
     ClientConn* c = Cur(p);
-    if (c->body.size() + n > self(p)->MaxBody()) {
+    if (c->h->body.size() + n > self(p)->MaxBody()) {
       c->parse_error_status = 413;
       c->parse_error_msg = "request body exceeds max_body_bytes";
       c->parse_error_code = "payload_too_large";
       return -1;
     }
-    c->body.append(at, n);
+    c->h->body.append(at, n);
     return 0;
   }
   static int OnMessageComplete(llhttp_t* p) {
@@ -857,6 +902,7 @@ class WorkerImpl {
 
   // ------------------------------------------------------------------ local answers
   void BeginResponse(ClientConn* c) {
+    AcquireRequest(c);  // an error may come before any request byte was understood
     c->busy = true;
     c->response_done = false;
     c->committed = false;
@@ -884,12 +930,12 @@ class WorkerImpl {
     c->deadline_status = 0;
     c->model_slot = UINT16_MAX;
     c->close_after_send = !llhttp_should_keep_alive(&c->parser);
-    if (c->request_id.len == 0) {
+    if (c->h->request_id.len == 0) {
       char id[40];
       uint64_t r = NextRandom();
       int n = std::snprintf(id, sizeof(id), "%016llx%08x", static_cast<unsigned long long>(r),
                             static_cast<unsigned>(NextRandom()));
-      c->request_id.Append(id, static_cast<size_t>(n));
+      c->h->request_id.Append(id, static_cast<size_t>(n));
     }
   }
 
@@ -904,7 +950,7 @@ class WorkerImpl {
     o.append("\r\nContent-Type: ");
     o.append(content_type);
     o.append("\r\nX-Request-ID: ");
-    o.append(c->request_id.View());
+    o.append(c->h->request_id.View());
     if (content_length >= 0) {
       o.append("\r\nContent-Length: ");
       AppendUint(&o, static_cast<uint64_t>(content_length));
@@ -999,7 +1045,7 @@ class WorkerImpl {
   // ------------------------------------------------------------------ request handling
   void HandleRequest(ClientConn* c) {
     BeginResponse(c);
-    std::string_view url = c->url.View();
+    std::string_view url = c->h->url.View();
     size_t q = url.find('?');
     std::string_view path = q == std::string_view::npos ? url : url.substr(0, q);
     auto method = static_cast<llhttp_method_t>(c->parser.method);
@@ -1037,7 +1083,7 @@ class WorkerImpl {
                        "not_ready");
     }
     RequestFields f;
-    ReadRequestFields(c->body.data(), c->body.size(), cfg_.gateway.admission.priority_field, &f);
+    ReadRequestFields(c->h->body.data(), c->h->body.size(), cfg_.gateway.admission.priority_field, &f);
     if (!f.valid_json) {
       char msg[160];
       std::snprintf(msg, sizeof(msg), "request body is not valid JSON: %s", f.error);
@@ -1067,8 +1113,8 @@ class WorkerImpl {
     c->model_begin = f.model_raw_begin;
     c->model_end = f.model_raw_end;
     c->streaming = f.stream;
-    c->user.Clear();
-    c->user.Append(f.user, f.user_len);
+    c->h->user.Clear();
+    c->h->user.Append(f.user, f.user_len);
     shm::Bump(stats_->models[m].active);
     const auto& lim = snap_->limits;
     if (lim.total_ms) c->total_deadline_ms = NowMs() + lim.total_ms;
@@ -1080,8 +1126,8 @@ class WorkerImpl {
     int slot = routing::kNoBackend;
     while (true) {
       routing::RequestInfo info;
-      info.hash_key = c->hash_value.len ? c->hash_value.View() : c->user.View();
-      info.prefix = std::string_view(c->body).substr(0, std::min<size_t>(c->body.size(), snap_->limits.prefix_bytes));
+      info.hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
+      info.prefix = std::string_view(c->h->body).substr(0, std::min<size_t>(c->h->body.size(), snap_->limits.prefix_bytes));
       info.random = NextRandom();
       slot = router_.Pick(c->model_slot, info, local_, std::span<const uint16_t>(c->tried, c->tried_count));
       if (slot != routing::kNoBackend) break;
@@ -1191,8 +1237,8 @@ class WorkerImpl {
   void BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
     const auto& me = snap_->models[c->model_slot];
     std::string_view new_model = me.name;
-    size_t body_len = c->body.size();
-    if (c->rewrite) body_len = c->model_begin + (new_model.size() + 2) + (c->body.size() - c->model_end);
+    size_t body_len = c->h->body.size();
+    if (c->rewrite) body_len = c->model_begin + (new_model.size() + 2) + (c->h->body.size() - c->model_end);
     std::string& h = u->head;
     h.clear();
     h.append("POST ");
@@ -1203,10 +1249,10 @@ class WorkerImpl {
     h.append("\r\nContent-Type: application/json\r\nContent-Length: ");
     AppendUint(&h, body_len);
     h.append("\r\nX-Request-ID: ");
-    h.append(c->request_id.View());
-    if (c->authorization.len) {
+    h.append(c->h->request_id.View());
+    if (c->h->authorization.len) {
       h.append("\r\nAuthorization: ");
-      h.append(c->authorization.View());
+      h.append(c->h->authorization.View());
     }
     h.append("\r\nConnection: keep-alive\r\n\r\n");
     u->iov_cnt = 0;
@@ -1217,15 +1263,15 @@ class WorkerImpl {
       model_quoted_.push_back('"');
       model_quoted_.append(new_model);
       model_quoted_.push_back('"');
-      u->iov[u->iov_cnt++] = {c->body.data(), c->model_begin};
+      u->iov[u->iov_cnt++] = {c->h->body.data(), c->model_begin};
       u->iov[u->iov_cnt++] = {model_quoted_.data(), model_quoted_.size()};
-      u->iov[u->iov_cnt++] = {c->body.data() + c->model_end, c->body.size() - c->model_end};
+      u->iov[u->iov_cnt++] = {c->h->body.data() + c->model_end, c->h->body.size() - c->model_end};
       // model_quoted_ is per thread; pin its bytes into the head buffer's tail instead.
       u->head.append(model_quoted_);
       u->iov[0] = {u->head.data(), u->head.size() - model_quoted_.size()};
       u->iov[2] = {u->head.data() + u->head.size() - model_quoted_.size(), model_quoted_.size()};
-    } else if (!c->body.empty()) {
-      u->iov[u->iov_cnt++] = {c->body.data(), c->body.size()};
+    } else if (!c->h->body.empty()) {
+      u->iov[u->iov_cnt++] = {c->h->body.data(), c->h->body.size()};
     }
   }
 
@@ -1562,7 +1608,7 @@ class WorkerImpl {
     std::string_view backend = c->current_backend >= 0 ? std::string_view(snap_->backends[c->current_backend].id) : "";
     size_t n = FormatLogLine(line, sizeof(line), LogLevel::kInfo, "access",
         {{"method", llhttp_method_name(static_cast<llhttp_method_t>(c->parser.method))},
-         {"path", c->url.View()},
+         {"path", c->h->url.View()},
          {"status", status},
          {"model", model},
          {"backend", backend},
@@ -1573,7 +1619,7 @@ class WorkerImpl {
          {"bytes_out", static_cast<unsigned long long>(c->bytes_out)},
          {"prompt_tokens", static_cast<unsigned long long>(c->prompt_tokens)},
          {"completion_tokens", static_cast<unsigned long long>(c->completion_tokens)}},
-        c->request_id.View());
+        c->h->request_id.View());
     // One write per line (O_APPEND), so threads' lines never interleave.
     ssize_t w = ::write(access_fd_, line, n);
     (void)w;
@@ -1606,6 +1652,7 @@ class WorkerImpl {
   std::vector<std::vector<UpstreamConn*>> idle_;
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
+  std::vector<RequestState*> free_requests_;
   int64_t live_conns_ = 0;  // connection objects not yet released (exit waits for them)
   llhttp_settings_t client_settings_{};
   llhttp_settings_t up_settings_{};
