@@ -178,6 +178,7 @@ struct RequestState {
   SmallStr<256> hash_value;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
+  std::string out;     // bytes for the client; one send in flight at a time
   void Reset() {
     url.Clear();
     hname.Clear();
@@ -187,6 +188,7 @@ struct RequestState {
     hash_value.Clear();
     user.Clear();
     body.clear();
+    out.clear();
   }
 };
 
@@ -203,7 +205,6 @@ struct ClientConn : Conn {
   bool peer_closed = false;
   bool close_after_send = false;
   size_t list_index = 0;  // position in the worker's client list
-  std::string out;        // bytes to send; one send in flight at a time
   size_t out_off = 0;
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
@@ -510,7 +511,7 @@ class WorkerImpl {
     listen_fd_ = -1;
     std::vector<ClientConn*> idle;
     for (ClientConn* c : clients_)
-      if (!c->busy && c->out_off >= c->out.size()) idle.push_back(c);
+      if (!c->busy && !c->send_armed) idle.push_back(c);
     for (ClientConn* c : idle) CloseClient(c);
   }
 
@@ -636,7 +637,8 @@ class WorkerImpl {
     if (c->closed) return;
     if (c->up) ReleaseUpstream(c, false);
     if (c->busy) EndRequestStats(c, c->response_done ? c->status : 499);
-    ReleaseRequest(c);
+    // A send still in flight reads from the state's buffer: give it back when it completes.
+    if (!c->send_armed) ReleaseRequest(c);
     c->closed = true;
     ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
     ::close(c->fd);
@@ -650,9 +652,9 @@ class WorkerImpl {
   }
 
   void QueueSend(ClientConn* c) {
-    if (c->send_armed || c->closed || c->out_off >= c->out.size()) return;
+    if (c->send_armed || c->closed || !c->h || c->out_off >= c->h->out.size()) return;
     io_uring_sqe* s = Sqe();
-    io_uring_prep_send(s, c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+    io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, Tag(c, kOpClientSend));
     c->send_armed = true;
     ++c->pending_ops;
@@ -660,7 +662,10 @@ class WorkerImpl {
 
   void OnClientSend(ClientConn* c, int res) {
     c->send_armed = false;
-    if (c->closed) return;
+    if (c->closed) {
+      ReleaseRequest(c);
+      return;
+    }
     if (res <= 0) {
       CloseClient(c);
       return;
@@ -668,8 +673,8 @@ class WorkerImpl {
     c->out_off += static_cast<size_t>(res);
     c->bytes_out += static_cast<uint64_t>(res);
     shm::Bump(stats_->bytes_out, static_cast<uint64_t>(res));
-    if (c->out_off < c->out.size()) return QueueSend(c);
-    c->out.clear();
+    if (c->out_off < c->h->out.size()) return QueueSend(c);
+    c->h->out.clear();
     c->out_off = 0;
     AfterClientDrained(c);
   }
@@ -704,6 +709,7 @@ class WorkerImpl {
     c->h = nullptr;
     // A pooled state keeps its body capacity for the next request, unless it grew huge.
     if (r->body.capacity() > (1u << 20)) std::string().swap(r->body);
+    if (r->out.capacity() > (1u << 20)) std::string().swap(r->out);
     if (free_requests_.size() < 256) {
       free_requests_.push_back(r);
     } else {
@@ -871,7 +877,7 @@ class WorkerImpl {
     c->deadline_status = 408;
     bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     if (c->expect_continue && has_body) {
-      c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+      c->h->out.append("HTTP/1.1 100 Continue\r\n\r\n");
       w->QueueSend(c);
     }
     if (p->flags & F_CONTENT_LENGTH) c->h->body.reserve(p->content_length);
@@ -942,7 +948,7 @@ class WorkerImpl {
   void WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length) {
     c->status = status;
     c->committed = true;
-    std::string& o = c->out;
+    std::string& o = c->h->out;
     o.append("HTTP/1.1 ");
     AppendUint(&o, static_cast<uint64_t>(status));
     o.push_back(' ');
@@ -963,7 +969,7 @@ class WorkerImpl {
 
   void SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct = "application/json") {
     WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
-    if (c->parser.method != HTTP_HEAD) c->out.append(body);  // HEAD: the length, no body
+    if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
     c->response_done = true;
     QueueSend(c);
   }
@@ -1377,7 +1383,7 @@ class WorkerImpl {
       bool keep = llhttp_should_keep_alive(&u->parser);
       ReleaseUpstream(c, keep);
     }
-    if (c->out_off < c->out.size()) {
+    if (c->out_off < c->h->out.size()) {
       QueueSend(c);  // next upstream read waits until this is on the wire: backpressure
     } else if (!c->response_done) {
       ArmUpRecv(u);
@@ -1445,11 +1451,11 @@ class WorkerImpl {
     if (c->chunked_out) {
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%zx\r\n", n);
-      c->out.append(hex, static_cast<size_t>(k));
-      c->out.append(at, n);
-      c->out.append("\r\n");
+      c->h->out.append(hex, static_cast<size_t>(k));
+      c->h->out.append(at, n);
+      c->h->out.append("\r\n");
     } else {
-      c->out.append(at, n);
+      c->h->out.append(at, n);
     }
     w->ScanUsage(c, std::string_view(at, n));
     return 0;
@@ -1457,7 +1463,7 @@ class WorkerImpl {
 
   static int OnUpMessageComplete(llhttp_t* p) {
     ClientConn* c = CurUp(p)->client;
-    if (c->chunked_out) c->out.append("0\r\n\r\n");
+    if (c->chunked_out) c->h->out.append("0\r\n\r\n");
     c->response_done = true;
     return HPE_PAUSED;
   }
@@ -1537,7 +1543,7 @@ class WorkerImpl {
                                                                                                 : 502;
       c->last_error_msg = msg;
       if (!c->send_armed) {  // only a 100 Continue can be queued before the commit
-        c->out.clear();
+        c->h->out.clear();
         c->out_off = 0;
       }
       uint32_t retries_max = snap_->limits.retries_max;
@@ -1562,15 +1568,15 @@ class WorkerImpl {
                             msg, kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);
-      c->out.append(hex, static_cast<size_t>(k));
-      c->out.append(ev, static_cast<size_t>(n));
-      c->out.append("\r\n0\r\n\r\n");
+      c->h->out.append(hex, static_cast<size_t>(k));
+      c->h->out.append(ev, static_cast<size_t>(n));
+      c->h->out.append("\r\n0\r\n\r\n");
       c->response_done = true;
       QueueSend(c);
     } else {
       c->response_done = true;
       c->status = 502;
-      if (c->out_off >= c->out.size()) CloseClient(c);
+      if (c->out_off >= c->h->out.size()) CloseClient(c);
       else QueueSend(c);
     }
   }
