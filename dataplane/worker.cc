@@ -1311,6 +1311,7 @@ class WorkerImpl {
     if (u->closed || !u->client) return;
     ClientConn* c = u->client;
     if (res < 0) {
+      if (u->reused) return RetryStale(c);
       CountUpErr(u->slot, shm::UpstreamErr::kReset);
       return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream reset while sending", true);
     }
@@ -1330,8 +1331,20 @@ class WorkerImpl {
     if (!u->recv_armed) ArmUpRecv(u);
   }
 
+  // A pooled connection the server had closed meanwhile: not the backend's fault, so try
+  // again at once (the next pooled or a new connection), without spending a retry.
+  void RetryStale(ClientConn* c) {
+    --c->attempts;
+    if (c->tried_count) --c->tried_count;
+    ReleaseUpstream(c, false);
+    StartAttempt(c);
+  }
+
   void ArmUpRecv(UpstreamConn* u) {
     if (u->recv_armed || u->closed) return;
+    // The idle clock runs only while we wait for the upstream, not while a slow client
+    // is still taking the previous read (backpressure is not an upstream failure).
+    if (u->client && u->client->committed) SetUpDeadline(u->client, 3, snap_->limits.idle_ms);
     io_uring_sqe* s = Sqe();
     io_uring_prep_recv(s, u->fd, u->in, kUpstreamInCap, 0);
     io_uring_sqe_set_data64(s, Tag(u, kOpUpRecv));
@@ -1354,13 +1367,8 @@ class WorkerImpl {
         QueueSend(c);
         return;
       }
-      bool stale_reuse = u->reused && !u->saw_response_byte;
+      if (u->reused && !u->saw_response_byte) return RetryStale(c);
       CountUpErr(u->slot, shm::UpstreamErr::kReset);
-      if (stale_reuse) {
-        // A pooled connection the server had closed: try again without charging a retry.
-        --c->attempts;
-        if (c->tried_count) --c->tried_count;
-      }
       return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream closed the connection", true);
     }
     u->saw_response_byte = true;
@@ -1384,6 +1392,7 @@ class WorkerImpl {
       ReleaseUpstream(c, keep);
     }
     if (c->out_off < c->h->out.size()) {
+      c->up_deadline_ms = 0;  // now waiting on the client, see ArmUpRecv
       QueueSend(c);  // next upstream read waits until this is on the wire: backpressure
     } else if (!c->response_done) {
       ArmUpRecv(u);

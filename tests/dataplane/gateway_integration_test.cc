@@ -527,6 +527,24 @@ TEST(GatewayTest, MaxConcurrentIsRespected) {
   EXPECT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
 }
 
+TEST(GatewayTest, StalePooledConnectionIsReplacedWithoutARetry) {
+  TestUpstream::Options o;
+  o.close_after_response = true;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), "  retries: { max: 0 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200) << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // let the close land
+  }
+  EXPECT_EQ(up.connections(), 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  shm::StatsTotals t;
+  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  EXPECT_EQ(t.retries, 0u);
+  EXPECT_EQ(t.backends[0].ErrorsTotal(), 0u);
+}
+
 // The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in
 // tests/dataplane/sdk once (the test says so and skips when the package is absent).
 TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
