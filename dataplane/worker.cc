@@ -1198,6 +1198,8 @@ class WorkerImpl {
     if (u->connected) {
       SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
       ArmUpSend(u);
+      // The response read is queued with the request: no loop turn between them.
+      ArmUpRecv(u);
     } else {
       SetUpDeadline(c, 1, snap_->limits.connect_ms);
       io_uring_sqe* s = Sqe();
@@ -1304,6 +1306,7 @@ class WorkerImpl {
     u->connected = true;
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     ArmUpSend(u);
+    ArmUpRecv(u);
   }
 
   void OnUpSend(UpstreamConn* u, int res) {
