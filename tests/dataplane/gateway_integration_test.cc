@@ -593,6 +593,25 @@ TEST(GatewayTest, ChaoticClientsDoNotBreakTheGateway) {
   EXPECT_EQ(gw.Stop(SIGTERM), 0);  // still alive, and drains cleanly
 }
 
+TEST(GatewayTest, KeepsServingWhenThePublisherIsGone) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "", /*publish=*/false);
+  // A short-lived publisher process stands in for an llmcd that publishes once and dies.
+  auto snap = gw.BuildSnap();
+  ASSERT_NE(snap, nullptr);
+  pid_t pub = ::fork();
+  if (pub == 0) {
+    gw.PublishBuilt(snap.get());
+    _exit(0);
+  }
+  int st = 0;
+  ::waitpid(pub, &st, 0);
+  ASSERT_TRUE(gw.WaitReady());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no heartbeat since
+  EXPECT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
+  EXPECT_EQ(Request(gw.port(), "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+}
+
 // The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in
 // tests/dataplane/sdk once (the test says so and skips when the package is absent).
 TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {

@@ -386,16 +386,25 @@ class Gateway {
     shm::Unlink(cfg_.ShmName());
     ::unlink(path_.c_str());
   }
-  void Publish() {
+  std::unique_ptr<shm::Snapshot> BuildSnap() {
     auto snap = std::make_unique<shm::Snapshot>();
     SlotAssigner slots;
     Status st = BuildSnapshot(cfg_, &slots, snap.get());
     if (!st.ok()) {
       std::fprintf(stderr, "BuildSnapshot failed: %s\n", st.error().message());
-      return;
+      return nullptr;
     }
+    return snap;
+  }
+  // No allocation: safe in a child forked from this multi-threaded test process.
+  void PublishBuilt(shm::Snapshot* snap) {
+    if (!snap) return;
     shm::SnapshotWriter w(shm_->region());
-    w.Publish(snap.get());
+    w.Publish(snap);
+  }
+  void Publish() {
+    auto snap = BuildSnap();
+    PublishBuilt(snap.get());
   }
   void Start() {
     int out[2];
