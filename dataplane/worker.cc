@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/routing/prefix.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
 #include "dataplane/request_json.h"
@@ -179,6 +180,8 @@ struct RequestState {
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
   std::string out;     // bytes for the client; one send in flight at a time
+  char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
+  int prefix_len = -1; // -1: not extracted yet
   void Reset() {
     url.Clear();
     hname.Clear();
@@ -189,6 +192,7 @@ struct RequestState {
     user.Clear();
     body.clear();
     out.clear();
+    prefix_len = -1;
   }
 };
 
@@ -1133,7 +1137,14 @@ class WorkerImpl {
     while (true) {
       routing::RequestInfo info;
       info.hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
-      info.prefix = std::string_view(c->h->body).substr(0, std::min<size_t>(c->h->body.size(), snap_->limits.prefix_bytes));
+      if (router_.PolicyOf(c->model_slot) == Policy::kPrefixAffinity) {
+        RequestState* h = c->h;
+        if (h->prefix_len < 0) {
+          size_t cap = std::min<size_t>(sizeof(h->prefix), snap_->limits.prefix_bytes ? snap_->limits.prefix_bytes : 256);
+          h->prefix_len = static_cast<int>(routing::ExtractPrefix(h->body, h->prefix, cap));
+        }
+        info.prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
+      }
       info.random = NextRandom();
       slot = router_.Pick(c->model_slot, info, local_, std::span<const uint16_t>(c->tried, c->tried_count));
       if (slot != routing::kNoBackend) break;
