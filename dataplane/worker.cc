@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/routing/admission.h"
 #include "common/routing/prefix.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
@@ -245,6 +246,10 @@ struct ClientConn : Conn {
   uint8_t tried_count = 0;
   uint8_t attempts = 0;
   bool rewrite = false;
+  bool alias_rewrite = false;  // the client named an alias (kept for re-admission)
+  bool queued = false;         // waiting in the admission queue
+  int32_t priority = 0;
+  uint32_t retry_after_s = 0;  // Retry-After on a 429 from admission
   size_t model_begin = 0, model_end = 0;
   char api_path[32];
   UpstreamConn* up = nullptr;
@@ -291,6 +296,8 @@ class WorkerImpl {
     stats_ = shm::ClaimStatsSlot(region_, index_, &err);
     if (!stats_) return err;
     snap_ = std::make_unique<shm::Snapshot>();
+    admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
+                                                           cfg_.gateway.admission.queue_timeout_ms);
     local_.assign(shm::kMaxBackends, routing::LocalLoad{});
     idle_.assign(shm::kMaxBackends, {});
     llhttp_settings_init(&client_settings_);
@@ -365,6 +372,7 @@ class WorkerImpl {
         Dispatch(cqe->user_data, cqe->res, cqe->flags);
       }
       io_uring_cq_advance(&ring_, count);
+      if (admit_credits_) AdmitWaiting();
     }
     // Whatever did not finish within drain_ms is cut off.
     std::vector<ClientConn*> left = clients_;
@@ -463,6 +471,12 @@ class WorkerImpl {
 
   void Tick(uint64_t now) {
     shm::Set(stats_->heartbeat_unix_ms, shm::NowUnixMs());
+    uint64_t cookie;
+    while (admission_ && admission_->ExpireOne(&cookie)) {
+      ClientConn* c = reinterpret_cast<ClientConn*>(cookie);
+      c->queued = false;
+      RejectOverloaded(c);
+    }
     std::vector<ClientConn*>& cs = clients_;
     for (size_t i = 0; i < cs.size();) {
       ClientConn* c = cs[i];
@@ -475,6 +489,7 @@ class WorkerImpl {
 
   void CheckDeadlines(ClientConn* c, uint64_t now) {
     if (c->busy) {
+      if (c->queued) return;  // the admission queue has its own deadline
       if (c->retry_at_ms && now >= c->retry_at_ms) {
         c->retry_at_ms = 0;
         StartAttempt(c);
@@ -640,6 +655,10 @@ class WorkerImpl {
   void CloseClient(ClientConn* c) {
     if (c->closed) return;
     if (c->up) ReleaseUpstream(c, false);
+    if (c->queued) {
+      admission_->Remove(reinterpret_cast<uint64_t>(c));
+      c->queued = false;
+    }
     if (c->busy) EndRequestStats(c, c->response_done ? c->status : 499);
     // A send still in flight reads from the state's buffer: give it back when it completes.
     if (!c->send_armed) ReleaseRequest(c);
@@ -936,6 +955,8 @@ class WorkerImpl {
     c->bytes_in = c->bytes_out = 0;
     c->prompt_tokens = c->completion_tokens = 0;
     c->current_backend = -1;
+    c->queued = false;
+    c->retry_after_s = 0;
     c->deadline_ms = 0;
     c->deadline_status = 0;
     c->model_slot = UINT16_MAX;
@@ -968,6 +989,10 @@ class WorkerImpl {
       o.append("\r\nTransfer-Encoding: chunked");
     }
     if (c->is_sse) o.append("\r\nCache-Control: no-cache");
+    if (c->retry_after_s) {
+      o.append("\r\nRetry-After: ");
+      AppendUint(&o, c->retry_after_s);
+    }
     o.append(c->close_after_send || draining_ ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
   }
 
@@ -1119,7 +1144,8 @@ class WorkerImpl {
       return SendError(c, 404, msg, "invalid_request_error", "model", "model_not_found");
     }
     c->model_slot = c->orig_model_slot = static_cast<uint16_t>(m);
-    c->rewrite = via_alias;
+    c->rewrite = c->alias_rewrite = via_alias;
+    c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, INT32_MIN, INT32_MAX)) : 0;
     c->model_begin = f.model_raw_begin;
     c->model_end = f.model_raw_end;
     c->streaming = f.stream;
@@ -1162,6 +1188,9 @@ class WorkerImpl {
         return SendError(c, c->last_error_status, c->last_error_msg ? c->last_error_msg : "upstream failed",
                          "upstream_error", nullptr, c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
       }
+      // Every backend is busy (not broken): wait in the admission queue for a free slot.
+      if (c->attempts == 0 && admission_ && router_.AllAtCapacity(c->orig_model_slot, local_))
+        return Enqueue(c);
       shm::Bump(stats_->models[c->orig_model_slot].rejected);
       return SendError(c, 503, "no eligible backend for this model", "service_unavailable", nullptr,
                        "no_backend");
@@ -1218,6 +1247,43 @@ class WorkerImpl {
       io_uring_sqe_set_data64(s, Tag(u, kOpUpConnect));
       ++u->pending_ops;
     }
+  }
+
+  void Enqueue(ClientConn* c) {
+    uint64_t evicted = 0;
+    auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
+    if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
+    c->queued = true;
+    c->model_slot = c->orig_model_slot;
+    c->fallback_index = 0;
+    c->rewrite = c->alias_rewrite;
+    shm::Bump(stats_->admission_queued);
+    if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
+      ClientConn* e = reinterpret_cast<ClientConn*>(evicted);
+      e->queued = false;
+      RejectOverloaded(e);
+    }
+  }
+
+  void RejectOverloaded(ClientConn* c) {
+    shm::Bump(stats_->admission_rejected);
+    shm::Bump(stats_->models[c->orig_model_slot].rejected);
+    c->retry_after_s = admission_->RetryAfterSeconds();
+    SendError(c, 429, "every backend of this model is at capacity; retry later", "rate_limit_error", nullptr,
+              "overloaded");
+  }
+
+  // A backend slot freed up: let the best waiter try again (one per freed slot).
+  void AdmitWaiting() {
+    while (admit_credits_ > 0 && admission_ && !admission_->empty()) {
+      --admit_credits_;
+      uint64_t cookie;
+      if (!admission_->Pop(&cookie)) break;
+      ClientConn* c = reinterpret_cast<ClientConn*>(cookie);
+      c->queued = false;
+      StartAttempt(c);
+    }
+    admit_credits_ = 0;
   }
 
   void SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
@@ -1546,6 +1612,7 @@ class WorkerImpl {
     u->client = nullptr;
     int slot = u->slot;
     if (local_[slot].in_flight) --local_[slot].in_flight;
+    ++admit_credits_;
     shm::Set(stats_->backends[slot].in_flight, local_[slot].in_flight);
     if (keep && !u->recv_armed && !u->send_armed && !draining_ && idle_[slot].size() < kMaxIdlePerBackend) {
       u->reused = false;
@@ -1682,7 +1749,9 @@ class WorkerImpl {
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;
-  int64_t live_conns_ = 0;  // connection objects not yet released (exit waits for them)
+  int64_t live_conns_ = 0;
+  std::unique_ptr<routing::AdmissionQueue> admission_;
+  uint32_t admit_credits_ = 0;  // backend slots freed since the last admission pass  // connection objects not yet released (exit waits for them)
   llhttp_settings_t client_settings_{};
   llhttp_settings_t up_settings_{};
   ClientConn* current_ = nullptr;
