@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -336,7 +337,7 @@ class WorkerImpl {
     int r = io_uring_register_buf_ring(&ring_, &reg, 0);
     if (r < 0) {
       return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                   "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 5.19", strerror(-r));
+                   "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 6.0", strerror(-r));
     }
     io_uring_buf_ring_init(buf_ring_);
     for (uint32_t i = 0; i < kRecvBufCount; ++i)
@@ -1833,10 +1834,20 @@ Status ProbeIoUring() {
     if (!io_uring_opcode_supported(probe, n.op)) {
       io_uring_free_probe(probe);
       return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                   "io_uring lacks IORING_OP_%s; llmgw needs Linux >= 5.19", n.name);
+                   "io_uring lacks IORING_OP_%s; llmgw needs Linux >= 6.0", n.name);
     }
   }
   io_uring_free_probe(probe);
+  // Multishot recv (and provided buffer rings) cannot be probed by opcode: they are flags
+  // of RECV. Linux 6.0 has both; refuse older kernels instead of failing every read.
+  utsname u{};
+  int major = 0, minor = 0;
+  if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+      (major < 6)) {
+    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
+                 "kernel %s lacks io_uring multishot recv with provided buffers; llmgw needs Linux >= 6.0",
+                 u.release);
+  }
   return Status::Ok();
 }
 
