@@ -1376,8 +1376,8 @@ class WorkerImpl {
     if (u->closed || !u->client) return;
     ClientConn* c = u->client;
     if (res < 0) {
-      char msg[128];
-      std::snprintf(msg, sizeof(msg), "upstream connect failed: %s", strerror(-res));
+      LOG_DEBUG("upstream connect failed", {{"backend", std::string_view(snap_->backends[u->slot].id)},
+                                            {"error", strerror(-res)}});
       CountUpErr(u->slot, shm::UpstreamErr::kConnect);
       return UpstreamFailed(c, ErrorKind::kConnectFailed, "upstream connect failed", true);
     }
