@@ -512,7 +512,7 @@ void Controller::DrainMailbox(uint64_t now) {
 
 void Controller::UpdateFromStats(uint64_t now) {
   if (!shm_) return;
-  uint64_t dead_after = std::max<uint64_t>(3000, 3ull * cfg_.control.heartbeat_ms);
+  uint64_t dead_after = std::max<uint64_t>(500, 3ull * cfg_.control.heartbeat_ms);
   shm::SumStats(*shm_->region(), base_->num_backends, shm::NowUnixMs(), dead_after, &stats_);
   bool alive = stats_.live_threads > 0;
   if (alive != dataplane_alive_) {
