@@ -151,8 +151,15 @@ int main(int argc, char** argv) {
   }
   stop = true;
   loop.join();
+  LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
+  LOG_DEBUG("admin API stopped", {});
+  // Release shm before stopping the exposer: civetweb takes a couple of seconds to stop
+  // and the data plane should see the writer gone at once.
   controller.Shutdown();
+  LOG_DEBUG("shared memory released", {});
+  metrics.Stop();
   if (ino >= 0) close(ino);
+  LOG_INFO("stopped", {});
   return exit_code;
 }

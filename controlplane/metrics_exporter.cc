@@ -269,7 +269,9 @@ std::string LoadStatsJson(const Controller& c) {
 
 MetricsExporter::MetricsExporter(Controller* c) : c_(c), collector_(std::make_shared<Collector>(c)) {}
 
-MetricsExporter::~MetricsExporter() {
+MetricsExporter::~MetricsExporter() { Stop(); }
+
+void MetricsExporter::Stop() {
   const Controller* expected = c_;
   g_load_stats_controller.compare_exchange_strong(expected, nullptr);
   exposer_.reset();

@@ -26,6 +26,8 @@ class MetricsExporter {
   // Listens on HOST:PORT (port 0 allowed). Only one exporter per process serves /load-stats.
   Status Start(const std::string& listen);
   int port() const { return port_; }
+  // Stops listening. Idempotent; also done by the destructor.
+  void Stop();
 
  private:
   class Collector;
