@@ -16,4 +16,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "demo: not runnable yet: ${missing[*]} not built (see the open issues)." >&2
   exit 1
 fi
-exec scripts/run-demo.sh "$BIN"
+exec scripts/run-demo.sh "$BIN" "$@"
