@@ -8,6 +8,11 @@
 #include <fstream>
 #include <thread>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <grpcpp/impl/client_unary_call.h>
+
 #include "common/shm.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/controller.h"
@@ -212,6 +217,64 @@ TEST_P(AdminServiceTest, ReflectionListsTheService) {
             listing.services.end());
 }
 
+// What `grpcurl ADDR list`, `grpcurl ADDR llmgw.admin.v1.Admin/ListBackends` and
+// `.../DrainBackend -d '{"id":...}'` do, knowing only the address: descriptors come from
+// reflection, messages are built dynamically, calls go out as raw bytes.
+TEST_P(AdminServiceTest, GrpcurlStyleClientKnowingOnlyTheAddress) {
+  namespace gp = google::protobuf;
+  std::string token = GetParam() ? "s3cret-token" : "";
+  std::vector<std::string> files;
+  ASSERT_TRUE(testing::FileContainingSymbol(channel_, "llmgw.admin.v1.Admin", token, &files).ok());
+  ASSERT_FALSE(files.empty());
+  gp::DescriptorPool pool;
+  for (const auto& f : files) {
+    gp::FileDescriptorProto fdp;
+    ASSERT_TRUE(fdp.ParseFromString(f));
+    ASSERT_NE(pool.BuildFile(fdp), nullptr);
+  }
+  const gp::ServiceDescriptor* svc = pool.FindServiceByName("llmgw.admin.v1.Admin");
+  ASSERT_NE(svc, nullptr);
+  gp::DynamicMessageFactory factory(&pool);
+  auto call = [&](const std::string& method_name, const std::function<void(gp::Message*)>& fill,
+                  std::unique_ptr<gp::Message>* out) {
+    const gp::MethodDescriptor* m = svc->FindMethodByName(method_name);
+    ASSERT_NE(m, nullptr) << method_name;
+    std::unique_ptr<gp::Message> req(factory.GetPrototype(m->input_type())->New());
+    fill(req.get());
+    grpc::ByteBuffer in, resp;
+    std::string bytes = req->SerializeAsString();
+    grpc::Slice slice(bytes);
+    in = grpc::ByteBuffer(&slice, 1);
+    std::string path = "/llmgw.admin.v1.Admin/" + method_name;  // RpcMethod keeps the pointer
+    grpc::internal::RpcMethod rpc(path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
+    auto ctx = Ctx();
+    grpc::Status st = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(channel_.get(), rpc,
+                                                                                          ctx.get(), in, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    std::vector<grpc::Slice> slices;
+    (void)resp.Dump(&slices);
+    std::string out_bytes;
+    for (auto& sl : slices) out_bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    out->reset(factory.GetPrototype(m->output_type())->New());
+    ASSERT_TRUE((*out)->ParseFromString(out_bytes));
+  };
+  std::unique_ptr<gp::Message> list;
+  call("ListBackends", [](gp::Message*) {}, &list);
+  const gp::FieldDescriptor* backends = list->GetDescriptor()->FindFieldByName("backends");
+  ASSERT_EQ(list->GetReflection()->FieldSize(*list, backends), 1);
+  const gp::Message& b0 = list->GetReflection()->GetRepeatedMessage(*list, backends, 0);
+  std::string listed_id = b0.GetReflection()->GetString(b0, b0.GetDescriptor()->FindFieldByName("id"));
+  EXPECT_EQ(listed_id, id());
+
+  std::unique_ptr<gp::Message> drained;
+  call("DrainBackend", [&](gp::Message* m) {
+    m->GetReflection()->SetString(m, m->GetDescriptor()->FindFieldByName("id"), listed_id);
+  }, &drained);
+  const gp::Message& b = drained->GetReflection()->GetMessage(*drained, drained->GetDescriptor()->FindFieldByName("backend"));
+  EXPECT_EQ(b.GetReflection()->GetEnum(b, b.GetDescriptor()->FindFieldByName("state"))->name(), "DRAINING");
+  EXPECT_EQ(controller_.Backends()[0].state(), pb::DRAINING);
+}
+
 // Runs with auth on only.
 class AdminAuthTest : public AdminServiceTest {};
 
@@ -237,6 +300,10 @@ TEST_P(AdminAuthTest, CallsWithoutOrWithWrongTokenAreRejected) {
   listing = testing::ListServices(channel_);
   EXPECT_EQ(listing.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(listing.services.empty());
+  std::vector<std::string> files;
+  EXPECT_EQ(testing::FileContainingSymbol(channel_, "llmgw.admin.v1.Admin", "", &files).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(files.empty());  // no descriptors leak without the token
 }
 
 INSTANTIATE_TEST_SUITE_P(Auth, AdminServiceTest, ::testing::Values(false, true),
