@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
+#include <sys/stat.h>
 #include <thread>
 
 #include <google/protobuf/descriptor.h>
@@ -337,6 +339,64 @@ TEST(AdminServerTest, LoopbackHosts) {
   EXPECT_FALSE(IsLoopbackHost("::"));
   EXPECT_FALSE(IsLoopbackHost("10.0.0.1"));
   EXPECT_FALSE(IsLoopbackHost("example.com"));
+}
+
+}  // namespace
+}  // namespace llmgw::cp
+
+namespace llmgw::cp {
+namespace {
+
+// TLS from cert/key files: a TLS client with the cert as root gets answers, a plaintext
+// client does not. The self-signed pair is made by the openssl CLI for this test only.
+TEST(AdminServerTlsTest, ServesOverTlsFromFiles) {
+  std::string dir = TempPath("tls");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  std::string cmd = "timeout 20 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                    "-addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl failed";
+  Config cfg;
+  cfg.instance = "cptls-" + std::to_string(getpid());
+  Controller c;
+  ConfigResult r = ParseConfig("instance: " + cfg.instance +
+                                   "\nmodels:\n  - name: m\n    backends:\n      - { url: http://127.0.0.1:9 }\n",
+                               "tls.yaml");
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  ASSERT_TRUE(c.StartWithConfig(std::move(r.config)).ok());
+  AdminServer s(&c);
+  AdminConfig admin;
+  admin.grpc_listen = "127.0.0.1:0";
+  admin.tls_cert_file = cert;
+  admin.tls_key_file = key;
+  Status st = s.Start(admin);
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  std::string target = "127.0.0.1:" + std::to_string(s.port());
+
+  grpc::SslCredentialsOptions opts;
+  std::ifstream f(cert);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  opts.pem_root_certs = ss.str();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto tls = pb::Admin::NewStub(grpc::CreateCustomChannel(target, grpc::SslCredentials(opts), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  pb::GetStatusResponse resp;
+  grpc::Status call = tls->GetStatus(&ctx, {}, &resp);
+  EXPECT_TRUE(call.ok()) << call.error_message();
+  EXPECT_EQ(resp.instance(), cfg.instance);
+
+  auto plain = pb::Admin::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  EXPECT_FALSE(plain->GetStatus(&ctx2, {}, &resp).ok());
+  s.Stop();
+  c.Shutdown();
+  std::remove(cert.c_str());
+  std::remove(key.c_str());
+  rmdir(dir.c_str());
 }
 
 }  // namespace
