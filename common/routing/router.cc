@@ -1,22 +1,136 @@
-// Interim routing: least connections over eligible backends, and an even-split bandit.
-// The routing issue replaces these with the real policies behind the same interface.
+// The per-request routing policies. OnSnapshot precomputes everything a policy needs
+// (per-model backend lists, smooth-WRR weights, hash rings, scratch space); Pick then only
+// reads the snapshot and the thread's LocalLoad, so it never allocates or throws.
 #include "common/routing/router.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace llmgw::routing {
+namespace {
+
+using shm::BackendEntry;
+using shm::BackendState;
+
+// splitmix64's finaliser: spreads FNV's weak low bits so ring points and key hashes are
+// uniform on the 64-bit circle.
+inline uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+const LocalLoad kNoLoad{};
+inline const LocalLoad& LoadAt(std::span<const LocalLoad> local, uint16_t s) {
+  return s < local.size() ? local[s] : kNoLoad;
+}
+
+inline bool Excluded(std::span<const uint16_t> exclude, uint16_t s) {
+  for (uint16_t e : exclude)
+    if (e == s) return true;
+  return false;
+}
+
+// Requests this thread sent (positive) or finished (negative) since the snapshot's scrape:
+// the scraped running/waiting do not know about them yet.
+inline double LocalDelta(const LocalLoad& l) {
+  return static_cast<double>(l.in_flight) - static_cast<double>(l.in_flight_at_snapshot);
+}
+
+// A backend's weight on the hash ring (its share of virtual nodes): the
+// configured weight, 1 when unset or nonsense, capped so one entry cannot bloat the ring.
+inline double RingWeight(const BackendEntry& b) {
+  float w = b.weight;
+  return w > 0 && std::isfinite(w) ? std::min<double>(w, 64.0) : 1.0;
+}
+
+enum LeastBy { kByConnections = 0, kByQueue = 1, kByCapacity = 2 };
+
+constexpr uint32_t kDefaultVirtualNodes = 160;
+constexpr double kDefaultBoundedLoad = 1.25;
+// Bounded load on an idle fleet would move a hot key after its first request (the mean is
+// ~0). A backend using at most this fraction of its max_concurrent is never "saturated"
+// for the bound; once the fleet carries real load, c x mean is the binding limit.
+constexpr double kAffinitySlack = 0.25;
+// Adaptive: share of the traffic spread evenly whatever the learnt weights say, so the
+// data plane itself keeps exploring even when llmcd publishes a near-0 weight.
+constexpr double kAdaptiveFloor = 0.05;
+
+}  // namespace
 
 Router::Router() = default;
 
+uint64_t Router::HashKey(std::string_view key) { return Mix(shm::Fnv1a(key.data(), key.size())); }
+
+Policy Router::PolicyOf(uint16_t model_slot) const {
+  if (!snap_ || model_slot >= shm::kMaxModels) return Policy::kRoundRobin;
+  uint8_t p = snap_->models[model_slot].policy;
+  return p < static_cast<uint8_t>(Policy::kCount) ? static_cast<Policy>(p) : Policy::kRoundRobin;
+}
+
 void Router::OnSnapshot(const shm::Snapshot& snap) {
   snap_ = &snap;
-  model_backends_.assign(shm::kMaxModels, {});
-  rr_cursor_.assign(shm::kMaxModels, 0);
-  for (uint32_t i = 0; i < snap.num_backends; ++i) {
+  std::vector<std::vector<uint16_t>> lists(shm::kMaxModels);
+  uint32_t nb = std::min(snap.num_backends, shm::kMaxBackends);
+  for (uint32_t i = 0; i < nb; ++i) {
     const auto& b = snap.backends[i];
-    if (b.state == static_cast<uint8_t>(shm::BackendState::kEmpty)) continue;
-    if (b.model_slot < shm::kMaxModels) model_backends_[b.model_slot].push_back(static_cast<uint16_t>(i));
+    if (b.state == static_cast<uint8_t>(BackendState::kEmpty)) continue;
+    if (b.model_slot < shm::kMaxModels) lists[b.model_slot].push_back(static_cast<uint16_t>(i));
   }
+  uint32_t vnodes = snap.limits.virtual_nodes ? snap.limits.virtual_nodes : kDefaultVirtualNodes;
+
+  rr_cursor_.resize(shm::kMaxModels, 0);
+  wrr_weight_.resize(shm::kMaxModels);
+  wrr_current_.resize(shm::kMaxModels);
+  ring_.resize(shm::kMaxModels);
+  ring_sig_.resize(shm::kMaxModels, 0);
+  model_backends_.resize(shm::kMaxModels);
+  size_t widest = 0;
+  for (uint32_t m = 0; m < shm::kMaxModels; ++m) {
+    auto& list = lists[m];
+    widest = std::max(widest, list.size());
+    bool same_members = list == model_backends_[m];
+    // Keep the rotation and the smooth-WRR state across ticks when membership is unchanged,
+    // so proportions stay exact across snapshot boundaries.
+    if (!same_members) {
+      rr_cursor_[m] = 0;
+      wrr_current_[m].assign(list.size(), 0);
+    }
+    wrr_weight_[m].resize(list.size());
+    for (size_t k = 0; k < list.size(); ++k) {
+      float w = snap.backends[list[k]].weight;
+      wrr_weight_[m][k] = w > 0 && std::isfinite(w) ? std::llround(static_cast<double>(w) * 1000.0) : 0;
+    }
+    // Ring points depend on the backends' stable keys and weights, not their slots or
+    // states; rebuild only when those change (snapshots arrive every tick, and a ring of a
+    // thousand backends is 160k points to hash and sort).
+    uint64_t sig = Mix(vnodes + (list.empty() ? 0 : 1));
+    for (uint16_t s : list) {
+      const auto& b = snap.backends[s];
+      sig = Mix(sig ^ b.key ^ (static_cast<uint64_t>(s) << 48));
+      sig = Mix(sig ^ static_cast<uint64_t>(std::llround(RingWeight(b) * 1000.0)));
+    }
+    if (sig != ring_sig_[m]) {
+      ring_sig_[m] = sig;
+      auto& ring = ring_[m];
+      ring.clear();
+      if (!list.empty()) {
+        // Virtual nodes in proportion to the configured weight, so a backend weighted for a
+        // bigger GPU also owns a bigger share of the keys (weight 1 = `virtual_nodes`).
+        for (uint16_t s : list) {
+          uint64_t key = snap.backends[s].key;
+          double scale = RingWeight(snap.backends[s]);
+          uint32_t count = std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(vnodes * scale)));
+          for (uint32_t v = 0; v < count; ++v) ring.emplace_back(Mix(key ^ Mix(v + 1)), s);
+        }
+        std::sort(ring.begin(), ring.end());
+      }
+    }
+    model_backends_[m] = std::move(list);
+  }
+  cand_.resize(std::max<size_t>(widest, 1));
+  cand_of_slot_.assign(shm::kMaxBackends, -1);
 }
 
 uint32_t Router::EstimatedInFlight(const shm::BackendEntry& b, const LocalLoad& l) {
@@ -26,9 +140,13 @@ uint32_t Router::EstimatedInFlight(const shm::BackendEntry& b, const LocalLoad& 
 }
 
 bool Router::Eligible(const shm::BackendEntry& b, const LocalLoad& l) const {
-  auto st = static_cast<shm::BackendState>(b.state);
-  if (st == shm::BackendState::kHalfOpen) return l.in_flight < b.half_open_budget;
-  if (st != shm::BackendState::kHealthy) return false;
+  auto st = static_cast<BackendState>(b.state);
+  if (st == BackendState::kHalfOpen) {
+    // Half-open: only this thread's own trial budget counts; the fleet estimate may include
+    // other threads' trials, which have their own budgets.
+    return l.in_flight < b.half_open_budget && EstimatedInFlight(b, l) < b.max_concurrent;
+  }
+  if (st != BackendState::kHealthy) return false;
   return EstimatedInFlight(b, l) < b.max_concurrent;
 }
 
@@ -37,46 +155,223 @@ bool Router::AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local
   bool any_healthy = false;
   for (uint16_t s : model_backends_[model_slot]) {
     const auto& b = snap_->backends[s];
-    if (b.state != static_cast<uint8_t>(shm::BackendState::kHealthy)) continue;
+    auto st = static_cast<BackendState>(b.state);
+    if (st != BackendState::kHealthy && st != BackendState::kHalfOpen) continue;
+    const auto& l = LoadAt(local, s);
+    if (st == BackendState::kHalfOpen && l.in_flight >= b.half_open_budget) continue;
     any_healthy = true;
-    if (EstimatedInFlight(b, local[s]) < b.max_concurrent) return false;
+    if (EstimatedInFlight(b, l) < b.max_concurrent) return false;
   }
   return any_healthy;
 }
 
-int Router::Pick(uint16_t model_slot, const RequestInfo& /*req*/, std::span<const LocalLoad> local,
+size_t Router::CollectEligible(uint16_t model_slot, std::span<const LocalLoad> local,
+                               std::span<const uint16_t> exclude) {
+  const auto& list = model_backends_[model_slot];
+  size_t n = 0;
+  for (size_t k = 0; k < list.size(); ++k) {
+    uint16_t s = list[k];
+    if (Excluded(exclude, s)) continue;
+    const auto& b = snap_->backends[s];
+    const auto& l = LoadAt(local, s);
+    if (!Eligible(b, l)) continue;
+    cand_[n] = Candidate{s, static_cast<uint16_t>(k), EstimatedInFlight(b, l)};
+    ++n;
+  }
+  return n;
+}
+
+int Router::Pick(uint16_t model_slot, const RequestInfo& req, std::span<const LocalLoad> local,
                  std::span<const uint16_t> exclude) {
   if (!snap_ || model_slot >= model_backends_.size()) return kNoBackend;
+  size_t n = CollectEligible(model_slot, local, exclude);
+  if (n == 0) return kNoBackend;
+  if (n == 1) {
+    // Every policy agrees when there is one choice, but WRR still has to account for it.
+    if (PolicyOf(model_slot) != Policy::kWeightedRoundRobin) return cand_[0].slot;
+  }
+  switch (PolicyOf(model_slot)) {
+    case Policy::kRoundRobin: return PickRoundRobin(model_slot, n);
+    case Policy::kWeightedRoundRobin: return PickWeighted(model_slot, n);
+    case Policy::kLeastConnections: return PickLeastBy(model_slot, n, req.random, kByConnections, local);
+    case Policy::kLeastQueue: return PickLeastBy(model_slot, n, req.random, kByQueue, local);
+    case Policy::kCapacity: return PickLeastBy(model_slot, n, req.random, kByCapacity, local);
+    case Policy::kP2cKv: return PickP2c(n, req.random, local);
+    case Policy::kConsistentHash: {
+      // No key: spread by the request's random bits (still bounded-load).
+      uint64_t h = req.hash_key.empty() ? Mix(req.random) : HashKey(req.hash_key);
+      int s = PickRing(model_slot, n, h);
+      return s != kNoBackend ? s : PickLeastBy(model_slot, n, req.random, kByConnections, local);
+    }
+    case Policy::kPrefixAffinity: {
+      std::string_view p = req.prefix;
+      uint32_t cap = snap_->limits.prefix_bytes;
+      if (cap && p.size() > cap) p = p.substr(0, cap);
+      int s = p.empty() ? kNoBackend : PickRing(model_slot, n, HashKey(p));
+      // No prefix, or every ring candidate is above the bound: least load.
+      return s != kNoBackend ? s : PickLeastBy(model_slot, n, req.random, kByQueue, local);
+    }
+    case Policy::kAdaptive: return PickAdaptive(n, req.random);
+    case Policy::kCount: break;
+  }
+  return PickRoundRobin(model_slot, n);
+}
+
+int Router::PickRoundRobin(uint16_t model_slot, size_t n) {
+  // The cursor walks the model's full list so a backend that is skipped once does not shift
+  // everyone else's turn; the first eligible one at or after the cursor wins.
+  size_t len = model_backends_[model_slot].size();
+  uint32_t cur = static_cast<uint32_t>(rr_cursor_[model_slot] % len);
+  size_t chosen = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (cand_[i].index >= cur) {
+      chosen = i;
+      break;
+    }
+  }
+  rr_cursor_[model_slot] = cand_[chosen].index + 1u;
+  return cand_[chosen].slot;
+}
+
+int Router::PickWeighted(uint16_t model_slot, size_t n) {
+  // nginx's smooth weighted round robin: every candidate gains its weight, the richest is
+  // chosen and pays the total back. Over sum(weights) picks each backend gets exactly its
+  // weight, interleaved rather than in bursts.
+  auto& w = wrr_weight_[model_slot];
+  auto& cur = wrr_current_[model_slot];
+  int64_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += w[cand_[i].index];
+  if (total == 0) return PickRoundRobin(model_slot, n);  // every weight 0: plain rotation
+  size_t best = n;
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t k = cand_[i].index;
+    if (w[k] == 0) continue;
+    cur[k] += w[k];
+    if (best == n || cur[k] > cur[cand_[best].index]) best = i;
+  }
+  cur[cand_[best].index] -= total;
+  return cand_[best].slot;
+}
+
+int Router::PickLeastBy(uint16_t /*model_slot*/, size_t n, uint64_t random, int what,
+                        std::span<const LocalLoad> local) {
+  // Start the scan at a random offset so ties spread over the tied backends.
+  size_t start = static_cast<size_t>(random % n);
   int best = kNoBackend;
-  uint32_t best_load = UINT32_MAX;
-  const auto& list = model_backends_[model_slot];
-  size_t n = list.size();
-  // Start at a rotating cursor so ties spread instead of piling on the first backend.
-  uint32_t start = n ? rr_cursor_[model_slot]++ % n : 0;
+  double best_score = 0;
   for (size_t k = 0; k < n; ++k) {
-    uint16_t s = list[(start + k) % n];
-    if (std::find(exclude.begin(), exclude.end(), s) != exclude.end()) continue;
-    const auto& b = snap_->backends[s];
-    if (!Eligible(b, local[s])) continue;
-    uint32_t load = EstimatedInFlight(b, local[s]);
-    if (load < best_load) {
-      best_load = load;
-      best = s;
+    const Candidate& c = cand_[(start + k) % n];
+    const auto& b = snap_->backends[c.slot];
+    double score = c.load;
+    if (what == kByQueue) {
+      if (b.metrics_fresh) score += b.waiting;
+    } else if (what == kByCapacity) {
+      double mc = b.max_concurrent ? b.max_concurrent : 1;
+      if (b.metrics_fresh) {
+        double running = std::max(0.0, b.running + LocalDelta(LoadAt(local, c.slot)));
+        score = (running * 3 + b.waiting) / mc;
+      } else {
+        score = c.load * 3.0 / mc;
+      }
+    }
+    if (best == kNoBackend || score < best_score) {
+      best = c.slot;
+      best_score = score;
     }
   }
   return best;
 }
 
-AdaptiveBandit::AdaptiveBandit(double exploration, double decay, uint64_t seed)
-    : exploration_(exploration), decay_(decay), seed_(seed) {}
+int Router::PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local) {
+  size_t i = static_cast<size_t>(random % n);
+  size_t j = static_cast<size_t>((random >> 32) % (n - 1));
+  if (j >= i) ++j;
+  const Candidate& a = cand_[i];
+  const Candidate& c = cand_[j];
+  const auto& ba = snap_->backends[a.slot];
+  const auto& bc = snap_->backends[c.slot];
+  if (!ba.metrics_fresh || !bc.metrics_fresh) {
+    // Scraped numbers are stale for one of them: compare what we know for sure.
+    return a.load <= c.load ? a.slot : c.slot;
+  }
+  const auto& lim = snap_->limits;
+  auto score = [&](const shm::BackendEntry& b, uint16_t slot) {
+    // Our own requests since the scrape are not in `waiting` yet: count them as waiting.
+    double waiting = std::max(0.0, b.waiting + LocalDelta(LoadAt(local, slot)));
+    return lim.w_waiting * waiting + lim.w_running * b.running + lim.w_kv * b.kv_usage +
+           lim.w_latency * b.ewma_latency_ms + lim.w_error * b.error_rate;
+  };
+  return score(ba, a.slot) <= score(bc, c.slot) ? a.slot : c.slot;
+}
 
-std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms) {
-  std::vector<double> w(arms.size(), 0.0);
-  size_t eligible = 0;
-  for (const auto& a : arms) eligible += a.eligible ? 1 : 0;
-  for (size_t i = 0; i < arms.size(); ++i)
-    w[i] = arms[i].eligible && eligible ? 1.0 / static_cast<double>(eligible) : 0.0;
-  return w;
+int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
+  const auto& ring = ring_[model_slot];
+  if (ring.empty()) return kNoBackend;
+  // Bounded load (Mirrokni et al.): no backend may exceed ceil(c * (total + 1) / n) after
+  // taking this request, counting only backends that may take requests now (or the slack
+  // floor, see kAffinitySlack). Walking the ring past a full backend gives each key a
+  // consistent second choice, which keeps its overflow warm too.
+  // The float from the snapshot is rounded back to the decimal the operator wrote (1.1f is
+  // 1.10000002), so a load exactly at c x mean does not round up to one more request.
+  double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
+  if (!(c >= 1.0)) c = kDefaultBoundedLoad;
+  // The bound is on in-flight counts and is the same for every backend, whatever its
+  // weight: a faster backend finishes sooner, so equal in-flight already gives it more
+  // throughput (weighting the bound too was measured worse for TTFT p99 in routing_sim).
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    total += cand_[i].load;
+    cand_of_slot_[cand_[i].slot] = static_cast<int32_t>(i);
+  }
+  uint64_t bound =
+      static_cast<uint64_t>(std::ceil(c * static_cast<double>(total + 1) / static_cast<double>(n) - 1e-9));
+  auto it = std::lower_bound(ring.begin(), ring.end(), key_hash,
+                             [](const std::pair<uint64_t, uint16_t>& e, uint64_t h) { return e.first < h; });
+  size_t pos = static_cast<size_t>(it - ring.begin());
+  int chosen = kNoBackend;
+  size_t checked = 0;
+  for (size_t step = 0; step < ring.size() && checked < n; ++step) {
+    uint16_t s = ring[(pos + step) % ring.size()].second;
+    int32_t ci = cand_of_slot_[s];
+    if (ci < 0) continue;  // ineligible, excluded, or already found full
+    ++checked;
+    const auto& b = snap_->backends[s];
+    uint64_t limit = std::max<uint64_t>(bound, static_cast<uint64_t>(std::ceil(kAffinitySlack * b.max_concurrent)));
+    if (cand_[ci].load + 1u <= limit) {
+      chosen = s;
+      break;
+    }
+    cand_of_slot_[s] = -1;
+  }
+  for (size_t i = 0; i < n; ++i) cand_of_slot_[cand_[i].slot] = -1;
+  return chosen;
+}
+
+int Router::PickAdaptive(size_t n, uint64_t random) {
+  // Weighted least connections on the learnt weights: the backend with the least in-flight
+  // per unit of weight wins, so in-flight shares follow the weights while a backend that
+  // fills up stops attracting traffic before llmcd's next tick. A floor keeps every
+  // eligible backend in play (exploration); all-zero weights mean "not learnt yet": even.
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    float w = snap_->backends[cand_[i].slot].adaptive_weight;
+    if (w > 0 && std::isfinite(w)) sum += w;
+  }
+  size_t start = static_cast<size_t>(random % n);
+  int best = kNoBackend;
+  double best_score = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const Candidate& c = cand_[(start + k) % n];
+    float w = snap_->backends[c.slot].adaptive_weight;
+    double share = sum > 0 ? (w > 0 && std::isfinite(w) ? w / sum : 0.0) : 1.0 / static_cast<double>(n);
+    share = (1.0 - kAdaptiveFloor) * share + kAdaptiveFloor / static_cast<double>(n);
+    double score = (static_cast<double>(c.load) + 1.0) / share;
+    if (best == kNoBackend || score < best_score) {
+      best = c.slot;
+      best_score = score;
+    }
+  }
+  return best;
 }
 
 }  // namespace llmgw::routing

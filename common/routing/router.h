@@ -3,15 +3,19 @@
 // in-flight counts. llmcd uses the same library per tick (AdaptiveBandit) to compute the
 // adaptive policy's weights it publishes in the snapshot.
 //
-// This header is the interface the data plane and the control plane build against; the
-// policies behind it are the routing issue's work (see docs/ROUTING.md when it lands).
+// This header is the interface the data plane and the control plane build against. The
+// policies live in router.cc (per-request picks) and bandit.cc (the per-tick learner);
+// admission.h holds the per-thread wait queue and prefix.h the prompt-prefix extractor.
+// See docs/ROUTING.md.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "common/config.h"
 #include "common/shm_layout.h"
 
 namespace llmgw::routing {
@@ -48,6 +52,13 @@ class Router {
   // corrected by how this thread's own count moved since.
   static uint32_t EstimatedInFlight(const shm::BackendEntry& b, const LocalLoad& l);
 
+  // The policy the snapshot names for `model_slot` (round_robin when out of range).
+  Policy PolicyOf(uint16_t model_slot) const;
+
+  // The 64-bit hash consistent_hash and prefix_affinity place keys with (also used by
+  // tests and the simulator to reason about placement).
+  static uint64_t HashKey(std::string_view key);
+
   // True when backend `slot` may take one more request now (state, half-open budget,
   // max_concurrent).
   bool Eligible(const shm::BackendEntry& b, const LocalLoad& l) const;
@@ -57,9 +68,35 @@ class Router {
   bool AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local) const;
 
  private:
+  // Candidates of one pick: eligible, not excluded, with their estimated load.
+  struct Candidate {
+    uint16_t slot;
+    uint16_t index;  // position in model_backends_[model]
+    uint32_t load;   // EstimatedInFlight
+  };
+  size_t CollectEligible(uint16_t model_slot, std::span<const LocalLoad> local,
+                         std::span<const uint16_t> exclude);
+  int PickRoundRobin(uint16_t model_slot, size_t n);
+  int PickWeighted(uint16_t model_slot, size_t n);
+  int PickLeastBy(uint16_t model_slot, size_t n, uint64_t random, int what,
+                  std::span<const LocalLoad> local);
+  int PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local);
+  int PickRing(uint16_t model_slot, size_t n, uint64_t key_hash);
+  int PickAdaptive(size_t n, uint64_t random);
+
   const shm::Snapshot* snap_ = nullptr;
   std::vector<std::vector<uint16_t>> model_backends_;  // per model slot: its backend slots
   std::vector<uint32_t> rr_cursor_;                    // per model slot
+  // Smooth WRR: per model, per position in model_backends_: integer weight and current.
+  std::vector<std::vector<int64_t>> wrr_weight_;
+  std::vector<std::vector<int64_t>> wrr_current_;
+  // Hash ring per model: (point, backend slot), sorted by point. Built from every
+  // non-empty backend (eligible or not) so a backend turning ineligible moves only its keys.
+  std::vector<std::vector<std::pair<uint64_t, uint16_t>>> ring_;
+  std::vector<uint64_t> ring_sig_;  // per model: hash of what the ring was built from
+  // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
+  std::vector<Candidate> cand_;
+  std::vector<int32_t> cand_of_slot_;  // slot -> index in cand_ for this pick, or -1
 };
 
 // The adaptive policy's learner, run by llmcd on every tick for each model.
@@ -74,16 +111,34 @@ struct ArmObservation {
 
 class AdaptiveBandit {
  public:
+  // exploration: share of the weight spread evenly over eligible arms (0..1), so every
+  // arm keeps getting a trickle of traffic and a recovered backend is noticed.
+  // decay: per-tick factor applied to past evidence (0..1); lower follows change faster.
   AdaptiveBandit(double exploration, double decay, uint64_t seed = 1);
   // Feeds one tick of observations and returns the weight per observed arm (same order),
-  // summing to 1 over eligible arms.
+  // summing to 1 over eligible arms (0 for ineligible ones).
   std::vector<double> Update(std::span<const ArmObservation> arms);
 
+  // Forgets everything learnt about `slot` (its backend was replaced by a reload).
+  void Forget(uint32_t slot);
+
+  // The reward one success with these timings earns (higher is better, 0..1]. Exposed for
+  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 10) / kRewardScaleMs).
+  static double Reward(double ttft_ms, double latency_ms);
+  static constexpr double kRewardScaleMs = 200.0;
+
  private:
+  struct Arm {
+    double n = 0;       // decayed observation count
+    double sum = 0;     // decayed sum of rewards
+    double sum_sq = 0;  // decayed sum of squared rewards
+  };
+
   double exploration_;
   double decay_;
-  uint64_t seed_;
-  std::vector<double> score_;  // per slot
+  uint64_t seed_;  // the learner is deterministic today; kept for tie-breaking variants
+  std::vector<double> score_;  // per slot: the last posterior mean (for stats)
+  std::vector<Arm> arms_;      // per slot
 };
 
 }  // namespace llmgw::routing

@@ -1,0 +1,585 @@
+// llmgw-bench load generation: workload building and the epoll client (see loadgen.h).
+#include "bench/loadgen/loadgen.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+
+namespace llmgw::bench {
+
+namespace {
+
+double NowS() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+bool ToDouble(const std::string& s, double* out) {
+  char* end = nullptr;
+  *out = std::strtod(s.c_str(), &end);
+  return end != s.c_str() && *end == '\0' && std::isfinite(*out);
+}
+
+// Four bytes = one mock token; letters only, so JSON needs no escaping.
+void AppendPiece(std::string* s, uint64_t v) {
+  for (int i = 0; i < 3; ++i) {
+    s->push_back(static_cast<char>('a' + v % 26));
+    v /= 26;
+  }
+  s->push_back(' ');
+}
+
+}  // namespace
+
+bool Workload::Init(std::string* err) {
+  auto parts = Split(o_.prompt_dist, ':');
+  bool ok = false;
+  if (parts[0] == "fixed" && parts.size() == 2) {
+    dist_ = Dist::kFixed;
+    ok = ToDouble(parts[1], &a_) && a_ >= 1;
+  } else if (parts[0] == "uniform" && parts.size() == 3) {
+    dist_ = Dist::kUniform;
+    ok = ToDouble(parts[1], &a_) && ToDouble(parts[2], &b_) && a_ >= 1 && b_ >= a_;
+  } else if (parts[0] == "lognormal" && parts.size() == 3) {
+    dist_ = Dist::kLognormal;
+    ok = ToDouble(parts[1], &a_) && ToDouble(parts[2], &b_) && a_ >= 1 && b_ >= 0;
+  }
+  if (!ok) {
+    *err = "--prompt-tokens: expected fixed:N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA, got '" + o_.prompt_dist + "'";
+    return false;
+  }
+  if (o_.models.empty() || o_.models[0].empty()) {
+    *err = "--model: at least one model name";
+    return false;
+  }
+  if (o_.endpoint != "chat" && o_.endpoint != "completions") {
+    *err = "--endpoint: chat or completions";
+    return false;
+  }
+  return true;
+}
+
+int Workload::SamplePromptTokens() {
+  double v = a_;
+  if (dist_ == Dist::kUniform) v = std::uniform_real_distribution<double>(a_, b_ + 1)(rng_);
+  if (dist_ == Dist::kLognormal) v = std::lognormal_distribution<double>(std::log(a_), b_)(rng_);
+  int n = static_cast<int>(v);
+  return n < 1 ? 1 : n;
+}
+
+void Workload::Next(BuiltRequest* out) {
+  int tokens = SamplePromptTokens();
+  std::string prompt;
+  prompt.reserve(static_cast<size_t>(tokens + o_.prefix_tokens) * 4);
+  if (o_.prefix_groups > 0) {
+    uint64_t g = std::uniform_int_distribution<uint64_t>(0, static_cast<uint64_t>(o_.prefix_groups) - 1)(rng_);
+    for (int i = 0; i < o_.prefix_tokens; ++i) AppendPiece(&prompt, g * 1000003ull + static_cast<uint64_t>(i));
+  }
+  for (int i = 0; i < tokens; ++i) AppendPiece(&prompt, rng_());
+  out->prompt_tokens = tokens + (o_.prefix_groups > 0 ? o_.prefix_tokens : 0);
+  out->stream = std::uniform_real_distribution<double>(0, 1)(rng_) < o_.stream_ratio;
+  const std::string& model =
+      o_.models[std::uniform_int_distribution<size_t>(0, o_.models.size() - 1)(rng_)];
+  std::string body = "{\"model\":\"" + model + "\",";
+  if (o_.endpoint == "chat") body += "\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]";
+  else body += "\"prompt\":\"" + prompt + "\"";
+  if (o_.max_tokens > 0) body += ",\"max_tokens\":" + std::to_string(o_.max_tokens);
+  if (o_.ignore_eos) body += ",\"ignore_eos\":true";
+  if (out->stream) body += ",\"stream\":true,\"stream_options\":{\"include_usage\":true}";
+  body += "}";
+  out->raw = std::string("POST ") + (o_.endpoint == "chat" ? "/v1/chat/completions" : "/v1/completions") +
+             " HTTP/1.1\r\nHost: llmgw-bench\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+namespace {
+
+struct ClientConn {
+  int fd = -1;
+  bool connected = false;
+  bool busy = false;
+  bool want_out = true;  // EPOLLOUT armed: only while connecting or a send is partial
+  llhttp_t parser;
+  BuiltRequest req;
+  size_t sent_off = 0;
+  double start_s = 0;
+  double last_token_s = 0;
+  bool got_first = false;
+  int status = 0;
+  int tokens = 0;
+  bool complete = false;
+  std::string sse;   // undelivered SSE bytes (an event split across reads)
+  std::string body;  // non-streaming body (for usage.completion_tokens)
+};
+
+class Runner {
+ public:
+  Runner(const LoadOptions& lo, Workload& w, RunStats* st) : lo_(lo), w_(w), st_(st), rng_(lo.seed ^ 0x5bd1e995) {
+    llhttp_settings_init(&settings_);
+    settings_.on_status_complete = [](llhttp_t* p) -> int {
+      static_cast<ClientConn*>(p->data)->status = p->status_code;
+      return 0;
+    };
+    settings_.on_body = [](llhttp_t* p, const char* at, size_t n) -> int {
+      auto* c = static_cast<ClientConn*>(p->data);
+      if (c->status != 200) return 0;
+      if (!c->req.stream) {
+        if (c->body.size() < (1u << 20)) c->body.append(at, n);
+        return 0;
+      }
+      c->sse.append(at, n);
+      double now = NowS();
+      size_t pos;
+      while ((pos = c->sse.find("\n\n")) != std::string::npos) {
+        std::string_view ev(c->sse.data(), pos);
+        bool token = ev.rfind("data: ", 0) == 0 && ev != "data: [DONE]" &&
+                     ev.find("\"choices\":[]") == std::string_view::npos;
+        if (token) {
+          if (!c->got_first) {
+            c->got_first = true;
+            t_runner->st_->ttft_s.Add(now - c->start_s);
+          } else {
+            t_runner->st_->inter_token_s.Add(now - c->last_token_s);
+          }
+          c->last_token_s = now;
+          ++c->tokens;
+        }
+        c->sse.erase(0, pos + 2);
+      }
+      return 0;
+    };
+    settings_.on_message_complete = [](llhttp_t* p) -> int {
+      static_cast<ClientConn*>(p->data)->complete = true;
+      return HPE_PAUSED;
+    };
+  }
+
+  bool Run(std::string* err);
+  static thread_local Runner* t_runner;
+
+ private:
+  ClientConn* OpenConn();
+  void StartRequest(ClientConn* c, double start_s);
+  void Fail(ClientConn* c, const std::string& kind);
+  void CloseConn(ClientConn* c);
+  void OnEvent(ClientConn* c, uint32_t events);
+  void Finish(ClientConn* c);
+  // Level-triggered EPOLLOUT on an idle writable socket would spin the loop, so it is armed
+  // only while there is something to send.
+  void SetWantOut(ClientConn* c, bool on) {
+    if (c->want_out == on || c->fd < 0) return;
+    c->want_out = on;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+    ev.data.ptr = c;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd, &ev);
+  }
+  bool MayIssue() const {
+    return issuing_ && (lo_.max_requests <= 0 || st_->sent < static_cast<uint64_t>(lo_.max_requests));
+  }
+  void Progress(double now, bool final_line);
+
+  const LoadOptions& lo_;
+  Workload& w_;
+  RunStats* st_;
+  std::mt19937_64 rng_;
+  llhttp_settings_t settings_;
+  int epfd_ = -1;
+  sockaddr_in addr_{};
+  std::vector<std::unique_ptr<ClientConn>> conns_;
+  std::vector<ClientConn*> idle_;
+  size_t open_ = 0, in_flight_ = 0;
+  bool issuing_ = true;
+  double t0_ = 0;
+};
+
+thread_local Runner* Runner::t_runner = nullptr;
+
+ClientConn* Runner::OpenConn() {
+  if (open_ >= static_cast<size_t>(lo_.max_connections)) return nullptr;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_);
+  if (rc != 0 && errno != EINPROGRESS) {
+    close(fd);
+    ++st_->errors["connect"];
+    return nullptr;
+  }
+  auto c = std::make_unique<ClientConn>();
+  c->fd = fd;
+  c->connected = rc == 0;
+  llhttp_init(&c->parser, HTTP_RESPONSE, &settings_);
+  c->parser.data = c.get();
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+  ev.data.ptr = c.get();
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  ++open_;
+  conns_.push_back(std::move(c));
+  return conns_.back().get();
+}
+
+void Runner::StartRequest(ClientConn* c, double start_s) {
+  w_.Next(&c->req);
+  c->busy = true;
+  c->sent_off = 0;
+  c->start_s = start_s;
+  c->got_first = false;
+  c->status = 0;
+  c->tokens = 0;
+  c->complete = false;
+  c->sse.clear();
+  c->body.clear();
+  ++st_->sent;
+  ++in_flight_;
+  if (c->connected) OnEvent(c, EPOLLOUT);
+}
+
+void Runner::CloseConn(ClientConn* c) {
+  if (c->fd < 0) return;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  close(c->fd);
+  c->fd = -1;
+  --open_;
+  for (size_t i = 0; i < idle_.size(); ++i)
+    if (idle_[i] == c) {
+      idle_[i] = idle_.back();
+      idle_.pop_back();
+      break;
+    }
+}
+
+void Runner::Fail(ClientConn* c, const std::string& kind) {
+  if (c->busy) {
+    ++st_->errors[kind];
+    c->busy = false;
+    --in_flight_;
+  }
+  CloseConn(c);
+  if (lo_.concurrency > 0 && MayIssue()) {  // closed loop keeps N connections busy
+    ClientConn* n = OpenConn();
+    if (n) StartRequest(n, NowS());
+  }
+}
+
+void Runner::Finish(ClientConn* c) {
+  double now = NowS();
+  c->busy = false;
+  --in_flight_;
+  if (c->status != 200) {
+    ++st_->errors["http_" + std::to_string(c->status)];
+  } else {
+    if (!c->req.stream) {
+      size_t p = c->body.find("\"completion_tokens\":");
+      if (p != std::string::npos) c->tokens = std::atoi(c->body.c_str() + p + 20);
+    }
+    ++st_->ok;
+    st_->e2e_s.Add(now - c->start_s);
+    st_->tokens.Add(c->tokens);
+  }
+  if (!llhttp_should_keep_alive(&c->parser)) {
+    CloseConn(c);
+    if (lo_.concurrency > 0 && MayIssue()) {
+      ClientConn* n = OpenConn();
+      if (n) StartRequest(n, now);
+    }
+    return;
+  }
+  llhttp_resume(&c->parser);
+  if (lo_.concurrency > 0 && MayIssue()) {
+    StartRequest(c, now);
+  } else {
+    idle_.push_back(c);
+  }
+}
+
+void Runner::OnEvent(ClientConn* c, uint32_t events) {
+  if (c->fd < 0) return;
+  if (!c->connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    if (soerr != 0) {
+      Fail(c, "connect");
+      return;
+    }
+    c->connected = true;
+  }
+  if (c->busy && c->sent_off < c->req.raw.size() && c->connected) {
+    ssize_t w = send(c->fd, c->req.raw.data() + c->sent_off, c->req.raw.size() - c->sent_off, MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN) {
+      Fail(c, "reset");
+      return;
+    }
+    if (w > 0) c->sent_off += static_cast<size_t>(w);
+  }
+  if (c->connected) SetWantOut(c, c->busy && c->sent_off < c->req.raw.size());
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    char buf[65536];
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      if (c->busy) Fail(c, c->got_first ? "closed_mid_stream" : "reset");
+      else CloseConn(c);
+      return;
+    }
+    if (!c->busy) {  // bytes with no request outstanding: the server is confused
+      CloseConn(c);
+      return;
+    }
+    const char* p = buf;
+    size_t len = static_cast<size_t>(n);
+    llhttp_errno_t e = llhttp_execute(&c->parser, p, len);
+    if (e == HPE_PAUSED && c->complete) {
+      Finish(c);
+    } else if (e != HPE_OK) {
+      Fail(c, "bad_response");
+    }
+  }
+}
+
+void Runner::Progress(double now, bool final_line) {
+  uint64_t errs = 0;
+  for (auto& [k, v] : st_->errors) errs += v;
+  double el = now - t0_;
+  std::fprintf(stderr, "\r[%6.1fs] sent %llu ok %llu err %llu in-flight %zu conns %zu  %.1f req/s   %s",
+               el, static_cast<unsigned long long>(st_->sent), static_cast<unsigned long long>(st_->ok),
+               static_cast<unsigned long long>(errs), in_flight_, open_,
+               el > 0 ? static_cast<double>(st_->ok) / el : 0.0, final_line ? "\n" : "");
+  std::fflush(stderr);
+}
+
+bool Runner::Run(std::string* err) {
+  t_runner = this;
+  addr_.sin_family = AF_INET;
+  addr_.sin_port = htons(static_cast<uint16_t>(lo_.port));
+  if (inet_pton(AF_INET, lo_.host.c_str(), &addr_.sin_addr) != 1) {
+    *err = "--target: host must be an IPv4 address";
+    return false;
+  }
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  t0_ = NowS();
+  const double end_issue = t0_ + lo_.duration_s;
+  double next_arrival = t0_;
+  std::exponential_distribution<double> gap(lo_.rate > 0 ? lo_.rate : 1.0);
+  if (lo_.concurrency > 0) {
+    for (int i = 0; i < lo_.concurrency && MayIssue(); ++i) {
+      ClientConn* c = OpenConn();
+      if (c) StartRequest(c, NowS());
+    }
+  }
+  double last_progress = t0_, last_timeout_scan = t0_;
+  epoll_event evs[512];
+  for (;;) {
+    double now = NowS();
+    if (now >= end_issue) issuing_ = false;
+    if (!MayIssue() && in_flight_ == 0) break;
+    if (!issuing_ && now > end_issue + lo_.timeout_ms / 1000.0 + 1) break;  // drain bound
+    // Open loop: issue every arrival that is due; latency counts from the scheduled time,
+    // so a slow client or server cannot hide queueing (no coordinated omission).
+    while (lo_.rate > 0 && MayIssue() && next_arrival <= now) {
+      ClientConn* c = nullptr;
+      while (!idle_.empty() && c == nullptr) {
+        c = idle_.back();
+        idle_.pop_back();
+        if (c->fd < 0) c = nullptr;
+      }
+      if (!c) c = OpenConn();
+      if (c) StartRequest(c, next_arrival);
+      else ++st_->errors["client_no_connection"];
+      next_arrival += gap(rng_);
+    }
+    int wait_ms = 100;
+    if (lo_.rate > 0 && MayIssue()) {
+      double d = (next_arrival - NowS()) * 1000.0;
+      wait_ms = d <= 0 ? 0 : std::min(100, static_cast<int>(std::ceil(d)));
+    }
+    int n = epoll_wait(epfd_, evs, 512, wait_ms);
+    for (int i = 0; i < n; ++i) OnEvent(static_cast<ClientConn*>(evs[i].data.ptr), evs[i].events);
+    now = NowS();
+    if (now - last_timeout_scan > 0.05) {
+      last_timeout_scan = now;
+      for (auto& c : conns_)
+        if (c->fd >= 0 && c->busy && now - c->start_s > lo_.timeout_ms / 1000.0) Fail(c.get(), "timeout");
+      // Drop closed connections so long runs do not grow the table.
+      size_t k = 0;
+      for (auto& c : conns_)
+        if (c->fd >= 0) conns_[k++] = std::move(c);
+      conns_.resize(k);
+    }
+    if (lo_.progress && now - last_progress >= 1.0) {
+      last_progress = now;
+      Progress(now, false);
+    }
+  }
+  st_->elapsed_s = NowS() - t0_;
+  if (lo_.progress) Progress(NowS(), true);
+  for (auto& c : conns_) CloseConn(c.get());
+  close(epfd_);
+  return true;
+}
+
+}  // namespace
+
+bool RunLoad(const LoadOptions& lo, Workload& w, RunStats* out, std::string* err) {
+  if (lo.rate <= 0 && lo.concurrency <= 0) {
+    *err = "give --rate R (open loop) or --concurrency N (closed loop)";
+    return false;
+  }
+  Runner r(lo, w, out);
+  return r.Run(err);
+}
+
+const char* BenchUsage() {
+  return "usage: llmgw-bench --target HOST:PORT (--rate R | --concurrency N) [options]\n"
+         "  --rate R               open loop: Poisson arrivals, R requests/s\n"
+         "  --concurrency N        closed loop: N connections sending back to back\n"
+         "  --duration S           seconds of issuing requests (default 10)\n"
+         "  --requests N           stop after N requests (default: no limit)\n"
+         "  --timeout-ms N         per-request timeout (default 60000)\n"
+         "  --max-connections N    open-loop connection cap (default 20000)\n"
+         "  --endpoint chat|completions (default chat)\n"
+         "  --model A[,B...]       models, picked uniformly per request (default mock-model)\n"
+         "  --prompt-tokens SPEC   fixed:N | uniform:MIN:MAX | lognormal:MEDIAN:SIGMA (default fixed:64)\n"
+         "  --prefix-groups G      prompts start with one of G shared prefixes (default 0 = none)\n"
+         "  --prefix-tokens N      length of each shared prefix (default 0)\n"
+         "  --stream-ratio X       fraction of streaming requests (default 1)\n"
+         "  --max-tokens N         sent as max_tokens (default: not sent)\n"
+         "  --ignore-eos           ask for exactly max_tokens\n"
+         "  --seed N               workload and arrival randomness (default 1)\n"
+         "  --out FILE             write JSON results there (always printed on stdout)\n"
+         "  --progress / --no-progress   live line on stderr (default: when stderr is a TTY)\n";
+}
+
+bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err) {
+  a->load.progress = isatty(2) != 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k == "-h" || k == "--help") {
+      a->help = true;
+      return true;
+    }
+    if (k == "--ignore-eos") {
+      a->work.ignore_eos = true;
+      continue;
+    }
+    if (k == "--progress" || k == "--no-progress") {
+      a->load.progress = k == "--progress";
+      continue;
+    }
+    if (i + 1 >= argc) {
+      *err = k + ": missing value";
+      return false;
+    }
+    std::string v = argv[++i];
+    double d = 0;
+    bool num = ToDouble(v, &d);
+    bool ok = true;
+    if (k == "--target") {
+      size_t c = v.rfind(':');
+      double port = 0;
+      ok = c != std::string::npos && ToDouble(v.substr(c + 1), &port) && port > 0 && port < 65536;
+      if (ok) {
+        a->load.host = v.substr(0, c);
+        a->load.port = static_cast<int>(port);
+      }
+    } else if (k == "--rate") {
+      ok = num && d > 0;
+      a->load.rate = d;
+    } else if (k == "--concurrency") {
+      ok = num && d >= 1;
+      a->load.concurrency = static_cast<int>(d);
+    } else if (k == "--duration") {
+      ok = num && d > 0;
+      a->load.duration_s = d;
+    } else if (k == "--requests") {
+      ok = num && d >= 1;
+      a->load.max_requests = static_cast<int64_t>(d);
+    } else if (k == "--timeout-ms") {
+      ok = num && d >= 1;
+      a->load.timeout_ms = static_cast<int>(d);
+    } else if (k == "--max-connections") {
+      ok = num && d >= 1;
+      a->load.max_connections = static_cast<int>(d);
+    } else if (k == "--seed") {
+      ok = num && d >= 0;
+      a->load.seed = static_cast<uint64_t>(d);
+    } else if (k == "--endpoint") {
+      a->work.endpoint = v;
+    } else if (k == "--model") {
+      a->work.models = Split(v, ',');
+    } else if (k == "--prompt-tokens") {
+      a->work.prompt_dist = v;
+    } else if (k == "--prefix-groups") {
+      ok = num && d >= 0;
+      a->work.prefix_groups = static_cast<int>(d);
+    } else if (k == "--prefix-tokens") {
+      ok = num && d >= 0;
+      a->work.prefix_tokens = static_cast<int>(d);
+    } else if (k == "--stream-ratio") {
+      ok = num && d >= 0 && d <= 1;
+      a->work.stream_ratio = d;
+    } else if (k == "--max-tokens") {
+      ok = num && d >= 1;
+      a->work.max_tokens = static_cast<int>(d);
+    } else if (k == "--out") {
+      a->out_path = v;
+    } else {
+      *err = "unknown option " + k;
+      return false;
+    }
+    if (!ok) {
+      *err = k + ": invalid value '" + v + "'";
+      return false;
+    }
+  }
+  if (a->load.rate <= 0 && a->load.concurrency <= 0) {
+    *err = "give --rate R (open loop) or --concurrency N (closed loop)";
+    return false;
+  }
+  return true;
+}
+
+std::string ConfigJson(const BenchArgs& a) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"target\":\"%s:%d\",\"mode\":\"%s\",\"rate\":%g,\"concurrency\":%d,\"duration_s\":%g,"
+                "\"endpoint\":\"%s\",\"prompt_tokens\":\"%s\",\"prefix_groups\":%d,\"prefix_tokens\":%d,"
+                "\"stream_ratio\":%g,\"max_tokens\":%d,\"seed\":%llu,\"models\":%zu}",
+                a.load.host.c_str(), a.load.port, a.load.rate > 0 ? "open" : "closed", a.load.rate,
+                a.load.concurrency, a.load.duration_s, a.work.endpoint.c_str(), a.work.prompt_dist.c_str(),
+                a.work.prefix_groups, a.work.prefix_tokens, a.work.stream_ratio, a.work.max_tokens,
+                static_cast<unsigned long long>(a.load.seed), a.work.models.size());
+  return buf;
+}
+
+}  // namespace llmgw::bench

@@ -1,0 +1,75 @@
+// llmgw-bench's load generator: workloads (prompt-length distributions, shared-prefix
+// groups, stream/non-stream mix, several models) and an epoll client that drives them
+// open-loop (Poisson arrivals at a rate) or closed-loop (N connections back to back),
+// timing TTFT, inter-token gaps and end-to-end latency of OpenAI-style requests.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/loadgen/stats.h"
+
+namespace llmgw::bench {
+
+struct WorkloadOptions {
+  std::string endpoint = "chat";  // chat -> /v1/chat/completions, completions -> /v1/completions
+  std::vector<std::string> models{"mock-model"};
+  std::string prompt_dist = "fixed:64";  // tokens: fixed:N | uniform:MIN:MAX | lognormal:MEDIAN:SIGMA
+  int prefix_groups = 0;                 // >0: each prompt starts with one of G shared prefixes
+  int prefix_tokens = 0;                 // length of each shared prefix, in tokens
+  double stream_ratio = 1.0;             // fraction of requests with "stream": true
+  int max_tokens = 0;                    // 0 = not sent (the server decides)
+  bool ignore_eos = false;
+};
+
+struct BuiltRequest {
+  std::string raw;  // full HTTP/1.1 request
+  bool stream = false;
+  int prompt_tokens = 0;
+};
+
+// Prompt bytes count as tokens at 4 bytes each, matching llmgw-mock's tokenizer.
+class Workload {
+ public:
+  Workload(const WorkloadOptions& o, uint64_t seed) : o_(o), rng_(seed) {}
+  bool Init(std::string* err);  // validates the distribution spec
+  void Next(BuiltRequest* out);
+  int SamplePromptTokens();
+
+ private:
+  WorkloadOptions o_;
+  std::mt19937_64 rng_;
+  enum class Dist { kFixed, kUniform, kLognormal } dist_ = Dist::kFixed;
+  double a_ = 64, b_ = 0;
+};
+
+struct LoadOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  double rate = 0;        // >0: open loop, Poisson arrivals per second
+  int concurrency = 0;    // >0: closed loop with this many connections
+  double duration_s = 10;
+  int64_t max_requests = 0;  // stop issuing after this many (0 = no limit)
+  int timeout_ms = 60000;
+  int max_connections = 20000;
+  bool progress = false;  // live line on stderr
+  uint64_t seed = 1;
+};
+
+// Runs the load; returns false with *err if it could not start.
+bool RunLoad(const LoadOptions& lo, Workload& w, RunStats* out, std::string* err);
+
+// Parses llmgw-bench's command line. Returns false with *err on a bad flag.
+struct BenchArgs {
+  LoadOptions load;
+  WorkloadOptions work;
+  std::string out_path;  // JSON results file ("" = stdout only)
+  bool help = false;
+};
+bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err);
+const char* BenchUsage();
+std::string ConfigJson(const BenchArgs& a);
+
+}  // namespace llmgw::bench

@@ -1,0 +1,49 @@
+// Latency statistics for llmgw-bench: exact percentiles over the recorded samples (a run
+// records at most a few million numbers, so keeping them all is cheaper than being wrong
+// in the tail), plus error counts by kind.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace llmgw::bench {
+
+class Samples {
+ public:
+  void Add(double v) {
+    v_.push_back(v);
+    sorted_ = false;
+  }
+  size_t count() const { return v_.size(); }
+  // Percentile p in [0, 100] with linear interpolation between closest ranks (the
+  // definition numpy uses by default). Returns 0 for an empty set.
+  double Percentile(double p);
+  double Mean() const;
+  double Min();
+  double Max();
+  double Stddev() const;
+
+ private:
+  void Sort();
+  std::vector<double> v_;
+  bool sorted_ = true;
+};
+
+// Summary of one series as a JSON object: count, mean, min, p50, p90, p99, p999, max.
+std::string SummaryJson(Samples& s, double scale = 1.0);
+
+struct RunStats {
+  Samples ttft_s;         // streaming requests: send -> first token event
+  Samples inter_token_s;  // gaps between token events
+  Samples e2e_s;          // send -> complete response
+  Samples tokens;         // output tokens per successful request
+  std::map<std::string, uint64_t> errors;  // kind -> count ("http_503", "reset", "timeout", ...)
+  uint64_t sent = 0, ok = 0;
+  double elapsed_s = 0;
+};
+
+std::string RunStatsJson(RunStats& r, const std::string& config_json);
+
+}  // namespace llmgw::bench

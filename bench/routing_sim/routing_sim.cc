@@ -1,0 +1,339 @@
+// llmgw-routing-sim: routing quality without a network. A discrete-event simulation of
+// continuous-batching backends (heterogeneous speeds, per-backend prefix caches) fed by a
+// Poisson shared-prefix workload through the real llmgw::routing::Router, once per policy
+// and load level. It answers "which policy should I pick" in seconds and deterministically;
+// the real-network benchmark against llmgw-mock lives with the bench tools.
+//
+//   llmgw-routing-sim [--requests N] [--seed S] [--loads 0.5,0.7,0.8,0.9] [--policy NAME]
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/routing/router.h"
+
+namespace {
+
+using llmgw::Policy;
+using llmgw::routing::AdaptiveBandit;
+using llmgw::routing::ArmObservation;
+using llmgw::routing::LocalLoad;
+using llmgw::routing::RequestInfo;
+using llmgw::routing::Router;
+namespace shm = llmgw::shm;
+
+// The simulated fleet and workload. Times in milliseconds, sizes in tokens.
+constexpr double kSpeeds[] = {1.0, 1.0, 0.5, 0.25};
+constexpr int kBackends = 4;
+constexpr int kMaxBatch = 16;            // running slots per backend (continuous batching)
+constexpr uint32_t kMaxConcurrent = 64;  // gateway-side cap per backend
+constexpr double kDecodeStepMs = 20.0;   // one token for every running request, speed 1
+constexpr double kPrefillMsPerToken = 0.1;
+constexpr int kCacheGroups = 6;          // prefixes a backend's KV cache keeps (LRU)
+constexpr int kGroups = 32;              // distinct shared prefixes (system prompts)
+constexpr int kPrefixTokens = 1024;
+constexpr double kTickMs = 100.0;        // llmcd's publish interval
+// Backend time one request costs at speed 1: its share of a batch slot while decoding plus
+// its prefill, which stalls the whole batch. Load levels are relative to a fleet whose
+// caches never hit (every prompt prefilled in full), so cache hits are headroom.
+constexpr double kMeanRequestMs = 150.0 * kDecodeStepMs / kMaxBatch + (kPrefixTokens + 288) * kPrefillMsPerToken;
+
+uint64_t g_rng;
+uint64_t Next() {
+  uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+double Uniform() { return (static_cast<double>(Next() >> 11) + 0.5) / 9007199254740992.0; }
+
+struct Request {
+  double arrival = 0;
+  int group = 0;
+  int user = 0;
+  int suffix_tokens = 0;
+  int output_tokens = 0;
+  // Progress.
+  int backend = -1;
+  int done_tokens = 0;
+  double first_token = -1;
+  double finish = -1;
+  bool cache_hit = false;
+};
+
+struct Backend {
+  double speed = 1;
+  std::deque<int> waiting;  // request ids
+  std::vector<int> running;
+  std::vector<int> admitted_this_step;
+  double step_end = INFINITY;
+  std::list<int> cache;  // LRU of prefix groups, front = most recent
+  // Since the last tick, for llmcd's signals and the bandit.
+  uint64_t ok = 0;
+  double ttft_sum = 0, e2e_sum = 0;
+  double ewma_ttft = 0, ewma_e2e = 0;
+  double busy_integral = 0;  // running requests x ms, for the load-balance figure
+};
+
+struct Result {
+  double throughput = 0, ttft_p50 = 0, ttft_p99 = 0, e2e_p99 = 0, hit = 0, oracle = 0, imbalance = 0;
+};
+
+double Pct(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(i), v.end());
+  return v[i];
+}
+
+Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
+  g_rng = seed;
+  auto snap = std::make_unique<shm::Snapshot>();
+  snap->num_models = 1;
+  snap->models[0].present = 1;
+  snap->models[0].policy = static_cast<uint8_t>(policy);
+  llmgw::RoutingConfig rc;  // the shipped defaults
+  snap->limits.w_waiting = static_cast<float>(rc.w_waiting);
+  snap->limits.w_running = static_cast<float>(rc.w_running);
+  snap->limits.w_kv = static_cast<float>(rc.w_kv);
+  snap->limits.w_latency = static_cast<float>(rc.w_latency);
+  snap->limits.w_error = static_cast<float>(rc.w_error);
+  snap->limits.bounded_load = static_cast<float>(rc.bounded_load);
+  snap->limits.prefix_bytes = rc.prefix_bytes;
+  snap->limits.virtual_nodes = rc.virtual_nodes;
+  snap->num_backends = kBackends;
+  std::vector<Backend> be(kBackends);
+  for (int i = 0; i < kBackends; ++i) {
+    auto& b = snap->backends[i];
+    snprintf(b.id, sizeof b.id, "http://sim:%d", 8000 + i);
+    b.key = shm::Fnv1a(b.id, strlen(b.id));
+    b.state = static_cast<uint8_t>(shm::BackendState::kHealthy);
+    b.max_concurrent = kMaxConcurrent;
+    b.half_open_budget = 1;
+    b.weight = static_cast<float>(kSpeeds[i]);  // an operator would weight by speed
+    b.metrics_fresh = 1;
+    be[i].speed = kSpeeds[i];
+  }
+  Router router;
+  router.OnSnapshot(*snap);
+  AdaptiveBandit bandit(rc.adaptive_exploration, rc.adaptive_decay, seed);
+  std::vector<LocalLoad> local(kBackends);
+
+  // The workload: Zipf(1) over prefix groups, 200 users, Poisson arrivals.
+  double zipf_norm = 0;
+  for (int g = 1; g <= kGroups; ++g) zipf_norm += 1.0 / g;
+  double capacity_rps = 0;
+  for (double s : kSpeeds) capacity_rps += s * 1000.0 / kMeanRequestMs;
+  double rate_per_ms = load * capacity_rps / 1000.0;
+  std::vector<Request> req(static_cast<size_t>(n_requests));
+  double t = 0;
+  for (auto& r : req) {
+    t += -std::log(Uniform()) / rate_per_ms;
+    r.arrival = t;
+    double u = Uniform() * zipf_norm;
+    int g = 1;
+    for (; g < kGroups && (u -= 1.0 / g) > 0; ++g) {}
+    r.group = g - 1;
+    r.user = static_cast<int>(Next() % 200);
+    r.suffix_tokens = 64 + static_cast<int>(Next() % 449);
+    r.output_tokens = 50 + static_cast<int>(Next() % 201);
+  }
+
+  std::deque<int> gateway_queue;  // admission: every backend at max_concurrent
+  size_t next_arrival = 0;
+  double next_tick = kTickMs;
+  size_t completed = 0;
+  double now = 0;
+  char prefix[64], user[32];
+
+  auto start_step = [&](int bi, double now) {
+    Backend& b = be[bi];
+    b.admitted_this_step.clear();
+    double prefill = 0;
+    while (!b.waiting.empty() && static_cast<int>(b.running.size()) < kMaxBatch) {
+      int id = b.waiting.front();
+      b.waiting.pop_front();
+      Request& r = req[id];
+      auto it = std::find(b.cache.begin(), b.cache.end(), r.group);
+      r.cache_hit = it != b.cache.end();
+      if (r.cache_hit) b.cache.erase(it);
+      b.cache.push_front(r.group);
+      if (static_cast<int>(b.cache.size()) > kCacheGroups) b.cache.pop_back();
+      prefill += ((r.cache_hit ? 0 : kPrefixTokens) + r.suffix_tokens) * kPrefillMsPerToken;
+      b.running.push_back(id);
+      b.admitted_this_step.push_back(id);
+    }
+    b.step_end = b.running.empty() ? INFINITY : now + (kDecodeStepMs + prefill) / b.speed;
+  };
+  auto dispatch = [&](int id, double now) -> bool {
+    Request& r = req[id];
+    snprintf(prefix, sizeof prefix, "system prompt #%d: you are a helpful assistant", r.group);
+    int ulen = snprintf(user, sizeof user, "user-%d", r.user);
+    RequestInfo info{.hash_key = {user, static_cast<size_t>(ulen)}, .prefix = prefix, .random = Next()};
+    int s = router.Pick(0, info, local, {});
+    if (s < 0) return false;
+    r.backend = s;
+    ++local[s].in_flight;
+    be[s].waiting.push_back(id);
+    if (be[s].step_end == INFINITY) start_step(s, now);
+    return true;
+  };
+  auto tick = [&]() {
+    std::vector<ArmObservation> obs(kBackends);
+    for (int i = 0; i < kBackends; ++i) {
+      auto& b = snap->backends[i];
+      Backend& s = be[i];
+      b.running = static_cast<float>(s.running.size());
+      b.waiting = static_cast<float>(s.waiting.size());
+      b.kv_usage = static_cast<float>(s.running.size()) / kMaxBatch;
+      if (s.ok) {
+        s.ewma_ttft = s.ewma_ttft ? 0.7 * s.ewma_ttft + 0.3 * s.ttft_sum / s.ok : s.ttft_sum / s.ok;
+        s.ewma_e2e = s.ewma_e2e ? 0.7 * s.ewma_e2e + 0.3 * s.e2e_sum / s.ok : s.e2e_sum / s.ok;
+      }
+      b.ewma_ttft_ms = static_cast<float>(s.ewma_ttft);
+      b.ewma_latency_ms = static_cast<float>(s.ewma_e2e);
+      b.fleet_in_flight = local[i].in_flight;  // one gateway thread: the fleet is us
+      local[i].in_flight_at_snapshot = local[i].in_flight;
+      obs[i] = {.slot = static_cast<uint32_t>(i), .eligible = true, .successes = s.ok, .failures = 0,
+                .ttft_ms = s.ok ? s.ttft_sum / s.ok : 0, .latency_ms = s.ok ? s.e2e_sum / s.ok : 0};
+      s.ok = 0;
+      s.ttft_sum = s.e2e_sum = 0;
+    }
+    auto w = bandit.Update(obs);
+    for (int i = 0; i < kBackends; ++i) snap->backends[i].adaptive_weight = static_cast<float>(w[i]);
+    if (getenv("SIM_TRACE") && policy == Policy::kAdaptive) fprintf(stderr, "%.0f w %.3f %.3f %.3f %.3f infl %u %u %u %u ok %lu %lu %lu %lu r %.3f %.3f %.3f %.3f\n", now, w[0], w[1], w[2], w[3], local[0].in_flight, local[1].in_flight, local[2].in_flight, local[3].in_flight, (unsigned long)obs[0].successes, (unsigned long)obs[1].successes, (unsigned long)obs[2].successes, (unsigned long)obs[3].successes, AdaptiveBandit::Reward(obs[0].ttft_ms, obs[0].latency_ms), AdaptiveBandit::Reward(obs[1].ttft_ms, obs[1].latency_ms), AdaptiveBandit::Reward(obs[2].ttft_ms, obs[2].latency_ms), AdaptiveBandit::Reward(obs[3].ttft_ms, obs[3].latency_ms));
+    router.OnSnapshot(*snap);
+  };
+
+  while (completed < req.size()) {
+    int bi = -1;
+    double t_step = INFINITY;
+    for (int i = 0; i < kBackends; ++i)
+      if (be[i].step_end < t_step) t_step = be[i].step_end, bi = i;
+    double t_arr = next_arrival < req.size() ? req[next_arrival].arrival : INFINITY;
+    double t_next = std::min({t_step, t_arr, next_tick});
+    for (int i = 0; i < kBackends; ++i) be[i].busy_integral += static_cast<double>(be[i].running.size()) * (t_next - now);
+    now = t_next;
+    if (now == next_tick) {
+      tick();
+      next_tick += kTickMs;
+    } else if (now == t_arr) {
+      int id = static_cast<int>(next_arrival++);
+      if (!gateway_queue.empty() || !dispatch(id, now)) gateway_queue.push_back(id);
+    } else {
+      Backend& b = be[bi];
+      for (size_t k = 0; k < b.running.size();) {
+        Request& r = req[b.running[k]];
+        if (r.first_token < 0) r.first_token = now;
+        if (++r.done_tokens >= r.output_tokens) {
+          r.finish = now;
+          ++completed;
+          --local[bi].in_flight;
+          ++b.ok;
+          b.ttft_sum += r.first_token - r.arrival;
+          b.e2e_sum += r.finish - r.arrival;
+          b.running[k] = b.running.back();
+          b.running.pop_back();
+        } else {
+          ++k;
+        }
+      }
+      start_step(bi, now);
+      while (!gateway_queue.empty() && dispatch(gateway_queue.front(), now)) gateway_queue.pop_front();
+    }
+  }
+
+  // Measure after a warm-up tenth of the requests.
+  Result res;
+  std::vector<double> ttft, e2e;
+  size_t hits = 0, measured = 0;
+  // Perfect-affinity oracle: every group pinned to one backend (groups dealt out by
+  // popularity so each cache holds its share of the popular ones), same LRU caches, the
+  // same request order, load ignored.
+  std::vector<std::list<int>> oracle_cache(kBackends);
+  size_t oracle_hits = 0;
+  for (size_t i = 0; i < req.size(); ++i) {
+    const Request& r = req[i];
+    auto& c = oracle_cache[r.group % kBackends];
+    auto it = std::find(c.begin(), c.end(), r.group);
+    bool hit = it != c.end();
+    if (hit) c.erase(it);
+    c.push_front(r.group);
+    if (static_cast<int>(c.size()) > kCacheGroups) c.pop_back();
+    if (i < req.size() / 10) continue;
+    oracle_hits += hit;
+    ++measured;
+    ttft.push_back(r.first_token - r.arrival);
+    e2e.push_back(r.finish - r.arrival);
+    hits += r.cache_hit;
+  }
+  double span_ms = req.back().finish - req[req.size() / 10].arrival;
+  res.throughput = static_cast<double>(measured) / (span_ms / 1000.0);
+  res.ttft_p50 = Pct(ttft, 0.5);
+  res.ttft_p99 = Pct(ttft, 0.99);
+  res.e2e_p99 = Pct(e2e, 0.99);
+  res.hit = static_cast<double>(hits) / static_cast<double>(measured);
+  res.oracle = static_cast<double>(oracle_hits) / static_cast<double>(measured);
+  // Load balance: each backend's utilisation (the decode slots it kept busy over the run,
+  // relative to its speed... i.e. busy slot-time / available slot-time), max / mean.
+  double sum = 0, mx = 0;
+  for (int i = 0; i < kBackends; ++i) {
+    double util = be[i].busy_integral / now / kMaxBatch;
+    sum += util;
+    mx = std::max(mx, util);
+  }
+  res.imbalance = mx / (sum / kBackends);
+  return res;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int n = 10000;
+  uint64_t seed = 1;
+  std::vector<double> loads = {0.5, 0.7, 0.8, 0.9};
+  const char* only = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--requests" && i + 1 < argc) {
+      n = std::max(100, atoi(argv[++i]));
+    } else if (a == "--seed" && i + 1 < argc) {
+      seed = strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--policy" && i + 1 < argc) {
+      only = argv[++i];
+    } else if (a == "--loads" && i + 1 < argc) {
+      loads.clear();
+      for (char* p = argv[++i]; *p;) {
+        loads.push_back(strtod(p, &p));
+        if (*p == ',') ++p;
+        else if (*p) break;
+      }
+    } else {
+      fprintf(stderr, "usage: %s [--requests N] [--seed S] [--loads 0.5,0.8] [--policy NAME]\n", argv[0]);
+      return 2;
+    }
+  }
+  printf("backends: speeds 1,1,0.5,0.25; batch %d; cache %d of %d prefixes each; %d requests per run\n",
+         kMaxBatch, kCacheGroups, kGroups, n);
+  printf("%-22s %5s %9s %10s %10s %10s %7s %7s %9s\n", "policy", "load", "req/s", "ttft_p50", "ttft_p99",
+         "e2e_p99", "hit%", "oracle%", "max/mean");
+  for (double load : loads) {
+    for (int p = 0; p < static_cast<int>(Policy::kCount); ++p) {
+      auto policy = static_cast<Policy>(p);
+      if (only && llmgw::PolicyName(policy) != only) continue;
+      Result r = Run(policy, load, n, seed);
+      printf("%-22s %5.2f %9.2f %8.0fms %8.0fms %8.0fms %6.1f%% %6.1f%% %9.2f\n",
+             std::string(llmgw::PolicyName(policy)).c_str(), load, r.throughput, r.ttft_p50, r.ttft_p99,
+             r.e2e_p99, r.hit * 100, r.oracle * 100, r.imbalance);
+    }
+    printf("\n");
+  }
+  return 0;
+}

@@ -1,0 +1,168 @@
+// consistent_hash and prefix_affinity: stability under membership change, bounded load,
+// prefix stickiness until saturation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "tests/common/routing_test_util.h"
+
+namespace llmgw::routing {
+namespace {
+
+using testing::Fleet;
+using testing::SplitMix;
+using shm::BackendState;
+
+std::vector<int> MapKeys(Fleet& f, int keys) {
+  std::vector<int> out;
+  for (int k = 0; k < keys; ++k) {
+    std::string key = "user-" + std::to_string(k);
+    out.push_back(f.Pick({.hash_key = key}));
+  }
+  return out;
+}
+
+TEST(ConsistentHashTest, SameKeySameBackend) {
+  Fleet f(Policy::kConsistentHash, 5);
+  auto a = MapKeys(f, 200);
+  auto b = MapKeys(f, 200);
+  EXPECT_EQ(a, b);
+  std::map<int, int> n;
+  for (int s : a) ++n[s];
+  EXPECT_EQ(n.size(), 5u) << "keys spread over every backend";
+}
+
+TEST(ConsistentHashTest, BackendLeavingMovesAboutOneNthOfKeys) {
+  for (auto leave : {BackendState::kEmpty, BackendState::kDraining, BackendState::kUnhealthy}) {
+    Fleet f(Policy::kConsistentHash, 10);
+    const int kKeys = 20000;
+    auto before = MapKeys(f, kKeys);
+    f.SetState(3, leave);
+    f.Publish();
+    auto after = MapKeys(f, kKeys);
+    int moved = 0;
+    for (int k = 0; k < kKeys; ++k) {
+      if (before[k] == after[k]) continue;
+      ++moved;
+      EXPECT_EQ(before[k], 3) << "only the leaving backend's keys move";
+      EXPECT_NE(after[k], 3);
+    }
+    double frac = static_cast<double>(moved) / kKeys;
+    EXPECT_GT(frac, 0.06);
+    EXPECT_LT(frac, 0.14);
+    // And they come back when it returns.
+    f.SetState(3, BackendState::kHealthy);
+    f.Publish();
+    EXPECT_EQ(MapKeys(f, kKeys), before);
+  }
+}
+
+TEST(ConsistentHashTest, BackendJoiningTakesAboutOneNth) {
+  Fleet f(Policy::kConsistentHash, 9);
+  const int kKeys = 20000;
+  auto before = MapKeys(f, kKeys);
+  int added = f.Add();
+  f.Publish();
+  auto after = MapKeys(f, kKeys);
+  int moved = 0;
+  for (int k = 0; k < kKeys; ++k) {
+    if (before[k] == after[k]) continue;
+    ++moved;
+    EXPECT_EQ(after[k], added) << "keys only move to the newcomer";
+  }
+  EXPECT_NEAR(static_cast<double>(moved) / kKeys, 0.1, 0.04);
+}
+
+// Property: under a random mix of arrivals (skewed keys) and completions, no pick leaves
+// the chosen backend above max(ceil(c * total / n), the slack floor).
+void CheckBoundedLoad(Policy p, double c) {
+  Fleet f(p, 6, 40);  // slack floor: ceil(0.25 * 40) = 10
+  f.snap->limits.bounded_load = static_cast<float>(c);
+  f.Publish();
+  uint64_t x = 11;
+  uint32_t total = 0;
+  for (int i = 0; i < 20000; ++i) {
+    if (total > 0 && SplitMix(x) % 100 < 45) {  // a completion somewhere
+      int s = static_cast<int>(SplitMix(x) % 6);
+      while (f.local[s].in_flight == 0) s = (s + 1) % 6;
+      --f.local[s].in_flight;
+      --total;
+      continue;
+    }
+    // 80% of the traffic is one hot key.
+    std::string key = SplitMix(x) % 10 < 8 ? std::string("hot") : "k" + std::to_string(SplitMix(x) % 50);
+    RequestInfo req{.hash_key = key, .prefix = key, .random = SplitMix(x)};
+    int s = f.PickAndStart(req);
+    if (s == kNoBackend) continue;  // the whole fleet is at max_concurrent
+    ++total;
+    uint32_t bound = static_cast<uint32_t>(std::ceil(c * total / 6.0 - 1e-9));
+    ASSERT_LE(f.Load(s), std::max(bound, 10u)) << "pick " << i << " total " << total;
+  }
+}
+
+TEST(ConsistentHashTest, BoundedLoadNeverExceeded) {
+  CheckBoundedLoad(Policy::kConsistentHash, 1.25);
+  CheckBoundedLoad(Policy::kConsistentHash, 1.1);
+}
+
+TEST(PrefixAffinityTest, BoundedLoadNeverExceeded) { CheckBoundedLoad(Policy::kPrefixAffinity, 1.25); }
+
+TEST(PrefixAffinityTest, SharedPrefixStaysOnOneBackendUntilSaturated) {
+  Fleet f(Policy::kPrefixAffinity, 4, 16);  // slack floor 4
+  // Background load elsewhere so the bound is c x mean, not the floor: 8 on each backend.
+  for (int s = 0; s < 4; ++s) f.b(s).fleet_in_flight = 8;
+  f.Publish();
+  std::string prefix = "You are a helpful assistant.\nSummarise this";
+  RequestInfo req{.prefix = prefix, .random = 1};
+  int home = f.Pick(req);
+  ASSERT_NE(home, kNoBackend);
+  std::vector<int> seq;
+  for (int i = 0; i < 12; ++i) seq.push_back(f.PickAndStart(req));
+  // Stays home while home + 1 <= ceil(1.25 * (total + 1) / 4); total starts at 32.
+  int stayed = 0;
+  while (stayed < 12 && seq[stayed] == home) ++stayed;
+  EXPECT_GE(stayed, 3);
+  for (int i = 0; i < stayed; ++i) EXPECT_EQ(seq[i], home);
+  // After saturating, overflow goes to one consistent second choice, never above bound.
+  ASSERT_LT(stayed, 12);
+  int second = seq[stayed];
+  EXPECT_NE(second, home);
+  // Once home drains, the prefix returns to it.
+  f.local[home].in_flight = 0;
+  EXPECT_EQ(f.Pick(req), home);
+  // Different prefixes spread over the fleet (once nothing is above the bound).
+  for (int s = 0; s < 4; ++s) f.local[s].in_flight = 0;
+  std::map<int, int> n;
+  for (int k = 0; k < 400; ++k) {
+    std::string p = "system prompt " + std::to_string(k);
+    ++n[f.Pick({.prefix = p})];
+  }
+  EXPECT_EQ(n.size(), 4u);
+}
+
+TEST(PrefixAffinityTest, OnlyLeadingPrefixBytesMatter) {
+  Fleet f(Policy::kPrefixAffinity, 8);
+  f.snap->limits.prefix_bytes = 16;
+  f.Publish();
+  std::string a = "0123456789abcdefTAIL-ONE", b = "0123456789abcdefTAIL-TWO-DIFFERENT";
+  for (int i = 0; i < 20; ++i) {
+    std::string pa = "0123456789abcde" + std::to_string(i % 10) + "tail";
+    std::string pb = "0123456789abcde" + std::to_string(i % 10) + "other tail";
+    EXPECT_EQ(f.Pick({.prefix = pa}), f.Pick({.prefix = pb}));
+  }
+  EXPECT_EQ(f.Pick({.prefix = a}), f.Pick({.prefix = b}));
+}
+
+TEST(PrefixAffinityTest, NoPrefixMeansLeastLoad) {
+  Fleet f(Policy::kPrefixAffinity, 3);
+  f.b(0).fleet_in_flight = 5;
+  f.b(1).fleet_in_flight = 1;
+  f.b(2).fleet_in_flight = 3;
+  f.Publish();
+  EXPECT_EQ(f.Pick({}), 1);
+}
+
+}  // namespace
+}  // namespace llmgw::routing

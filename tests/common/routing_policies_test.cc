@@ -1,0 +1,269 @@
+// Per-request policies: proportions, load ordering, eligibility, half-open budgets.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "tests/common/routing_test_util.h"
+
+namespace llmgw::routing {
+namespace {
+
+using testing::Fleet;
+using testing::SplitMix;
+using shm::BackendState;
+
+constexpr Policy kAllPolicies[] = {Policy::kRoundRobin,     Policy::kWeightedRoundRobin, Policy::kLeastConnections,
+                                   Policy::kLeastQueue,     Policy::kCapacity,           Policy::kP2cKv,
+                                   Policy::kConsistentHash, Policy::kPrefixAffinity,     Policy::kAdaptive};
+
+TEST(RoundRobinTest, RotatesOverEligibleBackends) {
+  Fleet f(Policy::kRoundRobin, 3);
+  std::vector<int> seq;
+  for (int i = 0; i < 6; ++i) seq.push_back(f.Pick());
+  EXPECT_EQ(seq, (std::vector<int>{0, 1, 2, 0, 1, 2}));
+  f.SetState(1, BackendState::kDraining);
+  f.Publish();
+  std::map<int, int> n;
+  for (int i = 0; i < 10; ++i) ++n[f.Pick()];
+  EXPECT_EQ(n[0], 5);
+  EXPECT_EQ(n[2], 5);
+  EXPECT_EQ(n.count(1), 0u);
+}
+
+TEST(WeightedRoundRobinTest, ExactOverEveryCycleAndSmooth) {
+  Fleet f(Policy::kWeightedRoundRobin, 3);
+  f.b(0).weight = 5;
+  f.b(1).weight = 1;
+  f.b(2).weight = 2;
+  f.Publish();
+  for (int cycle = 0; cycle < 50; ++cycle) {
+    std::map<int, int> n;
+    int longest_run = 0, run = 0, prev = -1;
+    for (int i = 0; i < 8; ++i) {
+      int s = f.Pick();
+      ++n[s];
+      run = s == prev ? run + 1 : 1;
+      longest_run = std::max(longest_run, run);
+      prev = s;
+    }
+    EXPECT_EQ(n[0], 5) << "cycle " << cycle;
+    EXPECT_EQ(n[1], 1);
+    EXPECT_EQ(n[2], 2);
+    EXPECT_LE(longest_run, 2) << "smooth WRR interleaves";
+    if (cycle == 10) f.Publish();  // a new tick with the same membership keeps the state
+  }
+}
+
+TEST(WeightedRoundRobinTest, FractionalWeightsAndIneligible) {
+  Fleet f(Policy::kWeightedRoundRobin, 3);
+  f.b(0).weight = 0.5f;
+  f.b(1).weight = 1.5f;
+  f.b(2).weight = 3;
+  f.SetState(2, BackendState::kUnhealthy);
+  f.Publish();
+  std::map<int, int> n;
+  for (int i = 0; i < 400; ++i) ++n[f.Pick()];
+  EXPECT_EQ(n[0], 100);
+  EXPECT_EQ(n[1], 300);
+  EXPECT_EQ(n.count(2), 0u);
+}
+
+TEST(LeastConnectionsTest, UsesFleetEstimatePlusOwnInFlight) {
+  Fleet f(Policy::kLeastConnections, 3);
+  f.b(0).fleet_in_flight = 10;  // other gateway threads are busy on 0
+  f.b(1).fleet_in_flight = 3;
+  f.b(2).fleet_in_flight = 4;
+  f.Publish();
+  EXPECT_EQ(f.PickAndStart(), 1);  // 3 < 4 < 10
+  EXPECT_EQ(f.PickAndStart(), 1);  // 4 (= 3 + our 1) ties 4: either 1 or 2
+  // Our own in-flight counts: after the snapshot we sent two to 1, so it is at 5.
+  EXPECT_EQ(Router::EstimatedInFlight(f.b(1), f.local[1]), 5u);
+  EXPECT_EQ(f.Pick(), 2);
+}
+
+TEST(LeastConnectionsTest, EstimateSubtractsOwnCountAtSnapshot) {
+  shm::BackendEntry b{};
+  b.fleet_in_flight = 10;
+  LocalLoad l{.in_flight = 2, .in_flight_at_snapshot = 6};  // 4 of ours finished since
+  EXPECT_EQ(Router::EstimatedInFlight(b, l), 6u);
+  l = {.in_flight = 9, .in_flight_at_snapshot = 20};  // never negative
+  EXPECT_EQ(Router::EstimatedInFlight(b, l), 9u);
+}
+
+TEST(LeastQueueTest, WaitingPlusInFlight) {
+  Fleet f(Policy::kLeastQueue, 2);
+  for (int s : {0, 1}) f.b(s).metrics_fresh = 1;
+  f.b(0).fleet_in_flight = 2;
+  f.b(0).waiting = 9;
+  f.b(1).fleet_in_flight = 6;
+  f.b(1).waiting = 0;
+  f.Publish();
+  EXPECT_EQ(f.Pick(), 1);  // 6 < 11
+  f.b(1).metrics_fresh = 0;  // stale waiting is ignored...
+  f.b(0).metrics_fresh = 0;
+  f.Publish();
+  EXPECT_EQ(f.Pick(), 0);  // ...so 2 < 6
+}
+
+TEST(CapacityTest, RunningTimesThreePlusWaitingOverMaxConcurrent) {
+  Fleet f(Policy::kCapacity, 2);
+  for (int s : {0, 1}) f.b(s).metrics_fresh = 1;
+  f.b(0).running = 4;  // (12 + 0) / 8 = 1.5
+  f.b(0).max_concurrent = 8;
+  f.b(1).running = 10;  // (30 + 6) / 32 = 1.125
+  f.b(1).waiting = 6;
+  f.b(1).max_concurrent = 32;
+  f.Publish();
+  EXPECT_EQ(f.Pick(), 1);
+  f.b(1).waiting = 20;  // (30 + 20) / 32 = 1.56
+  f.Publish();
+  EXPECT_EQ(f.Pick(), 0);
+}
+
+TEST(CapacityTest, OwnRequestsSinceScrapeCountAsRunning) {
+  Fleet f(Policy::kCapacity, 2);
+  for (int s : {0, 1}) {
+    f.b(s).metrics_fresh = 1;
+    f.b(s).max_concurrent = 10;
+  }
+  f.Publish();
+  // Equal scraped load: picks must alternate rather than herd on one backend.
+  std::map<int, int> n;
+  for (int i = 0; i < 10; ++i) ++n[f.PickAndStart({.random = static_cast<uint64_t>(i)})];
+  EXPECT_EQ(n[0], 5);
+  EXPECT_EQ(n[1], 5);
+}
+
+TEST(P2cKvTest, LowerScoreOfTwoWinsAndFallsBackWhenStale) {
+  Fleet f(Policy::kP2cKv, 2);
+  for (int s : {0, 1}) f.b(s).metrics_fresh = 1;
+  f.b(0).kv_usage = 0.9f;  // 3.6
+  f.b(1).waiting = 2;      // 2.0
+  f.Publish();
+  uint64_t x = 7;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(f.Pick({.random = SplitMix(x)}), 1);
+  f.b(1).metrics_fresh = 0;  // stale: compare in-flight instead
+  f.b(1).fleet_in_flight = 5;
+  f.Publish();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(f.Pick({.random = SplitMix(x)}), 0);
+}
+
+TEST(P2cKvTest, NeverPicksIneligible) {
+  // Property: over random fleets, states and loads, a pick is always an eligible backend.
+  uint64_t x = 42;
+  for (int round = 0; round < 300; ++round) {
+    int n = 2 + static_cast<int>(SplitMix(x) % 9);
+    Fleet f(Policy::kP2cKv, n, 4);
+    for (int s = 0; s < n; ++s) {
+      f.b(s).state = static_cast<uint8_t>(1 + SplitMix(x) % 5);  // healthy .. half-open
+      f.b(s).metrics_fresh = SplitMix(x) % 2;
+      f.b(s).waiting = static_cast<float>(SplitMix(x) % 10);
+      f.b(s).kv_usage = static_cast<float>(SplitMix(x) % 100) / 100.0f;
+      f.b(s).fleet_in_flight = static_cast<uint32_t>(SplitMix(x) % 5);
+    }
+    f.Publish();
+    for (int i = 0; i < 20; ++i) {
+      int s = f.PickAndStart({.random = SplitMix(x)});
+      bool any = false;
+      for (int k = 0; k < n; ++k) any |= f.router.Eligible(f.b(k), f.local[k]);
+      if (s == kNoBackend) {
+        // Recount after the picks above: nothing left may be eligible.
+        EXPECT_FALSE(any);
+        break;
+      }
+      --f.local[s].in_flight;
+      EXPECT_TRUE(f.router.Eligible(f.b(s), f.local[s])) << "round " << round << " slot " << s;
+      ++f.local[s].in_flight;
+    }
+  }
+}
+
+TEST(EveryPolicyTest, SkipsIneligibleAndAnswersNoBackendAtOnce) {
+  for (Policy p : kAllPolicies) {
+    SCOPED_TRACE(std::string(PolicyName(p)));
+    Fleet f(p, 5, 2);
+    f.SetState(0, BackendState::kUnhealthy);
+    f.SetState(1, BackendState::kDraining);
+    f.SetState(2, BackendState::kCircuitOpen);
+    f.b(3).fleet_in_flight = 2;  // at max_concurrent
+    for (int s = 0; s < 5; ++s) f.b(s).adaptive_weight = 0.2f;
+    f.Publish();
+    uint64_t x = 1;
+    for (int i = 0; i < 50; ++i) {
+      char key[8];
+      int len = snprintf(key, sizeof key, "k%d", i);
+      RequestInfo req{.hash_key = {key, static_cast<size_t>(len)}, .prefix = {key, static_cast<size_t>(len)},
+                      .random = SplitMix(x)};
+      EXPECT_EQ(f.Pick(req), 4);
+    }
+    const uint16_t ex[] = {4};
+    EXPECT_EQ(f.Pick({}, ex), kNoBackend) << "excluded by a retry";
+    f.SetState(4, BackendState::kEmpty);
+    f.Publish();
+    EXPECT_EQ(f.Pick(), kNoBackend);
+    EXPECT_TRUE(f.router.AllAtCapacity(0, f.local)) << "backend 3 is full, not down";
+  }
+}
+
+TEST(EveryPolicyTest, HalfOpenBudgetRespected) {
+  for (Policy p : kAllPolicies) {
+    SCOPED_TRACE(std::string(PolicyName(p)));
+    Fleet f(p, 1);
+    f.SetState(0, BackendState::kHalfOpen);
+    f.b(0).half_open_budget = 3;
+    f.Publish();
+    uint64_t x = 3;
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(f.PickAndStart({.random = SplitMix(x)}), 0);
+    EXPECT_EQ(f.PickAndStart({.random = SplitMix(x)}), kNoBackend);
+    EXPECT_FALSE(f.router.AllAtCapacity(0, f.local)) << "an exhausted trial is not capacity";
+    --f.local[0].in_flight;  // one trial finished
+    EXPECT_EQ(f.PickAndStart({.random = SplitMix(x)}), 0);
+  }
+}
+
+TEST(EveryPolicyTest, MultipleModelsAreSeparate) {
+  Fleet f(Policy::kRoundRobin, 2);
+  int s = f.Add();
+  f.b(s).model_slot = 1;
+  f.snap->num_models = 2;
+  f.snap->models[1].present = 1;
+  f.snap->models[1].policy = static_cast<uint8_t>(Policy::kLeastConnections);
+  f.Publish();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(f.router.Pick(1, {}, f.local, {}), s);
+  for (int i = 0; i < 5; ++i) EXPECT_NE(f.Pick(), s);
+  EXPECT_EQ(f.router.Pick(7, {}, f.local, {}), kNoBackend);
+  EXPECT_EQ(f.router.PolicyOf(1), Policy::kLeastConnections);
+}
+
+TEST(AdaptiveTest, InFlightSharesFollowWeightsWithAFloor) {
+  Fleet f(Policy::kAdaptive, 3);
+  f.b(0).adaptive_weight = 0.7f;
+  f.b(1).adaptive_weight = 0.3f;
+  f.b(2).adaptive_weight = 0.0f;
+  f.Publish();
+  std::map<int, int> n;
+  uint64_t x = 9;
+  for (int i = 0; i < 1000; ++i) ++n[f.PickAndStart({.random = SplitMix(x)})];
+  // Shares are (0.95 * w + 0.05 / 3): 68.2%, 30.2%, 1.7%.
+  EXPECT_NEAR(n[0] / 1000.0, 0.682, 0.02);
+  EXPECT_NEAR(n[1] / 1000.0, 0.302, 0.02);
+  EXPECT_GT(n[2], 5) << "a zero weight still explores";
+}
+
+TEST(AdaptiveTest, NoWeightsYetMeansEven) {
+  Fleet f(Policy::kAdaptive, 4);
+  std::map<int, int> n;
+  uint64_t x = 5;
+  for (int i = 0; i < 400; ++i) ++n[f.PickAndStart({.random = SplitMix(x)})];
+  for (int s = 0; s < 4; ++s) EXPECT_EQ(n[s], 100);
+}
+
+TEST(RouterTest, NoSnapshotMeansNoBackend) {
+  Router r;
+  std::vector<LocalLoad> local(4);
+  EXPECT_EQ(r.Pick(0, {}, local, {}), kNoBackend);
+  EXPECT_FALSE(r.AllAtCapacity(0, local));
+}
+
+}  // namespace
+}  // namespace llmgw::routing
