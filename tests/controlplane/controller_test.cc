@@ -110,6 +110,7 @@ TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   EXPECT_EQ(e.metrics_fresh, 1);
   EXPECT_FLOAT_EQ(e.running, 5);
   EXPECT_NEAR(e.kv_usage, 0.62, 1e-6);
+  EXPECT_NEAR(e.adaptive_weight, 1.0, 1e-6);  // the bandit's share; the only eligible arm gets all
   EXPECT_GT(srv.requests("/health"), 0);
 }
 
