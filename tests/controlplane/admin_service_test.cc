@@ -61,6 +61,7 @@ class AdminServiceTest : public ::testing::TestWithParam<bool> {  // param: auth
   void TearDown() override {
     if (server_) server_->Stop();
     controller_.Shutdown();
+    shm::Unlink("/llmgw-" + instance_);  // in case a failed assertion left it attached
     std::remove(config_path_.c_str());
     std::remove(token_path_.c_str());
   }
@@ -261,7 +262,7 @@ TEST_P(AdminServiceTest, GrpcurlStyleClientKnowingOnlyTheAddress) {
     ASSERT_TRUE((*out)->ParseFromString(out_bytes));
   };
   std::unique_ptr<gp::Message> list;
-  call("ListBackends", [](gp::Message*) {}, &list);
+  ASSERT_NO_FATAL_FAILURE(call("ListBackends", [](gp::Message*) {}, &list));
   const gp::FieldDescriptor* backends = list->GetDescriptor()->FindFieldByName("backends");
   ASSERT_EQ(list->GetReflection()->FieldSize(*list, backends), 1);
   const gp::Message& b0 = list->GetReflection()->GetRepeatedMessage(*list, backends, 0);
@@ -269,9 +270,9 @@ TEST_P(AdminServiceTest, GrpcurlStyleClientKnowingOnlyTheAddress) {
   EXPECT_EQ(listed_id, id());
 
   std::unique_ptr<gp::Message> drained;
-  call("DrainBackend", [&](gp::Message* m) {
+  ASSERT_NO_FATAL_FAILURE(call("DrainBackend", [&](gp::Message* m) {
     m->GetReflection()->SetString(m, m->GetDescriptor()->FindFieldByName("id"), listed_id);
-  }, &drained);
+  }, &drained));
   const gp::Message& b = drained->GetReflection()->GetMessage(*drained, drained->GetDescriptor()->FindFieldByName("backend"));
   EXPECT_EQ(b.GetReflection()->GetEnum(b, b.GetDescriptor()->FindFieldByName("state"))->name(), "DRAINING");
   EXPECT_EQ(controller_.Backends()[0].state(), pb::DRAINING);

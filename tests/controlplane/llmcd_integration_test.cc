@@ -18,6 +18,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/shm.h"
 #include "controlplane/http_client.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 #include "test_http_server.h"
@@ -115,7 +116,10 @@ class LlmcdIntegrationTest : public ::testing::Test {
     metrics_port_ = FreePort();
   }
   void TearDown() override {
+    // A failed test SIGKILLs llmcd, which then cannot remove its shm object.
+    shm::Unlink("/llmgw-" + instance_);
     std::remove(config_.c_str());
+    std::remove((config_ + ".tmp").c_str());
     std::remove(log_.c_str());
     rmdir(dir_.c_str());
   }
