@@ -274,6 +274,17 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     e2e.push_back(r.finish - r.arrival);
     hits += r.cache_hit;
   }
+  if (getenv("SIM_PER_BACKEND")) {
+    for (int b = 0; b < kBackends; ++b) {
+      std::vector<double> v;
+      size_t h = 0;
+      for (size_t i = req.size() / 10; i < req.size(); ++i)
+        if (req[i].backend == b) v.push_back(req[i].first_token - req[i].arrival), h += req[i].cache_hit;
+      size_t cnt = v.size();
+      fprintf(stderr, "  backend %d: %zu requests, hit %.2f, ttft p50 %.0f p99 %.0f\n", b, cnt,
+              cnt ? double(h) / cnt : 0.0, Pct(v, 0.5), Pct(v, 0.99));
+    }
+  }
   double span_ms = req.back().finish - req[req.size() / 10].arrival;
   res.throughput = static_cast<double>(measured) / (span_ms / 1000.0);
   res.ttft_p50 = Pct(ttft, 0.5);

@@ -142,6 +142,7 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
     model_backends_[m] = std::move(list);
   }
   cand_.resize(std::max<size_t>(widest, 1));
+  cand_score_.resize(cand_.size());
   cand_of_slot_.assign(shm::kMaxBackends, -1);
 }
 
@@ -223,7 +224,12 @@ int Router::Pick(uint16_t model_slot, const RequestInfo& req, std::span<const Lo
       // No prefix, or every ring candidate is above the bound: least load.
       return s != kNoBackend ? s : PickLeastBy(model_slot, n, req.random, kByQueue, local);
     }
-    case Policy::kAdaptive: return PickAdaptive(n, req.random);
+    case Policy::kAdaptive: {
+      std::string_view p = req.prefix;
+      uint32_t cap = snap_->limits.prefix_bytes;
+      if (cap && p.size() > cap) p = p.substr(0, cap);
+      return PickAdaptive(model_slot, n, req.random, p.empty() ? 0 : HashKey(p), local);
+    }
     case Policy::kCount: break;
   }
   return PickRoundRobin(model_slot, n);
@@ -316,14 +322,18 @@ int Router::PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local)
   return score(ba, a.slot) <= score(bc, c.slot) ? a.slot : c.slot;
 }
 
+double Router::BoundedLoadFactor() const {
+  double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
+  return c >= 1.0 ? c : kDefaultBoundedLoad;
+}
+
 uint64_t Router::RingBound(size_t n) const {
   // Bounded load (Mirrokni et al.): no backend may exceed ceil(c * (total + 1) / n) after
   // taking this request, counting only backends that may take requests now (or the slack
   // floor, see kAffinitySlack).
   // The float from the snapshot is rounded back to the decimal the operator wrote (1.1f is
   // 1.10000002), so a load exactly at c x mean does not round up to one more request.
-  double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
-  if (!(c >= 1.0)) c = kDefaultBoundedLoad;
+  double c = BoundedLoadFactor();
   // The bound is on in-flight counts and is the same for every backend, whatever its
   // weight: a faster backend finishes sooner, so equal in-flight already gives it more
   // throughput (weighting the bound too was measured worse for TTFT p99 in routing_sim).
@@ -447,7 +457,8 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
   return best;
 }
 
-int Router::PickAdaptive(size_t n, uint64_t random) {
+int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
+                         std::span<const LocalLoad> local) {
   // Weighted least connections on the learnt weights: the backend with the least in-flight
   // per unit of weight wins, so in-flight shares follow the weights while a backend that
   // fills up stops attracting traffic before llmcd's next tick. A floor keeps every
@@ -461,16 +472,44 @@ int Router::PickAdaptive(size_t n, uint64_t random) {
   int best = kNoBackend;
   double best_score = 0;
   for (size_t k = 0; k < n; ++k) {
-    const Candidate& c = cand_[(start + k) % n];
+    size_t i = (start + k) % n;
+    const Candidate& c = cand_[i];
     float w = snap_->backends[c.slot].adaptive_weight;
     double share = sum > 0 ? (w > 0 && std::isfinite(w) ? w / sum : 0.0) : 1.0 / static_cast<double>(n);
     share = (1.0 - kAdaptiveFloor) * share + kAdaptiveFloor / static_cast<double>(n);
-    double score = (static_cast<double>(c.load) + 1.0) / share;
+    // Requests queued at the backend for a batch slot are what TTFT waits on: count them
+    // twice (they are in `load` too), corrected by this thread's requests since the scrape.
+    const auto& b = snap_->backends[c.slot];
+    double queued = b.metrics_fresh ? std::max(0.0, b.waiting + LocalDelta(LoadAt(local, c.slot))) : 0.0;
+    double score = (static_cast<double>(c.load) + queued + 1.0) / share;
+    cand_score_[i] = score;
     if (best == kNoBackend || score < best_score) {
       best = c.slot;
       best_score = score;
     }
   }
+  if (prefix_hash == 0) return best;
+  // With a prompt prefix, the learnt shares still decide how much each backend carries,
+  // but among backends within bounded_load x the best score the prefix's home wins, so
+  // requests that share a prefix keep reusing one KV cache (as in prefix_affinity). A
+  // home that keeps scoring worse than that loses the prefix to the best backend.
+  uint64_t tag = Mix(prefix_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
+  PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
+  if (e.key_hash == tag && snap_->backends[e.slot].key == e.backend_key) {
+    for (size_t i = 0; i < n; ++i) {
+      if (cand_[i].slot != e.slot) continue;
+      if (cand_[i].load + 1u > SlotLimit(RingBound(n), snap_->backends[e.slot])) break;
+      if (cand_score_[i] <= BoundedLoadFactor() * best_score) {
+        if (e.strikes > 0) --e.strikes;
+      } else if (++e.strikes >= kRehomeStrikes) {
+        SetHome(e, tag, best);
+        return best;
+      }
+      return e.slot;
+    }
+    return best;
+  }
+  SetHome(e, tag, best);
   return best;
 }
 

@@ -85,7 +85,9 @@ class Router {
   int PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash);
   uint64_t RingBound(size_t n) const;
   int PlaceByLoad(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot);
-  int PickAdaptive(size_t n, uint64_t random);
+  int PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
+                   std::span<const LocalLoad> local);
+  double BoundedLoadFactor() const;
 
   const shm::Snapshot* snap_ = nullptr;
   std::vector<std::vector<uint16_t>> model_backends_;  // per model slot: its backend slots
@@ -113,6 +115,7 @@ class Router {
   void SetHome(PrefixHome& e, uint64_t tag, int slot);
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
+  std::vector<double> cand_score_;  // adaptive: score of cand_[i] in this pick
   std::vector<int32_t> cand_of_slot_;  // slot -> index in cand_ for this pick, or -1
 };
 
