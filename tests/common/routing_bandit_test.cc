@@ -104,5 +104,11 @@ TEST(AdaptiveBanditTest, RewardFallsWithLatency) {
   EXPECT_DOUBLE_EQ(AdaptiveBandit::Reward(0, 0), 1.0);
 }
 
+TEST(AdaptiveBanditTest, RewardIsTtftFirst) {
+  // End-to-end latency mostly measures how long the answer is, not the backend; it only
+  // breaks ties. A backend with a 3x better TTFT wins even with a 20x longer answer.
+  EXPECT_GT(AdaptiveBandit::Reward(100, 20000), AdaptiveBandit::Reward(300, 1000));
+}
+
 }  // namespace
 }  // namespace llmgw::routing
