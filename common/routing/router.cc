@@ -53,8 +53,10 @@ constexpr double kDefaultBoundedLoad = 1.25;
 // ~0). A backend using at most this fraction of its max_concurrent is never "saturated"
 // for the bound; once the fleet carries real load, c x mean is the binding limit.
 constexpr double kAffinitySlack = 0.25;
-// prefix_affinity: consecutive picks that find a prefix's home unusable before the prefix
-// moves to its second choice for good.
+// prefix_affinity and adaptive: net strikes (a pick that finds the prefix's home above its
+// share is +1, one that finds it fine is -1) before the prefix moves for good. High enough
+// that a short burst does not move a prefix (each move costs a cold prefill), low enough
+// that a backend carrying too much sheds prefixes within a few seconds of traffic.
 constexpr uint16_t kRehomeStrikes = 32;
 // Adaptive: share of the traffic spread evenly whatever the learnt weights say, so the
 // data plane itself keeps exploring even when llmcd publishes a near-0 weight.
@@ -322,6 +324,13 @@ int Router::PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local)
   return score(ba, a.slot) <= score(bc, c.slot) ? a.slot : c.slot;
 }
 
+bool Router::HomeExists(const PrefixHome& e, uint16_t model_slot) const {
+  if (e.slot >= shm::kMaxBackends) return false;
+  const auto& b = snap_->backends[e.slot];
+  return b.key == e.backend_key && b.state != static_cast<uint8_t>(BackendState::kEmpty) &&
+         b.model_slot == model_slot;
+}
+
 double Router::BoundedLoadFactor() const {
   double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
   return c >= 1.0 ? c : kDefaultBoundedLoad;
@@ -377,11 +386,15 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash, int skip_
 }
 
 int Router::PlaceByLoad(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot) {
-  // The lowest in-flight among backends under the bound. Ties are broken from an offset
-  // derived from the prefix's hash, not the request's random bits, so threads that see
-  // the same loads place a prefix on the same backend. (Breaking ties in ring order
-  // instead measured ~5 points lower hit rate: on an idle fleet that is plain consistent
-  // hashing again, and popular prefixes land together by chance.)
+  // Among backends under the bound, the one with the least in-flight and the fewest
+  // prefixes homed on it, each relative to the fleet's mean, so both the load and the
+  // number of distinct prefixes a KV cache has to hold stay even. (Load alone measured
+  // 5-10 points lower hit rate in routing_sim: a backend homing the few most popular
+  // prefixes is busy, so every rare prefix piled onto the others and thrashed their
+  // caches.) Ties are broken from an offset derived from the prefix's hash, not the
+  // request's random bits, so threads that see the same loads place a prefix alike.
+  // (Breaking ties in ring order instead measured ~5 points lower hit rate: on an idle
+  // fleet that is plain consistent hashing again, popular prefixes landing together.)
   size_t start = static_cast<size_t>(Mix(key_hash ^ 0x5bd1e995u) % n);
   double load_sum = 0, homed_sum = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -425,10 +438,8 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
   PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
   uint64_t bound = RingBound(n);
   if (e.key_hash == tag) {
-    const auto& hb = snap_->backends[e.slot];
-    bool home_exists = e.slot < shm::kMaxBackends && hb.key == e.backend_key &&
-                       hb.state != static_cast<uint8_t>(BackendState::kEmpty) && hb.model_slot == model_slot;
-    if (home_exists) {
+    if (HomeExists(e, model_slot)) {
+      const auto& hb = snap_->backends[e.slot];
       for (size_t i = 0; i < n; ++i) {
         if (cand_[i].slot != e.slot) continue;
         uint32_t load = cand_[i].load;
@@ -489,16 +500,22 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
     }
   }
   if (prefix_hash == 0) return best;
-  // With a prompt prefix, the learnt shares still decide how much each backend carries,
-  // but among backends within bounded_load x the best score the prefix's home wins, so
-  // requests that share a prefix keep reusing one KV cache (as in prefix_affinity). A
-  // home that keeps scoring worse than that loses the prefix to the best backend.
+  // With a prompt prefix (the data plane extracts one for adaptive models too), requests
+  // that share it keep reusing one KV cache, as in prefix_affinity: the prefix is homed on
+  // the best-scoring backend when first seen and goes there while home is under the
+  // bounded-load limit. The learnt shares decide where prefixes live: every pick that
+  // finds home scoring worse than bounded_load x the best is a strike, every other pick
+  // takes one back, and at kRehomeStrikes the prefix moves to the best backend for good.
+  // (Without homes adaptive scattered shared prefixes over every cache and its p99 TTFT
+  // was ~2x that of prefix_affinity in routing_sim.)
   uint64_t tag = Mix(prefix_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
   PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
-  if (e.key_hash == tag && snap_->backends[e.slot].key == e.backend_key) {
+  if (e.key_hash == tag && HomeExists(e, model_slot)) {
     for (size_t i = 0; i < n; ++i) {
       if (cand_[i].slot != e.slot) continue;
-      if (cand_[i].load + 1u > SlotLimit(RingBound(n), snap_->backends[e.slot])) break;
+      // Home full for now: this request goes to the best backend, the prefix stays
+      // (counting this as a strike measured worse: busy homes lost prefixes they serve well).
+      if (cand_[i].load + 1u > SlotLimit(RingBound(n), snap_->backends[e.slot])) return best;
       if (cand_score_[i] <= BoundedLoadFactor() * best_score) {
         if (e.strikes > 0) --e.strikes;
       } else if (++e.strikes >= kRehomeStrikes) {
@@ -507,6 +524,9 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
       }
       return e.slot;
     }
+    // Home ineligible (down, draining, circuit open) or excluded by a retry: the best
+    // backend serves, and a home that stays away loses the prefix.
+    if (++e.strikes >= kRehomeStrikes) SetHome(e, tag, best);
     return best;
   }
   SetHome(e, tag, best);

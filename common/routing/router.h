@@ -107,12 +107,13 @@ class Router {
     uint64_t key_hash = 0;     // HashKey(prefix) mixed with the model slot; 0 = empty
     uint64_t backend_key = 0;  // BackendEntry::key of the home, so a reused slot is not trusted
     uint16_t slot = 0;
-    uint16_t strikes = 0;      // consecutive picks that found home above the bound
+    uint16_t strikes = 0;      // net picks that found home above its share (see kRehomeStrikes)
   };
   static constexpr size_t kPrefixHomes = 4096;  // power of two
   std::vector<PrefixHome> prefix_home_;
   std::vector<uint32_t> homed_;  // per backend slot: entries of prefix_home_ living there
   void SetHome(PrefixHome& e, uint64_t tag, int slot);
+  bool HomeExists(const PrefixHome& e, uint16_t model_slot) const;
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
   std::vector<double> cand_score_;  // adaptive: score of cand_[i] in this pick

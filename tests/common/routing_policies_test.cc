@@ -309,6 +309,30 @@ TEST(AdaptiveTest, PrefixStaysHomeThenMovesToTheBestWhenHomeStaysWorse) {
   EXPECT_NE(f.Pick({.random = 9}), 2);
 }
 
+TEST(AdaptiveTest, PrefixLeavesAHomeThatStaysDown) {
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = 1.0f / 3;
+  SetLoadsAdaptive(f, {4, 4, 1});
+  RequestInfo req{.prefix = "You are a helpful assistant.", .random = 5};
+  ASSERT_EQ(f.Pick(req), 2);
+  // A retry that excludes home goes elsewhere once; home keeps the prefix.
+  const uint16_t exclude[] = {2};
+  EXPECT_NE(f.Pick(req, exclude), 2);
+  EXPECT_EQ(f.Pick(req), 2);
+  // Home drains for good: requests go to the best backend, and after a while the
+  // prefix lives there, so it stays when the old home comes back.
+  f.SetState(2, BackendState::kDraining);
+  f.Publish();
+  int last = -1;
+  for (int i = 0; i < 100; ++i) {
+    last = f.Pick(req);
+    EXPECT_NE(last, 2);
+  }
+  f.SetState(2, BackendState::kHealthy);
+  f.Publish();
+  EXPECT_EQ(f.Pick(req), last);
+}
+
 TEST(RouterTest, NoSnapshotMeansNoBackend) {
   Router r;
   std::vector<LocalLoad> local(4);
