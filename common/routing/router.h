@@ -144,7 +144,8 @@ class AdaptiveBandit {
   void Forget(uint32_t slot);
 
   // The reward one success with these timings earns (higher is better, 0..1]. Exposed for
-  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 10) / kRewardScaleMs).
+  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 1000) / kRewardScaleMs).
+  // TTFT first: end-to-end latency mostly says how long the answers were; it breaks ties.
   static double Reward(double ttft_ms, double latency_ms);
   static constexpr double kRewardScaleMs = 200.0;
 
