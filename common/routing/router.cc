@@ -53,13 +53,27 @@ constexpr double kDefaultBoundedLoad = 1.25;
 // ~0). A backend using at most this fraction of its max_concurrent is never "saturated"
 // for the bound; once the fleet carries real load, c x mean is the binding limit.
 constexpr double kAffinitySlack = 0.25;
+// prefix_affinity and adaptive: net strikes (a pick that finds the prefix's home above its
+// share is +1, one that finds it fine is -1) before the prefix moves for good. High enough
+// that a short burst does not move a prefix (each move costs a cold prefill), low enough
+// that a backend carrying too much sheds prefixes within a few seconds of traffic.
+constexpr uint16_t kRehomeStrikes = 32;
 // Adaptive: share of the traffic spread evenly whatever the learnt weights say, so the
 // data plane itself keeps exploring even when llmcd publishes a near-0 weight.
 constexpr double kAdaptiveFloor = 0.05;
 
 }  // namespace
 
-Router::Router() = default;
+Router::Router() : prefix_home_(kPrefixHomes), homed_(shm::kMaxBackends, 0) {}
+
+void Router::SetHome(PrefixHome& e, uint64_t tag, int slot) {
+  if (e.key_hash != 0 && homed_[e.slot] > 0) --homed_[e.slot];
+  ++homed_[slot];
+  e.key_hash = tag;
+  e.slot = static_cast<uint16_t>(slot);
+  e.backend_key = snap_->backends[slot].key;
+  e.strikes = 0;
+}
 
 uint64_t Router::HashKey(std::string_view key) { return Mix(shm::Fnv1a(key.data(), key.size())); }
 
@@ -130,6 +144,7 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
     model_backends_[m] = std::move(list);
   }
   cand_.resize(std::max<size_t>(widest, 1));
+  cand_score_.resize(cand_.size());
   cand_of_slot_.assign(shm::kMaxBackends, -1);
 }
 
@@ -207,11 +222,16 @@ int Router::Pick(uint16_t model_slot, const RequestInfo& req, std::span<const Lo
       std::string_view p = req.prefix;
       uint32_t cap = snap_->limits.prefix_bytes;
       if (cap && p.size() > cap) p = p.substr(0, cap);
-      int s = p.empty() ? kNoBackend : PickRing(model_slot, n, HashKey(p));
+      int s = p.empty() ? kNoBackend : PickPrefix(model_slot, n, HashKey(p));
       // No prefix, or every ring candidate is above the bound: least load.
       return s != kNoBackend ? s : PickLeastBy(model_slot, n, req.random, kByQueue, local);
     }
-    case Policy::kAdaptive: return PickAdaptive(n, req.random);
+    case Policy::kAdaptive: {
+      std::string_view p = req.prefix;
+      uint32_t cap = snap_->limits.prefix_bytes;
+      if (cap && p.size() > cap) p = p.substr(0, cap);
+      return PickAdaptive(model_slot, n, req.random, p.empty() ? 0 : HashKey(p), local);
+    }
     case Policy::kCount: break;
   }
   return PickRoundRobin(model_slot, n);
@@ -304,27 +324,47 @@ int Router::PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local)
   return score(ba, a.slot) <= score(bc, c.slot) ? a.slot : c.slot;
 }
 
-int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
-  const auto& ring = ring_[model_slot];
-  if (ring.empty()) return kNoBackend;
+bool Router::HomeExists(const PrefixHome& e, uint16_t model_slot) const {
+  if (e.slot >= shm::kMaxBackends) return false;
+  const auto& b = snap_->backends[e.slot];
+  return b.key == e.backend_key && b.state != static_cast<uint8_t>(BackendState::kEmpty) &&
+         b.model_slot == model_slot;
+}
+
+double Router::BoundedLoadFactor() const {
+  double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
+  return c >= 1.0 ? c : kDefaultBoundedLoad;
+}
+
+uint64_t Router::RingBound(size_t n) const {
   // Bounded load (Mirrokni et al.): no backend may exceed ceil(c * (total + 1) / n) after
   // taking this request, counting only backends that may take requests now (or the slack
-  // floor, see kAffinitySlack). Walking the ring past a full backend gives each key a
-  // consistent second choice, which keeps its overflow warm too.
+  // floor, see kAffinitySlack).
   // The float from the snapshot is rounded back to the decimal the operator wrote (1.1f is
   // 1.10000002), so a load exactly at c x mean does not round up to one more request.
-  double c = std::round(static_cast<double>(snap_->limits.bounded_load) * 1e4) / 1e4;
-  if (!(c >= 1.0)) c = kDefaultBoundedLoad;
+  double c = BoundedLoadFactor();
   // The bound is on in-flight counts and is the same for every backend, whatever its
   // weight: a faster backend finishes sooner, so equal in-flight already gives it more
   // throughput (weighting the bound too was measured worse for TTFT p99 in routing_sim).
   uint64_t total = 0;
-  for (size_t i = 0; i < n; ++i) {
-    total += cand_[i].load;
-    cand_of_slot_[cand_[i].slot] = static_cast<int32_t>(i);
-  }
-  uint64_t bound =
-      static_cast<uint64_t>(std::ceil(c * static_cast<double>(total + 1) / static_cast<double>(n) - 1e-9));
+  for (size_t i = 0; i < n; ++i) total += cand_[i].load;
+  return static_cast<uint64_t>(std::ceil(c * static_cast<double>(total + 1) / static_cast<double>(n) - 1e-9));
+}
+
+namespace {
+inline uint64_t SlotLimit(uint64_t bound, const BackendEntry& b) {
+  return std::max<uint64_t>(bound, static_cast<uint64_t>(std::ceil(kAffinitySlack * b.max_concurrent)));
+}
+}  // namespace
+
+int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash, int skip_slot) {
+  const auto& ring = ring_[model_slot];
+  if (ring.empty()) return kNoBackend;
+  // Walking the ring past a full backend gives each key a consistent second choice, which
+  // keeps its overflow warm too.
+  uint64_t bound = RingBound(n);
+  for (size_t i = 0; i < n; ++i) cand_of_slot_[cand_[i].slot] = static_cast<int32_t>(i);
+  if (skip_slot >= 0) cand_of_slot_[skip_slot] = -1;
   auto it = std::lower_bound(ring.begin(), ring.end(), key_hash,
                              [](const std::pair<uint64_t, uint16_t>& e, uint64_t h) { return e.first < h; });
   size_t pos = static_cast<size_t>(it - ring.begin());
@@ -333,11 +373,9 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
   for (size_t step = 0; step < ring.size() && checked < n; ++step) {
     uint16_t s = ring[(pos + step) % ring.size()].second;
     int32_t ci = cand_of_slot_[s];
-    if (ci < 0) continue;  // ineligible, excluded, or already found full
+    if (ci < 0) continue;  // ineligible, excluded, skipped, or already found full
     ++checked;
-    const auto& b = snap_->backends[s];
-    uint64_t limit = std::max<uint64_t>(bound, static_cast<uint64_t>(std::ceil(kAffinitySlack * b.max_concurrent)));
-    if (cand_[ci].load + 1u <= limit) {
+    if (cand_[ci].load + 1u <= SlotLimit(bound, snap_->backends[s])) {
       chosen = s;
       break;
     }
@@ -347,7 +385,91 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash) {
   return chosen;
 }
 
-int Router::PickAdaptive(size_t n, uint64_t random) {
+int Router::PlaceByLoad(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot) {
+  // Among backends under the bound, the one with the least in-flight and the fewest
+  // prefixes homed on it, each relative to the fleet's mean, so both the load and the
+  // number of distinct prefixes a KV cache has to hold stay even. (Load alone measured
+  // 5-10 points lower hit rate in routing_sim: a backend homing the few most popular
+  // prefixes is busy, so every rare prefix piled onto the others and thrashed their
+  // caches.) Ties are broken from an offset derived from the prefix's hash, not the
+  // request's random bits, so threads that see the same loads place a prefix alike.
+  // (Breaking ties in ring order instead measured ~5 points lower hit rate: on an idle
+  // fleet that is plain consistent hashing again, popular prefixes landing together.)
+  size_t start = static_cast<size_t>(Mix(key_hash ^ 0x5bd1e995u) % n);
+  double load_sum = 0, homed_sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    load_sum += cand_[i].load;
+    homed_sum += homed_[cand_[i].slot];
+  }
+  double load_mean = load_sum / static_cast<double>(n) + 1.0;
+  double homed_mean = homed_sum / static_cast<double>(n) + 1.0;
+  int best = kNoBackend;
+  double best_score = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const Candidate& c = cand_[(start + k) % n];
+    if (c.slot == skip_slot) continue;
+    uint64_t limit = with_slack ? SlotLimit(bound, snap_->backends[c.slot]) : bound;
+    if (c.load + 1u > limit) continue;
+    double score = (c.load + 1.0) / load_mean + (homed_[c.slot] + 1.0) / homed_mean;
+    if (best == kNoBackend || score < best_score) {
+      best = c.slot;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
+  // Each prefix has a home remembered by this thread, chosen by load when the prefix is
+  // first seen (so popular prefixes, seen first, end up apart) rather than by where its
+  // hash falls on the ring (with a few dozen hot prefixes the ring's luck decides which
+  // backends are hot). While home is under the hard bound the prefix goes there; above
+  // it, the request spills to the prefix's consistent second choice on the ring (whose
+  // cache warms for it) and the prefix comes back home when home drains.
+  //
+  // Balance over time comes from moving whole prefixes, not single requests: every pick
+  // that finds home above c x mean (the bound without the idle slack) is a strike, every
+  // pick below it takes one back; at kRehomeStrikes the prefix moves for good to the
+  // least-loaded backend. A backend that is only briefly busy keeps its prefixes (the
+  // counter leaks back), one that carries more than its share sheds its busiest prefixes
+  // first (they are picked, and so strike, most often), and each move costs one cold
+  // prefill instead of a cache split forever.
+  uint64_t tag = Mix(key_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
+  PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
+  uint64_t bound = RingBound(n);
+  if (e.key_hash == tag) {
+    if (HomeExists(e, model_slot)) {
+      const auto& hb = snap_->backends[e.slot];
+      for (size_t i = 0; i < n; ++i) {
+        if (cand_[i].slot != e.slot) continue;
+        uint32_t load = cand_[i].load;
+        if (load + 1u > SlotLimit(bound, hb)) break;  // above the hard bound: spill
+        if (load + 1u <= bound) {
+          if (e.strikes > 0) --e.strikes;
+        } else if (++e.strikes >= kRehomeStrikes) {
+          int better = PlaceByLoad(n, key_hash, bound, false, e.slot);
+          if (better != kNoBackend) {
+            SetHome(e, tag, better);
+            return better;
+          }
+          e.strikes = 0;
+        }
+        return e.slot;
+      }
+      // Home is above the hard bound, or ineligible right now (down, draining, excluded).
+      int second = PickRing(model_slot, n, key_hash, e.slot);
+      if (second != kNoBackend && ++e.strikes >= kRehomeStrikes) SetHome(e, tag, second);
+      return second;
+    }
+  }
+  // First sight (or the home left the model): the least-loaded backend under the bound.
+  int best = PlaceByLoad(n, key_hash, bound, true, -1);
+  if (best != kNoBackend) SetHome(e, tag, best);
+  return best;
+}
+
+int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
+                         std::span<const LocalLoad> local) {
   // Weighted least connections on the learnt weights: the backend with the least in-flight
   // per unit of weight wins, so in-flight shares follow the weights while a backend that
   // fills up stops attracting traffic before llmcd's next tick. A floor keeps every
@@ -361,16 +483,53 @@ int Router::PickAdaptive(size_t n, uint64_t random) {
   int best = kNoBackend;
   double best_score = 0;
   for (size_t k = 0; k < n; ++k) {
-    const Candidate& c = cand_[(start + k) % n];
+    size_t i = (start + k) % n;
+    const Candidate& c = cand_[i];
     float w = snap_->backends[c.slot].adaptive_weight;
     double share = sum > 0 ? (w > 0 && std::isfinite(w) ? w / sum : 0.0) : 1.0 / static_cast<double>(n);
     share = (1.0 - kAdaptiveFloor) * share + kAdaptiveFloor / static_cast<double>(n);
-    double score = (static_cast<double>(c.load) + 1.0) / share;
+    // Requests queued at the backend for a batch slot are what TTFT waits on: count them
+    // twice (they are in `load` too), corrected by this thread's requests since the scrape.
+    const auto& b = snap_->backends[c.slot];
+    double queued = b.metrics_fresh ? std::max(0.0, b.waiting + LocalDelta(LoadAt(local, c.slot))) : 0.0;
+    double score = (static_cast<double>(c.load) + queued + 1.0) / share;
+    cand_score_[i] = score;
     if (best == kNoBackend || score < best_score) {
       best = c.slot;
       best_score = score;
     }
   }
+  if (prefix_hash == 0) return best;
+  // With a prompt prefix (the data plane extracts one for adaptive models too), requests
+  // that share it keep reusing one KV cache, as in prefix_affinity: the prefix is homed on
+  // the best-scoring backend when first seen and goes there while home is under the
+  // bounded-load limit. The learnt shares decide where prefixes live: every pick that
+  // finds home scoring worse than bounded_load x the best is a strike, every other pick
+  // takes one back, and at kRehomeStrikes the prefix moves to the best backend for good.
+  // (Without homes adaptive scattered shared prefixes over every cache and its p99 TTFT
+  // was ~2x that of prefix_affinity in routing_sim.)
+  uint64_t tag = Mix(prefix_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
+  PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
+  if (e.key_hash == tag && HomeExists(e, model_slot)) {
+    for (size_t i = 0; i < n; ++i) {
+      if (cand_[i].slot != e.slot) continue;
+      // Home full for now: this request goes to the best backend, the prefix stays
+      // (counting this as a strike measured worse: busy homes lost prefixes they serve well).
+      if (cand_[i].load + 1u > SlotLimit(RingBound(n), snap_->backends[e.slot])) return best;
+      if (cand_score_[i] <= BoundedLoadFactor() * best_score) {
+        if (e.strikes > 0) --e.strikes;
+      } else if (++e.strikes >= kRehomeStrikes) {
+        SetHome(e, tag, best);
+        return best;
+      }
+      return e.slot;
+    }
+    // Home ineligible (down, draining, circuit open) or excluded by a retry: the best
+    // backend serves, and a home that stays away loses the prefix.
+    if (++e.strikes >= kRehomeStrikes) SetHome(e, tag, best);
+    return best;
+  }
+  SetHome(e, tag, best);
   return best;
 }
 

@@ -81,8 +81,13 @@ class Router {
   int PickLeastBy(uint16_t model_slot, size_t n, uint64_t random, int what,
                   std::span<const LocalLoad> local);
   int PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local);
-  int PickRing(uint16_t model_slot, size_t n, uint64_t key_hash);
-  int PickAdaptive(size_t n, uint64_t random);
+  int PickRing(uint16_t model_slot, size_t n, uint64_t key_hash, int skip_slot = -1);
+  int PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash);
+  uint64_t RingBound(size_t n) const;
+  int PlaceByLoad(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot);
+  int PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
+                   std::span<const LocalLoad> local);
+  double BoundedLoadFactor() const;
 
   const shm::Snapshot* snap_ = nullptr;
   std::vector<std::vector<uint16_t>> model_backends_;  // per model slot: its backend slots
@@ -94,8 +99,24 @@ class Router {
   // non-empty backend (eligible or not) so a backend turning ineligible moves only its keys.
   std::vector<std::vector<std::pair<uint64_t, uint16_t>>> ring_;
   std::vector<uint64_t> ring_sig_;  // per model: hash of what the ring was built from
+  // prefix_affinity's per-thread memory of where each prefix lives (its "home"), so a
+  // prefix is placed once by load and capacity rather than by where its hash happens to
+  // fall. Fixed size, allocated in the constructor; a collision simply forgets the older
+  // prefix (it is placed again).
+  struct PrefixHome {
+    uint64_t key_hash = 0;     // HashKey(prefix) mixed with the model slot; 0 = empty
+    uint64_t backend_key = 0;  // BackendEntry::key of the home, so a reused slot is not trusted
+    uint16_t slot = 0;
+    uint16_t strikes = 0;      // net picks that found home above its share (see kRehomeStrikes)
+  };
+  static constexpr size_t kPrefixHomes = 4096;  // power of two
+  std::vector<PrefixHome> prefix_home_;
+  std::vector<uint32_t> homed_;  // per backend slot: entries of prefix_home_ living there
+  void SetHome(PrefixHome& e, uint64_t tag, int slot);
+  bool HomeExists(const PrefixHome& e, uint16_t model_slot) const;
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
+  std::vector<double> cand_score_;  // adaptive: score of cand_[i] in this pick
   std::vector<int32_t> cand_of_slot_;  // slot -> index in cand_ for this pick, or -1
 };
 
@@ -123,7 +144,8 @@ class AdaptiveBandit {
   void Forget(uint32_t slot);
 
   // The reward one success with these timings earns (higher is better, 0..1]. Exposed for
-  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 10) / kRewardScaleMs).
+  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 1000) / kRewardScaleMs).
+  // TTFT first: end-to-end latency mostly says how long the answers were; it breaks ties.
   static double Reward(double ttft_ms, double latency_ms);
   static constexpr double kRewardScaleMs = 200.0;
 

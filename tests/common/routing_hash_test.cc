@@ -142,6 +142,94 @@ TEST(PrefixAffinityTest, SharedPrefixStaysOnOneBackendUntilSaturated) {
   EXPECT_EQ(n.size(), 4u);
 }
 
+// Sets every backend's fleet-wide in-flight (this thread has nothing in flight).
+void SetLoads(Fleet& f, std::vector<uint32_t> loads) {
+  for (size_t s = 0; s < loads.size(); ++s) f.b(static_cast<int>(s)).fleet_in_flight = loads[s];
+  f.Publish();
+}
+
+TEST(PrefixAffinityTest, NewPrefixGoesToLeastLoadedAndStaysThere) {
+  Fleet f(Policy::kPrefixAffinity, 4);  // max_concurrent 1000: the idle slack never binds here
+  SetLoads(f, {8, 2, 8, 8});
+  RequestInfo req{.prefix = "You are a terse assistant.", .random = 7};
+  EXPECT_EQ(f.Pick(req), 1) << "placed where it costs least now, not where its hash falls";
+  // Loads move, but home stays under c x mean: the prefix stays (plain least load would not).
+  SetLoads(f, {6, 9, 6, 6});
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(f.Pick(req), 1);
+}
+
+TEST(PrefixAffinityTest, NewPrefixesAreSpreadByCountOnAnEvenFleet) {
+  // Equal loads: placement balances how many prefixes each backend is home to, so every
+  // backend's KV cache holds its share of the distinct prefixes.
+  Fleet f(Policy::kPrefixAffinity, 4);
+  std::map<int, int> n;
+  for (int k = 0; k < 400; ++k) {
+    std::string p = "system prompt " + std::to_string(k);
+    ++n[f.Pick({.prefix = p})];
+  }
+  // Not exactly 100 each: the memory is a fixed direct-mapped table, and a prefix that
+  // collides with an older one takes over its entry (the older one's count is released).
+  for (int s = 0; s < 4; ++s) EXPECT_NEAR(n[s], 100, 6) << "backend " << s;
+}
+
+TEST(PrefixAffinityTest, ThreadsWithTheSameViewPlaceAlike) {
+  // Ties are broken by the prefix's hash, not the request's random bits, so two gateway
+  // threads that see the same loads home a prefix on the same backend.
+  Fleet f(Policy::kPrefixAffinity, 5);
+  Router other;
+  other.OnSnapshot(*f.snap);
+  for (int k = 0; k < 50; ++k) {
+    std::string p = "prompt " + std::to_string(k);
+    EXPECT_EQ(f.Pick({.prefix = p, .random = 1}), other.Pick(0, {.prefix = p, .random = 999}, f.local, {}));
+  }
+}
+
+TEST(PrefixAffinityTest, PrefixMovesWholeWhenHomeStaysAboveTheBound) {
+  Fleet f(Policy::kPrefixAffinity, 4);
+  SetLoads(f, {8, 2, 8, 8});
+  RequestInfo req{.prefix = "shared system prompt", .random = 3};
+  ASSERT_EQ(f.Pick(req), 1);
+  // Home now carries far more than c x mean (but is under max_concurrent and the slack):
+  // it keeps the prefix for a while (a brief peak must not move it), then gives it up.
+  SetLoads(f, {8, 30, 8, 8});
+  int moved_at = -1, to = -1;
+  for (int i = 0; i < 200 && moved_at < 0; ++i) {
+    int s = f.Pick(req);
+    if (s != 1) moved_at = i, to = s;
+  }
+  ASSERT_GE(moved_at, 0) << "the prefix never left its overloaded home";
+  EXPECT_GE(moved_at, 8) << "one busy moment is not enough to move a prefix";
+  EXPECT_LE(moved_at, 64);
+  // It moved for good: home's load is back to normal, the prefix stays at its new home.
+  SetLoads(f, {8, 8, 8, 8});
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(f.Pick(req), to);
+}
+
+TEST(PrefixAffinityTest, BriefPeaksDoNotMoveAPrefix) {
+  // Alternating above and below c x mean: the strike counter leaks back, the prefix stays.
+  Fleet f(Policy::kPrefixAffinity, 4);
+  SetLoads(f, {8, 2, 8, 8});
+  RequestInfo req{.prefix = "shared system prompt", .random = 3};
+  ASSERT_EQ(f.Pick(req), 1);
+  for (int i = 0; i < 300; ++i) {
+    SetLoads(f, {8, i % 2 ? 30u : 8u, 8, 8});
+    EXPECT_EQ(f.Pick(req), 1) << "pick " << i;
+  }
+}
+
+TEST(PrefixAffinityTest, HomeThatLeavesIsReplaced) {
+  Fleet f(Policy::kPrefixAffinity, 4);
+  SetLoads(f, {8, 2, 8, 8});
+  RequestInfo req{.prefix = "shared system prompt", .random = 3};
+  ASSERT_EQ(f.Pick(req), 1);
+  f.SetState(1, BackendState::kEmpty);  // removed by a reload
+  f.Publish();
+  int next = f.Pick(req);
+  EXPECT_NE(next, 1);
+  EXPECT_NE(next, kNoBackend);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(f.Pick(req), next);
+}
+
 TEST(PrefixAffinityTest, OnlyLeadingPrefixBytesMatter) {
   Fleet f(Policy::kPrefixAffinity, 8);
   f.snap->limits.prefix_bytes = 16;
