@@ -96,7 +96,8 @@ TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   Start(Yaml(UniqueInstance(), {srv.url()}));
   ASSERT_TRUE(TickUntil(c_, [&] {
     admin::v1::Backend b;
-    return c_.GetBackend(srv.url(), &b) && !b.metrics_stale();
+    // Probes are jittered, so the first scrape may land before the first probe.
+    return c_.GetBackend(srv.url(), &b) && !b.metrics_stale() && srv.requests("/health") > 0;
   }));
   admin::v1::Backend b;
   ASSERT_TRUE(c_.GetBackend(srv.url(), &b));
