@@ -442,10 +442,12 @@ double Router::TrafficShare(uint16_t slot, size_t n, double extra, double rate_p
 }
 
 bool Router::HomeOverShare(const PrefixHome& e, size_t n) const {
-  // Adaptive's second reason to strike: home's prefixes bring more than c x the traffic its
-  // learnt share asks for, and this prefix would sit within its share somewhere else.
-  // (Comparing with the other backends rather than with 1.0 keeps a prefix that is most
-  // of the traffic by itself from wandering: it is over any backend's share.)
+  // The second reason to strike: home's prefixes bring more than c x the traffic its
+  // weight (or learnt share) asks for, and this prefix would fit better elsewhere. This is
+  // what corrects placements made before the traffic was known (first sight counts 0) and
+  // follows a learner whose shares moved, even when nothing is queueing. (Comparing with
+  // the other backends rather than with 1.0 keeps a prefix that is most of the traffic by
+  // itself from wandering: it is over any backend's share.)
   double rpw = RatePerWeight(n, 0.0);
   double home = TrafficShare(e.slot, n, 0.0, rpw);
   double c = BoundedLoadFactor();
@@ -517,8 +519,8 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
   //
   // Balance over time comes from moving whole prefixes, not single requests: every pick
   // that finds home above c x mean in-flight (the bound without the idle slack) is a
-  // strike, and so, for adaptive, is a pick that finds home's traffic above c x its learnt
-  // share; every other pick takes one back. At kRehomeStrikes the prefix moves for good
+  // strike, and so is a pick that finds home's prefixes bringing more than c x the traffic
+  // its weight asks for (HomeOverShare); every other pick takes one back. At kRehomeStrikes the prefix moves for good
   // to the best placement. A backend that is only briefly busy keeps its prefixes (the
   // counter leaks back), one that carries more than its share sheds its busiest prefixes
   // first (they are picked, and so strike, most often), and each move costs one cold
@@ -538,7 +540,7 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
       served_home = true;
       chosen = e.slot;
       bool over = load + 1u > bound;
-      if (!over && place_by_adaptive_) over = HomeOverShare(e, n);
+      if (!over) over = HomeOverShare(e, n);
       if (!over) {
         if (e.strikes > 0) --e.strikes;
       } else if (++e.strikes >= kRehomeStrikes) {
