@@ -61,18 +61,50 @@ constexpr uint16_t kRehomeStrikes = 32;
 // Adaptive: share of the traffic spread evenly whatever the learnt weights say, so the
 // data plane itself keeps exploring even when llmcd publishes a near-0 weight.
 constexpr double kAdaptiveFloor = 0.05;
+// Prefix traffic counts halve every this many prefix picks (all models of the thread), so
+// a prefix's count is its recent share of the traffic. Long enough that a rare prefix
+// (1% of traffic) has a count of ~10, short enough to follow popularity that shifts.
+constexpr uint32_t kRateHalfLifePicks = 1024;
+// Prefix placement: how much an even number of prefixes per KV cache weighs against an
+// even share of traffic per weight (see PlaceHome).
+constexpr double kCountWeight = 2.0;
 
 }  // namespace
 
-Router::Router() : prefix_home_(kPrefixHomes), homed_(shm::kMaxBackends, 0) {}
+Router::Router()
+    : prefix_home_(kPrefixHomes), homed_(shm::kMaxBackends, 0), homed_rate_(shm::kMaxBackends, 0.0) {}
+
+void Router::AgeHome(PrefixHome& e) const {
+  uint32_t age = rate_epoch_ - e.epoch;
+  e.rate = age >= 64 ? 0.0f : std::ldexp(e.rate, -static_cast<int>(age));
+  e.epoch = rate_epoch_;
+}
 
 void Router::SetHome(PrefixHome& e, uint64_t tag, int slot) {
-  if (e.key_hash != 0 && homed_[e.slot] > 0) --homed_[e.slot];
+  AgeHome(e);
+  if (e.key_hash != 0) {
+    if (homed_[e.slot] > 0) --homed_[e.slot];
+    homed_rate_[e.slot] = std::max(0.0, homed_rate_[e.slot] - e.rate);
+  }
+  if (e.key_hash != tag) e.rate = 0;  // a different prefix took the entry over
   ++homed_[slot];
+  homed_rate_[slot] += e.rate;
   e.key_hash = tag;
   e.slot = static_cast<uint16_t>(slot);
   e.backend_key = snap_->backends[slot].key;
   e.strikes = 0;
+}
+
+void Router::CountHomePick(PrefixHome& e) {
+  AgeHome(e);
+  e.rate += 1.0f;
+  homed_rate_[e.slot] += 1.0;
+  if (++rate_picks_ >= kRateHalfLifePicks) {
+    // Halve every prefix's traffic count: backends' sums now, entries when next touched.
+    rate_picks_ = 0;
+    ++rate_epoch_;
+    for (double& r : homed_rate_) r *= 0.5;
+  }
 }
 
 uint64_t Router::HashKey(std::string_view key) { return Mix(shm::Fnv1a(key.data(), key.size())); }
@@ -144,7 +176,6 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
     model_backends_[m] = std::move(list);
   }
   cand_.resize(std::max<size_t>(widest, 1));
-  cand_score_.resize(cand_.size());
   cand_of_slot_.assign(shm::kMaxBackends, -1);
 }
 
@@ -385,87 +416,157 @@ int Router::PickRing(uint16_t model_slot, size_t n, uint64_t key_hash, int skip_
   return chosen;
 }
 
-int Router::PlaceByLoad(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot) {
-  // Among backends under the bound, the one with the least in-flight and the fewest
-  // prefixes homed on it, each relative to the fleet's mean, so both the load and the
-  // number of distinct prefixes a KV cache has to hold stay even. (Load alone measured
-  // 5-10 points lower hit rate in routing_sim: a backend homing the few most popular
-  // prefixes is busy, so every rare prefix piled onto the others and thrashed their
-  // caches.) Ties are broken from an offset derived from the prefix's hash, not the
-  // request's random bits, so threads that see the same loads place a prefix alike.
-  // (Breaking ties in ring order instead measured ~5 points lower hit rate: on an idle
-  // fleet that is plain consistent hashing again, popular prefixes landing together.)
-  size_t start = static_cast<size_t>(Mix(key_hash ^ 0x5bd1e995u) % n);
-  double load_sum = 0, homed_sum = 0;
+double Router::PlaceWeight(const shm::BackendEntry& b, size_t n) const {
+  if (!place_by_adaptive_) return RingWeight(b);
+  // Adaptive: the learnt share, with the same exploration floor as the plain pick; no
+  // weights yet (all 0) means even.
+  float w = b.adaptive_weight;
+  double share = w > 0 && std::isfinite(w) ? std::min<double>(w, 1.0) : 0.0;
+  return (1.0 - kAdaptiveFloor) * share + kAdaptiveFloor / static_cast<double>(n);
+}
+
+double Router::RatePerWeight(size_t n, double extra) const {
+  double rate_sum = 0, weight_sum = 0;
   for (size_t i = 0; i < n; ++i) {
-    load_sum += cand_[i].load;
-    homed_sum += homed_[cand_[i].slot];
+    rate_sum += homed_rate_[cand_[i].slot];
+    weight_sum += PlaceWeight(snap_->backends[cand_[i].slot], n);
   }
-  double load_mean = load_sum / static_cast<double>(n) + 1.0;
+  // Smoothed by one pick per unit of weight, so an idle fleet reads as balanced (1.0
+  // everywhere) rather than dividing by nothing.
+  return (rate_sum + extra + weight_sum) / weight_sum;
+}
+
+double Router::TrafficShare(uint16_t slot, size_t n, double extra, double rate_per_weight) const {
+  double w = PlaceWeight(snap_->backends[slot], n);
+  return (homed_rate_[slot] + extra + w) / w / rate_per_weight;
+}
+
+bool Router::HomeOverShare(const PrefixHome& e, size_t n) const {
+  // The second reason to strike: home's prefixes bring more than c x the traffic its
+  // weight (or learnt share) asks for, and this prefix would fit better elsewhere. This is
+  // what corrects placements made before the traffic was known (first sight counts 0) and
+  // follows a learner whose shares moved, even when nothing is queueing. (Comparing with
+  // the other backends rather than with 1.0 keeps a prefix that is most of the traffic by
+  // itself from wandering: it is over any backend's share.)
+  double rpw = RatePerWeight(n, 0.0);
+  double home = TrafficShare(e.slot, n, 0.0, rpw);
+  double c = BoundedLoadFactor();
+  if (home <= c) return false;
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t s = cand_[i].slot;
+    if (s != e.slot && c * TrafficShare(s, n, e.rate, rpw) < home) return true;
+  }
+  return false;
+}
+
+int Router::PlaceHome(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot, double rate) {
+  // Where a prefix should live: among backends under the bound, the lowest
+  //   traffic term: (traffic of the prefixes homed there + this one's) / weight, relative
+  //                 to the fleet's (1.0 = exactly its share), and
+  //   count term:   kCountWeight x (prefixes homed there + 1) / mean, relative to the mean,
+  // so each backend's prefixes bring traffic in proportion to its weight (its speed) and
+  // every KV cache holds a similar number of distinct prefixes. Ties (an idle fleet) go to
+  // the least in-flight, then to an offset derived from the prefix's hash, so threads that
+  // see the same state place a prefix alike.
+  //
+  // Measured in routing_sim: placing by in-flight alone starved the 0.25-speed backend of
+  // prefixes (a slow backend always has more in flight per unit of traffic) and piled 11-15
+  // prefixes onto one 6-prefix cache; the hit rate was 84-98% of the oracle. Traffic per
+  // weight plus count: 90-99%. The count term's weight matters little between 1.5 and 3.
+  size_t start = static_cast<size_t>(Mix(key_hash ^ 0x5bd1e995u) % n);
+  double homed_sum = 0, weight_sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    homed_sum += homed_[cand_[i].slot];
+    weight_sum += PlaceWeight(snap_->backends[cand_[i].slot], n);
+  }
   double homed_mean = homed_sum / static_cast<double>(n) + 1.0;
+  double rate_per_weight = RatePerWeight(n, 0.0);  // `rate` is in the sums already, or 0
   int best = kNoBackend;
   double best_score = 0;
+  uint32_t best_load = 0;
   for (size_t k = 0; k < n; ++k) {
     const Candidate& c = cand_[(start + k) % n];
     if (c.slot == skip_slot) continue;
     uint64_t limit = with_slack ? SlotLimit(bound, snap_->backends[c.slot]) : bound;
     if (c.load + 1u > limit) continue;
-    double score = (c.load + 1.0) / load_mean + (homed_[c.slot] + 1.0) / homed_mean;
-    if (best == kNoBackend || score < best_score) {
+    double count = (homed_[c.slot] + 1.0) / homed_mean;
+    if (place_by_adaptive_) {
+      // Adaptive: a backend the learner gives less than an even share is expected to hold
+      // proportionally fewer prefixes (a near-zero share should not keep a quarter of them).
+      double even = PlaceWeight(snap_->backends[c.slot], n) * static_cast<double>(n) / weight_sum;
+      count /= std::max(1e-3, std::min(1.0, even));
+    }
+    double score = TrafficShare(c.slot, n, rate, rate_per_weight) + kCountWeight * count;
+    bool better = best == kNoBackend || score < best_score - 1e-9 ||
+                  (score <= best_score + 1e-9 && c.load < best_load);
+    if (better) {
       best = c.slot;
       best_score = score;
+      best_load = c.load;
     }
   }
   return best;
 }
 
 int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
-  // Each prefix has a home remembered by this thread, chosen by load when the prefix is
-  // first seen (so popular prefixes, seen first, end up apart) rather than by where its
-  // hash falls on the ring (with a few dozen hot prefixes the ring's luck decides which
-  // backends are hot). While home is under the hard bound the prefix goes there; above
-  // it, the request spills to the prefix's consistent second choice on the ring (whose
-  // cache warms for it) and the prefix comes back home when home drains.
+  // Each prefix has a home remembered by this thread, placed by PlaceHome when the prefix
+  // is first seen rather than where its hash falls on the ring (with a few dozen hot
+  // prefixes the ring's luck decides which backends are hot). While home is under the
+  // hard bound the prefix goes there; above it, this request spills to the best other
+  // placement (a backend with traffic headroom and few prefixes, so the cold prefill does
+  // not land on a slow or crowded cache; the prefix's ring successor if none is under the
+  // bound), and the prefix comes back home when home drains.
   //
   // Balance over time comes from moving whole prefixes, not single requests: every pick
-  // that finds home above c x mean (the bound without the idle slack) is a strike, every
-  // pick below it takes one back; at kRehomeStrikes the prefix moves for good to the
-  // least-loaded backend. A backend that is only briefly busy keeps its prefixes (the
+  // that finds home above c x mean in-flight (the bound without the idle slack) is a
+  // strike, and so is a pick that finds home's prefixes bringing more than c x the traffic
+  // its weight asks for (HomeOverShare); every other pick takes one back. At kRehomeStrikes the prefix moves for good
+  // to the best placement. A backend that is only briefly busy keeps its prefixes (the
   // counter leaks back), one that carries more than its share sheds its busiest prefixes
   // first (they are picked, and so strike, most often), and each move costs one cold
   // prefill instead of a cache split forever.
   uint64_t tag = Mix(key_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
   PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
   uint64_t bound = RingBound(n);
-  if (e.key_hash == tag) {
-    if (HomeExists(e, model_slot)) {
-      const auto& hb = snap_->backends[e.slot];
-      for (size_t i = 0; i < n; ++i) {
-        if (cand_[i].slot != e.slot) continue;
-        uint32_t load = cand_[i].load;
-        if (load + 1u > SlotLimit(bound, hb)) break;  // above the hard bound: spill
-        if (load + 1u <= bound) {
-          if (e.strikes > 0) --e.strikes;
-        } else if (++e.strikes >= kRehomeStrikes) {
-          int better = PlaceByLoad(n, key_hash, bound, false, e.slot);
-          if (better != kNoBackend) {
-            SetHome(e, tag, better);
-            return better;
-          }
+  int chosen = kNoBackend;
+  if (e.key_hash == tag && HomeExists(e, model_slot)) {
+    AgeHome(e);
+    const auto& hb = snap_->backends[e.slot];
+    bool served_home = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (cand_[i].slot != e.slot) continue;
+      uint32_t load = cand_[i].load;
+      if (load + 1u > SlotLimit(bound, hb)) break;  // above the hard bound: spill
+      served_home = true;
+      chosen = e.slot;
+      bool over = load + 1u > bound;
+      if (!over) over = HomeOverShare(e, n);
+      if (!over) {
+        if (e.strikes > 0) --e.strikes;
+      } else if (++e.strikes >= kRehomeStrikes) {
+        int better = PlaceHome(n, key_hash, bound, false, e.slot, e.rate);
+        if (better != kNoBackend) {
+          SetHome(e, tag, better);
+          chosen = better;
+        } else {
           e.strikes = 0;
         }
-        return e.slot;
       }
-      // Home is above the hard bound, or ineligible right now (down, draining, excluded).
-      int second = PickRing(model_slot, n, key_hash, e.slot);
-      if (second != kNoBackend && ++e.strikes >= kRehomeStrikes) SetHome(e, tag, second);
-      return second;
+      break;
     }
+    if (!served_home) {
+      // Home is above the hard bound, or ineligible right now (down, draining, excluded).
+      chosen = PlaceHome(n, key_hash, bound, true, e.slot, e.rate);
+      if (chosen == kNoBackend) chosen = PickRing(model_slot, n, key_hash, e.slot);
+      if (chosen != kNoBackend && ++e.strikes >= kRehomeStrikes) SetHome(e, tag, chosen);
+    }
+  } else {
+    // First sight (or the home left the model).
+    chosen = PlaceHome(n, key_hash, bound, true, -1, 0.0);
+    if (chosen != kNoBackend) SetHome(e, tag, chosen);
   }
-  // First sight (or the home left the model): the least-loaded backend under the bound.
-  int best = PlaceByLoad(n, key_hash, bound, true, -1);
-  if (best != kNoBackend) SetHome(e, tag, best);
-  return best;
+  if (chosen != kNoBackend) CountHomePick(e);
+  return chosen;
 }
 
 int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
@@ -493,7 +594,6 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
     const auto& b = snap_->backends[c.slot];
     double queued = b.metrics_fresh ? std::max(0.0, b.waiting + LocalDelta(LoadAt(local, c.slot))) : 0.0;
     double score = (static_cast<double>(c.load) + queued + 1.0) / share;
-    cand_score_[i] = score;
     if (best == kNoBackend || score < best_score) {
       best = c.slot;
       best_score = score;
@@ -501,36 +601,17 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
   }
   if (prefix_hash == 0) return best;
   // With a prompt prefix (the data plane extracts one for adaptive models too), requests
-  // that share it keep reusing one KV cache, as in prefix_affinity: the prefix is homed on
-  // the best-scoring backend when first seen and goes there while home is under the
-  // bounded-load limit. The learnt shares decide where prefixes live: every pick that
-  // finds home scoring worse than bounded_load x the best is a strike, every other pick
-  // takes one back, and at kRehomeStrikes the prefix moves to the best backend for good.
-  // (Without homes adaptive scattered shared prefixes over every cache and its p99 TTFT
-  // was ~2x that of prefix_affinity in routing_sim.)
-  uint64_t tag = Mix(prefix_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
-  PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
-  if (e.key_hash == tag && HomeExists(e, model_slot)) {
-    for (size_t i = 0; i < n; ++i) {
-      if (cand_[i].slot != e.slot) continue;
-      // Home full for now: this request goes to the best backend, the prefix stays
-      // (counting this as a strike measured worse: busy homes lost prefixes they serve well).
-      if (cand_[i].load + 1u > SlotLimit(RingBound(n), snap_->backends[e.slot])) return best;
-      if (cand_score_[i] <= BoundedLoadFactor() * best_score) {
-        if (e.strikes > 0) --e.strikes;
-      } else if (++e.strikes >= kRehomeStrikes) {
-        SetHome(e, tag, best);
-        return best;
-      }
-      return e.slot;
-    }
-    // Home ineligible (down, draining, circuit open) or excluded by a retry: the best
-    // backend serves, and a home that stays away loses the prefix.
-    if (++e.strikes >= kRehomeStrikes) SetHome(e, tag, best);
-    return best;
-  }
-  SetHome(e, tag, best);
-  return best;
+  // that share it keep reusing one KV cache: prefix homes as in prefix_affinity, with the
+  // learnt shares in place of the configured weights, so prefixes (and the traffic they
+  // bring) are placed where the learner says requests are served well, and move when a
+  // home's share collapses. (Without homes adaptive scattered shared prefixes over every
+  // cache and its p99 TTFT was ~2x prefix_affinity's; with homes placed by the plain
+  // weighted least-load score it still lost 1.3-1.5x at 80-90% load in routing_sim, the
+  // learner favouring warm caches until they queued.)
+  place_by_adaptive_ = true;
+  int s = PickPrefix(model_slot, n, prefix_hash);
+  place_by_adaptive_ = false;
+  return s != kNoBackend ? s : best;
 }
 
 }  // namespace llmgw::routing

@@ -84,7 +84,8 @@ class Router {
   int PickRing(uint16_t model_slot, size_t n, uint64_t key_hash, int skip_slot = -1);
   int PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash);
   uint64_t RingBound(size_t n) const;
-  int PlaceByLoad(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot);
+  int PlaceHome(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot,
+                double rate);
   int PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
                    std::span<const LocalLoad> local);
   double BoundedLoadFactor() const;
@@ -108,15 +109,30 @@ class Router {
     uint64_t backend_key = 0;  // BackendEntry::key of the home, so a reused slot is not trusted
     uint16_t slot = 0;
     uint16_t strikes = 0;      // net picks that found home above its share (see kRehomeStrikes)
+    uint32_t epoch = 0;        // rate_epoch_ when `rate` was last brought up to date
+    float rate = 0;            // picks of this prefix, halved every kRateHalfLifePicks picks
   };
   static constexpr size_t kPrefixHomes = 4096;  // power of two
   std::vector<PrefixHome> prefix_home_;
   std::vector<uint32_t> homed_;  // per backend slot: entries of prefix_home_ living there
+  // Per backend slot: the sum of `rate` over the prefixes homed there (the traffic its
+  // prefixes bring), halved with them; and the clock of that halving.
+  std::vector<double> homed_rate_;
+  uint32_t rate_picks_ = 0;
+  uint32_t rate_epoch_ = 0;
   void SetHome(PrefixHome& e, uint64_t tag, int slot);
+  void AgeHome(PrefixHome& e) const;
+  void CountHomePick(PrefixHome& e);
+  // Placement weight of a backend: its configured weight (prefix_affinity), or its learnt
+  // adaptive share while PickAdaptive runs the prefix homes (place_by_adaptive_).
+  double PlaceWeight(const shm::BackendEntry& b, size_t n) const;
+  double RatePerWeight(size_t n, double extra) const;
+  double TrafficShare(uint16_t slot, size_t n, double extra, double rate_per_weight) const;
+  bool HomeOverShare(const PrefixHome& e, size_t n) const;
+  bool place_by_adaptive_ = false;
   bool HomeExists(const PrefixHome& e, uint16_t model_slot) const;
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
-  std::vector<double> cand_score_;  // adaptive: score of cand_[i] in this pick
   std::vector<int32_t> cand_of_slot_;  // slot -> index in cand_ for this pick, or -1
 };
 

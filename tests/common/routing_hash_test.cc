@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 
 #include "tests/common/routing_test_util.h"
@@ -228,6 +229,68 @@ TEST(PrefixAffinityTest, HomeThatLeavesIsReplaced) {
   EXPECT_NE(next, 1);
   EXPECT_NE(next, kNoBackend);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(f.Pick(req), next);
+}
+
+// Zipf(1) over `groups` prefixes: the popularity shape of system prompts in routing_sim.
+int ZipfPick(uint64_t& x, int groups) {
+  double norm = 0;
+  for (int g = 1; g <= groups; ++g) norm += 1.0 / g;
+  double u = static_cast<double>(SplitMix(x) >> 11) / 9007199254740992.0 * norm;
+  int g = 1;
+  for (; g < groups && (u -= 1.0 / g) > 0; ++g) {}
+  return g - 1;
+}
+
+TEST(PrefixAffinityTest, HomesBringTrafficInProportionToWeightAndSpreadByCount) {
+  // Backends of speeds 1, 1, 0.5, 0.25 (weighted so), 32 prompts of Zipf popularity. The
+  // fleet is idle (the bound never binds), so only placement decides: each backend's
+  // prefixes should bring traffic near its weight's share, and every KV cache should hold
+  // a fair number of distinct prefixes (placing by in-flight alone gave the 0.25 backend
+  // one or two prompts and piled a dozen onto another).
+  Fleet f(Policy::kPrefixAffinity, 4);
+  const float weights[] = {1, 1, 0.5f, 0.25f};
+  for (int s = 0; s < 4; ++s) f.b(s).weight = weights[s];
+  f.Publish();
+  uint64_t x = 21;
+  std::map<int, int> picks;
+  std::map<int, std::set<int>> groups_on;
+  for (int i = 0; i < 30000; ++i) {
+    int g = ZipfPick(x, 32);
+    int s = f.Pick({.prefix = "system prompt #" + std::to_string(g), .random = SplitMix(x)});
+    ASSERT_NE(s, kNoBackend);
+    if (i < 10000) continue;  // placement settles
+    ++picks[s];
+    groups_on[s].insert(g);
+  }
+  for (int s = 0; s < 4; ++s) {
+    double share = picks[s] / 20000.0, fair = weights[s] / 2.75;
+    EXPECT_GT(share, 0.5 * fair) << "backend " << s;
+    EXPECT_LT(share, 1.5 * fair) << "backend " << s;
+    EXPECT_GE(groups_on[s].size(), 4u) << "backend " << s;
+    EXPECT_LE(groups_on[s].size(), 12u) << "backend " << s;
+  }
+}
+
+TEST(PrefixAffinityTest, SpillOfABusyPrefixAvoidsASmallBackend) {
+  // Home is over the hard bound: the request spills to the best placement among the
+  // others, where the prefix's traffic fits the backend's weight, not to a backend
+  // weighted a tenth of the others (whatever the ring says).
+  Fleet f(Policy::kPrefixAffinity, 3, 16);  // slack floor 4
+  f.b(2).weight = 0.1f;
+  f.Publish();
+  for (int k = 0; k < 300; ++k) f.Pick({.prefix = "p" + std::to_string(k % 30)});
+  std::string hot;
+  int home = 2;
+  for (int k = 0; home == 2; ++k) {
+    hot = "hot prompt " + std::to_string(k);
+    home = f.Pick({.prefix = hot});
+  }
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(f.Pick({.prefix = hot}), home);
+  int other_fast = 1 - home;
+  SetLoads(f, {0, 0, 0});
+  f.b(home).fleet_in_flight = 12;  // above ceil(1.25 * 13 / 3) = 6 and the floor of 4
+  f.Publish();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(f.Pick({.prefix = hot}), other_fast) << "spill " << i;
 }
 
 TEST(PrefixAffinityTest, OnlyLeadingPrefixBytesMatter) {

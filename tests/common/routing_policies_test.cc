@@ -333,6 +333,54 @@ TEST(AdaptiveTest, PrefixLeavesAHomeThatStaysDown) {
   EXPECT_EQ(f.Pick(req), last);
 }
 
+TEST(AdaptiveTest, APrefixThatIsMostOfTheTrafficStaysPut) {
+  // One system prompt for every request: it is over any single backend's share wherever
+  // it lives, so moving it would only cost cold prefills. It stays on one backend.
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = 1.0f / 3;
+  f.Publish();
+  RequestInfo req{.prefix = "the only system prompt", .random = 1};
+  int home = f.Pick(req);
+  ASSERT_NE(home, kNoBackend);
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(f.Pick(req), home) << "pick " << i;
+}
+
+TEST(AdaptiveTest, PrefixHomesBringTrafficInProportionToLearntShares) {
+  // Many prompts of equal popularity, an idle fleet: where prefixes live (and so where
+  // their traffic goes) follows llmcd's weights — no backend's prefixes bring more than
+  // bounded_load x its share — and follows them again when they change.
+  Fleet f(Policy::kAdaptive, 3);
+  const float w1[] = {0.6f, 0.3f, 0.1f};
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = w1[s];
+  f.Publish();
+  uint64_t x = 3;
+  auto run = [&](int n) {
+    std::map<int, int> picks;
+    for (int i = 0; i < n; ++i) {
+      std::string p = "prompt " + std::to_string(SplitMix(x) % 60);
+      ++picks[f.Pick({.prefix = p, .random = SplitMix(x)})];
+    }
+    return picks;
+  };
+  auto check = [&](std::map<int, int> picks, const float* w, int best) {
+    for (int s = 0; s < 3; ++s) {
+      double share = 0.95 * w[s] + 0.05 / 3;  // with the exploration floor
+      EXPECT_LE(picks[s] / 6000.0, 1.25 * share + 0.02) << "backend " << s;
+      if (s != best) {
+        EXPECT_GT(picks[best], picks[s]) << "backend " << s;
+      }
+    }
+  };
+  run(6000);
+  check(run(6000), w1, 0);
+  // The learner turns around: backend 2 is now the best. Prefixes move over to it.
+  const float w2[] = {0.1f, 0.3f, 0.6f};
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = w2[s];
+  f.Publish();
+  run(20000);
+  check(run(6000), w2, 2);
+}
+
 TEST(RouterTest, NoSnapshotMeansNoBackend) {
   Router r;
   std::vector<LocalLoad> local(4);
