@@ -190,7 +190,8 @@ void Controller::Shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
-  pool_.reset();  // joins workers; in-flight jobs finish within their timeouts
+  cancel_io_ = true;  // in-flight probes/scrapes give up within ~50 ms, not their timeouts
+  pool_.reset();      // joins workers
   std::lock_guard<std::mutex> l(mu_);
   writer_.reset();
   if (shm_) shm_->Close();
@@ -403,10 +404,10 @@ void Controller::DispatchJobs(uint64_t now) {
       std::string bid = id;
       b->probe_in_flight = pool_->Submit([this, target, path, timeout, epoch, bid] {
         ProbeResult r{ProbeResult::kProbe, bid, epoch};
-        HttpResponse resp = HttpGet(target, path, timeout, 1u << 20);
+        HttpResponse resp = HttpGet(target, path, timeout, 1u << 20, &cancel_io_);
         if (resp.ok() && resp.status == 404 && path != "/v1/models") {
           r.fell_back = true;
-          resp = HttpGet(target, "/v1/models", timeout, 1u << 20);
+          resp = HttpGet(target, "/v1/models", timeout, 1u << 20, &cancel_io_);
         }
         r.ok = resp.ok() && resp.status >= 200 && resp.status < 300;
         if (!r.ok)
@@ -425,7 +426,7 @@ void Controller::DispatchJobs(uint64_t now) {
       std::string bid = id;
       b->scrape_in_flight = pool_->Submit([this, target, path, timeout, epoch, bid] {
         ProbeResult r{ProbeResult::kScrape, bid, epoch};
-        HttpResponse resp = HttpGet(target, path, timeout);
+        HttpResponse resp = HttpGet(target, path, timeout, 16u << 20, &cancel_io_);
         r.ok = resp.ok() && resp.status == 200;
         if (r.ok) r.parsed = ParsePrometheusText(resp.body);
         else r.error = resp.ok() ? "scrape " + path + ": HTTP " + std::to_string(resp.status) : "scrape: " + resp.error;

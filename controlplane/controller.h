@@ -166,6 +166,7 @@ class Controller {
   std::mutex mailbox_mu_;
   std::vector<ProbeResult> mailbox_;
   std::unique_ptr<WorkerPool> pool_;
+  std::atomic<bool> cancel_io_{false};
   bool shut_down_ = false;
 };
 

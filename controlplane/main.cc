@@ -156,8 +156,7 @@ int main(int argc, char** argv) {
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});
-  // Release shm before stopping the exposer: civetweb takes a couple of seconds to stop
-  // and the data plane should see the writer gone at once.
+  // Release shm before stopping the exposer, so the data plane sees the writer gone first.
   controller.Shutdown();
   LOG_DEBUG("shared memory released", {});
   metrics.Stop();
