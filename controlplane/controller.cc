@@ -1,6 +1,7 @@
 // Controller: config lifecycle, health/scrape scheduling, policy state and publishing.
 // See controller.h for the threading model and docs/CONTROLPLANE.md for the decisions.
 #include "controlplane/controller.h"
+#include "controlplane/fleet.h"
 
 #include <arpa/inet.h>
 
@@ -547,6 +548,10 @@ void Controller::UpdateFromStats(uint64_t now) {
     if (t.key != 0 && t.key != base_->backends[b->slot].key) continue;  // slot still counts for an old backend
     uint64_t prev_inflight = b->fleet_in_flight;
     b->fleet_in_flight = t.in_flight;
+    for (const auto& [session, by_id] : remote_in_flight_) {  // the fleet's agents
+      auto r = by_id.find(id);
+      if (r != by_id.end()) b->fleet_in_flight += r->second;
+    }
     b->requests_total = t.requests;
     if (prev_inflight != b->fleet_in_flight) dirty_ = true;
     if (!b->have_prev) {
@@ -680,6 +685,23 @@ void Controller::Publish(uint64_t now) {
   last_publish_ms_ = now == 0 ? 1 : now;
   dirty_ = false;
   ++counters_.snapshots_published;
+}
+
+std::string Controller::PublishedSnapshotBytes(uint64_t* generation) const {
+  std::lock_guard<std::mutex> l(mu_);
+  *generation = last_publish_ms_ == 0 ? 0 : generation_;
+  return last_publish_ms_ == 0 ? std::string() : EncodeSnapshot(*published_);
+}
+
+uint64_t Controller::published_generation() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return last_publish_ms_ == 0 ? 0 : generation_;
+}
+
+void Controller::SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (by_backend.empty()) remote_in_flight_.erase(session);
+  else remote_in_flight_[session] = std::move(by_backend);
 }
 
 void Controller::Tick() {
