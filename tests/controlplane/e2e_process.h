@@ -77,19 +77,22 @@ inline int FreePort() {
 class Proc {
  public:
   Proc(const std::vector<std::string>& argv, const std::string& log, bool read_port) {
+    // Everything the child needs is prepared before fork: the parent has threads (load,
+    // gRPC), so the child only calls async-signal-safe functions before exec.
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], 1);
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) dup2(fd, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
+      if (log_fd >= 0) dup2(log_fd, 2);
       execv(args[0], args.data());
       _exit(127);
     }
+    if (log_fd >= 0) close(log_fd);
     close(out[1]);
     if (read_port) {
       std::string line;

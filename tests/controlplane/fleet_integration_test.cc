@@ -22,6 +22,9 @@ struct CliResult {
 
 CliResult RunLlmctl(const std::vector<std::string>& args) {
   CliResult r;
+  std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};  // before fork: the parent has threads
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return r;
   pid_t pid = fork();
@@ -29,9 +32,6 @@ CliResult RunLlmctl(const std::vector<std::string>& args) {
     dup2(out[1], 1);
     int devnull = open("/dev/null", O_WRONLY);  // "cannot reach" while the controller restarts
     if (devnull >= 0) dup2(devnull, 2);
-    std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     execv(LLMCTL_BIN, argv.data());
     _exit(127);
   }

@@ -23,18 +23,21 @@ struct CliResult {
 // Runs llmctl with args, capturing stdout and stderr (pipes: stdout is not a terminal).
 CliResult RunLlmctl(const std::vector<std::string>& args, int timeout_ms = 15000) {
   CliResult r;
+  // argv and environment (without LLMCTL_*) prepared before fork: the parent has threads.
+  std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "LLMCTL_", 7) != 0) envp.push_back(*e);
+  envp.push_back(nullptr);
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
   pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], 1);
     dup2(err[1], 2);
-    std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    unsetenv("LLMCTL_ADDR");
-    unsetenv("LLMCTL_TOKEN");
-    execv(LLMCTL_BIN, argv.data());
+    execve(LLMCTL_BIN, argv.data(), envp.data());
     _exit(127);
   }
   close(out[1]);
