@@ -5,6 +5,7 @@
 // fleet` lists it, it keeps serving while the controller restarts and reconnects after.
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <memory>
 
@@ -120,6 +121,23 @@ class FleetTest : public ::testing::Test {
       if (HttpCall(gw_->port(), "POST", "/v1/chat/completions", kChatBody, 10000).status == 200) ++ok;
     return ok;
   }
+  // State of backend `id` in the snapshot currently published in the agent's shm, read
+  // through a read-only mapping (the test does not attach as a process).
+  int AgentSnapshotState(const std::string& id) {
+    int fd = shm_open(("/llmgw-" + agent_instance_).c_str(), O_RDONLY, 0);
+    if (fd < 0) return -1;
+    void* p = mmap(nullptr, sizeof(shm::ShmRegion), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return -1;
+    auto snap = std::make_unique<shm::Snapshot>();
+    shm::SnapshotReader reader(static_cast<const shm::ShmRegion*>(p));
+    int state = -1;
+    if (reader.Refresh(snap.get()))
+      for (uint32_t i = 0; i < snap->num_backends; ++i)
+        if (id == snap->backends[i].id) state = snap->backends[i].state;
+    munmap(p, sizeof(shm::ShmRegion));
+    return state;
+  }
   std::string Logs() {
     return "--- controller\n" + ReadFile(dir_ + "/controller.log") + "--- agent\n" + ReadFile(dir_ + "/agent.log") +
            "--- llmgw\n" + ReadFile(dir_ + "/llmgw.log");
@@ -167,8 +185,11 @@ TEST_F(FleetTest, AgentServesTheControllersSnapshotsAndReportsItsLoad) {
   pb::BackendRequest req;
   req.set_id("b1");
   pb::BackendResponse resp;
+  ASSERT_EQ(AgentSnapshotState("b1"), static_cast<int>(shm::BackendState::kHealthy));
   ASSERT_TRUE(stub_->DrainBackend(Ctx().get(), req, &resp).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // controller tick → Sync → agent shm
+  // controller tick → Sync → the agent's shm; llmgw checks the generation on every request.
+  ASSERT_TRUE(WaitFor([&] { return AgentSnapshotState("b1") == static_cast<int>(shm::BackendState::kDraining); },
+                      3000)) << Logs();
   long b1 = MockStat(mocks_[1]->port(), "requests_total");
   EXPECT_EQ(Sequential(20), 20) << Logs();
   EXPECT_EQ(MockStat(mocks_[1]->port(), "requests_total"), b1) << "the agent's llmgw ignored the drain";
