@@ -66,6 +66,7 @@ class FleetAgent {
   void Shutdown();
   const std::string& agent_id() const { return agent_id_; }
   uint64_t snapshots_applied() const { return applied_.load(); }
+  shm::ShmRegion* region() const { return shm_ ? shm_->region() : nullptr; }  // tests
 
  private:
   void Apply(const admin::v1::FleetSnapshot& f);
