@@ -15,6 +15,31 @@
 #include "controlplane/fleet.h"
 #include "test_http_server.h"
 
+// TSan (CI runs this binary under it): gRPC and abseil are not instrumented, so TSan
+// cannot see their synchronisation and reports the interceptors they call (memmove,
+// epoll_wait, ...) as races. Those reports are suppressed by calling library only; every
+// access in llmcd's own (instrumented) code is still checked.
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libgrpc.so\n"
+         "called_from_lib:libgrpc++.so\n"
+         "called_from_lib:libgpr.so\n"
+         "called_from_lib:libabsl_graphcycles_internal.so\n"
+         "called_from_lib:libabsl_synchronization.so\n"
+         "called_from_lib:libabsl_strings.so\n"
+         "called_from_lib:libabsl_str_format_internal.so\n"
+         "called_from_lib:libabsl_cord.so\n"
+         "called_from_lib:libabsl_cord_internal.so\n"
+         "called_from_lib:libabsl_status.so\n"
+         "called_from_lib:libabsl_time.so\n"
+         "called_from_lib:libabsl_base.so\n"
+         "called_from_lib:libabsl_raw_hash_set.so\n"
+         "called_from_lib:libabsl_hash.so\n"
+         "called_from_lib:libabsl_statusor.so\n"
+         "called_from_lib:libupb.so\n"
+         "called_from_lib:libcares.so\n"
+         "called_from_lib:libaddress_sorting.so\n";
+}
+
 namespace llmgw::cp {
 namespace {
 
