@@ -83,6 +83,13 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   TestHttpServer backend([](const std::string&) { return TestResponse{200, "ok"}; });
   std::string ctl_instance = "fleetut-" + std::to_string(getpid()) + "-c";
   std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-a";
+  struct Unlinker {  // also when an assertion returns early
+    std::string a, b;
+    ~Unlinker() {
+      shm::Unlink("/llmgw-" + a);
+      shm::Unlink("/llmgw-" + b);
+    }
+  } unlinker{ctl_instance, agent_instance};
 
   Controller controller;
   Config ctl_cfg = ParseOrDie(Yaml(ctl_instance, backend.url()));
@@ -145,8 +152,6 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   admin.Stop();
   controller.Shutdown();
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
-  shm::Unlink("/llmgw-" + ctl_instance);
-  shm::Unlink("/llmgw-" + agent_instance);
 }
 
 }  // namespace
