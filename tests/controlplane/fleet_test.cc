@@ -102,6 +102,18 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   FleetAgent agent(ParseOrDie(Yaml(agent_instance, "http://127.0.0.1:1")), "127.0.0.1:" + std::to_string(admin.port()));
   ASSERT_TRUE(agent.Start().ok());
   std::thread agent_loop([&] { agent.Run(stop_agent); });
+  struct Joiner {  // a failed assertion returns early: stop and join, never std::terminate
+    std::atomic<bool>& s1;
+    std::atomic<bool>& s2;
+    std::thread& t1;
+    std::thread& t2;
+    ~Joiner() {
+      s1 = true;
+      s2 = true;
+      if (t1.joinable()) t1.join();
+      if (t2.joinable()) t2.join();
+    }
+  } joiner{stop_agent, stop_controller, agent_loop, loop};
 
   // The agent's shm carries the controller's table (its own config names another URL).
   ASSERT_TRUE(WaitFor([&] { return agent.snapshots_applied() > 0; }, 5000));
