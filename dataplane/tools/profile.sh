@@ -6,6 +6,9 @@
 #   dataplane/tools/profile.sh ab  BIN_A BIN_B [ROUNDS] [SECONDS] [CONNS] [STREAM]
 #       alternating wrk runs (1 llmgw thread pinned to core 0, mock and wrk on core 1),
 #       prints requests/s of each run and the medians.
+#   dataplane/tools/profile.sh lat BIN [ROUNDS] [SECONDS]
+#       one connection, alternating direct-to-mock and through llmgw; wrk's p50/p99 of
+#       each run and the medians of the differences (the latency llmgw adds).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 MODE=${1:?usage: profile.sh ir|ab ...}; shift
@@ -96,5 +99,21 @@ ab)
   done
   med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
   echo "median A=$(med "${RA[@]}") B=$(med "${RB[@]}") req/s"
+  ;;
+lat)
+  BIN=${1:?bin}; ROUNDS=${2:-5}; SECS=${3:-4}; lua false
+  start_gw "$BIN" taskset -c "${GW_CPU:-0}"
+  to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1000000}}'; }
+  declare -a D50 D99
+  for r in $(seq "$ROUNDS"); do
+    d=$(taskset -c 1 wrk -t1 -c1 -d"${SECS}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$MPORT/v1/chat/completions")
+    g=$(taskset -c 1 wrk -t1 -c1 -d"${SECS}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$GPORT/v1/chat/completions")
+    d50=$(awk '$1=="50%" {print $2}' <<<"$d" | to_us); d99=$(awk '$1=="99%" {print $2}' <<<"$d" | to_us)
+    g50=$(awk '$1=="50%" {print $2}' <<<"$g" | to_us); g99=$(awk '$1=="99%" {print $2}' <<<"$g" | to_us)
+    echo "round $r direct p50=${d50}us p99=${d99}us  via llmgw p50=${g50}us p99=${g99}us"
+    D50+=("$(awk -v a="$g50" -v b="$d50" 'BEGIN {print a-b}')"); D99+=("$(awk -v a="$g99" -v b="$d99" 'BEGIN {print a-b}')")
+  done
+  med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+  echo "added latency (median of rounds): p50=$(med "${D50[@]}")us p99=$(med "${D99[@]}")us"
   ;;
 esac
