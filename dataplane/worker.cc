@@ -45,6 +45,7 @@ constexpr uint16_t kRecvBufGroup = 1;
 constexpr size_t kMaxPendingInput = 65536;
 constexpr size_t kUpstreamInCap = 16384; // one upstream read; relayed before the next
 constexpr uint32_t kRingEntries = 4096;
+constexpr uint32_t kCqEntries = 16384;
 constexpr uint32_t kMaxIdlePerBackend = 64;
 constexpr uint32_t kTickMs = 10;
 
@@ -373,7 +374,10 @@ class WorkerImpl {
     int r = -EINVAL;
     for (const auto& setup : kSetups) {
       p = io_uring_params{};
-      p.flags = setup.flags;
+      // A larger completion queue than the default 2x: with thousands of streams a loop
+      // turn can collect more completions than that, and overflow takes a slow path.
+      p.flags = setup.flags | IORING_SETUP_CQSIZE;
+      p.cq_entries = kCqEntries;
       r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
       if (r == 0) {
         ring_mode_ = setup.name;
