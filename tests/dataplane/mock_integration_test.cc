@@ -38,6 +38,12 @@ class MockServer {
     }
   }
   uint16_t port() const { return port_; }
+  // POST /mock/faults with a JSON body; true when the mock accepted it.
+  bool SetFaults(const std::string& json) {
+    Response r = Request(port_, "POST /mock/faults HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\n"
+                                "Content-Length: " + std::to_string(json.size()) + "\r\n\r\n" + json, 2000);
+    return r.status == 200;
+  }
   // A counter from GET /mock/stats.
   long Stat(const std::string& key) {
     Response r = Request(port_, "GET /mock/stats HTTP/1.1\r\nHost: m\r\n\r\n", 2000);
@@ -50,6 +56,99 @@ class MockServer {
   pid_t pid_ = -1;
   uint16_t port_ = 0;
 };
+
+const std::string kChat = R"({"model":"m1","messages":[{"role":"user","content":"hello"}]})";
+
+void ExpectOpenAiError(const Response& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_NE(r.body.find("\"error\":{\"message\":"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"code\":\"" + code + "\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+}
+
+TEST(GatewayMockTest, PipelinedRequestsAnsweredInOrder) {
+  MockServer mock({"--token-interval-ms", "0", "--output-tokens", "4"});
+  ASSERT_NE(mock.port(), 0);
+  Gateway gw(OneModel({mock.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  std::string all = Post("/v1/chat/completions", kChat, "X-Request-ID: one\r\n") +
+                    "GET /health HTTP/1.1\r\nHost: t\r\nX-Request-ID: two\r\n\r\n" +
+                    Post("/v1/embeddings", R"({"model":"nope"})", "X-Request-ID: three\r\n") +
+                    Post("/v1/chat/completions", R"({"model":"m1","stream":true,"messages":[{"role":"user","content":"x"}]})",
+                         "X-Request-ID: four\r\n") +
+                    Post("/v1/completions", R"({"model":"m1","prompt":"hi"})", "X-Request-ID: five\r\n");
+  SendAll(fd, all);
+  std::string buf;
+  const char* ids[] = {"one", "two", "three", "four", "five"};
+  int statuses[] = {200, 200, 404, 200, 200};
+  for (int i = 0; i < 5; ++i) {
+    Response r = ReadResponse(fd, &buf);
+    EXPECT_EQ(r.Header("x-request-id"), ids[i]);
+    EXPECT_EQ(r.status, statuses[i]) << i << " " << r.body;
+    if (i == 3) {
+      EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+    }
+  }
+  ::close(fd);
+  EXPECT_EQ(mock.Stat("requests_total"), 3);
+}
+
+TEST(GatewayMockTest, AllBackendsFailingGivesOpenAiErrorAfterRetries) {
+  MockServer a({"--token-interval-ms", "0"}), b({"--token-interval-ms", "0"});
+  ASSERT_NE(a.port(), 0);
+  ASSERT_NE(b.port(), 0);
+  ASSERT_TRUE(a.SetFaults(R"({"error_rate":1.0,"error_status":500})"));
+  ASSERT_TRUE(b.SetFaults(R"({"error_rate":1.0,"error_status":503})"));
+  Gateway gw(OneModel({a.port(), b.port()}), "  retries: { max: 1, backoff_ms: 1 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  ExpectOpenAiError(Request(gw.port(), Post("/v1/chat/completions", kChat)), 502, "upstream_error");
+  EXPECT_EQ(a.Stat("requests_total") + b.Stat("requests_total"), 2);  // one try and one retry
+}
+
+TEST(GatewayMockTest, Upstream4xxPassesThroughWithoutRetry) {
+  MockServer a({"--token-interval-ms", "0"}), b({"--token-interval-ms", "0"});
+  ASSERT_TRUE(a.SetFaults(R"({"error_rate":1.0,"error_status":422})"));
+  ASSERT_TRUE(b.SetFaults(R"({"error_rate":1.0,"error_status":422})"));
+  Gateway gw(OneModel({a.port(), b.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  EXPECT_EQ(r.status, 422);
+  EXPECT_NE(r.body.find("injected fault"), std::string::npos) << r.body;
+  EXPECT_EQ(a.Stat("requests_total") + b.Stat("requests_total"), 1);
+}
+
+TEST(GatewayMockTest, HungFirstByteGives504AndFreesTheMock) {
+  MockServer mock({"--token-interval-ms", "0"});
+  ASSERT_TRUE(mock.SetFaults(R"({"hang_first_byte":true})"));
+  Gateway gw(OneModel({mock.port()}), "  timeouts: { first_byte_ms: 200 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  uint64_t t0 = MonoMs();
+  ExpectOpenAiError(Request(gw.port(), Post("/v1/chat/completions", kChat), 3000), 504, "upstream_timeout");
+  EXPECT_GE(MonoMs() - t0, 190u);
+  EXPECT_LT(MonoMs() - t0, 1500u);
+  // The timed-out upstream connection is closed, so the mock drops the hung request.
+  long waiting = -1;
+  for (uint64_t end = MonoMs() + 1000; MonoMs() < end; std::this_thread::sleep_for(std::chrono::milliseconds(10)))
+    if ((waiting = mock.Stat("connections_open")) <= 1) break;  // 1: our own /mock/stats call
+  EXPECT_LE(waiting, 1);
+}
+
+TEST(GatewayMockTest, MockDyingMidStreamEndsWithSseErrorEvent) {
+  MockServer mock({"--token-interval-ms", "5", "--output-tokens", "20"});
+  ASSERT_TRUE(mock.SetFaults(R"({"close_mid_stream_after":3})"));
+  Gateway gw(OneModel({mock.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true,"messages":[{"role":"user","content":"x"}]})"));
+  std::string buf;
+  ReadUntil(fd, &buf, [](const std::string&) { return false; }, 2000);  // until the gateway closes
+  EXPECT_NE(buf.find("data: {"), std::string::npos) << buf;
+  EXPECT_NE(buf.find("event: error\ndata: {\"error\":{"), std::string::npos) << buf;
+  EXPECT_EQ(buf.find("[DONE]"), std::string::npos) << buf;
+  EXPECT_EQ(mock.Stat("requests_total"), 1);  // bytes went out: no retry after the first byte
+  ::close(fd);
+}
 
 TEST(GatewayMockTest, StreamsTheMockTokenByToken) {
   MockServer mock({"--token-interval-ms", "20", "--output-tokens", "5"});
