@@ -1335,7 +1335,10 @@ class WorkerImpl {
     while (true) {
       routing::RequestInfo info;
       info.hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
-      if (router_.PolicyOf(c->model_slot) == Policy::kPrefixAffinity) {
+      // prefix_affinity homes prompts by prefix; adaptive uses the same homes (weighted by
+      // the bandit's shares), so both need the prompt's leading bytes.
+      Policy policy = router_.PolicyOf(c->model_slot);
+      if (policy == Policy::kPrefixAffinity || policy == Policy::kAdaptive) {
         RequestState* h = c->h;
         if (h->prefix_len < 0) {
           size_t cap = std::min<size_t>(sizeof(h->prefix), snap_->limits.prefix_bytes ? snap_->limits.prefix_bytes : 256);
