@@ -1,0 +1,46 @@
+// Small helpers every control-plane test shares: waiting for a condition with a deadline
+// and reading/writing whole files. Header-only and free of gRPC, so in-process tests
+// (fleet_test) use it as well as the process tests (e2e_process.h builds on it).
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace llmgw::test {
+
+using Clock = std::chrono::steady_clock;
+
+// Polls pred every 10 ms until it holds or timeout_ms passed; one last look at the
+// deadline so a condition that became true while this thread slept is not missed.
+template <typename P>
+bool WaitFor(P pred, int timeout_ms) {
+  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Write to a sibling then rename: a watcher of path never sees a half-written file.
+inline void WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text;
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+}  // namespace llmgw::test
