@@ -34,21 +34,10 @@ namespace llmgw::e2e {
 
 namespace pb = ::llmgw::admin::v1;
 using test::Clock;
+using test::FreePort;
 using test::ReadFile;
 using test::WaitFor;
 using test::WriteFileAtomically;
-
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
 
 // A child process. When `read_port` is set, its first stdout line must be
 // "listening 127.0.0.1:<port>" within 5 s (llmgw and llmgw-mock both print it).

@@ -1,9 +1,15 @@
-// Small helpers every control-plane test shares: waiting for a condition with a deadline
-// and reading/writing whole files. Header-only and free of gRPC, so in-process tests
+// Small helpers every control-plane test shares: waiting for a condition with a deadline,
+// reading/writing whole files and picking a free loopback port. Header-only and free of gRPC, so in-process tests
 // (fleet_test) use it as well as the process tests (e2e_process.h builds on it).
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -41,6 +47,19 @@ inline void WriteFileAtomically(const std::string& path, const std::string& text
     f << text;
   }
   std::rename(tmp.c_str(), path.c_str());
+}
+
+// A free loopback TCP port (bound then released; fine for tests).
+inline uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  close(fd);
+  return ntohs(sa.sin_port);
 }
 
 }  // namespace llmgw::test
