@@ -13,23 +13,17 @@ Controller::BackendRt* Controller::Find(const std::string& id) {
   return it == backends_.end() ? nullptr : it->second.get();
 }
 
-bool Controller::Drain(const std::string& id, admin::Backend* out) {
-  std::lock_guard<std::mutex> l(mu_);
-  BackendRt* b = Find(id);
-  if (!b) return false;
-  if (!b->draining) LOG_INFO("backend drained by operator", {{"backend", id}});
-  b->draining = true;
-  dirty_ = true;
-  if (out) FillBackend(*b, out);
-  return true;
-}
+bool Controller::Drain(const std::string& id, admin::Backend* out) { return SetDraining(id, true, out); }
 
-bool Controller::Undrain(const std::string& id, admin::Backend* out) {
+bool Controller::Undrain(const std::string& id, admin::Backend* out) { return SetDraining(id, false, out); }
+
+bool Controller::SetDraining(const std::string& id, bool draining, admin::Backend* out) {
   std::lock_guard<std::mutex> l(mu_);
   BackendRt* b = Find(id);
   if (!b) return false;
-  if (b->draining) LOG_INFO("backend undrained by operator", {{"backend", id}});
-  b->draining = false;
+  if (b->draining != draining)
+    LOG_INFO(draining ? "backend drained by operator" : "backend undrained by operator", {{"backend", id}});
+  b->draining = draining;
   dirty_ = true;
   if (out) FillBackend(*b, out);
   return true;
