@@ -132,40 +132,46 @@ std::string Describe(const std::map<std::string, std::string>& fields) {
   return s;
 }
 
+using Fields = std::map<std::string, std::string>;
+
+// Added, changed (only the fields that differ) and removed entries of one kind, matched by
+// name; added_detail describes a new entry.
+template <typename AddedDetail>
+void DiffEntries(const char* what, const std::map<std::string, Fields>& before,
+                 const std::map<std::string, Fields>& after, AddedDetail added_detail,
+                 std::vector<ConfigChange>* out) {
+  for (const auto& [name, f] : after) {
+    auto it = before.find(name);
+    if (it == before.end()) out->push_back({ConfigChange::kAdded, what, name, added_detail(name, f)});
+    else if (auto d = FieldChanges(it->second, f); !d.empty())
+      out->push_back({ConfigChange::kChanged, what, name, d});
+  }
+  for (const auto& [name, f] : before)
+    if (!after.count(name)) out->push_back({ConfigChange::kRemoved, what, name, ""});
+}
+
 }  // namespace
 
 std::vector<ConfigChange> DiffConfigs(const Config& running, const Config& next) {
   std::vector<ConfigChange> out;
-  std::map<std::string, const ModelConfig*> old_models, new_models;
-  for (const auto& m : running.models) old_models[m.name] = &m;
-  for (const auto& m : next.models) new_models[m.name] = &m;
-  for (const auto& [name, m] : new_models) {
-    auto it = old_models.find(name);
-    if (it == old_models.end()) {
-      out.push_back({ConfigChange::kAdded, "model", name,
-                     Describe(ModelFields(*m)) + ", " + std::to_string(m->backends.size()) +
-                         " backends"});
-    } else if (auto d = FieldChanges(ModelFields(*it->second), ModelFields(*m)); !d.empty()) {
-      out.push_back({ConfigChange::kChanged, "model", name, d});
-    }
+  std::map<std::string, Fields> old_models, new_models;
+  std::map<std::string, size_t> new_backend_counts;
+  for (const auto& m : running.models) old_models[m.name] = ModelFields(m);
+  for (const auto& m : next.models) {
+    new_models[m.name] = ModelFields(m);
+    new_backend_counts[m.name] = m.backends.size();
   }
-  for (const auto& [name, m] : old_models)
-    if (!new_models.count(name)) out.push_back({ConfigChange::kRemoved, "model", name, ""});
+  DiffEntries("model", old_models, new_models, [&](const std::string& name, const Fields& f) {
+    return Describe(f) + ", " + std::to_string(new_backend_counts[name]) + " backends";
+  }, &out);
 
-  using Fields = std::map<std::string, std::string>;
   std::map<std::string, Fields> old_backends, new_backends;
   for (const auto& m : running.models)
     for (const auto& b : m.backends) old_backends[b.id] = BackendFields(m.name, b);
   for (const auto& m : next.models)
     for (const auto& b : m.backends) new_backends[b.id] = BackendFields(m.name, b);
-  for (const auto& [id, f] : new_backends) {
-    auto it = old_backends.find(id);
-    if (it == old_backends.end()) out.push_back({ConfigChange::kAdded, "backend", id, Describe(f)});
-    else if (auto d = FieldChanges(it->second, f); !d.empty())
-      out.push_back({ConfigChange::kChanged, "backend", id, d});
-  }
-  for (const auto& [id, f] : old_backends)
-    if (!new_backends.count(id)) out.push_back({ConfigChange::kRemoved, "backend", id, ""});
+  DiffEntries("backend", old_backends, new_backends,
+              [](const std::string&, const Fields& f) { return Describe(f); }, &out);
 
   auto old_keys = FlattenKeys(running), new_keys = FlattenKeys(next);
   for (const auto& [k, v] : new_keys)

@@ -141,6 +141,7 @@ class Controller {
   void Publish(uint64_t now);
   uint8_t PublishedState(const BackendRt& b) const;
   void FillBackend(const BackendRt& b, admin::v1::Backend* out) const;
+  bool SetDraining(const std::string& id, bool draining, admin::v1::Backend* out);  // Drain/Undrain
   BackendRt* Find(const std::string& id);
   uint64_t Now() const { return opts_.clock_ms(); }
 

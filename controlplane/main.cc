@@ -40,6 +40,16 @@ std::string BaseOf(const std::string& p) {
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
+// Waits up to 100 ms for one of the signals blocked in set; *sig is the one taken (or
+// -1). True, after logging it, when it asks for shutdown (SIGTERM or SIGINT).
+bool NextSignalIsShutdown(const sigset_t& set, int* sig) {
+  timespec ts{0, 100 * 1000 * 1000};
+  *sig = sigtimedwait(&set, nullptr, &ts);
+  if (*sig != SIGTERM && *sig != SIGINT) return false;
+  LOG_INFO("shutting down", {{"signal", *sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  return true;
+}
+
 // The agent role: no probes, scrapes or admin API of its own; the controller decides.
 int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& set) {
   using namespace llmgw;
@@ -58,12 +68,8 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   std::atomic<bool> stop{false};
   std::thread loop([&] { agent.Run(stop); });
   for (;;) {
-    timespec ts{0, 100 * 1000 * 1000};
-    int sig = sigtimedwait(&set, nullptr, &ts);
-    if (sig == SIGTERM || sig == SIGINT) {
-      LOG_INFO("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      break;
-    }
+    int sig;
+    if (NextSignalIsShutdown(set, &sig)) break;
     if (sig == SIGHUP) LOG_INFO("SIGHUP ignored: an agent takes its config from the controller", {});
   }
   stop = true;
@@ -160,12 +166,8 @@ int main(int argc, char** argv) {
   };
   int exit_code = 0;
   for (;;) {
-    timespec ts{0, 100 * 1000 * 1000};
-    int sig = sigtimedwait(&set, nullptr, &ts);
-    if (sig == SIGTERM || sig == SIGINT) {
-      LOG_INFO("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      break;
-    }
+    int sig;
+    if (NextSignalIsShutdown(set, &sig)) break;
     if (sig == SIGHUP) {
       LOG_INFO("SIGHUP: reloading config", {});
       controller.ReloadFromFile();

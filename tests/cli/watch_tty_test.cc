@@ -46,6 +46,17 @@ class FdBuf : public std::streambuf {
   int fd_;
 };
 
+// `llmctl watch --interval 100` against addr in a thread, with the pty slave as its
+// keyboard and screen; the future holds its exit code.
+std::future<int> StartWatch(const std::string& addr, int slave, std::ostream& screen, std::ostream& err) {
+  return std::async(std::launch::async, [addr, slave, &screen, &err] {
+    Env env;
+    env.in_fd = slave;
+    env.out_fd = slave;
+    return RunCli({"--addr", addr, "watch", "--interval", "100"}, screen, err, env);
+  });
+}
+
 TEST(WatchTtyTest, RendersFullScreenAndQuitsOnQ) {
   testing::FakeServer server;
   int master = -1, slave = -1;
@@ -59,12 +70,7 @@ TEST(WatchTtyTest, RendersFullScreenAndQuitsOnQ) {
   FdBuf buf(slave);
   std::ostream screen(&buf);
   std::ostringstream err;
-  Env env;
-  env.in_fd = slave;
-  env.out_fd = slave;
-  auto run = std::async(std::launch::async, [&] {
-    return RunCli({"--addr", server.addr(), "watch", "--interval", "100"}, screen, err, env);
-  });
+  auto run = StartWatch(server.addr(), slave, screen, err);
 
   std::string seen;
   ASSERT_TRUE(testing::ReadUntil(master, "qwen-a", &seen, 5s)) << seen;
@@ -109,12 +115,7 @@ TEST(WatchTtyTest, SmallWindowStillFits) {
   FdBuf buf(slave);
   std::ostream screen(&buf);
   std::ostringstream err;
-  Env env;
-  env.in_fd = slave;
-  env.out_fd = slave;
-  auto run = std::async(std::launch::async, [&] {
-    return RunCli({"--addr", server.addr(), "watch", "--interval", "100"}, screen, err, env);
-  });
+  auto run = StartWatch(server.addr(), slave, screen, err);
   std::string seen;
   ASSERT_TRUE(testing::ReadUntil(master, "more backends", &seen, 5s)) << seen;
   ASSERT_TRUE(testing::ReadUntil(master, "\x1b[J", &seen, 5s, seen.rfind("\x1b[H")));

@@ -28,49 +28,16 @@
 #include <grpcpp/grpcpp.h>
 
 #include "llmgw/admin/v1/admin.grpc.pb.h"
+#include "test_support.h"
 
 namespace llmgw::e2e {
 
 namespace pb = ::llmgw::admin::v1;
-using Clock = std::chrono::steady_clock;
-
-template <typename P>
-bool WaitFor(P pred, int timeout_ms) {
-  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-inline void WriteFileAtomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << text;
-  }
-  std::rename(tmp.c_str(), path.c_str());
-}
-
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
+using test::Clock;
+using test::FreePort;
+using test::ReadFile;
+using test::WaitFor;
+using test::WriteFileAtomically;
 
 // A child process. When `read_port` is set, its first stdout line must be
 // "listening 127.0.0.1:<port>" within 5 s (llmgw and llmgw-mock both print it).
@@ -127,6 +94,12 @@ class Proc {
   int Stop(int sig, int timeout_ms) {
     if (pid_ <= 0) return -1;
     kill(pid_, sig);
+    return WaitExit(timeout_ms);
+  }
+  // Waits up to timeout_ms for the child to exit on its own; the exit status (128+signal
+  // when killed), or -1 on timeout (it is then still SIGKILLed on scope exit).
+  int WaitExit(int timeout_ms) {
+    if (pid_ <= 0) return -1;
     int st = 0;
     bool done = WaitFor([&] { return waitpid(pid_, &st, WNOHANG) == pid_; }, timeout_ms);
     if (!done) return -1;
@@ -294,5 +267,60 @@ inline pb::BackendState StateOf(pb::Admin::Stub* stub, const std::string& id) {
     if (b.id() == id) return b.state();
   return pb::BACKEND_STATE_UNSPECIFIED;
 }
+
+#ifdef LLMCTL_BIN
+// llmctl's exit status and output, for the tests that run the real CLI.
+struct CliResult {
+  int code = -1;  // exit status; -1 when it had to be killed
+  std::string out, err;
+};
+
+// Runs llmctl with args, capturing stdout and stderr (pipes: stdout is not a terminal).
+inline CliResult RunLlmctl(const std::vector<std::string>& args, int timeout_ms = 15000) {
+  CliResult r;
+  // argv and environment (without LLMCTL_*) prepared before fork: the parent has threads.
+  std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "LLMCTL_", 7) != 0) envp.push_back(*e);
+  envp.push_back(nullptr);
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execve(LLMCTL_BIN, argv.data(), envp.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool out_open = true, err_open = true;
+  while ((out_open || err_open) && Clock::now() < deadline) {
+    pollfd p[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
+    if (poll(p, 2, 100) <= 0) continue;
+    char buf[8192];
+    for (int i = 0; i < 2; ++i) {
+      if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = read(p[i].fd, buf, sizeof(buf));
+      if (n > 0) (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+      else (i == 0 ? out_open : err_open) = false;
+    }
+  }
+  close(out[0]);
+  close(err[0]);
+  int st = 0;
+  if (!WaitFor([&] { return waitpid(pid, &st, WNOHANG) == pid; }, 2000)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return r;
+  }
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+#endif  // LLMCTL_BIN
 
 }  // namespace llmgw::e2e

@@ -16,47 +16,6 @@
 namespace llmgw::e2e {
 namespace {
 
-struct CliResult {
-  int code = -1;
-  std::string out;
-};
-
-CliResult RunLlmctl(const std::vector<std::string>& args) {
-  CliResult r;
-  std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};  // before fork: the parent has threads
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return r;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    int devnull = open("/dev/null", O_WRONLY);  // "cannot reach" while the controller restarts
-    if (devnull >= 0) dup2(devnull, 2);
-    execv(LLMCTL_BIN, argv.data());
-    _exit(127);
-  }
-  close(out[1]);
-  auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < deadline) {
-    pollfd p{out[0], POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char buf[4096];
-    ssize_t n = read(out[0], buf, sizeof(buf));
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  close(out[0]);
-  int st = 0;
-  if (!WaitFor([&] { return waitpid(pid, &st, WNOHANG) == pid; }, 2000)) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return r;
-  }
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -104,7 +63,7 @@ class FleetTest : public ::testing::Test {
   }
   pb::ListGatewaysResponse Gateways() {
     pb::ListGatewaysResponse r;
-    CliResult c = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet", "-o", "json"});
+    CliResult c = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet", "-o", "json"}, 10000);
     if (c.code == 0) google::protobuf::util::JsonStringToMessage(c.out, &r);
     return r;
   }
@@ -177,7 +136,7 @@ TEST_F(FleetTest, AgentServesTheControllersSnapshotsAndReportsItsLoad) {
   const std::string& agent_id = g.gateways(0).agent_id();
   EXPECT_EQ(agent_id.substr(agent_id.size() - agent_instance_.size()), agent_instance_);
   EXPECT_EQ(g.gateways(0).dataplane_threads(), 1u);
-  CliResult table = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet"});
+  CliResult table = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet"}, 10000);
   EXPECT_EQ(table.code, 0);
   EXPECT_NE(table.out.find(agent_instance_), std::string::npos) << table.out;
 

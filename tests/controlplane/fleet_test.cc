@@ -14,6 +14,7 @@
 #include "controlplane/controller.h"
 #include "controlplane/fleet.h"
 #include "test_http_server.h"
+#include "test_support.h"
 
 // TSan (CI runs this binary under it): gRPC and abseil are not instrumented, so TSan
 // cannot see their synchronisation and reports the interceptors they call (memmove,
@@ -46,16 +47,7 @@ namespace {
 using testing::TestHttpServer;
 using testing::TestResponse;
 using Clock = std::chrono::steady_clock;
-
-template <typename P>
-bool WaitFor(P pred, int timeout_ms) {
-  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using llmgw::test::WaitFor;
 
 Config ParseOrDie(const std::string& yaml) {
   ConfigResult cr = ParseConfig(yaml, "test.yaml");

@@ -2,26 +2,22 @@
 // scrapes in-process loopback backends, serves the admin API and Prometheus, notices a
 // killed backend within two probe intervals, reloads on file change (rejecting a bad
 // file and keeping the old config) and on SIGHUP, and exits cleanly on SIGTERM.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "common/shm.h"
 #include "controlplane/http_client.h"
+#include "e2e_process.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 #include "test_http_server.h"
 
@@ -33,36 +29,21 @@ using testing::FreePort;
 using testing::TestHttpServer;
 using testing::TestResponse;
 using Clock = std::chrono::steady_clock;
+using e2e::Ctx;
+using e2e::ReadFile;
+using e2e::StateOf;
+using e2e::WaitFor;
+using e2e::WriteFileAtomically;
 
 const char kVllmMetrics[] =
     "vllm:num_requests_running{engine=\"0\"} 5.0\nvllm:num_requests_waiting{engine=\"0\"} 3.0\n"
     "vllm:kv_cache_usage_perc{engine=\"0\"} 0.62\n";
 
-void WriteFileAtomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << text;
-  }
-  std::rename(tmp.c_str(), path.c_str());
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-template <typename P>
-bool WaitFor(P pred, int timeout_ms) {
-  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+// The real llmcd on config, its stderr (the JSON log) appended to log.
+class Llmcd : public e2e::Proc {
+ public:
+  Llmcd(const std::string& config, const std::string& log) : Proc({LLMCD_BIN, "--config", config}, log, false) {}
+};
 
 HttpResponse Get(uint16_t port, const std::string& path) {
   HttpTarget t;
@@ -74,37 +55,6 @@ HttpResponse Get(uint16_t port, const std::string& path) {
   t.host_header = "127.0.0.1";
   return HttpGet(t, path, 2000);
 }
-
-class Llmcd {
- public:
-  Llmcd(const std::string& config, const std::string& log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (!freopen(log.c_str(), "w", stderr)) _exit(126);
-      execl(LLMCD_BIN, "llmcd", "--config", config.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~Llmcd() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Waits up to timeout_ms for exit; returns the exit status or -1.
-  int WaitExit(int timeout_ms) {
-    int status = 0;
-    bool done = WaitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout_ms);
-    if (!done) return -1;
-    exited_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
 
 class LlmcdIntegrationTest : public ::testing::Test {
  protected:
@@ -134,28 +84,7 @@ class LlmcdIntegrationTest : public ::testing::Test {
     for (const auto& u : urls) y += "      - { url: " + u + " }\n";
     return y;
   }
-  std::unique_ptr<pb::Admin::Stub> Stub() {
-    // llmcd starts in parallel: reconnect quickly instead of gRPC's default 1 s+ backoff.
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-    return pb::Admin::NewStub(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(grpc_port_),
-                                                        grpc::InsecureChannelCredentials(), args));
-  }
-  static std::unique_ptr<grpc::ClientContext> Ctx() {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    c->set_wait_for_ready(true);  // llmcd may still be starting; do not fail fast
-    return c;
-  }
-  pb::BackendState StateOf(pb::Admin::Stub* stub, const std::string& id) {
-    pb::ListBackendsResponse r;
-    if (!stub->ListBackends(Ctx().get(), {}, &r).ok()) return pb::BACKEND_STATE_UNSPECIFIED;
-    for (const auto& b : r.backends())
-      if (b.id() == id) return b.state();
-    return pb::BACKEND_STATE_UNSPECIFIED;
-  }
+  std::unique_ptr<pb::Admin::Stub> Stub() { return e2e::AdminStub(grpc_port_); }
   pb::GetStatusResponse Status(pb::Admin::Stub* stub) {
     pb::GetStatusResponse r;
     grpc::Status st = stub->GetStatus(Ctx().get(), {}, &r);
@@ -227,48 +156,10 @@ TEST_F(LlmcdIntegrationTest, ServesProbesReloadsAndExitsCleanly) {
 }
 
 // A real llmgw-mock child: prints "listening 127.0.0.1:<port>" first, then serves.
-class Mock {
+class Mock : public e2e::Proc {
  public:
-  explicit Mock(const std::string& engine) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], 1);
-      close(fds[0]);
-      int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, 2);
-      execl(LLMGW_MOCK_BIN, "llmgw-mock", "--listen", "127.0.0.1:0", "--model", "m", "--engine", engine.c_str(),
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[1]);
-    // Read the first line, bounded in time.
-    std::string line;
-    auto end = Clock::now() + std::chrono::seconds(5);
-    char c;
-    while (Clock::now() < end && line.find('\n') == std::string::npos) {
-      pollfd p{fds[0], POLLIN, 0};
-      if (poll(&p, 1, 100) > 0 && read(fds[0], &c, 1) == 1) line.push_back(c);
-    }
-    close(fds[0]);
-    auto colon = line.rfind(':');
-    if (line.rfind("listening 127.0.0.1:", 0) == 0 && colon != std::string::npos) port_ = std::stoi(line.substr(colon + 1));
-  }
-  ~Mock() { Kill(); }
-  void Kill() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
+  explicit Mock(const std::string& engine)
+      : Proc({LLMGW_MOCK_BIN, "--listen", "127.0.0.1:0", "--model", "m", "--engine", engine}, "/dev/null", true) {}
 };
 
 TEST_F(LlmcdIntegrationTest, KilledMockIsUnhealthyWithinTwoIntervals) {

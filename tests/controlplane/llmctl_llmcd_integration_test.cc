@@ -15,58 +15,6 @@
 namespace llmgw::e2e {
 namespace {
 
-struct CliResult {
-  int code = -1;  // exit status; -1 when it had to be killed
-  std::string out, err;
-};
-
-// Runs llmctl with args, capturing stdout and stderr (pipes: stdout is not a terminal).
-CliResult RunLlmctl(const std::vector<std::string>& args, int timeout_ms = 15000) {
-  CliResult r;
-  // argv and environment (without LLMCTL_*) prepared before fork: the parent has threads.
-  std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "LLMCTL_", 7) != 0) envp.push_back(*e);
-  envp.push_back(nullptr);
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execve(LLMCTL_BIN, argv.data(), envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  bool out_open = true, err_open = true;
-  while ((out_open || err_open) && Clock::now() < deadline) {
-    pollfd p[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
-    if (poll(p, 2, 100) <= 0) continue;
-    char buf[8192];
-    for (int i = 0; i < 2; ++i) {
-      if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
-      ssize_t n = read(p[i].fd, buf, sizeof(buf));
-      if (n > 0) (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
-      else (i == 0 ? out_open : err_open) = false;
-    }
-  }
-  close(out[0]);
-  close(err[0]);
-  int st = 0;
-  if (!WaitFor([&] { return waitpid(pid, &st, WNOHANG) == pid; }, 2000)) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return r;
-  }
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
-
 template <typename M>
 bool ParseJson(const std::string& json, M* m) {
   return google::protobuf::util::JsonStringToMessage(json, m).ok();

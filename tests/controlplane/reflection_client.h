@@ -99,25 +99,10 @@ inline grpc::Status FileContainingSymbol(const std::shared_ptr<grpc::Channel>& c
 
 inline ReflectionListing ListServices(const std::shared_ptr<grpc::Channel>& ch, const std::string& token = "") {
   ReflectionListing out;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  grpc::internal::RpcMethod method("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                                   grpc::internal::RpcMethod::BIDI_STREAMING);
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
-      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(ch.get(), method, &ctx));
   // ServerReflectionRequest{ list_services (field 7) = "" }
-  std::string req("\x3a\x00", 2);
-  grpc::Slice slice(req);
-  grpc::ByteBuffer bb(&slice, 1);
-  stream->Write(bb);
-  stream->WritesDone();
-  grpc::ByteBuffer resp;
-  while (stream->Read(&resp)) {
-    std::vector<grpc::Slice> slices;
-    (void)resp.Dump(&slices);
-    std::string bytes;
-    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  std::vector<std::string> responses;
+  out.status = ReflectionExchange(ch, std::string("\x3a\x00", 2), token, &responses);
+  for (const auto& bytes : responses)
     ForEachLenField(bytes, [&](int field, const std::string& body) {
       if (field == 7) out.got_error_response = true;
       if (field != 6) return;  // list_services_response
@@ -128,8 +113,6 @@ inline ReflectionListing ListServices(const std::shared_ptr<grpc::Channel>& ch, 
         });
       });
     });
-  }
-  out.status = stream->Finish();
   return out;
 }
 

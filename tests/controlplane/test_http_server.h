@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include "test_support.h"
+
 namespace llmgw::cp::testing {
 
 struct TestResponse {
@@ -41,7 +43,6 @@ class TestHttpServer {
   std::vector<std::string> seen_;
 };
 
-// A free loopback TCP port (bound then released; fine for tests).
-uint16_t FreePort();
+using ::llmgw::test::FreePort;
 
 }  // namespace llmgw::cp::testing

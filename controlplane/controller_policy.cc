@@ -1,0 +1,146 @@
+// Controller: per-backend policy state from the data plane's stats (EWMAs, error rate,
+// passive health, circuit breaker feed), the adaptive bandits, and the state each backend
+// is published with.
+#include <algorithm>
+#include <cmath>
+
+#include "common/log.h"
+#include "controlplane/controller.h"
+#include "controlplane/controller_internal.h"
+
+namespace llmgw::cp {
+
+namespace {
+
+uint64_t Delta(uint64_t now, uint64_t before) { return now >= before ? now - before : now; }
+
+// Failures that say the backend is broken (429 is overload, handled by load signals).
+uint64_t BreakerFailures(const shm::BackendTotals& t) {
+  using E = shm::UpstreamErr;
+  return t.errors[static_cast<size_t>(E::kConnect)] + t.errors[static_cast<size_t>(E::kTimeout)] +
+         t.errors[static_cast<size_t>(E::kReset)] + t.errors[static_cast<size_t>(E::kStatus5xx)] +
+         t.errors[static_cast<size_t>(E::kProtocol)];
+}
+
+}  // namespace
+
+void Controller::UpdateFromStats(uint64_t now) {
+  if (!shm_) return;
+  uint64_t dead_after = std::max<uint64_t>(500, 3ull * cfg_.control.heartbeat_ms);
+  shm::SumStats(*shm_->region(), base_->num_backends, shm::NowUnixMs(), dead_after, &stats_);
+  bool alive = stats_.live_threads > 0;
+  if (alive != dataplane_alive_) {
+    if (alive) LOG_INFO("data plane attached", {{"threads", stats_.live_threads}});
+    else if (dataplane_seen_) LOG_WARN("data plane heartbeat lost; no live llmgw thread", {});
+    dataplane_alive_ = alive;
+  }
+  dataplane_seen_ |= alive;
+  // Gateway-wide rates over the last second or so.
+  uint64_t errs = 0;
+  for (size_t i = 1; i < 32; ++i) errs += stats_.errors_by_kind[i];
+  rate_window_.push_back({now, {stats_.requests_total, errs}});
+  while (rate_window_.size() > 2 && rate_window_.front().first + 1000 < now) rate_window_.pop_front();
+  if (rate_window_.size() >= 2 && rate_window_.back().first > rate_window_.front().first) {
+    double dt = (rate_window_.back().first - rate_window_.front().first) / 1000.0;
+    rps_ = Delta(rate_window_.back().second.first, rate_window_.front().second.first) / dt;
+    eps_ = Delta(rate_window_.back().second.second, rate_window_.front().second.second) / dt;
+  }
+  double alpha = cfg_.control.ewma_alpha;
+  for (auto& [id, b] : backends_) {
+    b->tick_successes = b->tick_failures = 0;
+    b->tick_latency_ms = b->tick_ttft_ms = 0;
+    if (b->slot < 0 || static_cast<size_t>(b->slot) >= stats_.backends.size()) continue;
+    const shm::BackendTotals& t = stats_.backends[b->slot];
+    if (t.key != 0 && t.key != base_->backends[b->slot].key) continue;  // slot still counts for an old backend
+    uint64_t prev_inflight = b->fleet_in_flight;
+    b->fleet_in_flight = t.in_flight;
+    for (const auto& [session, by_id] : remote_in_flight_) {  // the fleet's agents
+      auto r = by_id.find(id);
+      if (r != by_id.end()) b->fleet_in_flight += r->second;
+    }
+    b->requests_total = t.requests;
+    if (prev_inflight != b->fleet_in_flight) dirty_ = true;
+    if (!b->have_prev) {
+      b->prev = t;
+      b->have_prev = true;
+      continue;
+    }
+    uint64_t reqs = Delta(t.requests, b->prev.requests);
+    uint64_t ok = Delta(t.successes, b->prev.successes);
+    uint64_t fail = Delta(BreakerFailures(t), BreakerFailures(b->prev));
+    uint64_t slow = Delta(t.slow_calls, b->prev.slow_calls);
+    uint64_t lat_n = Delta(t.latency.count, b->prev.latency.count);
+    uint64_t lat_s = Delta(t.latency.sum_us, b->prev.latency.sum_us);
+    uint64_t ttft_n = Delta(t.ttft.count, b->prev.ttft.count);
+    uint64_t ttft_s = Delta(t.ttft.sum_us, b->prev.ttft.sum_us);
+    b->prev = t;
+    b->tick_successes = ok;
+    b->tick_failures = fail;
+    if (lat_n) {
+      b->tick_latency_ms = lat_s / 1000.0 / lat_n;
+      b->ewma_latency_ms = Ewma(b->ewma_latency_ms, b->tick_latency_ms, alpha, b->ewma_latency_ms == 0);
+    }
+    if (ttft_n) {
+      b->tick_ttft_ms = ttft_s / 1000.0 / ttft_n;
+      b->ewma_ttft_ms = Ewma(b->ewma_ttft_ms, b->tick_ttft_ms, alpha, b->ewma_ttft_ms == 0);
+      b->ttft_p50_ms = t.ttft.QuantileUs(0.5) / 1000.0;
+      b->ttft_p99_ms = t.ttft.QuantileUs(0.99) / 1000.0;
+    }
+    if (ok + fail > 0) {
+      b->error_rate = Ewma(b->error_rate, static_cast<double>(fail) / static_cast<double>(ok + fail), alpha, false);
+    } else if (reqs == 0) {
+      b->error_rate *= (1 - alpha / 10);  // no traffic: old failures fade so it can win traffic back
+    }
+    bool passive = b->error_rate >= cfg_.health.passive_error_rate && fail >= 1;
+    if (b->passive_unhealthy && b->error_rate < cfg_.health.passive_error_rate / 2) passive = false;
+    else if (b->passive_unhealthy) passive = true;
+    if (passive != b->passive_unhealthy) {
+      b->passive_unhealthy = passive;
+      dirty_ = true;
+      LOG_WARN(passive ? "backend failing passively (data-plane errors)" : "backend passive errors cleared",
+               {{"backend", id}, {"error_rate", b->error_rate}});
+    }
+    if (ok) b->breaker->RecordSuccess(ok);
+    if (fail) b->breaker->RecordFailure(fail);
+    if (slow) b->breaker->RecordSlow(slow);
+  }
+}
+
+void Controller::UpdateBandits() {
+  for (auto& [name, mrt] : models_) {
+    std::vector<routing::ArmObservation> arms;
+    std::vector<BackendRt*> rts;
+    for (auto& [id, b] : backends_) {
+      if (b->model != name) continue;
+      routing::ArmObservation a;
+      a.slot = static_cast<uint32_t>(b->slot);
+      uint8_t st = PublishedState(*b);
+      a.eligible = st == static_cast<uint8_t>(shm::BackendState::kHealthy) ||
+                   st == static_cast<uint8_t>(shm::BackendState::kHalfOpen);
+      a.successes = b->tick_successes;
+      a.failures = b->tick_failures;
+      a.ttft_ms = b->tick_ttft_ms;
+      a.latency_ms = b->tick_latency_ms;
+      arms.push_back(a);
+      rts.push_back(b.get());
+    }
+    if (arms.empty()) continue;
+    std::vector<double> w = mrt->bandit->Update(arms);
+    for (size_t i = 0; i < rts.size() && i < w.size(); ++i) {
+      if (std::fabs(rts[i]->adaptive_weight - w[i]) > 1e-6) dirty_ = true;
+      rts[i]->adaptive_weight = std::isfinite(w[i]) ? w[i] : 0;
+    }
+  }
+}
+
+uint8_t Controller::PublishedState(const BackendRt& b) const {
+  using S = shm::BackendState;
+  // Operator intent first: a drained backend stays drained whatever its health.
+  if (b.draining) return static_cast<uint8_t>(S::kDraining);
+  if (!b.healthy || b.passive_unhealthy) return static_cast<uint8_t>(S::kUnhealthy);
+  if (b.breaker->state() == CircuitState::kOpen) return static_cast<uint8_t>(S::kCircuitOpen);
+  if (b.breaker->state() == CircuitState::kHalfOpen) return static_cast<uint8_t>(S::kHalfOpen);
+  return static_cast<uint8_t>(S::kHealthy);
+}
+
+}  // namespace llmgw::cp

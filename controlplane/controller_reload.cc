@@ -1,0 +1,205 @@
+// Controller: config validation and reload, and the rebuild of per-backend runtime state
+// a new config drives (keeping what is known about backends that stay).
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "common/log.h"
+#include "controlplane/controller.h"
+#include "controlplane/controller_internal.h"
+
+namespace llmgw::cp {
+
+// Rebuilds per-backend runtime state from cfg, keeping what is known about backends
+// that stay (health, breaker, EWMAs, drain flag), so a reload loses no signal.
+void Controller::RebuildRuntime(const Config& cfg, std::string* summary) {
+  std::set<std::string> seen;
+  for (const auto& m : cfg.models) {
+    auto& mrt = models_[m.name];
+    if (!mrt) mrt = std::make_unique<ModelRt>();
+    if (!mrt->bandit || mrt->policy != m.policy)
+      mrt->bandit = std::make_unique<routing::AdaptiveBandit>(cfg.routing.adaptive_exploration,
+                                                               cfg.routing.adaptive_decay, rng_());
+    mrt->policy = m.policy;
+    for (const auto& b : m.backends) {
+      seen.insert(b.id);
+      auto& rt = backends_[b.id];
+      bool added = !rt;
+      if (added) {
+        rt = std::make_unique<BackendRt>();
+        rt->id = b.id;
+        // Spread first probes over a tenth of the interval so a big fleet is not probed
+        // in lock-step, yet health is known quickly after start.
+        uint64_t spread = std::max<uint32_t>(1, cfg.health.interval_ms / 10);
+        rt->next_probe_ms = Now() + rng_() % spread;
+        rt->next_scrape_ms = Now() + rng_() % std::max<uint32_t>(1, cfg.health.scrape_interval_ms / 10);
+        if (summary && config_version_ > 1) *summary += "added backend " + b.id + "\n";
+      } else if (summary) {
+        if (rt->weight != b.weight)
+          *summary += "backend " + b.id + " weight " + std::to_string(rt->weight) + " -> " +
+                      std::to_string(b.weight) + "\n";
+        if (rt->url != b.url) *summary += "backend " + b.id + " url " + rt->url + " -> " + b.url + "\n";
+      }
+      if (!added && rt->url != b.url) {
+        // Same id, different server: what was learnt about the old one no longer applies.
+        rt->use_models_fallback = false;
+        rt->have_prev = false;
+        mrt->bandit->Forget(static_cast<uint32_t>(rt->slot));
+      }
+      rt->url = b.url;
+      rt->model = m.name;
+      rt->weight = b.weight;
+      rt->max_concurrent = b.max_concurrent;
+      rt->configured_engine = b.engine;
+      if (b.engine != Engine::kAuto) rt->engine = b.engine;
+      rt->slot = slots_.BackendSlot(b.id);
+      const shm::BackendEntry& be = base_->backends[rt->slot];
+      rt->target = HttpTarget{};
+      if (be.family == AF_INET) {
+        auto* sa = reinterpret_cast<sockaddr_in*>(&rt->target.addr);
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(be.port);
+        std::memcpy(&sa->sin_addr, be.addr, 4);
+        rt->target.addr_len = sizeof(sockaddr_in);
+      } else {
+        auto* sa = reinterpret_cast<sockaddr_in6*>(&rt->target.addr);
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(be.port);
+        std::memcpy(&sa->sin6_addr, be.addr, 16);
+        rt->target.addr_len = sizeof(sockaddr_in6);
+      }
+      rt->target.host_header = be.host_header;
+      rt->target.base_path = be.base_path;
+      std::string id = b.id;
+      if (!rt->breaker) {
+        rt->breaker = std::make_unique<CircuitBreaker>(
+            cfg.circuit_breaker, opts_.clock_ms,
+            [this, id](CircuitState from, CircuitState to, std::string_view why) {
+              // Called with mu_ held (breakers are only driven under it).
+              std::string key = std::string(CircuitStateName(from)) + "->" + std::string(CircuitStateName(to));
+              ++counters_.circuit_transitions[key];
+              dirty_ = true;
+              LOG_WARN("circuit breaker transition", {{"backend", id}, {"from", CircuitStateName(from)},
+                                                      {"to", CircuitStateName(to)}, {"reason", why}});
+            });
+      } else {
+        rt->breaker->Reconfigure(cfg.circuit_breaker);
+      }
+    }
+  }
+  for (auto it = backends_.begin(); it != backends_.end();) {
+    if (!seen.count(it->first)) {
+      if (summary) *summary += "removed backend " + it->first + "\n";
+      // Its slot may later go to another backend: the bandit must not carry its history over.
+      auto m = models_.find(it->second->model);
+      if (m != models_.end() && m->second->bandit && it->second->slot >= 0)
+        m->second->bandit->Forget(static_cast<uint32_t>(it->second->slot));
+      it = backends_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = models_.begin(); it != models_.end();) {
+    bool keep = false;
+    for (const auto& m : cfg.models) keep |= m.name == it->first;
+    it = keep ? std::next(it) : models_.erase(it);
+  }
+}
+
+ReloadOutcome Controller::Validate(const std::string& yaml, const std::string& filename) {
+  ReloadOutcome o;
+  ConfigResult r = ParseConfig(yaml, filename.empty() ? "<request>" : filename);
+  o.ok = r.ok();
+  for (const auto& e : r.errors) o.errors.push_back(e.ToString());
+  return o;
+}
+
+ReloadOutcome Controller::ReloadFromFile() {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    path = config_path_;
+  }
+  return Apply(LoadConfigFile(path));
+}
+
+ReloadOutcome Controller::ReloadFromText(const std::string& yaml, const std::string& filename) {
+  ConfigResult r = ParseConfig(yaml, filename);
+  r.config.source_file = filename;
+  return Apply(std::move(r));
+}
+
+ReloadOutcome Controller::Apply(ConfigResult parsed) {
+  ReloadOutcome o;
+  auto reject = [&](std::vector<std::string> errors) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++counters_.config_reload_failures;
+    o.ok = false;
+    o.errors = std::move(errors);
+    o.version = config_version_;
+    for (const auto& e : o.errors) LOG_ERROR("config reload rejected; keeping the running config", {{"error", e}});
+    return o;
+  };
+  if (!parsed.ok()) {
+    std::vector<std::string> errs;
+    for (const auto& e : parsed.errors) errs.push_back(e.ToString());
+    return reject(std::move(errs));
+  }
+  SlotAssigner slots;
+  std::string old_instance;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    slots = slots_;
+    old_instance = cfg_.instance;
+  }
+  if (parsed.config.instance != old_instance)
+    return reject({parsed.config.source_file + ":0: instance: cannot change from '" + old_instance +
+                   "' to '" + parsed.config.instance + "' on reload; restart llmcd"});
+  // Built outside the lock: hostname resolution may block.
+  auto built = std::make_unique<shm::Snapshot>();
+  std::memset(built.get(), 0, sizeof(shm::Snapshot));
+  Status st = BuildSnapshot(parsed.config, &slots, built.get());
+  if (!st.ok()) return reject({parsed.config.source_file + ":0: models: " + std::string(st.error().message())});
+
+  std::lock_guard<std::mutex> l(mu_);
+  std::string summary;
+  const Config& nc = parsed.config;
+  auto note = [&](const char* what, bool changed) {
+    if (changed) summary += std::string(what) + " changed\n";
+  };
+  note("health", nc.health.interval_ms != cfg_.health.interval_ms || nc.health.timeout_ms != cfg_.health.timeout_ms ||
+                     nc.health.path != cfg_.health.path);
+  note("circuit_breaker", nc.circuit_breaker.failure_threshold != cfg_.circuit_breaker.failure_threshold ||
+                              nc.circuit_breaker.open_ms != cfg_.circuit_breaker.open_ms);
+  note("admin (takes effect after restart)", nc.admin.grpc_listen != cfg_.admin.grpc_listen ||
+                                                 nc.admin.metrics_listen != cfg_.admin.metrics_listen ||
+                                                 nc.admin.token_file != cfg_.admin.token_file);
+  for (const auto& m : nc.models) {
+    const ModelConfig* old = cfg_.FindModel(m.name);
+    if (!old) summary += "added model " + m.name + "\n";
+    else if (old->policy != m.policy)
+      summary += "model " + m.name + " policy " + std::string(PolicyName(old->policy)) + " -> " +
+                 std::string(PolicyName(m.policy)) + "\n";
+  }
+  for (const auto& m : cfg_.models)
+    if (!nc.FindModel(m.name)) summary += "removed model " + m.name + "\n";
+  if (nc.source_file.empty()) parsed.config.source_file = config_path_;
+  cfg_ = std::move(parsed.config);
+  slots_ = slots;
+  *base_ = *built;
+  ++config_version_;
+  ++epoch_;
+  RebuildRuntime(cfg_, &summary);
+  ++counters_.config_reloads;
+  dirty_ = true;
+  if (summary.empty()) summary = "no changes\n";
+  LOG_INFO("config reloaded", {{"version", static_cast<unsigned long>(config_version_)}, {"changes", summary}});
+  o.ok = true;
+  o.version = config_version_;
+  o.summary = summary;
+  return o;
+}
+
+}  // namespace llmgw::cp
