@@ -1,0 +1,172 @@
+// The brain of llmcd: owns the running config, per-backend state (active health, scraped
+// signals, passive health from data-plane stats, circuit breaker, EWMAs, drain flag),
+// the adaptive bandits, and publishes the routing snapshot into shared memory on every
+// tick when something changed or as a heartbeat.
+//
+// Threads: Tick() runs on the publish loop and never does I/O; probes and scrapes run on
+// a bounded worker pool and hand their results back through a mailbox the next tick
+// drains. Admin RPCs and the Prometheus exposition read views under the same mutex.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+#include "common/routing/router.h"
+#include "common/shm.h"
+#include "common/snapshot_builder.h"
+#include "controlplane/circuit_breaker.h"
+#include "controlplane/engine_metrics.h"
+#include "controlplane/http_client.h"
+#include "llmgw/admin/v1/admin.pb.h"
+
+namespace llmgw::cp {
+
+// A fixed pool of threads for blocking probe/scrape jobs. Submit never blocks; it refuses
+// work when the queue is full so a fleet of hung backends cannot pile up jobs.
+class WorkerPool {
+ public:
+  WorkerPool(size_t threads, size_t max_queue);
+  ~WorkerPool();
+  bool Submit(std::function<void()> job);
+  size_t queued() const;
+
+ private:
+  void Loop();
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  size_t max_queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+struct ControllerOptions {
+  std::function<uint64_t()> clock_ms;  // monotonic ms; default steady_clock
+  size_t worker_threads = 8;
+  bool use_shm = true;                 // tests of the pure logic may run without shm
+  uint64_t seed = 0x9e3779b97f4a7c15ull;  // probe jitter and bandit randomness
+};
+
+struct ReloadOutcome {
+  bool ok = false;
+  std::vector<std::string> errors;
+  uint64_t version = 0;
+  std::string summary;
+};
+
+// Controller-level counters, exported as llmcd_* metrics.
+struct ControllerCounters {
+  uint64_t config_reloads = 0, config_reload_failures = 0;
+  uint64_t snapshots_published = 0, probes = 0, probe_failures = 0, scrapes = 0,
+           scrape_failures = 0, jobs_dropped = 0;
+  std::map<std::string, uint64_t> circuit_transitions;  // "from->to"
+};
+
+class Controller {
+ public:
+  explicit Controller(ControllerOptions opts = {});
+  ~Controller();
+
+  // Loads and validates the file, opens shm, builds and publishes the first snapshot.
+  llmgw::Status Start(const std::string& config_path);
+  // Same from an already-parsed config (tests).
+  llmgw::Status StartWithConfig(Config cfg);
+  // Releases shm (Close) and stops workers. Idempotent.
+  void Shutdown();
+
+  // One publish-loop iteration. Never blocks on a backend.
+  void Tick();
+  // Runs Tick() every control.tick_ms until stop is set.
+  void Run(const std::atomic<bool>& stop);
+
+  ReloadOutcome ReloadFromFile();
+  ReloadOutcome ReloadFromText(const std::string& yaml, const std::string& filename);
+  static ReloadOutcome Validate(const std::string& yaml, const std::string& filename);
+
+  // Operator actions; false when the id is unknown. Effective in the next snapshot.
+  bool Drain(const std::string& id, admin::v1::Backend* out);
+  bool Undrain(const std::string& id, admin::v1::Backend* out);
+  bool ResetCircuit(const std::string& id, admin::v1::Backend* out);
+
+  // Views.
+  admin::v1::GetStatusResponse GetStatus() const;
+  std::vector<admin::v1::Backend> Backends(const std::string& model_filter = "") const;
+  bool GetBackend(const std::string& id, admin::v1::Backend* out) const;
+  admin::v1::GetConfigResponse ConfigView() const;
+  admin::v1::GetRoutingStatsResponse RoutingStats() const;
+  Config CurrentConfig() const;
+  shm::StatsTotals StatsCopy() const;
+  ControllerCounters Counters() const;
+  uint64_t config_version() const;
+  // Per backend id: circuit state and failures counted by its breaker.
+  struct CircuitInfo {
+    CircuitState state = CircuitState::kClosed;
+    uint64_t failures_total = 0;
+  };
+  std::map<std::string, CircuitInfo> Circuits() const;
+  // (model name, model slot) for every configured model.
+  std::vector<std::pair<std::string, int>> ModelSlots() const;
+  // Forces the next tick to publish (tests, operator actions).
+  void MarkDirty();
+
+ private:
+  struct BackendRt;
+  struct ModelRt;
+  struct ProbeResult;
+
+  ReloadOutcome Apply(ConfigResult parsed);
+  void RebuildRuntime(const Config& cfg, std::string* summary);
+  void DispatchJobs(uint64_t now);
+  void DrainMailbox(uint64_t now);
+  void UpdateFromStats(uint64_t now);
+  void UpdateBandits();
+  void Publish(uint64_t now);
+  uint8_t PublishedState(const BackendRt& b) const;
+  void FillBackend(const BackendRt& b, admin::v1::Backend* out) const;
+  BackendRt* Find(const std::string& id);
+  uint64_t Now() const { return opts_.clock_ms(); }
+
+  ControllerOptions opts_;
+  mutable std::mutex mu_;
+  Config cfg_;
+  std::string config_path_;
+  uint64_t config_version_ = 0;
+  SlotAssigner slots_;
+  std::unique_ptr<shm::Snapshot> base_;       // as built from the config
+  std::unique_ptr<shm::Snapshot> published_;  // last published (with overlays)
+  std::unique_ptr<shm::Snapshot> scratch_;
+  std::map<std::string, std::unique_ptr<BackendRt>> backends_;  // by id
+  std::map<std::string, std::unique_ptr<ModelRt>> models_;      // by name
+  uint64_t epoch_ = 0;  // bumped per reload; stale job results are dropped
+  std::unique_ptr<shm::ShmObject> shm_;
+  std::unique_ptr<shm::SnapshotWriter> writer_;
+  shm::StatsTotals stats_;
+  uint64_t last_publish_ms_ = 0;
+  uint64_t generation_ = 0;
+  bool dirty_ = true;
+  bool dataplane_alive_ = false;
+  bool dataplane_seen_ = false;
+  std::deque<std::pair<uint64_t, std::pair<uint64_t, uint64_t>>> rate_window_;  // (ms, (req, err))
+  double rps_ = 0, eps_ = 0;
+  uint64_t started_ms_ = 0;
+  ControllerCounters counters_;
+  std::mt19937_64 rng_;
+
+  std::mutex mailbox_mu_;
+  std::vector<ProbeResult> mailbox_;
+  std::unique_ptr<WorkerPool> pool_;
+  bool shut_down_ = false;
+};
+
+}  // namespace llmgw::cp

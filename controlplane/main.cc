@@ -1,0 +1,165 @@
+// llmcd: the control plane daemon. Thin wrapper: parse flags, load config, start the
+// controller, admin gRPC server and metrics exporter, then turn signals and config file
+// changes into reloads or a clean exit.
+#include <signal.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "controlplane/admin_service.h"
+#include "controlplane/controller.h"
+#include "controlplane/metrics_exporter.h"
+
+namespace {
+
+void Usage(FILE* f) {
+  std::fprintf(f,
+               "usage: llmcd --config FILE [--log-level LEVEL]\n"
+               "  Control plane of llmgw: health, scraping, circuit breakers, snapshots,\n"
+               "  gRPC admin API (admin.grpc_listen) and Prometheus (admin.metrics_listen).\n"
+               "  SIGHUP or a change to FILE reloads the config; SIGTERM exits cleanly.\n");
+}
+
+std::string DirOf(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? "." : (s == 0 ? "/" : p.substr(0, s));
+}
+std::string BaseOf(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace llmgw;
+  std::string config_path, log_level;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) config_path = argv[++i];
+    else if (a == "--log-level" && i + 1 < argc) log_level = argv[++i];
+    else if (a == "--help" || a == "-h") { Usage(stdout); return 0; }
+    else if (a == "--version") { std::printf("llmcd %s\n", LLMGW_VERSION_STRING); return 0; }
+    else if (a == "--agent-of") {
+      std::fprintf(stderr, "llmcd: --agent-of: the agent role is not implemented yet\n");
+      return 2;
+    } else {
+      std::fprintf(stderr, "llmcd: unknown argument '%s'\n", a.c_str());
+      Usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    Usage(stderr);
+    return 2;
+  }
+  SetLogComponent("llmcd");
+  ConfigResult cr = LoadConfigFile(config_path);
+  if (!cr.ok()) {
+    std::fprintf(stderr, "%s", cr.ErrorText().c_str());
+    return 1;
+  }
+  LogLevel lvl;
+  if (ParseLogLevel(log_level.empty() ? cr.config.log_level : log_level, &lvl)) SetLogLevel(lvl);
+
+  // Signals are taken synchronously by the main thread (sigtimedwait), so every thread
+  // started below inherits the blocked mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  AdminConfig admin_cfg = cr.config.admin;
+  cp::Controller controller;
+  Status st = controller.StartWithConfig(std::move(cr.config));
+  if (!st.ok()) {
+    LOG_ERROR("cannot start", {{"error", st.error().message()}});
+    return 1;
+  }
+  cp::AdminServer admin(&controller);
+  st = admin.Start(admin_cfg);
+  if (!st.ok()) {
+    LOG_ERROR("cannot start admin API", {{"error", st.error().message()}});
+    controller.Shutdown();
+    return 1;
+  }
+  cp::MetricsExporter metrics(&controller);
+  if (!admin_cfg.metrics_listen.empty()) {
+    st = metrics.Start(admin_cfg.metrics_listen);
+    if (!st.ok()) {
+      LOG_ERROR("cannot start metrics", {{"error", st.error().message()}});
+      admin.Stop();
+      controller.Shutdown();
+      return 1;
+    }
+  }
+
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { controller.Run(stop); });
+
+  // Watch the directory, not the file: editors and config managers replace files by
+  // rename, which would silently end a watch on the old inode.
+  int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  std::string base = BaseOf(config_path);
+  if (ino >= 0 && inotify_add_watch(ino, DirOf(config_path).c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+    LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC", {{"error", strerror(errno)}});
+  }
+  uint64_t reload_due_ms = 0;
+  auto now_ms = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  };
+  int exit_code = 0;
+  for (;;) {
+    timespec ts{0, 100 * 1000 * 1000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      LOG_INFO("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      break;
+    }
+    if (sig == SIGHUP) {
+      LOG_INFO("SIGHUP: reloading config", {});
+      controller.ReloadFromFile();
+    }
+    if (ino >= 0) {
+      alignas(inotify_event) char buf[4096];
+      ssize_t n;
+      while ((n = read(ino, buf, sizeof(buf))) > 0) {
+        for (char* p = buf; p < buf + n;) {
+          auto* ev = reinterpret_cast<inotify_event*>(p);
+          if (ev->len && base == ev->name) reload_due_ms = now_ms() + 100;  // debounce bursts of writes
+          p += sizeof(inotify_event) + ev->len;
+        }
+      }
+    }
+    if (reload_due_ms && now_ms() >= reload_due_ms) {
+      reload_due_ms = 0;
+      LOG_INFO("config file changed: reloading", {{"file", config_path}});
+      controller.ReloadFromFile();
+    }
+  }
+  stop = true;
+  loop.join();
+  LOG_DEBUG("publish loop stopped", {});
+  admin.Stop();
+  LOG_DEBUG("admin API stopped", {});
+  // Release shm before stopping the exposer: civetweb takes a couple of seconds to stop
+  // and the data plane should see the writer gone at once.
+  controller.Shutdown();
+  LOG_DEBUG("shared memory released", {});
+  metrics.Stop();
+  if (ino >= 0) close(ino);
+  LOG_INFO("stopped", {});
+  return exit_code;
+}

@@ -1,0 +1,304 @@
+// Metric families for Prometheus, built from controller views at scrape time (nothing is
+// mirrored into prometheus-cpp counters, so totals are exactly the data plane's).
+#include "controlplane/metrics_exporter.h"
+
+#include <CivetServer.h>
+#include <civetweb.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+#include <prometheus/exposer.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <atomic>
+#include <cstring>
+#include <limits>
+
+#include "common/log.h"
+
+namespace llmgw::cp {
+
+namespace admin = ::llmgw::admin::v1;
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+namespace {
+
+std::string_view StateName(admin::BackendState s) {
+  switch (s) {
+    case admin::HEALTHY: return "healthy";
+    case admin::UNHEALTHY: return "unhealthy";
+    case admin::DRAINING: return "draining";
+    case admin::CIRCUIT_OPEN: return "circuit_open";
+    case admin::HALF_OPEN: return "half_open";
+    default: return "unknown";
+  }
+}
+
+MetricFamily Family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+ClientMetric Value(MetricType type, double v, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) m.counter.value = v;
+  else m.gauge.value = v;
+  return m;
+}
+
+ClientMetric Hist(const shm::HistogramTotals& h) {
+  ClientMetric m;
+  uint64_t cum = 0;
+  for (uint32_t i = 0; i < shm::kHistBuckets; ++i) {
+    cum += h.buckets[i];
+    ClientMetric::Bucket b;
+    b.cumulative_count = cum;
+    b.upper_bound = i < shm::kHistBuckets - 1 ? shm::kHistBoundsUs[i] / 1e6 : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(b);
+  }
+  m.histogram.sample_count = h.count;
+  m.histogram.sample_sum = h.sum_us / 1e6;
+  return m;
+}
+
+std::atomic<const Controller*> g_load_stats_controller{nullptr};
+
+int BeginRequest(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  if (!ri || !ri->local_uri || std::strcmp(ri->local_uri, "/load-stats") != 0) return 0;
+  const Controller* c = g_load_stats_controller.load();
+  if (!c) return 0;
+  std::string body = LoadStatsJson(*c);
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n",
+            body.size());
+  mg_write(conn, body.data(), body.size());
+  return 200;
+}
+
+}  // namespace
+
+class MetricsExporter::Collector : public prometheus::Collectable {
+ public:
+  explicit Collector(Controller* c) : c_(c) {}
+  std::vector<MetricFamily> Collect() const override {
+    std::vector<MetricFamily> out;
+    shm::StatsTotals st = c_->StatsCopy();
+    auto backends = c_->Backends();
+    auto circuits = c_->Circuits();
+    auto counters = c_->Counters();
+    auto models = c_->ModelSlots();
+    auto status = c_->GetStatus();
+
+    auto req = Family("llm_gateway_requests_total", "Requests answered by the gateway, by model and HTTP status.",
+                      MetricType::Counter);
+    auto tok = Family("llm_gateway_tokens_total", "Tokens by model and kind (prompt, completion).", MetricType::Counter);
+    for (const auto& [name, slot] : models) {
+      if (slot < 0 || static_cast<size_t>(slot) >= st.models.size()) continue;
+      const auto& m = st.models[slot];
+      for (uint32_t i = 0; i < shm::kNumStatusCodes; ++i) {
+        if (m.requests_by_code[i] == 0) continue;
+        std::string code = i < shm::kNumStatusCodes - 1 ? std::to_string(shm::kStatusCodes[i]) : "other";
+        req.metric.push_back(Value(MetricType::Counter, static_cast<double>(m.requests_by_code[i]),
+                                   {{"code", code}, {"model", name}}));
+      }
+      tok.metric.push_back(Value(MetricType::Counter, static_cast<double>(m.prompt_tokens), {{"kind", "prompt"}, {"model", name}}));
+      tok.metric.push_back(Value(MetricType::Counter, static_cast<double>(m.completion_tokens),
+                                 {{"kind", "completion"}, {"model", name}}));
+    }
+    out.push_back(std::move(req));
+    out.push_back(std::move(tok));
+    auto g = [&](const char* n, const char* h, double v) {
+      auto f = Family(n, h, MetricType::Gauge);
+      f.metric.push_back(Value(MetricType::Gauge, v));
+      out.push_back(std::move(f));
+    };
+    auto cnt = [&](const char* n, const char* h, double v) {
+      auto f = Family(n, h, MetricType::Counter);
+      f.metric.push_back(Value(MetricType::Counter, v));
+      out.push_back(std::move(f));
+    };
+    auto hist = [&](const char* n, const char* h, const shm::HistogramTotals& t) {
+      auto f = Family(n, h, MetricType::Histogram);
+      f.metric.push_back(Hist(t));
+      out.push_back(std::move(f));
+    };
+    g("llm_gateway_active_requests", "Requests in flight in the gateway.", static_cast<double>(st.active_requests));
+    hist("llm_gateway_request_latency_seconds", "End-to-end request latency.", st.latency);
+    hist("llm_gateway_ttft_seconds", "Time to first token.", st.ttft);
+    hist("llm_gateway_inter_token_seconds", "Time between streamed tokens.", st.inter_token);
+    g("llm_gateway_healthy_workers", "Backends currently HEALTHY.", status.backends_healthy());
+
+    auto per_backend = [&](const char* n, const char* h, MetricType t, auto fn) {
+      auto f = Family(n, h, t);
+      for (const auto& b : backends) f.metric.push_back(Value(t, fn(b), {{"url", b.url()}}));
+      out.push_back(std::move(f));
+    };
+    per_backend("llm_worker_running_requests", "Running requests scraped from the backend.", MetricType::Gauge,
+                [](const admin::Backend& b) { return b.running(); });
+    per_backend("llm_worker_waiting_requests", "Waiting requests scraped from the backend.", MetricType::Gauge,
+                [](const admin::Backend& b) { return b.waiting(); });
+    per_backend("llm_worker_kv_cache_usage", "KV-cache usage (0..1) scraped from the backend.", MetricType::Gauge,
+                [](const admin::Backend& b) { return b.kv_cache_usage(); });
+    per_backend("llm_worker_in_flight", "Gateway requests in flight to the backend.", MetricType::Gauge,
+                [](const admin::Backend& b) { return static_cast<double>(b.in_flight()); });
+    per_backend("llm_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", MetricType::Gauge,
+                [&](const admin::Backend& b) {
+                  auto it = circuits.find(b.id());
+                  return it == circuits.end() ? 0.0 : static_cast<double>(it->second.state);
+                });
+    per_backend("llm_circuit_breaker_failures_total", "Failures and slow calls counted by the circuit breaker.",
+                MetricType::Counter, [&](const admin::Backend& b) {
+                  auto it = circuits.find(b.id());
+                  return it == circuits.end() ? 0.0 : static_cast<double>(it->second.failures_total);
+                });
+    {
+      auto f = Family("llm_worker_state", "1 for the backend's current state.", MetricType::Gauge);
+      for (const auto& b : backends)
+        f.metric.push_back(Value(MetricType::Gauge, 1, {{"state", std::string(StateName(b.state()))}, {"url", b.url()}}));
+      out.push_back(std::move(f));
+    }
+    cnt("llm_rate_limiter_requests_total", "Requests seen by admission control.",
+        static_cast<double>(st.requests_total));
+    cnt("llm_rate_limiter_rejected_total", "Requests rejected by admission control.",
+        static_cast<double>(st.admission_rejected));
+
+    cnt("llmcd_config_reloads_total", "Successful config reloads.", static_cast<double>(counters.config_reloads));
+    cnt("llmcd_config_reload_failures_total", "Rejected config reloads (the old config kept serving).",
+        static_cast<double>(counters.config_reload_failures));
+    cnt("llmcd_snapshots_published_total", "Routing snapshots published.", static_cast<double>(counters.snapshots_published));
+    cnt("llmcd_probes_total", "Active health probes completed.", static_cast<double>(counters.probes));
+    cnt("llmcd_probe_failures_total", "Active health probes that failed.", static_cast<double>(counters.probe_failures));
+    cnt("llmcd_scrapes_total", "Backend /metrics scrapes completed.", static_cast<double>(counters.scrapes));
+    cnt("llmcd_scrape_failures_total", "Backend /metrics scrapes that failed or were unusable.",
+        static_cast<double>(counters.scrape_failures));
+    cnt("llmcd_jobs_dropped_total", "Probe/scrape jobs refused because the worker queue was full.",
+        static_cast<double>(counters.jobs_dropped));
+    {
+      auto f = Family("llmcd_circuit_transitions_total", "Circuit breaker transitions.", MetricType::Counter);
+      for (const auto& [k, v] : counters.circuit_transitions) {
+        auto arrow = k.find("->");
+        f.metric.push_back(Value(MetricType::Counter, static_cast<double>(v),
+                                 {{"from", k.substr(0, arrow)}, {"to", k.substr(arrow + 2)}}));
+      }
+      out.push_back(std::move(f));
+    }
+    g("llmcd_dataplane_alive", "1 when at least one llmgw thread has a fresh heartbeat.", status.dataplane_alive() ? 1 : 0);
+    g("llmcd_dataplane_threads", "Live data-plane threads.", status.dataplane_threads());
+    g("llmcd_snapshot_generation", "Generation of the last published snapshot.",
+      static_cast<double>(status.snapshot_generation()));
+    return out;
+  }
+
+ private:
+  Controller* c_;
+};
+
+std::string LoadStatsJson(const Controller& c) {
+  auto backends = c.Backends();
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("servers");
+  w.StartArray();
+  uint64_t total_load = 0, total_cap = 0, healthy = 0;
+  for (const auto& b : backends) {
+    uint64_t load = b.in_flight();
+    uint64_t cap = b.max_concurrent();
+    bool ok = b.state() == admin::HEALTHY;
+    healthy += ok ? 1 : 0;
+    total_load += load;
+    total_cap += cap;
+    w.StartObject();
+    w.Key("url");
+    w.String(b.url().c_str());
+    w.Key("current_load");
+    w.Uint64(load);
+    w.Key("max_capacity");
+    w.Uint64(cap);
+    w.Key("available_capacity");
+    w.Uint64(cap > load ? cap - load : 0);
+    w.Key("utilization_percent");
+    w.Double(cap ? 100.0 * static_cast<double>(load) / static_cast<double>(cap) : 0.0);
+    w.Key("status");
+    w.String(ok ? "healthy" : std::string(StateName(b.state())).c_str());
+    w.Key("detailed_metrics");
+    w.StartObject();
+    w.Key("id"); w.String(b.id().c_str());
+    w.Key("model"); w.String(b.model().c_str());
+    w.Key("engine"); w.String(b.engine().c_str());
+    w.Key("in_flight"); w.Uint64(b.in_flight());
+    w.Key("running"); w.Double(b.running());
+    w.Key("waiting"); w.Double(b.waiting());
+    w.Key("kv_cache_usage"); w.Double(b.kv_cache_usage());
+    w.Key("metrics_stale"); w.Bool(b.metrics_stale());
+    w.Key("ewma_latency_ms"); w.Double(b.ewma_latency_ms());
+    w.Key("ewma_ttft_ms"); w.Double(b.ewma_ttft_ms());
+    w.Key("ttft_p50_ms"); w.Double(b.ttft_p50_ms());
+    w.Key("ttft_p99_ms"); w.Double(b.ttft_p99_ms());
+    w.Key("error_rate"); w.Double(b.error_rate());
+    w.Key("requests_total"); w.Uint64(b.requests_total());
+    w.Key("weight"); w.Double(b.weight());
+    w.Key("adaptive_weight"); w.Double(b.adaptive_weight());
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("summary");
+  w.StartObject();
+  w.Key("total_servers"); w.Uint64(backends.size());
+  w.Key("healthy_servers"); w.Uint64(healthy);
+  w.Key("total_current_load"); w.Uint64(total_load);
+  w.Key("total_max_capacity"); w.Uint64(total_cap);
+  w.Key("total_available_capacity"); w.Uint64(total_cap > total_load ? total_cap - total_load : 0);
+  w.Key("overall_utilization_percent");
+  w.Double(total_cap ? 100.0 * static_cast<double>(total_load) / static_cast<double>(total_cap) : 0.0);
+  w.EndObject();
+  w.EndObject();
+  return sb.GetString();
+}
+
+MetricsExporter::MetricsExporter(Controller* c) : c_(c), collector_(std::make_shared<Collector>(c)) {}
+
+MetricsExporter::~MetricsExporter() { Stop(); }
+
+void MetricsExporter::Stop() {
+  const Controller* expected = c_;
+  g_load_stats_controller.compare_exchange_strong(expected, nullptr);
+  exposer_.reset();
+}
+
+Status MetricsExporter::Start(const std::string& listen) {
+  std::string host;
+  uint16_t port = 0;
+  std::string why;
+  if (!ParseHostPort(listen, &host, &port, &why))
+    return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "admin.metrics_listen: %s", why.c_str());
+  static CivetCallbacks callbacks;
+  callbacks.begin_request = BeginRequest;
+  g_load_stats_controller.store(c_);
+  std::string addr = host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
+                                                         : host + ":" + std::to_string(port);
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(addr, 2, &callbacks);
+  } catch (const std::exception& e) {
+    return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "admin.metrics_listen: cannot listen on %s: %s",
+                 addr.c_str(), e.what());
+  }
+  exposer_->RegisterCollectable(collector_);
+  auto ports = exposer_->GetListeningPorts();
+  port_ = ports.empty() ? 0 : ports.front();
+  LOG_INFO("metrics listening", {{"addr", host + ":" + std::to_string(port_)}});
+  return Status::Ok();
+}
+
+}  // namespace llmgw::cp

@@ -1,0 +1,40 @@
+// Prometheus exposition of llmcd on admin.metrics_listen (prometheus-cpp's civetweb
+// Exposer): the DESIGN.md metric names computed at scrape time from the summed
+// data-plane stats and the controller's state, plus GET /load-stats in the vLLM Router
+// JSON shape.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/error.h"
+#include "controlplane/controller.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace llmgw::cp {
+
+// Builds the /load-stats JSON body (also used by tests without HTTP).
+std::string LoadStatsJson(const Controller& c);
+
+class MetricsExporter {
+ public:
+  explicit MetricsExporter(Controller* c);
+  ~MetricsExporter();
+  // Listens on HOST:PORT (port 0 allowed). Only one exporter per process serves /load-stats.
+  Status Start(const std::string& listen);
+  int port() const { return port_; }
+  // Stops listening. Idempotent; also done by the destructor.
+  void Stop();
+
+ private:
+  class Collector;
+  Controller* c_;
+  std::shared_ptr<Collector> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+};
+
+}  // namespace llmgw::cp

@@ -1,0 +1,237 @@
+// End to end with the real llmcd binary: it starts from a config file, probes and
+// scrapes in-process loopback backends, serves the admin API and Prometheus, notices a
+// killed backend within two probe intervals, reloads on file change (rejecting a bad
+// file and keeping the old config) and on SIGHUP, and exits cleanly on SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "controlplane/http_client.h"
+#include "llmgw/admin/v1/admin.grpc.pb.h"
+#include "test_http_server.h"
+
+namespace llmgw::cp {
+namespace {
+
+namespace pb = ::llmgw::admin::v1;
+using testing::FreePort;
+using testing::TestHttpServer;
+using testing::TestResponse;
+using Clock = std::chrono::steady_clock;
+
+const char kVllmMetrics[] =
+    "vllm:num_requests_running{engine=\"0\"} 5.0\nvllm:num_requests_waiting{engine=\"0\"} 3.0\n"
+    "vllm:kv_cache_usage_perc{engine=\"0\"} 0.62\n";
+
+void WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text;
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+template <typename P>
+bool WaitFor(P pred, int timeout_ms) {
+  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+HttpResponse Get(uint16_t port, const std::string& path) {
+  HttpTarget t;
+  auto* sa = reinterpret_cast<sockaddr_in*>(&t.addr);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(port);
+  sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  t.addr_len = sizeof(sockaddr_in);
+  t.host_header = "127.0.0.1";
+  return HttpGet(t, path, 2000);
+}
+
+class Llmcd {
+ public:
+  Llmcd(const std::string& config, const std::string& log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (!freopen(log.c_str(), "w", stderr)) _exit(126);
+      execl(LLMCD_BIN, "llmcd", "--config", config.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Llmcd() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Waits up to timeout_ms for exit; returns the exit status or -1.
+  int WaitExit(int timeout_ms) {
+    int status = 0;
+    bool done = WaitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout_ms);
+    if (!done) return -1;
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+class LlmcdIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/llmcd-it-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    config_ = dir_ + "/llmcd.yaml";
+    log_ = dir_ + "/llmcd.log";
+    instance_ = "cpit-" + std::to_string(getpid());
+    grpc_port_ = FreePort();
+    metrics_port_ = FreePort();
+  }
+  void TearDown() override {
+    std::remove(config_.c_str());
+    std::remove(log_.c_str());
+    rmdir(dir_.c_str());
+  }
+  std::string Config(const std::vector<std::string>& urls, const std::string& grpc_host = "127.0.0.1") {
+    std::string y = "instance: " + instance_ + "\nadmin:\n  grpc_listen: " + grpc_host + ":" +
+                    std::to_string(grpc_port_) + "\n  metrics_listen: 127.0.0.1:" + std::to_string(metrics_port_) +
+                    "\nhealth: { interval_ms: 200, timeout_ms: 150, unhealthy_after: 2, healthy_after: 1, "
+                    "scrape_interval_ms: 200 }\ncontrol: { tick_ms: 20, heartbeat_ms: 200 }\n"
+                    "models:\n  - name: m\n    backends:\n";
+    for (const auto& u : urls) y += "      - { url: " + u + " }\n";
+    return y;
+  }
+  std::unique_ptr<pb::Admin::Stub> Stub() {
+    // llmcd starts in parallel: reconnect quickly instead of gRPC's default 1 s+ backoff.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+    return pb::Admin::NewStub(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(grpc_port_),
+                                                        grpc::InsecureChannelCredentials(), args));
+  }
+  static std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    c->set_wait_for_ready(true);  // llmcd may still be starting; do not fail fast
+    return c;
+  }
+  pb::BackendState StateOf(pb::Admin::Stub* stub, const std::string& id) {
+    pb::ListBackendsResponse r;
+    if (!stub->ListBackends(Ctx().get(), {}, &r).ok()) return pb::BACKEND_STATE_UNSPECIFIED;
+    for (const auto& b : r.backends())
+      if (b.id() == id) return b.state();
+    return pb::BACKEND_STATE_UNSPECIFIED;
+  }
+  pb::GetStatusResponse Status(pb::Admin::Stub* stub) {
+    pb::GetStatusResponse r;
+    grpc::Status st = stub->GetStatus(Ctx().get(), {}, &r);
+    if (!st.ok()) last_rpc_error_ = st.error_message();
+    return r;
+  }
+
+  std::string dir_, config_, log_, instance_, last_rpc_error_;
+  uint16_t grpc_port_ = 0, metrics_port_ = 0;
+};
+
+TEST_F(LlmcdIntegrationTest, ServesProbesReloadsAndExitsCleanly) {
+  TestHttpServer a([](const std::string& p) {
+    return p == "/metrics" ? TestResponse{200, kVllmMetrics} : TestResponse{200, "ok"};
+  });
+  auto b = std::make_unique<TestHttpServer>([](const std::string&) { return TestResponse{200, "ok"}; });
+  std::string b_url = b->url();
+  WriteFileAtomically(config_, Config({a.url(), b_url}));
+  Llmcd proc(config_, log_);
+  auto stub = Stub();
+  ASSERT_TRUE(WaitFor([&] { return Status(stub.get()).backends_total() == 2; }, 5000))
+      << last_rpc_error_ << "\n" << ReadFile(log_);
+  ASSERT_TRUE(WaitFor([&] {
+    pb::ListBackendsResponse r;
+    return stub->ListBackends(Ctx().get(), {}, &r).ok() && r.backends_size() == 2 && !r.backends(0).metrics_stale();
+  }, 3000));
+
+  // Prometheus exposition and /load-stats.
+  HttpResponse m = Get(metrics_port_, "/metrics");
+  ASSERT_TRUE(m.ok()) << m.error;
+  EXPECT_NE(m.body.find("llm_worker_running_requests{url=\"" + a.url() + "\"} 5"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("llm_gateway_healthy_workers 2"), std::string::npos);
+  EXPECT_NE(m.body.find("llm_circuit_breaker_state{url=\"" + b_url + "\"} 0"), std::string::npos);
+  HttpResponse ls = Get(metrics_port_, "/load-stats");
+  ASSERT_TRUE(ls.ok()) << ls.error;
+  EXPECT_EQ(ls.status, 200);
+  EXPECT_NE(ls.body.find("\"servers\":[{\"url\":\"" + a.url() + "\""), std::string::npos) << ls.body;
+  EXPECT_NE(ls.body.find("\"summary\":{\"total_servers\":2,\"healthy_servers\":2"), std::string::npos) << ls.body;
+
+  // A killed backend is UNHEALTHY within two probe intervals (200 ms each).
+  b->Stop();
+  auto killed = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(stub.get(), b_url) == pb::UNHEALTHY; }, 2000));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
+  EXPECT_LE(took, 2 * 200 + 100);
+  EXPECT_EQ(StateOf(stub.get(), a.url()), pb::HEALTHY);
+
+  // A bad file is rejected (counted) and the old config keeps serving.
+  WriteFileAtomically(config_, "instance: " + instance_ + "\nmodels:\n  - name: m\n    policy: nope\n");
+  ASSERT_TRUE(WaitFor([&] { return Status(stub.get()).config_reload_failures() == 1; }, 3000)) << ReadFile(log_);
+  EXPECT_EQ(Status(stub.get()).backends_total(), 2u);
+  EXPECT_NE(ReadFile(log_).find("unknown policy 'nope'"), std::string::npos);
+
+  // A good file is applied.
+  WriteFileAtomically(config_, Config({a.url()}));
+  ASSERT_TRUE(WaitFor([&] { return Status(stub.get()).backends_total() == 1; }, 3000)) << ReadFile(log_);
+  uint64_t reloads = Status(stub.get()).config_reloads();
+  EXPECT_GE(reloads, 1u);
+
+  // SIGHUP reloads too.
+  kill(proc.pid(), SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Status(stub.get()).config_reloads() == reloads + 1; }, 3000));
+
+  // SIGTERM: clean exit and the shm object is gone (no llmgw attached).
+  kill(proc.pid(), SIGTERM);
+  EXPECT_EQ(proc.WaitExit(5000), 0) << ReadFile(log_);
+  struct stat st;
+  EXPECT_NE(stat(("/dev/shm/llmgw-" + instance_).c_str(), &st), 0);
+}
+
+TEST_F(LlmcdIntegrationTest, BadConfigFileFailsWithFileLineKey) {
+  WriteFileAtomically(config_, "instance: x\ngateway:\n  threads: lots\n");
+  Llmcd proc(config_, log_);
+  EXPECT_EQ(proc.WaitExit(5000), 1);
+  EXPECT_NE(ReadFile(log_).find(config_ + ":3: gateway.threads"), std::string::npos) << ReadFile(log_);
+}
+
+TEST_F(LlmcdIntegrationTest, RefusesNonLoopbackAdminWithoutToken) {
+  TestHttpServer a([](const std::string&) { return TestResponse{200, "ok"}; });
+  WriteFileAtomically(config_, Config({a.url()}, "0.0.0.0"));
+  Llmcd proc(config_, log_);
+  EXPECT_EQ(proc.WaitExit(5000), 1);
+  EXPECT_NE(ReadFile(log_).find("not loopback"), std::string::npos) << ReadFile(log_);
+}
+
+}  // namespace
+}  // namespace llmgw::cp
