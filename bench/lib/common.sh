@@ -21,10 +21,8 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT INT TERM
 
-free_port() {
-  local p=${1:-20000}
-  while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
+free_port() {  # a port the kernel just handed out for bind(0): free of listeners and TIME_WAIT
+  python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
 }
 
 wait_http() {  # wait_http URL [SECONDS]
@@ -85,6 +83,7 @@ $servers    keepalive 256;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
+${NGINX_EXTRA_LOCATION:-}
     }
   }
 }
@@ -148,7 +147,7 @@ write_gateway_config() {
     for u in "$@"; do
       w=1
       case $u in *:*) w=${u#*:}; u=${u%%:*} ;; esac
-      echo "      - { id: b$i, url: \"http://127.0.0.1:$u\", max_concurrent: 100000, weight: $w }"
+      echo "      - { id: b$i, url: \"http://127.0.0.1:$u\", max_concurrent: ${GW_MAX_CONCURRENT:-100000}, weight: $w }"
       i=$((i + 1))
     done
   } >"$file"
