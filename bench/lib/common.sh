@@ -49,7 +49,8 @@ start_mock() {
     fi
     sleep 0.05
   done
-  echo "bench: mock $name did not start" >&2
+  echo "bench: mock $name did not start (alive: $(kill -0 "$(cat "$BENCH_WORK/$name.pid")" 2>/dev/null && echo yes || echo no)):" >&2
+  tail -5 "$BENCH_WORK/$name.log" >&2
   return 1
 }
 

@@ -6,16 +6,19 @@
 # pinned (all share both cores, which is what "2 cores" means on this box). Rounds
 # alternate the three proxies. Besides req/s, the proxy's own CPU time per request (from
 # /proc) is reported: it is steadier than req/s on a machine shared with other work.
-# usage: bench/scenarios/b_saturation.sh [--long] [--rounds N] [--duration S] [--connections C]
+# --no-pin leaves the 1-thread case unpinned too (to tell pinning effects from the proxy's own).
+# usage: bench/scenarios/b_saturation.sh [--long] [--rounds N] [--duration S] [--connections C] [--no-pin] [--threads "1 2"]
 source "$(dirname "$0")/../lib/common.sh"
-ROUNDS=3 DUR=5 CONNS=64
+ROUNDS=3 DUR=5 CONNS=64 PIN=1 THREADS="1 2"
 while [ $# -gt 0 ]; do
   case $1 in
     --long) ROUNDS=5 DUR=15 ;;
     --rounds) ROUNDS=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --connections) CONNS=$2; shift ;;
-    *) echo "usage: $0 [--long] [--rounds N] [--duration S] [--connections C]" >&2; exit 2 ;;
+    --no-pin) PIN=0 ;;
+    --threads) THREADS=$2; shift ;;
+    *) echo "usage: $0 [--long] [--rounds N] [--duration S] [--connections C] [--no-pin] [--threads LIST]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -26,15 +29,15 @@ wrk.body = '{"model":"bench-model","stream":false,"messages":[{"role":"user","co
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-echo "scenario (b): wrk -c$CONNS, ${ROUNDS} rounds x ${DUR}s per proxy and thread count; $(machine_note)"
+echo "scenario (b): wrk -c$CONNS, pin 1-thread case: $PIN, ${ROUNDS} rounds x ${DUR}s per proxy and thread count; $(machine_note)"
 echo "threads,proxy,round,rps,p50_us,p99_us,cpu_us_per_req,non2xx,errors" >"$OUT/runs.csv"
 
 to_us() {  # wrk latency like 312.00us / 1.20ms / 2.00s -> microseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
 }
 
-for threads in 1 2; do
-  if [ "$threads" = 1 ]; then PCPU=0 OCPU=1; else PCPU=0,1 OCPU=0,1; fi
+for threads in $THREADS; do
+  if [ "$threads" = 1 ] && [ "$PIN" = 1 ]; then PCPU=0 OCPU=1; else PCPU=0,1 OCPU=0,1; fi
   MPORT=$(start_mock m$threads --model bench-model --token-interval-ms 0 --output-tokens 16 --threads 1)
   MOCK_PID=$(cat "$BENCH_WORK/m$threads.pid")
   taskset -pc $OCPU "$MOCK_PID" >/dev/null
@@ -76,7 +79,8 @@ out, note = sys.argv[1], sys.argv[2]
 runs = list(csv.DictReader(open(f"{out}/runs.csv")))
 summary = {"scenario": "b_saturation", "machine": note, "by_threads": {}}
 rows = []
-for th in ("1", "2"):
+thread_set = sorted({r["threads"] for r in runs})
+for th in thread_set:
     s = {}
     for p in ("llmgw", "nginx", "haproxy"):
         rs = [r for r in runs if r["threads"] == th and r["proxy"] == p]
@@ -96,13 +100,13 @@ for th in ("1", "2"):
     summary["by_threads"][th] = s
 print()
 table(["proxy", "req/s", "p50 us", "p99 us", "cpu us/req", "rps / nginx", "nginx cpu / cpu", "failed"], rows, nd=2)
-for th in ("1", "2"):
+for th in thread_set:
     s = summary["by_threads"][th]
     print(f"{th} thread(s): llmgw/nginx req/s {s['ratio_llmgw_nginx_rps_median_of_rounds']:.2f}x (median of per-round ratios), "
           f"CPU efficiency {s['ratio_llmgw_nginx_cpu_per_req']:.2f}x   (issue 3 goal: >= 1.5x)")
 write_json(f"{out}/summary.json", summary)
 dat = "".join(f"\"{th} thread(s)\" " + " ".join(f"{summary['by_threads'][th][p]['rps']:.0f}" for p in ("llmgw", "nginx", "haproxy")) + "\n"
-              for th in ("1", "2"))
+              for th in thread_set)
 plot(f"{out}/b_saturation.png", """
 set title "(b) saturation requests/s (median of rounds)"
 set ylabel "requests/s"

@@ -2,7 +2,9 @@
 # Scenario (d): memory per idle client connection. After a warm-up, N client connections
 # each send one GET /health and then stay open and idle (bench/lib/idle_conns.py); the
 # proxy's RSS delta / N is the cost of one idle keep-alive connection. llmgw (1 thread)
-# and nginx (1 worker; RSS of master + worker) are measured in alternating rounds.
+# and nginx (1 worker; RSS of master + worker) are measured in alternating rounds, each
+# round on freshly started proxies (a process keeps freed memory, so a second measurement
+# in the same process would read ~0).
 # usage: bench/scenarios/d_idle_memory.sh [--long] [--connections N] [--rounds R]
 source "$(dirname "$0")/../lib/common.sh"
 CONNS=10000 ROUNDS=2
@@ -17,15 +19,19 @@ while [ $# -gt 0 ]; do
 done
 OUT=$(results_dir d_idle_memory)
 MPORT=$(start_mock m --model bench-model --token-interval-ms 0 --output-tokens 16)
-GW_EXTRA_GATEWAY="timeouts: {client_idle_ms: 600000}" start_gateway 1 least_connections "$MPORT"
-NPORT=$(free_port 32000)
-start_nginx 1 "$NPORT" "$MPORT"
-NGINX_PID=$(cat "$BENCH_WORK/nginx.pid")
-
-# Warm-up: some real traffic so pools, buffer rings and allocator arenas exist before the baseline.
-for p in "$GW_PORT" "$NPORT"; do
-  bench --target "127.0.0.1:$p" --model bench-model --concurrency 64 --duration 1 --stream-ratio 0.5 >/dev/null
-done
+export GW_EXTRA_GATEWAY="timeouts: {client_idle_ms: 600000}"
+fresh_proxies() {  # new llmgw + llmcd and nginx, warmed up with some real traffic
+  [ -n "${GW_PID:-}" ] && stop_gateway
+  stop_nginx
+  start_gateway 1 least_connections "$MPORT"
+  NPORT=$(free_port)
+  start_nginx 1 "$NPORT" "$MPORT"
+  NGINX_PID=$(cat "$BENCH_WORK/nginx.pid")
+  # Warm-up: pools, buffer rings and allocator arenas exist before the baseline.
+  for p in "$GW_PORT" "$NPORT"; do
+    bench --target "127.0.0.1:$p" --model bench-model --concurrency 64 --duration 1 --stream-ratio 0.5 >/dev/null
+  done
+}
 
 echo "scenario (d): $CONNS idle keep-alive connections, $ROUNDS rounds; $(machine_note)"
 echo "proxy,round,connections,rss_before_kb,rss_after_kb,bytes_per_conn" >"$OUT/runs.csv"
@@ -47,9 +53,9 @@ hold() {  # hold PORT PID ROUND NAME
   local per=$(( (after - before) * 1024 / CONNS ))
   echo "$4,$3,$CONNS,$before,$after,$per" >>"$OUT/runs.csv"
   printf '  round %d %-6s RSS %8d KB -> %8d KB  = %5d bytes per idle connection\n' "$3" "$4" "$before" "$after" "$per"
-  sleep 1  # let the proxy notice the closes before the next baseline
 }
 for ((r = 1; r <= ROUNDS; r++)); do
+  fresh_proxies
   hold "$GW_PORT" "$GW_PID" "$r" llmgw
   hold "$NPORT" "$NGINX_PID" "$r" nginx
 done

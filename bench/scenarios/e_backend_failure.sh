@@ -40,9 +40,9 @@ run_one() {  # run_one NAME PORT
   local bp=$!
   local t0; t0=$(date +%s.%N)
   # sampler: completed_total (successful answers) of b0 and b1 every 100 ms (0 when down)
-  ( while kill -0 $bp 2>/dev/null; do
-      a=$(curl -s -m 0.2 "127.0.0.1:$P0/mock/stats" | sed -n 's/.*"completed_total":\([0-9]*\).*/\1/p')
-      b=$(curl -s -m 0.2 "127.0.0.1:$P1/mock/stats" | sed -n 's/.*"completed_total":\([0-9]*\).*/\1/p')
+  ( set +e; while kill -0 $bp 2>/dev/null; do
+      a=$(curl -s -m 0.2 "127.0.0.1:$P0/mock/stats" | sed -n 's/.*"completed_total":\([0-9]*\).*/\1/p' || true)
+      b=$(curl -s -m 0.2 "127.0.0.1:$P1/mock/stats" | sed -n 's/.*"completed_total":\([0-9]*\).*/\1/p' || true)
       echo "$(echo "$(date +%s.%N) - $t0" | bc) ${a:-0} ${b:-0}"
       sleep 0.1
     done ) >"$OUT/$name.backends.txt" &
@@ -114,6 +114,7 @@ plot(f"{out}/e_backend_failure.png", f"""
 set title "(e) backend failure under load: b0 503s {T1:g}-{T1+F:g} s, b1 killed {T2:g} s, restarted {T2+F:g} s"
 set xlabel "seconds"
 set ylabel "client errors/s"
+set yrange [0:*]
 set y2label "max e2e ms per 100 ms"
 set y2tics
 set logscale y2

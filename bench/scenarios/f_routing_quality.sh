@@ -44,7 +44,8 @@ for load in ${LOADS//,/ }; do
   for policy in ${POLICIES//,/ }; do
     ports=()
     for i in 0 1 2 3; do
-      ports+=("$(start_mock "f$i" --speed "${SPEEDS[$i]}" --seed $((i + 1)) "${MOCK_FLAGS[@]}"):${WEIGHTS[$i]}")
+      port=$(start_mock "f$i" --speed "${SPEEDS[$i]}" --seed $((i + 1)) "${MOCK_FLAGS[@]}")
+      ports+=("$port:${WEIGHTS[$i]}")
     done
     start_gateway 2 "$policy" "${ports[@]}"
     bench --target "127.0.0.1:$GW_PORT" --rate "$rate" --duration "$DUR" "${WORK[@]}" --seed 7 \
@@ -58,10 +59,11 @@ for load in ${LOADS//,/ }; do
   done
 done
 
-PYTHONPATH="$BENCH_ROOT/bench/lib" python3 - "$OUT" "$(machine_note)" "$LOADS" "$POLICIES" "$CAP" <<'PY'
+PYTHONPATH="$BENCH_ROOT/bench/lib" python3 - "$OUT" "$(machine_note)" "$LOADS" "$POLICIES" "$CAP" "$DUR" <<'PY'
 import sys
 from report import load, table, write_json, plot
 out, note, loads, policies, cap = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split(","), float(sys.argv[5])
+dur = float(sys.argv[6])
 summary = {"scenario": "f_routing_quality", "machine": note, "capacity_estimate_rps": cap, "loads": {}}
 rows, dat = [], ""
 for ld in loads:
@@ -71,7 +73,7 @@ for ld in loads:
         mocks = [load(f"{out}/{p}.{ld}.mock{i}.json") for i in range(4)]
         q = sum(m["prefix_cache_query_tokens"] for m in mocks)
         h = sum(m["prefix_cache_hit_tokens"] for m in mocks)
-        res[p] = {"rps": d["throughput_rps"], "ttft_p50_ms": d["ttft_ms"]["p50"], "ttft_p99_ms": d["ttft_ms"]["p99"],
+        res[p] = {"offered_rps": cap * float(ld), "done_rps": d["ok"] / d["elapsed_s"], "finish_s": d["elapsed_s"], "ttft_p50_ms": d["ttft_ms"]["p50"], "ttft_p99_ms": d["ttft_ms"]["p99"],
                   "e2e_p99_ms": d["e2e_ms"]["p99"], "prefix_hit_rate": h / q if q else 0.0, "errors": d["errors_total"],
                   "share_per_backend": [m["requests_total"] for m in mocks]}
     best_ttft = min(r["ttft_p99_ms"] for r in res.values())
@@ -80,13 +82,14 @@ for ld in loads:
         r = res[p]
         r["ttft_p99_vs_best"] = r["ttft_p99_ms"] / best_ttft if best_ttft else None
         r["e2e_p99_vs_best"] = r["e2e_p99_ms"] / best_e2e if best_e2e else None
-        rows.append([f"{ld} {p}", r["rps"], r["ttft_p50_ms"], r["ttft_p99_ms"], r["e2e_p99_ms"], 100 * r["prefix_hit_rate"],
+        rows.append([f"{ld} {p}", r["offered_rps"], r["finish_s"], r["ttft_p50_ms"], r["ttft_p99_ms"], r["e2e_p99_ms"], 100 * r["prefix_hit_rate"],
                      r["e2e_p99_vs_best"], "/".join(str(x) for x in r["share_per_backend"]), r["errors"]])
         dat += f"\"{p}@{ld}\" {r['ttft_p50_ms']:.1f} {r['ttft_p99_ms']:.1f} {r['e2e_p99_ms']:.1f} {100 * r['prefix_hit_rate']:.1f}\n"
     summary["loads"][ld] = res
 print()
-table(["load policy", "req/s", "ttft p50", "ttft p99", "e2e p99", "hit %", "e2e p99/best", "requests per mock (1/1/.5/.25)", "errors"], rows)
-print("(ms; load = fraction of the estimated fleet capacity; hit % = prefix-cache hit tokens / prompt tokens over the four mocks)")
+table(["load policy", "offered req/s", "done after s", "ttft p50", "ttft p99", "e2e p99", "hit %", "e2e p99/best", "requests per mock (1/1/.5/.25)", "errors"], rows)
+print(f"(times in ms; all requests were sent within {dur:g} s and 'done after s' is when the last one finished, so a backlog shows there;")
+print(" load = fraction of the estimated fleet capacity; hit % = prefix-cache hit tokens / prompt tokens over the four mocks)")
 write_json(f"{out}/summary.json", summary)
 plot(f"{out}/f_routing_quality.png", """
 set title "(f) routing quality: TTFT p99 and e2e p99 per policy and load"
