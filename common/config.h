@@ -125,7 +125,7 @@ struct RoutingConfig {
   uint32_t virtual_nodes = 160;
   std::string hash_header = "x-session-id";  // consistent_hash key; falls back to `user`
   double adaptive_exploration = 0.1;
-  double adaptive_decay = 0.95;  // per tick, so the bandit follows change
+  double adaptive_decay = 0.95;  // per observed tick, so the bandit follows change
 };
 
 struct ControlConfig {

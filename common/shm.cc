@@ -350,7 +350,9 @@ void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64
     uint64_t hb = ld(s.heartbeat_unix_ms);
     if (owner != 0) {
       ++out->claimed_slots;
-      if (PidAlive(static_cast<pid_t>(owner >> 32)) && now_ms - hb <= dead_after_ms) ++out->live_threads;
+      // A heartbeat newer than now_ms (written after the caller read the clock) is live.
+      bool recent = hb >= now_ms || now_ms - hb <= dead_after_ms;
+      if (PidAlive(static_cast<pid_t>(owner >> 32)) && recent) ++out->live_threads;
       if (hb > out->newest_heartbeat_ms) out->newest_heartbeat_ms = hb;
     }
     if (hb == 0) continue;  // never used

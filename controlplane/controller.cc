@@ -228,8 +228,10 @@ void Controller::RebuildRuntime(const Config& cfg, std::string* summary) {
         if (rt->url != b.url) *summary += "backend " + b.id + " url " + rt->url + " -> " + b.url + "\n";
       }
       if (!added && rt->url != b.url) {
+        // Same id, different server: what was learnt about the old one no longer applies.
         rt->use_models_fallback = false;
         rt->have_prev = false;
+        mrt->bandit->Forget(static_cast<uint32_t>(rt->slot));
       }
       rt->url = b.url;
       rt->model = m.name;
@@ -275,6 +277,10 @@ void Controller::RebuildRuntime(const Config& cfg, std::string* summary) {
   for (auto it = backends_.begin(); it != backends_.end();) {
     if (!seen.count(it->first)) {
       if (summary) *summary += "removed backend " + it->first + "\n";
+      // Its slot may later go to another backend: the bandit must not carry its history over.
+      auto m = models_.find(it->second->model);
+      if (m != models_.end() && m->second->bandit && it->second->slot >= 0)
+        m->second->bandit->Forget(static_cast<uint32_t>(it->second->slot));
       it = backends_.erase(it);
     } else {
       ++it;

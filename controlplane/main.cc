@@ -138,7 +138,9 @@ int main(int argc, char** argv) {
       while ((n = read(ino, buf, sizeof(buf))) > 0) {
         for (char* p = buf; p < buf + n;) {
           auto* ev = reinterpret_cast<inotify_event*>(p);
-          if (ev->len && base == ev->name) reload_due_ms = now_ms() + 100;  // debounce bursts of writes
+          // "..data" is the symlink Kubernetes swaps when a mounted ConfigMap changes.
+          if (ev->len && (base == ev->name || std::strcmp(ev->name, "..data") == 0))
+            reload_due_ms = now_ms() + 100;  // debounce bursts of writes
           p += sizeof(inotify_event) + ev->len;
         }
       }

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/routing/admission.h"
+#include "common/routing/prefix.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
 #include "dataplane/request_json.h"
@@ -178,6 +181,9 @@ struct RequestState {
   SmallStr<256> hash_value;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
+  std::string out;     // bytes for the client; one send in flight at a time
+  char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
+  int prefix_len = -1; // -1: not extracted yet
   void Reset() {
     url.Clear();
     hname.Clear();
@@ -187,6 +193,8 @@ struct RequestState {
     hash_value.Clear();
     user.Clear();
     body.clear();
+    out.clear();
+    prefix_len = -1;
   }
 };
 
@@ -203,7 +211,6 @@ struct ClientConn : Conn {
   bool peer_closed = false;
   bool close_after_send = false;
   size_t list_index = 0;  // position in the worker's client list
-  std::string out;        // bytes to send; one send in flight at a time
   size_t out_off = 0;
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
@@ -240,6 +247,10 @@ struct ClientConn : Conn {
   uint8_t tried_count = 0;
   uint8_t attempts = 0;
   bool rewrite = false;
+  bool alias_rewrite = false;  // the client named an alias (kept for re-admission)
+  bool queued = false;         // waiting in the admission queue
+  int32_t priority = 0;
+  uint32_t retry_after_s = 0;  // Retry-After on a 429 from admission
   size_t model_begin = 0, model_end = 0;
   char api_path[32];
   UpstreamConn* up = nullptr;
@@ -286,6 +297,8 @@ class WorkerImpl {
     stats_ = shm::ClaimStatsSlot(region_, index_, &err);
     if (!stats_) return err;
     snap_ = std::make_unique<shm::Snapshot>();
+    admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
+                                                           cfg_.gateway.admission.queue_timeout_ms);
     local_.assign(shm::kMaxBackends, routing::LocalLoad{});
     idle_.assign(shm::kMaxBackends, {});
     llhttp_settings_init(&client_settings_);
@@ -324,7 +337,7 @@ class WorkerImpl {
     int r = io_uring_register_buf_ring(&ring_, &reg, 0);
     if (r < 0) {
       return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                   "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 5.19", strerror(-r));
+                   "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 6.0", strerror(-r));
     }
     io_uring_buf_ring_init(buf_ring_);
     for (uint32_t i = 0; i < kRecvBufCount; ++i)
@@ -360,6 +373,7 @@ class WorkerImpl {
         Dispatch(cqe->user_data, cqe->res, cqe->flags);
       }
       io_uring_cq_advance(&ring_, count);
+      if (admit_credits_) AdmitWaiting();
     }
     // Whatever did not finish within drain_ms is cut off.
     std::vector<ClientConn*> left = clients_;
@@ -458,6 +472,12 @@ class WorkerImpl {
 
   void Tick(uint64_t now) {
     shm::Set(stats_->heartbeat_unix_ms, shm::NowUnixMs());
+    uint64_t cookie;
+    while (admission_ && admission_->ExpireOne(&cookie)) {
+      ClientConn* c = reinterpret_cast<ClientConn*>(cookie);
+      c->queued = false;
+      RejectOverloaded(c);
+    }
     std::vector<ClientConn*>& cs = clients_;
     for (size_t i = 0; i < cs.size();) {
       ClientConn* c = cs[i];
@@ -470,6 +490,7 @@ class WorkerImpl {
 
   void CheckDeadlines(ClientConn* c, uint64_t now) {
     if (c->busy) {
+      if (c->queued) return;  // the admission queue has its own deadline
       if (c->retry_at_ms && now >= c->retry_at_ms) {
         c->retry_at_ms = 0;
         StartAttempt(c);
@@ -510,7 +531,7 @@ class WorkerImpl {
     listen_fd_ = -1;
     std::vector<ClientConn*> idle;
     for (ClientConn* c : clients_)
-      if (!c->busy && c->out_off >= c->out.size()) idle.push_back(c);
+      if (!c->busy && !c->send_armed) idle.push_back(c);
     for (ClientConn* c : idle) CloseClient(c);
   }
 
@@ -635,8 +656,13 @@ class WorkerImpl {
   void CloseClient(ClientConn* c) {
     if (c->closed) return;
     if (c->up) ReleaseUpstream(c, false);
+    if (c->queued) {
+      admission_->Remove(reinterpret_cast<uint64_t>(c));
+      c->queued = false;
+    }
     if (c->busy) EndRequestStats(c, c->response_done ? c->status : 499);
-    ReleaseRequest(c);
+    // A send still in flight reads from the state's buffer: give it back when it completes.
+    if (!c->send_armed) ReleaseRequest(c);
     c->closed = true;
     ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
     ::close(c->fd);
@@ -650,9 +676,9 @@ class WorkerImpl {
   }
 
   void QueueSend(ClientConn* c) {
-    if (c->send_armed || c->closed || c->out_off >= c->out.size()) return;
+    if (c->send_armed || c->closed || !c->h || c->out_off >= c->h->out.size()) return;
     io_uring_sqe* s = Sqe();
-    io_uring_prep_send(s, c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+    io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, Tag(c, kOpClientSend));
     c->send_armed = true;
     ++c->pending_ops;
@@ -660,7 +686,10 @@ class WorkerImpl {
 
   void OnClientSend(ClientConn* c, int res) {
     c->send_armed = false;
-    if (c->closed) return;
+    if (c->closed) {
+      ReleaseRequest(c);
+      return;
+    }
     if (res <= 0) {
       CloseClient(c);
       return;
@@ -668,8 +697,8 @@ class WorkerImpl {
     c->out_off += static_cast<size_t>(res);
     c->bytes_out += static_cast<uint64_t>(res);
     shm::Bump(stats_->bytes_out, static_cast<uint64_t>(res));
-    if (c->out_off < c->out.size()) return QueueSend(c);
-    c->out.clear();
+    if (c->out_off < c->h->out.size()) return QueueSend(c);
+    c->h->out.clear();
     c->out_off = 0;
     AfterClientDrained(c);
   }
@@ -704,6 +733,7 @@ class WorkerImpl {
     c->h = nullptr;
     // A pooled state keeps its body capacity for the next request, unless it grew huge.
     if (r->body.capacity() > (1u << 20)) std::string().swap(r->body);
+    if (r->out.capacity() > (1u << 20)) std::string().swap(r->out);
     if (free_requests_.size() < 256) {
       free_requests_.push_back(r);
     } else {
@@ -871,7 +901,7 @@ class WorkerImpl {
     c->deadline_status = 408;
     bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     if (c->expect_continue && has_body) {
-      c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+      c->h->out.append("HTTP/1.1 100 Continue\r\n\r\n");
       w->QueueSend(c);
     }
     if (p->flags & F_CONTENT_LENGTH) c->h->body.reserve(p->content_length);
@@ -926,6 +956,8 @@ class WorkerImpl {
     c->bytes_in = c->bytes_out = 0;
     c->prompt_tokens = c->completion_tokens = 0;
     c->current_backend = -1;
+    c->queued = false;
+    c->retry_after_s = 0;
     c->deadline_ms = 0;
     c->deadline_status = 0;
     c->model_slot = UINT16_MAX;
@@ -942,7 +974,7 @@ class WorkerImpl {
   void WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length) {
     c->status = status;
     c->committed = true;
-    std::string& o = c->out;
+    std::string& o = c->h->out;
     o.append("HTTP/1.1 ");
     AppendUint(&o, static_cast<uint64_t>(status));
     o.push_back(' ');
@@ -958,12 +990,16 @@ class WorkerImpl {
       o.append("\r\nTransfer-Encoding: chunked");
     }
     if (c->is_sse) o.append("\r\nCache-Control: no-cache");
+    if (c->retry_after_s) {
+      o.append("\r\nRetry-After: ");
+      AppendUint(&o, c->retry_after_s);
+    }
     o.append(c->close_after_send || draining_ ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
   }
 
   void SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct = "application/json") {
     WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
-    if (c->parser.method != HTTP_HEAD) c->out.append(body);  // HEAD: the length, no body
+    if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
     c->response_done = true;
     QueueSend(c);
   }
@@ -1109,7 +1145,8 @@ class WorkerImpl {
       return SendError(c, 404, msg, "invalid_request_error", "model", "model_not_found");
     }
     c->model_slot = c->orig_model_slot = static_cast<uint16_t>(m);
-    c->rewrite = via_alias;
+    c->rewrite = c->alias_rewrite = via_alias;
+    c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, INT32_MIN, INT32_MAX)) : 0;
     c->model_begin = f.model_raw_begin;
     c->model_end = f.model_raw_end;
     c->streaming = f.stream;
@@ -1127,7 +1164,14 @@ class WorkerImpl {
     while (true) {
       routing::RequestInfo info;
       info.hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
-      info.prefix = std::string_view(c->h->body).substr(0, std::min<size_t>(c->h->body.size(), snap_->limits.prefix_bytes));
+      if (router_.PolicyOf(c->model_slot) == Policy::kPrefixAffinity) {
+        RequestState* h = c->h;
+        if (h->prefix_len < 0) {
+          size_t cap = std::min<size_t>(sizeof(h->prefix), snap_->limits.prefix_bytes ? snap_->limits.prefix_bytes : 256);
+          h->prefix_len = static_cast<int>(routing::ExtractPrefix(h->body, h->prefix, cap));
+        }
+        info.prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
+      }
       info.random = NextRandom();
       slot = router_.Pick(c->model_slot, info, local_, std::span<const uint16_t>(c->tried, c->tried_count));
       if (slot != routing::kNoBackend) break;
@@ -1145,6 +1189,9 @@ class WorkerImpl {
         return SendError(c, c->last_error_status, c->last_error_msg ? c->last_error_msg : "upstream failed",
                          "upstream_error", nullptr, c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
       }
+      // Every backend is busy (not broken): wait in the admission queue for a free slot.
+      if (c->attempts == 0 && admission_ && router_.AllAtCapacity(c->orig_model_slot, local_))
+        return Enqueue(c);
       shm::Bump(stats_->models[c->orig_model_slot].rejected);
       return SendError(c, 503, "no eligible backend for this model", "service_unavailable", nullptr,
                        "no_backend");
@@ -1192,6 +1239,8 @@ class WorkerImpl {
     if (u->connected) {
       SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
       ArmUpSend(u);
+      // The response read is queued with the request: no loop turn between them.
+      ArmUpRecv(u);
     } else {
       SetUpDeadline(c, 1, snap_->limits.connect_ms);
       io_uring_sqe* s = Sqe();
@@ -1199,6 +1248,43 @@ class WorkerImpl {
       io_uring_sqe_set_data64(s, Tag(u, kOpUpConnect));
       ++u->pending_ops;
     }
+  }
+
+  void Enqueue(ClientConn* c) {
+    uint64_t evicted = 0;
+    auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
+    if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
+    c->queued = true;
+    c->model_slot = c->orig_model_slot;
+    c->fallback_index = 0;
+    c->rewrite = c->alias_rewrite;
+    shm::Bump(stats_->admission_queued);
+    if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
+      ClientConn* e = reinterpret_cast<ClientConn*>(evicted);
+      e->queued = false;
+      RejectOverloaded(e);
+    }
+  }
+
+  void RejectOverloaded(ClientConn* c) {
+    shm::Bump(stats_->admission_rejected);
+    shm::Bump(stats_->models[c->orig_model_slot].rejected);
+    c->retry_after_s = admission_->RetryAfterSeconds();
+    SendError(c, 429, "every backend of this model is at capacity; retry later", "rate_limit_error", nullptr,
+              "overloaded");
+  }
+
+  // A backend slot freed up: let the best waiter try again (one per freed slot).
+  void AdmitWaiting() {
+    while (admit_credits_ > 0 && admission_ && !admission_->empty()) {
+      --admit_credits_;
+      uint64_t cookie;
+      if (!admission_->Pop(&cookie)) break;
+      ClientConn* c = reinterpret_cast<ClientConn*>(cookie);
+      c->queued = false;
+      StartAttempt(c);
+    }
+    admit_credits_ = 0;
   }
 
   void SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
@@ -1290,14 +1376,15 @@ class WorkerImpl {
     if (u->closed || !u->client) return;
     ClientConn* c = u->client;
     if (res < 0) {
-      char msg[128];
-      std::snprintf(msg, sizeof(msg), "upstream connect failed: %s", strerror(-res));
+      LOG_DEBUG("upstream connect failed", {{"backend", std::string_view(snap_->backends[u->slot].id)},
+                                            {"error", strerror(-res)}});
       CountUpErr(u->slot, shm::UpstreamErr::kConnect);
       return UpstreamFailed(c, ErrorKind::kConnectFailed, "upstream connect failed", true);
     }
     u->connected = true;
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     ArmUpSend(u);
+    ArmUpRecv(u);
   }
 
   void OnUpSend(UpstreamConn* u, int res) {
@@ -1305,6 +1392,7 @@ class WorkerImpl {
     if (u->closed || !u->client) return;
     ClientConn* c = u->client;
     if (res < 0) {
+      if (u->reused) return RetryStale(c);
       CountUpErr(u->slot, shm::UpstreamErr::kReset);
       return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream reset while sending", true);
     }
@@ -1324,8 +1412,20 @@ class WorkerImpl {
     if (!u->recv_armed) ArmUpRecv(u);
   }
 
+  // A pooled connection the server had closed meanwhile: not the backend's fault, so try
+  // again at once (the next pooled or a new connection), without spending a retry.
+  void RetryStale(ClientConn* c) {
+    --c->attempts;
+    if (c->tried_count) --c->tried_count;
+    ReleaseUpstream(c, false);
+    StartAttempt(c);
+  }
+
   void ArmUpRecv(UpstreamConn* u) {
     if (u->recv_armed || u->closed) return;
+    // The idle clock runs only while we wait for the upstream, not while a slow client
+    // is still taking the previous read (backpressure is not an upstream failure).
+    if (u->client && u->client->committed) SetUpDeadline(u->client, 3, snap_->limits.idle_ms);
     io_uring_sqe* s = Sqe();
     io_uring_prep_recv(s, u->fd, u->in, kUpstreamInCap, 0);
     io_uring_sqe_set_data64(s, Tag(u, kOpUpRecv));
@@ -1348,13 +1448,8 @@ class WorkerImpl {
         QueueSend(c);
         return;
       }
-      bool stale_reuse = u->reused && !u->saw_response_byte;
+      if (u->reused && !u->saw_response_byte) return RetryStale(c);
       CountUpErr(u->slot, shm::UpstreamErr::kReset);
-      if (stale_reuse) {
-        // A pooled connection the server had closed: try again without charging a retry.
-        --c->attempts;
-        if (c->tried_count) --c->tried_count;
-      }
       return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream closed the connection", true);
     }
     u->saw_response_byte = true;
@@ -1377,7 +1472,8 @@ class WorkerImpl {
       bool keep = llhttp_should_keep_alive(&u->parser);
       ReleaseUpstream(c, keep);
     }
-    if (c->out_off < c->out.size()) {
+    if (c->out_off < c->h->out.size()) {
+      c->up_deadline_ms = 0;  // now waiting on the client, see ArmUpRecv
       QueueSend(c);  // next upstream read waits until this is on the wire: backpressure
     } else if (!c->response_done) {
       ArmUpRecv(u);
@@ -1445,11 +1541,11 @@ class WorkerImpl {
     if (c->chunked_out) {
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%zx\r\n", n);
-      c->out.append(hex, static_cast<size_t>(k));
-      c->out.append(at, n);
-      c->out.append("\r\n");
+      c->h->out.append(hex, static_cast<size_t>(k));
+      c->h->out.append(at, n);
+      c->h->out.append("\r\n");
     } else {
-      c->out.append(at, n);
+      c->h->out.append(at, n);
     }
     w->ScanUsage(c, std::string_view(at, n));
     return 0;
@@ -1457,7 +1553,7 @@ class WorkerImpl {
 
   static int OnUpMessageComplete(llhttp_t* p) {
     ClientConn* c = CurUp(p)->client;
-    if (c->chunked_out) c->out.append("0\r\n\r\n");
+    if (c->chunked_out) c->h->out.append("0\r\n\r\n");
     c->response_done = true;
     return HPE_PAUSED;
   }
@@ -1517,6 +1613,7 @@ class WorkerImpl {
     u->client = nullptr;
     int slot = u->slot;
     if (local_[slot].in_flight) --local_[slot].in_flight;
+    ++admit_credits_;
     shm::Set(stats_->backends[slot].in_flight, local_[slot].in_flight);
     if (keep && !u->recv_armed && !u->send_armed && !draining_ && idle_[slot].size() < kMaxIdlePerBackend) {
       u->reused = false;
@@ -1537,7 +1634,7 @@ class WorkerImpl {
                                                                                                 : 502;
       c->last_error_msg = msg;
       if (!c->send_armed) {  // only a 100 Continue can be queued before the commit
-        c->out.clear();
+        c->h->out.clear();
         c->out_off = 0;
       }
       uint32_t retries_max = snap_->limits.retries_max;
@@ -1562,15 +1659,15 @@ class WorkerImpl {
                             msg, kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);
-      c->out.append(hex, static_cast<size_t>(k));
-      c->out.append(ev, static_cast<size_t>(n));
-      c->out.append("\r\n0\r\n\r\n");
+      c->h->out.append(hex, static_cast<size_t>(k));
+      c->h->out.append(ev, static_cast<size_t>(n));
+      c->h->out.append("\r\n0\r\n\r\n");
       c->response_done = true;
       QueueSend(c);
     } else {
       c->response_done = true;
       c->status = 502;
-      if (c->out_off >= c->out.size()) CloseClient(c);
+      if (c->out_off >= c->h->out.size()) CloseClient(c);
       else QueueSend(c);
     }
   }
@@ -1653,7 +1750,9 @@ class WorkerImpl {
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;
-  int64_t live_conns_ = 0;  // connection objects not yet released (exit waits for them)
+  int64_t live_conns_ = 0;
+  std::unique_ptr<routing::AdmissionQueue> admission_;
+  uint32_t admit_credits_ = 0;  // backend slots freed since the last admission pass  // connection objects not yet released (exit waits for them)
   llhttp_settings_t client_settings_{};
   llhttp_settings_t up_settings_{};
   ClientConn* current_ = nullptr;
@@ -1735,10 +1834,20 @@ Status ProbeIoUring() {
     if (!io_uring_opcode_supported(probe, n.op)) {
       io_uring_free_probe(probe);
       return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                   "io_uring lacks IORING_OP_%s; llmgw needs Linux >= 5.19", n.name);
+                   "io_uring lacks IORING_OP_%s; llmgw needs Linux >= 6.0", n.name);
     }
   }
   io_uring_free_probe(probe);
+  // Multishot recv (and provided buffer rings) cannot be probed by opcode: they are flags
+  // of RECV. Linux 6.0 has both; refuse older kernels instead of failing every read.
+  utsname u{};
+  int major = 0, minor = 0;
+  if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+      (major < 6)) {
+    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
+                 "kernel %s lacks io_uring multishot recv with provided buffers; llmgw needs Linux >= 6.0",
+                 u.release);
+  }
   return Status::Ok();
 }
 

@@ -81,6 +81,7 @@ echo "\$ curl -N http://127.0.0.1:$GW/v1/chat/completions -d '{\"model\":\"defau
 curl -sS -N "http://127.0.0.1:$GW/v1/chat/completions" -H 'Content-Type: application/json' \
   -d '{"model":"default","stream":true,"messages":[{"role":"user","content":"Say hello to the fleet."}]}'
 echo
+sleep 0.3  # one control-plane tick, so the counters include the request above
 echo "== llmctl status"
 "$BIN/llmctl" --addr "127.0.0.1:$GRPC" status
 echo "== llmctl backends"

@@ -4,5 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
+# The OpenAI SDK compatibility test drives llmgw with the official Node package, pinned
+# by tests/dataplane/sdk/package-lock.json (from the npm registry).
+if command -v npm >/dev/null; then
+  (cd tests/dataplane/sdk && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "test.sh: npm not found; the OpenAI SDK test will report SKIPPED" >&2
+fi
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure -j"$(nproc)" --timeout 300 "$@"

@@ -5,6 +5,7 @@
 // the real-network benchmark against llmgw-mock lives with the bench tools.
 //
 //   llmgw-routing-sim [--requests N] [--seed S] [--loads 0.5,0.7,0.8,0.9] [--policy NAME]
+//   llmgw-routing-sim --goals [--seeds 1,2,3,4,5]   (the goals, per seed and load)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -274,6 +275,17 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     e2e.push_back(r.finish - r.arrival);
     hits += r.cache_hit;
   }
+  if (getenv("SIM_PER_BACKEND")) {
+    for (int b = 0; b < kBackends; ++b) {
+      std::vector<double> v;
+      size_t h = 0;
+      for (size_t i = req.size() / 10; i < req.size(); ++i)
+        if (req[i].backend == b) v.push_back(req[i].first_token - req[i].arrival), h += req[i].cache_hit;
+      size_t cnt = v.size();
+      fprintf(stderr, "  backend %d: %zu requests, hit %.2f, ttft p50 %.0f p99 %.0f\n", b, cnt,
+              cnt ? double(h) / cnt : 0.0, Pct(v, 0.5), Pct(v, 0.99));
+    }
+  }
   double span_ms = req.back().finish - req[req.size() / 10].arrival;
   res.throughput = static_cast<double>(measured) / (span_ms / 1000.0);
   res.ttft_p50 = Pct(ttft, 0.5);
@@ -295,17 +307,69 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
 
 }  // namespace
 
+// --goals: the three quality goals, checked for every seed and load, each on its
+// own line, then how many (seed, load) cases meet each goal. One seed is one workload
+// draw; a goal that holds only for some draws is reported as such, not as met.
+int CheckGoals(const std::vector<uint64_t>& seeds, const std::vector<double>& loads, int n) {
+  int cases = 0, best_ok = 0, pa_ok = 0, adaptive_ok = 0;
+  for (uint64_t seed : seeds) {
+    for (double load : loads) {
+      Result r[static_cast<int>(Policy::kCount)];
+      for (int p = 0; p < static_cast<int>(Policy::kCount); ++p) r[p] = Run(static_cast<Policy>(p), load, n, seed);
+      auto at = [&](Policy p) -> const Result& { return r[static_cast<int>(p)]; };
+      int best = -1;
+      for (int p = 0; p < static_cast<int>(Policy::kCount); ++p) {
+        if (static_cast<Policy>(p) == Policy::kAdaptive) continue;  // best *fixed* policy
+        if (best < 0 || r[p].ttft_p99 < r[best].ttft_p99) best = p;
+      }
+      const Result& b = r[best];
+      const Result& rr = at(Policy::kRoundRobin);
+      const Result& pa = at(Policy::kPrefixAffinity);
+      const Result& ad = at(Policy::kAdaptive);
+      double pa_ratio = pa.hit / pa.oracle, ad_ratio = ad.ttft_p99 / b.ttft_p99;
+      bool g1 = b.ttft_p99 <= 0.5 * rr.ttft_p99;
+      bool g2 = pa_ratio >= 0.9 && pa.imbalance <= 1.25;
+      bool g3 = ad_ratio <= 1.1;
+      ++cases;
+      best_ok += g1;
+      pa_ok += g2;
+      adaptive_ok += g3;
+      printf("seed %-3llu load %.2f  best %-20s p99 %5.0fms = %.3fx round_robin %-4s | prefix_affinity hit %5.1f%% of "
+             "oracle, max/mean %.2f %-4s | adaptive p99 %5.0fms = %.2fx best %s\n",
+             static_cast<unsigned long long>(seed), load, std::string(llmgw::PolicyName(static_cast<Policy>(best))).c_str(),
+             b.ttft_p99, b.ttft_p99 / rr.ttft_p99, g1 ? "ok" : "MISS", pa_ratio * 100, pa.imbalance, g2 ? "ok" : "MISS",
+             ad.ttft_p99, ad_ratio, g3 ? "ok" : "MISS");
+      fflush(stdout);
+    }
+  }
+  printf("\nbest p99 TTFT <= 0.5x round_robin:                      %d of %d cases\n", best_ok, cases);
+  printf("prefix_affinity hit >= 90%% of oracle and max/mean <= 1.25: %d of %d cases\n", pa_ok, cases);
+  printf("adaptive p99 TTFT <= 1.1x best fixed policy:              %d of %d cases\n", adaptive_ok, cases);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   int n = 10000;
   uint64_t seed = 1;
   std::vector<double> loads = {0.5, 0.7, 0.8, 0.9};
   const char* only = nullptr;
+  bool goals = false;
+  std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--requests" && i + 1 < argc) {
       n = std::max(100, atoi(argv[++i]));
     } else if (a == "--seed" && i + 1 < argc) {
       seed = strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--goals") {
+      goals = true;
+    } else if (a == "--seeds" && i + 1 < argc) {
+      seeds.clear();
+      for (char* p = argv[++i]; *p;) {
+        seeds.push_back(strtoull(p, &p, 10));
+        if (*p == ',') ++p;
+        else if (*p) break;
+      }
     } else if (a == "--policy" && i + 1 < argc) {
       only = argv[++i];
     } else if (a == "--loads" && i + 1 < argc) {
@@ -316,12 +380,16 @@ int main(int argc, char** argv) {
         else if (*p) break;
       }
     } else {
-      fprintf(stderr, "usage: %s [--requests N] [--seed S] [--loads 0.5,0.8] [--policy NAME]\n", argv[0]);
+      fprintf(stderr,
+              "usage: %s [--requests N] [--seed S] [--loads 0.5,0.8] [--policy NAME]\n"
+              "       %s --goals [--seeds 1,2,3,4,5] [--loads ...] [--requests N]\n",
+              argv[0], argv[0]);
       return 2;
     }
   }
   printf("backends: speeds 1,1,0.5,0.25; batch %d; cache %d of %d prefixes each; %d requests per run\n",
          kMaxBatch, kCacheGroups, kGroups, n);
+  if (goals) return CheckGoals(seeds, loads, n);
   printf("%-22s %5s %9s %10s %10s %10s %7s %7s %9s\n", "policy", "load", "req/s", "ttft_p50", "ttft_p99",
          "e2e_p99", "hit%", "oracle%", "max/mean");
   for (double load : loads) {

@@ -28,7 +28,7 @@ AdaptiveBandit::AdaptiveBandit(double exploration, double decay, uint64_t seed)
       seed_(seed ? seed : 1) {}
 
 double AdaptiveBandit::Reward(double ttft_ms, double latency_ms) {
-  double t = std::max(0.0, ttft_ms) + std::max(0.0, latency_ms) / 10.0;
+  double t = std::max(0.0, ttft_ms) + std::max(0.0, latency_ms) / 1000.0;
   return 1.0 / (1.0 + t / kRewardScaleMs);
 }
 

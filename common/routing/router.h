@@ -81,8 +81,14 @@ class Router {
   int PickLeastBy(uint16_t model_slot, size_t n, uint64_t random, int what,
                   std::span<const LocalLoad> local);
   int PickP2c(size_t n, uint64_t random, std::span<const LocalLoad> local);
-  int PickRing(uint16_t model_slot, size_t n, uint64_t key_hash);
-  int PickAdaptive(size_t n, uint64_t random);
+  int PickRing(uint16_t model_slot, size_t n, uint64_t key_hash, int skip_slot = -1);
+  int PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash);
+  uint64_t RingBound(size_t n) const;
+  int PlaceHome(size_t n, uint64_t key_hash, uint64_t bound, bool with_slack, int skip_slot,
+                double rate);
+  int PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_t prefix_hash,
+                   std::span<const LocalLoad> local);
+  double BoundedLoadFactor() const;
 
   const shm::Snapshot* snap_ = nullptr;
   std::vector<std::vector<uint16_t>> model_backends_;  // per model slot: its backend slots
@@ -94,6 +100,37 @@ class Router {
   // non-empty backend (eligible or not) so a backend turning ineligible moves only its keys.
   std::vector<std::vector<std::pair<uint64_t, uint16_t>>> ring_;
   std::vector<uint64_t> ring_sig_;  // per model: hash of what the ring was built from
+  // prefix_affinity's per-thread memory of where each prefix lives (its "home"), so a
+  // prefix is placed once by load and capacity rather than by where its hash happens to
+  // fall. Fixed size, allocated in the constructor; a collision simply forgets the older
+  // prefix (it is placed again).
+  struct PrefixHome {
+    uint64_t key_hash = 0;     // HashKey(prefix) mixed with the model slot; 0 = empty
+    uint64_t backend_key = 0;  // BackendEntry::key of the home, so a reused slot is not trusted
+    uint16_t slot = 0;
+    uint16_t strikes = 0;      // net picks that found home above its share (see kRehomeStrikes)
+    uint32_t epoch = 0;        // rate_epoch_ when `rate` was last brought up to date
+    float rate = 0;            // picks of this prefix, halved every kRateHalfLifePicks picks
+  };
+  static constexpr size_t kPrefixHomes = 4096;  // power of two
+  std::vector<PrefixHome> prefix_home_;
+  std::vector<uint32_t> homed_;  // per backend slot: entries of prefix_home_ living there
+  // Per backend slot: the sum of `rate` over the prefixes homed there (the traffic its
+  // prefixes bring), halved with them; and the clock of that halving.
+  std::vector<double> homed_rate_;
+  uint32_t rate_picks_ = 0;
+  uint32_t rate_epoch_ = 0;
+  void SetHome(PrefixHome& e, uint64_t tag, int slot);
+  void AgeHome(PrefixHome& e) const;
+  void CountHomePick(PrefixHome& e);
+  // Placement weight of a backend: its configured weight (prefix_affinity), or its learnt
+  // adaptive share while PickAdaptive runs the prefix homes (place_by_adaptive_).
+  double PlaceWeight(const shm::BackendEntry& b, size_t n) const;
+  double RatePerWeight(size_t n, double extra) const;
+  double TrafficShare(uint16_t slot, size_t n, double extra, double rate_per_weight) const;
+  bool HomeOverShare(const PrefixHome& e, size_t n) const;
+  bool place_by_adaptive_ = false;
+  bool HomeExists(const PrefixHome& e, uint16_t model_slot) const;
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
   std::vector<int32_t> cand_of_slot_;  // slot -> index in cand_ for this pick, or -1
@@ -123,7 +160,8 @@ class AdaptiveBandit {
   void Forget(uint32_t slot);
 
   // The reward one success with these timings earns (higher is better, 0..1]. Exposed for
-  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 10) / kRewardScaleMs).
+  // tests and docs: reward = 1 / (1 + (ttft_ms + latency_ms / 1000) / kRewardScaleMs).
+  // TTFT first: end-to-end latency mostly says how long the answers were; it breaks ties.
   static double Reward(double ttft_ms, double latency_ms);
   static constexpr double kRewardScaleMs = 200.0;
 

@@ -55,13 +55,20 @@ TEST(HotPathAllocationTest, PickNeverAllocates) {
     f.SetState(3, shm::BackendState::kHalfOpen);
     f.Publish();
     std::string key = "some-session", prefix = "You are a helpful assistant.";
+    // Many distinct prefixes too (built before arming), so placement, moves and the
+    // memory's collisions run under the counter as well as the remembered-home path.
+    std::vector<std::string> prefixes;
+    for (int k = 0; k < 5000; ++k) prefixes.push_back("system prompt number " + std::to_string(k));
     const uint16_t exclude[] = {1, 5};
     uint64_t x = 1;
     g_allocs = 0;
     g_armed = true;
-    for (int i = 0; i < 2000; ++i) {
-      int s = f.Pick({.hash_key = key, .prefix = prefix, .random = SplitMix(x)}, i % 3 ? exclude : std::span<const uint16_t>{});
+    for (int i = 0; i < 20000; ++i) {
+      std::string_view pv = i % 4 ? std::string_view(prefix) : std::string_view(prefixes[(i * 7) % prefixes.size()]);
+      int s = f.Pick({.hash_key = key, .prefix = pv, .random = SplitMix(x)}, i % 3 ? exclude : std::span<const uint16_t>{});
+      // Arrivals and completions, so the fleet never fills up and every path keeps running.
       if (s >= 0 && i % 2) ++f.local[s].in_flight;
+      else if (s >= 0 && f.local[s].in_flight > 0) --f.local[s].in_flight;
       (void)f.router.AllAtCapacity(0, f.local);
     }
     g_armed = false;

@@ -235,6 +235,11 @@ TEST(EveryPolicyTest, MultipleModelsAreSeparate) {
   EXPECT_EQ(f.router.PolicyOf(1), Policy::kLeastConnections);
 }
 
+void SetLoadsAdaptive(Fleet& f, std::vector<uint32_t> loads) {
+  for (size_t s = 0; s < loads.size(); ++s) f.b(static_cast<int>(s)).fleet_in_flight = loads[s];
+  f.Publish();
+}
+
 TEST(AdaptiveTest, InFlightSharesFollowWeightsWithAFloor) {
   Fleet f(Policy::kAdaptive, 3);
   f.b(0).adaptive_weight = 0.7f;
@@ -256,6 +261,124 @@ TEST(AdaptiveTest, NoWeightsYetMeansEven) {
   uint64_t x = 5;
   for (int i = 0; i < 400; ++i) ++n[f.PickAndStart({.random = SplitMix(x)})];
   for (int s = 0; s < 4; ++s) EXPECT_EQ(n[s], 100);
+}
+
+TEST(AdaptiveTest, QueuedRequestsWeighOnTheScore) {
+  // Equal weights and in-flight; backend 0 has requests waiting for a batch slot.
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) {
+    f.b(s).adaptive_weight = 1.0f / 3;
+    f.b(s).metrics_fresh = 1;
+    f.b(s).fleet_in_flight = 4;
+  }
+  f.b(0).waiting = 3;
+  f.Publish();
+  uint64_t x = 1;
+  for (int i = 0; i < 30; ++i) EXPECT_NE(f.Pick({.random = SplitMix(x)}), 0);
+}
+
+TEST(AdaptiveTest, PrefixStaysHomeThenMovesToTheBestWhenHomeStaysWorse) {
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) {
+    f.b(s).adaptive_weight = 1.0f / 3;
+    f.b(s).fleet_in_flight = 4;
+  }
+  f.b(2).fleet_in_flight = 1;
+  f.Publish();
+  RequestInfo req{.prefix = "You are a helpful assistant.", .random = 5};
+  ASSERT_EQ(f.Pick(req), 2) << "first seen: the best score";
+  // Home a little busier than the best (within bounded_load x): still home.
+  SetLoadsAdaptive(f, {3, 3, 4});
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(f.Pick(req), 2);
+  // llmcd learns home is poor: its weight collapses. Home keeps the prefix for a while,
+  // then it moves to the best backend and stays.
+  f.b(2).adaptive_weight = 0.02f;
+  f.b(0).adaptive_weight = 0.49f;
+  f.b(1).adaptive_weight = 0.49f;
+  f.Publish();
+  int moved_at = -1, to = -1;
+  for (int i = 0; i < 200 && moved_at < 0; ++i) {
+    int s = f.Pick(req);
+    if (s != 2) moved_at = i, to = s;
+  }
+  ASSERT_GE(moved_at, 0);
+  EXPECT_GE(moved_at, 8);
+  EXPECT_LE(moved_at, 64);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(f.Pick(req), to);
+  // Without a prefix the pick is the plain weighted least-load choice.
+  EXPECT_NE(f.Pick({.random = 9}), 2);
+}
+
+TEST(AdaptiveTest, PrefixLeavesAHomeThatStaysDown) {
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = 1.0f / 3;
+  SetLoadsAdaptive(f, {4, 4, 1});
+  RequestInfo req{.prefix = "You are a helpful assistant.", .random = 5};
+  ASSERT_EQ(f.Pick(req), 2);
+  // A retry that excludes home goes elsewhere once; home keeps the prefix.
+  const uint16_t exclude[] = {2};
+  EXPECT_NE(f.Pick(req, exclude), 2);
+  EXPECT_EQ(f.Pick(req), 2);
+  // Home drains for good: requests go to the best backend, and after a while the
+  // prefix lives there, so it stays when the old home comes back.
+  f.SetState(2, BackendState::kDraining);
+  f.Publish();
+  int last = -1;
+  for (int i = 0; i < 100; ++i) {
+    last = f.Pick(req);
+    EXPECT_NE(last, 2);
+  }
+  f.SetState(2, BackendState::kHealthy);
+  f.Publish();
+  EXPECT_EQ(f.Pick(req), last);
+}
+
+TEST(AdaptiveTest, APrefixThatIsMostOfTheTrafficStaysPut) {
+  // One system prompt for every request: it is over any single backend's share wherever
+  // it lives, so moving it would only cost cold prefills. It stays on one backend.
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = 1.0f / 3;
+  f.Publish();
+  RequestInfo req{.prefix = "the only system prompt", .random = 1};
+  int home = f.Pick(req);
+  ASSERT_NE(home, kNoBackend);
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(f.Pick(req), home) << "pick " << i;
+}
+
+TEST(AdaptiveTest, PrefixHomesBringTrafficInProportionToLearntShares) {
+  // Many prompts of equal popularity, an idle fleet: where prefixes live (and so where
+  // their traffic goes) follows llmcd's weights — no backend's prefixes bring more than
+  // bounded_load x its share — and follows them again when they change.
+  Fleet f(Policy::kAdaptive, 3);
+  const float w1[] = {0.6f, 0.3f, 0.1f};
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = w1[s];
+  f.Publish();
+  uint64_t x = 3;
+  auto run = [&](int n) {
+    std::map<int, int> picks;
+    for (int i = 0; i < n; ++i) {
+      std::string p = "prompt " + std::to_string(SplitMix(x) % 60);
+      ++picks[f.Pick({.prefix = p, .random = SplitMix(x)})];
+    }
+    return picks;
+  };
+  auto check = [&](std::map<int, int> picks, const float* w, int best) {
+    for (int s = 0; s < 3; ++s) {
+      double share = 0.95 * w[s] + 0.05 / 3;  // with the exploration floor
+      EXPECT_LE(picks[s] / 6000.0, 1.25 * share + 0.02) << "backend " << s;
+      if (s != best) {
+        EXPECT_GT(picks[best], picks[s]) << "backend " << s;
+      }
+    }
+  };
+  run(6000);
+  check(run(6000), w1, 0);
+  // The learner turns around: backend 2 is now the best. Prefixes move over to it.
+  const float w2[] = {0.1f, 0.3f, 0.6f};
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = w2[s];
+  f.Publish();
+  run(20000);
+  check(run(6000), w2, 2);
 }
 
 TEST(RouterTest, NoSnapshotMeansNoBackend) {

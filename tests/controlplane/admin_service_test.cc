@@ -6,7 +6,14 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
+#include <sys/stat.h>
 #include <thread>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <grpcpp/impl/client_unary_call.h>
 
 #include "common/shm.h"
 #include "controlplane/admin_service.h"
@@ -54,6 +61,7 @@ class AdminServiceTest : public ::testing::TestWithParam<bool> {  // param: auth
   void TearDown() override {
     if (server_) server_->Stop();
     controller_.Shutdown();
+    shm::Unlink("/llmgw-" + instance_);  // in case a failed assertion left it attached
     std::remove(config_path_.c_str());
     std::remove(token_path_.c_str());
   }
@@ -212,6 +220,64 @@ TEST_P(AdminServiceTest, ReflectionListsTheService) {
             listing.services.end());
 }
 
+// What `grpcurl ADDR list`, `grpcurl ADDR llmgw.admin.v1.Admin/ListBackends` and
+// `.../DrainBackend -d '{"id":...}'` do, knowing only the address: descriptors come from
+// reflection, messages are built dynamically, calls go out as raw bytes.
+TEST_P(AdminServiceTest, GrpcurlStyleClientKnowingOnlyTheAddress) {
+  namespace gp = google::protobuf;
+  std::string token = GetParam() ? "s3cret-token" : "";
+  std::vector<std::string> files;
+  ASSERT_TRUE(testing::FileContainingSymbol(channel_, "llmgw.admin.v1.Admin", token, &files).ok());
+  ASSERT_FALSE(files.empty());
+  gp::DescriptorPool pool;
+  for (const auto& f : files) {
+    gp::FileDescriptorProto fdp;
+    ASSERT_TRUE(fdp.ParseFromString(f));
+    ASSERT_NE(pool.BuildFile(fdp), nullptr);
+  }
+  const gp::ServiceDescriptor* svc = pool.FindServiceByName("llmgw.admin.v1.Admin");
+  ASSERT_NE(svc, nullptr);
+  gp::DynamicMessageFactory factory(&pool);
+  auto call = [&](const std::string& method_name, const std::function<void(gp::Message*)>& fill,
+                  std::unique_ptr<gp::Message>* out) {
+    const gp::MethodDescriptor* m = svc->FindMethodByName(method_name);
+    ASSERT_NE(m, nullptr) << method_name;
+    std::unique_ptr<gp::Message> req(factory.GetPrototype(m->input_type())->New());
+    fill(req.get());
+    grpc::ByteBuffer in, resp;
+    std::string bytes = req->SerializeAsString();
+    grpc::Slice slice(bytes);
+    in = grpc::ByteBuffer(&slice, 1);
+    std::string path = "/llmgw.admin.v1.Admin/" + method_name;  // RpcMethod keeps the pointer
+    grpc::internal::RpcMethod rpc(path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
+    auto ctx = Ctx();
+    grpc::Status st = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(channel_.get(), rpc,
+                                                                                          ctx.get(), in, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    std::vector<grpc::Slice> slices;
+    (void)resp.Dump(&slices);
+    std::string out_bytes;
+    for (auto& sl : slices) out_bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    out->reset(factory.GetPrototype(m->output_type())->New());
+    ASSERT_TRUE((*out)->ParseFromString(out_bytes));
+  };
+  std::unique_ptr<gp::Message> list;
+  ASSERT_NO_FATAL_FAILURE(call("ListBackends", [](gp::Message*) {}, &list));
+  const gp::FieldDescriptor* backends = list->GetDescriptor()->FindFieldByName("backends");
+  ASSERT_EQ(list->GetReflection()->FieldSize(*list, backends), 1);
+  const gp::Message& b0 = list->GetReflection()->GetRepeatedMessage(*list, backends, 0);
+  std::string listed_id = b0.GetReflection()->GetString(b0, b0.GetDescriptor()->FindFieldByName("id"));
+  EXPECT_EQ(listed_id, id());
+
+  std::unique_ptr<gp::Message> drained;
+  ASSERT_NO_FATAL_FAILURE(call("DrainBackend", [&](gp::Message* m) {
+    m->GetReflection()->SetString(m, m->GetDescriptor()->FindFieldByName("id"), listed_id);
+  }, &drained));
+  const gp::Message& b = drained->GetReflection()->GetMessage(*drained, drained->GetDescriptor()->FindFieldByName("backend"));
+  EXPECT_EQ(b.GetReflection()->GetEnum(b, b.GetDescriptor()->FindFieldByName("state"))->name(), "DRAINING");
+  EXPECT_EQ(controller_.Backends()[0].state(), pb::DRAINING);
+}
+
 // Runs with auth on only.
 class AdminAuthTest : public AdminServiceTest {};
 
@@ -237,6 +303,10 @@ TEST_P(AdminAuthTest, CallsWithoutOrWithWrongTokenAreRejected) {
   listing = testing::ListServices(channel_);
   EXPECT_EQ(listing.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(listing.services.empty());
+  std::vector<std::string> files;
+  EXPECT_EQ(testing::FileContainingSymbol(channel_, "llmgw.admin.v1.Admin", "", &files).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(files.empty());  // no descriptors leak without the token
 }
 
 INSTANTIATE_TEST_SUITE_P(Auth, AdminServiceTest, ::testing::Values(false, true),
@@ -270,6 +340,64 @@ TEST(AdminServerTest, LoopbackHosts) {
   EXPECT_FALSE(IsLoopbackHost("::"));
   EXPECT_FALSE(IsLoopbackHost("10.0.0.1"));
   EXPECT_FALSE(IsLoopbackHost("example.com"));
+}
+
+}  // namespace
+}  // namespace llmgw::cp
+
+namespace llmgw::cp {
+namespace {
+
+// TLS from cert/key files: a TLS client with the cert as root gets answers, a plaintext
+// client does not. The self-signed pair is made by the openssl CLI for this test only.
+TEST(AdminServerTlsTest, ServesOverTlsFromFiles) {
+  std::string dir = TempPath("tls");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  std::string cmd = "timeout 20 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                    "-addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl failed";
+  Config cfg;
+  cfg.instance = "cptls-" + std::to_string(getpid());
+  Controller c;
+  ConfigResult r = ParseConfig("instance: " + cfg.instance +
+                                   "\nmodels:\n  - name: m\n    backends:\n      - { url: http://127.0.0.1:9 }\n",
+                               "tls.yaml");
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  ASSERT_TRUE(c.StartWithConfig(std::move(r.config)).ok());
+  AdminServer s(&c);
+  AdminConfig admin;
+  admin.grpc_listen = "127.0.0.1:0";
+  admin.tls_cert_file = cert;
+  admin.tls_key_file = key;
+  Status st = s.Start(admin);
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  std::string target = "127.0.0.1:" + std::to_string(s.port());
+
+  grpc::SslCredentialsOptions opts;
+  std::ifstream f(cert);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  opts.pem_root_certs = ss.str();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto tls = pb::Admin::NewStub(grpc::CreateCustomChannel(target, grpc::SslCredentials(opts), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  pb::GetStatusResponse resp;
+  grpc::Status call = tls->GetStatus(&ctx, {}, &resp);
+  EXPECT_TRUE(call.ok()) << call.error_message();
+  EXPECT_EQ(resp.instance(), cfg.instance);
+
+  auto plain = pb::Admin::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  EXPECT_FALSE(plain->GetStatus(&ctx2, {}, &resp).ok());
+  s.Stop();
+  c.Shutdown();
+  std::remove(cert.c_str());
+  std::remove(key.c_str());
+  rmdir(dir.c_str());
 }
 
 }  // namespace

@@ -96,7 +96,8 @@ TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   Start(Yaml(UniqueInstance(), {srv.url()}));
   ASSERT_TRUE(TickUntil(c_, [&] {
     admin::v1::Backend b;
-    return c_.GetBackend(srv.url(), &b) && !b.metrics_stale();
+    // Probes are jittered, so the first scrape may land before the first probe.
+    return c_.GetBackend(srv.url(), &b) && !b.metrics_stale() && srv.requests("/health") > 0;
   }));
   admin::v1::Backend b;
   ASSERT_TRUE(c_.GetBackend(srv.url(), &b));
@@ -110,6 +111,7 @@ TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   EXPECT_EQ(e.metrics_fresh, 1);
   EXPECT_FLOAT_EQ(e.running, 5);
   EXPECT_NEAR(e.kv_usage, 0.62, 1e-6);
+  EXPECT_NEAR(e.adaptive_weight, 1.0, 1e-6);  // the bandit's share; the only eligible arm gets all
   EXPECT_GT(srv.requests("/health"), 0);
 }
 

@@ -2,7 +2,9 @@
 // scrapes in-process loopback backends, serves the admin API and Prometheus, notices a
 // killed backend within two probe intervals, reloads on file change (rejecting a bad
 // file and keeping the old config) and on SIGHUP, and exits cleanly on SIGTERM.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,6 +18,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/shm.h"
 #include "controlplane/http_client.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 #include "test_http_server.h"
@@ -113,7 +116,10 @@ class LlmcdIntegrationTest : public ::testing::Test {
     metrics_port_ = FreePort();
   }
   void TearDown() override {
+    // A failed test SIGKILLs llmcd, which then cannot remove its shm object.
+    shm::Unlink("/llmgw-" + instance_);
     std::remove(config_.c_str());
+    std::remove((config_ + ".tmp").c_str());
     std::remove(log_.c_str());
     rmdir(dir_.c_str());
   }
@@ -216,6 +222,77 @@ TEST_F(LlmcdIntegrationTest, ServesProbesReloadsAndExitsCleanly) {
   EXPECT_EQ(proc.WaitExit(5000), 0) << ReadFile(log_);
   struct stat st;
   EXPECT_NE(stat(("/dev/shm/llmgw-" + instance_).c_str(), &st), 0);
+}
+
+// A real llmgw-mock child: prints "listening 127.0.0.1:<port>" first, then serves.
+class Mock {
+ public:
+  explicit Mock(const std::string& engine) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 2);
+      execl(LLMGW_MOCK_BIN, "llmgw-mock", "--listen", "127.0.0.1:0", "--model", "m", "--engine", engine.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    // Read the first line, bounded in time.
+    std::string line;
+    auto end = Clock::now() + std::chrono::seconds(5);
+    char c;
+    while (Clock::now() < end && line.find('\n') == std::string::npos) {
+      pollfd p{fds[0], POLLIN, 0};
+      if (poll(&p, 1, 100) > 0 && read(fds[0], &c, 1) == 1) line.push_back(c);
+    }
+    close(fds[0]);
+    auto colon = line.rfind(':');
+    if (line.rfind("listening 127.0.0.1:", 0) == 0 && colon != std::string::npos) port_ = std::stoi(line.substr(colon + 1));
+  }
+  ~Mock() { Kill(); }
+  void Kill() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(LlmcdIntegrationTest, KilledMockIsUnhealthyWithinTwoIntervals) {
+  Mock vllm("vllm"), sglang("sglang");
+  ASSERT_GT(vllm.port(), 0);
+  ASSERT_GT(sglang.port(), 0);
+  WriteFileAtomically(config_, Config({vllm.url(), sglang.url()}));
+  Llmcd proc(config_, log_);
+  auto stub = Stub();
+  // Both healthy, scraped, engines detected from their /metrics.
+  ASSERT_TRUE(WaitFor([&] {
+    pb::ListBackendsResponse r;
+    if (!stub->ListBackends(Ctx().get(), {}, &r).ok() || r.backends_size() != 2) return false;
+    for (const auto& b : r.backends())
+      if (b.state() != pb::HEALTHY || b.metrics_stale()) return false;
+    return r.backends(0).engine() == "vllm" && r.backends(1).engine() == "sglang";
+  }, 5000)) << ReadFile(log_);
+
+  sglang.Kill();
+  auto killed = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(stub.get(), sglang.url()) == pb::UNHEALTHY; }, 2000));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
+  EXPECT_LE(took, 2 * 200 + 100) << "interval 200 ms, unhealthy_after 2";
+  EXPECT_EQ(StateOf(stub.get(), vllm.url()), pb::HEALTHY);
+  kill(proc.pid(), SIGTERM);
+  EXPECT_EQ(proc.WaitExit(5000), 0);
 }
 
 TEST_F(LlmcdIntegrationTest, BadConfigFileFailsWithFileLineKey) {

@@ -51,6 +51,52 @@ struct ReflectionListing {
   bool got_error_response = false;
 };
 
+// One request/response exchange on the reflection stream; returns the raw responses.
+inline grpc::Status ReflectionExchange(const std::shared_ptr<grpc::Channel>& ch, const std::string& request,
+                                       const std::string& token, std::vector<std::string>* responses) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  grpc::internal::RpcMethod method("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                   grpc::internal::RpcMethod::BIDI_STREAMING);
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(ch.get(), method, &ctx));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer bb(&slice, 1);
+  stream->Write(bb);
+  stream->WritesDone();
+  grpc::ByteBuffer resp;
+  while (stream->Read(&resp)) {
+    std::vector<grpc::Slice> slices;
+    (void)resp.Dump(&slices);
+    std::string bytes;
+    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    responses->push_back(std::move(bytes));
+  }
+  return stream->Finish();
+}
+
+// Serialized FileDescriptorProtos of the file defining `symbol` (and its dependencies),
+// as grpcurl fetches them before calling a method it has no .proto for.
+inline grpc::Status FileContainingSymbol(const std::shared_ptr<grpc::Channel>& ch, const std::string& symbol,
+                                         const std::string& token, std::vector<std::string>* files) {
+  // ServerReflectionRequest{ file_containing_symbol (field 4) = symbol }
+  std::string req;
+  req.push_back(0x22);
+  req.push_back(static_cast<char>(symbol.size()));  // symbols here are < 128 bytes
+  req += symbol;
+  std::vector<std::string> responses;
+  grpc::Status st = ReflectionExchange(ch, req, token, &responses);
+  for (const auto& r : responses)
+    ForEachLenField(r, [&](int field, const std::string& body) {
+      if (field != 4) return;  // file_descriptor_response
+      ForEachLenField(body, [&](int f2, const std::string& fd) {
+        if (f2 == 1) files->push_back(fd);
+      });
+    });
+  return st;
+}
+
 inline ReflectionListing ListServices(const std::shared_ptr<grpc::Channel>& ch, const std::string& token = "") {
   ReflectionListing out;
   grpc::ClientContext ctx;

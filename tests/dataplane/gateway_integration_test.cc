@@ -12,6 +12,12 @@ namespace {
 
 const std::string kChat = R"({"model":"m1","messages":[{"role":"user","content":"hello"}]})";
 
+// `now` a second ahead: SumStats computes now - heartbeat unsigned, so a heartbeat
+// written between our clock read and its read would wrap and count the thread as dead.
+void SumStatsNow(Gateway& gw, shm::StatsTotals* t) {
+  shm::SumStats(*gw.region(), 4, shm::NowUnixMs() + 1000, 10000, t);
+}
+
 void ExpectOpenAiError(const Response& r, int status, const std::string& code) {
   EXPECT_EQ(r.status, status) << r.body;
   EXPECT_NE(r.body.find("\"error\":{\"message\":"), std::string::npos) << r.body;
@@ -40,7 +46,7 @@ TEST(GatewayTest, NonStreamingRoundTripKeepsRequestIdAndCountsStats) {
   // Stats land in the thread's slot (the heartbeat tick publishes within ms).
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   shm::StatsTotals t;
-  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  SumStatsNow(gw, &t);
   EXPECT_GE(t.requests_total, 3u);  // /ready probes count too
   EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 2u);
   EXPECT_EQ(t.models[0].prompt_tokens, 10u);
@@ -190,7 +196,7 @@ TEST(GatewayTest, DeadBackendIsRetriedTransparently) {
   EXPECT_EQ(good.requests(), 6);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   shm::StatsTotals t;
-  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  SumStatsNow(gw, &t);
   EXPECT_GT(t.retries, 0u);
 }
 
@@ -363,7 +369,7 @@ TEST(GatewayTest, TwoThreadsServeOnePort) {
   for (int i = 0; i < 40; ++i) ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   shm::StatsTotals t;
-  shm::SumStats(*gw.region(), 4, shm::NowUnixMs(), 5000, &t);
+  SumStatsNow(gw, &t);
   EXPECT_EQ(t.live_threads, 2u);
   EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 40u);
 }
@@ -507,24 +513,167 @@ TEST(GatewayTest, UnsafeRequestIdIsReplaced) {
   EXPECT_NE(up.last_request().find("X-Request-ID: " + id), std::string::npos);
 }
 
-TEST(GatewayTest, MaxConcurrentIsRespected) {
+std::string OneSlotModel(uint16_t port) {
+  return "models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(port) +
+         "\", max_concurrent: 1 }\n";
+}
+
+TEST(GatewayTest, FullBackendQueuesTheRequestUntilASlotFrees) {
   TestUpstream::Options o;
   o.events = 3;
   o.interval_ms = 150;
   TestUpstream up(o);
-  Gateway gw("models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(up.port()) +
-             "\", max_concurrent: 1 }\n");
+  Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 8, queue_timeout_ms: 5000 }\n");
   ASSERT_TRUE(gw.WaitReady());
   int fd = ConnectTo(gw.port());
   SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
   std::string buf;
   ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
-  // The only backend is full: no admission queue yet, so the second request fails fast.
-  ExpectOpenAiError(Request(gw.port(), Post("/v1/chat/completions", kChat)), 503, "no_backend");
-  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("[DONE]") != std::string::npos; }, 3000));
+  uint64_t t0 = MonoMs();
+  // max_concurrent 1 is taken: this one waits, then runs when the stream is done.
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat), 5000);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_GE(MonoMs() - t0, 200u);
+  EXPECT_NE(buf.find("\"t0\""), std::string::npos);
   ::close(fd);
+  shm::StatsTotals t;
+  SumStatsNow(gw, &t);
+  EXPECT_EQ(t.admission_queued, 1u);
+  EXPECT_EQ(t.admission_rejected, 0u);
+}
+
+TEST(GatewayTest, AdmissionTimeoutAndFullQueueGive429WithRetryAfter) {
+  TestUpstream::Options o;
+  o.events = 3;
+  o.interval_ms = 300;
+  TestUpstream up(o);
+  Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 1, queue_timeout_ms: 100 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  // One waiter fits and times out; a second one at the same priority finds the queue full.
+  int w = ConnectTo(gw.port());
+  SendAll(w, Post("/v1/chat/completions", kChat));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Response full = Request(gw.port(), Post("/v1/chat/completions", kChat), 3000);
+  ExpectOpenAiError(full, 429, "overloaded");
+  EXPECT_EQ(full.Header("retry-after"), "1");
+  std::string wb;
+  Response waited = ReadResponse(w, &wb, 3000);
+  ExpectOpenAiError(waited, 429, "overloaded");
+  ::close(w);
+  ::close(fd);
+}
+
+TEST(GatewayTest, HigherPriorityEvictsALowerOneFromAFullQueue) {
+  TestUpstream::Options o;
+  o.events = 3;
+  o.interval_ms = 200;
+  TestUpstream up(o);
+  Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 1, queue_timeout_ms: 5000 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  int low = ConnectTo(gw.port());
+  SendAll(low, Post("/v1/chat/completions", R"({"model":"m1","priority":5})"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  int high = ConnectTo(gw.port());
+  SendAll(high, Post("/v1/chat/completions", R"({"model":"m1","priority":-1})"));  // lower value first
+  std::string lb, hb;
+  ExpectOpenAiError(ReadResponse(low, &lb, 3000), 429, "overloaded");
+  EXPECT_EQ(ReadResponse(high, &hb, 3000).status, 200);
+  ::close(low);
+  ::close(high);
+  ::close(fd);
+}
+
+TEST(GatewayTest, StalePooledConnectionIsReplacedWithoutARetry) {
+  TestUpstream::Options o;
+  o.close_after_response = true;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), "  retries: { max: 0 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200) << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // let the close land
+  }
+  EXPECT_EQ(up.connections(), 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  shm::StatsTotals t;
+  SumStatsNow(gw, &t);
+  EXPECT_EQ(t.retries, 0u);
+  EXPECT_EQ(t.backends[0].ErrorsTotal(), 0u);
+}
+
+// Clients that misbehave in every way at once (half requests, early closes mid-stream,
+// garbage, pipelining) against a mix of good, failing and dying backends: the gateway
+// keeps serving and nothing crashes (run it under ASan to catch memory errors).
+TEST(GatewayTest, ChaoticClientsDoNotBreakTheGateway) {
+  TestUpstream::Options so;
+  so.events = 20;
+  so.interval_ms = 2;
+  TestUpstream streaming(so);
+  TestUpstream::Options fo;
+  fo.status = 500;
+  TestUpstream failing(fo);
+  TestUpstream::Options co;
+  co.events = 20;
+  co.close_after_events = 3;
+  TestUpstream dying(co);
+  Gateway gw(OneModel({streaming.port(), failing.port(), dying.port()}),
+             "  retries: { max: 2, backoff_ms: 1 }\n", true, 2);
+  ASSERT_TRUE(gw.WaitReady());
+  std::atomic<int> answered{0};
+  auto worker = [&](int seed) {
+    uint64_t r = static_cast<uint64_t>(seed) * 2654435761u + 1;
+    auto next = [&] { r ^= r << 13; r ^= r >> 7; r ^= r << 17; return r; };
+    for (int i = 0; i < 60; ++i) {
+      int fd = ConnectTo(gw.port());
+      if (fd < 0) continue;
+      std::string req = Post("/v1/chat/completions", next() % 2 ? R"({"model":"m1","stream":true})" : kChat);
+      switch (next() % 6) {
+        case 0: SendAll(fd, req.substr(0, next() % req.size())); break;  // half a request
+        case 1: SendAll(fd, req); std::this_thread::sleep_for(std::chrono::microseconds(next() % 3000)); break;
+        case 2: SendAll(fd, "\x01\x02 garbage\r\n\r\n"); break;
+        case 3: SendAll(fd, req + req + req); break;
+        default: {
+          SendAll(fd, req);
+          std::string buf;
+          if (ReadResponse(fd, &buf, 3000).status != 0) answered++;
+        }
+      }
+      ::close(fd);
+    }
+  };
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 6; ++i) ts.emplace_back(worker, i + 1);
+  for (auto& t : ts) t.join();
+  EXPECT_GT(answered.load(), 0);
+  EXPECT_EQ(Request(gw.port(), "GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  EXPECT_EQ(gw.Stop(SIGTERM), 0);  // still alive, and drains cleanly
+}
+
+TEST(GatewayTest, KeepsServingWhenThePublisherIsGone) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "", /*publish=*/false);
+  // A short-lived publisher process stands in for an llmcd that publishes once and dies.
+  auto snap = gw.BuildSnap();
+  ASSERT_NE(snap, nullptr);
+  pid_t pub = ::fork();
+  if (pub == 0) {
+    gw.PublishBuilt(snap.get());
+    _exit(0);
+  }
+  int st = 0;
+  ::waitpid(pub, &st, 0);
+  ASSERT_TRUE(gw.WaitReady());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no heartbeat since
   EXPECT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
+  EXPECT_EQ(Request(gw.port(), "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
 }
 
 // The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in

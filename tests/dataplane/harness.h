@@ -190,6 +190,7 @@ class TestUpstream {
     bool hang = false;               // read the request, never answer
     int close_after_events = -1;     // streaming: drop the connection after N events
     size_t event_pad = 0;            // streaming: extra bytes of padding per event
+    bool close_after_response = false;  // keep-alive in words, then close anyway
   };
   TestUpstream() : TestUpstream(Options()) {}
   explicit TestUpstream(Options o) : opt_(o) {
@@ -295,6 +296,7 @@ class TestUpstream {
         if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
                              std::to_string(b.size()) + "\r\n\r\n" + b))
           break;
+        if (opt_.close_after_response) break;
         continue;
       }
       if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")) break;
@@ -384,16 +386,25 @@ class Gateway {
     shm::Unlink(cfg_.ShmName());
     ::unlink(path_.c_str());
   }
-  void Publish() {
+  std::unique_ptr<shm::Snapshot> BuildSnap() {
     auto snap = std::make_unique<shm::Snapshot>();
     SlotAssigner slots;
     Status st = BuildSnapshot(cfg_, &slots, snap.get());
     if (!st.ok()) {
       std::fprintf(stderr, "BuildSnapshot failed: %s\n", st.error().message());
-      return;
+      return nullptr;
     }
+    return snap;
+  }
+  // No allocation: safe in a child forked from this multi-threaded test process.
+  void PublishBuilt(shm::Snapshot* snap) {
+    if (!snap) return;
     shm::SnapshotWriter w(shm_->region());
-    w.Publish(snap.get());
+    w.Publish(snap);
+  }
+  void Publish() {
+    auto snap = BuildSnap();
+    PublishBuilt(snap.get());
   }
   void Start() {
     int out[2];
