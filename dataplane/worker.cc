@@ -78,6 +78,42 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && EqualsNoCase(s.substr(0, prefix.size()), prefix);
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1, plus the historical Keep-Alive and Proxy-*) belong
+// to one connection and are never forwarded, in either direction.
+bool IsHopByHop(std::string_view name) {
+  return EqualsNoCase(name, "connection") || EqualsNoCase(name, "keep-alive") || StartsWithNoCase(name, "proxy-") ||
+         EqualsNoCase(name, "te") || EqualsNoCase(name, "trailer") || EqualsNoCase(name, "transfer-encoding") ||
+         EqualsNoCase(name, "upgrade");
+}
+
+// Removes from `lines` ("Name: value\r\n" each) every header named in a Connection
+// header's value (`tokens`, comma-separated): those are hop-by-hop too (RFC 9110 7.6.1).
+void RemoveConnectionNamed(std::string* lines, std::string_view tokens) {
+  while (!tokens.empty()) {
+    size_t comma = tokens.find(',');
+    std::string_view tok = tokens.substr(0, comma);
+    tokens = comma == std::string_view::npos ? std::string_view() : tokens.substr(comma + 1);
+    while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+    while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+    if (tok.empty() || EqualsNoCase(tok, "close") || EqualsNoCase(tok, "keep-alive")) continue;
+    size_t pos = 0;
+    while (pos < lines->size()) {
+      size_t eol = lines->find("\r\n", pos);
+      if (eol == std::string::npos) break;
+      size_t colon = lines->find(':', pos);
+      if (colon < eol && EqualsNoCase(std::string_view(*lines).substr(pos, colon - pos), tok)) {
+        lines->erase(pos, eol + 2 - pos);  // in place: the capacity stays
+      } else {
+        pos = eol + 2;
+      }
+    }
+  }
+}
+
 std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
@@ -158,11 +194,9 @@ struct UpstreamConn : Conn {
   bool recv_armed = false;
   bool send_armed = false;
   bool saw_response_byte = false;
-  SmallStr<64> hname;
-  SmallStr<128> content_type;
-  bool in_ct = false;
-  std::string head;       // request head we send
-  iovec iov[4];
+  bool in_field = false;  // llhttp is delivering a response header name
+  std::string head;       // request line and the headers llmgw sets
+  iovec iov[8];
   int iov_cnt = 0;
   msghdr msg{};
   sockaddr_storage addr{};
@@ -174,11 +208,20 @@ struct UpstreamConn : Conn {
 // an idle keep-alive connection holds none of it (and no big body's capacity).
 struct RequestState {
   SmallStr<1024> url;
-  SmallStr<64> hname;
-  SmallStr<512> hval;
   SmallStr<128> request_id;
-  SmallStr<512> authorization;
   SmallStr<256> hash_value;
+  // The client's end-to-end headers as "Name: value\r\n" lines, sent upstream as they
+  // are. Capacity reserved once (gateway.max_header_bytes and a margin); never grown.
+  std::string fwd;
+  size_t field_start = 0, value_start = 0;
+  SmallStr<256> conn_tokens;  // the client's Connection header: more hop-by-hop names
+  bool has_content_type = false;
+  // The upstream's end-to-end response headers, relayed to the client; same bound.
+  std::string up_head;
+  size_t up_field_start = 0, up_value_start = 0;
+  SmallStr<256> up_conn_tokens;
+  bool up_has_cache_control = false;
+  bool up_overflow = false;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
   std::string out;     // bytes for the client; one send in flight at a time
@@ -186,11 +229,13 @@ struct RequestState {
   int prefix_len = -1; // -1: not extracted yet
   void Reset() {
     url.Clear();
-    hname.Clear();
-    hval.Clear();
     request_id.Clear();
-    authorization.Clear();
     hash_value.Clear();
+    fwd.clear();
+    conn_tokens.Clear();
+    has_content_type = false;
+    up_head.clear();
+    up_conn_tokens.Clear();
     user.Clear();
     body.clear();
     out.clear();
@@ -218,7 +263,7 @@ struct ClientConn : Conn {
   // --- current request (parsing) ---
   bool in_message = false;
   RequestState* h = nullptr;  // taken from the thread's pool while a request is around
-  bool last_was_value = false;
+  bool in_field = false;  // llhttp is delivering a header name
   size_t head_bytes = 0;
   bool has_cl = false, has_te = false, expect_continue = false;
   int parse_error_status = 0;  // 413/431 decided inside a callback
@@ -723,6 +768,9 @@ class WorkerImpl {
       free_requests_.pop_back();
     } else {
       c->h = new RequestState();
+      // The only allocations of a request state's header buffers: appends check the cap.
+      c->h->fwd.reserve(HeaderCap());
+      c->h->up_head.reserve(HeaderCap());
     }
     c->h->Reset();
   }
@@ -810,14 +858,14 @@ class WorkerImpl {
     self(p)->AcquireRequest(c);
     c->in_message = true;
     c->h->url.Clear();
-    c->h->hname.Clear();
-    c->h->hval.Clear();
-    c->last_was_value = false;
+    c->in_field = false;
     c->head_bytes = 0;
     c->has_cl = c->has_te = c->expect_continue = false;
     c->h->request_id.Clear();
-    c->h->authorization.Clear();
     c->h->hash_value.Clear();
+    c->h->fwd.clear();
+    c->h->conn_tokens.Clear();
+    c->h->has_content_type = false;
     c->h->body.clear();
     c->parse_error_status = 0;
     return 0;
@@ -837,52 +885,89 @@ class WorkerImpl {
     Cur(p)->h->url.Append(at, n);
     return HeadLimit(p, n);
   }
+  // Header names and values are appended straight to the forwarded lines; a header that
+  // must not go upstream is cut off again when its value is complete.
+  static int HeaderTooLarge(ClientConn* c) {
+    c->parse_error_status = 431;
+    c->parse_error_msg = "request headers too large";
+    c->parse_error_code = "header_too_large";
+    return -1;
+  }
+  static bool AppendCapped(std::string* s, const char* p, size_t n) {
+    if (s->size() + n > s->capacity()) return false;  // never reallocate on the hot path
+    s->append(p, n);
+    return true;
+  }
   static int OnHeaderField(llhttp_t* p, const char* at, size_t n) {
     ClientConn* c = Cur(p);
-    if (c->last_was_value) {
-      c->h->hname.Clear();
-      c->h->hval.Clear();
-      c->last_was_value = false;
+    RequestState* h = c->h;
+    if (!c->in_field) {
+      c->in_field = true;
+      h->field_start = h->fwd.size();
     }
-    c->h->hname.Append(at, n);
+    if (!AppendCapped(&h->fwd, at, n)) return HeaderTooLarge(c);
     return HeadLimit(p, n);
+  }
+  static int BeginValue(ClientConn* c) {
+    if (!c->in_field) return 0;
+    c->in_field = false;
+    if (!AppendCapped(&c->h->fwd, ": ", 2)) return HeaderTooLarge(c);
+    c->h->value_start = c->h->fwd.size();
+    return 0;
   }
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
     ClientConn* c = Cur(p);
-    c->last_was_value = true;
-    c->h->hval.Append(at, n);
+    if (BeginValue(c) != 0) return -1;
+    if (!AppendCapped(&c->h->fwd, at, n)) return HeaderTooLarge(c);
     return HeadLimit(p, n);
   }
   static int OnHeaderValueComplete(llhttp_t* p) {
     ClientConn* c = Cur(p);
-    std::string_view name = c->h->hname.View(), value = c->h->hval.View();
+    RequestState* h = c->h;
+    if (BeginValue(c) != 0) return -1;  // an empty value brings no on_header_value
+    std::string_view all(h->fwd);
+    std::string_view name = all.substr(h->field_start, h->value_start - 2 - h->field_start);
+    std::string_view value = all.substr(h->value_start);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    bool forward = false;
     if (EqualsNoCase(name, "x-request-id")) {
-      c->h->request_id.Clear();
+      h->request_id.Clear();
       // Only a sane id is kept; anything else is replaced by a generated one.
       bool ok = !value.empty() && value.size() <= 128;
       for (char ch : value) ok = ok && ch > 32 && ch < 127 && ch != '"' && ch != '\\';
-      if (ok) c->h->request_id.Append(value.data(), value.size());
+      if (ok) h->request_id.Append(value.data(), value.size());
     } else if (EqualsNoCase(name, "expect")) {
       c->expect_continue = EqualsNoCase(value, "100-continue");
     } else if (EqualsNoCase(name, "content-length")) {
       c->has_cl = true;
     } else if (EqualsNoCase(name, "transfer-encoding")) {
       c->has_te = true;
-    } else if (EqualsNoCase(name, "authorization")) {
-      c->h->authorization.Clear();
-      c->h->authorization.Append(value.data(), value.size());
-    } else if (EqualsNoCase(name, self(p)->snap_->limits.hash_header)) {
-      c->h->hash_value.Clear();
-      c->h->hash_value.Append(value.data(), value.size());
+    } else if (EqualsNoCase(name, "connection")) {
+      if (h->conn_tokens.len) h->conn_tokens.Append(",", 1);
+      h->conn_tokens.Append(value.data(), value.size());
+    } else if (EqualsNoCase(name, "host") || IsHopByHop(name)) {
+      // llmgw sets Host (the backend's) and the framing itself.
+    } else {
+      forward = true;
+      if (EqualsNoCase(name, "content-type")) h->has_content_type = true;
+      const char* hh = self(p)->snap_->limits.hash_header;
+      if (hh[0] && EqualsNoCase(name, hh)) {
+        h->hash_value.Clear();
+        h->hash_value.Append(value.data(), value.size());
+      }
     }
-    c->h->hname.Clear();
-    c->h->hval.Clear();
-    c->last_was_value = false;
+    if (forward) {
+      h->fwd.resize(h->value_start + value.size());
+      if (!AppendCapped(&h->fwd, "\r\n", 2)) return HeaderTooLarge(c);
+    } else {
+      h->fwd.resize(h->field_start);
+    }
     return 0;
   }
   static int OnHeadersComplete(llhttp_t* p) {
     ClientConn* c = Cur(p);
     WorkerImpl* w = self(p);
+    if (c->h->conn_tokens.len) RemoveConnectionNamed(&c->h->fwd, c->h->conn_tokens.View());
     // Request smuggling defence: both framings at once is refused outright.
     if (c->has_cl && c->has_te) {
       c->parse_error_status = 400;
@@ -924,6 +1009,10 @@ class WorkerImpl {
     return HPE_PAUSED;
   }
   static WorkerImpl* self(llhttp_t* p) { return static_cast<WorkerImpl*>(p->data); }
+
+  // Forwarded header lines take at most a little more than their bytes on the wire ("a:b"
+  // becomes "a: b"), which max_header_bytes bounds.
+  size_t HeaderCap() const { return cfg_.gateway.max_header_bytes + cfg_.gateway.max_header_bytes / 4 + 64; }
 
   uint64_t MaxBody() const {
     return has_snapshot_ && snap_->limits.max_body_bytes ? snap_->limits.max_body_bytes
@@ -971,7 +1060,10 @@ class WorkerImpl {
     }
   }
 
-  void WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length) {
+  // `content_type` empty: none of llmgw's own (a relayed answer brings its own in
+  // `relayed`, the upstream's end-to-end header lines).
+  void WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length,
+                 std::string_view relayed = {}) {
     c->status = status;
     c->committed = true;
     std::string& o = c->h->out;
@@ -979,9 +1071,14 @@ class WorkerImpl {
     AppendUint(&o, static_cast<uint64_t>(status));
     o.push_back(' ');
     o.append(ReasonPhrase(status));
-    o.append("\r\nContent-Type: ");
-    o.append(content_type);
-    o.append("\r\nX-Request-ID: ");
+    o.append("\r\n");
+    if (!content_type.empty()) {
+      o.append("Content-Type: ");
+      o.append(content_type);
+      o.append("\r\n");
+    }
+    o.append(relayed);
+    o.append("X-Request-ID: ");
     o.append(c->h->request_id.View());
     if (content_length >= 0) {
       o.append("\r\nContent-Length: ");
@@ -989,7 +1086,7 @@ class WorkerImpl {
     } else {
       o.append("\r\nTransfer-Encoding: chunked");
     }
-    if (c->is_sse) o.append("\r\nCache-Control: no-cache");
+    if (c->is_sse && !c->h->up_has_cache_control) o.append("\r\nCache-Control: no-cache");
     if (c->retry_after_s) {
       o.append("\r\nRetry-After: ");
       AppendUint(&o, c->retry_after_s);
@@ -1233,9 +1330,12 @@ class WorkerImpl {
     llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
     u->parser.data = this;
     u->saw_response_byte = false;
-    u->content_type.Clear();
-    u->hname.Clear();
-    u->in_ct = false;
+    u->in_field = false;
+    c->h->up_head.clear();
+    c->h->up_conn_tokens.Clear();
+    c->h->up_has_cache_control = false;
+    c->h->up_overflow = false;
+    c->is_sse = false;
     if (u->connected) {
       SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
       ArmUpSend(u);
@@ -1299,6 +1399,7 @@ class WorkerImpl {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto* u = new UpstreamConn();
+    u->head.reserve(1024);  // request line and llmgw's own headers; kept while pooled
     ++live_conns_;
     u->fd = fd;
     u->slot = static_cast<uint16_t>(slot);
@@ -1332,30 +1433,29 @@ class WorkerImpl {
     h.append(c->api_path);
     h.append(" HTTP/1.1\r\nHost: ");
     h.append(be.host_header);
-    h.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+    h.append("\r\nContent-Length: ");
     AppendUint(&h, body_len);
     h.append("\r\nX-Request-ID: ");
     h.append(c->h->request_id.View());
-    if (c->h->authorization.len) {
-      h.append("\r\nAuthorization: ");
-      h.append(c->h->authorization.View());
-    }
-    h.append("\r\nConnection: keep-alive\r\n\r\n");
+    if (!c->h->has_content_type) h.append("\r\nContent-Type: application/json");
+    h.append("\r\nConnection: keep-alive\r\n");
+    // The client's own end-to-end headers follow from the request state, uncopied.
+    size_t head_len = h.size();
     u->iov_cnt = 0;
-    u->iov[u->iov_cnt++] = {h.data(), h.size()};
+    u->iov[u->iov_cnt++] = {h.data(), head_len};
+    if (!c->h->fwd.empty()) u->iov[u->iov_cnt++] = {c->h->fwd.data(), c->h->fwd.size()};
+    static const char kEndOfHead[] = "\r\n";
+    u->iov[u->iov_cnt++] = {const_cast<char*>(kEndOfHead), 2};
     if (c->rewrite) {
       // Scatter-gather: the prompt is sent from the client buffer, only the model changes.
-      model_quoted_.clear();
-      model_quoted_.push_back('"');
-      model_quoted_.append(new_model);
-      model_quoted_.push_back('"');
+      // The quoted new name lives in the head buffer's tail, after the head proper.
+      h.push_back('"');
+      h.append(new_model);
+      h.push_back('"');
+      u->iov[0] = {h.data(), head_len};
       u->iov[u->iov_cnt++] = {c->h->body.data(), c->model_begin};
-      u->iov[u->iov_cnt++] = {model_quoted_.data(), model_quoted_.size()};
+      u->iov[u->iov_cnt++] = {h.data() + head_len, h.size() - head_len};
       u->iov[u->iov_cnt++] = {c->h->body.data() + c->model_end, c->h->body.size() - c->model_end};
-      // model_quoted_ is per thread; pin its bytes into the head buffer's tail instead.
-      u->head.append(model_quoted_);
-      u->iov[0] = {u->head.data(), u->head.size() - model_quoted_.size()};
-      u->iov[2] = {u->head.data() + u->head.size() - model_quoted_.size(), model_quoted_.size()};
     } else if (!c->h->body.empty()) {
       u->iov[u->iov_cnt++] = {c->h->body.data(), c->h->body.size()};
     }
@@ -1466,7 +1566,9 @@ class WorkerImpl {
     }
     if (e != HPE_OK && e != HPE_PAUSED) {
       CountUpErr(u->slot, shm::UpstreamErr::kProtocol);
-      return UpstreamFailed(c, ErrorKind::kUpstreamProtocol, "upstream sent invalid HTTP", false);
+      return UpstreamFailed(c, ErrorKind::kUpstreamProtocol,
+                            c->h->up_overflow ? "upstream response headers too large" : "upstream sent invalid HTTP",
+                            false);
     }
     if (c->response_done) {
       bool keep = llhttp_should_keep_alive(&u->parser);
@@ -1484,26 +1586,62 @@ class WorkerImpl {
 
   static UpstreamConn* CurUp(llhttp_t* p) { return self(p)->current_up_; }
 
-  // Only Content-Type is kept from the upstream head; framing is re-done for the client.
+  // The upstream's end-to-end headers are collected as lines for the client; framing
+  // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
+  static int UpHeadTooLarge(UpstreamConn* u) {
+    u->client->h->up_overflow = true;
+    return -1;
+  }
   static int OnUpHeaderField(llhttp_t* p, const char* at, size_t n) {
     UpstreamConn* u = CurUp(p);
-    u->hname.Append(at, n);
+    RequestState* h = u->client->h;
+    if (!u->in_field) {
+      u->in_field = true;
+      h->up_field_start = h->up_head.size();
+    }
+    if (!AppendCapped(&h->up_head, at, n)) return UpHeadTooLarge(u);
+    return 0;
+  }
+  static int BeginUpValue(UpstreamConn* u) {
+    if (!u->in_field) return 0;
+    u->in_field = false;
+    RequestState* h = u->client->h;
+    if (!AppendCapped(&h->up_head, ": ", 2)) return UpHeadTooLarge(u);
+    h->up_value_start = h->up_head.size();
     return 0;
   }
   static int OnUpHeaderValue(llhttp_t* p, const char* at, size_t n) {
     UpstreamConn* u = CurUp(p);
-    if (u->hname.len && !u->in_ct) {
-      u->in_ct = EqualsNoCase(u->hname.View(), "content-type");
-      if (u->in_ct) u->content_type.Clear();
-      u->hname.Clear();
-    }
-    if (u->in_ct) u->content_type.Append(at, n);
+    if (BeginUpValue(u) != 0) return -1;
+    if (!AppendCapped(&u->client->h->up_head, at, n)) return UpHeadTooLarge(u);
     return 0;
   }
   static int OnUpHeaderValueComplete(llhttp_t* p) {
     UpstreamConn* u = CurUp(p);
-    u->hname.Clear();
-    u->in_ct = false;
+    ClientConn* c = u->client;
+    RequestState* h = c->h;
+    if (BeginUpValue(u) != 0) return -1;
+    std::string_view all(h->up_head);
+    std::string_view name = all.substr(h->up_field_start, h->up_value_start - 2 - h->up_field_start);
+    std::string_view value = all.substr(h->up_value_start);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    bool forward = false;
+    if (EqualsNoCase(name, "connection")) {
+      if (h->up_conn_tokens.len) h->up_conn_tokens.Append(",", 1);
+      h->up_conn_tokens.Append(value.data(), value.size());
+    } else if (IsHopByHop(name) || EqualsNoCase(name, "content-length") || EqualsNoCase(name, "x-request-id")) {
+      // Framing is redone for the client; the request id is llmgw's (sent upstream too).
+    } else {
+      forward = true;
+      if (EqualsNoCase(name, "content-type")) c->is_sse = StartsWithNoCase(value, "text/event-stream");
+      else if (EqualsNoCase(name, "cache-control")) h->up_has_cache_control = true;
+    }
+    if (forward) {
+      h->up_head.resize(h->up_value_start + value.size());
+      if (!AppendCapped(&h->up_head, "\r\n", 2)) return UpHeadTooLarge(u);
+    } else {
+      h->up_head.resize(h->up_field_start);
+    }
     return 0;
   }
 
@@ -1521,13 +1659,11 @@ class WorkerImpl {
     }
     bool chunked = p->flags & F_CHUNKED;
     bool has_len = (p->flags & F_CONTENT_LENGTH) && !chunked;
-    std::string_view ct = u->content_type.len ? u->content_type.View() : std::string_view("application/json");
-    c->is_sse = ct.substr(0, 17) == "text/event-stream";
+    if (c->h->up_conn_tokens.len) RemoveConnectionNamed(&c->h->up_head, c->h->up_conn_tokens.View());
     c->chunked_out = !has_len;
     c->first_byte_us = NowUs();
     w->ObserveTtftOnce(c);
-    w->WriteHead(c, status, ct,
-                 has_len ? static_cast<int64_t>(p->content_length) : -1);
+    w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1, c->h->up_head);
     c->status = status;
     return 0;
   }
@@ -1761,7 +1897,6 @@ class WorkerImpl {
   int up_fail_status_ = 0;
   char up_fail_msg_[64] = {};
   std::string scratch_;
-  std::string model_quoted_;
   int access_fd_ = 2;
   io_uring_buf_ring* buf_ring_ = nullptr;
   char* recv_bufs_ = nullptr;  // stderr unless gateway.access_log.path names a file

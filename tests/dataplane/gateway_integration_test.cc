@@ -222,6 +222,138 @@ TEST(GatewayTest, Upstream4xxPassesThrough) {
   EXPECT_EQ(up.requests(), 1);  // not retried
 }
 
+size_t CountNoCase(const std::string& hay, const std::string& needle) {
+  std::string h = hay, n = needle;
+  for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  size_t count = 0;
+  for (size_t pos = h.find(n); pos != std::string::npos; pos = h.find(n, pos + 1)) ++count;
+  return count;
+}
+
+// Sends one request and returns the raw response head (up to the blank line) and the response.
+std::string RawHead(uint16_t port, const std::string& req, Response* r) {
+  int fd = ConnectTo(port);
+  if (fd < 0) return "";
+  SendAll(fd, req);
+  std::string buf;
+  ReadUntil(fd, &buf, [](const std::string& b) {
+    std::string copy = b;
+    Response t;
+    return ParseResponse(&copy, &t);
+  }, 5000);
+  ::close(fd);
+  std::string head = buf.substr(0, buf.find("\r\n\r\n") + 2);
+  ParseResponse(&buf, r);
+  return head;
+}
+
+TEST(GatewayTest, ClientEndToEndHeadersAreForwardedHopByHopAreNot) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  std::string big_cookie(6000, 'c');  // far beyond any fixed per-header field
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat,
+                                       "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+                                       "OpenAI-Organization: org-123\r\n"
+                                       "x-custom-thing:   spaced value  \r\n"
+                                       "Authorization: Bearer sk-test\r\n"
+                                       "Cookie: " + big_cookie + "\r\n"
+                                       "Connection: keep-alive, X-Drop-Me\r\n"
+                                       "X-Drop-Me: secret\r\n"
+                                       "Keep-Alive: timeout=5\r\n"
+                                       "TE: trailers\r\n"
+                                       "Trailer: X-Something\r\n"
+                                       "Proxy-Authorization: Basic abc\r\n"
+                                       "Upgrade: h2c\r\n"
+                                       "X-Request-ID: rid-7\r\n"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string seen = up.last_request();
+  std::string head = seen.substr(0, seen.find("\r\n\r\n") + 2);
+  EXPECT_NE(head.find("\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nOpenAI-Organization: org-123\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nx-custom-thing: spaced value\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nAuthorization: Bearer sk-test\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nCookie: " + big_cookie + "\r\n"), std::string::npos);
+  EXPECT_EQ(CountNoCase(head, "\r\nx-request-id: rid-7\r\n"), 1u) << head;
+  EXPECT_EQ(CountNoCase(head, "\r\nhost: 127.0.0.1:" + std::to_string(up.port()) + "\r\n"), 1u) << head;
+  EXPECT_EQ(CountNoCase(head, "\r\nhost:"), 1u) << head;
+  EXPECT_EQ(CountNoCase(head, "\r\ncontent-length: " + std::to_string(kChat.size()) + "\r\n"), 1u) << head;
+  EXPECT_EQ(CountNoCase(head, "\r\ncontent-type: application/json\r\n"), 1u) << head;
+  EXPECT_EQ(CountNoCase(head, "\r\nconnection: keep-alive\r\n"), 1u) << head;
+  for (const char* gone : {"x-drop-me", "keep-alive:", "\r\nte:", "trailer:", "proxy-authorization", "upgrade:",
+                           "expect:", "transfer-encoding"})
+    EXPECT_EQ(CountNoCase(head, gone), 0u) << gone << " in\n" << head;
+  // Without a client Content-Type llmgw names the body's type itself (it is JSON).
+  Request(gw.port(), "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                         std::to_string(kChat.size()) + "\r\nX-Trace: 1\r\n\r\n" + kChat);
+  seen = up.last_request();
+  EXPECT_EQ(CountNoCase(seen, "\r\ncontent-type: application/json\r\n"), 1u) << seen;
+  EXPECT_EQ(CountNoCase(seen, "\r\nx-trace: 1\r\n"), 1u) << seen;
+}
+
+TEST(GatewayTest, UpstreamEndToEndResponseHeadersAreRelayed) {
+  TestUpstream::Options o;
+  o.extra_headers =
+      "OpenAI-Processing-Ms: 12\r\n"
+      "x-ratelimit-remaining-requests: 99\r\n"
+      "Set-Cookie: a=b\r\n"
+      "Cache-Control: no-store\r\n"
+      "Connection: keep-alive, X-Hop\r\n"
+      "X-Hop: secret\r\n"
+      "Keep-Alive: timeout=5\r\n"
+      "Proxy-Thing: x\r\n"
+      "Trailer: X-T\r\n"
+      "X-Request-ID: upstream-made\r\n";
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "streaming" : "non-streaming");
+    std::string body = stream ? R"({"model":"m1","stream":true,"messages":[]})" : kChat;
+    Response r;
+    std::string head = RawHead(gw.port(), Post("/v1/chat/completions", body, "X-Request-ID: mine-1\r\n"), &r);
+    ASSERT_EQ(r.status, 200) << head;
+    EXPECT_EQ(CountNoCase(head, "\r\nopenai-processing-ms: 12\r\n"), 1u) << head;
+    EXPECT_EQ(CountNoCase(head, "\r\nx-ratelimit-remaining-requests: 99\r\n"), 1u) << head;
+    EXPECT_EQ(CountNoCase(head, "\r\nset-cookie: a=b\r\n"), 1u) << head;
+    EXPECT_EQ(CountNoCase(head, "\r\ncache-control:"), 1u) << head;  // the upstream's, no second one
+    EXPECT_EQ(CountNoCase(head, "\r\ncache-control: no-store\r\n"), 1u) << head;
+    EXPECT_EQ(CountNoCase(head, "\r\ncontent-type:"), 1u) << head;
+    EXPECT_EQ(r.Header("content-type"), stream ? "text/event-stream" : "application/json");
+    EXPECT_EQ(CountNoCase(head, "\r\nx-request-id:"), 1u) << head;
+    EXPECT_EQ(r.Header("x-request-id"), "mine-1");
+    EXPECT_EQ(CountNoCase(head, "\r\nconnection:"), 1u) << head;
+    for (const char* gone : {"x-hop", "keep-alive:", "proxy-thing", "trailer:"})
+      EXPECT_EQ(CountNoCase(head, gone), 0u) << gone << " in\n" << head;
+    if (stream) {
+      EXPECT_EQ(CountNoCase(head, "\r\ntransfer-encoding: chunked\r\n"), 1u) << head;
+      EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+    } else {
+      EXPECT_EQ(CountNoCase(head, "\r\ncontent-length:"), 1u) << head;
+      EXPECT_NE(r.body.find("chat.completion"), std::string::npos) << r.body;
+    }
+  }
+}
+
+TEST(GatewayTest, ForwardedHeadersStayWithinMaxHeaderBytes) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "  max_header_bytes: 2048\n");
+  ASSERT_TRUE(gw.WaitReady());
+  // 170 small headers (about 1200 bytes of names and values, what the limit counts) are
+  // all forwarded...
+  std::string extra;
+  for (int i = 0; i < 170; ++i) extra += "x-h" + std::to_string(i) + ": v\r\n";
+  Response ok = Request(gw.port(), Post("/v1/chat/completions", kChat, extra));
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_NE(up.last_request().find("\r\nx-h169: v\r\n"), std::string::npos);
+  // ...and many more than the limit allows get 431, not a truncated forward.
+  extra.clear();
+  for (int i = 0; i < 400; ++i) extra += "x-h" + std::to_string(i) + ": v\r\n";
+  ExpectOpenAiError(Request(gw.port(), Post("/v1/chat/completions", kChat, extra)), 431, "header_too_large");
+  EXPECT_EQ(up.requests(), 1);
+}
+
 TEST(GatewayTest, BadInputsGetOpenAiErrors) {
   TestUpstream up;
   Gateway gw(OneModel({up.port()}), "  max_body_bytes: 1000\n  max_header_bytes: 2048\n");

@@ -191,6 +191,7 @@ class TestUpstream {
     int close_after_events = -1;     // streaming: drop the connection after N events
     size_t event_pad = 0;            // streaming: extra bytes of padding per event
     bool close_after_response = false;  // keep-alive in words, then close anyway
+    std::string extra_headers;          // "Name: value\r\n" lines added to 200 answers
   };
   TestUpstream() : TestUpstream(Options()) {}
   explicit TestUpstream(Options o) : opt_(o) {
@@ -293,13 +294,15 @@ class TestUpstream {
         std::string b = "{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"port\":" + std::to_string(port_) +
                         ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}}],"
                         "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}";
-        if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                             std::to_string(b.size()) + "\r\n\r\n" + b))
+        if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + opt_.extra_headers +
+                             "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b))
           break;
         if (opt_.close_after_response) break;
         continue;
       }
-      if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")) break;
+      if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + opt_.extra_headers +
+                           "Transfer-Encoding: chunked\r\n\r\n"))
+        break;
       bool aborted = false;
       std::string pad(opt_.event_pad, 'x');
       bool dropped = false;
