@@ -18,6 +18,9 @@ namespace llmgw::cp {
 // True when host (from HOST:PORT) names only the loopback interface.
 bool IsLoopbackHost(const std::string& host);
 
+// True when the call carries `authorization: Bearer <token>` (always when token is empty).
+bool CallAuthorized(const grpc::ServerContext* ctx, const std::string& token);
+
 // Reads a token file: surrounding whitespace trimmed; error when unreadable or empty.
 Result<std::string> ReadTokenFile(const std::string& path);
 
@@ -34,6 +37,7 @@ class AdminServer {
  private:
   Controller* controller_;
   std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Service> fleet_service_;  // llmgw.admin.v1.Fleet (controller role)
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<std::atomic<bool>> stopping_;
   int port_ = 0;

@@ -1,6 +1,7 @@
 // Controller: config lifecycle, health/scrape scheduling, policy state and publishing.
 // See controller.h for the threading model and docs/CONTROLPLANE.md for the decisions.
 #include "controlplane/controller.h"
+#include "controlplane/fleet.h"
 
 #include <arpa/inet.h>
 
@@ -190,7 +191,8 @@ void Controller::Shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
-  pool_.reset();  // joins workers; in-flight jobs finish within their timeouts
+  cancel_io_ = true;  // in-flight probes/scrapes give up within ~50 ms, not their timeouts
+  pool_.reset();      // joins workers
   std::lock_guard<std::mutex> l(mu_);
   writer_.reset();
   if (shm_) shm_->Close();
@@ -403,10 +405,10 @@ void Controller::DispatchJobs(uint64_t now) {
       std::string bid = id;
       b->probe_in_flight = pool_->Submit([this, target, path, timeout, epoch, bid] {
         ProbeResult r{ProbeResult::kProbe, bid, epoch};
-        HttpResponse resp = HttpGet(target, path, timeout, 1u << 20);
+        HttpResponse resp = HttpGet(target, path, timeout, 1u << 20, &cancel_io_);
         if (resp.ok() && resp.status == 404 && path != "/v1/models") {
           r.fell_back = true;
-          resp = HttpGet(target, "/v1/models", timeout, 1u << 20);
+          resp = HttpGet(target, "/v1/models", timeout, 1u << 20, &cancel_io_);
         }
         r.ok = resp.ok() && resp.status >= 200 && resp.status < 300;
         if (!r.ok)
@@ -425,7 +427,7 @@ void Controller::DispatchJobs(uint64_t now) {
       std::string bid = id;
       b->scrape_in_flight = pool_->Submit([this, target, path, timeout, epoch, bid] {
         ProbeResult r{ProbeResult::kScrape, bid, epoch};
-        HttpResponse resp = HttpGet(target, path, timeout);
+        HttpResponse resp = HttpGet(target, path, timeout, 16u << 20, &cancel_io_);
         r.ok = resp.ok() && resp.status == 200;
         if (r.ok) r.parsed = ParsePrometheusText(resp.body);
         else r.error = resp.ok() ? "scrape " + path + ": HTTP " + std::to_string(resp.status) : "scrape: " + resp.error;
@@ -546,6 +548,10 @@ void Controller::UpdateFromStats(uint64_t now) {
     if (t.key != 0 && t.key != base_->backends[b->slot].key) continue;  // slot still counts for an old backend
     uint64_t prev_inflight = b->fleet_in_flight;
     b->fleet_in_flight = t.in_flight;
+    for (const auto& [session, by_id] : remote_in_flight_) {  // the fleet's agents
+      auto r = by_id.find(id);
+      if (r != by_id.end()) b->fleet_in_flight += r->second;
+    }
     b->requests_total = t.requests;
     if (prev_inflight != b->fleet_in_flight) dirty_ = true;
     if (!b->have_prev) {
@@ -679,6 +685,23 @@ void Controller::Publish(uint64_t now) {
   last_publish_ms_ = now == 0 ? 1 : now;
   dirty_ = false;
   ++counters_.snapshots_published;
+}
+
+std::string Controller::PublishedSnapshotBytes(uint64_t* generation) const {
+  std::lock_guard<std::mutex> l(mu_);
+  *generation = last_publish_ms_ == 0 ? 0 : generation_;
+  return last_publish_ms_ == 0 ? std::string() : EncodeSnapshot(*published_);
+}
+
+uint64_t Controller::published_generation() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return last_publish_ms_ == 0 ? 0 : generation_;
+}
+
+void Controller::SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (by_backend.empty()) remote_in_flight_.erase(session);
+  else remote_in_flight_[session] = std::move(by_backend);
 }
 
 void Controller::Tick() {

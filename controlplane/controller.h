@@ -117,6 +117,13 @@ class Controller {
   std::map<std::string, CircuitInfo> Circuits() const;
   // (model name, model slot) for every configured model.
   std::vector<std::pair<std::string, int>> ModelSlots() const;
+  // Fleet (controller role): the last published snapshot in its wire form, and its
+  // generation (0 before the first publish).
+  std::string PublishedSnapshotBytes(uint64_t* generation) const;
+  uint64_t published_generation() const;
+  // In-flight counts per backend id reported by one agent session (empty map: forget it);
+  // added to the local data plane's in-flight in fleet_in_flight from the next tick.
+  void SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend);
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
 
@@ -166,6 +173,8 @@ class Controller {
   std::mutex mailbox_mu_;
   std::vector<ProbeResult> mailbox_;
   std::unique_ptr<WorkerPool> pool_;
+  std::atomic<bool> cancel_io_{false};
+  std::map<uint64_t, std::map<std::string, uint64_t>> remote_in_flight_;  // by agent session
   bool shut_down_ = false;
 };
 

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -18,15 +19,18 @@ int64_t NowMs() {
       .count();
 }
 
-// Waits for `events` on fd until the deadline; false on timeout or error.
-bool WaitFor(int fd, short events, int64_t deadline_ms) {
+// Waits for `events` on fd until the deadline or cancellation; false on timeout, error
+// or cancel. With a cancel flag, poll in 50 ms slices so the flag is seen promptly.
+bool WaitFor(int fd, short events, int64_t deadline_ms, const std::atomic<bool>* cancel) {
   for (;;) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) return false;
     int64_t left = deadline_ms - NowMs();
     if (left <= 0) return false;
+    if (cancel) left = std::min<int64_t>(left, 50);
     pollfd p{fd, events, 0};
     int r = poll(&p, 1, static_cast<int>(left));
     if (r > 0) return true;
-    if (r == 0) return false;
+    if (r == 0) continue;  // the deadline or the flag is checked at the top
     if (errno != EINTR) return false;
   }
 }
@@ -60,8 +64,12 @@ bool Dechunk(const std::string& in, std::string* out) {
 }  // namespace
 
 HttpResponse HttpGet(const HttpTarget& target, const std::string& path, uint32_t timeout_ms,
-                     size_t max_body_bytes) {
+                     size_t max_body_bytes, const std::atomic<bool>* cancel) {
   HttpResponse res;
+  auto timed_out = [&](const char* step) {
+    res.error = cancel && cancel->load() ? std::string("cancelled") : std::string(step) + ": timeout";
+    return res;
+  };
   int64_t deadline = NowMs() + timeout_ms;
   int fd = socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -74,10 +82,7 @@ HttpResponse HttpGet(const HttpTarget& target, const std::string& path, uint32_t
       res.error = std::string("connect: ") + strerror(errno);
       return res;
     }
-    if (!WaitFor(fd, POLLOUT, deadline)) {
-      res.error = "connect: timeout";
-      return res;
-    }
+    if (!WaitFor(fd, POLLOUT, deadline, cancel)) return timed_out("connect");
     int err = 0;
     socklen_t len = sizeof(err);
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -94,7 +99,7 @@ HttpResponse HttpGet(const HttpTarget& target, const std::string& path, uint32_t
     ssize_t n = send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
     if (n > 0) { sent += static_cast<size_t>(n); continue; }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (!WaitFor(fd, POLLOUT, deadline)) { res.error = "send: timeout"; return res; }
+      if (!WaitFor(fd, POLLOUT, deadline, cancel)) return timed_out("send");
       continue;
     }
     res.error = std::string("send: ") + strerror(errno);
@@ -112,7 +117,7 @@ HttpResponse HttpGet(const HttpTarget& target, const std::string& path, uint32_t
     if (head_end != std::string::npos && chunked && raw.size() >= 5 &&
         raw.compare(raw.size() - 5, 5, "0\r\n\r\n") == 0)
       break;
-    if (!WaitFor(fd, POLLIN, deadline)) { res.error = "receive: timeout"; return res; }
+    if (!WaitFor(fd, POLLIN, deadline, cancel)) return timed_out("receive");
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;

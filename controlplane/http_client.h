@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -25,7 +26,9 @@ struct HttpResponse {
   bool ok() const { return error.empty() && status != 0; }
 };
 
+// When `cancel` is given and becomes true, the call gives up within about 50 ms
+// (error "cancelled"): llmcd's shutdown does not wait out a hung backend's timeout.
 HttpResponse HttpGet(const HttpTarget& target, const std::string& path, uint32_t timeout_ms,
-                     size_t max_body_bytes = 16u << 20);
+                     size_t max_body_bytes = 16u << 20, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace llmgw::cp

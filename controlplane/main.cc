@@ -15,16 +15,20 @@
 #include "common/log.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/controller.h"
+#include "controlplane/fleet.h"
 #include "controlplane/metrics_exporter.h"
 
 namespace {
 
 void Usage(FILE* f) {
   std::fprintf(f,
-               "usage: llmcd --config FILE [--log-level LEVEL]\n"
+               "usage: llmcd --config FILE [--log-level LEVEL] [--agent-of HOST:PORT]\n"
                "  Control plane of llmgw: health, scraping, circuit breakers, snapshots,\n"
                "  gRPC admin API (admin.grpc_listen) and Prometheus (admin.metrics_listen).\n"
-               "  SIGHUP or a change to FILE reloads the config; SIGTERM exits cleanly.\n");
+               "  SIGHUP or a change to FILE reloads the config; SIGTERM exits cleanly.\n"
+               "  --agent-of HOST:PORT: fleet agent of the controller llmcd at HOST:PORT (its\n"
+               "  admin address): publish its snapshots into this host's shm (FILE's instance)\n"
+               "  and report this host's data-plane stats to it (same as fleet.role: agent).\n");
 }
 
 std::string DirOf(const std::string& p) {
@@ -36,21 +40,52 @@ std::string BaseOf(const std::string& p) {
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
+// The agent role: no probes, scrapes or admin API of its own; the controller decides.
+int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& set) {
+  using namespace llmgw;
+  std::string host, why;
+  uint16_t port = 0;
+  if (!ParseHostPort(controller, &host, &port, &why)) {
+    std::fprintf(stderr, "llmcd: --agent-of %s: %s\n", controller.c_str(), why.c_str());
+    return 2;
+  }
+  cp::FleetAgent agent(std::move(cfg), controller);
+  Status st = agent.Start();
+  if (!st.ok()) {
+    LOG_ERROR("cannot start fleet agent", {{"error", st.error().message()}});
+    return 1;
+  }
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { agent.Run(stop); });
+  for (;;) {
+    timespec ts{0, 100 * 1000 * 1000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      LOG_INFO("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      break;
+    }
+    if (sig == SIGHUP) LOG_INFO("SIGHUP ignored: an agent takes its config from the controller", {});
+  }
+  stop = true;
+  loop.join();
+  agent.Shutdown();
+  LOG_INFO("stopped", {});
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace llmgw;
-  std::string config_path, log_level;
+  std::string config_path, log_level, agent_of;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--config" || a == "-c") && i + 1 < argc) config_path = argv[++i];
     else if (a == "--log-level" && i + 1 < argc) log_level = argv[++i];
     else if (a == "--help" || a == "-h") { Usage(stdout); return 0; }
     else if (a == "--version") { std::printf("llmcd %s\n", LLMGW_VERSION_STRING); return 0; }
-    else if (a == "--agent-of") {
-      std::fprintf(stderr, "llmcd: --agent-of: the agent role is not implemented yet\n");
-      return 2;
-    } else {
+    else if (a == "--agent-of" && i + 1 < argc) agent_of = argv[++i];
+    else {
       std::fprintf(stderr, "llmcd: unknown argument '%s'\n", a.c_str());
       Usage(stderr);
       return 2;
@@ -78,6 +113,9 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  if (agent_of.empty() && cr.config.fleet.role == "agent") agent_of = cr.config.fleet.controller;
+  if (!agent_of.empty()) return RunAgent(std::move(cr.config), agent_of, set);
 
   AdminConfig admin_cfg = cr.config.admin;
   cp::Controller controller;
@@ -156,8 +194,7 @@ int main(int argc, char** argv) {
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});
-  // Release shm before stopping the exposer: civetweb takes a couple of seconds to stop
-  // and the data plane should see the writer gone at once.
+  // Release shm before stopping the exposer, so the data plane sees the writer gone first.
   controller.Shutdown();
   LOG_DEBUG("shared memory released", {});
   metrics.Stop();

@@ -34,6 +34,7 @@ class MetricsExporter {
   Controller* c_;
   std::shared_ptr<Collector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string host_;
   int port_ = 0;
 };
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -293,6 +295,36 @@ TEST_F(LlmcdIntegrationTest, KilledMockIsUnhealthyWithinTwoIntervals) {
   EXPECT_EQ(StateOf(stub.get(), vllm.url()), pb::HEALTHY);
   kill(proc.pid(), SIGTERM);
   EXPECT_EQ(proc.WaitExit(5000), 0);
+}
+
+// SIGTERM is prompt even with a probe stuck on a backend that accepts but never answers
+// (probe timeout 10 s) and with the Prometheus listener up (civetweb polls its listening
+// sockets for 2 s between looks at its stop flag): exit 0 well within 1.5 s.
+TEST_F(LlmcdIntegrationTest, SigtermExitsPromptlyWithAHungBackend) {
+  int hung = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(hung, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(hung, 16), 0);  // connects complete in the backlog; nothing is ever read
+  socklen_t len = sizeof(sa);
+  getsockname(hung, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::string hung_url = "http://127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  std::string y = Config({hung_url});
+  y.replace(y.find("timeout_ms: 150"), 15, "timeout_ms: 10000");
+  WriteFileAtomically(config_, y);
+  Llmcd proc(config_, log_);
+  auto stub = Stub();
+  ASSERT_TRUE(WaitFor([&] { return Status(stub.get()).backends_total() == 1; }, 5000)) << ReadFile(log_);
+  ASSERT_TRUE(Get(metrics_port_, "/metrics").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a probe is now stuck in flight
+  auto t0 = Clock::now();
+  kill(proc.pid(), SIGTERM);
+  int rc = proc.WaitExit(5000);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  close(hung);
+  EXPECT_EQ(rc, 0) << ReadFile(log_);
+  EXPECT_LT(took, 1500) << ReadFile(log_);
 }
 
 TEST_F(LlmcdIntegrationTest, BadConfigFileFailsWithFileLineKey) {

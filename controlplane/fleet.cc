@@ -1,0 +1,313 @@
+// Fleet: snapshot wire form, the controller's Fleet service and registry, and the agent.
+#include "controlplane/fleet.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/log.h"
+#include "controlplane/admin_service.h"
+
+namespace llmgw::cp {
+
+namespace admin = ::llmgw::admin::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr char kMagic[4] = {'L', 'G', 'S', 'N'};
+constexpr size_t kHeaderBytes = offsetof(shm::Snapshot, limits);
+
+}  // namespace
+
+std::string EncodeSnapshot(const shm::Snapshot& s) {
+  std::string out(kMagic, 4);
+  uint32_t size = sizeof(shm::Snapshot);
+  out.append(reinterpret_cast<const char*>(&size), 4);
+  out.append(reinterpret_cast<const char*>(&s), kHeaderBytes);
+  shm::ForEachUsedRange(s.num_models, s.num_backends, [&](size_t off, size_t len) {
+    out.append(reinterpret_cast<const char*>(&s) + off, len);
+  });
+  return out;
+}
+
+bool DecodeSnapshot(const std::string& bytes, shm::Snapshot* out, std::string* why) {
+  std::memset(static_cast<void*>(out), 0, sizeof(shm::Snapshot));
+  if (bytes.size() < 8 + kHeaderBytes || std::memcmp(bytes.data(), kMagic, 4) != 0) {
+    *why = "not a snapshot";
+    return false;
+  }
+  uint32_t size = 0;
+  std::memcpy(&size, bytes.data() + 4, 4);
+  if (size != sizeof(shm::Snapshot)) {
+    *why = "snapshot layout differs (controller and agent run different llmgw versions)";
+    return false;
+  }
+  std::memcpy(static_cast<void*>(out), bytes.data() + 8, kHeaderBytes);
+  if (out->num_backends > shm::kMaxBackends || out->num_models > shm::kMaxModels) {
+    *why = "snapshot table sizes out of range";
+    return false;
+  }
+  size_t pos = 8 + kHeaderBytes;
+  bool ok = true;
+  shm::ForEachUsedRange(out->num_models, out->num_backends, [&](size_t off, size_t len) {
+    if (!ok || pos + len > bytes.size()) {
+      ok = false;
+      return;
+    }
+    std::memcpy(reinterpret_cast<char*>(out) + off, bytes.data() + pos, len);
+    pos += len;
+  });
+  if (!ok || pos != bytes.size()) {
+    *why = "snapshot length does not match its tables";
+    return false;
+  }
+  return true;
+}
+
+// ---- controller side ------------------------------------------------------------------
+
+uint64_t FleetRegistry::Connect(const std::string& peer) {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t id = next_session_++;
+  agents_[id] = Agent{peer, {}, Clock::now()};
+  return id;
+}
+
+void FleetRegistry::Update(uint64_t session, const admin::AgentStats& s) {
+  std::map<std::string, uint64_t> in_flight;
+  for (const auto& b : s.backends()) in_flight[b.id()] += b.in_flight();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = agents_.find(session);
+    if (it == agents_.end()) return;
+    if (it->second.last.agent_id().empty() && !s.agent_id().empty())
+      LOG_INFO("fleet agent connected", {{"agent_id", s.agent_id()}, {"peer", it->second.peer}});
+    it->second.last = s;
+    it->second.seen = Clock::now();
+  }
+  c_->SetRemoteInFlight(session, std::move(in_flight));
+}
+
+void FleetRegistry::Disconnect(uint64_t session) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = agents_.find(session);
+    if (it != agents_.end())
+      LOG_INFO("fleet agent disconnected", {{"agent_id", it->second.last.agent_id()}, {"peer", it->second.peer}});
+    agents_.erase(session);
+  }
+  c_->SetRemoteInFlight(session, {});
+}
+
+admin::ListGatewaysResponse FleetRegistry::List() const {
+  admin::ListGatewaysResponse r;
+  r.set_is_controller(true);
+  std::lock_guard<std::mutex> l(mu_);
+  auto now = Clock::now();
+  for (const auto& [id, a] : agents_) {
+    auto* g = r.add_gateways();
+    g->set_agent_id(a.last.agent_id());
+    g->set_peer(a.peer);
+    g->set_last_seen_seconds_ago(std::chrono::duration<double>(now - a.seen).count());
+    g->set_requests_total(a.last.requests_total());
+    g->set_dataplane_threads(a.last.dataplane_threads());
+  }
+  return r;
+}
+
+namespace {
+
+class FleetServiceImpl final : public admin::Fleet::Service {
+ public:
+  FleetServiceImpl(Controller* c, std::shared_ptr<FleetRegistry> reg, std::shared_ptr<const std::string> token,
+                   std::shared_ptr<std::atomic<bool>> stopping)
+      : c_(c), reg_(std::move(reg)), token_(std::move(token)), stopping_(std::move(stopping)) {}
+
+  grpc::Status ListGateways(grpc::ServerContext* ctx, const admin::ListGatewaysRequest*,
+                            admin::ListGatewaysResponse* out) override {
+    if (!CallAuthorized(ctx, *token_)) return Unauth();
+    *out = reg_->List();
+    return grpc::Status::OK;
+  }
+
+  // Stats come up on a reader thread; snapshots go down from here whenever the controller
+  // published a new generation (at least every control.heartbeat_ms).
+  grpc::Status Sync(grpc::ServerContext* ctx,
+                    grpc::ServerReaderWriter<admin::FleetSnapshot, admin::AgentStats>* stream) override {
+    if (!CallAuthorized(ctx, *token_)) return Unauth();
+    uint64_t session = reg_->Connect(ctx->peer());
+    std::atomic<bool> reader_done{false};
+    std::thread reader([&] {
+      admin::AgentStats s;
+      while (stream->Read(&s)) reg_->Update(session, s);
+      reader_done = true;
+    });
+    uint64_t sent = 0, sent_config = 0;
+    while (!ctx->IsCancelled() && !stopping_->load() && !reader_done.load()) {
+      uint64_t gen = c_->published_generation();
+      if (gen != 0 && gen != sent) {
+        admin::FleetSnapshot f;
+        f.set_shm_snapshot(c_->PublishedSnapshotBytes(&gen));
+        f.set_generation(gen);
+        if (c_->config_version() != sent_config) {  // the YAML only when it changed
+          sent_config = c_->config_version();
+          f.set_config_yaml(c_->ConfigView().yaml());
+        }
+        if (!stream->Write(f)) break;
+        sent = gen;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ctx->TryCancel();  // unblocks the reader's Read
+    reader.join();
+    reg_->Disconnect(session);
+    return grpc::Status::OK;
+  }
+
+ private:
+  static grpc::Status Unauth() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata");
+  }
+  Controller* c_;
+  std::shared_ptr<FleetRegistry> reg_;
+  std::shared_ptr<const std::string> token_;
+  std::shared_ptr<std::atomic<bool>> stopping_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<FleetRegistry> registry,
+                                                std::shared_ptr<const std::string> token,
+                                                std::shared_ptr<std::atomic<bool>> stopping) {
+  return std::make_unique<FleetServiceImpl>(c, std::move(registry), std::move(token), std::move(stopping));
+}
+
+// ---- agent side -----------------------------------------------------------------------
+
+FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
+    : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
+  agent_id_ = cfg_.fleet.agent_id;
+  if (agent_id_.empty()) {
+    // Several gateways may share a host: the instance makes the default unique.
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    agent_id_ = std::string(host) + "/" + cfg_.instance;
+  }
+}
+
+FleetAgent::~FleetAgent() { Shutdown(); }
+
+Status FleetAgent::Start() {
+  if (!cfg_.admin.token_file.empty()) {
+    auto t = ReadTokenFile(cfg_.admin.token_file);
+    if (!t.ok()) return t.error();
+    token_ = t.value();
+  }
+  auto obj = shm::ShmObject::Open(cfg_.ShmName());
+  if (!obj.ok()) return obj.error();
+  shm_ = std::move(obj.value());
+  writer_ = std::make_unique<shm::SnapshotWriter>(shm_->region());
+  LOG_INFO("fleet agent started", {{"agent_id", agent_id_}, {"controller", controller_}, {"instance", cfg_.instance}});
+  return Status::Ok();
+}
+
+void FleetAgent::Shutdown() {
+  writer_.reset();
+  if (shm_) shm_->Close();
+  shm_.reset();
+}
+
+void FleetAgent::Apply(const admin::FleetSnapshot& f) {
+  if (f.shm_snapshot().empty()) return;
+  auto snap = std::make_unique<shm::Snapshot>();
+  std::string why;
+  if (!DecodeSnapshot(f.shm_snapshot(), snap.get(), &why)) {
+    LOG_WARN("fleet snapshot rejected", {{"error", why}, {"generation", f.generation()}});
+    return;
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  writer_->Publish(snap.get());
+  std::swap(last_, snap);
+  have_last_ = true;
+  if (applied_.fetch_add(1) == 0)
+    LOG_INFO("first snapshot from the controller published", {{"generation", f.generation()}});
+}
+
+admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {
+  admin::AgentStats s;
+  s.set_agent_id(agent_id_);
+  s.set_instance(cfg_.instance);
+  s.set_sequence(sequence);
+  std::lock_guard<std::mutex> l(mu_);
+  uint32_t n = have_last_ ? last_->num_backends : 0;
+  shm::StatsTotals t;
+  shm::SumStats(*shm_->region(), n, shm::NowUnixMs(), std::max<uint64_t>(500, 3ull * cfg_.control.heartbeat_ms), &t);
+  s.set_requests_total(t.requests_total);
+  s.set_dataplane_threads(t.live_threads);
+  for (uint32_t i = 0; i < n && i < t.backends.size(); ++i) {
+    const shm::BackendEntry& e = last_->backends[i];
+    const shm::BackendTotals& b = t.backends[i];
+    if (e.id[0] == 0 || (b.key != 0 && b.key != e.key)) continue;  // empty slot, or counts of an old backend
+    auto* l = s.add_backends();
+    l->set_id(e.id);
+    l->set_in_flight(b.in_flight);
+    l->set_requests_total(b.requests);
+    l->set_errors_total(b.ErrorsTotal());
+    l->set_latency_sum_us(b.latency.sum_us);
+    l->set_latency_count(b.latency.count);
+    l->set_ttft_sum_us(b.ttft.sum_us);
+    l->set_ttft_count(b.ttft.count);
+  }
+  return s;
+}
+
+void FleetAgent::Run(const std::atomic<bool>& stop) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto channel = grpc::CreateCustomChannel(controller_, grpc::InsecureChannelCredentials(), args);
+  auto stub = admin::Fleet::NewStub(channel);
+  uint64_t sequence = 0;
+  std::atomic<bool> was_connected{false};
+  auto tick = std::chrono::milliseconds(std::max<uint32_t>(20, cfg_.control.tick_ms));
+  auto sleep_for = [&](std::chrono::milliseconds d) {
+    for (auto end = Clock::now() + d; Clock::now() < end && !stop.load();)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  while (!stop.load()) {
+    grpc::ClientContext ctx;
+    if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
+    auto stream = stub->Sync(&ctx);
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      admin::FleetSnapshot f;
+      while (stream->Read(&f)) {
+        if (!was_connected.exchange(true)) {
+          LOG_INFO("connected to the fleet controller", {{"controller", controller_}});
+        }
+        Apply(f);
+      }
+      done = true;
+    });
+    while (!stop.load() && !done.load()) {
+      if (!stream->Write(CollectStats(++sequence))) break;
+      writer_->Heartbeat();
+      for (auto end = Clock::now() + tick; Clock::now() < end && !stop.load() && !done.load();)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ctx.TryCancel();
+    reader.join();
+    grpc::Status st = stream->Finish();
+    if (stop.load()) break;
+    if (was_connected.exchange(false))
+      LOG_WARN("lost the fleet controller; serving on the last snapshot", {{"error", st.error_message()}});
+    writer_->Heartbeat();
+    sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace llmgw::cp

@@ -1,0 +1,85 @@
+// The fleet: one llmcd is the controller, every other gateway host runs `llmcd --agent-of
+// HOST:PORT`. The agent streams the controller's snapshots (Fleet.Sync) into its local shm
+// and streams its local data-plane stats back; the controller adds the agents' in-flight
+// counts to fleet_in_flight and lists them in Fleet.ListGateways.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/shm.h"
+#include "controlplane/controller.h"
+#include "llmgw/admin/v1/admin.grpc.pb.h"
+
+namespace llmgw::cp {
+
+// The wire form of a published snapshot (FleetSnapshot.shm_snapshot): magic, sizeof
+// (Snapshot), the header up to the limits, then the used ranges (shm::ForEachUsedRange).
+std::string EncodeSnapshot(const shm::Snapshot& s);
+// Fills *out (zeroed first); false with *why on a wrong magic, size or length.
+bool DecodeSnapshot(const std::string& bytes, shm::Snapshot* out, std::string* why);
+
+// Controller side: the connected agents, by session.
+class FleetRegistry {
+ public:
+  explicit FleetRegistry(Controller* c) : c_(c) {}
+  uint64_t Connect(const std::string& peer);
+  void Update(uint64_t session, const admin::v1::AgentStats& s);
+  // Forgets the session and its in-flight contribution.
+  void Disconnect(uint64_t session);
+  admin::v1::ListGatewaysResponse List() const;
+
+ private:
+  struct Agent {
+    std::string peer;
+    admin::v1::AgentStats last;
+    std::chrono::steady_clock::time_point seen;
+  };
+  Controller* c_;
+  mutable std::mutex mu_;
+  uint64_t next_session_ = 1;
+  std::map<uint64_t, Agent> agents_;
+};
+
+// llmgw.admin.v1.Fleet on the controller's admin listener.
+std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<FleetRegistry> registry,
+                                                std::shared_ptr<const std::string> token,
+                                                std::shared_ptr<std::atomic<bool>> stopping);
+
+// Agent side: owns the local shm object; Run() keeps one Sync stream to the controller
+// open (reconnecting with backoff) until stop. Without a controller the last snapshot
+// stays published, so the local llmgw keeps serving (fail-static).
+class FleetAgent {
+ public:
+  // cfg supplies the instance (local shm) and admin.token_file (sent to the controller).
+  FleetAgent(Config cfg, std::string controller_addr);
+  ~FleetAgent();
+  Status Start();
+  void Run(const std::atomic<bool>& stop);
+  void Shutdown();
+  const std::string& agent_id() const { return agent_id_; }
+  uint64_t snapshots_applied() const { return applied_.load(); }
+  shm::ShmRegion* region() const { return shm_ ? shm_->region() : nullptr; }  // tests
+
+ private:
+  void Apply(const admin::v1::FleetSnapshot& f);
+  admin::v1::AgentStats CollectStats(uint64_t sequence);
+
+  Config cfg_;
+  std::string controller_, agent_id_, token_;
+  std::unique_ptr<shm::ShmObject> shm_;
+  std::unique_ptr<shm::SnapshotWriter> writer_;
+  std::mutex mu_;  // guards last_ (written by the stream reader, read for stats)
+  std::unique_ptr<shm::Snapshot> last_;
+  bool have_last_ = false;
+  std::atomic<uint64_t> applied_{0};
+};
+
+}  // namespace llmgw::cp

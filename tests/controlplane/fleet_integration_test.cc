@@ -1,0 +1,255 @@
+// The fleet with real processes: a controller llmcd (instance C) probing two llmgw-mock
+// backends, an agent `llmcd --agent-of` with its own instance (A), and an llmgw attached
+// to A. The agent's llmgw routes on the controller's snapshots (a drain at the controller
+// reaches it), its in-flight requests show in the controller's fleet_in_flight, `llmctl
+// fleet` lists it, it keeps serving while the controller restarts and reconnects after.
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <memory>
+
+#include "common/shm.h"
+#include "controlplane/fleet.h"
+#include "e2e_process.h"
+
+namespace llmgw::e2e {
+namespace {
+
+struct CliResult {
+  int code = -1;
+  std::string out;
+};
+
+CliResult RunLlmctl(const std::vector<std::string>& args) {
+  CliResult r;
+  std::vector<char*> argv{const_cast<char*>(LLMCTL_BIN)};  // before fork: the parent has threads
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    int devnull = open("/dev/null", O_WRONLY);  // "cannot reach" while the controller restarts
+    if (devnull >= 0) dup2(devnull, 2);
+    execv(LLMCTL_BIN, argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(out[0], buf, sizeof(buf));
+    if (n <= 0) break;
+    r.out.append(buf, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  int st = 0;
+  if (!WaitFor([&] { return waitpid(pid, &st, WNOHANG) == pid; }, 2000)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return r;
+  }
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class FleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/llmgw-fleet-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ctl_instance_ = "fleetc-" + std::to_string(getpid());
+    agent_instance_ = "fleeta-" + std::to_string(getpid());
+    ctl_grpc_ = FreePort();
+    for (int i = 0; i < 2; ++i)
+      mocks_.push_back(std::make_unique<Proc>(
+          std::vector<std::string>{LLMGW_MOCK_BIN, "--listen", "127.0.0.1:0", "--model", "m",
+                                   "--token-interval-ms", "0", "--output-tokens", "4"},
+          dir_ + "/mock.log", true));
+    WriteFileAtomically(dir_ + "/controller.yaml", Config(ctl_instance_, ctl_grpc_));
+    WriteFileAtomically(dir_ + "/agent.yaml", Config(agent_instance_, FreePort()));
+    stub_ = AdminStub(ctl_grpc_);
+  }
+  void TearDown() override {
+    gw_.reset();
+    agent_.reset();
+    ctl_.reset();
+    mocks_.clear();
+    shm::Unlink("/llmgw-" + ctl_instance_);
+    shm::Unlink("/llmgw-" + agent_instance_);
+    for (const char* f : {"/controller.yaml", "/agent.yaml", "/controller.log", "/agent.log", "/llmgw.log",
+                          "/mock.log"})
+      std::remove((dir_ + f).c_str());
+    rmdir(dir_.c_str());
+  }
+  std::string Config(const std::string& instance, int grpc_port) {
+    std::string y = "instance: " + instance +
+                    "\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n  retries: { max: 2, backoff_ms: 10 }\n"
+                    "admin:\n  grpc_listen: 127.0.0.1:" + std::to_string(grpc_port) +
+                    "\n  metrics_listen: 127.0.0.1:" + std::to_string(FreePort()) +
+                    "\nhealth: { interval_ms: 300, timeout_ms: 1000, unhealthy_after: 2, healthy_after: 1 }\n"
+                    "control: { tick_ms: 20, heartbeat_ms: 200 }\n"
+                    "models:\n  - name: m\n    policy: round_robin\n    backends:\n";
+    for (size_t i = 0; i < mocks_.size(); ++i)
+      y += "      - { id: b" + std::to_string(i) + ", url: \"" + mocks_[i]->url() + "\" }\n";
+    return y;
+  }
+  void StartController() {
+    ctl_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/controller.yaml"},
+                                  dir_ + "/controller.log", false);
+  }
+  pb::ListGatewaysResponse Gateways() {
+    pb::ListGatewaysResponse r;
+    CliResult c = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet", "-o", "json"});
+    if (c.code == 0) google::protobuf::util::JsonStringToMessage(c.out, &r);
+    return r;
+  }
+  uint64_t ControllerInFlight(const std::string& id) {
+    pb::ListBackendsResponse r;
+    if (!stub_->ListBackends(Ctx().get(), {}, &r).ok()) return 0;
+    for (const auto& b : r.backends())
+      if (b.id() == id) return b.in_flight();
+    return 0;
+  }
+  int Sequential(int n) {
+    int ok = 0;
+    for (int i = 0; i < n; ++i)
+      if (HttpCall(gw_->port(), "POST", "/v1/chat/completions", kChatBody, 10000).status == 200) ++ok;
+    return ok;
+  }
+  // State of backend `id` in the snapshot currently published in the agent's shm, read
+  // through a read-only mapping (the test does not attach as a process).
+  int AgentSnapshotState(const std::string& id) {
+    int fd = shm_open(("/llmgw-" + agent_instance_).c_str(), O_RDONLY, 0);
+    if (fd < 0) return -1;
+    void* p = mmap(nullptr, sizeof(shm::ShmRegion), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return -1;
+    auto snap = std::make_unique<shm::Snapshot>();
+    shm::SnapshotReader reader(static_cast<const shm::ShmRegion*>(p));
+    int state = -1;
+    if (reader.Refresh(snap.get()))
+      for (uint32_t i = 0; i < snap->num_backends; ++i)
+        if (id == snap->backends[i].id) state = snap->backends[i].state;
+    munmap(p, sizeof(shm::ShmRegion));
+    return state;
+  }
+  std::string Logs() {
+    return "--- controller\n" + ReadFile(dir_ + "/controller.log") + "--- agent\n" + ReadFile(dir_ + "/agent.log") +
+           "--- llmgw\n" + ReadFile(dir_ + "/llmgw.log");
+  }
+
+  std::string dir_, ctl_instance_, agent_instance_;
+  int ctl_grpc_ = 0;
+  std::vector<std::unique_ptr<Proc>> mocks_;
+  std::unique_ptr<Proc> ctl_, agent_, gw_;
+  std::unique_ptr<pb::Admin::Stub> stub_;
+};
+
+TEST_F(FleetTest, AgentServesTheControllersSnapshotsAndReportsItsLoad) {
+  StartController();
+  ASSERT_TRUE(WaitFor([&] {
+    pb::GetStatusResponse s;
+    return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
+  }, 5000)) << Logs();
+  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
+                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
+                                  dir_ + "/agent.log", false);
+  gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
+                               dir_ + "/llmgw.log", true);
+  ASSERT_GT(gw_->port(), 0) << Logs();
+  // Ready only once a snapshot arrived: the agent's instance has no other writer.
+  ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
+      << Logs();
+  ASSERT_EQ(Sequential(10), 10) << Logs();
+
+  // The controller lists the agent with its data plane's numbers.
+  pb::ListGatewaysResponse g;
+  ASSERT_TRUE(WaitFor([&] {
+    g = Gateways();
+    return g.gateways_size() == 1 && g.gateways(0).requests_total() >= 10;
+  }, 5000)) << g.DebugString() << Logs();
+  EXPECT_TRUE(g.is_controller());
+  const std::string& agent_id = g.gateways(0).agent_id();
+  EXPECT_EQ(agent_id.substr(agent_id.size() - agent_instance_.size()), agent_instance_);
+  EXPECT_EQ(g.gateways(0).dataplane_threads(), 1u);
+  CliResult table = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet"});
+  EXPECT_EQ(table.code, 0);
+  EXPECT_NE(table.out.find(agent_instance_), std::string::npos) << table.out;
+
+  // A drain at the controller reaches the agent's llmgw.
+  pb::BackendRequest req;
+  req.set_id("b1");
+  pb::BackendResponse resp;
+  ASSERT_EQ(AgentSnapshotState("b1"), static_cast<int>(shm::BackendState::kHealthy));
+  ASSERT_TRUE(stub_->DrainBackend(Ctx().get(), req, &resp).ok());
+  // controller tick → Sync → the agent's shm; llmgw checks the generation on every request.
+  ASSERT_TRUE(WaitFor([&] { return AgentSnapshotState("b1") == static_cast<int>(shm::BackendState::kDraining); },
+                      3000)) << Logs();
+  long b1 = MockStat(mocks_[1]->port(), "requests_total");
+  EXPECT_EQ(Sequential(20), 20) << Logs();
+  EXPECT_EQ(MockStat(mocks_[1]->port(), "requests_total"), b1) << "the agent's llmgw ignored the drain";
+
+  // In-flight requests on the agent's host count in the controller's fleet_in_flight
+  // (the controller has no llmgw of its own, so every in-flight request is the agent's).
+  ASSERT_EQ(HttpCall(mocks_[0]->port(), "POST", "/mock/faults", R"({"slow_first_byte_ms":2500})").status, 200);
+  std::vector<std::thread> slow;
+  std::atomic<int> slow_ok{0};
+  for (int i = 0; i < 3; ++i)
+    slow.emplace_back([&] {
+      if (HttpCall(gw_->port(), "POST", "/v1/chat/completions", kChatBody, 10000).status == 200) ++slow_ok;
+    });
+  EXPECT_TRUE(WaitFor([&] { return ControllerInFlight("b0") == 3; }, 2000)) << ControllerInFlight("b0");
+  for (auto& t : slow) t.join();
+  EXPECT_EQ(slow_ok.load(), 3);
+  ASSERT_EQ(HttpCall(mocks_[0]->port(), "POST", "/mock/faults", R"({"slow_first_byte_ms":0})").status, 200);
+  EXPECT_TRUE(WaitFor([&] { return ControllerInFlight("b0") == 0; }, 2000));
+
+  // Controller restart: the agent's llmgw serves on, the agent reconnects.
+  ASSERT_EQ(ctl_->Stop(SIGTERM, 5000), 0) << Logs();
+  EXPECT_EQ(Sequential(10), 10) << Logs();
+  StartController();
+  ASSERT_TRUE(WaitFor([&] { return Gateways().gateways_size() == 1; }, 8000)) << Logs();
+
+  // The agent exits promptly on SIGTERM and the controller forgets it.
+  auto t0 = Clock::now();
+  EXPECT_EQ(agent_->Stop(SIGTERM, 5000), 0) << Logs();
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
+  EXPECT_TRUE(WaitFor([&] { return Gateways().gateways_size() == 0; }, 3000));
+}
+
+TEST(FleetSnapshotTest, WireFormRoundTripsAndRejectsDamage) {
+  auto s = std::make_unique<shm::Snapshot>();
+  std::memset(static_cast<void*>(s.get()), 0, sizeof(shm::Snapshot));
+  s->generation = 7;
+  s->num_backends = 2;
+  s->num_models = 1;
+  std::strcpy(s->models[0].name, "m");
+  std::strcpy(s->backends[1].id, "b1");
+  s->backends[1].fleet_in_flight = 5;
+  std::string wire = cp::EncodeSnapshot(*s);
+  EXPECT_LT(wire.size(), sizeof(shm::Snapshot) / 10) << "only the used ranges travel";
+  auto d = std::make_unique<shm::Snapshot>();
+  std::string why;
+  ASSERT_TRUE(cp::DecodeSnapshot(wire, d.get(), &why)) << why;
+  EXPECT_EQ(d->generation, 7u);
+  EXPECT_STREQ(d->backends[1].id, "b1");
+  EXPECT_EQ(d->backends[1].fleet_in_flight, 5u);
+  EXPECT_EQ(shm::SnapshotChecksum(*d), shm::SnapshotChecksum(*s));
+  EXPECT_FALSE(cp::DecodeSnapshot(wire.substr(0, wire.size() - 1), d.get(), &why));
+  EXPECT_FALSE(cp::DecodeSnapshot(wire + "x", d.get(), &why));
+  std::string bad = wire;
+  bad[0] = 'X';
+  EXPECT_FALSE(cp::DecodeSnapshot(bad, d.get(), &why));
+  bad = wire;
+  bad[4] ^= 1;  // another sizeof(Snapshot): a different build
+  EXPECT_FALSE(cp::DecodeSnapshot(bad, d.get(), &why));
+  EXPECT_NE(why.find("versions"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace llmgw::e2e
