@@ -51,8 +51,11 @@ for load in ${LOADS//,/ }; do
     bench --target "127.0.0.1:$GW_PORT" --rate "$rate" --duration "$DUR" "${WORK[@]}" --seed 7 \
       --out "$OUT/$policy.$load.json" >/dev/null
     for i in 0 1 2 3; do
-      curl -s "127.0.0.1:${ports[$i]%%:*}/mock/stats" >"$OUT/$policy.$load.mock$i.json"
-      stop_pid "$(cat "$BENCH_WORK/f$i.pid")"
+      if ! curl -s -m 5 "127.0.0.1:${ports[$i]%%:*}/mock/stats" >"$OUT/$policy.$load.mock$i.json"; then
+        echo "  warning: mock $i (port ${ports[$i]%%:*}) did not answer /mock/stats after $policy at $load" >&2
+        echo '{"prefix_cache_query_tokens":0,"prefix_cache_hit_tokens":0,"requests_total":-1}' >"$OUT/$policy.$load.mock$i.json"
+      fi
+      stop_pid "$(cat "$BENCH_WORK/f$i.pid")" || true
     done
     stop_gateway
     echo "  load $load $policy: $(jget "$OUT/$policy.$load.json" "'%.1f req/s, ttft p50 %.0f ms p99 %.0f ms, e2e p99 %.0f ms, errors %d' % (d['throughput_rps'], d['ttft_ms']['p50'], d['ttft_ms']['p99'], d['e2e_ms']['p99'], d['errors_total'])")"
