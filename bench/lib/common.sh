@@ -38,6 +38,9 @@ wait_http() {  # wait_http URL [SECONDS]
 # start_mock NAME [mock flags...] -> echoes the port; the pid is in $BENCH_WORK/NAME.pid
 start_mock() {
   local name=$1; shift
+  # A name can be reused within a run: remove the old output first, or the wait below could
+  # read the previous mock's "listening" line while the new one truncates the file.
+  rm -f "$BENCH_WORK/$name.out"
   "$BIN/llmgw-mock" --listen 127.0.0.1:0 "$@" >"$BENCH_WORK/$name.out" 2>"$BENCH_WORK/$name.log" &
   BENCH_PIDS+=($!)
   echo $! >"$BENCH_WORK/$name.pid"
