@@ -11,16 +11,18 @@ BENCH_PIDS=()
 
 bench_cleanup() {
   for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # start_mock usually runs inside $(...), so its pid is only known from its file
+  for f in "$BENCH_WORK"/*.pid; do
+    [ -f "$f" ] && [ "$f" != "$BENCH_WORK/nginx.pid" ] && kill "$(cat "$f")" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   [ -f "$BENCH_WORK/nginx.pid" ] && kill "$(cat "$BENCH_WORK/nginx.pid")" 2>/dev/null || true
   rm -rf "$BENCH_WORK"
 }
 trap bench_cleanup EXIT INT TERM
 
-free_port() {
-  local p=${1:-20000}
-  while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
+free_port() {  # a port the kernel just handed out for bind(0): free of listeners and TIME_WAIT
+  python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
 }
 
 wait_http() {  # wait_http URL [SECONDS]
@@ -33,11 +35,15 @@ wait_http() {  # wait_http URL [SECONDS]
   return 1
 }
 
-# start_mock NAME [mock flags...] -> echoes the port
+# start_mock NAME [mock flags...] -> echoes the port; the pid is in $BENCH_WORK/NAME.pid
 start_mock() {
   local name=$1; shift
+  # A name can be reused within a run: remove the old output first, or the wait below could
+  # read the previous mock's "listening" line while the new one truncates the file.
+  rm -f "$BENCH_WORK/$name.out"
   "$BIN/llmgw-mock" --listen 127.0.0.1:0 "$@" >"$BENCH_WORK/$name.out" 2>"$BENCH_WORK/$name.log" &
   BENCH_PIDS+=($!)
+  echo $! >"$BENCH_WORK/$name.pid"
   local i
   for ((i = 0; i < 200; i++)); do
     if grep -q '^listening ' "$BENCH_WORK/$name.out" 2>/dev/null; then
@@ -46,7 +52,8 @@ start_mock() {
     fi
     sleep 0.05
   done
-  echo "bench: mock $name did not start" >&2
+  echo "bench: mock $name did not start (alive: $(kill -0 "$(cat "$BENCH_WORK/$name.pid")" 2>/dev/null && echo yes || echo no)):" >&2
+  tail -5 "$BENCH_WORK/$name.log" >&2
   return 1
 }
 
@@ -61,13 +68,17 @@ worker_processes $workers;
 pid $BENCH_WORK/nginx.pid;
 error_log $BENCH_WORK/nginx-error.log warn;
 daemon on;
-events { worker_connections 20000; }
+worker_rlimit_nofile 100000;
+events { worker_connections 60000; }
 http {
   access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
   client_body_temp_path $BENCH_WORK/nginx-body;
   proxy_temp_path $BENCH_WORK/nginx-proxy;
   upstream backends {
 $servers    keepalive 256;
+    keepalive_requests 1000000;
   }
   server {
     listen 127.0.0.1:$port reuseport;
@@ -76,6 +87,7 @@ $servers    keepalive 256;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
+${NGINX_EXTRA_LOCATION:-}
     }
   }
 }
@@ -92,7 +104,7 @@ start_haproxy() {
   cat >"$BENCH_WORK/haproxy.cfg" <<HAP
 global
   nbthread $threads
-  maxconn 40000
+  maxconn 9900
 defaults
   mode http
   timeout connect 2s
@@ -108,29 +120,132 @@ backend be
 $servers
 HAP
   haproxy -f "$BENCH_WORK/haproxy.cfg" >"$BENCH_WORK/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!
   BENCH_PIDS+=($!)
   wait_http "http://127.0.0.1:$port/health" 10
 }
 
-# write_gateway_config FILE THREADS LISTEN_PORT GRPC_PORT METRICS_PORT POLICY UPSTREAM_PORT...
+# write_gateway_config FILE THREADS LISTEN_PORT GRPC_PORT METRICS_PORT POLICY UPSTREAM...
+# UPSTREAM is PORT or PORT:WEIGHT. LISTEN_PORT may be 0 (llmgw prints its port). Extra
+# top-level YAML (health:, routing:, circuit_breaker:, ...) comes from $GW_EXTRA_YAML and
+# extra gateway: keys from $GW_EXTRA_GATEWAY (flow-map entries, e.g. "retries: {max: 2}").
+BENCH_INSTANCE_SEQ=0
 write_gateway_config() {
   local file=$1 threads=$2 port=$3 grpc=$4 metrics=$5 policy=$6; shift 6
+  BENCH_INSTANCE_SEQ=$((BENCH_INSTANCE_SEQ + 1))
   {
-    echo "instance: bench-$$-$port"
+    echo "instance: bench-$$-$BENCH_INSTANCE_SEQ"
     echo "log_level: warn"
-    echo "gateway: { listen: 127.0.0.1:$port, threads: $threads }"
+    echo "gateway: { listen: 127.0.0.1:$port, threads: $threads, max_connections: 200000${GW_EXTRA_GATEWAY:+, $GW_EXTRA_GATEWAY} }"
     echo "admin: { grpc_listen: 127.0.0.1:$grpc, metrics_listen: 127.0.0.1:$metrics }"
-    echo "health: { interval_ms: 1000, timeout_ms: 500 }"
+    if [ -n "${GW_EXTRA_YAML:-}" ]; then
+      printf '%s\n' "$GW_EXTRA_YAML"
+    else
+      echo "health: { interval_ms: 1000, timeout_ms: 500 }"
+    fi
     echo "models:"
     echo "  - name: bench-model"
     echo "    policy: $policy"
     echo "    backends:"
-    local i=0
+    local i=0 u w
     for u in "$@"; do
-      echo "      - { id: b$i, url: \"http://127.0.0.1:$u\", max_concurrent: 100000 }"
+      w=1
+      case $u in *:*) w=${u#*:}; u=${u%%:*} ;; esac
+      echo "      - { id: b$i, url: \"http://127.0.0.1:$u\", max_concurrent: ${GW_MAX_CONCURRENT:-100000}, weight: $w }"
       i=$((i + 1))
     done
   } >"$file"
+}
+
+# start_llmcd CONFIG: the real control plane, publishing the snapshot into shm.
+start_llmcd() {
+  "$BIN/llmcd" --config "$1" >"$BENCH_WORK/llmcd.$BENCH_INSTANCE_SEQ.out" 2>"$BENCH_WORK/llmcd.$BENCH_INSTANCE_SEQ.log" &
+  BENCH_PIDS+=($!)
+  LLMCD_PID=$!
+}
+
+# start_llmgw CONFIG [taskset cpu list] -> sets GW_PORT and GW_PID; waits for /ready 200
+# (snapshot published and a backend eligible).
+start_llmgw() {
+  local cfg=$1 cpus=${2:-} out="$BENCH_WORK/llmgw.$BENCH_INSTANCE_SEQ.out"
+  if [ -n "$cpus" ]; then
+    taskset -c "$cpus" "$BIN/llmgw" --config "$cfg" >"$out" 2>"$BENCH_WORK/llmgw.$BENCH_INSTANCE_SEQ.log" &
+  else
+    "$BIN/llmgw" --config "$cfg" >"$out" 2>"$BENCH_WORK/llmgw.$BENCH_INSTANCE_SEQ.log" &
+  fi
+  GW_PID=$!
+  BENCH_PIDS+=($GW_PID)
+  local i
+  for ((i = 0; i < 200; i++)); do
+    grep -q '^listening ' "$out" 2>/dev/null && break
+    sleep 0.05
+  done
+  GW_PORT=$(sed -n 's/^listening [^:]*:\([0-9]*\).*/\1/p' "$out" | head -1)
+  [ -n "$GW_PORT" ] || { echo "bench: llmgw did not start:" >&2; cat "$BENCH_WORK/llmgw.$BENCH_INSTANCE_SEQ.log" >&2; return 1; }
+  for ((i = 0; i < 200; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/ready")" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "bench: llmgw on $GW_PORT never became ready" >&2
+  return 1
+}
+
+# start_gateway THREADS POLICY UPSTREAM... : llmcd + llmgw on fresh ports -> GW_PORT, GW_PID,
+# LLMCD_PID, GW_CONFIG
+start_gateway() {
+  local threads=$1 policy=$2; shift 2
+  GW_CONFIG="$BENCH_WORK/gw.$((BENCH_INSTANCE_SEQ + 1)).yaml"
+  local grpc metrics
+  grpc=$(free_port 31000); metrics=$(free_port $((grpc + 1)))
+  write_gateway_config "$GW_CONFIG" "$threads" 0 "$grpc" "$metrics" "$policy" "$@"
+  start_llmcd "$GW_CONFIG"
+  start_llmgw "$GW_CONFIG" "${GW_CPUS:-}"
+}
+
+stop_pid() {  # stop_pid PID: TERM, wait up to 3 s, then KILL
+  local p=$1 i
+  kill "$p" 2>/dev/null || return 0
+  for ((i = 0; i < 60; i++)); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$p" 2>/dev/null || true
+}
+
+stop_gateway() { stop_pid "$GW_PID"; stop_pid "$LLMCD_PID"; }
+
+stop_nginx() {
+  [ -f "$BENCH_WORK/nginx.pid" ] || return 0
+  local p; p=$(cat "$BENCH_WORK/nginx.pid")
+  stop_pid "$p"
+  rm -f "$BENCH_WORK/nginx.pid"
+}
+
+# CPU ticks (utime+stime) of a process and its children (nginx workers).
+cpu_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+
+# RSS in KB of a process and its children.
+rss_kb() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/status" ] && t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
+  done
+  echo "$t"
+}
+
+bench() { "$BIN/llmgw-bench" --no-progress "$@"; }
+
+# jq-less JSON field read: jget FILE 'python expression on d'
+jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# results dir for a scenario: bench/results/<name>-<utc stamp>
+results_dir() {
+  local d="$BENCH_ROOT/bench/results/$1-$(date -u +%Y%m%dT%H%M%S)"
+  mkdir -p "$d"
+  echo "$d"
 }
 
 machine_note() {

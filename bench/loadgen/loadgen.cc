@@ -231,7 +231,7 @@ ClientConn* Runner::OpenConn() {
   int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_);
   if (rc != 0 && errno != EINPROGRESS) {
     close(fd);
-    ++st_->errors["connect"];
+    st_->AddError("connect", NowS());
     return nullptr;
   }
   auto c = std::make_unique<ClientConn>();
@@ -280,7 +280,7 @@ void Runner::CloseConn(ClientConn* c) {
 
 void Runner::Fail(ClientConn* c, const std::string& kind) {
   if (c->busy) {
-    ++st_->errors[kind];
+    st_->AddError(kind, NowS());
     c->busy = false;
     --in_flight_;
   }
@@ -296,7 +296,7 @@ void Runner::Finish(ClientConn* c) {
   c->busy = false;
   --in_flight_;
   if (c->status != 200) {
-    ++st_->errors["http_" + std::to_string(c->status)];
+    st_->AddError("http_" + std::to_string(c->status), now);
   } else {
     if (!c->req.stream) {
       size_t p = c->body.find("\"completion_tokens\":");
@@ -304,6 +304,7 @@ void Runner::Finish(ClientConn* c) {
     }
     ++st_->ok;
     st_->e2e_s.Add(now - c->start_s);
+    st_->MarkOk(now, now - c->start_s);
     st_->tokens.Add(c->tokens);
   }
   if (!llhttp_should_keep_alive(&c->parser)) {
@@ -388,6 +389,7 @@ bool Runner::Run(std::string* err) {
   }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   t0_ = NowS();
+  st_->timeline_t0 = t0_;
   const double end_issue = t0_ + lo_.duration_s;
   double next_arrival = t0_;
   std::exponential_distribution<double> gap(lo_.rate > 0 ? lo_.rate : 1.0);
@@ -415,7 +417,7 @@ bool Runner::Run(std::string* err) {
       }
       if (!c) c = OpenConn();
       if (c) StartRequest(c, next_arrival);
-      else ++st_->errors["client_no_connection"];
+      else st_->AddError("client_no_connection", now);
       next_arrival += gap(rng_);
     }
     int wait_ms = 100;

@@ -81,7 +81,16 @@ std::string RunStatsJson(RunStats& r, const std::string& config_json) {
   o += ",\"inter_token_ms\":" + SummaryJson(r.inter_token_s, 1000.0);
   o += ",\"e2e_ms\":" + SummaryJson(r.e2e_s, 1000.0);
   o += ",\"tokens_per_request\":" + SummaryJson(r.tokens);
-  o += "}";
+  o += ",\"timeline\":{\"bucket_ms\":100,\"ok\":[";
+  for (size_t i = 0; i < r.tl_ok.size(); ++i) o += (i ? "," : "") + std::to_string(r.tl_ok[i]);
+  o += "],\"errors\":[";
+  for (size_t i = 0; i < r.tl_errors.size(); ++i) o += (i ? "," : "") + std::to_string(r.tl_errors[i]);
+  o += "],\"e2e_ms_max\":[";
+  for (size_t i = 0; i < r.tl_e2e_max_s.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.3f", i ? "," : "", r.tl_e2e_max_s[i] * 1000.0);
+    o += buf;
+  }
+  o += "]}}";
   return o;
 }
 

@@ -42,6 +42,32 @@ struct RunStats {
   std::map<std::string, uint64_t> errors;  // kind -> count ("http_503", "reset", "timeout", ...)
   uint64_t sent = 0, ok = 0;
   double elapsed_s = 0;
+
+  // Timeline in 100 ms buckets by completion time since timeline_t0, so a scenario can see
+  // when errors start and stop and when latency recovers (bench/scenarios/e_*).
+  static constexpr double kBucketS = 0.1;
+  double timeline_t0 = 0;
+  std::vector<uint64_t> tl_ok, tl_errors;
+  std::vector<double> tl_e2e_max_s;
+  size_t Bucket(double now) {
+    double d = (now - timeline_t0) / kBucketS;
+    size_t b = d < 0 ? 0 : static_cast<size_t>(d);
+    if (b >= tl_ok.size()) {
+      tl_ok.resize(b + 1, 0);
+      tl_errors.resize(b + 1, 0);
+      tl_e2e_max_s.resize(b + 1, 0);
+    }
+    return b;
+  }
+  void MarkOk(double now, double e2e_s) {
+    size_t b = Bucket(now);
+    ++tl_ok[b];
+    if (e2e_s > tl_e2e_max_s[b]) tl_e2e_max_s[b] = e2e_s;
+  }
+  void AddError(const std::string& kind, double now) {
+    ++errors[kind];
+    ++tl_errors[Bucket(now)];
+  }
 };
 
 std::string RunStatsJson(RunStats& r, const std::string& config_json);

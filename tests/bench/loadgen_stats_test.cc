@@ -73,6 +73,27 @@ TEST(RunStatsTest, JsonHasRatesAndErrorKinds) {
   EXPECT_NE(j.find("\"config\":{\"x\":1}"), std::string::npos);
 }
 
+TEST(RunStatsTest, TimelineBucketsByCompletionTime) {
+  RunStats r;
+  r.timeline_t0 = 100.0;
+  r.MarkOk(100.05, 0.010);   // bucket 0
+  r.MarkOk(100.09, 0.030);   // bucket 0, larger e2e wins
+  r.AddError("http_503", 100.25);  // bucket 2
+  r.MarkOk(100.31, 0.005);   // bucket 3
+  EXPECT_EQ(r.errors["http_503"], 1u);
+  ASSERT_EQ(r.tl_ok.size(), 4u);
+  EXPECT_EQ(r.tl_ok[0], 2u);
+  EXPECT_EQ(r.tl_ok[1], 0u);
+  EXPECT_EQ(r.tl_errors[2], 1u);
+  EXPECT_EQ(r.tl_ok[3], 1u);
+  EXPECT_DOUBLE_EQ(r.tl_e2e_max_s[0], 0.030);
+  std::string j = RunStatsJson(r, "");
+  EXPECT_NE(j.find("\"timeline\":{\"bucket_ms\":100,\"ok\":[2,0,0,1],\"errors\":[0,0,1,0],"
+                   "\"e2e_ms_max\":[30.000,0.000,0.000,5.000]}"),
+            std::string::npos)
+      << j;
+}
+
 TEST(WorkloadTest, RejectsBadDistribution) {
   for (const char* bad : {"fixed", "fixed:0", "uniform:10:5", "lognormal:x:1", "zipf:3"}) {
     WorkloadOptions o;
