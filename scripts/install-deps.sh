@@ -17,7 +17,7 @@ PACKAGES=(
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
   googletest libgmock-dev
   # tests and benchmarks
-  curl wrk nginx-light haproxy gnuplot-nox
+  curl wrk nginx-light haproxy gnuplot-nox python3 bc procps
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
