@@ -3,6 +3,8 @@
 #pragma once
 
 #include <llhttp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstdint>

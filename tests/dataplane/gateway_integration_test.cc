@@ -761,5 +761,38 @@ TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
   EXPECT_NE(out.find("\"error_code\":\"model_not_found\""), std::string::npos) << out;
 }
 
+// llmgw lifts its soft RLIMIT_NOFILE to the hard one at start: started with a soft limit of
+// 256 (and a higher hard one), it still holds 600 client connections open and answers each.
+TEST(GatewayTest, RaisesTheSoftDescriptorLimitToTheHardOne) {
+  constexpr rlim_t kLowSoft = 256;
+  constexpr int kConns = 600;
+  rlimit mine{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max < 2 * kConns + 64) GTEST_SKIP() << "hard RLIMIT_NOFILE too low: " << mine.rlim_max;
+  rlimit want = mine;
+  if (want.rlim_cur < 2 * kConns + 64) want.rlim_cur = 2 * kConns + 64;  // for our own sockets
+  rlimit low{kLowSoft, mine.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);  // the forked llmgw inherits soft 256
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &want), 0);
+  ASSERT_TRUE(gw.WaitReady());
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {
+    int fd = ConnectTo(gw.port());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  int ok = 0;
+  for (int fd : fds) {  // all still open at once: llmgw holds kConns > 256 descriptors
+    std::string buf;
+    SendAll(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (ReadResponse(fd, &buf, 2000).status == 200) ++ok;
+  }
+  EXPECT_EQ(ok, kConns);
+  for (int fd : fds) ::close(fd);
+  setrlimit(RLIMIT_NOFILE, &mine);
+}
+
 }  // namespace
 }  // namespace llmgw::testing
