@@ -255,6 +255,10 @@ LLMGW_PART_INLINE void WorkerImpl::RefreshSnapshot() {
 
 LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
   shm::Set(stats_->heartbeat_unix_ms, shm::NowUnixMs());
+  if (accept_backoff_) {
+    accept_backoff_ = false;
+    if (!accept_armed_ && !draining_ && listen_fd_ >= 0) ArmAccept();
+  }
   uint64_t cookie;
   while (admission_ && admission_->ExpireOne(&cookie)) {
     ClientConn* c = reinterpret_cast<ClientConn*>(cookie);
@@ -324,6 +328,18 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
     LOG_WARN("multishot accept unsupported; falling back to one accept per connection");
     multishot_accept_ = false;
   }
+  if (res == -EMFILE || res == -ENFILE) {
+    // Out of descriptors: an accept re-armed now would fail again at once, and the loop
+    // would spin on it. Pending connections wait in the listen backlog; the next tick
+    // re-arms (by then a connection may have closed).
+    accept_backoff_ = true;
+    ++accept_emfile_;
+    if (NowMs() >= next_emfile_log_ms_) {
+      LOG_WARN("accept: out of file descriptors; accepting again in 10 ms (raise RLIMIT_NOFILE)",
+               {{"thread", index_}, {"error", strerror(-res)}, {"times", accept_emfile_}});
+      next_emfile_log_ms_ = NowMs() + 1000;
+    }
+  }
   if (res >= 0) {
     if (draining_) {
       ::close(res);
@@ -331,7 +347,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
       NewClient(res);
     }
   }
-  if (!accept_armed_ && !draining_ && listen_fd_ >= 0) ArmAccept();
+  if (!accept_armed_ && !accept_backoff_ && !draining_ && listen_fd_ >= 0) ArmAccept();
 }
 
 LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {

@@ -240,6 +240,9 @@ class WorkerImpl {
   const char* ring_mode_ = "plain";
   bool multishot_accept_ = true;
   bool accept_armed_ = false;
+  bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
+  uint64_t accept_emfile_ = 0;      // how often (logged at most once a second)
+  uint64_t next_emfile_log_ms_ = 0;
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
   shm::StatsSlot* stats_ = nullptr;
