@@ -56,6 +56,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t
   }
   if (res == -ENOBUFS) {
     c->recv_starved = true;  // every ring buffer is in use: the tick re-arms
+    ++recv_no_buffers_;
     return;
   }
   if (res == -ECANCELED) {  // paused on purpose; resumed already if the answer went out

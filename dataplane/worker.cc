@@ -187,6 +187,9 @@ LLMGW_PART_INLINE void WorkerImpl::Run() {
     }
     io_uring_cq_advance(&ring_, count);
   }
+  // How close this run came to the ring's limits (the 10,000-stream measurement reads it).
+  LOG_INFO("worker stopped", {{"thread", index_}, {"cq_overflow", static_cast<uint64_t>(*ring_.cq.koverflow)},
+                              {"recv_no_buffers", recv_no_buffers_}, {"accept_emfile", accept_emfile_}});
 }
 
 LLMGW_PART_INLINE io_uring_sqe* WorkerImpl::Sqe() {

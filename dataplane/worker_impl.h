@@ -243,6 +243,7 @@ class WorkerImpl {
   bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
   uint64_t accept_emfile_ = 0;      // how often (logged at most once a second)
   uint64_t next_emfile_log_ms_ = 0;
+  uint64_t recv_no_buffers_ = 0;    // client recvs that found the buffer ring empty (ENOBUFS)
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
   shm::StatsSlot* stats_ = nullptr;

@@ -15,7 +15,7 @@ NOFILE=$(( CONC * 4 + 4096 ))
 # Raising the hard limit needs CAP_SYS_RESOURCE (root outside a restricted container);
 # without it, run with the hard limit there is and say what it means for llmgw, which
 # holds two descriptors per stream (client + upstream).
-ulimit -Hn "$NOFILE" 2>/dev/null || echo "note: cannot raise the hard limit to $NOFILE (no CAP_SYS_RESOURCE); using $(ulimit -Hn)"
+[ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge "$NOFILE" ] || ulimit -Hn "$NOFILE" 2>/dev/null || echo "note: cannot raise the hard limit to $NOFILE (no CAP_SYS_RESOURCE); using $(ulimit -Hn)"
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" -lt $(( CONC * 2 + 64 )) ]; then
   echo "warning: ulimit -n $(ulimit -n) < 2 x $CONC + 64: llmgw cannot hold every stream (client + upstream socket each)"
@@ -38,7 +38,7 @@ MPORT=$(sed 's/.*://' "$TMP/mock.out")
 GPORT=$(free_port)
 cat >"$TMP/gw.yaml" <<YAML
 instance: sse-scale-$$
-log_level: warn
+log_level: info
 gateway:
   listen: 127.0.0.1:$GPORT
   threads: $GWT
@@ -80,4 +80,6 @@ c0=$(cpu_ticks "$GPID")
 run via-llmgw "$GPORT"
 c1=$(cpu_ticks "$GPID")
 echo "llmgw: threads=$GWT cpu=$(awk -v t=$(( c1 - c0 )) -v h="$(getconf CLK_TCK)" -v s="$SECS" 'BEGIN {printf "%.1fs (%.0f%% of one core)", t/h, 100*t/h/s}') over the run, rss=$(awk '/VmRSS/ {print $2, $3}' /proc/$GPID/status)"
-echo "llmgw warnings/errors:"; grep -E '"level":"(warn|error)"' "$TMP/gw.err" | sort | uniq -c | head -20
+kill "$GPID"; wait "$GPID" 2>/dev/null
+echo "llmgw warnings/errors, ring counters:"
+grep -E '"level":"(warn|error)"|worker stopped' "$TMP/gw.err" | sed 's/^{"ts":"[^"]*",//' | sort | uniq -c | head -20
