@@ -10,12 +10,12 @@
 #include <vector>
 
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "common/config.h"
 #include "common/log.h"
 #include "common/shm.h"
+#include "dataplane/fd_limit.h"
 #include "dataplane/worker.h"
 
 namespace {
@@ -85,11 +85,16 @@ int main(int argc, char** argv) {
     listeners.push_back(fd.value());
   }
 
-  // A proxy holds two descriptors per proxied request: lift the soft limit to the hard one.
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
+  // A proxy holds two descriptors per proxied request: lift the soft limit to the hard one
+  // and say clearly when even the hard one is short of what the config allows.
+  dataplane::FdLimit lim = dataplane::RaiseFdLimit();
+  uint64_t needed = dataplane::FdsNeeded(cfg, threads);
+  LOG_INFO("file descriptor limit", {{"soft", lim.soft}, {"soft_before", lim.soft_before}, {"hard", lim.hard},
+                                     {"needed", needed}});
+  if (lim.soft < needed) {
+    LOG_WARN("RLIMIT_NOFILE is below what gateway.max_connections and the upstream pools need; "
+             "connections beyond it are refused (raise the hard limit: ulimit -Hn, LimitNOFILE=)",
+             {{"limit", lim.soft}, {"needed", needed}, {"max_connections", cfg.gateway.max_connections}});
   }
 
   struct sigaction sa {};

@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -358,8 +359,10 @@ class TestUpstream {
 // Runs llmgw on a config built from `models_yaml`; publishes the snapshot itself.
 class Gateway {
  public:
+  // nofile: when set, llmgw starts with RLIMIT_NOFILE soft = hard = nofile.
   Gateway(const std::string& models_yaml, const std::string& gateway_yaml = "", bool publish = true,
-          int threads = 1) {
+          int threads = 1, rlim_t nofile = 0)
+      : nofile_(nofile) {
     static int counter = 0;
     instance_ = "dptest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     yaml_ = "instance: " + instance_ + "\nlog_level: " + std::string(getenv("DP_LOG") ? getenv("DP_LOG") : "warn") + "\ngateway:\n  listen: 127.0.0.1:0\n  threads: " + std::to_string(threads) + "\n" +
@@ -415,6 +418,10 @@ class Gateway {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(out[1], 1);
+      if (nofile_) {
+        rlimit rl{nofile_, nofile_};
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+      }
       execl(LLMGW_BIN, LLMGW_BIN, "--config", path_.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -475,6 +482,7 @@ class Gateway {
   std::unique_ptr<shm::ShmObject> shm_;
   pid_t pid_ = -1;
   uint16_t port_ = 0;
+  rlim_t nofile_ = 0;
 };
 
 inline std::string OneModel(const std::vector<uint16_t>& ports, const std::string& extra = "") {

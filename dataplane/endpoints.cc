@@ -1,0 +1,258 @@
+// Local answers and endpoints: response heads, OpenAI-shaped errors, /v1/models, /health,
+// /ready, and the request dispatch that resolves the model and starts proxying.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "common/log.h"
+#include "dataplane/request_json.h"
+#include "dataplane/worker_impl.h"
+
+namespace llmgw::dataplane {
+
+LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
+  AcquireRequest(c);  // an error may come before any request byte was understood
+  c->busy = true;
+  c->response_done = false;
+  c->committed = false;
+  c->streaming = false;
+  c->chunked_out = false;
+  c->is_sse = false;
+  c->status = 0;
+  c->start_us = NowUs();
+  c->first_byte_us = 0;
+  c->last_chunk_us = 0;
+  c->up = nullptr;
+  c->tried_count = 0;
+  c->attempts = 0;
+  c->fallback_index = 0;
+  c->rewrite = false;
+  c->retry_at_ms = 0;
+  c->up_deadline_ms = 0;
+  c->total_deadline_ms = 0;
+  c->last_error_status = 0;
+  c->last_error_msg = nullptr;
+  c->bytes_in = c->bytes_out = 0;
+  c->prompt_tokens = c->completion_tokens = 0;
+  c->current_backend = -1;
+  c->queued = false;
+  c->retry_after_s = 0;
+  c->deadline_ms = 0;
+  c->deadline_status = 0;
+  c->model_slot = UINT16_MAX;
+  c->close_after_send = !llhttp_should_keep_alive(&c->parser);
+  if (c->h->request_id.len == 0) {
+    // 24 hex digits from 96 random bits.
+    static constexpr char kDigits[] = "0123456789abcdef";
+    char id[24];
+    uint64_t r = NextRandom();
+    uint64_t r2 = NextRandom();
+    for (int i = 0; i < 16; ++i) id[i] = kDigits[(r >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < 8; ++i) id[16 + i] = kDigits[(r2 >> (28 - 4 * i)) & 15];
+    c->h->request_id.Append(id, sizeof(id));
+  }
+}
+
+// `content_type` empty: none of llmgw's own (a relayed answer brings its own in
+// `relayed`, the upstream's end-to-end header lines).
+LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length,
+               std::string_view relayed) {
+  c->status = status;
+  c->committed = true;
+  std::string& o = c->h->out;
+  o.append("HTTP/1.1 ");
+  AppendUint(&o, static_cast<uint64_t>(status));
+  o.push_back(' ');
+  o.append(ReasonPhrase(status));
+  o.append("\r\n");
+  if (!content_type.empty()) {
+    o.append("Content-Type: ");
+    o.append(content_type);
+    o.append("\r\n");
+  }
+  o.append(relayed);
+  o.append("X-Request-ID: ");
+  o.append(c->h->request_id.View());
+  if (content_length >= 0) {
+    o.append("\r\nContent-Length: ");
+    AppendUint(&o, static_cast<uint64_t>(content_length));
+  } else {
+    o.append("\r\nTransfer-Encoding: chunked");
+  }
+  if (c->is_sse && !c->h->up_has_cache_control) o.append("\r\nCache-Control: no-cache");
+  if (c->retry_after_s) {
+    o.append("\r\nRetry-After: ");
+    AppendUint(&o, c->retry_after_s);
+  }
+  o.append(c->close_after_send || draining_ ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+}
+
+LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
+  WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
+  if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
+  c->response_done = true;
+  QueueSend(c);
+}
+
+// OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
+LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
+               const char* param, const char* code, bool fatal) {
+  if (!c->busy) BeginResponse(c);
+  if (fatal) c->close_after_send = true;
+  std::string& b = scratch_;
+  b.clear();
+  b.append("{\"error\":{\"message\":");
+  AppendJsonString(&b, message);
+  b.append(",\"type\":");
+  AppendJsonString(&b, type);
+  b.append(",\"param\":");
+  if (param) AppendJsonString(&b, param); else b.append("null");
+  b.append(",\"code\":");
+  if (code) AppendJsonString(&b, code); else b.append("null");
+  b.append("}}");
+  SendLocal(c, status, b);
+}
+
+LLMGW_PART_INLINE bool WorkerImpl::AnyEligible() {
+  if (!has_snapshot_) return false;
+  for (uint32_t i = 0; i < snap_->num_backends; ++i) {
+    const auto& b = snap_->backends[i];
+    if (b.state == static_cast<uint8_t>(shm::BackendState::kEmpty)) continue;
+    if (router_.Eligible(b, local_[i])) return true;
+  }
+  return false;
+}
+
+LLMGW_PART_INLINE void WorkerImpl::SendModels(ClientConn* c) {
+  std::string& b = scratch_;
+  b.clear();
+  b.append("{\"object\":\"list\",\"data\":[");
+  bool first = true;
+  auto add = [&](const char* name, const char* root) {
+    if (!first) b.push_back(',');
+    first = false;
+    b.append("{\"id\":");
+    AppendJsonString(&b, name);
+    b.append(",\"object\":\"model\",\"created\":0,\"owned_by\":\"llmgw\",\"root\":");
+    AppendJsonString(&b, root);
+    b.push_back('}');
+  };
+  if (has_snapshot_) {
+    for (uint32_t m = 0; m < snap_->num_models && m < shm::kMaxModels; ++m) {
+      const auto& me = snap_->models[m];
+      if (!me.present) continue;
+      add(me.name, me.name);
+      for (uint32_t a = 0; a < me.num_aliases && a < shm::kMaxAliases; ++a) add(me.aliases[a], me.name);
+    }
+  }
+  b.append("]}");
+  SendLocal(c, 200, b);
+}
+
+LLMGW_PART_INLINE int WorkerImpl::FindModel(std::string_view name, bool* via_alias) {
+  *via_alias = false;
+  for (uint32_t m = 0; m < snap_->num_models && m < shm::kMaxModels; ++m) {
+    const auto& me = snap_->models[m];
+    if (!me.present) continue;
+    if (name == me.name) return static_cast<int>(m);
+  }
+  for (uint32_t m = 0; m < snap_->num_models && m < shm::kMaxModels; ++m) {
+    const auto& me = snap_->models[m];
+    if (!me.present) continue;
+    for (uint32_t a = 0; a < me.num_aliases && a < shm::kMaxAliases; ++a)
+      if (name == me.aliases[a]) {
+        *via_alias = name != me.name;
+        return static_cast<int>(m);
+      }
+  }
+  return -1;
+}
+
+LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
+  BeginResponse(c);
+  std::string_view url = c->h->url.View();
+  size_t q = url.find('?');
+  std::string_view path = q == std::string_view::npos ? url : url.substr(0, q);
+  auto method = static_cast<llhttp_method_t>(c->parser.method);
+  bool get = method == HTTP_GET || method == HTTP_HEAD;
+  bool post = method == HTTP_POST;
+  auto wrong_method = [&] {
+    SendError(c, 405, "method not allowed on this path", "invalid_request_error", nullptr,
+              "method_not_allowed");
+  };
+  if (path == "/health") {
+    if (!get) return wrong_method();
+    return SendLocal(c, 200, "{\"status\":\"ok\"}");
+  }
+  if (path == "/ready") {
+    if (!get) return wrong_method();
+    if (!has_snapshot_) return SendLocal(c, 503, "{\"status\":\"not ready\",\"reason\":\"no snapshot yet\"}");
+    if (!AnyEligible()) return SendLocal(c, 503, "{\"status\":\"not ready\",\"reason\":\"no eligible backend\"}");
+    return SendLocal(c, 200, "{\"status\":\"ready\"}");
+  }
+  if (path == "/v1/models") {
+    if (!get) return wrong_method();
+    return SendModels(c);
+  }
+  const char* api = nullptr;
+  if (path == "/v1/chat/completions") api = "/v1/chat/completions";
+  else if (path == "/v1/completions") api = "/v1/completions";
+  else if (path == "/v1/embeddings") api = "/v1/embeddings";
+  if (!api) {
+    return SendError(c, 404, "unknown path", "invalid_request_error", nullptr, "not_found");
+  }
+  if (!post) return wrong_method();
+  std::memcpy(c->api_path, api, std::strlen(api) + 1);  // every api path fits
+  if (!has_snapshot_) {
+    return SendError(c, 503, "gateway has no routing snapshot yet", "service_unavailable", nullptr,
+                     "not_ready");
+  }
+  RequestFields f;
+  ReadRequestFields(c->h->body.data(), c->h->body.size(), cfg_.gateway.admission.priority_field, &f);
+  if (!f.valid_json) {
+    char msg[160];
+    std::snprintf(msg, sizeof(msg), "request body is not valid JSON: %s", f.error);
+    return SendError(c, 400, msg, "invalid_request_error", nullptr, "invalid_json");
+  }
+  if (!f.is_object) {
+    return SendError(c, 400, "request body must be a JSON object", "invalid_request_error", nullptr,
+                     "invalid_json");
+  }
+  if (!f.has_model) {
+    return SendError(c, 400, "you must provide a model parameter", "invalid_request_error", "model",
+                     "missing_model");
+  }
+  if (!f.model_is_string || f.model_len == 0) {
+    return SendError(c, 400, "model must be a non-empty string", "invalid_request_error", "model",
+                     "invalid_model");
+  }
+  bool via_alias = false;
+  int m = FindModel(f.Model(), &via_alias);
+  if (m < 0) {
+    char msg[192];
+    std::snprintf(msg, sizeof(msg), "The model `%.*s` does not exist", static_cast<int>(f.model_len), f.model);
+    return SendError(c, 404, msg, "invalid_request_error", "model", "model_not_found");
+  }
+  c->model_slot = c->orig_model_slot = static_cast<uint16_t>(m);
+  c->rewrite = c->alias_rewrite = via_alias;
+  c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, INT32_MIN, INT32_MAX)) : 0;
+  c->model_begin = f.model_raw_begin;
+  c->model_end = f.model_raw_end;
+  c->streaming = f.stream;
+  c->h->user.Clear();
+  c->h->user.Append(f.user, f.user_len);
+  shm::Bump(stats_->models[m].active);
+  const auto& lim = snap_->limits;
+  if (lim.total_ms) c->total_deadline_ms = NowMs() + lim.total_ms;
+  StartAttempt(c);
+}
+
+}  // namespace llmgw::dataplane

@@ -1,0 +1,214 @@
+// Internal to the data plane: the per-thread loop's constants, its clock, completion tags
+// and the connection/request objects the worker files share. Not an API.
+#pragma once
+
+#include <llhttp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "common/routing/prefix.h"
+#include "common/shm_layout.h"
+
+namespace llmgw::dataplane {
+
+// Client input arrives in buffers the kernel picks from a per-thread ring (multishot recv
+// with provided buffers), so an idle connection holds no receive buffer at all.
+constexpr uint32_t kRecvBufCount = 1024;  // power of two
+constexpr uint32_t kRecvBufSize = 4096;
+constexpr uint16_t kRecvBufGroup = 1;
+// Unparsed client bytes kept while a request is being answered (pipelining); above this
+// the connection stops reading until the answer is out.
+constexpr size_t kMaxPendingInput = 65536;
+constexpr size_t kUpstreamInCap = 16384; // one upstream read; relayed before the next
+constexpr uint32_t kRingEntries = 4096;
+constexpr uint32_t kCqEntries = 16384;
+constexpr uint32_t kMaxIdlePerBackend = 64;
+constexpr uint32_t kTickMs = 10;
+
+inline uint64_t ClockUs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+// The loop's clock: read once when the loop wakes up and once per turn, not per use
+// (clock_gettime was several per cent of the CPU under load). Everything handled in one
+// batch of completions sees the same time.
+inline thread_local uint64_t t_now_us = 0;  // Run() sets it before the first use
+inline void RefreshClock() { t_now_us = ClockUs(); }
+inline uint64_t NowUs() { return t_now_us; }
+inline uint64_t NowMs() { return t_now_us / 1000; }
+
+
+// Completion tags: low 3 bits of user_data say which operation finished; the rest is the
+// connection object (16-byte aligned), or 0 for the listener and fire-and-forget ops.
+enum Op : uint64_t {
+  kOpNone = 0,
+  kOpAccept = 1,
+  kOpClientRecv = 2,
+  kOpClientSend = 3,
+  kOpUpConnect = 4,
+  kOpUpSend = 5,
+  kOpUpRecv = 6,
+};
+
+
+// Fixed-capacity accumulator for header names/values and the URL (llhttp may deliver
+// them in pieces across reads).
+template <size_t N>
+struct SmallStr {
+  char data[N];
+  size_t len = 0;
+  bool overflow = false;
+  void Clear() {
+    len = 0;
+    overflow = false;
+  }
+  void Append(const char* p, size_t n) {
+    size_t take = std::min(n, N - len);
+    std::memcpy(data + len, p, take);
+    len += take;
+    if (take < n) overflow = true;
+  }
+  std::string_view View() const { return {data, len}; }
+};
+
+struct Conn {
+  enum class Kind : uint8_t { kClient, kUpstream } kind;
+  int fd = -1;
+  uint32_t pending_ops = 0;
+  bool closed = false;
+  explicit Conn(Kind k) : kind(k) {}
+};
+
+struct ClientConn;
+
+struct UpstreamConn : Conn {
+  UpstreamConn() : Conn(Kind::kUpstream) {}
+  uint16_t slot = 0;
+  uint64_t backend_key = 0;
+  ClientConn* client = nullptr;  // the request it serves now; null when idle
+  llhttp_t parser;
+  char in[kUpstreamInCap];
+  bool connected = false;
+  bool reused = false;
+  bool recv_armed = false;
+  bool send_armed = false;
+  bool saw_response_byte = false;
+  bool in_field = false;  // llhttp is delivering a response header name
+  std::string head;       // request line and the headers llmgw sets
+  iovec iov[8];
+  int iov_cnt = 0;
+  msghdr msg{};
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+};
+
+// What a request needs while it is read and answered: header fields and the body. Taken
+// from a per-thread pool when a request starts and given back when its answer is out, so
+// an idle keep-alive connection holds none of it (and no big body's capacity).
+struct RequestState {
+  SmallStr<1024> url;
+  SmallStr<128> request_id;
+  SmallStr<256> hash_value;
+  // The client's end-to-end headers as "Name: value\r\n" lines, sent upstream as they
+  // are. Capacity reserved once (gateway.max_header_bytes and a margin); never grown.
+  std::string fwd;
+  size_t field_start = 0, value_start = 0;
+  SmallStr<256> conn_tokens;  // the client's Connection header: more hop-by-hop names
+  bool has_content_type = false;
+  // The upstream's end-to-end response headers, relayed to the client; same bound.
+  std::string up_head;
+  size_t up_field_start = 0, up_value_start = 0;
+  SmallStr<256> up_conn_tokens;
+  bool up_has_cache_control = false;
+  bool up_overflow = false;
+  SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
+  std::string body;
+  std::string out;     // bytes for the client; one send in flight at a time
+  char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
+  int prefix_len = -1; // -1: not extracted yet
+  void Reset() {
+    url.Clear();
+    request_id.Clear();
+    hash_value.Clear();
+    fwd.clear();
+    conn_tokens.Clear();
+    has_content_type = false;
+    up_head.clear();
+    up_conn_tokens.Clear();
+    user.Clear();
+    body.clear();
+    out.clear();
+    prefix_len = -1;
+  }
+};
+
+struct ClientConn : Conn {
+  ClientConn() : Conn(Kind::kClient) {}
+  llhttp_t parser;
+  std::string pending;    // unparsed bytes held while busy (pipelined requests)
+  size_t pending_off = 0;
+  bool recv_armed = false;    // a multishot recv is active
+  bool recv_paused = false;   // stopped on purpose (pending input full)
+  bool recv_starved = false;  // the buffer ring ran dry; re-armed by the tick
+  bool discard_input = false; // framing broke: ignore whatever else arrives
+  bool send_armed = false;
+  bool peer_closed = false;
+  bool close_after_send = false;
+  size_t list_index = 0;  // position in the worker's client list
+  size_t out_off = 0;
+  uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
+  int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
+
+  // --- current request (parsing) ---
+  bool in_message = false;
+  RequestState* h = nullptr;  // taken from the thread's pool while a request is around
+  bool in_field = false;  // llhttp is delivering a header name
+  size_t head_bytes = 0;
+  bool has_cl = false, has_te = false, expect_continue = false;
+  int parse_error_status = 0;  // 413/431 decided inside a callback
+  const char* parse_error_msg = nullptr;
+  const char* parse_error_code = nullptr;
+
+  // --- current request (dispatch) ---
+  bool busy = false;          // a request is being answered; parsing is paused
+  bool response_done = false; // whole response queued in out
+  bool streaming = false;
+  bool committed = false;     // response head went (or is going) to the client
+  bool chunked_out = false;
+  bool is_sse = false;
+  uint64_t start_us = 0;
+  uint64_t first_byte_us = 0;
+  uint64_t last_chunk_us = 0;
+  uint64_t total_deadline_ms = 0;
+  uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
+  uint8_t up_deadline_kind = 0; // 1 connect, 2 first byte, 3 idle
+  uint64_t retry_at_ms = 0;     // backoff pending: start the next attempt then
+  int status = 0;
+  uint16_t model_slot = 0;
+  uint16_t orig_model_slot = 0;
+  uint8_t fallback_index = 0;
+  uint16_t tried[16];
+  uint8_t tried_count = 0;
+  uint8_t attempts = 0;
+  bool rewrite = false;
+  bool alias_rewrite = false;  // the client named an alias (kept for re-admission)
+  bool queued = false;         // waiting in the admission queue
+  int32_t priority = 0;
+  uint32_t retry_after_s = 0;  // Retry-After on a 429 from admission
+  size_t model_begin = 0, model_end = 0;
+  char api_path[32];
+  UpstreamConn* up = nullptr;
+  int last_error_status = 0;
+  const char* last_error_msg = nullptr;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  uint64_t prompt_tokens = 0, completion_tokens = 0;
+  int current_backend = -1;
+};
+
+}  // namespace llmgw::dataplane
