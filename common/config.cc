@@ -15,6 +15,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace llmgw {
 
@@ -119,6 +120,11 @@ bool ParseUrl(std::string_view s, Url* out, std::string* why) {
   }
   out->scheme = "http";
   return true;
+}
+
+uint32_t GatewayConfig::EffectiveThreads() const {
+  uint32_t n = threads ? threads : std::thread::hardware_concurrency();
+  return n ? n : 1;
 }
 
 const ModelConfig* Config::FindModel(std::string_view name_or_alias) const {

@@ -76,12 +76,15 @@ struct GatewayConfig {
   uint32_t threads = 0;                 // 0: one per core
   uint64_t max_body_bytes = 8388608;
   uint32_t max_header_bytes = 16384;
-  uint32_t max_connections = 65536;     // per process
+  uint32_t max_connections = 65536;     // per process, split evenly over the threads
   uint32_t drain_ms = 30000;            // SIGTERM: how long in-flight requests may finish
   TimeoutsConfig timeouts;
   RetriesConfig retries;
   AccessLogConfig access_log;
   AdmissionConfig admission;
+
+  // `threads`, with 0 resolved to the number of cores (at least 1).
+  uint32_t EffectiveThreads() const;
 };
 
 struct AdminConfig {

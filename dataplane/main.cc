@@ -65,8 +65,7 @@ int main(int argc, char** argv) {
     LOG_ERROR("cannot open shared memory", {{"name", cfg.ShmName()}, {"error", shm.error().message()}});
     return 1;
   }
-  uint32_t threads = cfg.gateway.threads ? cfg.gateway.threads : std::thread::hardware_concurrency();
-  if (threads == 0) threads = 1;
+  uint32_t threads = cfg.gateway.EffectiveThreads();
 
   std::vector<int> listeners;
   for (uint32_t i = 0; i < threads; ++i) {

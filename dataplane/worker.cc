@@ -346,6 +346,17 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
   if (res >= 0) {
     if (draining_) {
       ::close(res);
+    } else if (clients_.size() >= max_clients_) {
+      // gateway.max_connections, split evenly over the threads: beyond it a new
+      // connection is closed at once rather than starving the ones already served.
+      ::close(res);
+      ++rejected_conns_;
+      if (NowMs() >= next_reject_log_ms_) {
+        LOG_WARN("connection limit reached; closing new connections",
+                 {{"thread", index_}, {"limit", static_cast<unsigned long long>(max_clients_)},
+                  {"rejected", rejected_conns_}});
+        next_reject_log_ms_ = NowMs() + 1000;
+      }
     } else {
       NewClient(res);
     }

@@ -8,6 +8,7 @@
 #include <llhttp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -243,6 +244,10 @@ class WorkerImpl {
   bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
   uint64_t accept_emfile_ = 0;      // how often (logged at most once a second)
   uint64_t next_emfile_log_ms_ = 0;
+  // This thread's share of gateway.max_connections (at least 1).
+  size_t max_clients_ = std::max<size_t>(1, cfg_.gateway.max_connections / cfg_.gateway.EffectiveThreads());
+  uint64_t rejected_conns_ = 0;     // connections closed at accept over that share
+  uint64_t next_reject_log_ms_ = 0;
   uint64_t recv_no_buffers_ = 0;    // client recvs that found the buffer ring empty (ENOBUFS)
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;

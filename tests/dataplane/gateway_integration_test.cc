@@ -844,5 +844,39 @@ TEST(GatewayTest, AcceptAtTheDescriptorLimitBacksOffAndResumes) {
   for (int i = 50; i < 60; ++i) ::close(fds[i]);
 }
 
+// gateway.max_connections is enforced: with a limit of 3 on one thread, a 4th client is
+// closed at accept while the first three are served; once one leaves, a new one is served.
+TEST(GatewayTest, MaxConnectionsClosesConnectionsBeyondTheLimit) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}), "  max_connections: 3\n", true, 1);
+  ASSERT_TRUE(gw.WaitReady());
+  // WaitReady's probes have closed; give the gateway a moment to see them go.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    int fd = ConnectTo(gw.port());
+    ASSERT_GE(fd, 0);
+    std::string buf;
+    SendAll(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    ASSERT_EQ(ReadResponse(fd, &buf, 2000).status, 200) << "connection " << i;
+    fds.push_back(fd);
+  }
+  int extra = ConnectTo(gw.port());  // the TCP handshake completes in the kernel backlog
+  ASSERT_GE(extra, 0);
+  SendAll(extra, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string buf;
+  EXPECT_NE(ReadResponse(extra, &buf, 2000).status, 200) << "a 4th connection was served";
+  ::close(extra);
+  ::close(fds.back());
+  fds.pop_back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int again = ConnectTo(gw.port());
+  ASSERT_GE(again, 0);
+  SendAll(again, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(ReadResponse(again, &buf, 2000).status, 200);
+  ::close(again);
+  for (int fd : fds) ::close(fd);
+}
+
 }  // namespace
 }  // namespace llmgw::testing
