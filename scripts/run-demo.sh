@@ -7,51 +7,16 @@ set -euo pipefail
 BIN="$(cd "${1:-build/bin}" && pwd)"
 KEEP=0
 [ "${2:-}" = "--keep" ] && KEEP=1
-WORK="$(mktemp -d /tmp/llmgw-demo.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+PROCS_TAG=demo
+# shellcheck source=lib/procs.sh
+source "$(dirname "$0")/lib/procs.sh"   # work dir, cleanup, free_port, wait_http, start_mock
+WORK="$PROCS_WORK"
 
-free_port() {  # first port from $1 upward that nothing on 127.0.0.1 answers on
-  local p=$1
-  while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
-wait_for() {  # wait_for URL SECONDS
-  local i
-  for ((i = 0; i < $2 * 20; i++)); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "demo: $1 did not come up; logs in $WORK" >&2
-  tail -n 20 "$WORK"/*.log >&2 || true
-  return 1
-}
-start_mock() {  # start_mock NAME -> prints port
-  "$BIN/llmgw-mock" --listen 127.0.0.1:0 --model llama-3.1-8b --output-tokens 24 \
-      >"$WORK/$1.out" 2>"$WORK/$1.log" &
-  PIDS+=($!)
-  local i
-  for ((i = 0; i < 100; i++)); do
-    if grep -q '^listening ' "$WORK/$1.out" 2>/dev/null; then
-      sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/$1.out" | head -1
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "demo: mock $1 did not start" >&2
-  return 1
-}
-
-M1=$(start_mock mock1)
-M2=$(start_mock mock2)
-GW=$(free_port 8080)
-GRPC=$(free_port 9090)
-METRICS=$(free_port $((GRPC == 9100 ? 9101 : 9100)))
+M1=$(start_mock mock1 --model llama-3.1-8b --output-tokens 24)
+M2=$(start_mock mock2 --model llama-3.1-8b --output-tokens 24)
+GW=$(free_port)
+GRPC=$(free_port)
+METRICS=$(free_port)
 cat >"$WORK/llmgw.yaml" <<YAML
 instance: demo-$$
 gateway:
@@ -70,10 +35,10 @@ models:
       - { id: mock-2, url: "http://127.0.0.1:$M2", max_concurrent: 16 }
 YAML
 "$BIN/llmcd" --config "$WORK/llmgw.yaml" 2>"$WORK/llmcd.log" &
-PIDS+=($!)
+PROCS_PIDS+=($!)
 "$BIN/llmgw" --config "$WORK/llmgw.yaml" 2>"$WORK/llmgw.log" &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$GW/ready" 10
+PROCS_PIDS+=($!)
+wait_http "http://127.0.0.1:$GW/ready" 10 || { tail -n 20 "$WORK"/*.log >&2; exit 1; }
 
 echo "== llmgw is ready on 127.0.0.1:$GW (mocks on :$M1 and :$M2, admin on :$GRPC)"
 echo "== streaming chat completion through the gateway:"

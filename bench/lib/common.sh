@@ -1,61 +1,16 @@
 #!/usr/bin/env bash
-# Shared helpers for bench/ scenario scripts: free ports, process start/stop, and the
-# baselines (nginx proxy_pass with a keep-alive upstream, HAProxy) configured in a temp
-# dir on 127.0.0.1 only. Source it; it registers cleanup of everything it starts.
+# Shared helpers for bench/ scenario scripts: the process helpers of scripts/lib/procs.sh,
+# llmcd + llmgw start-up, and the baselines (nginx proxy_pass with a keep-alive upstream,
+# HAProxy) configured in a temp dir on 127.0.0.1 only. Source it; it registers cleanup of
+# everything it starts.
 set -euo pipefail
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="${BIN:-$BENCH_ROOT/build/bin}"
-BENCH_WORK="$(mktemp -d /tmp/llmgw-bench.XXXXXX)"
-BENCH_PIDS=()
-
-bench_cleanup() {
-  for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  # start_mock usually runs inside $(...), so its pid is only known from its file
-  for f in "$BENCH_WORK"/*.pid; do
-    [ -f "$f" ] && [ "$f" != "$BENCH_WORK/nginx.pid" ] && kill "$(cat "$f")" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  [ -f "$BENCH_WORK/nginx.pid" ] && kill "$(cat "$BENCH_WORK/nginx.pid")" 2>/dev/null || true
-  rm -rf "$BENCH_WORK"
-}
-trap bench_cleanup EXIT INT TERM
-
-free_port() {  # a port the kernel just handed out for bind(0): free of listeners and TIME_WAIT
-  python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-
-wait_http() {  # wait_http URL [SECONDS]
-  local i
-  for ((i = 0; i < ${2:-10} * 20; i++)); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench: $1 did not come up" >&2
-  return 1
-}
-
-# start_mock NAME [mock flags...] -> echoes the port; the pid is in $BENCH_WORK/NAME.pid
-start_mock() {
-  local name=$1; shift
-  # A name can be reused within a run: remove the old output first, or the wait below could
-  # read the previous mock's "listening" line while the new one truncates the file.
-  rm -f "$BENCH_WORK/$name.out"
-  "$BIN/llmgw-mock" --listen 127.0.0.1:0 "$@" >"$BENCH_WORK/$name.out" 2>"$BENCH_WORK/$name.log" &
-  BENCH_PIDS+=($!)
-  echo $! >"$BENCH_WORK/$name.pid"
-  local i
-  for ((i = 0; i < 200; i++)); do
-    if grep -q '^listening ' "$BENCH_WORK/$name.out" 2>/dev/null; then
-      sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$BENCH_WORK/$name.out" | head -1
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "bench: mock $name did not start (alive: $(kill -0 "$(cat "$BENCH_WORK/$name.pid")" 2>/dev/null && echo yes || echo no)):" >&2
-  tail -5 "$BENCH_WORK/$name.log" >&2
-  return 1
-}
+PROCS_TAG=bench
+# shellcheck source=../../scripts/lib/procs.sh
+source "$BENCH_ROOT/scripts/lib/procs.sh"   # work dir, cleanup, free_port, wait_http, start_mock
+BENCH_WORK="$PROCS_WORK"
 
 # start_nginx WORKERS LISTEN_PORT UPSTREAM_PORT... : proxy_pass with keepalive upstream,
 # access log off, buffering off (as one would configure nginx in front of SSE).
@@ -121,7 +76,7 @@ $servers
 HAP
   haproxy -f "$BENCH_WORK/haproxy.cfg" >"$BENCH_WORK/haproxy.log" 2>&1 &
   HAPROXY_PID=$!
-  BENCH_PIDS+=($!)
+  PROCS_PIDS+=($!)
   wait_http "http://127.0.0.1:$port/health" 10
 }
 
@@ -160,7 +115,7 @@ write_gateway_config() {
 # start_llmcd CONFIG: the real control plane, publishing the snapshot into shm.
 start_llmcd() {
   "$BIN/llmcd" --config "$1" >"$BENCH_WORK/llmcd.$BENCH_INSTANCE_SEQ.out" 2>"$BENCH_WORK/llmcd.$BENCH_INSTANCE_SEQ.log" &
-  BENCH_PIDS+=($!)
+  PROCS_PIDS+=($!)
   LLMCD_PID=$!
 }
 
@@ -174,7 +129,7 @@ start_llmgw() {
     "$BIN/llmgw" --config "$cfg" >"$out" 2>"$BENCH_WORK/llmgw.$BENCH_INSTANCE_SEQ.log" &
   fi
   GW_PID=$!
-  BENCH_PIDS+=($GW_PID)
+  PROCS_PIDS+=($GW_PID)
   local i
   for ((i = 0; i < 200; i++)); do
     grep -q '^listening ' "$out" 2>/dev/null && break
