@@ -8,9 +8,9 @@
 # workload (capacity = its req/s x (1 + 1 + 0.5 + 0.25)). Every run starts fresh mocks
 # (cold caches) and a fresh gateway. Prefix-cache hit rate = hit tokens / queried tokens
 # summed over the four mocks' /mock/stats.
-# usage: bench/scenarios/f_routing_quality.sh [--long] [--loads 0.5,0.9] [--duration S] [--policies LIST]
+# usage: bench/scenarios/f_routing_quality.sh [--long] [--loads 0.5,0.9] [--duration S] [--policies LIST] [--threads N]
 source "$(dirname "$0")/../lib/common.sh"
-LOADS=0.5,0.9 DUR=5
+LOADS=0.5,0.9 DUR=5 THREADS=2
 POLICIES=round_robin,weighted_round_robin,least_connections,least_queue,capacity,p2c_kv,consistent_hash,prefix_affinity,adaptive
 while [ $# -gt 0 ]; do
   case $1 in
@@ -18,7 +18,8 @@ while [ $# -gt 0 ]; do
     --loads) LOADS=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --policies) POLICIES=$2; shift ;;
-    *) echo "usage: $0 [--long] [--loads LIST] [--duration S] [--policies LIST]" >&2; exit 2 ;;
+    --threads) THREADS=$2; shift ;;
+    *) echo "usage: $0 [--long] [--loads LIST] [--duration S] [--policies LIST] [--threads N]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -47,7 +48,7 @@ for load in ${LOADS//,/ }; do
       port=$(start_mock "f$i" --speed "${SPEEDS[$i]}" --seed $((i + 1)) "${MOCK_FLAGS[@]}")
       ports+=("$port:${WEIGHTS[$i]}")
     done
-    start_gateway 2 "$policy" "${ports[@]}"
+    start_gateway "$THREADS" "$policy" "${ports[@]}"
     bench --target "127.0.0.1:$GW_PORT" --rate "$rate" --duration "$DUR" "${WORK[@]}" --seed 7 \
       --out "$OUT/$policy.$load.json" >/dev/null
     for i in 0 1 2 3; do
