@@ -220,6 +220,7 @@ uint64_t SnapshotWriter::Publish(Snapshot* s) {
   uint64_t next = h.generation.load(std::memory_order_relaxed) + 1;
   if (s->num_backends > kMaxBackends) s->num_backends = kMaxBackends;
   if (s->num_models > kMaxModels) s->num_models = kMaxModels;
+  if (s->num_prefix_homes > kMaxPrefixHomes) s->num_prefix_homes = kMaxPrefixHomes;
   s->generation = next;
   s->published_unix_ms = NowUnixMs();
   s->checksum = SnapshotChecksum(*s);
@@ -227,7 +228,7 @@ uint64_t SnapshotWriter::Publish(Snapshot* s) {
   uint64_t seq = b.seq.load(std::memory_order_relaxed);
   b.seq.store(seq + 1, std::memory_order_relaxed);
   StoreWords(&b.snap, s, offsetof(Snapshot, limits));
-  ForEachUsedRange(s->num_models, s->num_backends, [&](size_t off, size_t len) {
+  ForEachUsedRange(s->num_models, s->num_backends, s->num_prefix_homes, [&](size_t off, size_t len) {
     StoreWords(reinterpret_cast<char*>(&b.snap) + off, reinterpret_cast<const char*>(s) + off, len);
   });
   b.seq.store(seq + 2, std::memory_order_release);
@@ -251,7 +252,8 @@ bool SnapshotReader::Refresh(Snapshot* out) {
     LoadWords(out, &b.snap, offsetof(Snapshot, limits));
     uint32_t nb = out->num_backends <= kMaxBackends ? out->num_backends : kMaxBackends;
     uint32_t nm = out->num_models <= kMaxModels ? out->num_models : kMaxModels;
-    ForEachUsedRange(nm, nb, [&](size_t off, size_t len) {
+    uint32_t np = out->num_prefix_homes <= kMaxPrefixHomes ? out->num_prefix_homes : kMaxPrefixHomes;
+    ForEachUsedRange(nm, nb, np, [&](size_t off, size_t len) {
       LoadWords(reinterpret_cast<char*>(out) + off, reinterpret_cast<const char*>(&b.snap) + off, len);
     });
     if (b.seq.load(std::memory_order_relaxed) != s1) {
@@ -260,6 +262,7 @@ bool SnapshotReader::Refresh(Snapshot* out) {
     }
     out->num_backends = nb;
     out->num_models = nm;
+    out->num_prefix_homes = np;
     last_ = out->generation;
     return true;
   }

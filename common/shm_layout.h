@@ -12,7 +12,7 @@
 namespace llmgw::shm {
 
 constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
-constexpr uint32_t kShmAbiVersion = 1;
+constexpr uint32_t kShmAbiVersion = 2;  // 2: prefix homes (snapshot) and prefix reports (stats)
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -22,6 +22,11 @@ constexpr uint32_t kMaxStatsSlots = 64;   // data-plane threads across all llmgw
 constexpr uint32_t kMaxAttached = 64;     // processes attached to the object
 constexpr uint32_t kNameLen = 96;
 constexpr uint32_t kUrlLen = 128;
+// Prefix homes llmcd places for the whole gateway (every thread, every process) and
+// publishes; the rest of a thread's prefixes it places by itself (docs/ROUTING.md).
+constexpr uint32_t kMaxPrefixHomes = 4096;
+// Per data-plane thread: prefixes it routed recently, with pick counts, for llmcd to place.
+constexpr uint32_t kPrefixReportEntries = 1024;  // power of two
 
 // Backend state as published by llmcd. Values match admin.proto's BackendState.
 enum class BackendState : uint8_t {
@@ -102,29 +107,46 @@ struct Limits {
   char hash_header[64];
 };
 
+// One prefix's gateway-wide home, placed by llmcd from every thread's prefix reports, so
+// all threads (and processes) send a prompt prefix to the same KV cache.
+struct PrefixHomeEntry {
+  uint64_t tag;           // the Router's tag of the prefix (hash mixed with the model slot)
+  uint64_t backend_key;   // BackendEntry::key of the home, so a reused slot is not trusted
+  uint16_t backend_slot;
+  uint16_t model_slot;
+  uint32_t reserved;
+};
+
 struct Snapshot {
   uint64_t generation;       // equals the generation it was published under
   uint64_t published_unix_ms;
   uint32_t num_backends;     // high-water mark of used backend slots
   uint32_t num_models;       // high-water mark of used model slots
   uint64_t checksum;         // SnapshotChecksum() of the used ranges; tests verify copies
+  uint32_t num_prefix_homes;  // used entries of prefix_homes
+  uint32_t reserved0;
   Limits limits;
   ModelEntry models[kMaxModels];
   BackendEntry backends[kMaxBackends];
+  PrefixHomeEntry prefix_homes[kMaxPrefixHomes];
 };
 
-static_assert(sizeof(BackendEntry) % 8 == 0 && sizeof(ModelEntry) % 8 == 0 && sizeof(Limits) % 8 == 0,
+static_assert(sizeof(BackendEntry) % 8 == 0 && sizeof(ModelEntry) % 8 == 0 && sizeof(Limits) % 8 == 0 &&
+                  sizeof(PrefixHomeEntry) % 8 == 0 && offsetof(Snapshot, limits) % 8 == 0,
               "snapshot rows are copied as 8-byte words");
 
-// The byte ranges of a snapshot worth copying: the limits, the used model slots and the
-// used backend slots (a mostly empty 500 KB table is not copied). Calls f(offset, length).
+// The byte ranges of a snapshot worth copying: the limits, the used model slots, the used
+// backend slots and the used prefix homes (a mostly empty 600 KB table is not copied).
+// Calls f(offset, length).
 template <typename F>
-inline void ForEachUsedRange(uint32_t num_models, uint32_t num_backends, F&& f) {
+inline void ForEachUsedRange(uint32_t num_models, uint32_t num_backends, uint32_t num_prefix_homes, F&& f) {
   if (num_models > kMaxModels) num_models = kMaxModels;
   if (num_backends > kMaxBackends) num_backends = kMaxBackends;
+  if (num_prefix_homes > kMaxPrefixHomes) num_prefix_homes = kMaxPrefixHomes;
   f(offsetof(Snapshot, limits), sizeof(Limits));
   f(offsetof(Snapshot, models), num_models * sizeof(ModelEntry));
   f(offsetof(Snapshot, backends), num_backends * sizeof(BackendEntry));
+  if (num_prefix_homes) f(offsetof(Snapshot, prefix_homes), num_prefix_homes * sizeof(PrefixHomeEntry));
 }
 
 struct alignas(64) SnapshotBuffer {
@@ -184,6 +206,15 @@ struct ModelStats {
   std::atomic<uint64_t> active;     // gauge
 };
 
+// A prefix this thread routed, for llmcd's gateway-wide placement. The thread replaces an
+// entry by storing picks and model first and the tag last (release), so a reader that
+// loads the tag with acquire never pairs a new tag with the old prefix's count.
+struct PrefixReport {
+  std::atomic<uint64_t> tag;    // Router tag; 0 = empty
+  std::atomic<uint64_t> picks;  // monotonic while the tag stays
+  std::atomic<uint64_t> model_slot;
+};
+
 struct alignas(64) StatsSlot {
   std::atomic<uint64_t> owner;      // (pid << 32) | thread index; 0 = free
   std::atomic<uint64_t> heartbeat_unix_ms;
@@ -203,6 +234,7 @@ struct alignas(64) StatsSlot {
   Histogram inter_token;
   ModelStats models[kMaxModels];
   BackendStats backends[kMaxBackends];
+  PrefixReport prefix_report[kPrefixReportEntries];  // indexed by tag & (entries - 1)
 };
 
 // ---------------------------------------------------------------------------------------
@@ -244,7 +276,7 @@ inline uint64_t Fnv1a(const void* data, size_t n, uint64_t h = 14695981039346656
 // publish; readers may verify a copy with it).
 inline uint64_t SnapshotChecksum(const Snapshot& s) {
   uint64_t h = 1469598103934665603ull;
-  ForEachUsedRange(s.num_models, s.num_backends, [&](size_t off, size_t len) {
+  ForEachUsedRange(s.num_models, s.num_backends, s.num_prefix_homes, [&](size_t off, size_t len) {
     const auto* w = reinterpret_cast<const uint64_t*>(reinterpret_cast<const char*>(&s) + off);
     for (size_t i = 0; i < len / 8; ++i) h = (h ^ w[i]) * 1099511628211ull;
   });

@@ -140,6 +140,7 @@ void Controller::Tick() {
   UpdateFromStats(now);
   for (auto& [id, b] : backends_) b->breaker->Advance();
   UpdateBandits();
+  UpdatePrefixHomes(now);
   DispatchJobs(now);
   Publish(now);
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/routing/prefix_placer.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
 #include "common/snapshot_builder.h"
@@ -138,6 +139,7 @@ class Controller {
   void DrainMailbox(uint64_t now);
   void UpdateFromStats(uint64_t now);
   void UpdateBandits();
+  void UpdatePrefixHomes(uint64_t now);
   void Publish(uint64_t now);
   uint8_t PublishedState(const BackendRt& b) const;
   void FillBackend(const BackendRt& b, admin::v1::Backend* out) const;
@@ -160,6 +162,9 @@ class Controller {
   std::unique_ptr<shm::ShmObject> shm_;
   std::unique_ptr<shm::SnapshotWriter> writer_;
   shm::StatsTotals stats_;
+  routing::PrefixReportCollector prefix_reports_;
+  std::vector<shm::PrefixHomeEntry> prefix_homes_;  // published with the next snapshot
+  uint64_t last_prefix_tick_ms_ = 0;
   uint64_t last_publish_ms_ = 0;
   uint64_t generation_ = 0;
   bool dirty_ = true;

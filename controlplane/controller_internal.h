@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/routing/prefix_placer.h"
 #include "common/routing/router.h"
 #include "controlplane/circuit_breaker.h"
 #include "controlplane/controller.h"
@@ -57,6 +58,8 @@ struct Controller::BackendRt {
 
 struct Controller::ModelRt {
   std::unique_ptr<routing::AdaptiveBandit> bandit;
+  // prefix_affinity and adaptive: gateway-wide prefix homes (null for other policies).
+  std::unique_ptr<routing::PrefixPlacer> placer;
   Policy policy = Policy::kLeastConnections;
 };
 

@@ -3,6 +3,7 @@
 // is published with.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/log.h"
 #include "controlplane/controller.h"
@@ -130,6 +131,78 @@ void Controller::UpdateBandits() {
       if (std::fabs(rts[i]->adaptive_weight - w[i]) > 1e-6) dirty_ = true;
       rts[i]->adaptive_weight = std::isfinite(w[i]) ? w[i] : 0;
     }
+  }
+}
+
+void Controller::UpdatePrefixHomes(uint64_t now) {
+  // Gateway-wide prefix homes (docs/ROUTING.md): every data-plane thread reports the
+  // prefixes it routed; one placer per prefix_affinity/adaptive model places them on its
+  // backends, and the homes go out with the snapshot so every thread agrees.
+  uint64_t elapsed = last_prefix_tick_ms_ ? now - last_prefix_tick_ms_ : cfg_.control.tick_ms;
+  last_prefix_tick_ms_ = now;
+  std::vector<ModelRt*> by_slot(shm::kMaxModels, nullptr);
+  for (uint32_t m = 0; m < base_->num_models && m < shm::kMaxModels; ++m) {
+    if (!base_->models[m].present) continue;
+    auto it = models_.find(base_->models[m].name);
+    if (it != models_.end() && it->second->placer) by_slot[m] = it->second.get();
+  }
+  if (shm_) {
+    prefix_reports_.Collect(*shm_->region(), [&](uint16_t model, uint64_t tag, uint64_t picks) {
+      if (ModelRt* m = by_slot[model]) m->placer->Observe(tag, static_cast<double>(picks));
+    });
+  }
+  std::vector<shm::PrefixHomeEntry> homes;
+  std::vector<routing::PlacedHome> placed;
+  for (uint32_t m = 0; m < shm::kMaxModels; ++m) {
+    ModelRt* mrt = by_slot[m];
+    if (!mrt) continue;
+    std::vector<routing::PlacerBackend> bs;
+    double share_sum = 0;
+    size_t eligible = 0;
+    for (auto& [id, b] : backends_) {
+      if (b->slot < 0 || base_->backends[b->slot].model_slot != m) continue;
+      routing::PlacerBackend pb;
+      pb.slot = static_cast<uint16_t>(b->slot);
+      pb.key = base_->backends[b->slot].key;
+      pb.eligible = PublishedState(*b) == static_cast<uint8_t>(shm::BackendState::kHealthy);
+      pb.weight = b->weight;
+      pb.in_flight = static_cast<uint32_t>(std::min<uint64_t>(b->fleet_in_flight, UINT32_MAX));
+      pb.max_concurrent = base_->backends[b->slot].max_concurrent;
+      if (pb.eligible) {
+        ++eligible;
+        share_sum += std::isfinite(b->adaptive_weight) && b->adaptive_weight > 0 ? b->adaptive_weight : 0;
+      }
+      bs.push_back(pb);
+    }
+    if (mrt->policy == Policy::kAdaptive) {
+      // The learnt share with the data plane's exploration floor (Router::PlaceWeight).
+      for (auto& pb : bs) {
+        const BackendRt* b = nullptr;
+        for (auto& [id, rt] : backends_)
+          if (rt->slot == pb.slot) b = rt.get();
+        double w = b && share_sum > 0 && b->adaptive_weight > 0 ? b->adaptive_weight / share_sum
+                                                                 : 1.0 / std::max<size_t>(eligible, 1);
+        pb.weight = 0.95 * w + 0.05 / static_cast<double>(std::max<size_t>(eligible, 1));
+      }
+    }
+    mrt->placer->Tick(bs, elapsed);
+    mrt->placer->Homes(shm::kMaxPrefixHomes - homes.size(), &placed);
+    for (const auto& h : placed)
+      homes.push_back(shm::PrefixHomeEntry{h.tag, h.backend_key, h.slot, static_cast<uint16_t>(m), 0});
+  }
+  if (homes.size() != prefix_homes_.size() ||
+      (!homes.empty() && std::memcmp(homes.data(), prefix_homes_.data(), homes.size() * sizeof(homes[0])) != 0)) {
+    // Sorted by traffic, which reorders as rates move; compare as sets to publish only
+    // when a home changed.
+    auto key = [](const shm::PrefixHomeEntry& a, const shm::PrefixHomeEntry& b) { return a.tag < b.tag; };
+    std::vector<shm::PrefixHomeEntry> x = homes, y = prefix_homes_;
+    std::sort(x.begin(), x.end(), key);
+    std::sort(y.begin(), y.end(), key);
+    bool same = x.size() == y.size();
+    for (size_t i = 0; same && i < x.size(); ++i)
+      same = x[i].tag == y[i].tag && x[i].backend_slot == y[i].backend_slot && x[i].backend_key == y[i].backend_key;
+    if (!same) dirty_ = true;
+    prefix_homes_ = std::move(homes);
   }
 }
 

@@ -36,7 +36,10 @@ void Controller::Publish(uint64_t now) {
     e.adaptive_weight = static_cast<float>(b->adaptive_weight);
     e.half_open_budget = b->breaker->state() == CircuitState::kHalfOpen ? cfg_.circuit_breaker.half_open_requests : 0;
   }
-  bool changed = dirty_ || s.num_backends != published_->num_backends || s.num_models != published_->num_models ||
+  s.num_prefix_homes = static_cast<uint32_t>(std::min<size_t>(prefix_homes_.size(), shm::kMaxPrefixHomes));
+  if (s.num_prefix_homes)
+    std::memcpy(s.prefix_homes, prefix_homes_.data(), sizeof(shm::PrefixHomeEntry) * s.num_prefix_homes);
+  bool changed = dirty_ || s.num_prefix_homes != published_->num_prefix_homes || s.num_backends != published_->num_backends || s.num_models != published_->num_models ||
                  std::memcmp(&s.limits, &published_->limits, sizeof(s.limits)) != 0 ||
                  std::memcmp(s.models, published_->models, sizeof(shm::ModelEntry) * s.num_models) != 0 ||
                  std::memcmp(s.backends, published_->backends, sizeof(shm::BackendEntry) * s.num_backends) != 0;
@@ -52,6 +55,9 @@ void Controller::Publish(uint64_t now) {
   published_->num_backends = s.num_backends;
   published_->num_models = s.num_models;
   published_->limits = s.limits;
+  published_->num_prefix_homes = s.num_prefix_homes;
+  if (s.num_prefix_homes)
+    std::memcpy(published_->prefix_homes, s.prefix_homes, sizeof(shm::PrefixHomeEntry) * s.num_prefix_homes);
   std::memcpy(published_->models, s.models, sizeof(shm::ModelEntry) * s.num_models);
   std::memcpy(published_->backends, s.backends, sizeof(shm::BackendEntry) * s.num_backends);
   published_->generation = generation_;

@@ -22,6 +22,10 @@ void Controller::RebuildRuntime(const Config& cfg, std::string* summary) {
     if (!mrt->bandit || mrt->policy != m.policy)
       mrt->bandit = std::make_unique<routing::AdaptiveBandit>(cfg.routing.adaptive_exploration,
                                                                cfg.routing.adaptive_decay, rng_());
+    bool homes = m.policy == Policy::kPrefixAffinity || m.policy == Policy::kAdaptive;
+    if (!homes) mrt->placer.reset();
+    else if (!mrt->placer || mrt->policy != m.policy)
+      mrt->placer = std::make_unique<routing::PrefixPlacer>(cfg.routing.bounded_load, m.policy == Policy::kAdaptive);
     mrt->policy = m.policy;
     for (const auto& b : m.backends) {
       seen.insert(b.id);

@@ -27,7 +27,7 @@ std::string EncodeSnapshot(const shm::Snapshot& s) {
   uint32_t size = sizeof(shm::Snapshot);
   out.append(reinterpret_cast<const char*>(&size), 4);
   out.append(reinterpret_cast<const char*>(&s), kHeaderBytes);
-  shm::ForEachUsedRange(s.num_models, s.num_backends, [&](size_t off, size_t len) {
+  shm::ForEachUsedRange(s.num_models, s.num_backends, s.num_prefix_homes, [&](size_t off, size_t len) {
     out.append(reinterpret_cast<const char*>(&s) + off, len);
   });
   return out;
@@ -46,13 +46,14 @@ bool DecodeSnapshot(const std::string& bytes, shm::Snapshot* out, std::string* w
     return false;
   }
   std::memcpy(static_cast<void*>(out), bytes.data() + 8, kHeaderBytes);
-  if (out->num_backends > shm::kMaxBackends || out->num_models > shm::kMaxModels) {
+  if (out->num_backends > shm::kMaxBackends || out->num_models > shm::kMaxModels ||
+      out->num_prefix_homes > shm::kMaxPrefixHomes) {
     *why = "snapshot table sizes out of range";
     return false;
   }
   size_t pos = 8 + kHeaderBytes;
   bool ok = true;
-  shm::ForEachUsedRange(out->num_models, out->num_backends, [&](size_t off, size_t len) {
+  shm::ForEachUsedRange(out->num_models, out->num_backends, out->num_prefix_homes, [&](size_t off, size_t len) {
     if (!ok || pos + len > bytes.size()) {
       ok = false;
       return;

@@ -6,6 +6,8 @@
 //
 //   llmgw-routing-sim [--requests N] [--seed S] [--loads 0.5,0.7,0.8,0.9] [--policy NAME]
 //   llmgw-routing-sim --goals [--seeds 1,2,3,4,5]   (the goals, per seed and load)
+//   --threads T: T gateway threads (one Router each, requests dealt at random as
+//   SO_REUSEPORT does); --local-homes: without llmcd's gateway-wide prefix homes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/routing/prefix_placer.h"
 #include "common/routing/router.h"
 
 namespace {
@@ -26,6 +29,9 @@ using llmgw::Policy;
 using llmgw::routing::AdaptiveBandit;
 using llmgw::routing::ArmObservation;
 using llmgw::routing::LocalLoad;
+using llmgw::routing::PlacerBackend;
+using llmgw::routing::PrefixPlacer;
+using llmgw::routing::PrefixReportCollector;
 using llmgw::routing::RequestInfo;
 using llmgw::routing::Router;
 namespace shm = llmgw::shm;
@@ -47,6 +53,8 @@ constexpr double kTickMs = 100.0;        // llmcd's publish interval
 constexpr double kMeanRequestMs = 150.0 * kDecodeStepMs / kMaxBatch + (kPrefixTokens + 288) * kPrefillMsPerToken;
 
 uint64_t g_rng;
+int g_threads = 1;          // gateway threads, each with its own Router
+bool g_global_homes = true;  // llmcd places prefixes for all threads
 uint64_t Next() {
   uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -63,6 +71,7 @@ struct Request {
   int output_tokens = 0;
   // Progress.
   int backend = -1;
+  int thread = 0;
   int done_tokens = 0;
   double first_token = -1;
   double finish = -1;
@@ -122,10 +131,20 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     b.metrics_fresh = 1;
     be[i].speed = kSpeeds[i];
   }
-  Router router;
-  router.OnSnapshot(*snap);
+  // Gateway threads: a Router and in-flight counts each, and a stats slot whose prefix
+  // reports llmcd's placer reads every tick (the real shm layout, heap-allocated).
+  std::vector<std::unique_ptr<Router>> routers;
+  std::vector<std::vector<LocalLoad>> locals(static_cast<size_t>(g_threads), std::vector<LocalLoad>(kBackends));
+  auto region = std::make_unique<shm::ShmRegion>();
+  for (int t = 0; t < g_threads; ++t) {
+    routers.push_back(std::make_unique<Router>());
+    region->slots[t].heartbeat_unix_ms.store(1);
+    if (g_global_homes) routers.back()->SetPrefixReport(region->slots[t].prefix_report, shm::kPrefixReportEntries);
+    routers.back()->OnSnapshot(*snap);
+  }
+  PrefixReportCollector collector;
+  PrefixPlacer placer(rc.bounded_load, policy == Policy::kAdaptive);
   AdaptiveBandit bandit(rc.adaptive_exploration, rc.adaptive_decay, seed);
-  std::vector<LocalLoad> local(kBackends);
 
   // The workload: Zipf(1) over prefix groups, 200 users, Poisson arrivals.
   double zipf_norm = 0;
@@ -178,10 +197,12 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     snprintf(prefix, sizeof prefix, "system prompt #%d: you are a helpful assistant", r.group);
     int ulen = snprintf(user, sizeof user, "user-%d", r.user);
     RequestInfo info{.hash_key = {user, static_cast<size_t>(ulen)}, .prefix = prefix, .random = Next()};
-    int s = router.Pick(0, info, local, {});
+    if (r.backend == -1) r.thread = static_cast<int>(Next() % static_cast<uint64_t>(g_threads));
+    r.backend = -2;  // dealt to its thread; it keeps it while queued
+    int s = routers[static_cast<size_t>(r.thread)]->Pick(0, info, locals[static_cast<size_t>(r.thread)], {});
     if (s < 0) return false;
     r.backend = s;
-    ++local[s].in_flight;
+    ++locals[static_cast<size_t>(r.thread)][s].in_flight;
     be[s].waiting.push_back(id);
     if (be[s].step_end == INFINITY) start_step(s, now);
     return true;
@@ -200,8 +221,10 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
       }
       b.ewma_ttft_ms = static_cast<float>(s.ewma_ttft);
       b.ewma_latency_ms = static_cast<float>(s.ewma_e2e);
-      b.fleet_in_flight = local[i].in_flight;  // one gateway thread: the fleet is us
-      local[i].in_flight_at_snapshot = local[i].in_flight;
+      uint32_t fleet = 0;
+      for (auto& l : locals) fleet += l[i].in_flight;
+      b.fleet_in_flight = fleet;
+      for (auto& l : locals) l[i].in_flight_at_snapshot = l[i].in_flight;
       obs[i] = {.slot = static_cast<uint32_t>(i), .eligible = true, .successes = s.ok, .failures = 0,
                 .ttft_ms = s.ok ? s.ttft_sum / s.ok : 0, .latency_ms = s.ok ? s.e2e_sum / s.ok : 0};
       s.ok = 0;
@@ -209,8 +232,38 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     }
     auto w = bandit.Update(obs);
     for (int i = 0; i < kBackends; ++i) snap->backends[i].adaptive_weight = static_cast<float>(w[i]);
-    if (getenv("SIM_TRACE") && policy == Policy::kAdaptive) fprintf(stderr, "%.0f w %.3f %.3f %.3f %.3f infl %u %u %u %u ok %lu %lu %lu %lu r %.3f %.3f %.3f %.3f\n", now, w[0], w[1], w[2], w[3], local[0].in_flight, local[1].in_flight, local[2].in_flight, local[3].in_flight, (unsigned long)obs[0].successes, (unsigned long)obs[1].successes, (unsigned long)obs[2].successes, (unsigned long)obs[3].successes, AdaptiveBandit::Reward(obs[0].ttft_ms, obs[0].latency_ms), AdaptiveBandit::Reward(obs[1].ttft_ms, obs[1].latency_ms), AdaptiveBandit::Reward(obs[2].ttft_ms, obs[2].latency_ms), AdaptiveBandit::Reward(obs[3].ttft_ms, obs[3].latency_ms));
-    router.OnSnapshot(*snap);
+    if (g_global_homes && (policy == Policy::kPrefixAffinity || policy == Policy::kAdaptive)) {
+      // llmcd's UpdatePrefixHomes, as controlplane/controller_policy.cc does it.
+      collector.Collect(*region, [&](uint16_t, uint64_t tag, uint64_t picks) { placer.Observe(tag, static_cast<double>(picks)); });
+      std::vector<PlacerBackend> pb(kBackends);
+      double wsum = 0;
+      for (int i = 0; i < kBackends; ++i) wsum += w[i];
+      for (int i = 0; i < kBackends; ++i) {
+        const auto& b = snap->backends[i];
+        double share = wsum > 0 ? w[i] / wsum : 1.0 / kBackends;
+        pb[i] = {.slot = static_cast<uint16_t>(i), .key = b.key, .eligible = true,
+                 .weight = policy == Policy::kAdaptive ? 0.95 * share + 0.05 / kBackends : b.weight,
+                 .in_flight = b.fleet_in_flight, .max_concurrent = b.max_concurrent};
+      }
+      placer.Tick(pb, static_cast<uint64_t>(kTickMs));
+      if (getenv("SIM_TRACE_HOMES") && static_cast<long>(now) % 5000 == 0) {
+        std::vector<llmgw::routing::PlacedHome> hs;
+        placer.Homes(shm::kMaxPrefixHomes, &hs);
+        double rs[kBackends] = {0};
+        int cs[kBackends] = {0};
+        for (auto& h : hs) rs[h.slot] += h.rate, cs[h.slot]++;
+        fprintf(stderr, "%.0f moves %llu homes %zu: rate %.0f/%.0f/%.0f/%.0f count %d/%d/%d/%d infl %u/%u/%u/%u\n", now,
+                static_cast<unsigned long long>(placer.moves()), hs.size(), rs[0], rs[1], rs[2], rs[3], cs[0], cs[1], cs[2], cs[3],
+                pb[0].in_flight, pb[1].in_flight, pb[2].in_flight, pb[3].in_flight);
+      }
+      std::vector<llmgw::routing::PlacedHome> homes;
+      placer.Homes(shm::kMaxPrefixHomes, &homes);
+      snap->num_prefix_homes = static_cast<uint32_t>(homes.size());
+      for (size_t k = 0; k < homes.size(); ++k)
+        snap->prefix_homes[k] = {homes[k].tag, homes[k].backend_key, homes[k].slot, 0, 0};
+    }
+    if (getenv("SIM_TRACE") && policy == Policy::kAdaptive) fprintf(stderr, "%.0f w %.3f %.3f %.3f %.3f infl %u %u %u %u ok %lu %lu %lu %lu r %.3f %.3f %.3f %.3f\n", now, w[0], w[1], w[2], w[3], snap->backends[0].fleet_in_flight, snap->backends[1].fleet_in_flight, snap->backends[2].fleet_in_flight, snap->backends[3].fleet_in_flight, (unsigned long)obs[0].successes, (unsigned long)obs[1].successes, (unsigned long)obs[2].successes, (unsigned long)obs[3].successes, AdaptiveBandit::Reward(obs[0].ttft_ms, obs[0].latency_ms), AdaptiveBandit::Reward(obs[1].ttft_ms, obs[1].latency_ms), AdaptiveBandit::Reward(obs[2].ttft_ms, obs[2].latency_ms), AdaptiveBandit::Reward(obs[3].ttft_ms, obs[3].latency_ms));
+    for (auto& r : routers) r->OnSnapshot(*snap);
   };
 
   while (completed < req.size()) {
@@ -236,7 +289,7 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
         if (++r.done_tokens >= r.output_tokens) {
           r.finish = now;
           ++completed;
-          --local[bi].in_flight;
+          --locals[static_cast<size_t>(r.thread)][bi].in_flight;
           ++b.ok;
           b.ttft_sum += r.first_token - r.arrival;
           b.e2e_sum += r.finish - r.arrival;
@@ -357,7 +410,11 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--requests" && i + 1 < argc) {
+    if (a == "--threads" && i + 1 < argc) {
+      g_threads = std::clamp(atoi(argv[++i]), 1, static_cast<int>(shm::kMaxStatsSlots));
+    } else if (a == "--local-homes") {
+      g_global_homes = false;
+    } else if (a == "--requests" && i + 1 < argc) {
       n = std::max(100, atoi(argv[++i]));
     } else if (a == "--seed" && i + 1 < argc) {
       seed = strtoull(argv[++i], nullptr, 10);
@@ -381,14 +438,15 @@ int main(int argc, char** argv) {
       }
     } else {
       fprintf(stderr,
-              "usage: %s [--requests N] [--seed S] [--loads 0.5,0.8] [--policy NAME]\n"
-              "       %s --goals [--seeds 1,2,3,4,5] [--loads ...] [--requests N]\n",
+              "usage: %s [--requests N] [--seed S] [--loads 0.5,0.8] [--policy NAME] [--threads T] [--local-homes]\n"
+              "       %s --goals [--seeds 1,2,3,4,5] [--loads ...] [--requests N] [--threads T] [--local-homes]\n",
               argv[0], argv[0]);
       return 2;
     }
   }
-  printf("backends: speeds 1,1,0.5,0.25; batch %d; cache %d of %d prefixes each; %d requests per run\n",
-         kMaxBatch, kCacheGroups, kGroups, n);
+  printf("backends: speeds 1,1,0.5,0.25; batch %d; cache %d of %d prefixes each; %d requests per run; %d gateway "
+         "thread(s), prefix homes %s\n",
+         kMaxBatch, kCacheGroups, kGroups, n, g_threads, g_global_homes ? "gateway-wide (llmcd)" : "per thread");
   if (goals) return CheckGoals(seeds, loads, n);
   printf("%-22s %5s %9s %10s %10s %10s %7s %7s %9s\n", "policy", "load", "req/s", "ttft_p50", "ttft_p99",
          "e2e_p99", "hit%", "oracle%", "max/mean");

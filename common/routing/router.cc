@@ -86,7 +86,10 @@ void Router::SetHome(PrefixHome& e, uint64_t tag, int slot) {
     if (homed_[e.slot] > 0) --homed_[e.slot];
     homed_rate_[e.slot] = std::max(0.0, homed_rate_[e.slot] - e.rate);
   }
-  if (e.key_hash != tag) e.rate = 0;  // a different prefix took the entry over
+  if (e.key_hash != tag) {  // a different prefix took the entry over
+    e.rate = 0;
+    e.pinned = 0;
+  }
   ++homed_[slot];
   homed_rate_[slot] += e.rate;
   e.key_hash = tag;
@@ -105,6 +108,35 @@ void Router::CountHomePick(PrefixHome& e) {
     ++rate_epoch_;
     for (double& r : homed_rate_) r *= 0.5;
   }
+}
+
+void Router::SetPrefixReport(shm::PrefixReport* table, size_t entries) {
+  report_ = entries && (entries & (entries - 1)) == 0 ? table : nullptr;
+  report_mask_ = report_ ? entries - 1 : 0;
+}
+
+void Router::ReportPick(uint64_t tag, uint16_t model_slot) {
+  if (!report_) return;
+  shm::PrefixReport& r = report_[tag & report_mask_];
+  if (r.tag.load(std::memory_order_relaxed) != tag) {
+    // Count and model first, tag last (release): see shm::PrefixReport.
+    shm::Set(r.picks, 0);
+    shm::Set(r.model_slot, model_slot);
+    r.tag.store(tag, std::memory_order_release);
+  }
+  shm::Bump(r.picks);
+}
+
+uint64_t Router::PrefixTag(uint64_t key_hash, uint16_t model_slot) {
+  return Mix(key_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
+}
+
+int Router::PrefixHomeOf(uint64_t key_hash, uint16_t model_slot, bool* pinned) const {
+  uint64_t tag = PrefixTag(key_hash, model_slot);
+  const PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
+  bool found = e.key_hash == tag && HomeExists(e, model_slot);
+  if (pinned) *pinned = found && e.pinned == pin_epoch_;
+  return found ? e.slot : -1;
 }
 
 uint64_t Router::HashKey(std::string_view key) { return Mix(shm::Fnv1a(key.data(), key.size())); }
@@ -177,6 +209,23 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
   }
   cand_.resize(std::max<size_t>(widest, 1));
   cand_of_slot_.assign(shm::kMaxBackends, -1);
+
+  // Gateway-wide prefix homes from llmcd: authoritative for the prefixes they name (this
+  // thread still spills a request when the home is full, but does not move the prefix).
+  // Entries that do not match the snapshot (a reused slot, another model) are ignored.
+  if (++pin_epoch_ == 0) ++pin_epoch_;
+  uint32_t np = std::min(snap.num_prefix_homes, shm::kMaxPrefixHomes);
+  for (uint32_t i = 0; i < np; ++i) {
+    const shm::PrefixHomeEntry& h = snap.prefix_homes[i];
+    if (h.tag == 0 || h.backend_slot >= nb || h.model_slot >= shm::kMaxModels) continue;
+    const auto& b = snap.backends[h.backend_slot];
+    if (b.key != h.backend_key || b.model_slot != h.model_slot ||
+        b.state == static_cast<uint8_t>(BackendState::kEmpty))
+      continue;
+    PrefixHome& e = prefix_home_[h.tag & (kPrefixHomes - 1)];
+    if (e.key_hash != h.tag || e.slot != h.backend_slot || e.backend_key != h.backend_key) SetHome(e, h.tag, h.backend_slot);
+    e.pinned = pin_epoch_;
+  }
 }
 
 uint32_t Router::EstimatedInFlight(const shm::BackendEntry& b, const LocalLoad& l) {
@@ -525,11 +574,25 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
   // counter leaks back), one that carries more than its share sheds its busiest prefixes
   // first (they are picked, and so strike, most often), and each move costs one cold
   // prefill instead of a cache split forever.
-  uint64_t tag = Mix(key_hash ^ (static_cast<uint64_t>(model_slot) << 40)) | 1u;
+  uint64_t tag = PrefixTag(key_hash, model_slot);
   PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
   uint64_t bound = RingBound(n);
   int chosen = kNoBackend;
-  if (e.key_hash == tag && HomeExists(e, model_slot)) {
+  if (e.key_hash == tag && HomeExists(e, model_slot) && e.pinned == pin_epoch_) {
+    // Placed by llmcd for the whole gateway: home while it is under the hard bound, else
+    // this request spills (best other placement, then the ring); llmcd alone moves it.
+    AgeHome(e);
+    for (size_t i = 0; i < n; ++i) {
+      if (cand_[i].slot == e.slot && cand_[i].load + 1u <= SlotLimit(bound, snap_->backends[e.slot])) {
+        chosen = e.slot;
+        break;
+      }
+    }
+    if (chosen == kNoBackend) {
+      chosen = PlaceHome(n, key_hash, bound, true, e.slot, e.rate);
+      if (chosen == kNoBackend) chosen = PickRing(model_slot, n, key_hash, e.slot);
+    }
+  } else if (e.key_hash == tag && HomeExists(e, model_slot)) {
     AgeHome(e);
     const auto& hb = snap_->backends[e.slot];
     bool served_home = false;
@@ -565,7 +628,10 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
     chosen = PlaceHome(n, key_hash, bound, true, -1, 0.0);
     if (chosen != kNoBackend) SetHome(e, tag, chosen);
   }
-  if (chosen != kNoBackend) CountHomePick(e);
+  if (chosen != kNoBackend) {
+    CountHomePick(e);
+    ReportPick(tag, model_slot);
+  }
   return chosen;
 }
 

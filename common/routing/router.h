@@ -52,6 +52,17 @@ class Router {
   // corrected by how this thread's own count moved since.
   static uint32_t EstimatedInFlight(const shm::BackendEntry& b, const LocalLoad& l);
 
+  // Where this thread reports the prefixes it routes (its stats slot), for llmcd's
+  // gateway-wide prefix homes. `entries` must be a power of two. Optional (tests, sim).
+  void SetPrefixReport(shm::PrefixReport* table, size_t entries);
+
+  // The tag prefix homes are keyed by, in the snapshot and in the reports.
+  static uint64_t PrefixTag(uint64_t key_hash, uint16_t model_slot);
+
+  // Home of a prefix as this thread knows it (-1: none), and whether llmcd placed it
+  // (tests, simulator).
+  int PrefixHomeOf(uint64_t key_hash, uint16_t model_slot, bool* pinned = nullptr) const;
+
   // The policy the snapshot names for `model_slot` (round_robin when out of range).
   Policy PolicyOf(uint16_t model_slot) const;
 
@@ -111,6 +122,7 @@ class Router {
     uint16_t strikes = 0;      // net picks that found home above its share (see kRehomeStrikes)
     uint32_t epoch = 0;        // rate_epoch_ when `rate` was last brought up to date
     float rate = 0;            // picks of this prefix, halved every kRateHalfLifePicks picks
+    uint32_t pinned = 0;       // == pin_epoch_: llmcd placed this home (snapshot prefix_homes)
   };
   static constexpr size_t kPrefixHomes = 4096;  // power of two
   std::vector<PrefixHome> prefix_home_;
@@ -130,6 +142,10 @@ class Router {
   double TrafficShare(uint16_t slot, size_t n, double extra, double rate_per_weight) const;
   bool HomeOverShare(const PrefixHome& e, size_t n) const;
   bool place_by_adaptive_ = false;
+  uint32_t pin_epoch_ = 0;  // bumped per snapshot; entries it published carry the current one
+  shm::PrefixReport* report_ = nullptr;
+  size_t report_mask_ = 0;
+  void ReportPick(uint64_t tag, uint16_t model_slot);
   bool HomeExists(const PrefixHome& e, uint16_t model_slot) const;
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
