@@ -30,7 +30,10 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
       // Body delimited by the upstream closing: complete.
       u->reused = false;
       ReleaseUpstream(c, false);
-      QueueSend(c);
+      // Nothing may be left to send (a close-delimited answer to an HTTP/1.0 client has
+      // no terminating chunk): then the request is finished here.
+      if (c->out_off < c->h->out.size()) QueueSend(c);
+      else AfterClientDrained(c);
       return;
     }
     if (u->reused && !u->saw_response_byte) return RetryStale(c);
