@@ -24,7 +24,10 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   ClientConn* c = u->client;
   if (res <= 0) {
     current_up_ = u;
-    bool finished = res == 0 && u->saw_response_byte && llhttp_finish(&u->parser) == HPE_OK && c->response_done;
+    // llhttp_finish runs on_message_complete for a body delimited by the close; that
+    // callback pauses, so HPE_PAUSED is success here too.
+    llhttp_errno_t fin = res == 0 && u->saw_response_byte ? llhttp_finish(&u->parser) : HPE_INVALID_EOF_STATE;
+    bool finished = (fin == HPE_OK || fin == HPE_PAUSED) && c->response_done;
     current_up_ = nullptr;
     if (finished) {
       // Body delimited by the upstream closing: complete.

@@ -304,7 +304,7 @@ class TestUpstream {
         if (opt_.framing == Options::Framing::kChunked) {
           // In two chunks, as a server writing its answer in pieces would.
           size_t half = b.size() / 2;
-          char h1[16], h2[16];
+          char h1[32], h2[32];
           std::snprintf(h1, sizeof(h1), "%zx\r\n", half);
           std::snprintf(h2, sizeof(h2), "%zx\r\n", b.size() - half);
           if (!SendAll(fd, head + "Transfer-Encoding: chunked\r\n\r\n" + h1 + b.substr(0, half) + "\r\n" + h2 +
