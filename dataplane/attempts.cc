@@ -195,16 +195,20 @@ LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, ErrorKind kind,
   }
   // Bytes already went to the client: end the stream with an error event, then close.
   c->close_after_send = true;
-  if (c->is_sse && c->chunked_out) {
+  if (c->is_sse && (c->chunked_out || c->close_delimited)) {
     char ev[256];
     int n = std::snprintf(ev, sizeof(ev),
                           "event: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
                           msg, kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
-    char hex[20];
-    int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);
-    c->h->out.append(hex, static_cast<size_t>(k));
-    c->h->out.append(ev, static_cast<size_t>(n));
-    c->h->out.append("\r\n0\r\n\r\n");
+    if (c->chunked_out) {
+      char hex[20];
+      int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);
+      c->h->out.append(hex, static_cast<size_t>(k));
+      c->h->out.append(ev, static_cast<size_t>(n));
+      c->h->out.append("\r\n0\r\n\r\n");
+    } else {
+      c->h->out.append(ev, static_cast<size_t>(n));  // close-delimited (HTTP/1.0): the close ends it
+    }
     c->response_done = true;
     QueueSend(c);
   } else {

@@ -202,7 +202,9 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   c->deadline_ms = NowMs() + w->cfg_.gateway.timeouts.client_body_ms;
   c->deadline_status = 408;
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-  if (c->expect_continue && has_body) {
+  // No 1xx toward an HTTP/1.0 client (RFC 9110 15.2): it sends the body without waiting.
+  bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
+  if (c->expect_continue && has_body && http11) {
     c->h->out.append("HTTP/1.1 100 Continue\r\n\r\n");
     w->QueueSend(c);
   }

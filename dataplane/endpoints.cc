@@ -25,6 +25,7 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->committed = false;
   c->streaming = false;
   c->chunked_out = false;
+  c->close_delimited = false;
   c->is_sse = false;
   c->status = 0;
   c->start_us = NowUs();
@@ -48,7 +49,11 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->deadline_ms = 0;
   c->deadline_status = 0;
   c->model_slot = UINT16_MAX;
+  // llhttp's rule is the RFC's: HTTP/1.1 keeps the connection unless `Connection: close`;
+  // HTTP/1.0 only with `Connection: keep-alive`. A version not parsed yet (a broken request
+  // line) counts as 1.0: its error answer has a length and closes anyway.
   c->close_after_send = !llhttp_should_keep_alive(&c->parser);
+  c->http10 = c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0);
   if (c->h->request_id.len == 0) {
     // 24 hex digits from 96 random bits.
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -84,6 +89,11 @@ LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::str
   if (content_length >= 0) {
     o.append("\r\nContent-Length: ");
     AppendUint(&o, static_cast<uint64_t>(content_length));
+  } else if (c->http10) {
+    // HTTP/1.0 knows no chunked coding: the body goes raw and its end is the close
+    // (RFC 9112 6.3, what nginx does), so this connection cannot be kept.
+    c->close_delimited = true;
+    c->close_after_send = true;
   } else {
     o.append("\r\nTransfer-Encoding: chunked");
   }

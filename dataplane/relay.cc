@@ -24,13 +24,19 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   ClientConn* c = u->client;
   if (res <= 0) {
     current_up_ = u;
-    bool finished = res == 0 && u->saw_response_byte && llhttp_finish(&u->parser) == HPE_OK && c->response_done;
+    // llhttp_finish runs on_message_complete for a body delimited by the close; that
+    // callback pauses, so HPE_PAUSED is success here too.
+    llhttp_errno_t fin = res == 0 && u->saw_response_byte ? llhttp_finish(&u->parser) : HPE_INVALID_EOF_STATE;
+    bool finished = (fin == HPE_OK || fin == HPE_PAUSED) && c->response_done;
     current_up_ = nullptr;
     if (finished) {
       // Body delimited by the upstream closing: complete.
       u->reused = false;
       ReleaseUpstream(c, false);
-      QueueSend(c);
+      // Nothing may be left to send (a close-delimited answer to an HTTP/1.0 client has
+      // no terminating chunk): then the request is finished here.
+      if (c->out_off < c->h->out.size()) QueueSend(c);
+      else AfterClientDrained(c);
       return;
     }
     if (u->reused && !u->saw_response_byte) return RetryStale(c);

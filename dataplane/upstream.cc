@@ -231,7 +231,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   bool chunked = p->flags & F_CHUNKED;
   bool has_len = (p->flags & F_CONTENT_LENGTH) && !chunked;
   if (c->h->up_conn_tokens.len) RemoveConnectionNamed(&c->h->up_head, c->h->up_conn_tokens.View());
-  c->chunked_out = !has_len;
+  c->chunked_out = !has_len && !c->http10;  // HTTP/1.0: close-delimited, see WriteHead
   c->first_byte_us = NowUs();
   w->ObserveTtftOnce(c);
   w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1, c->h->up_head);

@@ -181,6 +181,10 @@ struct ClientConn : Conn {
   bool streaming = false;
   bool committed = false;     // response head went (or is going) to the client
   bool chunked_out = false;
+  // The client speaks HTTP/1.0: no chunked framing and no 1xx toward it. An answer of
+  // unknown length is then close-delimited (raw body, Connection: close, end at close).
+  bool http10 = false;
+  bool close_delimited = false;  // the answer's body ends when the connection closes
   bool is_sse = false;
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;

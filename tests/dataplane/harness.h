@@ -193,6 +193,11 @@ class TestUpstream {
     size_t event_pad = 0;            // streaming: extra bytes of padding per event
     bool close_after_response = false;  // keep-alive in words, then close anyway
     std::string extra_headers;          // "Name: value\r\n" lines added to 200 answers
+    // How 200 answers are framed: kLength = Content-Length (JSON) / chunked (SSE);
+    // kChunked = chunked for JSON too; kClose = no length at all, `Connection: close` and
+    // the body ends when the upstream closes (both JSON and SSE).
+    enum class Framing { kLength, kChunked, kClose };
+    Framing framing = Framing::kLength;
   };
   TestUpstream() : TestUpstream(Options()) {}
   explicit TestUpstream(Options o) : opt_(o) {
@@ -295,14 +300,28 @@ class TestUpstream {
         std::string b = "{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"port\":" + std::to_string(port_) +
                         ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}}],"
                         "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}";
-        if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + opt_.extra_headers +
-                             "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b))
+        std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + opt_.extra_headers;
+        if (opt_.framing == Options::Framing::kChunked) {
+          // In two chunks, as a server writing its answer in pieces would.
+          size_t half = b.size() / 2;
+          char h1[32], h2[32];
+          std::snprintf(h1, sizeof(h1), "%zx\r\n", half);
+          std::snprintf(h2, sizeof(h2), "%zx\r\n", b.size() - half);
+          if (!SendAll(fd, head + "Transfer-Encoding: chunked\r\n\r\n" + h1 + b.substr(0, half) + "\r\n" + h2 +
+                               b.substr(half) + "\r\n0\r\n\r\n"))
+            break;
+        } else if (opt_.framing == Options::Framing::kClose) {
+          SendAll(fd, head + "Connection: close\r\n\r\n" + b);
           break;
+        } else if (!SendAll(fd, head + "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b)) {
+          break;
+        }
         if (opt_.close_after_response) break;
         continue;
       }
+      const bool raw = opt_.framing == Options::Framing::kClose;  // SSE body ends at close
       if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + opt_.extra_headers +
-                           "Transfer-Encoding: chunked\r\n\r\n"))
+                           (raw ? "Connection: close\r\n\r\n" : "Transfer-Encoding: chunked\r\n\r\n")))
         break;
       bool aborted = false;
       std::string pad(opt_.event_pad, 'x');
@@ -325,7 +344,7 @@ class TestUpstream {
                          pad + "\"}\n\n";
         char hex[16];
         std::snprintf(hex, sizeof(hex), "%zx\r\n", ev.size());
-        if (!SendAll(fd, std::string(hex) + ev + "\r\n")) aborted = true;
+        if (!SendAll(fd, raw ? ev : std::string(hex) + ev + "\r\n")) aborted = true;
         events_sent_++;
       }
       if (dropped) break;
@@ -334,6 +353,10 @@ class TestUpstream {
         break;
       }
       std::string done = "data: [DONE]\n\n";
+      if (raw) {
+        SendAll(fd, done);
+        break;  // the close ends the body
+      }
       char hex[16];
       std::snprintf(hex, sizeof(hex), "%zx\r\n", done.size());
       if (!SendAll(fd, std::string(hex) + done + "\r\n0\r\n\r\n")) break;
