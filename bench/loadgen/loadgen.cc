@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -83,7 +84,32 @@ bool Workload::Init(std::string* err) {
     *err = "--endpoint: chat or completions";
     return false;
   }
+  if (o_.prefix_zipf < 0 || !std::isfinite(o_.prefix_zipf)) {
+    *err = "--prefix-zipf: a number >= 0";
+    return false;
+  }
+  zipf_cdf_.clear();
+  if (o_.prefix_zipf > 0 && o_.prefix_groups > 0) {
+    double total = 0;
+    for (int g = 0; g < o_.prefix_groups; ++g) {
+      total += 1.0 / std::pow(static_cast<double>(g + 1), o_.prefix_zipf);
+      zipf_cdf_.push_back(total);
+    }
+    for (double& c : zipf_cdf_) c /= total;
+    zipf_cdf_.back() = 1.0;
+  }
   return true;
+}
+
+int Workload::SampleGroup() {
+  if (zipf_cdf_.empty()) {  // uniform: the same draw as before --prefix-zipf existed
+    return static_cast<int>(
+        std::uniform_int_distribution<uint64_t>(0, static_cast<uint64_t>(o_.prefix_groups) - 1)(rng_));
+  }
+  double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+  auto it = std::upper_bound(zipf_cdf_.begin(), zipf_cdf_.end(), u);
+  if (it == zipf_cdf_.end()) --it;
+  return static_cast<int>(it - zipf_cdf_.begin());
 }
 
 int Workload::SamplePromptTokens() {
@@ -98,8 +124,10 @@ void Workload::Next(BuiltRequest* out) {
   int tokens = SamplePromptTokens();
   std::string prompt;
   prompt.reserve(static_cast<size_t>(tokens + o_.prefix_tokens) * 4);
+  out->group = -1;
   if (o_.prefix_groups > 0) {
-    uint64_t g = std::uniform_int_distribution<uint64_t>(0, static_cast<uint64_t>(o_.prefix_groups) - 1)(rng_);
+    out->group = SampleGroup();
+    uint64_t g = static_cast<uint64_t>(out->group);
     for (int i = 0; i < o_.prefix_tokens; ++i) AppendPiece(&prompt, g * 1000003ull + static_cast<uint64_t>(i));
   }
   for (int i = 0; i < tokens; ++i) AppendPiece(&prompt, rng_());
@@ -123,6 +151,7 @@ namespace {
 
 struct ClientConn {
   int fd = -1;
+  int target = 0;  // index into the runner's addresses
   bool connected = false;
   bool busy = false;
   bool want_out = true;  // EPOLLOUT armed: only while connecting or a send is partial
@@ -185,7 +214,15 @@ class Runner {
   static thread_local Runner* t_runner;
 
  private:
-  ClientConn* OpenConn();
+  ClientConn* OpenConn(int target);
+  // Builds the next request, picks its target and a connection to it (idle or new) and
+  // sends it; nullptr if no connection could be had.
+  ClientConn* Issue(double start_s);
+  int PickTarget(int group) {
+    if (addrs_.size() == 1) return 0;
+    if (group >= 0) return group % static_cast<int>(addrs_.size());
+    return static_cast<int>(rr_++ % addrs_.size());
+  }
   void StartRequest(ClientConn* c, double start_s);
   void Fail(ClientConn* c, const std::string& kind);
   void CloseConn(ClientConn* c);
@@ -212,9 +249,12 @@ class Runner {
   std::mt19937_64 rng_;
   llhttp_settings_t settings_;
   int epfd_ = -1;
-  sockaddr_in addr_{};
+  std::vector<sockaddr_in> addrs_;  // one (--target) or the oracle's --affinity-targets
   std::vector<std::unique_ptr<ClientConn>> conns_;
-  std::vector<ClientConn*> idle_;
+  std::vector<std::vector<ClientConn*>> idle_;  // per target
+  std::vector<uint64_t> sent_per_target_;
+  BuiltRequest pending_;  // the request being issued, before it has a connection
+  size_t rr_ = 0;
   size_t open_ = 0, in_flight_ = 0;
   bool issuing_ = true;
   double t0_ = 0;
@@ -222,13 +262,14 @@ class Runner {
 
 thread_local Runner* Runner::t_runner = nullptr;
 
-ClientConn* Runner::OpenConn() {
+ClientConn* Runner::OpenConn(int target) {
   if (open_ >= static_cast<size_t>(lo_.max_connections)) return nullptr;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return nullptr;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_);
+  const sockaddr_in& addr = addrs_[static_cast<size_t>(target)];
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   if (rc != 0 && errno != EINPROGRESS) {
     close(fd);
     st_->AddError("connect", NowS());
@@ -236,6 +277,7 @@ ClientConn* Runner::OpenConn() {
   }
   auto c = std::make_unique<ClientConn>();
   c->fd = fd;
+  c->target = target;
   c->connected = rc == 0;
   llhttp_init(&c->parser, HTTP_RESPONSE, &settings_);
   c->parser.data = c.get();
@@ -248,8 +290,24 @@ ClientConn* Runner::OpenConn() {
   return conns_.back().get();
 }
 
+ClientConn* Runner::Issue(double start_s) {
+  w_.Next(&pending_);
+  int t = PickTarget(pending_.group);
+  std::vector<ClientConn*>& idle = idle_[static_cast<size_t>(t)];
+  ClientConn* c = nullptr;
+  while (!idle.empty() && c == nullptr) {
+    c = idle.back();
+    idle.pop_back();
+    if (c->fd < 0) c = nullptr;
+  }
+  if (!c) c = OpenConn(t);
+  if (c) StartRequest(c, start_s);
+  return c;
+}
+
 void Runner::StartRequest(ClientConn* c, double start_s) {
-  w_.Next(&c->req);
+  std::swap(c->req, pending_);  // keeps both string buffers: no reallocation per request
+  ++sent_per_target_[static_cast<size_t>(c->target)];
   c->busy = true;
   c->sent_off = 0;
   c->start_s = start_s;
@@ -270,10 +328,11 @@ void Runner::CloseConn(ClientConn* c) {
   close(c->fd);
   c->fd = -1;
   --open_;
-  for (size_t i = 0; i < idle_.size(); ++i)
-    if (idle_[i] == c) {
-      idle_[i] = idle_.back();
-      idle_.pop_back();
+  std::vector<ClientConn*>& idle = idle_[static_cast<size_t>(c->target)];
+  for (size_t i = 0; i < idle.size(); ++i)
+    if (idle[i] == c) {
+      idle[i] = idle.back();
+      idle.pop_back();
       break;
     }
 }
@@ -285,10 +344,7 @@ void Runner::Fail(ClientConn* c, const std::string& kind) {
     --in_flight_;
   }
   CloseConn(c);
-  if (lo_.concurrency > 0 && MayIssue()) {  // closed loop keeps N connections busy
-    ClientConn* n = OpenConn();
-    if (n) StartRequest(n, NowS());
-  }
+  if (lo_.concurrency > 0 && MayIssue()) Issue(NowS());  // closed loop keeps N requests busy
 }
 
 void Runner::Finish(ClientConn* c) {
@@ -309,18 +365,13 @@ void Runner::Finish(ClientConn* c) {
   }
   if (!llhttp_should_keep_alive(&c->parser)) {
     CloseConn(c);
-    if (lo_.concurrency > 0 && MayIssue()) {
-      ClientConn* n = OpenConn();
-      if (n) StartRequest(n, now);
-    }
-    return;
-  }
-  llhttp_resume(&c->parser);
-  if (lo_.concurrency > 0 && MayIssue()) {
-    StartRequest(c, now);
   } else {
-    idle_.push_back(c);
+    llhttp_resume(&c->parser);
+    idle_[static_cast<size_t>(c->target)].push_back(c);
   }
+  // Closed loop: the next request reuses this connection when it goes to the same target
+  // (always, with one target).
+  if (lo_.concurrency > 0 && MayIssue()) Issue(now);
 }
 
 void Runner::OnEvent(ClientConn* c, uint32_t events) {
@@ -381,12 +432,21 @@ void Runner::Progress(double now, bool final_line) {
 
 bool Runner::Run(std::string* err) {
   t_runner = this;
-  addr_.sin_family = AF_INET;
-  addr_.sin_port = htons(static_cast<uint16_t>(lo_.port));
-  if (inet_pton(AF_INET, lo_.host.c_str(), &addr_.sin_addr) != 1) {
-    *err = "--target: host must be an IPv4 address";
-    return false;
+  std::vector<Target> targets = lo_.affinity_targets;
+  if (targets.empty()) targets.push_back(Target{lo_.host, lo_.port});
+  for (const Target& t : targets) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(t.port));
+    if (inet_pton(AF_INET, t.host.c_str(), &a.sin_addr) != 1) {
+      *err = std::string(lo_.affinity_targets.empty() ? "--target" : "--affinity-targets") +
+             ": host must be an IPv4 address, got '" + t.host + "'";
+      return false;
+    }
+    addrs_.push_back(a);
   }
+  idle_.resize(addrs_.size());
+  sent_per_target_.assign(addrs_.size(), 0);
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   t0_ = NowS();
   st_->timeline_t0 = t0_;
@@ -394,10 +454,7 @@ bool Runner::Run(std::string* err) {
   double next_arrival = t0_;
   std::exponential_distribution<double> gap(lo_.rate > 0 ? lo_.rate : 1.0);
   if (lo_.concurrency > 0) {
-    for (int i = 0; i < lo_.concurrency && MayIssue(); ++i) {
-      ClientConn* c = OpenConn();
-      if (c) StartRequest(c, NowS());
-    }
+    for (int i = 0; i < lo_.concurrency && MayIssue(); ++i) Issue(NowS());
   }
   double last_progress = t0_, last_timeout_scan = t0_;
   epoll_event evs[512];
@@ -409,15 +466,7 @@ bool Runner::Run(std::string* err) {
     // Open loop: issue every arrival that is due; latency counts from the scheduled time,
     // so a slow client or server cannot hide queueing (no coordinated omission).
     while (lo_.rate > 0 && MayIssue() && next_arrival <= now) {
-      ClientConn* c = nullptr;
-      while (!idle_.empty() && c == nullptr) {
-        c = idle_.back();
-        idle_.pop_back();
-        if (c->fd < 0) c = nullptr;
-      }
-      if (!c) c = OpenConn();
-      if (c) StartRequest(c, next_arrival);
-      else st_->AddError("client_no_connection", now);
+      if (!Issue(next_arrival)) st_->AddError("client_no_connection", now);
       next_arrival += gap(rng_);
     }
     int wait_ms = 100;
@@ -444,6 +493,7 @@ bool Runner::Run(std::string* err) {
     }
   }
   st_->elapsed_s = NowS() - t0_;
+  if (!lo_.affinity_targets.empty()) st_->sent_per_target = sent_per_target_;
   if (lo_.progress) Progress(NowS(), true);
   for (auto& c : conns_) CloseConn(c.get());
   close(epfd_);
@@ -462,7 +512,10 @@ bool RunLoad(const LoadOptions& lo, Workload& w, RunStats* out, std::string* err
 }
 
 const char* BenchUsage() {
-  return "usage: llmgw-bench --target HOST:PORT (--rate R | --concurrency N) [options]\n"
+  return "usage: llmgw-bench (--target HOST:PORT | --affinity-targets HOST:PORT,...) (--rate R | --concurrency N) [options]\n"
+         "  --target HOST:PORT     the server under test (default 127.0.0.1:8000)\n"
+         "  --affinity-targets L   oracle mode, no gateway: a request of prefix group g goes to the\n"
+         "                         (g mod N)-th of these N servers, one without a group round robin\n"
          "  --rate R               open loop: Poisson arrivals, R requests/s\n"
          "  --concurrency N        closed loop: N connections sending back to back\n"
          "  --duration S           seconds of issuing requests (default 10)\n"
@@ -474,6 +527,7 @@ const char* BenchUsage() {
          "  --prompt-tokens SPEC   fixed:N | uniform:MIN:MAX | lognormal:MEDIAN:SIGMA (default fixed:64)\n"
          "  --prefix-groups G      prompts start with one of G shared prefixes (default 0 = none)\n"
          "  --prefix-tokens N      length of each shared prefix (default 0)\n"
+         "  --prefix-zipf S        group popularity 1/(rank+1)^S, group 0 most popular (default 0 = uniform)\n"
          "  --stream-ratio X       fraction of streaming requests (default 1)\n"
          "  --max-tokens N         sent as max_tokens (default: not sent)\n"
          "  --ignore-eos           ask for exactly max_tokens\n"
@@ -481,6 +535,19 @@ const char* BenchUsage() {
          "  --out FILE             write JSON results there (always printed on stdout)\n"
          "  --progress / --no-progress   live line on stderr (default: when stderr is a TTY)\n";
 }
+
+namespace {
+bool ParseHostPort(const std::string& v, Target* t) {
+  size_t c = v.rfind(':');
+  double port = 0;
+  if (c == std::string::npos || c == 0 || !ToDouble(v.substr(c + 1), &port) || port <= 0 || port >= 65536 ||
+      port != std::floor(port))
+    return false;
+  t->host = v.substr(0, c);
+  t->port = static_cast<int>(port);
+  return true;
+}
+}  // namespace
 
 bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err) {
   a->load.progress = isatty(2) != 0;
@@ -507,13 +574,24 @@ bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err) {
     bool num = ToDouble(v, &d);
     bool ok = true;
     if (k == "--target") {
-      size_t c = v.rfind(':');
-      double port = 0;
-      ok = c != std::string::npos && ToDouble(v.substr(c + 1), &port) && port > 0 && port < 65536;
-      if (ok) {
-        a->load.host = v.substr(0, c);
-        a->load.port = static_cast<int>(port);
+      Target t;
+      ok = ParseHostPort(v, &t);
+      a->load.host = t.host;
+      a->load.port = t.port;
+      a->target_given = true;
+    } else if (k == "--affinity-targets") {
+      a->load.affinity_targets.clear();
+      for (const std::string& one : Split(v, ',')) {
+        Target t;
+        if (!ParseHostPort(one, &t)) {
+          *err = k + ": expected HOST:PORT[,HOST:PORT...], bad entry '" + one + "'";
+          return false;
+        }
+        a->load.affinity_targets.push_back(t);
       }
+    } else if (k == "--prefix-zipf") {
+      ok = num && d >= 0;
+      a->work.prefix_zipf = d;
     } else if (k == "--rate") {
       ok = num && d > 0;
       a->load.rate = d;
@@ -568,20 +646,35 @@ bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err) {
     *err = "give --rate R (open loop) or --concurrency N (closed loop)";
     return false;
   }
+  if (a->target_given && !a->load.affinity_targets.empty()) {
+    *err = "give --target or --affinity-targets, not both";
+    return false;
+  }
   return true;
 }
 
 std::string ConfigJson(const BenchArgs& a) {
+  std::string target = a.load.host + ":" + std::to_string(a.load.port);
+  std::string oracle;
+  if (!a.load.affinity_targets.empty()) {
+    target = "oracle";
+    oracle = ",\"affinity_targets\":[";
+    for (size_t i = 0; i < a.load.affinity_targets.size(); ++i)
+      oracle += (i ? ",\"" : "\"") + a.load.affinity_targets[i].host + ":" +
+                std::to_string(a.load.affinity_targets[i].port) + "\"";
+    oracle += "]";
+  }
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "{\"target\":\"%s:%d\",\"mode\":\"%s\",\"rate\":%g,\"concurrency\":%d,\"duration_s\":%g,"
-                "\"endpoint\":\"%s\",\"prompt_tokens\":\"%s\",\"prefix_groups\":%d,\"prefix_tokens\":%d,"
-                "\"stream_ratio\":%g,\"max_tokens\":%d,\"seed\":%llu,\"models\":%zu}",
-                a.load.host.c_str(), a.load.port, a.load.rate > 0 ? "open" : "closed", a.load.rate,
-                a.load.concurrency, a.load.duration_s, a.work.endpoint.c_str(), a.work.prompt_dist.c_str(),
-                a.work.prefix_groups, a.work.prefix_tokens, a.work.stream_ratio, a.work.max_tokens,
-                static_cast<unsigned long long>(a.load.seed), a.work.models.size());
-  return buf;
+                ",\"mode\":\"%s\",\"rate\":%g,\"concurrency\":%d,\"duration_s\":%g,\"endpoint\":\"%s\","
+                "\"prefix_groups\":%d,\"prefix_tokens\":%d,\"prefix_zipf\":%g,\"stream_ratio\":%g,"
+                "\"max_tokens\":%d,\"seed\":%llu,\"models\":%zu}",
+                a.load.rate > 0 ? "open" : "closed", a.load.rate, a.load.concurrency, a.load.duration_s,
+                a.work.endpoint.c_str(), a.work.prefix_groups, a.work.prefix_tokens, a.work.prefix_zipf,
+                a.work.stream_ratio, a.work.max_tokens, static_cast<unsigned long long>(a.load.seed),
+                a.work.models.size());
+  // Free-form strings go outside the fixed-size buffer so a long one cannot cut the JSON.
+  return "{\"target\":\"" + target + "\"" + oracle + ",\"prompt_tokens\":\"" + a.work.prompt_dist + "\"" + buf;
 }
 
 }  // namespace llmgw::bench

@@ -19,6 +19,7 @@ struct WorkloadOptions {
   std::string prompt_dist = "fixed:64";  // tokens: fixed:N | uniform:MIN:MAX | lognormal:MEDIAN:SIGMA
   int prefix_groups = 0;                 // >0: each prompt starts with one of G shared prefixes
   int prefix_tokens = 0;                 // length of each shared prefix, in tokens
+  double prefix_zipf = 0;                // >0: group g drawn with weight 1/(g+1)^S (0 = uniform)
   double stream_ratio = 1.0;             // fraction of requests with "stream": true
   int max_tokens = 0;                    // 0 = not sent (the server decides)
   bool ignore_eos = false;
@@ -28,6 +29,7 @@ struct BuiltRequest {
   std::string raw;  // full HTTP/1.1 request
   bool stream = false;
   int prompt_tokens = 0;
+  int group = -1;  // shared-prefix group, -1 = none
 };
 
 // Prompt bytes count as tokens at 4 bytes each, matching llmgw-mock's tokenizer.
@@ -37,17 +39,28 @@ class Workload {
   bool Init(std::string* err);  // validates the distribution spec
   void Next(BuiltRequest* out);
   int SamplePromptTokens();
+  // A prefix group (0 = most popular under --prefix-zipf); needs prefix_groups > 0.
+  int SampleGroup();
 
  private:
   WorkloadOptions o_;
   std::mt19937_64 rng_;
   enum class Dist { kFixed, kUniform, kLognormal } dist_ = Dist::kFixed;
   double a_ = 64, b_ = 0;
+  std::vector<double> zipf_cdf_;  // cumulative group weights, normalised to 1 (zipf only)
+};
+
+struct Target {
+  std::string host;
+  int port = 0;
 };
 
 struct LoadOptions {
   std::string host = "127.0.0.1";
   int port = 8000;
+  // Oracle mode (non-empty): no gateway; a request of prefix group g goes straight to
+  // affinity_targets[g % N] (perfect affinity, load ignored), one without a group round robin.
+  std::vector<Target> affinity_targets;
   double rate = 0;        // >0: open loop, Poisson arrivals per second
   int concurrency = 0;    // >0: closed loop with this many connections
   double duration_s = 10;
@@ -67,6 +80,7 @@ struct BenchArgs {
   WorkloadOptions work;
   std::string out_path;  // JSON results file ("" = stdout only)
   bool help = false;
+  bool target_given = false;
 };
 bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err);
 const char* BenchUsage();

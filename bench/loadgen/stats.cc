@@ -81,6 +81,11 @@ std::string RunStatsJson(RunStats& r, const std::string& config_json) {
   o += ",\"inter_token_ms\":" + SummaryJson(r.inter_token_s, 1000.0);
   o += ",\"e2e_ms\":" + SummaryJson(r.e2e_s, 1000.0);
   o += ",\"tokens_per_request\":" + SummaryJson(r.tokens);
+  if (!r.sent_per_target.empty()) {
+    o += ",\"sent_per_target\":[";
+    for (size_t i = 0; i < r.sent_per_target.size(); ++i) o += (i ? "," : "") + std::to_string(r.sent_per_target[i]);
+    o += "]";
+  }
   o += ",\"timeline\":{\"bucket_ms\":100,\"ok\":[";
   for (size_t i = 0; i < r.tl_ok.size(); ++i) o += (i ? "," : "") + std::to_string(r.tl_ok[i]);
   o += "],\"errors\":[";

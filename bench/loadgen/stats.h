@@ -42,6 +42,7 @@ struct RunStats {
   std::map<std::string, uint64_t> errors;  // kind -> count ("http_503", "reset", "timeout", ...)
   uint64_t sent = 0, ok = 0;
   double elapsed_s = 0;
+  std::vector<uint64_t> sent_per_target;  // oracle mode only (--affinity-targets order)
 
   // Timeline in 100 ms buckets by completion time since timeline_t0, so a scenario can see
   // when errors start and stop and when latency recovers (bench/scenarios/e_*).

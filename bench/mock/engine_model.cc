@@ -75,9 +75,13 @@ int EngineModel::Submit(uint64_t id, std::string_view prompt, int output_tokens,
   return cached;
 }
 
-bool EngineModel::Cancel(uint64_t id) {
+bool EngineModel::Cancel(uint64_t id, int64_t now_us) {
   for (size_t i = 0; i < running_.size(); ++i) {
     if (running_[i].id == id) {
+      if (now_us >= 0 && step_end_us_ >= 0) {
+        int64_t t = std::clamp<int64_t>(now_us, step_start_us_, step_end_us_);
+        busy_slot_us_ += static_cast<double>(t - step_start_us_);
+      }
       kv_reserved_ -= running_[i].prompt_tokens + running_[i].output_tokens;
       running_.erase(running_.begin() + static_cast<long>(i));
       if (running_.empty() && waiting_.empty()) step_end_us_ = -1;
@@ -114,6 +118,7 @@ void EngineModel::StartStep(int64_t now_us) {
                        (1.0 + p_.decode_batch_factor * static_cast<double>(running_.size() - 1)) +
                    p_.prefill_us_per_token * static_cast<double>(prefill_tokens);
   step_us /= p_.speed;
+  step_start_us_ = now_us;
   step_end_us_ = now_us + std::max<int64_t>(1, static_cast<int64_t>(step_us));
 }
 
@@ -121,6 +126,7 @@ void EngineModel::Advance(int64_t now_us, std::vector<TokenEvent>* out) {
   while (step_end_us_ >= 0 && step_end_us_ <= now_us) {
     int64_t step_end = step_end_us_;
     ++steps_;
+    busy_slot_us_ += static_cast<double>(running_.size()) * static_cast<double>(step_end - step_start_us_);
     size_t keep = 0;
     for (size_t i = 0; i < running_.size(); ++i) {
       Seq& s = running_[i];
@@ -137,6 +143,12 @@ void EngineModel::Advance(int64_t now_us, std::vector<TokenEvent>* out) {
     // The next step starts where this one ended, so a late timer does not slow the model.
     StartStep(step_end);
   }
+}
+
+double EngineModel::BusySlotUs(int64_t now_us) const {
+  if (step_end_us_ < 0 || running_.empty()) return busy_slot_us_;
+  int64_t t = std::clamp<int64_t>(now_us, step_start_us_, step_end_us_);
+  return busy_slot_us_ + static_cast<double>(running_.size()) * static_cast<double>(t - step_start_us_);
 }
 
 int64_t EngineModel::kv_tokens_held() const {

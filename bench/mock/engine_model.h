@@ -66,7 +66,9 @@ class EngineModel {
   // Returns the number of prompt tokens served from the prefix cache.
   int Submit(uint64_t id, std::string_view prompt, int output_tokens, int64_t now_us);
   // Removes a waiting or running request (client went away). Returns false if unknown.
-  bool Cancel(uint64_t id);
+  // now_us closes the cancelled sequence's share of busy-slot time; -1 (unknown) counts
+  // none of the current step for it.
+  bool Cancel(uint64_t id, int64_t now_us = -1);
   // Runs every step that ended by now_us, appending the tokens they produced.
   void Advance(int64_t now_us, std::vector<TokenEvent>* out);
   // When the current step ends, or -1 when idle.
@@ -85,6 +87,10 @@ class EngineModel {
   uint64_t prefix_queries_blocks() const { return prefix_queries_blocks_; }
   uint64_t prefix_hit_blocks() const { return prefix_hit_blocks_; }
   uint64_t steps() const { return steps_; }
+  // Time integral of running sequences (occupied batch slots) up to now_us, in slot-us:
+  // busy / (elapsed * max_num_seqs) is the utilisation over a window. Model time: a step
+  // counts from its start to its end, so a late timer does not inflate it.
+  double BusySlotUs(int64_t now_us) const;
   const EngineParams& params() const { return p_; }
 
  private:
@@ -108,6 +114,8 @@ class EngineModel {
   uint64_t prefix_queries_tokens_ = 0, prefix_hit_tokens_ = 0;
   uint64_t prefix_queries_blocks_ = 0, prefix_hit_blocks_ = 0;
   uint64_t steps_ = 0;
+  int64_t step_start_us_ = -1;  // start of the current step (valid while step_end_us_ >= 0)
+  double busy_slot_us_ = 0;     // closed steps and cancelled partial steps
 };
 
 }  // namespace llmgw::mock

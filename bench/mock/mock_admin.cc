@@ -45,7 +45,14 @@ void Server::HandleStats(Conn* c) {
   kv("generation_tokens_total", metrics_.generation_tokens_total);
   kv("prefix_cache_query_tokens", engine_.prefix_queries_tokens());
   kv("prefix_cache_hit_tokens", engine_.prefix_hit_tokens());
-  kv("kv_tokens_held", static_cast<uint64_t>(engine_.kv_tokens_held()), true);
+  kv("kv_tokens_held", static_cast<uint64_t>(engine_.kv_tokens_held()));
+  kv("max_num_seqs", static_cast<uint64_t>(engine_.params().max_num_seqs));
+  // Utilisation over a window = delta(busy_slot_seconds) / (delta(uptime_seconds) * max_num_seqs).
+  int64_t now = NowUs();
+  char num[96];
+  std::snprintf(num, sizeof num, "\"busy_slot_seconds\":%.6f,\"uptime_seconds\":%.6f",
+                engine_.BusySlotUs(now) / 1e6, static_cast<double>(now - started_us_) / 1e6);
+  b.append(num);
   b.push_back('}');
   SendSimple(c, 200, "application/json", b);
 }

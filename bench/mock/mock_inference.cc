@@ -287,7 +287,7 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
     ++closed_mid_stream_;
     uint64_t id = r->id;
     c->active_req = 0;
-    engine_.Cancel(id);
+    engine_.Cancel(id, NowUs());
     reqs_.erase(id);
     CountRequestDone();
     CloseConn(c);

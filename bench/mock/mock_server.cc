@@ -240,7 +240,7 @@ void Server::CloseConn(Conn* c) {
   if (c->active_req != 0) {
     auto it = reqs_.find(c->active_req);
     if (it != reqs_.end()) {
-      engine_.Cancel(it->first);
+      engine_.Cancel(it->first, NowUs());
       ++cancelled_total_;
       ++metrics_.success_abort;
       reqs_.erase(it);

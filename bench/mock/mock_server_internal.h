@@ -214,6 +214,7 @@ class Server {
 
   MockMetrics metrics_;
   uint64_t connections_total_ = 0, connections_open_ = 0, connections_refused_ = 0;
+  const int64_t started_us_ = NowUs();  // /mock/stats uptime_seconds (utilisation windows)
   uint64_t http_requests_total_ = 0, requests_total_ = 0, completed_total_ = 0;
   uint64_t cancelled_total_ = 0, errors_injected_ = 0, closed_mid_stream_ = 0, bad_requests_ = 0;
 };

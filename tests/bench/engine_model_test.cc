@@ -171,5 +171,46 @@ TEST(EngineModelTest, EveryRequestGetsExactlyItsTokens) {
   }
 }
 
+TEST(EngineModelTest, BusySlotTimeGrowsWithRunningSequencesOnly) {
+  EngineModel m(Params());
+  EXPECT_EQ(m.BusySlotUs(0), 0.0);
+  EXPECT_EQ(m.BusySlotUs(5'000'000), 0.0);  // idle: no growth however long
+  const int64_t t0 = 5'000'000;
+  m.Submit(1, "a", 3, t0);  // starts a step at once, alone
+  const int64_t end1 = m.NextDeadlineUs();
+  EXPECT_DOUBLE_EQ(m.BusySlotUs(t0 + (end1 - t0) / 2), static_cast<double>((end1 - t0) / 2));
+  m.Submit(2, "b", 3, t0);  // waits for the step boundary, then both run
+  int64_t now = t0;
+  RunToIdle(m, &now);
+  // Sequence 1 ran 3 steps alone or together with 2; 2 ran its 3 steps from end1: the
+  // integral is the sum of both sequences' running time.
+  double expected = static_cast<double>(end1 - t0);  // step 1: one sequence
+  EngineModel replay(Params());
+  replay.Submit(1, "a", 3, t0);
+  replay.Submit(2, "b", 3, t0);
+  std::vector<TokenEvent> ev;
+  int64_t prev = replay.NextDeadlineUs();
+  replay.Advance(prev, &ev);
+  while (replay.NextDeadlineUs() >= 0) {
+    int64_t end = replay.NextDeadlineUs();
+    expected += static_cast<double>(replay.running()) * static_cast<double>(end - prev);
+    ev.clear();
+    replay.Advance(end, &ev);
+    prev = end;
+  }
+  EXPECT_DOUBLE_EQ(m.BusySlotUs(now), expected);
+  EXPECT_GT(expected, 2.0 * static_cast<double>(end1 - t0));
+  EXPECT_DOUBLE_EQ(m.BusySlotUs(now + 10'000'000), expected);  // idle again: flat
+}
+
+TEST(EngineModelTest, BusySlotTimeOfACancelledSequenceStopsAtCancel) {
+  EngineModel m(Params());
+  m.Submit(1, "a", 100, 0);
+  const int64_t end = m.NextDeadlineUs();
+  EXPECT_TRUE(m.Cancel(1, end / 4));
+  EXPECT_DOUBLE_EQ(m.BusySlotUs(end), static_cast<double>(end / 4));
+  EXPECT_DOUBLE_EQ(m.BusySlotUs(10 * end), static_cast<double>(end / 4));
+}
+
 }  // namespace
 }  // namespace llmgw::mock

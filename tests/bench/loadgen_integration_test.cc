@@ -2,7 +2,11 @@
 // errors by kind the way the mock reports them.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "tests/bench/mock_process.h"
 
@@ -49,6 +53,57 @@ TEST(LoadgenIntegrationTest, OpenLoopReportsErrorsByKind) {
   EXPECT_GT(Num(j, "sent"), 20) << j;
   EXPECT_EQ(Num(j, "ok"), 0) << j;
   EXPECT_EQ(Num(j, "http_503"), Num(j, "sent")) << j;
+}
+
+std::string MockStats(int port) {
+  Client c(port);
+  return BodyOf(c.Request("GET", "/mock/stats"));
+}
+
+// Oracle mode: every request of prefix group g goes to target g % 2 only. Each mock then
+// misses its prefix cache once per group it owns (the rest hit the 4 shared blocks), so
+// the fleet misses exactly once per group; any group reaching both mocks would add a miss.
+TEST(LoadgenIntegrationTest, OracleModeSendsEachGroupOnlyToItsTarget) {
+  std::vector<std::string> flags{"--listen", "127.0.0.1:0", "--model", "m", "--output-tokens", "3",
+                                 "--token-interval-ms", "5", "--max-num-seqs", "8"};
+  MockProcess m0(flags), m1(flags);
+  ASSERT_GT(m0.port(), 0);
+  ASSERT_GT(m1.port(), 0);
+  const std::string before0 = MockStats(m0.port()), before1 = MockStats(m1.port());
+  EXPECT_EQ(Num(before0, "busy_slot_seconds"), 0) << before0;
+  EXPECT_EQ(Num(before0, "max_num_seqs"), 8) << before0;
+  // 64-token prefixes = 4 blocks of 16; prompt 16 more unique tokens; completions (no role tag).
+  std::string j = RunBench("--affinity-targets 127.0.0.1:" + std::to_string(m0.port()) + ",127.0.0.1:" +
+                           std::to_string(m1.port()) +
+                           " --rate 150 --duration 0.6 --model m --endpoint completions --prefix-groups 4"
+                           " --prefix-tokens 64 --prompt-tokens fixed:16 --prefix-zipf 1 --seed 5");
+  ASSERT_EQ(Num(j, "errors_total"), 0) << j;
+  const double sent = Num(j, "sent");
+  ASSERT_GT(sent, 40) << j;
+  size_t spt = j.find("\"sent_per_target\":[");
+  ASSERT_NE(spt, std::string::npos) << j;
+  unsigned long long to0 = 0, to1 = 0;
+  ASSERT_EQ(std::sscanf(j.c_str() + spt + 19, "%llu,%llu", &to0, &to1), 2) << j;
+  EXPECT_EQ(static_cast<double>(to0 + to1), sent);
+  const std::string s0 = MockStats(m0.port()), s1 = MockStats(m1.port());
+  EXPECT_EQ(Num(s0, "requests_total"), static_cast<double>(to0)) << s0;
+  EXPECT_EQ(Num(s1, "requests_total"), static_cast<double>(to1)) << s1;
+  EXPECT_GT(to0, to1);  // target 0 owns groups 0 and 2: weights 1 + 1/3 against 1/2 + 1/4
+  auto misses = [](const std::string& st) {
+    return Num(st, "requests_total") - Num(st, "prefix_cache_hit_tokens") / 64.0;
+  };
+  EXPECT_EQ(misses(s0), 2) << s0;  // groups 0 and 2, first request of each
+  EXPECT_EQ(misses(s1), 2) << s1;  // groups 1 and 3
+
+  // busy_slot_seconds: grew while requests ran (each ran ~4 steps of >= 5 ms), and stays
+  // put while the mock is idle though uptime moves on.
+  const double busy = Num(s0, "busy_slot_seconds");
+  EXPECT_GT(busy, static_cast<double>(to0) * 0.015) << s0;
+  EXPECT_LT(busy, Num(s0, "uptime_seconds") * 8) << s0;
+  usleep(200000);
+  const std::string later = MockStats(m0.port());
+  EXPECT_EQ(Num(later, "busy_slot_seconds"), busy) << later;
+  EXPECT_GE(Num(later, "uptime_seconds"), Num(s0, "uptime_seconds") + 0.19) << later;
 }
 
 }  // namespace
