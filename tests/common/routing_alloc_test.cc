@@ -2,6 +2,8 @@
 // queue's per-request calls allocate nothing. Counts global operator new while armed.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -53,6 +55,11 @@ TEST(HotPathAllocationTest, PickNeverAllocates) {
       f.b(s).weight = 1 + s;
     }
     f.SetState(3, shm::BackendState::kHalfOpen);
+    // Prefix reports on (as in llmgw), and one home published by llmcd (the pinned path).
+    auto region = std::make_unique<shm::ShmRegion>();
+    f.router.SetPrefixReport(region->slots[0].prefix_report, shm::kPrefixReportEntries);
+    f.snap->num_prefix_homes = 1;
+    f.snap->prefix_homes[0] = {Router::PrefixTag(Router::HashKey("You are a helpful assistant."), 0), f.b(2).key, 2, 0, 0};
     f.Publish();
     std::string key = "some-session", prefix = "You are a helpful assistant.";
     // Many distinct prefixes too (built before arming), so placement, moves and the
