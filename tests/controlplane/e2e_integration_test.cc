@@ -277,5 +277,58 @@ TEST_F(E2eTest, HotReloadAddingAndRemovingBackendsWhileServingDropsNothing) {
   EXPECT_EQ(Status().config_reloads(), 2u);
 }
 
+// Gateway-wide prefix homes: two llmgw threads (connections spread over both by
+// SO_REUSEPORT) and three mocks. Once llmcd has seen the prompts it publishes one home
+// per prefix, and from then on every request of a prompt reaches one mock, whichever
+// thread accepted it.
+TEST_F(E2eTest, PrefixHomesAreSharedByEveryGatewayThread) {
+  std::vector<Proc*> m = {StartMock(), StartMock(), StartMock()};
+  std::string cfg = Config(m);
+  size_t at = cfg.find("threads: 1");
+  ASSERT_NE(at, std::string::npos);
+  cfg.replace(at, 10, "threads: 2");
+  at = cfg.find("policy: round_robin");
+  cfg.replace(at, 19, "policy: prefix_affinity");
+  WriteFileAtomically(config_, cfg);
+  ASSERT_TRUE(StartAll(3)) << Logs();
+  const int kPrompts = 6;
+  // The system prompt is longer than routing.prefix_bytes (256), so the prefix the router
+  // hashes is the system prompt alone.
+  auto body = [](int p, int i) {
+    std::string sys = "You are assistant number " + std::to_string(p) + ".";
+    while (sys.size() < 300) sys += " Answer briefly and politely in English.";
+    return R"({"model":"m","messages":[{"role":"system","content":")" + sys +
+           R"("},{"role":"user","content":"question )" + std::to_string(i) + R"("}],"max_tokens":4})";
+  };
+  // Warm-up: every prompt a few times, on fresh connections (both threads see them).
+  for (int i = 0; i < 4; ++i)
+    for (int p = 0; p < kPrompts; ++p)
+      ASSERT_EQ(HttpCall(gw_->port(), "POST", "/v1/chat/completions", body(p, i), 10000).status, 200) << Logs();
+  // llmcd publishes the homes (the snapshot carries them; read it as llmgw does).
+  auto attached = shm::ShmObject::Open("/llmgw-" + instance_);
+  ASSERT_TRUE(attached.ok());
+  std::unique_ptr<shm::ShmObject> obj = std::move(attached.value());
+  shm::SnapshotReader reader(obj->region());
+  auto snap = std::make_unique<shm::Snapshot>();
+  ASSERT_TRUE(WaitFor([&] { return reader.Refresh(snap.get()) && snap->num_prefix_homes == kPrompts; }, 5000))
+      << "homes published: " << snap->num_prefix_homes << Logs();
+  ASSERT_TRUE(WaitPublished());
+  // Now each prompt's requests all land on one mock.
+  for (int p = 0; p < kPrompts; ++p) {
+    std::vector<long> before;
+    for (Proc* x : m) before.push_back(MockStat(x->port(), "requests_total"));
+    for (int i = 0; i < 8; ++i)
+      ASSERT_EQ(HttpCall(gw_->port(), "POST", "/v1/chat/completions", body(p, 100 + i), 10000).status, 200) << Logs();
+    int served_by = 0;
+    for (size_t k = 0; k < m.size(); ++k) {
+      long d = MockStat(m[k]->port(), "requests_total") - before[k];
+      if (d > 0) ++served_by;
+      EXPECT_TRUE(d == 0 || d == 8) << "prompt " << p << " split: mock " << k << " got " << d << " of 8";
+    }
+    EXPECT_EQ(served_by, 1) << "prompt " << p;
+  }
+  obj->Close();
+}
+
 }  // namespace
 }  // namespace llmgw::e2e
