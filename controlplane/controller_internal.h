@@ -51,6 +51,7 @@ struct Controller::BackendRt {
   uint64_t fleet_in_flight = 0, requests_total = 0;
   uint64_t tick_successes = 0, tick_failures = 0;
   double tick_latency_ms = 0, tick_ttft_ms = 0;
+  double tick_tpot_ms = 0;  // mean time per output token after the first, this tick (0: unknown)
   std::unique_ptr<CircuitBreaker> breaker;
   bool draining = false;
   double adaptive_weight = 0;

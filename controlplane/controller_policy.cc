@@ -50,6 +50,7 @@ void Controller::UpdateFromStats(uint64_t now) {
   for (auto& [id, b] : backends_) {
     b->tick_successes = b->tick_failures = 0;
     b->tick_latency_ms = b->tick_ttft_ms = 0;
+    b->tick_tpot_ms = 0;
     if (b->slot < 0 || static_cast<size_t>(b->slot) >= stats_.backends.size()) continue;
     const shm::BackendTotals& t = stats_.backends[b->slot];
     if (t.key != 0 && t.key != base_->backends[b->slot].key) continue;  // slot still counts for an old backend
@@ -74,7 +75,12 @@ void Controller::UpdateFromStats(uint64_t now) {
     uint64_t lat_s = Delta(t.latency.sum_us, b->prev.latency.sum_us);
     uint64_t ttft_n = Delta(t.ttft.count, b->prev.ttft.count);
     uint64_t ttft_s = Delta(t.ttft.sum_us, b->prev.ttft.sum_us);
+    uint64_t tokens = Delta(t.completion_tokens, b->prev.completion_tokens);
     b->prev = t;
+    // Decode speed: (latency - TTFT) over the tokens after each request's first, for ticks
+    // whose requests reported usage and all had a TTFT (streamed). Unknown otherwise.
+    if (lat_n && ttft_n == lat_n && tokens > lat_n && lat_s > ttft_s)
+      b->tick_tpot_ms = static_cast<double>(lat_s - ttft_s) / 1000.0 / static_cast<double>(tokens - lat_n);
     b->tick_successes = ok;
     b->tick_failures = fail;
     if (lat_n) {
@@ -122,6 +128,7 @@ void Controller::UpdateBandits() {
       a.failures = b->tick_failures;
       a.ttft_ms = b->tick_ttft_ms;
       a.latency_ms = b->tick_latency_ms;
+      a.tpot_ms = b->tick_tpot_ms;
       arms.push_back(a);
       rts.push_back(b.get());
     }

@@ -194,6 +194,7 @@ class Runner {
           if (!c->got_first) {
             c->got_first = true;
             t_runner->st_->ttft_s.Add(now - c->start_s);
+            if (t_runner->st_->Steady(c->start_s)) t_runner->st_->ttft_steady_s.Add(now - c->start_s);
           } else {
             t_runner->st_->inter_token_s.Add(now - c->last_token_s);
           }
@@ -360,6 +361,7 @@ void Runner::Finish(ClientConn* c) {
     }
     ++st_->ok;
     st_->e2e_s.Add(now - c->start_s);
+    if (st_->Steady(c->start_s)) st_->e2e_steady_s.Add(now - c->start_s);
     st_->MarkOk(now, now - c->start_s);
     st_->tokens.Add(c->tokens);
   }
@@ -450,6 +452,7 @@ bool Runner::Run(std::string* err) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   t0_ = NowS();
   st_->timeline_t0 = t0_;
+  st_->warmup_s = lo_.warmup_s;
   const double end_issue = t0_ + lo_.duration_s;
   double next_arrival = t0_;
   std::exponential_distribution<double> gap(lo_.rate > 0 ? lo_.rate : 1.0);
@@ -519,6 +522,7 @@ const char* BenchUsage() {
          "  --rate R               open loop: Poisson arrivals, R requests/s\n"
          "  --concurrency N        closed loop: N connections sending back to back\n"
          "  --duration S           seconds of issuing requests (default 10)\n"
+         "  --warmup S             also report TTFT/e2e of requests sent after S seconds (ttft_steady_ms)\n"
          "  --requests N           stop after N requests (default: no limit)\n"
          "  --timeout-ms N         per-request timeout (default 60000)\n"
          "  --max-connections N    open-loop connection cap (default 20000)\n"
@@ -601,6 +605,9 @@ bool ParseBenchArgs(int argc, char** argv, BenchArgs* a, std::string* err) {
     } else if (k == "--duration") {
       ok = num && d > 0;
       a->load.duration_s = d;
+    } else if (k == "--warmup") {
+      ok = num && d >= 0;
+      a->load.warmup_s = d;
     } else if (k == "--requests") {
       ok = num && d >= 1;
       a->load.max_requests = static_cast<int64_t>(d);

@@ -64,6 +64,7 @@ struct LoadOptions {
   double rate = 0;        // >0: open loop, Poisson arrivals per second
   int concurrency = 0;    // >0: closed loop with this many connections
   double duration_s = 10;
+  double warmup_s = 0;    // >0: steady-state figures over requests sent after this
   int64_t max_requests = 0;  // stop issuing after this many (0 = no limit)
   int timeout_ms = 60000;
   int max_connections = 20000;

@@ -81,6 +81,11 @@ std::string RunStatsJson(RunStats& r, const std::string& config_json) {
   o += ",\"inter_token_ms\":" + SummaryJson(r.inter_token_s, 1000.0);
   o += ",\"e2e_ms\":" + SummaryJson(r.e2e_s, 1000.0);
   o += ",\"tokens_per_request\":" + SummaryJson(r.tokens);
+  if (r.warmup_s > 0) {
+    o += ",\"warmup_s\":" + std::to_string(r.warmup_s);
+    o += ",\"ttft_steady_ms\":" + SummaryJson(r.ttft_steady_s, 1000.0);
+    o += ",\"e2e_steady_ms\":" + SummaryJson(r.e2e_steady_s, 1000.0);
+  }
   if (!r.sent_per_target.empty()) {
     o += ",\"sent_per_target\":[";
     for (size_t i = 0; i < r.sent_per_target.size(); ++i) o += (i ? "," : "") + std::to_string(r.sent_per_target[i]);

@@ -39,6 +39,11 @@ struct RunStats {
   Samples inter_token_s;  // gaps between token events
   Samples e2e_s;          // send -> complete response
   Samples tokens;         // output tokens per successful request
+  // Steady state: the same for requests sent at least warmup_s after the start (--warmup),
+  // so a cold start (empty KV caches, routers still learning) can be told from the rest.
+  double warmup_s = 0;
+  Samples ttft_steady_s, e2e_steady_s;
+  bool Steady(double start_s) const { return warmup_s > 0 && start_s - timeline_t0 >= warmup_s; }
   std::map<std::string, uint64_t> errors;  // kind -> count ("http_503", "reset", "timeout", ...)
   uint64_t sent = 0, ok = 0;
   double elapsed_s = 0;

@@ -87,7 +87,7 @@ struct Backend {
   std::list<int> cache;  // LRU of prefix groups, front = most recent
   // Since the last tick, for llmcd's signals and the bandit.
   uint64_t ok = 0;
-  double ttft_sum = 0, e2e_sum = 0;
+  double ttft_sum = 0, e2e_sum = 0, decode_ms = 0, decode_tokens = 0;
   double ewma_ttft = 0, ewma_e2e = 0;
   double busy_integral = 0;  // running requests x ms, for the load-balance figure
 };
@@ -226,9 +226,10 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
       b.fleet_in_flight = fleet;
       for (auto& l : locals) l[i].in_flight_at_snapshot = l[i].in_flight;
       obs[i] = {.slot = static_cast<uint32_t>(i), .eligible = true, .successes = s.ok, .failures = 0,
-                .ttft_ms = s.ok ? s.ttft_sum / s.ok : 0, .latency_ms = s.ok ? s.e2e_sum / s.ok : 0};
+                .ttft_ms = s.ok ? s.ttft_sum / s.ok : 0, .latency_ms = s.ok ? s.e2e_sum / s.ok : 0,
+                .tpot_ms = s.decode_tokens > 0 ? s.decode_ms / s.decode_tokens : 0};
       s.ok = 0;
-      s.ttft_sum = s.e2e_sum = 0;
+      s.ttft_sum = s.e2e_sum = s.decode_ms = s.decode_tokens = 0;
     }
     auto w = bandit.Update(obs);
     for (int i = 0; i < kBackends; ++i) snap->backends[i].adaptive_weight = static_cast<float>(w[i]);
@@ -293,6 +294,8 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
           ++b.ok;
           b.ttft_sum += r.first_token - r.arrival;
           b.e2e_sum += r.finish - r.arrival;
+          b.decode_ms += r.finish - r.first_token;
+          b.decode_tokens += r.output_tokens - 1;
           b.running[k] = b.running.back();
           b.running.pop_back();
         } else {

@@ -11,7 +11,7 @@
 namespace llmgw::routing {
 namespace {
 constexpr double kOptimism = 1.0;      // UCB bonus in standard errors
-constexpr double kPower = 4.0;         // weight ~ value^4: a 2x better arm gets 16x the share
+constexpr double kPower = 2.0;         // weight ~ value^2 x decode speed: a 2x better arm gets 4x
 constexpr double kPriorMean = 0.5;     // an arm never seen is assumed average...
 constexpr double kPriorN = 0.5;        // ...with the weight of half an observation
 constexpr double kMinVariance = 0.0025;  // reward sd >= 0.05: keeps the posterior honest
@@ -20,6 +20,12 @@ constexpr double kMinVariance = 0.0025;  // reward sd >= 0.05: keeps the posteri
 // posterior so narrow that tick-to-tick noise between equal backends looks decisive and
 // the weights would flap between them.
 constexpr double kRequestsForFullTick = 3.0;
+// Decode speed: an arm's weight is also scaled by (fastest arm's time per output token /
+// its own)^kSpeedPower. TTFT-only rewards let a backend whose KV cache is warm (its
+// prefixes' home) look better than an equally fast one and attract more prefixes (rich get
+// richer), and rate a 4x slower backend by its TTFT alone; time per output token says how
+// fast the hardware decodes at its current batch, whatever the cache holds.
+constexpr double kSpeedPower = 1.0;
 }  // namespace
 
 AdaptiveBandit::AdaptiveBandit(double exploration, double decay, uint64_t seed)
@@ -63,6 +69,10 @@ std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms)
       a.n = a.n * d + weight;
       a.sum = a.sum * d + weight * r;
       a.sum_sq = a.sum_sq * d + weight * r * r;
+      if (o.tpot_ms > 0 && std::isfinite(o.tpot_ms)) {
+        a.tpot_n = a.tpot_n * d + weight;
+        a.tpot_sum = a.tpot_sum * d + weight * o.tpot_ms;
+      }
     }
     double n = a.n + kPriorN;
     double m = (a.sum + kPriorN * kPriorMean) / n;
@@ -82,11 +92,22 @@ std::vector<double> AdaptiveBandit::Update(std::span<const ArmObservation> arms)
   // serves well. (A winner-take-all rule such as probability-of-best or a Hedge step
   // oscillates here: completions arrive seconds late and starve the arms it moved away
   // from of the evidence that would bring it back.)
+  // Decode speed, relative to the fastest eligible arm with a reading (no reading: 1).
+  double fastest = 0;
+  for (const auto& o : arms) {
+    const Arm& a = arms_[o.slot];
+    if (o.eligible && a.tpot_n > 1e-9) {
+      double t = a.tpot_sum / a.tpot_n;
+      if (fastest == 0 || t < fastest) fastest = t;
+    }
+  }
   std::vector<double> value(arms.size(), 0.0);
   double vsum = 0;
   for (size_t i = 0; i < arms.size(); ++i) {
     if (!arms[i].eligible) continue;
     value[i] = std::pow(std::max(mean[i] + kOptimism * sd[i], 1e-9), kPower);
+    const Arm& a = arms_[arms[i].slot];
+    if (fastest > 0 && a.tpot_n > 1e-9) value[i] *= std::pow(fastest / (a.tpot_sum / a.tpot_n), kSpeedPower);
     vsum += value[i];
   }
   double even = 1.0 / static_cast<double>(eligible);

@@ -173,7 +173,17 @@ void PrefixPlacer::Tick(std::span<const PlacerBackend> backends, uint64_t elapse
       continue;
     }
     l.over_ms += elapsed_ms;
-    if (l.over_ms < kMoveAfterMs || l.count < 1) continue;
+    // The further over, the sooner: kMoveAfterMs at the threshold, a quarter of it at twice
+    // the threshold (a popular prompt placed on a slow backend before its popularity was
+    // known must not queue there for seconds), never under kMinMoveMs.
+    double severity = 1.0;
+    if (over_traffic) severity = std::max(severity, mine / c_);
+    if (over_in_flight) {
+      double limit = std::max(bound, std::ceil(kSlack * b.max_concurrent));
+      severity = std::max(severity, (b.in_flight + 1.0) / std::max(1.0, limit));
+    }
+    double wait = std::max(static_cast<double>(kMinMoveMs), static_cast<double>(kMoveAfterMs) / (severity * severity));
+    if (static_cast<double>(l.over_ms) < wait || l.count < 1) continue;
     // Busiest prefix first whose move helps: the target, with it, stays under what this
     // backend carries now (over_traffic: so a prompt that is most of the traffic by
     // itself, over any backend's share, stays put), or is under the in-flight bound.

@@ -66,8 +66,10 @@ class PrefixPlacer {
   // Traffic half-life: long enough that a prefix with 1% of the traffic is not forgotten
   // between its requests, short enough to follow popularity that shifts.
   static constexpr double kHalfLifeMs = 10000;
-  // A backend over its share (traffic or in-flight) this long sheds one prefix.
+  // A backend just over its share (traffic or in-flight) this long sheds one prefix; one
+  // further over sheds sooner (kMoveAfterMs / severity^2), but not before kMinMoveMs.
   static constexpr uint64_t kMoveAfterMs = 4000;
+  static constexpr uint64_t kMinMoveMs = 500;
 
  private:
   struct Prefix {

@@ -160,6 +160,7 @@ struct ArmObservation {
   uint64_t failures = 0;    // since the previous tick
   double ttft_ms = 0;       // mean TTFT of the successes since the previous tick (0: none)
   double latency_ms = 0;    // mean end-to-end latency since the previous tick (0: none)
+  double tpot_ms = 0;       // mean time per output token after the first (decode speed; 0: unknown)
 };
 
 class AdaptiveBandit {
@@ -186,6 +187,8 @@ class AdaptiveBandit {
     double n = 0;       // decayed observation count
     double sum = 0;     // decayed sum of rewards
     double sum_sq = 0;  // decayed sum of squared rewards
+    double tpot_n = 0;    // decayed count of ticks with a decode-speed reading
+    double tpot_sum = 0;  // decayed sum of those readings (ms per output token)
   };
 
   double exploration_;

@@ -186,4 +186,20 @@ TEST(BenchArgsTest, ParsesAndRejects) {
 }
 
 }  // namespace
+TEST(RunStatsTest, WarmupSeparatesSteadyStateFigures) {
+  RunStats r;
+  r.timeline_t0 = 100.0;
+  EXPECT_FALSE(r.Steady(150.0)) << "no --warmup: no steady-state series";
+  std::string json = RunStatsJson(r, "{}");
+  EXPECT_EQ(json.find("ttft_steady_ms"), std::string::npos);
+  r.warmup_s = 2.0;
+  EXPECT_FALSE(r.Steady(101.5));
+  EXPECT_TRUE(r.Steady(102.0));
+  EXPECT_TRUE(r.Steady(130.0));
+  r.ttft_steady_s.Add(0.25);
+  json = RunStatsJson(r, "{}");
+  EXPECT_NE(json.find("\"ttft_steady_ms\":{\"count\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"e2e_steady_ms\""), std::string::npos);
+}
+
 }  // namespace llmgw::bench

@@ -14,6 +14,7 @@ namespace {
 struct TwoBackends {
   double ttft_ms[2];
   double error_rate[2] = {0, 0};
+  double tpot_ms[2] = {0, 0};  // decode time per output token (0: not reported)
   std::vector<ArmObservation> Tick(const std::vector<double>& w, int tick) {
     std::vector<ArmObservation> obs(2);
     for (int i = 0; i < 2; ++i) {
@@ -25,6 +26,7 @@ struct TwoBackends {
       if (obs[i].successes) {
         obs[i].ttft_ms = ttft_ms[i] * jitter;
         obs[i].latency_ms = ttft_ms[i] * 10 * jitter;
+        obs[i].tpot_ms = tpot_ms[i] * jitter;
       }
     }
     return obs;
@@ -33,17 +35,21 @@ struct TwoBackends {
 
 TEST(AdaptiveBanditTest, ConvergesToBetterAndReconvergesAfterSwap) {
   AdaptiveBandit bandit(/*exploration=*/0.1, /*decay=*/0.8, /*seed=*/17);
+  // The slower backend answers later and decodes slower (4x the time per token).
   TwoBackends sim{{100, 400}};
+  sim.tpot_ms[0] = 10;
+  sim.tpot_ms[1] = 40;
   std::vector<double> w = {0.5, 0.5};
   for (int t = 0; t < 30; ++t) w = bandit.Update(sim.Tick(w, t));
-  // Rewards ~0.66 vs ~0.33: value^4 gives the better arm ~94% of the learnt share, 0.9 x that
-  // plus half the 10% exploration.
+  // Rewards ~0.66 vs ~0.33 and decode speed 4x: value^2 x speed gives the better arm ~94%
+  // of the learnt share, 0.9 x that plus half the 10% exploration.
   EXPECT_GT(w[0], 0.85);
   EXPECT_GT(w[0], 5 * w[1]);
   EXPECT_NEAR(w[0] + w[1], 1.0, 1e-9);
   EXPECT_GE(w[1], 0.05 - 1e-9) << "exploration keeps a share on the worse arm";
 
   std::swap(sim.ttft_ms[0], sim.ttft_ms[1]);
+  std::swap(sim.tpot_ms[0], sim.tpot_ms[1]);
   int ticks_to_follow = -1;
   for (int t = 0; t < 60; ++t) {
     w = bandit.Update(sim.Tick(w, 100 + t));
@@ -61,8 +67,27 @@ TEST(AdaptiveBanditTest, ErrorsArePenalised) {
   sim.error_rate[0] = 0.5;  // faster but failing half the time
   std::vector<double> w = {0.5, 0.5};
   for (int t = 0; t < 30; ++t) w = bandit.Update(sim.Tick(w, t));
-  EXPECT_GT(w[1], 0.7);
-  EXPECT_GT(w[1], 3 * w[0]);
+  // Same hardware (no decode-speed difference): rewards ~0.33 vs ~0.57, value^2 -> ~3:1.
+  EXPECT_GT(w[1], 0.65);
+  EXPECT_GT(w[1], 2 * w[0]);
+}
+
+TEST(AdaptiveBanditTest, SlowerDecodingBackendGetsLessAtEqualTtft) {
+  // Equal TTFT (e.g. both caches warm) but one decodes 4x slower: it must not get an
+  // even share (TTFT alone would say the two are equal).
+  AdaptiveBandit bandit(0.1, 0.8, 5);
+  TwoBackends sim{{80, 80}};
+  sim.tpot_ms[0] = 10;
+  sim.tpot_ms[1] = 40;
+  std::vector<double> w = {0.5, 0.5};
+  for (int t = 0; t < 30; ++t) w = bandit.Update(sim.Tick(w, t));
+  EXPECT_GT(w[0], 3 * w[1]);
+  // Without decode-speed readings the two are equal.
+  AdaptiveBandit plain(0.1, 0.8, 5);
+  TwoBackends same{{80, 80}};
+  w = {0.5, 0.5};
+  for (int t = 0; t < 30; ++t) w = plain.Update(same.Tick(w, t));
+  EXPECT_NEAR(w[0], w[1], 0.05);
 }
 
 TEST(AdaptiveBanditTest, EqualBackendsShareAndIneligibleGetZero) {

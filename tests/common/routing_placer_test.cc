@@ -89,7 +89,8 @@ TEST(PrefixPlacerTest, IneligibleBackendLosesItsHomesOnlyThoseMove) {
 }
 
 TEST(PrefixPlacerTest, OverloadedBackendShedsOnePrefixPerIntervalNotAtOnce) {
-  // Every prefix starts on backend 0 (the only eligible one), then the others join.
+  // Every prefix starts on backend 0 (the only eligible one), then the others join: four
+  // times its share, so it sheds at the fastest pace, one prefix per kMinMoveMs.
   auto bs = Backends({1, 1, 1, 1});
   for (int i = 1; i < 4; ++i) bs[i].eligible = false;
   PrefixPlacer pl;
@@ -97,13 +98,16 @@ TEST(PrefixPlacerTest, OverloadedBackendShedsOnePrefixPerIntervalNotAtOnce) {
   Feed(pl, bs, rate, 20);
   for (int p = 0; p < 12; ++p) ASSERT_EQ(pl.HomeOf(1000 + p), 0);
   for (int i = 1; i < 4; ++i) bs[i].eligible = true;
-  // A short overload moves nothing.
-  Feed(pl, bs, rate, static_cast<int>(PrefixPlacer::kMoveAfterMs / 100) - 2);
-  EXPECT_EQ(pl.moves(), 0u);
-  // Then one prefix per interval.
-  Feed(pl, bs, rate, 3);
+  const int fast = static_cast<int>(PrefixPlacer::kMinMoveMs / 100);
+  Feed(pl, bs, rate, fast - 1);
+  EXPECT_EQ(pl.moves(), 0u) << "a shorter overload moves nothing";
+  Feed(pl, bs, rate, 1);
   EXPECT_EQ(pl.moves(), 1u);
-  Feed(pl, bs, rate, static_cast<int>(PrefixPlacer::kMoveAfterMs / 100) * 30);
+  Feed(pl, bs, rate, fast - 1);
+  EXPECT_EQ(pl.moves(), 1u) << "one prefix per interval, not all at once";
+  Feed(pl, bs, rate, 1);
+  EXPECT_EQ(pl.moves(), 2u);
+  Feed(pl, bs, rate, 600);
   std::vector<int> count(4, 0);
   for (int p = 0; p < 12; ++p) ++count[pl.HomeOf(1000 + p)];
   for (int b = 0; b < 4; ++b) {
@@ -124,21 +128,39 @@ TEST(PrefixPlacerTest, PromptThatIsMostOfTheTrafficStaysPut) {
   EXPECT_LE(pl.moves(), moves + 3) << "nothing churns";
 }
 
-TEST(PrefixPlacerTest, InFlightOverloadMovesPrefixesWhenWeightsAreWrong) {
-  // All weights 1 but backend 3 is slow: its in-flight stays far above the others'.
-  auto bs = Backends({1, 1, 1, 1});
-  PrefixPlacer pl;
-  std::vector<double> rate(16, 0.25);
-  Feed(pl, bs, rate, 50);
-  int on3 = 0;
-  for (int p = 0; p < 16; ++p) on3 += pl.HomeOf(1000 + p) == 3;
-  ASSERT_GT(on3, 1);
-  bs[0].in_flight = bs[1].in_flight = bs[2].in_flight = 4;
-  bs[3].in_flight = 40;
-  Feed(pl, bs, rate, static_cast<int>(PrefixPlacer::kMoveAfterMs / 100) + 1);
-  int after = 0;
-  for (int p = 0; p < 16; ++p) after += pl.HomeOf(1000 + p) == 3;
-  EXPECT_EQ(after, on3 - 1) << "one prefix per interval leaves the overloaded backend";
+TEST(PrefixPlacerTest, InFlightOverloadMovesPrefixesSoonerTheFurtherOver) {
+  // All weights 1 but backend 3 is slow: its in-flight stays above c x the mean (and above
+  // a quarter of max_concurrent, 16). Just over: it waits about kMoveAfterMs; far over:
+  // much sooner.
+  for (uint32_t in_flight : {17u, 40u}) {
+    SCOPED_TRACE(in_flight);
+    auto bs = Backends({1, 1, 1, 1});
+    PrefixPlacer pl;
+    std::vector<double> rate(16, 0.25);
+    Feed(pl, bs, rate, 50);
+    int on3 = 0;
+    for (int p = 0; p < 16; ++p) on3 += pl.HomeOf(1000 + p) == 3;
+    ASSERT_GT(on3, 1);
+    bs[0].in_flight = bs[1].in_flight = bs[2].in_flight = 4;
+    bs[3].in_flight = in_flight;
+    double severity = (in_flight + 1.0) / 16.0;
+    double wait = std::max<double>(PrefixPlacer::kMinMoveMs, PrefixPlacer::kMoveAfterMs / (severity * severity));
+    int ticks = static_cast<int>(std::ceil(wait / 100));
+    Feed(pl, bs, rate, ticks - 1);
+    int after = 0;
+    for (int p = 0; p < 16; ++p) after += pl.HomeOf(1000 + p) == 3;
+    EXPECT_EQ(after, on3) << "not yet";
+    Feed(pl, bs, rate, 1);
+    after = 0;
+    for (int p = 0; p < 16; ++p) after += pl.HomeOf(1000 + p) == 3;
+    EXPECT_EQ(after, on3 - 1) << "one prefix leaves after " << ticks * 100 << " ms";
+    if (in_flight == 17) {
+      EXPECT_GE(ticks * 100, 3000);
+    }
+    if (in_flight == 40) {
+      EXPECT_LE(ticks * 100, 1000);
+    }
+  }
 }
 
 TEST(PrefixPlacerTest, QuietPrefixesAreForgotten) {
