@@ -64,6 +64,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   const shm::BackendEntry& be = snap_->backends[slot];
   c->current_backend = slot;
   ++local_[slot].in_flight;
+  ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
   auto& bs = stats_->backends[slot];
   if (bs.key.load(std::memory_order_relaxed) != be.key) shm::Set(bs.key, be.key);
   shm::Bump(bs.picks);

@@ -233,6 +233,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   if (c->h->up_conn_tokens.len) RemoveConnectionNamed(&c->h->up_head, c->h->up_conn_tokens.View());
   c->chunked_out = !has_len && !c->http10;  // HTTP/1.0: close-delimited, see WriteHead
   c->first_byte_us = NowUs();
+  if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
   w->ObserveTtftOnce(c);
   w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1, c->h->up_head);
   c->status = status;
@@ -263,6 +264,7 @@ LLMGW_PART_INLINE void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
   u->client = nullptr;
   int slot = u->slot;
   if (local_[slot].in_flight) --local_[slot].in_flight;
+  if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
   ++admit_credits_;
   shm::Set(stats_->backends[slot].in_flight, local_[slot].in_flight);
   if (keep && !u->recv_armed && !u->send_armed && !draining_ && idle_[slot].size() < kMaxIdlePerBackend) {

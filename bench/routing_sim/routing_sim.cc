@@ -203,6 +203,7 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
     if (s < 0) return false;
     r.backend = s;
     ++locals[static_cast<size_t>(r.thread)][s].in_flight;
+    ++locals[static_cast<size_t>(r.thread)][s].awaiting;
     be[s].waiting.push_back(id);
     if (be[s].step_end == INFINITY) start_step(s, now);
     return true;
@@ -286,7 +287,10 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
       Backend& b = be[bi];
       for (size_t k = 0; k < b.running.size();) {
         Request& r = req[b.running[k]];
-        if (r.first_token < 0) r.first_token = now;
+        if (r.first_token < 0) {
+          r.first_token = now;
+          --locals[static_cast<size_t>(r.thread)][bi].awaiting;
+        }
         if (++r.done_tokens >= r.output_tokens) {
           r.finish = now;
           ++completed;

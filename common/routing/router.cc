@@ -68,6 +68,9 @@ constexpr uint32_t kRateHalfLifePicks = 1024;
 // Prefix placement: how much an even number of prefixes per KV cache weighs against an
 // even share of traffic per weight (see PlaceHome).
 constexpr double kCountWeight = 2.0;
+// Adaptive: this thread's requests still waiting for their first token at a prefix's home
+// before a request for that prefix goes to an idle backend instead (see PickAdaptive).
+constexpr uint32_t kAwaitingSpill = 2;
 
 }  // namespace
 
@@ -647,8 +650,8 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
     if (w > 0 && std::isfinite(w)) sum += w;
   }
   size_t start = static_cast<size_t>(random % n);
-  int best = kNoBackend;
-  double best_score = 0;
+  int best = kNoBackend, best_idle = kNoBackend;  // best_idle: best with no request awaiting a first token
+  double best_score = 0, best_idle_score = 0;
   for (size_t k = 0; k < n; ++k) {
     size_t i = (start + k) % n;
     const Candidate& c = cand_[i];
@@ -664,6 +667,10 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
       best = c.slot;
       best_score = score;
     }
+    if (LoadAt(local, c.slot).awaiting == 0 && (best_idle == kNoBackend || score < best_idle_score)) {
+      best_idle = c.slot;
+      best_idle_score = score;
+    }
   }
   if (prefix_hash == 0) return best;
   // With a prompt prefix (the data plane extracts one for adaptive models too), requests
@@ -677,7 +684,17 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
   place_by_adaptive_ = true;
   int s = PickPrefix(model_slot, n, prefix_hash);
   place_by_adaptive_ = false;
-  return s != kNoBackend ? s : best;
+  if (s == kNoBackend) return best;
+  // Latency before affinity: when this thread already has kAwaitingSpill requests at the
+  // prefix's home that have not seen their first token (queued for a batch slot or in a
+  // prefill) and another backend has none, this request goes to the best such backend. A
+  // warm cache saves one prefill; a backend that is not answering first tokens costs more.
+  // It needs no learning, so it also covers the cold start, before llmcd has any evidence
+  // about which backends are slow. (The prefix stays home; its demand was counted.)
+  if (best_idle != kNoBackend && best_idle != s &&
+      LoadAt(local, static_cast<uint16_t>(s)).awaiting >= kAwaitingSpill)
+    return best_idle;
+  return s;
 }
 
 }  // namespace llmgw::routing

@@ -31,6 +31,7 @@ struct RequestInfo {
 struct LocalLoad {
   uint32_t in_flight = 0;              // this thread's requests in flight to the backend now
   uint32_t in_flight_at_snapshot = 0;  // this thread's in-flight when the snapshot arrived
+  uint32_t awaiting = 0;               // of in_flight: no first byte back yet (queued or in prefill)
 };
 
 constexpr int kNoBackend = -1;

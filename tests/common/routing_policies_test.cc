@@ -309,6 +309,32 @@ TEST(AdaptiveTest, PrefixStaysHomeThenMovesToTheBestWhenHomeStaysWorse) {
   EXPECT_NE(f.Pick({.random = 9}), 2);
 }
 
+TEST(AdaptiveTest, RequestLeavesAHomeThatIsNotAnsweringFirstTokens) {
+  Fleet f(Policy::kAdaptive, 3);
+  for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = 1.0f / 3;
+  f.Publish();
+  RequestInfo req{.prefix = "You are a helpful assistant.", .random = 5};
+  int home = f.Pick(req);
+  ASSERT_GE(home, 0);
+  // Equal load everywhere (no strikes); only how many have had their first token differs.
+  for (int s = 0; s < 3; ++s) f.local[s].in_flight = 2;
+  // One of this thread's requests at home still waits for its first token: stay home.
+  f.local[home].awaiting = 1;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(f.Pick(req), home);
+  // Two waiting there while the others have none: this request goes elsewhere, the
+  // prefix stays home.
+  f.local[home].awaiting = 2;
+  for (int i = 0; i < 20; ++i) EXPECT_NE(f.Pick(req), home);
+  bool pinned = false;
+  EXPECT_EQ(f.router.PrefixHomeOf(Router::HashKey(req.prefix), 0, &pinned), home);
+  // Every backend has requests waiting: affinity wins again.
+  for (int s = 0; s < 3; ++s) f.local[s].awaiting = 2;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(f.Pick(req), home);
+  // First tokens came back: home.
+  for (int s = 0; s < 3; ++s) f.local[s].awaiting = 0;
+  EXPECT_EQ(f.Pick(req), home);
+}
+
 TEST(AdaptiveTest, PrefixLeavesAHomeThatStaysDown) {
   Fleet f(Policy::kAdaptive, 3);
   for (int s = 0; s < 3; ++s) f.b(s).adaptive_weight = 1.0f / 3;
