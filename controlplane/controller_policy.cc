@@ -164,6 +164,7 @@ void Controller::UpdatePrefixHomes(uint64_t now) {
     ModelRt* mrt = by_slot[m];
     if (!mrt) continue;
     std::vector<routing::PlacerBackend> bs;
+    std::vector<double> learnt;  // adaptive_weight of each entry of bs
     double share_sum = 0;
     size_t eligible = 0;
     for (auto& [id, b] : backends_) {
@@ -175,21 +176,20 @@ void Controller::UpdatePrefixHomes(uint64_t now) {
       pb.weight = b->weight;
       pb.in_flight = static_cast<uint32_t>(std::min<uint64_t>(b->fleet_in_flight, UINT32_MAX));
       pb.max_concurrent = base_->backends[b->slot].max_concurrent;
+      double aw = std::isfinite(b->adaptive_weight) && b->adaptive_weight > 0 ? b->adaptive_weight : 0;
       if (pb.eligible) {
         ++eligible;
-        share_sum += std::isfinite(b->adaptive_weight) && b->adaptive_weight > 0 ? b->adaptive_weight : 0;
+        share_sum += aw;
       }
       bs.push_back(pb);
+      learnt.push_back(aw);
     }
     if (mrt->policy == Policy::kAdaptive) {
       // The learnt share with the data plane's exploration floor (Router::PlaceWeight).
-      for (auto& pb : bs) {
-        const BackendRt* b = nullptr;
-        for (auto& [id, rt] : backends_)
-          if (rt->slot == pb.slot) b = rt.get();
-        double w = b && share_sum > 0 && b->adaptive_weight > 0 ? b->adaptive_weight / share_sum
-                                                                 : 1.0 / std::max<size_t>(eligible, 1);
-        pb.weight = 0.95 * w + 0.05 / static_cast<double>(std::max<size_t>(eligible, 1));
+      double n = static_cast<double>(std::max<size_t>(eligible, 1));
+      for (size_t i = 0; i < bs.size(); ++i) {
+        double w = share_sum > 0 ? learnt[i] / share_sum : 1.0 / n;
+        bs[i].weight = 0.95 * w + 0.05 / n;
       }
     }
     mrt->placer->Tick(bs, elapsed);

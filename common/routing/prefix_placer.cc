@@ -37,26 +37,30 @@ int PrefixPlacer::HomeOf(uint64_t tag) const {
   return it == prefixes_.end() ? -1 : it->second.slot;
 }
 
-double PrefixPlacer::Score(const PlacerBackend& b, const std::vector<PlacerBackend>& el, double extra) const {
+PrefixPlacer::Totals PrefixPlacer::TotalsOf(const std::vector<PlacerBackend>& el) const {
+  Totals t;
+  for (const auto& e : el) {
+    auto it = load_.find(e.slot);
+    if (it != load_.end()) t.rate += it->second.rate, t.count += it->second.count;
+    t.weight += WeightOf(e);
+  }
+  t.n = static_cast<double>(el.size());
+  return t;
+}
+
+double PrefixPlacer::Score(const PlacerBackend& b, const Totals& t, double extra) const {
   // Same rule as Router::PlaceHome: traffic of the prefixes homed there per unit of weight,
   // relative to the fleet's (1.0 = exactly its share), plus kCountWeight x prefixes homed
   // there relative to the mean, so each backend's prefixes bring traffic in proportion to
   // its weight and every KV cache holds a similar number of distinct prefixes.
-  double rate_sum = 0, weight_sum = 0, count_sum = 0;
-  for (const auto& e : el) {
-    auto it = load_.find(e.slot);
-    if (it != load_.end()) rate_sum += it->second.rate, count_sum += it->second.count;
-    weight_sum += WeightOf(e);
-  }
-  double n = static_cast<double>(el.size());
-  double rpw = (rate_sum + extra + weight_sum) / weight_sum;
+  double rpw = (t.rate + extra + t.weight) / t.weight;
   auto it = load_.find(b.slot);
   double rate = it != load_.end() ? it->second.rate : 0;
   double count_here = it != load_.end() ? it->second.count : 0;
   double w = WeightOf(b);
   double traffic = (rate + extra + w) / w / rpw;
-  double count = (count_here + 1.0) / (count_sum / n + 1.0);
-  if (shares_as_weights_) count /= std::max(1e-3, std::min(1.0, w * n / weight_sum));
+  double count = (count_here + 1.0) / (t.count / t.n + 1.0);
+  if (shares_as_weights_) count /= std::max(1e-3, std::min(1.0, w * t.n / t.weight));
   return traffic + kCountWeight * count;
 }
 
@@ -119,10 +123,11 @@ void PrefixPlacer::Tick(std::span<const PlacerBackend> backends, uint64_t elapse
     // Best score among backends under the in-flight bound; if none is, among all.
     int best = -1;
     double best_score = 0;
+    Totals totals = TotalsOf(el);
     for (int pass = 0; pass < 2 && best < 0; ++pass) {
       for (const auto& b : el) {
         if (b.slot == skip || (pass == 0 && !in_flight_ok(b))) continue;
-        double s = Score(b, el, rate);
+        double s = Score(b, totals, rate);
         if (best < 0 || s < best_score - 1e-12) best = b.slot, best_score = s;
       }
     }

@@ -82,7 +82,12 @@ class PrefixPlacer {
     double count = 0;      // prefixes homed there
     uint64_t over_ms = 0;  // how long it has been over its share
   };
-  double Score(const PlacerBackend& b, const std::vector<PlacerBackend>& el, double extra) const;
+  // Sums over the eligible backends that every score of one placement shares.
+  struct Totals {
+    double rate = 0, weight = 0, count = 0, n = 0;
+  };
+  Totals TotalsOf(const std::vector<PlacerBackend>& el) const;
+  double Score(const PlacerBackend& b, const Totals& t, double extra) const;
 
   double c_;
   bool shares_as_weights_;
