@@ -581,21 +581,10 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
   PrefixHome& e = prefix_home_[tag & (kPrefixHomes - 1)];
   uint64_t bound = RingBound(n);
   int chosen = kNoBackend;
-  if (e.key_hash == tag && HomeExists(e, model_slot) && e.pinned == pin_epoch_) {
-    // Placed by llmcd for the whole gateway: home while it is under the hard bound, else
-    // this request spills (best other placement, then the ring); llmcd alone moves it.
-    AgeHome(e);
-    for (size_t i = 0; i < n; ++i) {
-      if (cand_[i].slot == e.slot && cand_[i].load + 1u <= SlotLimit(bound, snap_->backends[e.slot])) {
-        chosen = e.slot;
-        break;
-      }
-    }
-    if (chosen == kNoBackend) {
-      chosen = PlaceHome(n, key_hash, bound, true, e.slot, e.rate);
-      if (chosen == kNoBackend) chosen = PickRing(model_slot, n, key_hash, e.slot);
-    }
-  } else if (e.key_hash == tag && HomeExists(e, model_slot)) {
+  if (e.key_hash == tag && HomeExists(e, model_slot)) {
+    // A home llmcd placed for the whole gateway is served and spilled from like any other,
+    // but only llmcd moves it: no strikes here.
+    bool pinned = e.pinned == pin_epoch_;
     AgeHome(e);
     const auto& hb = snap_->backends[e.slot];
     bool served_home = false;
@@ -605,6 +594,7 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
       if (load + 1u > SlotLimit(bound, hb)) break;  // above the hard bound: spill
       served_home = true;
       chosen = e.slot;
+      if (pinned) break;
       bool over = load + 1u > bound;
       if (!over) over = HomeOverShare(e, n);
       if (!over) {
@@ -624,7 +614,7 @@ int Router::PickPrefix(uint16_t model_slot, size_t n, uint64_t key_hash) {
       // Home is above the hard bound, or ineligible right now (down, draining, excluded).
       chosen = PlaceHome(n, key_hash, bound, true, e.slot, e.rate);
       if (chosen == kNoBackend) chosen = PickRing(model_slot, n, key_hash, e.slot);
-      if (chosen != kNoBackend && ++e.strikes >= kRehomeStrikes) SetHome(e, tag, chosen);
+      if (!pinned && chosen != kNoBackend && ++e.strikes >= kRehomeStrikes) SetHome(e, tag, chosen);
     }
   } else {
     // First sight (or the home left the model).
