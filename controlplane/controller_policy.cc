@@ -186,10 +186,9 @@ void Controller::UpdatePrefixHomes(uint64_t now) {
     }
     if (mrt->policy == Policy::kAdaptive) {
       // The learnt share with the data plane's exploration floor (Router::PlaceWeight).
-      double n = static_cast<double>(std::max<size_t>(eligible, 1));
       for (size_t i = 0; i < bs.size(); ++i) {
-        double w = share_sum > 0 ? learnt[i] / share_sum : 1.0 / n;
-        bs[i].weight = 0.95 * w + 0.05 / n;
+        double w = share_sum > 0 ? learnt[i] / share_sum : 1.0 / static_cast<double>(std::max<size_t>(eligible, 1));
+        bs[i].weight = routing::Router::AdaptiveShare(w, eligible);
       }
     }
     mrt->placer->Tick(bs, elapsed);
@@ -197,18 +196,14 @@ void Controller::UpdatePrefixHomes(uint64_t now) {
     for (const auto& h : placed)
       homes.push_back(shm::PrefixHomeEntry{h.tag, h.backend_key, h.slot, static_cast<uint16_t>(m), 0});
   }
+  // Kept in tag order (routers look homes up by tag, the order means nothing to them), so
+  // a home changed exactly when the lists differ; busiest-first order would change with
+  // every rate and publish snapshots for nothing.
+  std::sort(homes.begin(), homes.end(),
+            [](const shm::PrefixHomeEntry& x, const shm::PrefixHomeEntry& y) { return x.tag < y.tag; });
   if (homes.size() != prefix_homes_.size() ||
       (!homes.empty() && std::memcmp(homes.data(), prefix_homes_.data(), homes.size() * sizeof(homes[0])) != 0)) {
-    // Sorted by traffic, which reorders as rates move; compare as sets to publish only
-    // when a home changed.
-    auto key = [](const shm::PrefixHomeEntry& a, const shm::PrefixHomeEntry& b) { return a.tag < b.tag; };
-    std::vector<shm::PrefixHomeEntry> x = homes, y = prefix_homes_;
-    std::sort(x.begin(), x.end(), key);
-    std::sort(y.begin(), y.end(), key);
-    bool same = x.size() == y.size();
-    for (size_t i = 0; same && i < x.size(); ++i)
-      same = x[i].tag == y[i].tag && x[i].backend_slot == y[i].backend_slot && x[i].backend_key == y[i].backend_key;
-    if (!same) dirty_ = true;
+    dirty_ = true;
     prefix_homes_ = std::move(homes);
   }
 }

@@ -71,8 +71,8 @@ LLMGW_PART_INLINE Status WorkerImpl::Init() {
   if (Status st = SetupRecvBuffers(); !st.ok()) return st;
   Error err;
   stats_ = shm::ClaimStatsSlot(region_, index_, &err);
-  if (stats_) router_.SetPrefixReport(stats_->prefix_report, shm::kPrefixReportEntries);
   if (!stats_) return err;
+  router_.SetPrefixReport(stats_->prefix_report, shm::kPrefixReportEntries);
   snap_ = std::make_unique<shm::Snapshot>();
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);

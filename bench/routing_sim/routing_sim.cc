@@ -244,7 +244,7 @@ Result Run(Policy policy, double load, int n_requests, uint64_t seed) {
         const auto& b = snap->backends[i];
         double share = wsum > 0 ? w[i] / wsum : 1.0 / kBackends;
         pb[i] = {.slot = static_cast<uint16_t>(i), .key = b.key, .eligible = true,
-                 .weight = policy == Policy::kAdaptive ? 0.95 * share + 0.05 / kBackends : b.weight,
+                 .weight = policy == Policy::kAdaptive ? Router::AdaptiveShare(share, kBackends) : b.weight,
                  .in_flight = b.fleet_in_flight, .max_concurrent = b.max_concurrent};
       }
       placer.Tick(pb, static_cast<uint64_t>(kTickMs));

@@ -142,6 +142,10 @@ int Router::PrefixHomeOf(uint64_t key_hash, uint16_t model_slot, bool* pinned) c
   return found ? e.slot : -1;
 }
 
+double Router::AdaptiveShare(double learnt_share, size_t eligible) {
+  return (1.0 - kAdaptiveFloor) * learnt_share + kAdaptiveFloor / static_cast<double>(std::max<size_t>(eligible, 1));
+}
+
 uint64_t Router::HashKey(std::string_view key) { return Mix(shm::Fnv1a(key.data(), key.size())); }
 
 Policy Router::PolicyOf(uint16_t model_slot) const {
@@ -474,7 +478,7 @@ double Router::PlaceWeight(const shm::BackendEntry& b, size_t n) const {
   // weights yet (all 0) means even.
   float w = b.adaptive_weight;
   double share = w > 0 && std::isfinite(w) ? std::min<double>(w, 1.0) : 0.0;
-  return (1.0 - kAdaptiveFloor) * share + kAdaptiveFloor / static_cast<double>(n);
+  return AdaptiveShare(share, n);
 }
 
 double Router::RatePerWeight(size_t n, double extra) const {
@@ -647,7 +651,7 @@ int Router::PickAdaptive(uint16_t model_slot, size_t n, uint64_t random, uint64_
     const Candidate& c = cand_[i];
     float w = snap_->backends[c.slot].adaptive_weight;
     double share = sum > 0 ? (w > 0 && std::isfinite(w) ? w / sum : 0.0) : 1.0 / static_cast<double>(n);
-    share = (1.0 - kAdaptiveFloor) * share + kAdaptiveFloor / static_cast<double>(n);
+    share = AdaptiveShare(share, n);
     // Requests queued at the backend for a batch slot are what TTFT waits on: count them
     // twice (they are in `load` too), corrected by this thread's requests since the scrape.
     const auto& b = snap_->backends[c.slot];

@@ -64,6 +64,12 @@ class Router {
   // (tests, simulator).
   int PrefixHomeOf(uint64_t key_hash, uint16_t model_slot, bool* pinned = nullptr) const;
 
+  // Adaptive: the share of traffic a backend is planned for, from its learnt share (0..1,
+  // normalised over the model's eligible backends) mixed with an even floor so every
+  // eligible backend keeps a trickle (exploration). One definition for the data plane's
+  // picks, llmcd's prefix placement and the simulator.
+  static double AdaptiveShare(double learnt_share, size_t eligible);
+
   // The policy the snapshot names for `model_slot` (round_robin when out of range).
   Policy PolicyOf(uint16_t model_slot) const;
 
