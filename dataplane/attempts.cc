@@ -71,6 +71,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   shm::Bump(bs.requests);
   shm::Set(bs.in_flight, local_[slot].in_flight);
   c->first_byte_us = 0;
+  c->attempt_start_us = NowUs();
 
   UpstreamConn* u = nullptr;
   auto& pool = idle_[slot];
@@ -97,6 +98,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
   u->parser.data = this;
   u->saw_response_byte = false;
+  u->interim = false;
   u->in_field = false;
   c->h->up_head.clear();
   c->h->up_conn_tokens.Clear();

@@ -99,6 +99,7 @@ struct UpstreamConn : Conn {
   bool recv_armed = false;
   bool send_armed = false;
   bool saw_response_byte = false;
+  bool interim = false;   // parsing a 1xx interim answer: skipped, the final one follows
   bool in_field = false;  // llhttp is delivering a response header name
   std::string head;       // request line and the headers llmgw sets
   iovec iov[8];
@@ -188,6 +189,7 @@ struct ClientConn : Conn {
   bool is_sse = false;
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
+  uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
   uint64_t last_chunk_us = 0;
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
