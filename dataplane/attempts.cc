@@ -196,13 +196,20 @@ LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, ErrorKind kind,
     return SendError(c, c->last_error_status, msg, "upstream_error", nullptr,
                      c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
   }
-  // Bytes already went to the client: end the stream with an error event, then close.
+  EndCommittedWithError(c, msg, "upstream_error", kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
+}
+
+LLMGW_PART_INLINE void WorkerImpl::EndCommittedWithError(ClientConn* c, const char* msg, const char* type, const char* code) {
+  if (c->up) ReleaseUpstream(c, false);
   c->close_after_send = true;
   if (c->is_sse && (c->chunked_out || c->close_delimited)) {
-    char ev[256];
+    // The event must start on a line of its own, after a blank line: glued onto an event
+    // the upstream left half-written, SSE parsers would never see it.
+    const char* sep = c->sse_tail[1] != '\n' ? "\n\n" : c->sse_tail[0] != '\n' ? "\n" : "";
+    char ev[320];
     int n = std::snprintf(ev, sizeof(ev),
-                          "event: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                          msg, kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
+                          "%sevent: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}\n\n",
+                          sep, msg, type, code);
     if (c->chunked_out) {
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);

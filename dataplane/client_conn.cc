@@ -189,7 +189,10 @@ LLMGW_PART_INLINE void WorkerImpl::FinishRequest(ClientConn* c) {
   EndRequestStats(c, c->status);
   ReleaseRequest(c);
   c->busy = false;
-  if (c->close_after_send || draining_) {
+  // An answer that said keep-alive keeps the connection even when a drain began while it
+  // was sent: the client may already be sending its next request on it, which is then
+  // answered with `Connection: close` (or the connection closes idle after the grace).
+  if (c->close_after_send) {
     CloseClient(c);
     return;
   }

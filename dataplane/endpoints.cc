@@ -27,6 +27,7 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->chunked_out = false;
   c->close_delimited = false;
   c->is_sse = false;
+  c->sse_tail[0] = c->sse_tail[1] = '\n';
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
@@ -102,7 +103,9 @@ LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::str
     o.append("\r\nRetry-After: ");
     AppendUint(&o, c->retry_after_s);
   }
-  o.append(c->close_after_send || draining_ ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+  // Draining: this answer says `Connection: close`, and the connection closes after it.
+  if (draining_) c->close_after_send = true;
+  o.append(c->close_after_send ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
 }
 
 LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {

@@ -94,6 +94,13 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n
     c->h->out.append(at, n);
   }
   w->ScanUsage(c, std::string_view(at, n));
+  if (c->is_sse) {
+    for (size_t i = n > 4 ? n - 4 : 0; i < n; ++i) {
+      if (at[i] == '\r') continue;
+      c->sse_tail[0] = c->sse_tail[1];
+      c->sse_tail[1] = at[i];
+    }
+  }
   return 0;
 }
 

@@ -29,6 +29,9 @@ constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kCqEntries = 16384;
 constexpr uint32_t kMaxIdlePerBackend = 64;
 constexpr uint32_t kTickMs = 10;
+// After SIGTERM, idle keep-alive connections stay open this long (at most drain_ms) so a
+// request already on its way on one is answered rather than lost.
+constexpr uint64_t kDrainIdleGraceMs = 1000;
 
 inline uint64_t ClockUs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -187,6 +190,8 @@ struct ClientConn : Conn {
   bool http10 = false;
   bool close_delimited = false;  // the answer's body ends when the connection closes
   bool is_sse = false;
+  // The last two bytes relayed of an SSE body, '\r' skipped ("\n\n": between events).
+  char sse_tail[2] = {'\n', '\n'};
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
   uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
