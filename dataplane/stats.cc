@@ -30,6 +30,10 @@ LLMGW_PART_INLINE void WorkerImpl::CountUpErr(uint16_t slot, shm::UpstreamErr e)
 
 LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   if (status == 0) status = 499;
+  if (c->addr_counted) {
+    addr_limiter_.Release(c->addr_key);
+    c->addr_counted = false;
+  }
   uint64_t us = NowUs() - c->start_us;
   shm::Bump(stats_->requests_total);
   shm::Observe(stats_->latency, us);

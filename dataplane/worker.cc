@@ -301,6 +301,14 @@ LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
 }
 
 LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
+  if (c->send_deadline_ms && now >= c->send_deadline_ms) {
+    // The client stopped (or nearly stopped) reading: drop it, which frees its backend
+    // slot, rather than let it hold the slot until total_ms.
+    shm::Bump(stats_->errors_by_kind[static_cast<int>(ErrorKind::kClientTooSlow)]);
+    LOG_DEBUG("client too slow to read; closing", {{"thread", index_}, {"client_send_ms", cfg_.gateway.timeouts.client_send_ms}});
+    CloseClient(c);
+    return;
+  }
   if (c->busy) {
     if (c->queued) return;  // the admission queue has its own deadline
     if (c->retry_at_ms && now >= c->retry_at_ms) {
@@ -445,6 +453,11 @@ LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
     c = new ClientConn();
   }
   c->fd = fd;
+  if (addr_limiter_.enabled()) {  // one getpeername per connection, only when capped
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr_key = ClientAddressLimiter::KeyOf(ss);
+  }
   ++live_conns_;
   llhttp_init(&c->parser, HTTP_REQUEST, &client_settings_);
   c->parser.data = this;

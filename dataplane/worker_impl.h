@@ -20,6 +20,7 @@
 #include "common/routing/admission.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
+#include "dataplane/client_address_limiter.h"
 #include "dataplane/http_text.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
@@ -257,6 +258,10 @@ class WorkerImpl {
   // This thread's share of gateway.max_connections (at least 1).
   size_t max_clients_ = std::max<size_t>(1, cfg_.gateway.max_connections / cfg_.gateway.EffectiveThreads());
   uint64_t rejected_conns_ = 0;     // connections closed at accept over that share
+  // gateway.max_requests_per_client, this thread's share (rounded up).
+  ClientAddressLimiter addr_limiter_{
+      (cfg_.gateway.max_requests_per_client + cfg_.gateway.EffectiveThreads() - 1) / cfg_.gateway.EffectiveThreads(),
+      static_cast<uint32_t>(std::min<size_t>(max_clients_, 1u << 20))};
   uint64_t next_reject_log_ms_ = 0;
   uint64_t recv_no_buffers_ = 0;    // client recvs that found the buffer ring empty (ENOBUFS)
   bool draining_ = false;

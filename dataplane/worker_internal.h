@@ -167,6 +167,9 @@ struct ClientConn : Conn {
   size_t list_index = 0;  // position in the worker's client list
   size_t out_off = 0;
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
+  uint64_t send_deadline_ms = 0;  // what we queued must be taken by then (client_send_ms)
+  uint64_t addr_key = 0;          // ClientAddressLimiter key of the peer (0: not tracked)
+  bool addr_counted = false;      // the current request counts against its address
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
 
   // --- current request (parsing) ---

@@ -282,5 +282,93 @@ TEST(HardeningTest, ErrorEventAfterAHalfWrittenSseLineStartsOnItsOwn) {
   EXPECT_EQ(r2.body.find("\n\n\n"), std::string::npos) << r2.body;
 }
 
+
+// A client that stops reading its stream holds the backend slot only for
+// timeouts.client_send_ms, not until total_ms: before, with every slot held by such
+// clients every other client got 429 after the queue timeout.
+TEST(HardeningTest, AClientThatStopsReadingLosesItsSlot) {
+  TestUpstream::Options o;
+  o.events = 3000;
+  o.event_pad = 16000;  // ~48 MB: fills every socket buffer on the way
+  TestUpstream up(o);
+  Gateway gw("models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(up.port()) +
+                 "\", max_concurrent: 1 }\n",
+             "  timeouts: { client_send_ms: 300 }\n  admission: { queue_size: 4, queue_timeout_ms: 4000 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int stalled = ConnectTo(gw.port());
+  int small = 4096;
+  setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  SendAll(stalled, Post("/v1/chat/completions", kStreamChat));  // and never read
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  uint64_t t0 = MonoMs();
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat), 6000);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(MonoMs() - t0, 2500u) << "served once the stalled reader was dropped";
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  shm::StatsTotals t;
+  SumStatsNow(gw, &t);
+  EXPECT_EQ(t.errors_by_kind[static_cast<int>(ErrorKind::kClientTooSlow)], 1u);
+  ::close(stalled);
+}
+
+int ConnectFrom(const char* ip, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// gateway.max_requests_per_client: one address beyond its cap gets 429, another address
+// is served, and the cap frees up as requests end.
+TEST(HardeningTest, RequestsPerClientAddressAreCapped) {
+  TestUpstream::Options o;
+  o.events = 4;
+  o.interval_ms = 150;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), "  max_requests_per_client: 2\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int a1 = ConnectFrom("127.0.0.1", gw.port());
+  int a2 = ConnectFrom("127.0.0.1", gw.port());
+  ASSERT_GE(a1, 0);
+  ASSERT_GE(a2, 0);
+  SendAll(a1, Post("/v1/chat/completions", kStreamChat));
+  SendAll(a2, Post("/v1/chat/completions", kStreamChat));
+  std::string b1, b2;
+  ASSERT_TRUE(ReadUntil(a1, &b1, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  ASSERT_TRUE(ReadUntil(a2, &b2, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  int a3 = ConnectFrom("127.0.0.1", gw.port());
+  SendAll(a3, Post("/v1/chat/completions", kChat));
+  std::string b3;
+  Response over = ReadResponse(a3, &b3, 3000);
+  EXPECT_EQ(over.status, 429) << over.body;
+  EXPECT_NE(over.body.find("\"code\":\"rate_limit_exceeded\""), std::string::npos) << over.body;
+  int other = ConnectFrom("127.0.0.2", gw.port());
+  ASSERT_GE(other, 0);
+  SendAll(other, Post("/v1/chat/completions", kChat));
+  std::string bo;
+  EXPECT_EQ(ReadResponse(other, &bo, 3000).status, 200) << "another address is not capped";
+  ::close(other);
+  // Once the streams end, the address is below its cap again.
+  ASSERT_TRUE(ReadUntil(a1, &b1, [](const std::string& b) { return b.find("0\r\n\r\n") != std::string::npos; }, 5000));
+  ASSERT_TRUE(ReadUntil(a2, &b2, [](const std::string& b) { return b.find("0\r\n\r\n") != std::string::npos; }, 5000));
+  SendAll(a3, Post("/v1/chat/completions", kChat));
+  Response again = ReadResponse(a3, &b3, 3000);
+  EXPECT_EQ(again.status, 200) << again.body;
+  ::close(a1);
+  ::close(a2);
+  ::close(a3);
+}
+
 }  // namespace
 }  // namespace llmgw::testing
