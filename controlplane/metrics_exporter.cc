@@ -22,6 +22,7 @@
 #include <limits>
 #include <map>
 #include <thread>
+#include <unordered_map>
 
 #include "common/log.h"
 #include "common/snapshot_builder.h"
@@ -260,15 +261,12 @@ void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<
   }
   // A backend's rows are the slots whose key is its key (a slot keeps its backend across
   // reloads; a reused slot's row names its new backend once a thread has counted for it).
+  std::unordered_map<uint64_t, shm::BackendTotals> by_key;
+  for (const auto& row : st.backends)
+    if (row.key != 0) AddTotals(row, &by_key[row.key]);
   for (const auto& [url, key] : backends) {
-    shm::BackendTotals sum;
-    bool seen = false;
-    for (const auto& row : st.backends) {
-      if (row.key != key) continue;
-      seen = true;
-      AddTotals(row, &sum);
-    }
-    if (seen) shm::VisitBackendStats(sum, RowExporter{&fams, {{"url", url}}});
+    auto it = by_key.find(key);
+    if (it != by_key.end()) shm::VisitBackendStats(it->second, RowExporter{&fams, {{"url", url}}});
   }
 }
 
