@@ -13,6 +13,8 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/systemd_notify.h"
+#include "common/writer_lock.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/controller.h"
 #include "controlplane/fleet.h"
@@ -67,6 +69,7 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   }
   std::atomic<bool> stop{false};
   std::thread loop([&] { agent.Run(stop); });
+  llmgw::NotifyReady("agent of " + controller);
   for (;;) {
     int sig;
     if (NextSignalIsShutdown(set, &sig)) break;
@@ -120,6 +123,15 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // One snapshot writer per instance, controller or agent: a second llmcd refuses here,
+  // before it touches the shm object.
+  auto writer_lock = WriterLock::Acquire(cr.config.ShmName());
+  if (!writer_lock.ok()) {
+    LOG_ERROR("cannot start: one llmcd per instance (stop the other, or give this one another `instance:`)",
+              {{"error", writer_lock.error().message()}});
+    return 1;
+  }
+
   if (agent_of.empty() && cr.config.fleet.role == "agent") agent_of = cr.config.fleet.controller;
   if (!agent_of.empty()) return RunAgent(std::move(cr.config), agent_of, set);
 
@@ -150,6 +162,7 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stop{false};
   std::thread loop([&] { controller.Run(stop); });
+  NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
   // Watch the directory, not the file: editors and config managers replace files by
   // rename, which would silently end a watch on the old inode.
@@ -191,6 +204,7 @@ int main(int argc, char** argv) {
       controller.ReloadFromFile();
     }
   }
+  NotifyStopping();
   stop = true;
   loop.join();
   LOG_DEBUG("publish loop stopped", {});
