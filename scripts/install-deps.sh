@@ -15,7 +15,9 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  googletest libgmock-dev
+  googletest libgmock-dev libsystemd-dev
+  # packaging and operations kit: .deb, unit checks, Prometheus rule tests
+  dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 bc procps
   # fuzzing and sanitizers
