@@ -19,7 +19,7 @@ PACKAGES=(
   # packaging and operations kit: .deb, unit checks, Prometheus rule tests
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
-  curl wrk nginx-light haproxy gnuplot-nox python3 bc procps
+  curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
