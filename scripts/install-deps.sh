@@ -15,7 +15,7 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  googletest libgmock-dev libsystemd-dev
+  googletest libgmock-dev libsystemd-dev python3-seccomp
   # packaging and operations kit: .deb, unit checks, Prometheus rule tests
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
