@@ -7,11 +7,13 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 
 #include "common/config.h"
+#include "common/env_overrides.h"
 #include "common/log.h"
 #include "common/systemd_notify.h"
 #include "common/writer_lock.h"
@@ -112,6 +114,8 @@ int main(int argc, char** argv) {
   }
   LogLevel lvl;
   if (ParseLogLevel(log_level.empty() ? cr.config.log_level : log_level, &lvl)) SetLogLevel(lvl);
+  for (const std::string& o : EnvOverridesInEffect())
+    LOG_INFO("config override from the environment", {{"override", o}});
 
   // Signals are taken synchronously by the main thread (sigtimedwait), so every thread
   // started below inherits the blocked mask.

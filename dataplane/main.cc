@@ -4,6 +4,7 @@
 // Prints `listening HOST:PORT` on stdout once bound and tells systemd READY=1.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "common/config.h"
+#include "common/env_overrides.h"
 #include "common/log.h"
 #include "common/shm.h"
 #include "common/systemd_notify.h"
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
   const Config& cfg = cr.config;
   LogLevel lvl;
   if (ParseLogLevel(cfg.log_level, &lvl)) SetLogLevel(lvl);
+  for (const std::string& o : EnvOverridesInEffect())
+    LOG_INFO("config override from the environment", {{"override", o}});
 
   if (Status st = dataplane::ProbeIoUring(); !st.ok()) {
     // Containers are the usual cause: Docker 25+ and containerd 2 block io_uring_setup in

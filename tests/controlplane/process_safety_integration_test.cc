@@ -190,6 +190,27 @@ TEST_F(ProcessSafetyTest, LlmcdAnswersHealthzAndGrpcHealth) {
   EXPECT_NE(HttpCall(metrics, "GET", "/healthz", "", 1000).status, 200);
 }
 
+TEST_F(ProcessSafetyTest, EnvironmentOverridesListenAndInstance) {
+  int file_port = FreePort(), env_port = FreePort();
+  std::string c = Config("env", "opse-" + suffix_, file_port, FreePort(), FreePort());
+  instances_.push_back("opsenv-" + suffix_);
+  setenv("LLMGW_LISTEN", ("127.0.0.1:" + std::to_string(env_port)).c_str(), 1);
+  setenv("LLMGW_INSTANCE", ("opsenv-" + suffix_).c_str(), 1);
+  Proc gw({LLMGW_BIN, "--config", c}, Log("env"), true);
+  unsetenv("LLMGW_LISTEN");
+  unsetenv("LLMGW_INSTANCE");
+  ASSERT_EQ(gw.port(), env_port) << ReadFile(Log("env"));
+  EXPECT_EQ(HttpCall(env_port, "GET", "/health").status, 200);
+  EXPECT_EQ(access(("/dev/shm/llmgw-opsenv-" + suffix_).c_str(), F_OK), 0) << "instance not taken from LLMGW_INSTANCE";
+  EXPECT_NE(ReadFile(Log("env")).find("LLMGW_LISTEN=127.0.0.1:" + std::to_string(env_port)), std::string::npos);
+  // A bad value stops the start with a message naming the variable.
+  setenv("LLMGW_THREADS", "many", 1);
+  Proc bad({LLMGW_BIN, "--config", c}, Log("envbad"), false);
+  unsetenv("LLMGW_THREADS");
+  EXPECT_EQ(bad.WaitExit(10000), 1);
+  EXPECT_NE(ReadFile(Log("envbad")).find("$LLMGW_THREADS"), std::string::npos) << ReadFile(Log("envbad"));
+}
+
 // A datagram socket standing in for systemd's $NOTIFY_SOCKET.
 class NotifySocket {
  public:
