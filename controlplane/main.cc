@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   SetLogComponent("llmcd");
+  UseJournalPriorities();
   ConfigResult cr = LoadConfigFile(config_path);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s", cr.ErrorText().c_str());

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty()) return Usage();
   SetLogComponent("llmgw");
+  UseJournalPriorities();
   ConfigResult cr = LoadConfigFile(config_path);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s", cr.ErrorText().c_str());
