@@ -82,6 +82,32 @@ TEST_F(ProcessSafetyTest, SighupAndSigusr1DoNotKillLlmgw) {
   EXPECT_EQ(gw.Stop(SIGTERM, 10000), 0) << ReadFile(Log("gw"));
 }
 
+// DISABLED until the workers act on g_reopen_logs (dataplane/signals.h): the one-line
+// check belongs in the worker's tick, which another change is restructuring. Enable it
+// together with that line; it fails without it (the second line lands in access.log.1).
+TEST_F(ProcessSafetyTest, DISABLED_Sigusr1ReopensTheAccessLog) {
+  std::string inst = "opsl-" + suffix_;
+  instances_.push_back(inst);
+  std::string log_path = dir_ + "/access.log";
+  std::string cfg = dir_ + "/alog.yaml";
+  WriteFileAtomically(cfg, "instance: " + inst +
+                               "\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n  access_log: { enabled: true, path: " +
+                               log_path + " }\nmodels:\n  - name: m\n    backends: [ { url: \"http://127.0.0.1:" +
+                               std::to_string(FreePort()) + "\" } ]\n");
+  Proc gw({LLMGW_BIN, "--config", cfg}, Log("alog"), true);
+  ASSERT_GT(gw.port(), 0) << ReadFile(Log("alog"));
+  EXPECT_EQ(HttpCall(gw.port(), "GET", "/no-such-path").status, 404);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log_path).find("/no-such-path") != std::string::npos; }, 3000))
+      << "the access log never got the first request";
+  ASSERT_EQ(rename(log_path.c_str(), (log_path + ".1").c_str()), 0);  // logrotate's move
+  ASSERT_EQ(kill(gw.pid(), SIGUSR1), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few worker ticks
+  EXPECT_EQ(HttpCall(gw.port(), "GET", "/after-rotation").status, 404);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(log_path).find("/after-rotation") != std::string::npos; }, 3000))
+      << "access.log: " << ReadFile(log_path) << "\naccess.log.1: " << ReadFile(log_path + ".1");
+  EXPECT_EQ(ReadFile(log_path + ".1").find("/after-rotation"), std::string::npos);
+}
+
 TEST_F(ProcessSafetyTest, AnotherInstanceCannotJoinTheListenPortTheSameInstanceCan) {
   int port = FreePort();
   std::string a = Config("a", "opsa-" + suffix_, port, FreePort(), FreePort());
