@@ -24,7 +24,7 @@ kubectl kustomize deploy/k8s >"$tmp/rendered.yaml"
 node tests/deploy/k8s/validate.mjs <"$tmp/rendered.json"
 
 /usr/bin/python3 - "$tmp" "$BIN" <<'PY'
-import json, subprocess, sys
+import json, subprocess, sys, yaml
 tmp, bin_dir = sys.argv[1], sys.argv[2]
 objs = json.load(open(f"{tmp}/rendered.json"))
 fails = []
@@ -91,6 +91,15 @@ check(all(ctl_svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["sele
 check({e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in ctl_svc["spec"]["ports"]},
       "ServiceMonitor port not on the Service")
 
+# No mount inside another mount's read-only volume (the kubelet cannot create the mount
+# point in a ConfigMap or Secret volume), and every token_file a config names is mounted.
+for d in (gw, ctl):
+    for c in pod(d)["containers"]:
+        paths = [m["mountPath"].rstrip("/") for m in c.get("volumeMounts", [])]
+        for a in paths:
+            for b in paths:
+                check(a == b or not b.startswith(a + "/"), f"{c['name']}: {b} is mounted inside {a}")
+
 # The configs in the ConfigMap are valid, and the files the pods name are in it.
 cm = by[("ConfigMap", "llmgw-config")]
 for name, text in cm["data"].items():
@@ -100,7 +109,12 @@ for name, text in cm["data"].items():
 for d in (gw, ctl):
     for c in pod(d)["containers"]:
         cfg = c["args"][c["args"].index("--config") + 1]
-        check(cfg.startswith("/etc/llmgw/") and cfg[len("/etc/llmgw/"):] in cm["data"], f"{c['name']}: {cfg} not in the ConfigMap")
+        name = cfg[len("/etc/llmgw/"):]
+        check(cfg.startswith("/etc/llmgw/") and name in cm["data"], f"{c['name']}: {cfg} not in the ConfigMap")
+        token = yaml.safe_load(cm["data"].get(name, "{}")).get("admin", {}).get("token_file", "")
+        if token and c["command"][0].endswith("llmcd"):  # llmgw does not read the admin token
+            mounts = [m["mountPath"].rstrip("/") for m in c.get("volumeMounts", [])]
+            check(any(token.startswith(m + "/") for m in mounts), f"{c['name']}: token_file {token} is not mounted")
 if fails:
     print("FAIL:\n  " + "\n  ".join(fails)); sys.exit(1)
 print(f"k8s_test: {len(objs)} objects rendered, valid and wired")
