@@ -32,7 +32,10 @@ std::string ListenClaim::Name(uint16_t port, std::string_view instance, long pid
 bool ListenClaim::FindOtherInstance(std::string_view listing, uint16_t port, std::string_view instance,
                                     std::string* other_instance, long* other_pid) {
   // Each line ends with the path; abstract names are shown with a leading '@'.
-  std::string want = "@" + std::string(kPrefix) + std::to_string(port) + ":";
+  std::string want(1, '@');  // appended piecewise: GCC 12 -O3 warns (-Wrestrict) on "@" + string
+  want += kPrefix;
+  want += std::to_string(port);
+  want += ':';
   size_t pos = 0;
   while (pos < listing.size()) {
     size_t eol = listing.find('\n', pos);
