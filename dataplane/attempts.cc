@@ -42,22 +42,19 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
     if (c->fallback_index < me.num_fallbacks && c->fallback_index < shm::kMaxFallbacks) {
       c->model_slot = me.fallbacks[c->fallback_index++];
       c->rewrite = true;  // the fallback model's name goes upstream
-      shm::Bump(stats_->models[c->orig_model_slot].fallbacks);
+      stats_.Fallback(c->orig_model_slot);
       continue;
     }
     break;
   }
   if (slot == routing::kNoBackend) {
-    if (c->last_error_status) {
-      return SendError(c, c->last_error_status, c->last_error_msg ? c->last_error_msg : "upstream failed",
-                       "upstream_error", nullptr, c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
-    }
+    if (c->last_error.kind() != ErrorKind::kNone) return SendFailure(c, c->last_error);
     // Every backend is busy (not broken): wait in the admission queue for a free slot.
     if (c->attempts == 0 && admission_ && router_.AllAtCapacity(c->orig_model_slot, local_))
       return Enqueue(c);
-    shm::Bump(stats_->models[c->orig_model_slot].rejected);
-    return SendError(c, 503, "no eligible backend for this model", "service_unavailable", nullptr,
-                     "no_backend");
+    stats_.NoBackend(c->orig_model_slot);
+    return SendFailure(c, Error(ErrorKind::kNoBackend, ErrorSide::kInternal, false,
+                                "no eligible backend for this model"));
   }
   if (c->tried_count < 16) c->tried[c->tried_count++] = static_cast<uint16_t>(slot);
   ++c->attempts;
@@ -65,11 +62,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   c->current_backend = slot;
   ++local_[slot].in_flight;
   ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
-  auto& bs = stats_->backends[slot];
-  if (bs.key.load(std::memory_order_relaxed) != be.key) shm::Set(bs.key, be.key);
-  shm::Bump(bs.picks);
-  shm::Bump(bs.requests);
-  shm::Set(bs.in_flight, local_[slot].in_flight);
+  stats_.BackendPicked(slot, be.key, local_[slot].in_flight);
   c->first_byte_us = 0;
 
   UpstreamConn* u = nullptr;
@@ -89,7 +82,9 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
     u->reused = true;
   } else {
     u = NewUpstream(slot, be);
-    if (!u) return UpstreamFailed(c, ErrorKind::kConnectFailed, "cannot create upstream socket", true);
+    if (!u)
+      return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
+                                     "cannot create upstream socket"));
   }
   u->client = c;
   c->up = u;
@@ -98,6 +93,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   u->parser.data = this;
   u->saw_response_byte = false;
   u->in_field = false;
+  if (u->error.kind() != ErrorKind::kNone) u->error = Error();
   c->h->up_head.clear();
   c->h->up_conn_tokens.Clear();
   c->h->up_has_cache_control = false;
@@ -125,7 +121,7 @@ LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
   c->model_slot = c->orig_model_slot;
   c->fallback_index = 0;
   c->rewrite = c->alias_rewrite;
-  shm::Bump(stats_->admission_queued);
+  stats_.AdmissionQueued();
   if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
     ClientConn* e = reinterpret_cast<ClientConn*>(evicted);
     e->queued = false;
@@ -134,11 +130,10 @@ LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
 }
 
 LLMGW_PART_INLINE void WorkerImpl::RejectOverloaded(ClientConn* c) {
-  shm::Bump(stats_->admission_rejected);
-  shm::Bump(stats_->models[c->orig_model_slot].rejected);
+  stats_.AdmissionRejected(c->orig_model_slot);
   c->retry_after_s = admission_->RetryAfterSeconds();
-  SendError(c, 429, "every backend of this model is at capacity; retry later", "rate_limit_error", nullptr,
-            "overloaded");
+  SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
+                       "every backend of this model is at capacity; retry later"));
 }
 
 // A backend slot freed up: let the best waiter try again (one per freed slot).
@@ -168,39 +163,39 @@ LLMGW_PART_INLINE void WorkerImpl::RetryStale(ClientConn* c) {
   StartAttempt(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, ErrorKind kind, const char* msg, bool retryable) {
-  shm::Bump(stats_->errors_by_kind[static_cast<int>(kind)]);
+// The one place a failed attempt is judged. Before the answer is committed: retry on
+// another backend when the error allows it and retries are left, else the client gets the
+// error's reply (error_reply.h). After: end the stream with an SSE error event and close.
+LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
+  stats_.CountError(e.kind());
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;
   if (!c->committed) {
-    c->last_error_status = kind == ErrorKind::kTimeout ? 504
-                           : (kind == ErrorKind::kUpstreamStatus && up_fail_status_ == 429) ? 429
-                                                                                              : 502;
-    c->last_error_msg = msg;
+    c->last_error = e;
     if (!c->send_armed) {  // only a 100 Continue can be queued before the commit
       c->h->out.clear();
       c->out_off = 0;
     }
     uint32_t retries_max = snap_->limits.retries_max;
-    if (retryable && c->attempts <= retries_max && !draining_) {
-      shm::Bump(stats_->retries);
-      shm::Bump(stats_->models[c->orig_model_slot].retries);
+    if (e.retryable() && c->attempts <= retries_max && !draining_) {
+      stats_.Retry(c->orig_model_slot);
       uint32_t backoff = snap_->limits.retries_backoff_ms << (c->attempts > 0 ? c->attempts - 1 : 0);
       backoff += static_cast<uint32_t>(NextRandom() % (backoff / 2 + 1));  // jitter
       if (backoff == 0) return StartAttempt(c);
       c->retry_at_ms = NowMs() + backoff;
       return;
     }
-    return SendError(c, c->last_error_status, msg, "upstream_error", nullptr,
-                     c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
+    return SendFailure(c, e);
   }
   // Bytes already went to the client: end the stream with an error event, then close.
+  ErrorReply reply = ReplyFor(e);
   c->close_after_send = true;
   if (c->is_sse && (c->chunked_out || c->close_delimited)) {
     char ev[256];
     int n = std::snprintf(ev, sizeof(ev),
-                          "event: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                          msg, kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
+                          "event: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"%.*s\",\"param\":null,\"code\":\"%.*s\"}}\n\n",
+                          e.message(), static_cast<int>(reply.type.size()), reply.type.data(),
+                          static_cast<int>(reply.code.size()), reply.code.data());
     if (c->chunked_out) {
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);

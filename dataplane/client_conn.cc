@@ -67,11 +67,11 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t
     if (has_buf) ReturnRecvBuf(bid);
     // The client left (or reset). Whatever we do for it stops now, upstream included.
     c->peer_closed = true;
-    if (c->busy && !c->response_done) shm::Bump(stats_->errors_by_kind[static_cast<int>(ErrorKind::kClientGone)]);
+    if (c->busy && !c->response_done) stats_.CountError(ErrorKind::kClientGone);
     CloseClient(c);
     return;
   }
-  shm::Bump(stats_->bytes_in, static_cast<uint64_t>(res));
+  stats_.ClientBytesIn(static_cast<uint64_t>(res));
   if (has_buf) {
     FeedClient(c, RecvBuf(bid), static_cast<size_t>(res));
     ReturnRecvBuf(bid);
@@ -112,7 +112,7 @@ LLMGW_PART_INLINE void WorkerImpl::CloseClient(ClientConn* c) {
   clients_[i] = clients_.back();
   clients_[i]->list_index = i;
   clients_.pop_back();
-  shm::Set(stats_->connections_open, clients_.size());
+  stats_.ConnectionClosed(clients_.size());
   MaybeFree(c);
 }
 
@@ -137,7 +137,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
   }
   c->out_off += static_cast<size_t>(res);
   c->bytes_out += static_cast<uint64_t>(res);
-  shm::Bump(stats_->bytes_out, static_cast<uint64_t>(res));
+  stats_.ClientBytesOut(static_cast<uint64_t>(res));
   if (c->out_off < c->h->out.size()) return QueueSend(c);
   c->h->out.clear();
   c->out_off = 0;

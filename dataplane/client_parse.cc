@@ -35,14 +35,11 @@ LLMGW_PART_INLINE size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p,
   c->discard_input = true;
   c->pending.clear();
   c->pending_off = 0;
-  if (c->parse_error_status) {
-    SendError(c, c->parse_error_status, c->parse_error_msg, "invalid_request_error", nullptr,
-              c->parse_error_code, true);
-  } else {
-    char msg[160];
-    std::snprintf(msg, sizeof(msg), "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
-    SendError(c, 400, msg, "invalid_request_error", nullptr, "bad_request", true);
+  if (c->parse_error.kind() == ErrorKind::kNone) {
+    c->parse_error = Error(ErrorKind::kBadRequest, ErrorSide::kDownstream, false, "malformed HTTP request: %s",
+                           llhttp_get_error_reason(&c->parser));
   }
+  SendFailure(c, c->parse_error, true);
   return n;
 }
 
@@ -75,7 +72,6 @@ LLMGW_PART_INLINE int WorkerImpl::OnMessageBegin(llhttp_t* p) {
   c->h->conn_tokens.Clear();
   c->h->has_content_type = false;
   c->h->body.clear();
-  c->parse_error_status = 0;
   return 0;
 }
 
@@ -83,9 +79,7 @@ LLMGW_PART_INLINE int WorkerImpl::HeadLimit(llhttp_t* p, size_t n) {
   ClientConn* c = Cur(p);
   c->head_bytes += n;
   if (c->head_bytes > self(p)->cfg_.gateway.max_header_bytes) {
-    c->parse_error_status = 431;
-    c->parse_error_msg = "request headers too large";
-    c->parse_error_code = "header_too_large";
+    c->parse_error = Error(ErrorKind::kHeaderTooLarge, ErrorSide::kDownstream, false, "request headers too large");
     return -1;
   }
   return 0;
@@ -99,9 +93,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUrl(llhttp_t* p, const char* at, size_t n) {
 // Header names and values are appended straight to the forwarded lines; a header that
 // must not go upstream is cut off again when its value is complete.
 LLMGW_PART_INLINE int WorkerImpl::HeaderTooLarge(ClientConn* c) {
-  c->parse_error_status = 431;
-  c->parse_error_msg = "request headers too large";
-  c->parse_error_code = "header_too_large";
+  c->parse_error = Error(ErrorKind::kHeaderTooLarge, ErrorSide::kDownstream, false, "request headers too large");
   return -1;
 }
 
@@ -187,16 +179,12 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   if (c->h->conn_tokens.len) RemoveConnectionNamed(&c->h->fwd, c->h->conn_tokens.View());
   // Request smuggling defence: both framings at once is refused outright.
   if (c->has_cl && c->has_te) {
-    c->parse_error_status = 400;
-    c->parse_error_msg = "Content-Length together with Transfer-Encoding is not allowed";
-    c->parse_error_code = "bad_request";
+    c->parse_error = Error(ErrorKind::kBadRequest, ErrorSide::kDownstream, false, "Content-Length together with Transfer-Encoding is not allowed");
     return -1;
   }
   uint64_t max_body = w->MaxBody();
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max_body) {
-    c->parse_error_status = 413;
-    c->parse_error_msg = "request body exceeds max_body_bytes";
-    c->parse_error_code = "payload_too_large";
+    c->parse_error = Error(ErrorKind::kPayloadTooLarge, ErrorSide::kDownstream, false, "request body exceeds max_body_bytes");
     return -1;
   }
   c->deadline_ms = NowMs() + w->cfg_.gateway.timeouts.client_body_ms;
@@ -215,9 +203,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
 LLMGW_PART_INLINE int WorkerImpl::OnBody(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
   if (c->h->body.size() + n > self(p)->MaxBody()) {
-    c->parse_error_status = 413;
-    c->parse_error_msg = "request body exceeds max_body_bytes";
-    c->parse_error_code = "payload_too_large";
+    c->parse_error = Error(ErrorKind::kPayloadTooLarge, ErrorSide::kDownstream, false, "request body exceeds max_body_bytes");
     return -1;
   }
   c->h->body.append(at, n);

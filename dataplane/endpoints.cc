@@ -39,8 +39,7 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->retry_at_ms = 0;
   c->up_deadline_ms = 0;
   c->total_deadline_ms = 0;
-  c->last_error_status = 0;
-  c->last_error_msg = nullptr;
+  if (c->last_error.kind() != ErrorKind::kNone) c->last_error = Error();
   c->bytes_in = c->bytes_out = 0;
   c->prompt_tokens = c->completion_tokens = 0;
   c->current_backend = -1;
@@ -114,7 +113,7 @@ LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::str
 
 // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
 LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
-               const char* param, const char* code, bool fatal) {
+               const char* param, std::string_view code, bool fatal) {
   if (!c->busy) BeginResponse(c);
   if (fatal) c->close_after_send = true;
   std::string& b = scratch_;
@@ -126,9 +125,14 @@ LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::str
   b.append(",\"param\":");
   if (param) AppendJsonString(&b, param); else b.append("null");
   b.append(",\"code\":");
-  if (code) AppendJsonString(&b, code); else b.append("null");
+  AppendJsonString(&b, code);
   b.append("}}");
   SendLocal(c, status, b);
+}
+
+LLMGW_PART_INLINE void WorkerImpl::SendFailure(ClientConn* c, const Error& e, bool fatal) {
+  ErrorReply r = ReplyFor(e);
+  SendError(c, r.status, e.message(), r.type, nullptr, r.code, fatal);
 }
 
 LLMGW_PART_INLINE bool WorkerImpl::AnyEligible() {
@@ -195,8 +199,8 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   bool get = method == HTTP_GET || method == HTTP_HEAD;
   bool post = method == HTTP_POST;
   auto wrong_method = [&] {
-    SendError(c, 405, "method not allowed on this path", "invalid_request_error", nullptr,
-              "method_not_allowed");
+    SendFailure(c, Error(ErrorKind::kMethodNotAllowed, ErrorSide::kDownstream, false,
+                         "method not allowed on this path"));
   };
   if (path == "/health") {
     if (!get) return wrong_method();
@@ -217,7 +221,7 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   else if (path == "/v1/completions") api = "/v1/completions";
   else if (path == "/v1/embeddings") api = "/v1/embeddings";
   if (!api) {
-    return SendError(c, 404, "unknown path", "invalid_request_error", nullptr, "not_found");
+    return SendFailure(c, Error(ErrorKind::kNotFound, ErrorSide::kDownstream, false, "unknown path"));
   }
   if (!post) return wrong_method();
   std::memcpy(c->api_path, api, std::strlen(api) + 1);  // every api path fits
@@ -244,6 +248,11 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
     return SendError(c, 400, "model must be a non-empty string", "invalid_request_error", "model",
                      "invalid_model");
   }
+  if (f.model_too_long) {
+    char msg[96];
+    std::snprintf(msg, sizeof(msg), "model name is longer than %zu bytes", kMaxModelName);
+    return SendError(c, 400, msg, "invalid_request_error", "model", "invalid_model");
+  }
   bool via_alias = false;
   int m = FindModel(f.Model(), &via_alias);
   if (m < 0) {
@@ -259,7 +268,7 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   c->streaming = f.stream;
   c->h->user.Clear();
   c->h->user.Append(f.user, f.user_len);
-  shm::Bump(stats_->models[m].active);
+  stats_.RequestRouted(m);
   const auto& lim = snap_->limits;
   if (lim.total_ms) c->total_deadline_ms = NowMs() + lim.total_ms;
   StartAttempt(c);

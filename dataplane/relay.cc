@@ -40,26 +40,24 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
       return;
     }
     if (u->reused && !u->saw_response_byte) return RetryStale(c);
-    CountUpErr(u->slot, shm::UpstreamErr::kReset);
-    return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream closed the connection", true);
+    stats_.UpstreamError(u->slot, shm::UpstreamErr::kReset);
+    return UpstreamFailed(c, Error(ErrorKind::kConnectionReset, ErrorSide::kUpstream, true,
+                                   "upstream closed the connection"));
   }
   u->saw_response_byte = true;
-  shm::Bump(stats_->backends[u->slot].bytes_in, static_cast<uint64_t>(res));
+  stats_.UpstreamBytesIn(u->slot, static_cast<uint64_t>(res));
   if (!c->committed) SetUpDeadline(c, 3, snap_->limits.idle_ms);
   else SetUpDeadline(c, 3, snap_->limits.idle_ms);
   current_up_ = u;
-  up_fail_ = false;
   llhttp_errno_t e = llhttp_execute(&u->parser, u->in, static_cast<size_t>(res));
   current_up_ = nullptr;
-  if (up_fail_) {
-    // 5xx / 429 before anything reached the client: try elsewhere.
-    return UpstreamFailed(c, ErrorKind::kUpstreamStatus, up_fail_msg_, true);
-  }
+  // 5xx / 429 before anything reached the client: the callback made the error.
+  if (u->error.kind() != ErrorKind::kNone) return UpstreamFailed(c, u->error);
   if (e != HPE_OK && e != HPE_PAUSED) {
-    CountUpErr(u->slot, shm::UpstreamErr::kProtocol);
-    return UpstreamFailed(c, ErrorKind::kUpstreamProtocol,
-                          c->h->up_overflow ? "upstream response headers too large" : "upstream sent invalid HTTP",
-                          false);
+    stats_.UpstreamError(u->slot, shm::UpstreamErr::kProtocol);
+    return UpstreamFailed(c, Error(ErrorKind::kUpstreamProtocol, ErrorSide::kUpstream, false, "%s",
+                                   c->h->up_overflow ? "upstream response headers too large"
+                                                     : "upstream sent invalid HTTP"));
   }
   if (c->response_done) {
     bool keep = llhttp_should_keep_alive(&u->parser);
@@ -79,7 +77,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n
   WorkerImpl* w = self(p);
   ClientConn* c = CurUp(p)->client;
   uint64_t now = NowUs();
-  if (c->is_sse && c->last_chunk_us) shm::Observe(w->stats_->inter_token, now - c->last_chunk_us);
+  if (c->is_sse && c->last_chunk_us) w->stats_.InterToken(now - c->last_chunk_us);
   c->last_chunk_us = now;
   if (c->chunked_out) {
     char hex[20];

@@ -46,12 +46,26 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
     Done();
     return true;
   }
-  bool Double(double d) { return Int64(static_cast<int64_t>(d)); }
+  // Any number may be a double ("temperature": 1e300); only the priority field is turned
+  // into an integer, clamped first: a double outside int64's range cast to int64 is
+  // undefined behaviour.
+  bool Double(double d) {
+    if (!(AtTop() && pending == Field::kPriority)) return Default();
+    int64_t v;
+    if (d != d) v = 0;                                  // NaN (not valid JSON; be safe)
+    else if (d >= 9223372036854775808.0) v = INT64_MAX;  // 2^63 and above
+    else if (d < -9223372036854775808.0) v = INT64_MIN;
+    else v = static_cast<int64_t>(d);
+    return Int64(v);
+  }
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (AtTop()) {
       if (pending == Field::kModel) {
         out->model_is_string = true;
-        out->model_len = std::min<size_t>(len, sizeof(out->model) - 1);
+        // A longer name can match no model (shm holds kMaxModelName bytes): the caller
+        // answers 400 instead of looking up a truncated name.
+        out->model_too_long = len > kMaxModelName;
+        out->model_len = std::min<size_t>(len, kMaxModelName);
         std::memcpy(out->model, s, out->model_len);
         // The raw value starts at the first quote after the key's colon.
         size_t end = stream->Tell();

@@ -43,7 +43,7 @@ LLMGW_PART_INLINE UpstreamConn* WorkerImpl::NewUpstream(int slot, const shm::Bac
     std::memcpy(&a->sin6_addr, be.addr, 16);
     u->addr_len = sizeof(sockaddr_in6);
   }
-  shm::Bump(stats_->backends[slot].upstream_connects);
+  stats_.UpstreamConnect(slot);
   return u;
 }
 
@@ -104,8 +104,8 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
   if (res < 0) {
     LOG_DEBUG("upstream connect failed", {{"backend", std::string_view(snap_->backends[u->slot].id)},
                                           {"error", strerror(-res)}});
-    CountUpErr(u->slot, shm::UpstreamErr::kConnect);
-    return UpstreamFailed(c, ErrorKind::kConnectFailed, "upstream connect failed", true);
+    stats_.UpstreamError(u->slot, shm::UpstreamErr::kConnect);
+    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kUpstream, true, "upstream connect failed"));
   }
   u->connected = true;
   SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
@@ -119,11 +119,12 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
   ClientConn* c = u->client;
   if (res < 0) {
     if (u->reused) return RetryStale(c);
-    CountUpErr(u->slot, shm::UpstreamErr::kReset);
-    return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream reset while sending", true);
+    stats_.UpstreamError(u->slot, shm::UpstreamErr::kReset);
+    return UpstreamFailed(c, Error(ErrorKind::kConnectionReset, ErrorSide::kUpstream, true,
+                                   "upstream reset while sending"));
   }
   size_t n = static_cast<size_t>(res);
-  shm::Bump(stats_->backends[u->slot].bytes_out, n);
+  stats_.UpstreamBytesOut(u->slot, n);
   // Advance over what was sent; resubmit the rest.
   int i = 0;
   while (i < u->iov_cnt && n >= u->iov[i].iov_len) n -= u->iov[i++].iov_len;
@@ -222,10 +223,9 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   ClientConn* c = u->client;
   int status = p->status_code;
   if ((status >= 500 || status == 429) && !c->committed) {
-    w->CountUpErr(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
-    std::snprintf(w->up_fail_msg_, sizeof(w->up_fail_msg_), "upstream answered %d", status);
-    w->up_fail_status_ = status;
-    w->up_fail_ = true;
+    w->stats_.UpstreamError(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
+    u->error = Error(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "upstream answered %d", status);
+    u->error.set_upstream_status(static_cast<uint16_t>(status));
     return -1;
   }
   bool chunked = p->flags & F_CHUNKED;
@@ -234,7 +234,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   c->chunked_out = !has_len && !c->http10;  // HTTP/1.0: close-delimited, see WriteHead
   c->first_byte_us = NowUs();
   if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
-  w->ObserveTtftOnce(c);
+  if (c->current_backend >= 0) w->stats_.FirstByte(c->current_backend, c->first_byte_us - c->start_us);
   w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1, c->h->up_head);
   c->status = status;
   return 0;
@@ -266,7 +266,7 @@ LLMGW_PART_INLINE void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
   if (local_[slot].in_flight) --local_[slot].in_flight;
   if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
   ++admit_credits_;
-  shm::Set(stats_->backends[slot].in_flight, local_[slot].in_flight);
+  stats_.BackendInFlight(slot, local_[slot].in_flight);
   if (keep && !u->recv_armed && !u->send_armed && !draining_ && idle_[slot].size() < kMaxIdlePerBackend) {
     u->reused = false;
     idle_[slot].push_back(u);

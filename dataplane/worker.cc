@@ -59,20 +59,13 @@ LLMGW_PART_INLINE Status WorkerImpl::Init() {
   }
   if (r < 0) return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "io_uring_queue_init: %s", strerror(-r));
   ring_ok_ = true;
-  if (cfg_.gateway.access_log.enabled && !cfg_.gateway.access_log.path.empty()) {
-    access_fd_ = ::open(cfg_.gateway.access_log.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (access_fd_ < 0)
-      return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "gateway.access_log.path %s: %s",
-                   cfg_.gateway.access_log.path.c_str(), strerror(errno));
-  }
+  if (Status st = access_log_.Open(cfg_.gateway.access_log); !st.ok()) return st;
   if (!(p.features & IORING_FEAT_EXT_ARG))
     return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
                  "kernel io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)");
   if (Status st = SetupRecvBuffers(); !st.ok()) return st;
-  Error err;
-  stats_ = shm::ClaimStatsSlot(region_, index_, &err);
-  if (!stats_) return err;
-  router_.SetPrefixReport(stats_->prefix_report, shm::kPrefixReportEntries);
+  if (Status st = stats_.Claim(region_, index_, cfg_.circuit_breaker.slow_call_ms); !st.ok()) return st;
+  router_.SetPrefixReport(stats_.slot()->prefix_report, shm::kPrefixReportEntries);
   snap_ = std::make_unique<shm::Snapshot>();
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);
@@ -254,11 +247,11 @@ LLMGW_PART_INLINE void WorkerImpl::RefreshSnapshot() {
   has_snapshot_ = true;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
   router_.OnSnapshot(*snap_);
-  shm::Set(stats_->snapshot_generation, reader_.generation());
+  stats_.SnapshotCopied(reader_.generation());
 }
 
 LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
-  shm::Set(stats_->heartbeat_unix_ms, shm::NowUnixMs());
+  stats_.Heartbeat(shm::NowUnixMs());
   if (accept_backoff_) {
     accept_backoff_ = false;
     if (!accept_armed_ && !draining_ && listen_fd_ >= 0) ArmAccept();
@@ -288,20 +281,21 @@ LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
       return;
     }
     if (c->total_deadline_ms && now >= c->total_deadline_ms) {
-      return UpstreamFailed(c, ErrorKind::kTimeout, "request exceeded the total timeout", false);
+      return UpstreamFailed(c, Error(ErrorKind::kTimeout, ErrorSide::kUpstream, false,
+                                     "request exceeded the total timeout"));
     }
     if (c->up && c->up_deadline_ms && now >= c->up_deadline_ms) {
       bool retry = c->up_deadline_kind == 1;  // connect timeouts are safe to retry
       const char* what = c->up_deadline_kind == 1   ? "upstream connect timed out"
                          : c->up_deadline_kind == 2 ? "upstream first byte timed out"
                                                     : "upstream idle timeout";
-      return UpstreamFailed(c, ErrorKind::kTimeout, what, retry);
+      return UpstreamFailed(c, Error(ErrorKind::kTimeout, ErrorSide::kUpstream, retry, "%s", what));
     }
     return;
   }
   if (c->deadline_ms && now >= c->deadline_ms) {
     if (c->deadline_status && c->in_message) {
-      SendError(c, 408, "request not received in time", "invalid_request_error", nullptr, "timeout", true);
+      SendFailure(c, Error(ErrorKind::kTimeout, ErrorSide::kDownstream, false, "request not received in time"), true);
     } else {
       CloseClient(c);
     }
@@ -385,8 +379,7 @@ LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
   c->list_index = clients_.size();
   clients_.push_back(c);
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;
-  shm::Bump(stats_->connections_total);
-  shm::Set(stats_->connections_open, clients_.size());
+  stats_.ConnectionOpened(clients_.size());
   ArmClientRecv(c);
 }
 

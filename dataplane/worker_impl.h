@@ -20,7 +20,11 @@
 #include "common/routing/admission.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
+#include "dataplane/access_log.h"
+#include "dataplane/error_reply.h"
 #include "dataplane/http_text.h"
+#include "dataplane/rng.h"
+#include "dataplane/thread_stats.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
 
@@ -48,8 +52,6 @@ class WorkerImpl {
     if (ring_ok_) io_uring_queue_exit(&ring_);
     std::free(buf_ring_);
     std::free(recv_bufs_);
-    if (access_fd_ > 2) ::close(access_fd_);
-    if (stats_) shm::ReleaseStatsSlot(stats_);
   }
 
   Status Init();
@@ -154,7 +156,9 @@ class WorkerImpl {
 
   // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
   void SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
-                 const char* param, const char* code, bool fatal = false);
+                 const char* param, std::string_view code, bool fatal = false);
+  // The answer to a failure: status, type and code from the one table (error_reply.h).
+  void SendFailure(ClientConn* c, const Error& e, bool fatal = false);
 
   bool AnyEligible();
 
@@ -214,22 +218,17 @@ class WorkerImpl {
   // Tokens from `usage` (the whole body, or the final stream chunk). Cheap substring scan.
   void ScanUsage(ClientConn* c, std::string_view data);
 
-  void ObserveTtftOnce(ClientConn* c);
-
-  void CountUpErr(uint16_t slot, shm::UpstreamErr e);
-
   void CloseUpstreamFd(UpstreamConn* u);
 
   // Detaches the client's upstream: back to the pool when reusable, else closed.
   void ReleaseUpstream(ClientConn* c, bool keep);
 
-  void UpstreamFailed(ClientConn* c, ErrorKind kind, const char* msg, bool retryable);
+  // The one place a failed attempt is judged: retry, fallback, or the client's answer.
+  void UpstreamFailed(ClientConn* c, const Error& e);
 
   void EndRequestStats(ClientConn* c, int status);
 
-  void AccessLog(ClientConn* c, int status, uint64_t us);
-
-  uint64_t NextRandom();
+  uint64_t NextRandom() { return rng_.Next(); }
 
   const Config& cfg_;
   shm::ShmRegion* region_;
@@ -251,7 +250,8 @@ class WorkerImpl {
   uint64_t recv_no_buffers_ = 0;    // client recvs that found the buffer ring empty (ENOBUFS)
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
-  shm::StatsSlot* stats_ = nullptr;
+  ThreadStats stats_;
+  AccessLog access_log_;
   shm::SnapshotReader reader_;
   std::unique_ptr<shm::Snapshot> snap_;
   bool has_snapshot_ = false;
@@ -268,14 +268,10 @@ class WorkerImpl {
   llhttp_settings_t up_settings_{};
   ClientConn* current_ = nullptr;
   UpstreamConn* current_up_ = nullptr;
-  bool up_fail_ = false;
-  int up_fail_status_ = 0;
-  char up_fail_msg_[64] = {};
   std::string scratch_;
-  int access_fd_ = 2;
   io_uring_buf_ring* buf_ring_ = nullptr;
-  char* recv_bufs_ = nullptr;  // stderr unless gateway.access_log.path names a file
-  uint64_t rng_ = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs();
+  char* recv_bufs_ = nullptr;
+  Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };
 
 inline ClientConn* WorkerImpl::Cur(llhttp_t* p) { return self(p)->current_; }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/error.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
 
@@ -100,6 +101,7 @@ struct UpstreamConn : Conn {
   bool send_armed = false;
   bool saw_response_byte = false;
   bool in_field = false;  // llhttp is delivering a response header name
+  Error error;            // what the response parser found wrong (kind kNone: nothing)
   std::string head;       // request line and the headers llmgw sets
   iovec iov[8];
   int iov_cnt = 0;
@@ -171,9 +173,7 @@ struct ClientConn : Conn {
   bool in_field = false;  // llhttp is delivering a header name
   size_t head_bytes = 0;
   bool has_cl = false, has_te = false, expect_continue = false;
-  int parse_error_status = 0;  // 413/431 decided inside a callback
-  const char* parse_error_msg = nullptr;
-  const char* parse_error_code = nullptr;
+  Error parse_error;  // 400/413/431 decided inside a callback (kind kNone: none)
 
   // --- current request (dispatch) ---
   bool busy = false;          // a request is being answered; parsing is paused
@@ -208,8 +208,7 @@ struct ClientConn : Conn {
   size_t model_begin = 0, model_end = 0;
   char api_path[32];
   UpstreamConn* up = nullptr;
-  int last_error_status = 0;
-  const char* last_error_msg = nullptr;
+  Error last_error;  // the last failed attempt's (kind kNone: none failed)
   uint64_t bytes_in = 0, bytes_out = 0;
   uint64_t prompt_tokens = 0, completion_tokens = 0;
   int current_backend = -1;
