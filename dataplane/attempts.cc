@@ -96,9 +96,8 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   if (u->error.kind() != ErrorKind::kNone) u->error = Error();
   c->h->up_head.clear();
   c->h->up_conn_tokens.Clear();
-  c->h->up_has_cache_control = false;
   c->h->up_overflow = false;
-  c->is_sse = false;
+  c->relay.NewHead();
   if (u->connected) {
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     ArmUpSend(u);
@@ -170,7 +169,7 @@ LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e)
   stats_.CountError(e.kind());
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;
-  if (!c->committed) {
+  if (!c->rw.committed()) {
     c->last_error = e;
     if (!c->send_armed) {  // only a 100 Continue can be queued before the commit
       c->h->out.clear();
@@ -188,27 +187,12 @@ LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e)
     return SendFailure(c, e);
   }
   // Bytes already went to the client: end the stream with an error event, then close.
-  ErrorReply reply = ReplyFor(e);
-  c->close_after_send = true;
-  if (c->is_sse && (c->chunked_out || c->close_delimited)) {
-    char ev[256];
-    int n = std::snprintf(ev, sizeof(ev),
-                          "event: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"%.*s\",\"param\":null,\"code\":\"%.*s\"}}\n\n",
-                          e.message(), static_cast<int>(reply.type.size()), reply.type.data(),
-                          static_cast<int>(reply.code.size()), reply.code.data());
-    if (c->chunked_out) {
-      char hex[20];
-      int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);
-      c->h->out.append(hex, static_cast<size_t>(k));
-      c->h->out.append(ev, static_cast<size_t>(n));
-      c->h->out.append("\r\n0\r\n\r\n");
-    } else {
-      c->h->out.append(ev, static_cast<size_t>(n));  // close-delimited (HTTP/1.0): the close ends it
-    }
-    c->response_done = true;
+  c->rw.CloseAfterSend();
+  c->response_done = true;
+  if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
+    c->rw.AppendStreamError(&c->h->out, ReplyFor(e), e.message());
     QueueSend(c);
   } else {
-    c->response_done = true;
     c->status = 502;
     if (c->out_off >= c->h->out.size()) CloseClient(c);
     else QueueSend(c);

@@ -150,7 +150,7 @@ LLMGW_PART_INLINE void WorkerImpl::AfterClientDrained(ClientConn* c) {
     FinishRequest(c);
     return;
   }
-  if (!c->busy && c->close_after_send) {
+  if (!c->busy && c->rw.close_after_send()) {
     CloseClient(c);
     return;
   }
@@ -189,7 +189,7 @@ LLMGW_PART_INLINE void WorkerImpl::FinishRequest(ClientConn* c) {
   EndRequestStats(c, c->status);
   ReleaseRequest(c);
   c->busy = false;
-  if (c->close_after_send || draining_) {
+  if (c->rw.close_after_send() || draining_) {
     CloseClient(c);
     return;
   }

@@ -22,15 +22,11 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   AcquireRequest(c);  // an error may come before any request byte was understood
   c->busy = true;
   c->response_done = false;
-  c->committed = false;
   c->streaming = false;
-  c->chunked_out = false;
-  c->close_delimited = false;
-  c->is_sse = false;
+  c->relay.Begin();
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
-  c->last_chunk_us = 0;
   c->up = nullptr;
   c->tried_count = 0;
   c->attempts = 0;
@@ -41,7 +37,6 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->total_deadline_ms = 0;
   if (c->last_error.kind() != ErrorKind::kNone) c->last_error = Error();
   c->bytes_in = c->bytes_out = 0;
-  c->prompt_tokens = c->completion_tokens = 0;
   c->current_backend = -1;
   c->queued = false;
   c->retry_after_s = 0;
@@ -51,8 +46,8 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   // llhttp's rule is the RFC's: HTTP/1.1 keeps the connection unless `Connection: close`;
   // HTTP/1.0 only with `Connection: keep-alive`. A version not parsed yet (a broken request
   // line) counts as 1.0: its error answer has a length and closes anyway.
-  c->close_after_send = !llhttp_should_keep_alive(&c->parser);
-  c->http10 = c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0);
+  c->rw.Begin(c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0),
+              !llhttp_should_keep_alive(&c->parser));
   if (c->h->request_id.len == 0) {
     // 24 hex digits from 96 random bits.
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -67,41 +62,15 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
 
 // `content_type` empty: none of llmgw's own (a relayed answer brings its own in
 // `relayed`, the upstream's end-to-end header lines).
-LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length,
-               std::string_view relayed) {
+LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type,
+                                             int64_t content_length, std::string_view relayed) {
   c->status = status;
-  c->committed = true;
-  std::string& o = c->h->out;
-  o.append("HTTP/1.1 ");
-  AppendUint(&o, static_cast<uint64_t>(status));
-  o.push_back(' ');
-  o.append(ReasonPhrase(status));
-  o.append("\r\n");
-  if (!content_type.empty()) {
-    o.append("Content-Type: ");
-    o.append(content_type);
-    o.append("\r\n");
-  }
-  o.append(relayed);
-  o.append("X-Request-ID: ");
-  o.append(c->h->request_id.View());
-  if (content_length >= 0) {
-    o.append("\r\nContent-Length: ");
-    AppendUint(&o, static_cast<uint64_t>(content_length));
-  } else if (c->http10) {
-    // HTTP/1.0 knows no chunked coding: the body goes raw and its end is the close
-    // (RFC 9112 6.3, what nginx does), so this connection cannot be kept.
-    c->close_delimited = true;
-    c->close_after_send = true;
-  } else {
-    o.append("\r\nTransfer-Encoding: chunked");
-  }
-  if (c->is_sse && !c->h->up_has_cache_control) o.append("\r\nCache-Control: no-cache");
-  if (c->retry_after_s) {
-    o.append("\r\nRetry-After: ");
-    AppendUint(&o, c->retry_after_s);
-  }
-  o.append(c->close_after_send || draining_ ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+  HeadExtras x;
+  x.request_id = c->h->request_id.View();
+  x.no_cache = c->relay.needs_no_cache();
+  x.retry_after_s = c->retry_after_s;
+  x.draining = draining_;
+  c->rw.WriteHead(&c->h->out, status, content_type, content_length, relayed, x);
 }
 
 LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
@@ -115,19 +84,10 @@ LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::str
 LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
                const char* param, std::string_view code, bool fatal) {
   if (!c->busy) BeginResponse(c);
-  if (fatal) c->close_after_send = true;
-  std::string& b = scratch_;
-  b.clear();
-  b.append("{\"error\":{\"message\":");
-  AppendJsonString(&b, message);
-  b.append(",\"type\":");
-  AppendJsonString(&b, type);
-  b.append(",\"param\":");
-  if (param) AppendJsonString(&b, param); else b.append("null");
-  b.append(",\"code\":");
-  AppendJsonString(&b, code);
-  b.append("}}");
-  SendLocal(c, status, b);
+  if (fatal) c->rw.CloseAfterSend();
+  scratch_.clear();
+  AppendErrorJson(&scratch_, message, type, param, code);
+  SendLocal(c, status, scratch_);
 }
 
 LLMGW_PART_INLINE void WorkerImpl::SendFailure(ClientConn* c, const Error& e, bool fatal) {

@@ -46,7 +46,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   }
   u->saw_response_byte = true;
   stats_.UpstreamBytesIn(u->slot, static_cast<uint64_t>(res));
-  if (!c->committed) SetUpDeadline(c, 3, snap_->limits.idle_ms);
+  if (!c->rw.committed()) SetUpDeadline(c, 3, snap_->limits.idle_ms);
   else SetUpDeadline(c, 3, snap_->limits.idle_ms);
   current_up_ = u;
   llhttp_errno_t e = llhttp_execute(&u->parser, u->in, static_cast<size_t>(res));
@@ -76,61 +76,17 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
 LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n) {
   WorkerImpl* w = self(p);
   ClientConn* c = CurUp(p)->client;
-  uint64_t now = NowUs();
-  if (c->is_sse && c->last_chunk_us) w->stats_.InterToken(now - c->last_chunk_us);
-  c->last_chunk_us = now;
-  if (c->chunked_out) {
-    char hex[20];
-    size_t k = FormatHex(n, hex);
-    hex[k++] = '\r';
-    hex[k++] = '\n';
-    c->h->out.append(hex, k);
-    c->h->out.append(at, n);
-    c->h->out.append("\r\n");
-  } else {
-    c->h->out.append(at, n);
-  }
-  w->ScanUsage(c, std::string_view(at, n));
+  uint64_t gap;
+  if (c->relay.OnPiece(std::string_view(at, n), NowUs(), &gap)) w->stats_.InterToken(gap);
+  c->rw.AppendBody(&c->h->out, at, n);
   return 0;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnUpMessageComplete(llhttp_t* p) {
   ClientConn* c = CurUp(p)->client;
-  if (c->chunked_out) c->h->out.append("0\r\n\r\n");
+  c->rw.EndBody(&c->h->out);
   c->response_done = true;
   return HPE_PAUSED;
-}
-
-// Tokens from `usage` (the whole body, or the final stream chunk). Cheap substring scan.
-LLMGW_PART_INLINE void WorkerImpl::ScanUsage(ClientConn* c, std::string_view data) {
-  // memchr for the rare 'u' rather than string_view::find, which stops at every '"' of
-  // the JSON (the scan was the biggest user-space cost per request).
-  const char* usage = nullptr;
-  const char* end = data.data() + data.size();
-  for (const char* q = data.data(); !usage && q < end;) {
-    q = static_cast<const char*>(std::memchr(q, 'u', static_cast<size_t>(end - q)));
-    if (!q) break;
-    if (q > data.data() && q[-1] == '"' && end - q >= 6 && std::memcmp(q, "usage\"", 6) == 0) usage = q;
-    ++q;
-  }
-  if (!usage) return;
-  auto grab = [&](std::string_view key, uint64_t* out) {
-    // The keys follow `"usage"` closely: a plain loop beats memmem's set-up here.
-    std::string_view rest(usage, static_cast<size_t>(end - usage));
-    size_t at = rest.find(key);
-    if (at == std::string_view::npos) return;
-    size_t pos = static_cast<size_t>(usage - data.data()) + at + key.size();
-    while (pos < data.size() && data[pos] == ' ') ++pos;
-    uint64_t v = 0;
-    bool any = false;
-    while (pos < data.size() && data[pos] >= '0' && data[pos] <= '9') {
-      v = v * 10 + static_cast<uint64_t>(data[pos++] - '0');
-      any = true;
-    }
-    if (any) *out = v;
-  };
-  grab("\"prompt_tokens\":", &c->prompt_tokens);
-  grab("\"completion_tokens\":", &c->completion_tokens);
 }
 
 }  // namespace llmgw::dataplane

@@ -16,8 +16,8 @@ LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   r.ttfb_us = c->first_byte_us ? c->first_byte_us - c->start_us : 0;
   r.model = has_model ? c->orig_model_slot : -1;
   r.backend = c->current_backend;
-  r.prompt_tokens = c->prompt_tokens;
-  r.completion_tokens = c->completion_tokens;
+  r.prompt_tokens = c->relay.prompt_tokens();
+  r.completion_tokens = c->relay.completion_tokens();
   stats_.EndRequest(r);
   if (access_log_.enabled()) {
     AccessRecord a;
@@ -31,8 +31,8 @@ LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.duration_us = us;
     a.ttft_us = r.ttfb_us;
     a.bytes_out = c->bytes_out;
-    a.prompt_tokens = c->prompt_tokens;
-    a.completion_tokens = c->completion_tokens;
+    a.prompt_tokens = c->relay.prompt_tokens();
+    a.completion_tokens = c->relay.completion_tokens();
     a.request_id = c->h->request_id.View();
     access_log_.Write(a, &rng_);
   }

@@ -143,7 +143,7 @@ LLMGW_PART_INLINE void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
   if (u->recv_armed || u->closed) return;
   // The idle clock runs only while we wait for the upstream, not while a slow client
   // is still taking the previous read (backpressure is not an upstream failure).
-  if (u->client && u->client->committed) SetUpDeadline(u->client, 3, snap_->limits.idle_ms);
+  if (u->client && u->client->rw.committed()) SetUpDeadline(u->client, 3, snap_->limits.idle_ms);
   io_uring_sqe* s = Sqe();
   io_uring_prep_recv(s, u->fd, u->in, kUpstreamInCap, 0);
   // The answer is not there yet when the read is queued with the request: wait for
@@ -205,8 +205,8 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
     // Framing is redone for the client; the request id is llmgw's (sent upstream too).
   } else {
     forward = true;
-    if (EqualsNoCase(name, "content-type")) c->is_sse = StartsWithNoCase(value, "text/event-stream");
-    else if (EqualsNoCase(name, "cache-control")) h->up_has_cache_control = true;
+    if (EqualsNoCase(name, "content-type")) c->relay.SetContentType(value);
+    else if (EqualsNoCase(name, "cache-control")) c->relay.SawCacheControl();
   }
   if (forward) {
     h->up_head.resize(h->up_value_start + value.size());
@@ -222,7 +222,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   UpstreamConn* u = CurUp(p);
   ClientConn* c = u->client;
   int status = p->status_code;
-  if ((status >= 500 || status == 429) && !c->committed) {
+  if ((status >= 500 || status == 429) && !c->rw.committed()) {
     w->stats_.UpstreamError(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
     u->error = Error(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "upstream answered %d", status);
     u->error.set_upstream_status(static_cast<uint16_t>(status));
@@ -231,7 +231,6 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   bool chunked = p->flags & F_CHUNKED;
   bool has_len = (p->flags & F_CONTENT_LENGTH) && !chunked;
   if (c->h->up_conn_tokens.len) RemoveConnectionNamed(&c->h->up_head, c->h->up_conn_tokens.View());
-  c->chunked_out = !has_len && !c->http10;  // HTTP/1.0: close-delimited, see WriteHead
   c->first_byte_us = NowUs();
   if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
   if (c->current_backend >= 0) w->stats_.FirstByte(c->current_backend, c->first_byte_us - c->start_us);

@@ -215,8 +215,6 @@ class WorkerImpl {
 
   static int OnUpMessageComplete(llhttp_t* p);
 
-  // Tokens from `usage` (the whole body, or the final stream chunk). Cheap substring scan.
-  void ScanUsage(ClientConn* c, std::string_view data);
 
   void CloseUpstreamFd(UpstreamConn* u);
 

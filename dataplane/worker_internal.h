@@ -14,6 +14,8 @@
 #include "common/error.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
+#include "dataplane/response_writer.h"
+#include "dataplane/sse_relay.h"
 
 namespace llmgw::dataplane {
 
@@ -127,7 +129,6 @@ struct RequestState {
   std::string up_head;
   size_t up_field_start = 0, up_value_start = 0;
   SmallStr<256> up_conn_tokens;
-  bool up_has_cache_control = false;
   bool up_overflow = false;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
@@ -161,7 +162,6 @@ struct ClientConn : Conn {
   bool discard_input = false; // framing broke: ignore whatever else arrives
   bool send_armed = false;
   bool peer_closed = false;
-  bool close_after_send = false;
   size_t list_index = 0;  // position in the worker's client list
   size_t out_off = 0;
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
@@ -179,16 +179,10 @@ struct ClientConn : Conn {
   bool busy = false;          // a request is being answered; parsing is paused
   bool response_done = false; // whole response queued in out
   bool streaming = false;
-  bool committed = false;     // response head went (or is going) to the client
-  bool chunked_out = false;
-  // The client speaks HTTP/1.0: no chunked framing and no 1xx toward it. An answer of
-  // unknown length is then close-delimited (raw body, Connection: close, end at close).
-  bool http10 = false;
-  bool close_delimited = false;  // the answer's body ends when the connection closes
-  bool is_sse = false;
+  ResponseWriter rw;  // the answer's framing toward the client
+  SseRelay relay;     // what is read from the answer on the way (SSE, usage)
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
-  uint64_t last_chunk_us = 0;
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
   uint8_t up_deadline_kind = 0; // 1 connect, 2 first byte, 3 idle
@@ -210,7 +204,6 @@ struct ClientConn : Conn {
   UpstreamConn* up = nullptr;
   Error last_error;  // the last failed attempt's (kind kNone: none failed)
   uint64_t bytes_in = 0, bytes_out = 0;
-  uint64_t prompt_tokens = 0, completion_tokens = 0;
   int current_backend = -1;
 };
 
