@@ -92,11 +92,8 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
   u->parser.data = this;
   u->saw_response_byte = false;
-  u->in_field = false;
   if (u->error.kind() != ErrorKind::kNone) u->error = Error();
-  c->h->up_head.clear();
-  c->h->up_conn_tokens.Clear();
-  c->h->up_overflow = false;
+  c->h->resp_headers.Clear();
   c->relay.NewHead();
   if (u->connected) {
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);

@@ -165,8 +165,8 @@ LLMGW_PART_INLINE void WorkerImpl::AcquireRequest(ClientConn* c) {
   } else {
     c->h = new RequestState();
     // The only allocations of a request state's header buffers: appends check the cap.
-    c->h->fwd.reserve(HeaderCap());
-    c->h->up_head.reserve(HeaderCap());
+    c->h->req_headers.Reserve(HeaderCap());
+    c->h->resp_headers.Reserve(HeaderCap());
   }
   c->h->Reset();
 }

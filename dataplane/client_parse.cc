@@ -63,13 +63,11 @@ LLMGW_PART_INLINE int WorkerImpl::OnMessageBegin(llhttp_t* p) {
   self(p)->AcquireRequest(c);
   c->in_message = true;
   c->h->url.Clear();
-  c->in_field = false;
   c->head_bytes = 0;
   c->has_cl = c->has_te = c->expect_continue = false;
   c->h->request_id.Clear();
   c->h->hash_value.Clear();
-  c->h->fwd.clear();
-  c->h->conn_tokens.Clear();
+  c->h->req_headers.Clear();
   c->h->has_content_type = false;
   c->h->body.clear();
   return 0;
@@ -97,47 +95,24 @@ LLMGW_PART_INLINE int WorkerImpl::HeaderTooLarge(ClientConn* c) {
   return -1;
 }
 
-LLMGW_PART_INLINE bool WorkerImpl::AppendCapped(std::string* s, const char* p, size_t n) {
-  if (s->size() + n > s->capacity()) return false;  // never reallocate on the hot path
-  s->append(p, n);
-  return true;
-}
-
 LLMGW_PART_INLINE int WorkerImpl::OnHeaderField(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
-  RequestState* h = c->h;
-  if (!c->in_field) {
-    c->in_field = true;
-    h->field_start = h->fwd.size();
-  }
-  if (!AppendCapped(&h->fwd, at, n)) return HeaderTooLarge(c);
+  if (!c->h->req_headers.OnField(at, n)) return HeaderTooLarge(c);
   return HeadLimit(p, n);
-}
-
-LLMGW_PART_INLINE int WorkerImpl::BeginValue(ClientConn* c) {
-  if (!c->in_field) return 0;
-  c->in_field = false;
-  if (!AppendCapped(&c->h->fwd, ": ", 2)) return HeaderTooLarge(c);
-  c->h->value_start = c->h->fwd.size();
-  return 0;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
-  if (BeginValue(c) != 0) return -1;
-  if (!AppendCapped(&c->h->fwd, at, n)) return HeaderTooLarge(c);
+  if (!c->h->req_headers.OnValue(at, n)) return HeaderTooLarge(c);
   return HeadLimit(p, n);
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
   ClientConn* c = Cur(p);
   RequestState* h = c->h;
-  if (BeginValue(c) != 0) return -1;  // an empty value brings no on_header_value
-  std::string_view all(h->fwd);
-  std::string_view name = all.substr(h->field_start, h->value_start - 2 - h->field_start);
-  std::string_view value = all.substr(h->value_start);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  bool forward = false;
+  HeaderCollector& hc = h->req_headers;
+  std::string_view name, value;
+  if (!hc.OnValueComplete(&name, &value)) return HeaderTooLarge(c);
   if (EqualsNoCase(name, "x-request-id")) {
     h->request_id.Clear();
     // Only a sane id is kept; anything else is replaced by a generated one.
@@ -150,33 +125,27 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
     c->has_cl = true;
   } else if (EqualsNoCase(name, "transfer-encoding")) {
     c->has_te = true;
-  } else if (EqualsNoCase(name, "connection")) {
-    if (h->conn_tokens.len) h->conn_tokens.Append(",", 1);
-    h->conn_tokens.Append(value.data(), value.size());
-  } else if (EqualsNoCase(name, "host") || IsHopByHop(name)) {
+  } else if (EqualsNoCase(name, "host")) {
     // llmgw sets Host (the backend's) and the framing itself.
+  } else if (hc.DropIfHopByHop(name, value)) {
+    return 0;
   } else {
-    forward = true;
     if (EqualsNoCase(name, "content-type")) h->has_content_type = true;
     const char* hh = self(p)->snap_->limits.hash_header;
     if (hh[0] && EqualsNoCase(name, hh)) {
       h->hash_value.Clear();
       h->hash_value.Append(value.data(), value.size());
     }
+    return hc.Keep(value) ? 0 : HeaderTooLarge(c);
   }
-  if (forward) {
-    h->fwd.resize(h->value_start + value.size());
-    if (!AppendCapped(&h->fwd, "\r\n", 2)) return HeaderTooLarge(c);
-  } else {
-    h->fwd.resize(h->field_start);
-  }
+  hc.Drop();
   return 0;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   ClientConn* c = Cur(p);
   WorkerImpl* w = self(p);
-  if (c->h->conn_tokens.len) RemoveConnectionNamed(&c->h->fwd, c->h->conn_tokens.View());
+  c->h->req_headers.Finish();
   // Request smuggling defence: both framings at once is refused outright.
   if (c->has_cl && c->has_te) {
     c->parse_error = Error(ErrorKind::kBadRequest, ErrorSide::kDownstream, false, "Content-Length together with Transfer-Encoding is not allowed");

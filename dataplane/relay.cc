@@ -56,7 +56,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   if (e != HPE_OK && e != HPE_PAUSED) {
     stats_.UpstreamError(u->slot, shm::UpstreamErr::kProtocol);
     return UpstreamFailed(c, Error(ErrorKind::kUpstreamProtocol, ErrorSide::kUpstream, false, "%s",
-                                   c->h->up_overflow ? "upstream response headers too large"
+                                   c->h->resp_headers.overflow() ? "upstream response headers too large"
                                                      : "upstream sent invalid HTTP"));
   }
   if (c->response_done) {

@@ -69,7 +69,8 @@ LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamC
   size_t head_len = h.size();
   u->iov_cnt = 0;
   u->iov[u->iov_cnt++] = {h.data(), head_len};
-  if (!c->h->fwd.empty()) u->iov[u->iov_cnt++] = {c->h->fwd.data(), c->h->fwd.size()};
+  std::string_view fwd = c->h->req_headers.lines();
+  if (!fwd.empty()) u->iov[u->iov_cnt++] = {const_cast<char*>(fwd.data()), fwd.size()};
   static const char kEndOfHead[] = "\r\n";
   u->iov[u->iov_cnt++] = {const_cast<char*>(kEndOfHead), 2};
   if (c->rewrite) {
@@ -156,65 +157,28 @@ LLMGW_PART_INLINE void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
 
 // The upstream's end-to-end headers are collected as lines for the client; framing
 // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
-LLMGW_PART_INLINE int WorkerImpl::UpHeadTooLarge(UpstreamConn* u) {
-  u->client->h->up_overflow = true;
-  return -1;
-}
-
+// An overflow fails the attempt (upstream protocol error).
 LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderField(llhttp_t* p, const char* at, size_t n) {
-  UpstreamConn* u = CurUp(p);
-  RequestState* h = u->client->h;
-  if (!u->in_field) {
-    u->in_field = true;
-    h->up_field_start = h->up_head.size();
-  }
-  if (!AppendCapped(&h->up_head, at, n)) return UpHeadTooLarge(u);
-  return 0;
-}
-
-LLMGW_PART_INLINE int WorkerImpl::BeginUpValue(UpstreamConn* u) {
-  if (!u->in_field) return 0;
-  u->in_field = false;
-  RequestState* h = u->client->h;
-  if (!AppendCapped(&h->up_head, ": ", 2)) return UpHeadTooLarge(u);
-  h->up_value_start = h->up_head.size();
-  return 0;
+  return CurUp(p)->client->h->resp_headers.OnField(at, n) ? 0 : -1;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValue(llhttp_t* p, const char* at, size_t n) {
-  UpstreamConn* u = CurUp(p);
-  if (BeginUpValue(u) != 0) return -1;
-  if (!AppendCapped(&u->client->h->up_head, at, n)) return UpHeadTooLarge(u);
-  return 0;
+  return CurUp(p)->client->h->resp_headers.OnValue(at, n) ? 0 : -1;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
-  UpstreamConn* u = CurUp(p);
-  ClientConn* c = u->client;
-  RequestState* h = c->h;
-  if (BeginUpValue(u) != 0) return -1;
-  std::string_view all(h->up_head);
-  std::string_view name = all.substr(h->up_field_start, h->up_value_start - 2 - h->up_field_start);
-  std::string_view value = all.substr(h->up_value_start);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  bool forward = false;
-  if (EqualsNoCase(name, "connection")) {
-    if (h->up_conn_tokens.len) h->up_conn_tokens.Append(",", 1);
-    h->up_conn_tokens.Append(value.data(), value.size());
-  } else if (IsHopByHop(name) || EqualsNoCase(name, "content-length") || EqualsNoCase(name, "x-request-id")) {
-    // Framing is redone for the client; the request id is llmgw's (sent upstream too).
-  } else {
-    forward = true;
-    if (EqualsNoCase(name, "content-type")) c->relay.SetContentType(value);
-    else if (EqualsNoCase(name, "cache-control")) c->relay.SawCacheControl();
+  ClientConn* c = CurUp(p)->client;
+  HeaderCollector& hc = c->h->resp_headers;
+  std::string_view name, value;
+  if (!hc.OnValueComplete(&name, &value)) return -1;
+  if (hc.DropIfHopByHop(name, value)) return 0;
+  if (EqualsNoCase(name, "content-length") || EqualsNoCase(name, "x-request-id")) {
+    hc.Drop();  // framing is redone for the client; the request id is llmgw's (sent upstream too)
+    return 0;
   }
-  if (forward) {
-    h->up_head.resize(h->up_value_start + value.size());
-    if (!AppendCapped(&h->up_head, "\r\n", 2)) return UpHeadTooLarge(u);
-  } else {
-    h->up_head.resize(h->up_field_start);
-  }
-  return 0;
+  if (EqualsNoCase(name, "content-type")) c->relay.SetContentType(value);
+  else if (EqualsNoCase(name, "cache-control")) c->relay.SawCacheControl();
+  return hc.Keep(value) ? 0 : -1;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
@@ -230,11 +194,12 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   }
   bool chunked = p->flags & F_CHUNKED;
   bool has_len = (p->flags & F_CONTENT_LENGTH) && !chunked;
-  if (c->h->up_conn_tokens.len) RemoveConnectionNamed(&c->h->up_head, c->h->up_conn_tokens.View());
+  c->h->resp_headers.Finish();
   c->first_byte_us = NowUs();
   if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
   if (c->current_backend >= 0) w->stats_.FirstByte(c->current_backend, c->first_byte_us - c->start_us);
-  w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1, c->h->up_head);
+  w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1,
+               c->h->resp_headers.lines());
   c->status = status;
   return 0;
 }

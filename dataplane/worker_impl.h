@@ -125,12 +125,11 @@ class WorkerImpl {
   static int OnMessageBegin(llhttp_t* p);
   static int HeadLimit(llhttp_t* p, size_t n);
   static int OnUrl(llhttp_t* p, const char* at, size_t n);
-  // Header names and values are appended straight to the forwarded lines; a header that
-  // must not go upstream is cut off again when its value is complete.
+  // Header names and values are appended straight to the forwarded lines (a
+  // HeaderCollector); a header that must not go upstream is cut off again when its value
+  // is complete.
   static int HeaderTooLarge(ClientConn* c);
-  static bool AppendCapped(std::string* s, const char* p, size_t n);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int BeginValue(ClientConn* c);
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t n);
   static int OnHeaderValueComplete(llhttp_t* p);
   static int OnHeadersComplete(llhttp_t* p);
@@ -203,9 +202,7 @@ class WorkerImpl {
 
   // The upstream's end-to-end headers are collected as lines for the client; framing
   // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
-  static int UpHeadTooLarge(UpstreamConn* u);
   static int OnUpHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int BeginUpValue(UpstreamConn* u);
   static int OnUpHeaderValue(llhttp_t* p, const char* at, size_t n);
   static int OnUpHeaderValueComplete(llhttp_t* p);
 

@@ -14,7 +14,9 @@
 #include "common/error.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
+#include "dataplane/header_collector.h"
 #include "dataplane/response_writer.h"
+#include "dataplane/small_str.h"
 #include "dataplane/sse_relay.h"
 
 namespace llmgw::dataplane {
@@ -60,26 +62,6 @@ enum Op : uint64_t {
 };
 
 
-// Fixed-capacity accumulator for header names/values and the URL (llhttp may deliver
-// them in pieces across reads).
-template <size_t N>
-struct SmallStr {
-  char data[N];
-  size_t len = 0;
-  bool overflow = false;
-  void Clear() {
-    len = 0;
-    overflow = false;
-  }
-  void Append(const char* p, size_t n) {
-    size_t take = std::min(n, N - len);
-    std::memcpy(data + len, p, take);
-    len += take;
-    if (take < n) overflow = true;
-  }
-  std::string_view View() const { return {data, len}; }
-};
-
 struct Conn {
   enum class Kind : uint8_t { kClient, kUpstream } kind;
   int fd = -1;
@@ -102,7 +84,6 @@ struct UpstreamConn : Conn {
   bool recv_armed = false;
   bool send_armed = false;
   bool saw_response_byte = false;
-  bool in_field = false;  // llhttp is delivering a response header name
   Error error;            // what the response parser found wrong (kind kNone: nothing)
   std::string head;       // request line and the headers llmgw sets
   iovec iov[8];
@@ -121,15 +102,10 @@ struct RequestState {
   SmallStr<256> hash_value;
   // The client's end-to-end headers as "Name: value\r\n" lines, sent upstream as they
   // are. Capacity reserved once (gateway.max_header_bytes and a margin); never grown.
-  std::string fwd;
-  size_t field_start = 0, value_start = 0;
-  SmallStr<256> conn_tokens;  // the client's Connection header: more hop-by-hop names
+  HeaderCollector req_headers;
   bool has_content_type = false;
   // The upstream's end-to-end response headers, relayed to the client; same bound.
-  std::string up_head;
-  size_t up_field_start = 0, up_value_start = 0;
-  SmallStr<256> up_conn_tokens;
-  bool up_overflow = false;
+  HeaderCollector resp_headers;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
   std::string out;     // bytes for the client; one send in flight at a time
@@ -139,11 +115,9 @@ struct RequestState {
     url.Clear();
     request_id.Clear();
     hash_value.Clear();
-    fwd.clear();
-    conn_tokens.Clear();
+    req_headers.Clear();
     has_content_type = false;
-    up_head.clear();
-    up_conn_tokens.Clear();
+    resp_headers.Clear();
     user.Clear();
     body.clear();
     out.clear();
@@ -170,7 +144,6 @@ struct ClientConn : Conn {
   // --- current request (parsing) ---
   bool in_message = false;
   RequestState* h = nullptr;  // taken from the thread's pool while a request is around
-  bool in_field = false;  // llhttp is delivering a header name
   size_t head_bytes = 0;
   bool has_cl = false, has_te = false, expect_continue = false;
   Error parse_error;  // 400/413/431 decided inside a callback (kind kNone: none)
