@@ -65,27 +65,12 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   stats_.BackendPicked(slot, be.key, local_[slot].in_flight);
   c->first_byte_us = 0;
 
-  UpstreamConn* u = nullptr;
-  auto& pool = idle_[slot];
-  while (!pool.empty() && !u) {
-    UpstreamConn* cand = pool.back();
-    pool.pop_back();
-    if (cand->backend_key == be.key) {
-      u = cand;
-    } else {
-      CloseUpstreamFd(cand);
-      --live_conns_;
-      delete cand;
-    }
-  }
-  if (u) {
-    u->reused = true;
-  } else {
-    u = NewUpstream(slot, be);
-    if (!u)
-      return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
-                                     "cannot create upstream socket"));
-  }
+  bool reused;
+  UpstreamConn* u = pool_.Take(slot, be, &reused);
+  if (!u)
+    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
+                                   "cannot create upstream socket"));
+  if (!reused) stats_.UpstreamConnect(slot);
   u->client = c;
   c->up = u;
   BuildUpstreamRequest(c, u, be);

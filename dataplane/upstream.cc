@@ -18,35 +18,6 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE UpstreamConn* WorkerImpl::NewUpstream(int slot, const shm::BackendEntry& be) {
-  int fam = be.family == AF_INET6 ? AF_INET6 : AF_INET;
-  int fd = ::socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return nullptr;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  auto* u = new UpstreamConn();
-  u->head.reserve(1024);  // request line and llmgw's own headers; kept while pooled
-  ++live_conns_;
-  u->fd = fd;
-  u->slot = static_cast<uint16_t>(slot);
-  u->backend_key = be.key;
-  if (fam == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&u->addr);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(be.port);
-    std::memcpy(&a->sin_addr, be.addr, 4);
-    u->addr_len = sizeof(sockaddr_in);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&u->addr);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(be.port);
-    std::memcpy(&a->sin6_addr, be.addr, 16);
-    u->addr_len = sizeof(sockaddr_in6);
-  }
-  stats_.UpstreamConnect(slot);
-  return u;
-}
-
 LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
   const auto& me = snap_->models[c->model_slot];
   std::string_view new_model = me.name;
@@ -204,40 +175,18 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   return 0;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CloseUpstreamFd(UpstreamConn* u) {
-  if (u->closed) return;
-  u->closed = true;
-  // shutdown first: a pending io_uring recv holds a file reference, so close() alone
-  // would not end the TCP connection (and the model server would keep generating).
-  ::shutdown(u->fd, SHUT_RDWR);
-  if (u->pending_ops) {
-    io_uring_sqe* s = Sqe();
-    io_uring_prep_cancel_fd(s, u->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(s, kOpNone);
-    io_uring_submit(&ring_);
-  }
-  ::close(u->fd);
-}
-
 // Detaches the client's upstream: back to the pool when reusable, else closed.
 LLMGW_PART_INLINE void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
   UpstreamConn* u = c->up;
   if (!u) return;
   c->up = nullptr;
   c->up_deadline_ms = 0;
-  u->client = nullptr;
   int slot = u->slot;
   if (local_[slot].in_flight) --local_[slot].in_flight;
   if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
   ++admit_credits_;
   stats_.BackendInFlight(slot, local_[slot].in_flight);
-  if (keep && !u->recv_armed && !u->send_armed && !draining_ && idle_[slot].size() < kMaxIdlePerBackend) {
-    u->reused = false;
-    idle_[slot].push_back(u);
-    return;
-  }
-  CloseUpstreamFd(u);
-  MaybeFree(u);
+  if (!pool_.Give(u, keep && !draining_)) MaybeFree(u);
 }
 
 }  // namespace llmgw::dataplane

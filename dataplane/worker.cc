@@ -70,7 +70,7 @@ LLMGW_PART_INLINE Status WorkerImpl::Init() {
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);
   local_.assign(shm::kMaxBackends, routing::LocalLoad{});
-  idle_.assign(shm::kMaxBackends, {});
+  pool_.Init(&ring_);
   llhttp_settings_init(&client_settings_);
   client_settings_.on_message_begin = &OnMessageBegin;
   client_settings_.on_url = &OnUrl;
@@ -159,17 +159,10 @@ LLMGW_PART_INLINE void WorkerImpl::Run() {
   // Whatever did not finish within drain_ms is cut off.
   std::vector<ClientConn*> left = clients_;
   for (ClientConn* c : left) CloseClient(c);
-  for (auto& pool : idle_) {
-    for (UpstreamConn* u : pool) {
-      CloseUpstreamFd(u);
-      --live_conns_;
-      delete u;
-    }
-    pool.clear();
-  }
+  pool_.CloseIdle();
   // Collect the completions of what was just closed so every object is released.
   uint64_t end = ClockUs() / 1000 + 200;
-  while (live_conns_ > 0 && ClockUs() / 1000 < end) {
+  while (live_conns_ + pool_.live() > 0 && ClockUs() / 1000 < end) {
     __kernel_timespec ts{0, 10 * 1000000};
     io_uring_cqe* cqe = nullptr;
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
@@ -228,8 +221,8 @@ LLMGW_PART_INLINE void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags
 
 LLMGW_PART_INLINE void WorkerImpl::MaybeFree(Conn* c) {
   if (!c->closed || c->pending_ops) return;
-  --live_conns_;
   if (c->kind == Conn::Kind::kClient) {
+    --live_conns_;  // client objects; the pool counts its own
     ClientConn* cc = static_cast<ClientConn*>(c);
     // Keep a few objects for reuse; their buffers are the per-connection arena.
     if (free_clients_.size() < 256) {
@@ -238,7 +231,7 @@ LLMGW_PART_INLINE void WorkerImpl::MaybeFree(Conn* c) {
       delete cc;
     }
   } else {
-    delete static_cast<UpstreamConn*>(c);
+    pool_.Recycle(static_cast<UpstreamConn*>(c));
   }
 }
 

@@ -25,6 +25,7 @@
 #include "dataplane/http_text.h"
 #include "dataplane/rng.h"
 #include "dataplane/thread_stats.h"
+#include "dataplane/upstream_pool.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
 
@@ -180,8 +181,6 @@ class WorkerImpl {
 
   void SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms);
 
-  UpstreamConn* NewUpstream(int slot, const shm::BackendEntry& be);
-
   void BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be);
 
   void ArmUpSend(UpstreamConn* u);
@@ -212,8 +211,6 @@ class WorkerImpl {
 
   static int OnUpMessageComplete(llhttp_t* p);
 
-
-  void CloseUpstreamFd(UpstreamConn* u);
 
   // Detaches the client's upstream: back to the pool when reusable, else closed.
   void ReleaseUpstream(ClientConn* c, bool keep);
@@ -252,7 +249,7 @@ class WorkerImpl {
   bool has_snapshot_ = false;
   routing::Router router_;
   std::vector<routing::LocalLoad> local_;
-  std::vector<std::vector<UpstreamConn*>> idle_;
+  UpstreamPool pool_;
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;

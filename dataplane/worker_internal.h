@@ -91,6 +91,17 @@ struct UpstreamConn : Conn {
   msghdr msg{};
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
+  // A recycled object for a new socket: every field as new, the head's capacity kept.
+  void ResetForReuse() {
+    fd = -1;
+    pending_ops = 0;
+    closed = false;
+    client = nullptr;
+    connected = reused = recv_armed = send_armed = saw_response_byte = false;
+    if (error.kind() != ErrorKind::kNone) error = Error();
+    head.clear();
+    iov_cnt = 0;
+  }
 };
 
 // What a request needs while it is read and answered: header fields and the body. Taken
