@@ -64,6 +64,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
   stats_.BackendPicked(slot, be.key, local_[slot].in_flight);
   c->first_byte_us = 0;
+  c->attempt_start_us = NowUs();
 
   bool reused;
   UpstreamConn* u = pool_.Take(slot, be, &reused);
@@ -78,6 +79,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   u->parser.data = this;
   u->saw_response_byte = false;
   if (u->error.kind() != ErrorKind::kNone) u->error = Error();
+  u->interim = false;
   c->h->resp_headers.Clear();
   c->relay.NewHead();
   if (u->connected) {

@@ -46,8 +46,9 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   }
   u->saw_response_byte = true;
   stats_.UpstreamBytesIn(u->slot, static_cast<uint64_t>(res));
-  if (!c->rw.committed()) SetUpDeadline(c, 3, snap_->limits.idle_ms);
-  else SetUpDeadline(c, 3, snap_->limits.idle_ms);
+  // Before the final head, the first-byte deadline keeps running: an interim 1xx (or a
+  // head trickling in) does not make a backend that never answers an idle one.
+  if (c->rw.committed()) SetUpDeadline(c, 3, snap_->limits.idle_ms);
   current_up_ = u;
   llhttp_errno_t e = llhttp_execute(&u->parser, u->in, static_cast<size_t>(res));
   current_up_ = nullptr;
@@ -83,7 +84,12 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnUpMessageComplete(llhttp_t* p) {
-  ClientConn* c = CurUp(p)->client;
+  UpstreamConn* u = CurUp(p);
+  if (u->interim) {  // the end of a 1xx: the final answer follows on this connection
+    u->interim = false;
+    return 0;
+  }
+  ClientConn* c = u->client;
   c->rw.EndBody(&c->h->out);
   c->response_done = true;
   return HPE_PAUSED;

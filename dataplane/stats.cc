@@ -14,6 +14,7 @@ LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   r.status = status;
   r.duration_us = us;
   r.ttfb_us = c->first_byte_us ? c->first_byte_us - c->start_us : 0;
+  r.attempt_wait_us = (c->first_byte_us ? c->first_byte_us : NowUs()) - c->attempt_start_us;
   r.model = has_model ? c->orig_model_slot : -1;
   r.backend = c->current_backend;
   r.prompt_tokens = c->relay.prompt_tokens();

@@ -19,6 +19,9 @@ struct RequestOutcome {
   int status = 0;                 // 0: the client left before an answer (counted as 499)
   uint64_t duration_us = 0;       // whole request, streaming included
   uint64_t ttfb_us = 0;           // to the first upstream byte; 0 when none arrived
+  // The last attempt's wait for its response head (until now when none came): what the
+  // slow-call rule judges; a long generation after a quick head is not slow.
+  uint64_t attempt_wait_us = 0;
   int model = -1;                 // the model the client named (its slot), -1 when none
   int backend = -1;               // the backend that answered last, -1 when none
   uint64_t prompt_tokens = 0;
@@ -120,7 +123,7 @@ class ThreadStats {
     if (status < 500 && status != 429 && status != 499) shm::Bump(bs.successes);
     shm::Bump(bs.prompt_tokens, r.prompt_tokens);
     shm::Bump(bs.completion_tokens, r.completion_tokens);
-    if (r.duration_us / 1000 > slow_call_ms_) shm::Bump(bs.slow_calls);
+    if (r.attempt_wait_us / 1000 > slow_call_ms_) shm::Bump(bs.slow_calls);
   }
 
  private:

@@ -85,6 +85,7 @@ struct UpstreamConn : Conn {
   bool send_armed = false;
   bool saw_response_byte = false;
   Error error;            // what the response parser found wrong (kind kNone: nothing)
+  bool interim = false;   // parsing a 1xx interim answer: skipped, the final one follows
   std::string head;       // request line and the headers llmgw sets
   iovec iov[8];
   int iov_cnt = 0;
@@ -167,6 +168,7 @@ struct ClientConn : Conn {
   SseRelay relay;     // what is read from the answer on the way (SSE, usage)
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
+  uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
   uint8_t up_deadline_kind = 0; // 1 connect, 2 first byte, 3 idle

@@ -193,6 +193,13 @@ class TestUpstream {
     size_t event_pad = 0;            // streaming: extra bytes of padding per event
     bool close_after_response = false;  // keep-alive in words, then close anyway
     std::string extra_headers;          // "Name: value\r\n" lines added to 200 answers
+    // Raw interim (1xx) responses sent before the final answer, e.g. a 103 Early Hints.
+    std::string interim;
+    int hang_after_interim = 0;         // the first N requests get `interim`, then nothing
+    int head_delay_ms = 0;              // wait this long before answering each request
+    // JSON answers carry "n": which request of this upstream they answer (1, 2, ...), so
+    // a test can tell one client's answer from another's.
+    bool number_answers = false;
     // How 200 answers are framed: kLength = Content-Length (JSON) / chunked (SSE);
     // kChunked = chunked for JSON too; kClose = no length at all, `Connection: close` and
     // the body ends when the upstream closes (both JSON and SSE).
@@ -284,7 +291,9 @@ class TestUpstream {
       bool stream = body.find("\"stream\":true") != std::string::npos ||
                     body.find("\"stream\": true") != std::string::npos;
       int status = opt_.status;
-      if (opt_.hang) {
+      if (opt_.head_delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.head_delay_ms));
+      if (!opt_.interim.empty() && !SendAll(fd, opt_.interim)) break;
+      if (opt_.hang || requests_.load() <= opt_.hang_after_interim) {
         std::string sink;
         ReadUntil(fd, &sink, [](const std::string&) { return false; }, 10000);
         break;
@@ -298,6 +307,7 @@ class TestUpstream {
       }
       if (!stream) {
         std::string b = "{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"port\":" + std::to_string(port_) +
+                        (opt_.number_answers ? ",\"n\":" + std::to_string(requests_.load()) : std::string()) +
                         ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}}],"
                         "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}";
         std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + opt_.extra_headers;

@@ -85,12 +85,16 @@ TEST_F(ThreadStatsTest, RequestWithoutModelCountsOnlyTheThread) {
   for (const auto& m : slot->models) EXPECT_EQ(Get(m.requests_by_code[shm::StatusCodeIndex(404)]), 0u);
 }
 
-TEST_F(ThreadStatsTest, SlowCallOverTheLimit) {
+TEST_F(ThreadStatsTest, SlowCallIsASlowHeadNotALongStream) {
   RequestOutcome r;
   r.status = 200;
   r.model = 0;
   r.backend = 0;
-  r.duration_us = 150000;  // 150 ms > 100 ms
+  r.duration_us = 5000000;  // a 5 s stream...
+  r.attempt_wait_us = 2000;  // ...whose head came after 2 ms: not slow
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->backends[0].slow_calls), 0u);
+  r.attempt_wait_us = 150000;  // 150 ms > 100 ms to the head
   stats.EndRequest(r);
   EXPECT_EQ(Get(slot->backends[0].slow_calls), 1u);
 }
