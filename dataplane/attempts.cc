@@ -18,48 +18,34 @@
 
 namespace llmgw::dataplane {
 
-// One pick from the router; on no backend, walk the model's fallbacks.
+// One pick (Attempt: the router, then the model's fallbacks), then a connection from
+// the pool and the request on its way.
 LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
-  int slot = routing::kNoBackend;
-  while (true) {
-    routing::RequestInfo info;
-    info.hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
+  Attempt& at = c->attempt;
+  int slot = at.Pick(router_, *snap_, local_, &rng_, &stats_, [&](uint16_t model, routing::RequestInfo* info) {
+    info->hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
     // prefix_affinity homes prompts by prefix; adaptive uses the same homes (weighted by
     // the bandit's shares), so both need the prompt's leading bytes.
-    Policy policy = router_.PolicyOf(c->model_slot);
+    Policy policy = router_.PolicyOf(model);
     if (policy == Policy::kPrefixAffinity || policy == Policy::kAdaptive) {
       RequestState* h = c->h;
       if (h->prefix_len < 0) {
         size_t cap = std::min<size_t>(sizeof(h->prefix), snap_->limits.prefix_bytes ? snap_->limits.prefix_bytes : 256);
         h->prefix_len = static_cast<int>(routing::ExtractPrefix(h->body, h->prefix, cap));
       }
-      info.prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
+      info->prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
     }
-    info.random = NextRandom();
-    slot = router_.Pick(c->model_slot, info, local_, std::span<const uint16_t>(c->tried, c->tried_count));
-    if (slot != routing::kNoBackend) break;
-    const auto& me = snap_->models[c->orig_model_slot];
-    if (c->fallback_index < me.num_fallbacks && c->fallback_index < shm::kMaxFallbacks) {
-      c->model_slot = me.fallbacks[c->fallback_index++];
-      c->rewrite = true;  // the fallback model's name goes upstream
-      stats_.Fallback(c->orig_model_slot);
-      continue;
-    }
-    break;
-  }
+  });
   if (slot == routing::kNoBackend) {
-    if (c->last_error.kind() != ErrorKind::kNone) return SendFailure(c, c->last_error);
+    if (at.failed()) return SendFailure(c, at.last_error());
     // Every backend is busy (not broken): wait in the admission queue for a free slot.
-    if (c->attempts == 0 && admission_ && router_.AllAtCapacity(c->orig_model_slot, local_))
-      return Enqueue(c);
-    stats_.NoBackend(c->orig_model_slot);
+    if (at.attempts() == 0 && admission_ && router_.AllAtCapacity(at.orig_model(), local_)) return Enqueue(c);
+    stats_.NoBackend(at.orig_model());
     return SendFailure(c, Error(ErrorKind::kNoBackend, ErrorSide::kInternal, false,
                                 "no eligible backend for this model"));
   }
-  if (c->tried_count < 16) c->tried[c->tried_count++] = static_cast<uint16_t>(slot);
-  ++c->attempts;
+  at.Started(slot);
   const shm::BackendEntry& be = snap_->backends[slot];
-  c->current_backend = slot;
   ++local_[slot].in_flight;
   ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
   stats_.BackendPicked(slot, be.key, local_[slot].in_flight);
@@ -101,9 +87,7 @@ LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
   auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
   if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
   c->queued = true;
-  c->model_slot = c->orig_model_slot;
-  c->fallback_index = 0;
-  c->rewrite = c->alias_rewrite;
+  c->attempt.Requeue();
   stats_.AdmissionQueued();
   if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
     ClientConn* e = reinterpret_cast<ClientConn*>(evicted);
@@ -113,7 +97,7 @@ LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
 }
 
 LLMGW_PART_INLINE void WorkerImpl::RejectOverloaded(ClientConn* c) {
-  stats_.AdmissionRejected(c->orig_model_slot);
+  stats_.AdmissionRejected(c->attempt.orig_model());
   c->retry_after_s = admission_->RetryAfterSeconds();
   SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
                        "every backend of this model is at capacity; retry later"));
@@ -140,8 +124,7 @@ LLMGW_PART_INLINE void WorkerImpl::SetUpDeadline(ClientConn* c, uint8_t kind, ui
 // A pooled connection the server had closed meanwhile: not the backend's fault, so try
 // again at once (the next pooled or a new connection), without spending a retry.
 LLMGW_PART_INLINE void WorkerImpl::RetryStale(ClientConn* c) {
-  --c->attempts;
-  if (c->tried_count) --c->tried_count;
+  c->attempt.Undo();
   ReleaseUpstream(c, false);
   StartAttempt(c);
 }
@@ -154,21 +137,16 @@ LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e)
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;
   if (!c->rw.committed()) {
-    c->last_error = e;
     if (!c->send_armed) {  // only a 100 Continue can be queued before the commit
       c->h->out.clear();
       c->out_off = 0;
     }
-    uint32_t retries_max = snap_->limits.retries_max;
-    if (e.retryable() && c->attempts <= retries_max && !draining_) {
-      stats_.Retry(c->orig_model_slot);
-      uint32_t backoff = snap_->limits.retries_backoff_ms << (c->attempts > 0 ? c->attempts - 1 : 0);
-      backoff += static_cast<uint32_t>(NextRandom() % (backoff / 2 + 1));  // jitter
-      if (backoff == 0) return StartAttempt(c);
-      c->retry_at_ms = NowMs() + backoff;
-      return;
-    }
-    return SendFailure(c, e);
+    Attempt::Next next = c->attempt.OnFailure(e, snap_->limits.retries_max, snap_->limits.retries_backoff_ms,
+                                              draining_, NowMs(), &rng_);
+    if (next == Attempt::Next::kFail) return SendFailure(c, e);
+    stats_.Retry(c->attempt.orig_model());
+    if (next == Attempt::Next::kRetryNow) return StartAttempt(c);
+    return;  // the tick starts the next attempt at retry_at_ms
   }
   // Bytes already went to the client: end the stream with an error event, then close.
   c->rw.CloseAfterSend();

@@ -28,21 +28,15 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->start_us = NowUs();
   c->first_byte_us = 0;
   c->up = nullptr;
-  c->tried_count = 0;
-  c->attempts = 0;
-  c->fallback_index = 0;
-  c->rewrite = false;
-  c->retry_at_ms = 0;
+  c->attempt.Reset();
   c->up_deadline_ms = 0;
   c->total_deadline_ms = 0;
-  if (c->last_error.kind() != ErrorKind::kNone) c->last_error = Error();
   c->bytes_in = c->bytes_out = 0;
-  c->current_backend = -1;
   c->queued = false;
   c->retry_after_s = 0;
   c->deadline_ms = 0;
   c->deadline_status = 0;
-  c->model_slot = UINT16_MAX;
+  c->has_model = false;
   // llhttp's rule is the RFC's: HTTP/1.1 keeps the connection unless `Connection: close`;
   // HTTP/1.0 only with `Connection: keep-alive`. A version not parsed yet (a broken request
   // line) counts as 1.0: its error answer has a length and closes anyway.
@@ -220,8 +214,8 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
     std::snprintf(msg, sizeof(msg), "The model `%.*s` does not exist", static_cast<int>(f.model_len), f.model);
     return SendError(c, 404, msg, "invalid_request_error", "model", "model_not_found");
   }
-  c->model_slot = c->orig_model_slot = static_cast<uint16_t>(m);
-  c->rewrite = c->alias_rewrite = via_alias;
+  c->has_model = true;
+  c->attempt.SetModel(m, via_alias);
   c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, INT32_MIN, INT32_MAX)) : 0;
   c->model_begin = f.model_raw_begin;
   c->model_end = f.model_raw_end;

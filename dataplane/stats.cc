@@ -9,14 +9,14 @@ namespace llmgw::dataplane {
 LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   if (status == 0) status = 499;
   uint64_t us = NowUs() - c->start_us;
-  bool has_model = c->model_slot != UINT16_MAX;
+  bool has_model = c->has_model;
   RequestOutcome r;
   r.status = status;
   r.duration_us = us;
   r.ttfb_us = c->first_byte_us ? c->first_byte_us - c->start_us : 0;
   r.attempt_wait_us = (c->first_byte_us ? c->first_byte_us : NowUs()) - c->attempt_start_us;
-  r.model = has_model ? c->orig_model_slot : -1;
-  r.backend = c->current_backend;
+  r.model = has_model ? c->attempt.orig_model() : -1;
+  r.backend = c->attempt.backend();
   r.prompt_tokens = c->relay.prompt_tokens();
   r.completion_tokens = c->relay.completion_tokens();
   stats_.EndRequest(r);
@@ -25,10 +25,10 @@ LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.method = llhttp_method_name(static_cast<llhttp_method_t>(c->parser.method));
     a.path = c->h->url.View();
     a.status = status;
-    a.model = has_model ? std::string_view(snap_->models[c->orig_model_slot].name) : "";
-    a.backend = c->current_backend >= 0 ? std::string_view(snap_->backends[c->current_backend].id) : "";
+    a.model = has_model ? std::string_view(snap_->models[c->attempt.orig_model()].name) : "";
+    a.backend = c->attempt.backend() >= 0 ? std::string_view(snap_->backends[c->attempt.backend()].id) : "";
     a.stream = c->streaming;
-    a.attempts = c->attempts;
+    a.attempts = c->attempt.attempts();
     a.duration_us = us;
     a.ttft_us = r.ttfb_us;
     a.bytes_out = c->bytes_out;
@@ -37,7 +37,7 @@ LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.request_id = c->h->request_id.View();
     access_log_.Write(a, &rng_);
   }
-  c->model_slot = UINT16_MAX;
+  c->has_model = false;
 }
 
 }  // namespace llmgw::dataplane

@@ -19,10 +19,10 @@
 namespace llmgw::dataplane {
 
 LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
-  const auto& me = snap_->models[c->model_slot];
+  const auto& me = snap_->models[c->attempt.model()];
   std::string_view new_model = me.name;
   size_t body_len = c->h->body.size();
-  if (c->rewrite) body_len = c->model_begin + (new_model.size() + 2) + (c->h->body.size() - c->model_end);
+  if (c->attempt.rewrite()) body_len = c->model_begin + (new_model.size() + 2) + (c->h->body.size() - c->model_end);
   std::string& h = u->head;
   h.clear();
   h.append("POST ");
@@ -44,7 +44,7 @@ LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamC
   if (!fwd.empty()) u->iov[u->iov_cnt++] = {const_cast<char*>(fwd.data()), fwd.size()};
   static const char kEndOfHead[] = "\r\n";
   u->iov[u->iov_cnt++] = {const_cast<char*>(kEndOfHead), 2};
-  if (c->rewrite) {
+  if (c->attempt.rewrite()) {
     // Scatter-gather: the prompt is sent from the client buffer, only the model changes.
     // The quoted new name lives in the head buffer's tail, after the head proper.
     h.push_back('"');
@@ -179,7 +179,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   c->h->resp_headers.Finish();
   c->first_byte_us = NowUs();
   if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
-  if (c->current_backend >= 0) w->stats_.FirstByte(c->current_backend, c->first_byte_us - c->start_us);
+  if (c->attempt.backend() >= 0) w->stats_.FirstByte(c->attempt.backend(), c->first_byte_us - c->start_us);
   w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1,
                c->h->resp_headers.lines());
   c->status = status;

@@ -268,8 +268,7 @@ LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
 LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
   if (c->busy) {
     if (c->queued) return;  // the admission queue has its own deadline
-    if (c->retry_at_ms && now >= c->retry_at_ms) {
-      c->retry_at_ms = 0;
+    if (c->attempt.RetryDue(now)) {
       StartAttempt(c);
       return;
     }

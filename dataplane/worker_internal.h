@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
+#include "dataplane/attempt.h"
 #include "dataplane/header_collector.h"
 #include "dataplane/response_writer.h"
 #include "dataplane/small_str.h"
@@ -172,25 +173,16 @@ struct ClientConn : Conn {
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
   uint8_t up_deadline_kind = 0; // 1 connect, 2 first byte, 3 idle
-  uint64_t retry_at_ms = 0;     // backoff pending: start the next attempt then
   int status = 0;
-  uint16_t model_slot = 0;
-  uint16_t orig_model_slot = 0;
-  uint8_t fallback_index = 0;
-  uint16_t tried[16];
-  uint8_t tried_count = 0;
-  uint8_t attempts = 0;
-  bool rewrite = false;
-  bool alias_rewrite = false;  // the client named an alias (kept for re-admission)
+  bool has_model = false;      // the request named a known model (counted per model)
+  Attempt attempt;             // backends tried, fallbacks, retries, the last error
   bool queued = false;         // waiting in the admission queue
   int32_t priority = 0;
   uint32_t retry_after_s = 0;  // Retry-After on a 429 from admission
   size_t model_begin = 0, model_end = 0;
   char api_path[32];
   UpstreamConn* up = nullptr;
-  Error last_error;  // the last failed attempt's (kind kNone: none failed)
   uint64_t bytes_in = 0, bytes_out = 0;
-  int current_backend = -1;
 };
 
 }  // namespace llmgw::dataplane
