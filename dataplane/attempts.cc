@@ -20,7 +20,7 @@ namespace llmgw::dataplane {
 
 // One pick (Attempt: the router, then the model's fallbacks), then a connection from
 // the pool and the request on its way.
-LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
+void WorkerImpl::StartAttempt(ClientConn* c) {
   Attempt& at = c->attempt;
   int slot = at.Pick(router_, *snap_, local_, &rng_, &stats_, [&](uint16_t model, routing::RequestInfo* info) {
     info->hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
@@ -82,7 +82,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
+void WorkerImpl::Enqueue(ClientConn* c) {
   uint64_t evicted = 0;
   auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
   if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
@@ -96,7 +96,7 @@ LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::RejectOverloaded(ClientConn* c) {
+void WorkerImpl::RejectOverloaded(ClientConn* c) {
   stats_.AdmissionRejected(c->attempt.orig_model());
   c->retry_after_s = admission_->RetryAfterSeconds();
   SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
@@ -104,7 +104,7 @@ LLMGW_PART_INLINE void WorkerImpl::RejectOverloaded(ClientConn* c) {
 }
 
 // A backend slot freed up: let the best waiter try again (one per freed slot).
-LLMGW_PART_INLINE void WorkerImpl::AdmitWaiting() {
+void WorkerImpl::AdmitWaiting() {
   while (admit_credits_ > 0 && admission_ && !admission_->empty()) {
     --admit_credits_;
     uint64_t cookie;
@@ -116,14 +116,14 @@ LLMGW_PART_INLINE void WorkerImpl::AdmitWaiting() {
   admit_credits_ = 0;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
+void WorkerImpl::SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
   c->up_deadline_kind = kind;
   c->up_deadline_ms = ms ? NowMs() + ms : 0;
 }
 
 // A pooled connection the server had closed meanwhile: not the backend's fault, so try
 // again at once (the next pooled or a new connection), without spending a retry.
-LLMGW_PART_INLINE void WorkerImpl::RetryStale(ClientConn* c) {
+void WorkerImpl::RetryStale(ClientConn* c) {
   c->attempt.Undo();
   ReleaseUpstream(c, false);
   StartAttempt(c);
@@ -132,7 +132,7 @@ LLMGW_PART_INLINE void WorkerImpl::RetryStale(ClientConn* c) {
 // The one place a failed attempt is judged. Before the answer is committed: retry on
 // another backend when the error allows it and retries are left, else the client gets the
 // error's reply (error_reply.h). After: end the stream with an SSE error event and close.
-LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
+void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
   stats_.CountError(e.kind());
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;

@@ -18,7 +18,7 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::ArmClientRecv(ClientConn* c) {
+void WorkerImpl::ArmClientRecv(ClientConn* c) {
   if (c->recv_armed || c->closed || c->peer_closed || c->recv_paused) return;
   io_uring_sqe* s = Sqe();
   // Multishot recv with buffer select: one submission delivers every read, each into a
@@ -32,7 +32,7 @@ LLMGW_PART_INLINE void WorkerImpl::ArmClientRecv(ClientConn* c) {
   ++c->pending_ops;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::PauseClientRecv(ClientConn* c) {
+void WorkerImpl::PauseClientRecv(ClientConn* c) {
   if (!c->recv_armed || c->recv_paused) return;
   c->recv_paused = true;
   io_uring_sqe* s = Sqe();
@@ -40,13 +40,13 @@ LLMGW_PART_INLINE void WorkerImpl::PauseClientRecv(ClientConn* c) {
   io_uring_sqe_set_data64(s, kOpNone);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ReturnRecvBuf(uint32_t bid) {
+void WorkerImpl::ReturnRecvBuf(uint32_t bid) {
   io_uring_buf_ring_add(buf_ring_, RecvBuf(bid), kRecvBufSize, static_cast<unsigned short>(bid),
                         io_uring_buf_ring_mask(kRecvBufCount), 0);
   io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
+void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) c->recv_armed = false;
   bool has_buf = flags & IORING_CQE_F_BUFFER;
   uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
@@ -80,7 +80,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t
 }
 
 // Parses straight from the ring buffer when nothing is pending; keeps the rest.
-LLMGW_PART_INLINE void WorkerImpl::FeedClient(ClientConn* c, const char* data, size_t n) {
+void WorkerImpl::FeedClient(ClientConn* c, const char* data, size_t n) {
   if (c->discard_input) return;
   size_t off = 0;
   if (!c->busy && c->pending_off == c->pending.size()) {
@@ -94,7 +94,7 @@ LLMGW_PART_INLINE void WorkerImpl::FeedClient(ClientConn* c, const char* data, s
   if (c->busy && c->pending.size() - c->pending_off > kMaxPendingInput) PauseClientRecv(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CloseClient(ClientConn* c) {
+void WorkerImpl::CloseClient(ClientConn* c) {
   if (c->closed) return;
   if (c->up) ReleaseUpstream(c, false);
   if (c->queued) {
@@ -116,7 +116,7 @@ LLMGW_PART_INLINE void WorkerImpl::CloseClient(ClientConn* c) {
   MaybeFree(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::QueueSend(ClientConn* c) {
+void WorkerImpl::QueueSend(ClientConn* c) {
   if (c->send_armed || c->closed || !c->h || c->out_off >= c->h->out.size()) return;
   io_uring_sqe* s = Sqe();
   io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
@@ -125,7 +125,7 @@ LLMGW_PART_INLINE void WorkerImpl::QueueSend(ClientConn* c) {
   ++c->pending_ops;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
+void WorkerImpl::OnClientSend(ClientConn* c, int res) {
   c->send_armed = false;
   if (c->closed) {
     ReleaseRequest(c);
@@ -145,7 +145,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
 }
 
 // Everything queued reached the socket: finish the request, or read more upstream.
-LLMGW_PART_INLINE void WorkerImpl::AfterClientDrained(ClientConn* c) {
+void WorkerImpl::AfterClientDrained(ClientConn* c) {
   if (c->busy && c->response_done) {
     FinishRequest(c);
     return;
@@ -157,7 +157,7 @@ LLMGW_PART_INLINE void WorkerImpl::AfterClientDrained(ClientConn* c) {
   if (c->busy && c->up && c->up->connected && !c->up->recv_armed) ArmUpRecv(c->up);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::AcquireRequest(ClientConn* c) {
+void WorkerImpl::AcquireRequest(ClientConn* c) {
   if (c->h) return;
   if (!free_requests_.empty()) {
     c->h = free_requests_.back();
@@ -171,7 +171,7 @@ LLMGW_PART_INLINE void WorkerImpl::AcquireRequest(ClientConn* c) {
   c->h->Reset();
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ReleaseRequest(ClientConn* c) {
+void WorkerImpl::ReleaseRequest(ClientConn* c) {
   RequestState* r = c->h;
   if (!r) return;
   c->h = nullptr;
@@ -185,7 +185,7 @@ LLMGW_PART_INLINE void WorkerImpl::ReleaseRequest(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::FinishRequest(ClientConn* c) {
+void WorkerImpl::FinishRequest(ClientConn* c) {
   EndRequestStats(c, c->status);
   ReleaseRequest(c);
   c->busy = false;

@@ -21,7 +21,7 @@ namespace llmgw::dataplane {
 // Runs llhttp over [p, p+n); returns how many bytes it consumed. A complete request
 // pauses the parser and is dispatched at once; a broken one is answered and the rest of
 // the connection's input is discarded (the stream cannot be resynchronised).
-LLMGW_PART_INLINE size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p, size_t n) {
+size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p, size_t n) {
   current_ = c;
   llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
   current_ = nullptr;
@@ -43,7 +43,7 @@ LLMGW_PART_INLINE size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p,
   return n;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ParseClient(ClientConn* c) {
+void WorkerImpl::ParseClient(ClientConn* c) {
   while (!c->busy && !c->closed && !c->discard_input && c->pending_off < c->pending.size()) {
     c->pending_off += ExecuteParser(c, c->pending.data() + c->pending_off, c->pending.size() - c->pending_off);
   }
@@ -58,7 +58,7 @@ LLMGW_PART_INLINE void WorkerImpl::ParseClient(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnMessageBegin(llhttp_t* p) {
+int WorkerImpl::OnMessageBegin(llhttp_t* p) {
   ClientConn* c = Cur(p);
   self(p)->AcquireRequest(c);
   c->in_message = true;
@@ -73,7 +73,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnMessageBegin(llhttp_t* p) {
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::HeadLimit(llhttp_t* p, size_t n) {
+int WorkerImpl::HeadLimit(llhttp_t* p, size_t n) {
   ClientConn* c = Cur(p);
   c->head_bytes += n;
   if (c->head_bytes > self(p)->cfg_.gateway.max_header_bytes) {
@@ -83,31 +83,31 @@ LLMGW_PART_INLINE int WorkerImpl::HeadLimit(llhttp_t* p, size_t n) {
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUrl(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnUrl(llhttp_t* p, const char* at, size_t n) {
   Cur(p)->h->url.Append(at, n);
   return HeadLimit(p, n);
 }
 
 // Header names and values are appended straight to the forwarded lines; a header that
 // must not go upstream is cut off again when its value is complete.
-LLMGW_PART_INLINE int WorkerImpl::HeaderTooLarge(ClientConn* c) {
+int WorkerImpl::HeaderTooLarge(ClientConn* c) {
   c->parse_error = Error(ErrorKind::kHeaderTooLarge, ErrorSide::kDownstream, false, "request headers too large");
   return -1;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnHeaderField(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnHeaderField(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
   if (!c->h->req_headers.OnField(at, n)) return HeaderTooLarge(c);
   return HeadLimit(p, n);
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
   if (!c->h->req_headers.OnValue(at, n)) return HeaderTooLarge(c);
   return HeadLimit(p, n);
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
+int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
   ClientConn* c = Cur(p);
   RequestState* h = c->h;
   HeaderCollector& hc = h->req_headers;
@@ -142,7 +142,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
+int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   ClientConn* c = Cur(p);
   WorkerImpl* w = self(p);
   c->h->req_headers.Finish();
@@ -169,7 +169,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnBody(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnBody(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
   if (c->h->body.size() + n > self(p)->MaxBody()) {
     c->parse_error = Error(ErrorKind::kPayloadTooLarge, ErrorSide::kDownstream, false, "request body exceeds max_body_bytes");
@@ -179,13 +179,13 @@ LLMGW_PART_INLINE int WorkerImpl::OnBody(llhttp_t* p, const char* at, size_t n) 
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnMessageComplete(llhttp_t* p) {
+int WorkerImpl::OnMessageComplete(llhttp_t* p) {
   Cur(p)->in_message = false;
   // Pause: one request at a time per connection, so pipelined answers stay in order.
   return HPE_PAUSED;
 }
 
-LLMGW_PART_INLINE uint64_t WorkerImpl::MaxBody() const {
+uint64_t WorkerImpl::MaxBody() const {
   return has_snapshot_ && snap_->limits.max_body_bytes ? snap_->limits.max_body_bytes
                                                        : cfg_.gateway.max_body_bytes;
 }

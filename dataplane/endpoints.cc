@@ -18,7 +18,7 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
+void WorkerImpl::BeginResponse(ClientConn* c) {
   AcquireRequest(c);  // an error may come before any request byte was understood
   c->busy = true;
   c->response_done = false;
@@ -56,7 +56,7 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
 
 // `content_type` empty: none of llmgw's own (a relayed answer brings its own in
 // `relayed`, the upstream's end-to-end header lines).
-LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type,
+void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type,
                                              int64_t content_length, std::string_view relayed) {
   c->status = status;
   HeadExtras x;
@@ -67,7 +67,7 @@ LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::str
   c->rw.WriteHead(&c->h->out, status, content_type, content_length, relayed, x);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
+void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
   WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
   if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
   c->response_done = true;
@@ -75,7 +75,7 @@ LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::str
 }
 
 // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
-LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
+void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
                const char* param, std::string_view code, bool fatal) {
   if (!c->busy) BeginResponse(c);
   if (fatal) c->rw.CloseAfterSend();
@@ -84,12 +84,12 @@ LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::str
   SendLocal(c, status, scratch_);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SendFailure(ClientConn* c, const Error& e, bool fatal) {
+void WorkerImpl::SendFailure(ClientConn* c, const Error& e, bool fatal) {
   ErrorReply r = ReplyFor(e);
   SendError(c, r.status, e.message(), r.type, nullptr, r.code, fatal);
 }
 
-LLMGW_PART_INLINE bool WorkerImpl::AnyEligible() {
+bool WorkerImpl::AnyEligible() {
   if (!has_snapshot_) return false;
   for (uint32_t i = 0; i < snap_->num_backends; ++i) {
     const auto& b = snap_->backends[i];
@@ -99,7 +99,7 @@ LLMGW_PART_INLINE bool WorkerImpl::AnyEligible() {
   return false;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SendModels(ClientConn* c) {
+void WorkerImpl::SendModels(ClientConn* c) {
   std::string& b = scratch_;
   b.clear();
   b.append("{\"object\":\"list\",\"data\":[");
@@ -125,7 +125,7 @@ LLMGW_PART_INLINE void WorkerImpl::SendModels(ClientConn* c) {
   SendLocal(c, 200, b);
 }
 
-LLMGW_PART_INLINE int WorkerImpl::FindModel(std::string_view name, bool* via_alias) {
+int WorkerImpl::FindModel(std::string_view name, bool* via_alias) {
   *via_alias = false;
   for (uint32_t m = 0; m < snap_->num_models && m < shm::kMaxModels; ++m) {
     const auto& me = snap_->models[m];
@@ -144,7 +144,7 @@ LLMGW_PART_INLINE int WorkerImpl::FindModel(std::string_view name, bool* via_ali
   return -1;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
+void WorkerImpl::HandleRequest(ClientConn* c) {
   BeginResponse(c);
   std::string_view url = c->h->url.View();
   size_t q = url.find('?');

@@ -64,7 +64,7 @@ class HeaderCollector {
       Drop();
       return true;
     }
-    if (!IsHopByHop(name)) return false;
+    if (!IsHopByHopOtherThanConnection(name)) return false;
     Drop();
     return true;
   }

@@ -18,7 +18,7 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
+void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   u->recv_armed = false;
   if (u->closed || !u->client) return;
   ClientConn* c = u->client;
@@ -74,7 +74,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   }
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n) {
   WorkerImpl* w = self(p);
   ClientConn* c = CurUp(p)->client;
   uint64_t gap;
@@ -83,7 +83,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUpMessageComplete(llhttp_t* p) {
+int WorkerImpl::OnUpMessageComplete(llhttp_t* p) {
   UpstreamConn* u = CurUp(p);
   if (u->interim) {  // the end of a 1xx: the final answer follows on this connection
     u->interim = false;

@@ -16,6 +16,8 @@
 
 namespace llmgw::dataplane {
 
+using namespace std::string_view_literals;  // appends of literals with their length known
+
 // llmgw's own header lines besides the framing, decided by the caller.
 struct HeadExtras {
   std::string_view request_id;
@@ -41,21 +43,21 @@ class ResponseWriter {
                  std::string_view relayed, const HeadExtras& x) {
     committed_ = true;
     std::string& o = *out;
-    o.append("HTTP/1.1 ");
+    o.append("HTTP/1.1 "sv);
     AppendUint(&o, static_cast<uint64_t>(status));
     o.push_back(' ');
     o.append(ReasonPhrase(status));
-    o.append("\r\n");
+    o.append("\r\n"sv);
     if (!content_type.empty()) {
-      o.append("Content-Type: ");
+      o.append("Content-Type: "sv);
       o.append(content_type);
-      o.append("\r\n");
+      o.append("\r\n"sv);
     }
     o.append(relayed);
-    o.append("X-Request-ID: ");
+    o.append("X-Request-ID: "sv);
     o.append(x.request_id);
     if (content_length >= 0) {
-      o.append("\r\nContent-Length: ");
+      o.append("\r\nContent-Length: "sv);
       AppendUint(&o, static_cast<uint64_t>(content_length));
     } else if (http10_) {
       // HTTP/1.0 knows no chunked coding: the body goes raw and its end is the close
@@ -64,14 +66,14 @@ class ResponseWriter {
       close_after_send_ = true;
     } else {
       chunked_ = true;
-      o.append("\r\nTransfer-Encoding: chunked");
+      o.append("\r\nTransfer-Encoding: chunked"sv);
     }
-    if (x.no_cache) o.append("\r\nCache-Control: no-cache");
+    if (x.no_cache) o.append("\r\nCache-Control: no-cache"sv);
     if (x.retry_after_s) {
-      o.append("\r\nRetry-After: ");
+      o.append("\r\nRetry-After: "sv);
       AppendUint(&o, x.retry_after_s);
     }
-    o.append(close_after_send_ || x.draining ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+    o.append(close_after_send_ || x.draining ? "\r\nConnection: close\r\n\r\n"sv : "\r\nConnection: keep-alive\r\n\r\n"sv);
   }
 
   // One piece of the body, framed as the head said.
@@ -83,7 +85,7 @@ class ResponseWriter {
       hex[k++] = '\n';
       out->append(hex, k);
       out->append(p, n);
-      out->append("\r\n");
+      out->append("\r\n"sv);
     } else {
       out->append(p, n);
     }
@@ -91,7 +93,7 @@ class ResponseWriter {
 
   // The body is complete (a chunked body gets its last chunk).
   void EndBody(std::string* out) {
-    if (chunked_) out->append("0\r\n\r\n");
+    if (chunked_) out->append("0\r\n\r\n"sv);
   }
 
   // A stream broke after its head went out: whether an SSE error event can still be

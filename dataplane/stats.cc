@@ -6,7 +6,7 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
+void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   if (status == 0) status = 499;
   uint64_t us = NowUs() - c->start_us;
   bool has_model = c->has_model;

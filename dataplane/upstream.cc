@@ -18,7 +18,7 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
+void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
   const auto& me = snap_->models[c->attempt.model()];
   std::string_view new_model = me.name;
   size_t body_len = c->h->body.size();
@@ -59,7 +59,7 @@ LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamC
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ArmUpSend(UpstreamConn* u) {
+void WorkerImpl::ArmUpSend(UpstreamConn* u) {
   u->msg = msghdr{};
   u->msg.msg_iov = u->iov;
   u->msg.msg_iovlen = static_cast<size_t>(u->iov_cnt);
@@ -70,7 +70,7 @@ LLMGW_PART_INLINE void WorkerImpl::ArmUpSend(UpstreamConn* u) {
   ++u->pending_ops;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
+void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
   if (u->closed || !u->client) return;
   ClientConn* c = u->client;
   if (res < 0) {
@@ -85,7 +85,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
   ArmUpRecv(u);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
+void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
   u->send_armed = false;
   if (u->closed || !u->client) return;
   ClientConn* c = u->client;
@@ -111,7 +111,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
   if (!u->recv_armed) ArmUpRecv(u);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
+void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
   if (u->recv_armed || u->closed) return;
   // The idle clock runs only while we wait for the upstream, not while a slow client
   // is still taking the previous read (backpressure is not an upstream failure).
@@ -129,15 +129,15 @@ LLMGW_PART_INLINE void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
 // The upstream's end-to-end headers are collected as lines for the client; framing
 // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
 // An overflow fails the attempt (upstream protocol error).
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderField(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnUpHeaderField(llhttp_t* p, const char* at, size_t n) {
   return CurUp(p)->client->h->resp_headers.OnField(at, n) ? 0 : -1;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValue(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnUpHeaderValue(llhttp_t* p, const char* at, size_t n) {
   return CurUp(p)->client->h->resp_headers.OnValue(at, n) ? 0 : -1;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
+int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
   ClientConn* c = CurUp(p)->client;
   HeaderCollector& hc = c->h->resp_headers;
   std::string_view name, value;
@@ -152,7 +152,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
   return hc.Keep(value) ? 0 : -1;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
+int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   WorkerImpl* w = self(p);
   UpstreamConn* u = CurUp(p);
   ClientConn* c = u->client;
@@ -187,7 +187,7 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
 }
 
 // Detaches the client's upstream: back to the pool when reusable, else closed.
-LLMGW_PART_INLINE void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
+void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
   UpstreamConn* u = c->up;
   if (!u) return;
   c->up = nullptr;

@@ -26,7 +26,7 @@ namespace llmgw::dataplane {
 
 std::atomic<bool> g_stop_requested{false};
 
-LLMGW_PART_INLINE Status WorkerImpl::Init() {
+Status WorkerImpl::Init() {
   // The ring belongs to this worker's thread alone. Where the kernel allows, say so:
   // SINGLE_ISSUER + DEFER_TASKRUN run completion work only when the loop waits for it
   // (no interrupts of the thread, completions batched), COOP_TASKRUN at least avoids
@@ -90,7 +90,7 @@ LLMGW_PART_INLINE Status WorkerImpl::Init() {
   return Status::Ok();
 }
 
-LLMGW_PART_INLINE Status WorkerImpl::SetupRecvBuffers() {
+Status WorkerImpl::SetupRecvBuffers() {
   size_t ring_bytes = kRecvBufCount * sizeof(io_uring_buf);
   void* ring_mem = nullptr;
   void* bufs = nullptr;
@@ -117,7 +117,7 @@ LLMGW_PART_INLINE Status WorkerImpl::SetupRecvBuffers() {
   return Status::Ok();
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Run() {
+void WorkerImpl::Run() {
   if (ring_disabled_) {
     // liburing 2.3 declares io_uring_enable_rings() but its library lacks it.
     long r = ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
@@ -179,7 +179,7 @@ LLMGW_PART_INLINE void WorkerImpl::Run() {
                               {"recv_no_buffers", recv_no_buffers_}, {"accept_emfile", accept_emfile_}});
 }
 
-LLMGW_PART_INLINE io_uring_sqe* WorkerImpl::Sqe() {
+io_uring_sqe* WorkerImpl::Sqe() {
   io_uring_sqe* s = io_uring_get_sqe(&ring_);
   if (!s) {
     io_uring_submit(&ring_);
@@ -188,7 +188,7 @@ LLMGW_PART_INLINE io_uring_sqe* WorkerImpl::Sqe() {
   return s;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ArmAccept() {
+void WorkerImpl::ArmAccept() {
   io_uring_sqe* s = Sqe();
   // Multishot accept: one submission keeps accepting, no re-arm per connection.
   if (multishot_accept_)
@@ -199,7 +199,7 @@ LLMGW_PART_INLINE void WorkerImpl::ArmAccept() {
   accept_armed_ = true;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
+void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
   Op op = static_cast<Op>(ud & 7);
   Conn* c = reinterpret_cast<Conn*>(ud & ~uint64_t{7});
   if (op == kOpAccept) return OnAccept(res, flags);
@@ -219,7 +219,7 @@ LLMGW_PART_INLINE void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags
   MaybeFree(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::MaybeFree(Conn* c) {
+void WorkerImpl::MaybeFree(Conn* c) {
   if (!c->closed || c->pending_ops) return;
   if (c->kind == Conn::Kind::kClient) {
     --live_conns_;  // client objects; the pool counts its own
@@ -235,7 +235,7 @@ LLMGW_PART_INLINE void WorkerImpl::MaybeFree(Conn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::RefreshSnapshot() {
+void WorkerImpl::RefreshSnapshot() {
   if (!reader_.Refresh(snap_.get())) return;
   has_snapshot_ = true;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
@@ -243,7 +243,7 @@ LLMGW_PART_INLINE void WorkerImpl::RefreshSnapshot() {
   stats_.SnapshotCopied(reader_.generation());
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
+void WorkerImpl::Tick(uint64_t now) {
   stats_.Heartbeat(shm::NowUnixMs());
   if (accept_backoff_) {
     accept_backoff_ = false;
@@ -265,7 +265,7 @@ LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
+void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
   if (c->busy) {
     if (c->queued) return;  // the admission queue has its own deadline
     if (c->attempt.RetryDue(now)) {
@@ -294,7 +294,7 @@ LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::StartDrain() {
+void WorkerImpl::StartDrain() {
   draining_ = true;
   drain_deadline_ms_ = NowMs() + cfg_.gateway.drain_ms;
   LOG_INFO("draining", {{"thread", index_}, {"in_flight", static_cast<uint64_t>(clients_.size())}});
@@ -312,7 +312,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartDrain() {
   for (ClientConn* c : idle) CloseClient(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
+void WorkerImpl::OnAccept(int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = false;
   if (res == -EINVAL && multishot_accept_ && !draining_) {
     LOG_WARN("multishot accept unsupported; falling back to one accept per connection");
@@ -351,7 +351,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
   if (!accept_armed_ && !accept_backoff_ && !draining_ && listen_fd_ >= 0) ArmAccept();
 }
 
-LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
+void WorkerImpl::NewClient(int fd) {
   int one = 1;
   // Streamed tokens go out as they come: no Nagle delay on small SSE events.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -29,17 +29,6 @@
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
 
-// Before the split these member functions were defined inside the class, so implicitly
-// inline, and GCC's inliner weighs such functions more generously. The parts are compiled
-// as one unit (UNITY_BUILD in dataplane/CMakeLists.txt, which defines LLMGW_WORKER_ONE_UNIT
-// there), where they keep that `inline` and the generated code stays what it was; a part
-// compiled on its own (an IDE, a non-unity build) gets ordinary out-of-line definitions.
-#if defined(LLMGW_WORKER_ONE_UNIT)
-#define LLMGW_PART_INLINE inline
-#else
-#define LLMGW_PART_INLINE
-#endif
-
 namespace llmgw::dataplane {
 
 class WorkerImpl {
