@@ -119,6 +119,7 @@ void WorkerImpl::AdmitWaiting() {
 void WorkerImpl::SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
   c->up_deadline_kind = kind;
   c->up_deadline_ms = ms ? NowMs() + ms : 0;
+  if (ms) ScheduleDeadline(c);
 }
 
 // A pooled connection the server had closed meanwhile: not the backend's fault, so try
@@ -146,7 +147,8 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
     if (next == Attempt::Next::kFail) return SendFailure(c, e);
     stats_.Retry(c->attempt.orig_model());
     if (next == Attempt::Next::kRetryNow) return StartAttempt(c);
-    return;  // the tick starts the next attempt at retry_at_ms
+    ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
+    return;
   }
   // Bytes already went to the client: end the stream with an error event, then close.
   c->rw.CloseAfterSend();

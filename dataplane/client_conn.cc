@@ -55,7 +55,8 @@ void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
     return;
   }
   if (res == -ENOBUFS) {
-    c->recv_starved = true;  // every ring buffer is in use: the tick re-arms
+    c->recv_starved = true;  // every ring buffer is in use: the timer re-arms
+    ScheduleDeadline(c);
     ++recv_no_buffers_;
     return;
   }
@@ -105,6 +106,7 @@ void WorkerImpl::CloseClient(ClientConn* c) {
   // A send still in flight reads from the state's buffer: give it back when it completes.
   if (!c->send_armed) ReleaseRequest(c);
   c->closed = true;
+  timers_.Cancel(&c->timer);
   ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
   ::close(c->fd);
   // Remove from the list by swapping with the last.
@@ -194,6 +196,7 @@ void WorkerImpl::FinishRequest(ClientConn* c) {
     return;
   }
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;
+  ScheduleDeadline(c);
   c->deadline_status = 0;
   // Answer the next pipelined request, if its bytes are already here.
   ParseClient(c);

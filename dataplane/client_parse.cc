@@ -55,6 +55,7 @@ void WorkerImpl::ParseClient(ClientConn* c) {
     // A request has started arriving: it must complete within the client timeouts.
     c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_header_ms;
     c->deadline_status = 408;
+    ScheduleDeadline(c);
   }
 }
 
@@ -158,6 +159,7 @@ int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   }
   c->deadline_ms = NowMs() + w->cfg_.gateway.timeouts.client_body_ms;
   c->deadline_status = 408;
+  w->ScheduleDeadline(c);
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
   // No 1xx toward an HTTP/1.0 client (RFC 9110 15.2): it sends the body without waiting.
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);

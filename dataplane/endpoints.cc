@@ -224,7 +224,10 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   c->h->user.Append(f.user, f.user_len);
   stats_.RequestRouted(m);
   const auto& lim = snap_->limits;
-  if (lim.total_ms) c->total_deadline_ms = NowMs() + lim.total_ms;
+  if (lim.total_ms) {
+    c->total_deadline_ms = NowMs() + lim.total_ms;
+    ScheduleDeadline(c);
+  }
   StartAttempt(c);
 }
 

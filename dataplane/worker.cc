@@ -128,6 +128,8 @@ void WorkerImpl::Run() {
   }
   LOG_DEBUG("worker running", {{"thread", index_}, {"io_uring", std::string_view(ring_mode_)}});
   ArmAccept();
+  RefreshClock();
+  timers_.Start(NowMs());
   uint64_t next_tick = 0;
   while (true) {
     RefreshClock();
@@ -255,14 +257,33 @@ void WorkerImpl::Tick(uint64_t now) {
     c->queued = false;
     RejectOverloaded(c);
   }
-  std::vector<ClientConn*>& cs = clients_;
-  for (size_t i = 0; i < cs.size();) {
-    ClientConn* c = cs[i];
+  // Only the connections whose earliest deadline passed, not every connection.
+  timers_.Advance(now, [&](TimerNode* n) {
+    ClientConn* c = static_cast<ClientConn*>(n->owner);
+    ++c->pending_ops;  // keeps the object while CheckDeadlines may close it
     if (c->recv_starved && !c->recv_armed) ArmClientRecv(c);
-    size_t before = cs.size();
     CheckDeadlines(c, now);
-    if (cs.size() == before || (i < cs.size() && cs[i] == c)) ++i;
+    --c->pending_ops;
+    if (c->closed) MaybeFree(c);
+    else ScheduleDeadline(c);
+  });
+}
+
+uint64_t WorkerImpl::NextDeadline(const ClientConn* c) const {
+  uint64_t t = 0;
+  auto take = [&t](uint64_t x) {
+    if (x && (!t || x < t)) t = x;
+  };
+  if (c->recv_starved) take(NowMs() + kTickMs);
+  if (c->busy) {
+    if (c->queued) return t;  // the admission queue has its own deadline
+    take(c->attempt.retry_at_ms());
+    take(c->total_deadline_ms);
+    if (c->up) take(c->up_deadline_ms);
+  } else {
+    take(c->deadline_ms);
   }
+  return t;
 }
 
 void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
@@ -371,6 +392,8 @@ void WorkerImpl::NewClient(int fd) {
   c->list_index = clients_.size();
   clients_.push_back(c);
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;
+  c->timer.owner = c;
+  ScheduleDeadline(c);
   stats_.ConnectionOpened(clients_.size());
   ArmClientRecv(c);
 }

@@ -68,6 +68,16 @@ class WorkerImpl {
 
   void CheckDeadlines(ClientConn* c, uint64_t now);
 
+  // The earliest of the connection's deadlines (0: none), and its timer moved there when
+  // that is sooner than where it is (a later deadline lets the timer fire early, find
+  // nothing due and move on: no relink per deadline that only moves later).
+  uint64_t NextDeadline(const ClientConn* c) const;
+  void ScheduleDeadline(ClientConn* c) {
+    uint64_t t = NextDeadline(c);
+    if (!t) return timers_.Cancel(&c->timer);
+    if (!c->timer.linked() || t < c->timer.at_ms) timers_.Schedule(&c->timer, t);
+  }
+
   void StartDrain();
 
   // ------------------------------------------------------------------ accept / client io
@@ -240,6 +250,7 @@ class WorkerImpl {
   std::vector<routing::LocalLoad> local_;
   UpstreamPool pool_;
   std::vector<ClientConn*> clients_;
+  TimerWheel timers_{kTickMs};  // client connections' deadlines
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;
   int64_t live_conns_ = 0;

@@ -18,6 +18,7 @@
 #include "dataplane/header_collector.h"
 #include "dataplane/response_writer.h"
 #include "dataplane/small_str.h"
+#include "dataplane/timer_wheel.h"
 #include "dataplane/sse_relay.h"
 
 namespace llmgw::dataplane {
@@ -151,6 +152,7 @@ struct ClientConn : Conn {
   bool peer_closed = false;
   size_t list_index = 0;  // position in the worker's client list
   size_t out_off = 0;
+  TimerNode timer;           // in the loop's TimerWheel at the earliest deadline below
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
 
