@@ -18,7 +18,10 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <mutex>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "common/config.h"
 #include "common/shm.h"
@@ -97,8 +100,13 @@ class Upstream {
   }
   ~Upstream() {
     ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
     thread_.join();
+    ::close(fd_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int c : open_) ::shutdown(c, SHUT_RDWR);  // ends their reads
+    }
+    for (auto& t : conns_) t.join();
   }
   uint16_t port() const { return port_; }
 
@@ -107,7 +115,9 @@ class Upstream {
     while (true) {
       int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) return;
-      std::thread([this, c] { Conn(c); }).detach();
+      std::lock_guard<std::mutex> lock(mu_);
+      open_.insert(c);
+      conns_.emplace_back([this, c] { Conn(c); });
     }
   }
   void Conn(int c) {
@@ -141,9 +151,14 @@ class Upstream {
       }
       if (::send(c, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.erase(c);
     ::close(c);
   }
   std::string name_;
+  std::mutex mu_;
+  std::set<int> open_;             // connections still served
+  std::vector<std::thread> conns_;  // one thread each, joined at the end
   int fd_ = -1;
   uint16_t port_ = 0;
   std::thread thread_;
