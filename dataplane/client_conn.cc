@@ -25,7 +25,7 @@ void WorkerImpl::ArmClientRecv(ClientConn* c) {
   // buffer of the ring, so idle connections pin no memory.
   io_uring_prep_recv_multishot(s, c->fd, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
-  s->buf_group = kRecvBufGroup;
+  s->buf_group = loop_.recv_buf_group();
   io_uring_sqe_set_data64(s, Tag(c, kOpClientRecv));
   c->recv_armed = true;
   c->recv_starved = false;
@@ -38,12 +38,6 @@ void WorkerImpl::PauseClientRecv(ClientConn* c) {
   io_uring_sqe* s = Sqe();
   io_uring_prep_cancel64(s, Tag(c, kOpClientRecv), 0);
   io_uring_sqe_set_data64(s, kOpNone);
-}
-
-void WorkerImpl::ReturnRecvBuf(uint32_t bid) {
-  io_uring_buf_ring_add(buf_ring_, RecvBuf(bid), kRecvBufSize, static_cast<unsigned short>(bid),
-                        io_uring_buf_ring_mask(kRecvBufCount), 0);
-  io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
 void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
@@ -106,7 +100,7 @@ void WorkerImpl::CloseClient(ClientConn* c) {
   // A send still in flight reads from the state's buffer: give it back when it completes.
   if (!c->send_armed) ReleaseRequest(c);
   c->closed = true;
-  timers_.Cancel(&c->timer);
+  loop_.timers().Cancel(&c->timer);
   ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
   ::close(c->fd);
   // Remove from the list by swapping with the last.

@@ -27,50 +27,21 @@ namespace llmgw::dataplane {
 std::atomic<bool> g_stop_requested{false};
 
 Status WorkerImpl::Init() {
-  // The ring belongs to this worker's thread alone. Where the kernel allows, say so:
-  // SINGLE_ISSUER + DEFER_TASKRUN run completion work only when the loop waits for it
-  // (no interrupts of the thread, completions batched), COOP_TASKRUN at least avoids
-  // the inter-processor interrupt. The ring starts disabled because Init() runs on the
-  // main thread and Run() on the worker's: the thread enabling it becomes its issuer.
-  static constexpr struct {
-    unsigned flags;
-    const char* name;
-  } kSetups[] = {
-      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
-       "single_issuer+defer_taskrun"},
-      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "coop_taskrun"},
-      {0, "plain"},
-  };
-  io_uring_params p{};
-  int r = -EINVAL;
-  for (const auto& setup : kSetups) {
-    p = io_uring_params{};
-    // A larger completion queue than the default 2x: with thousands of streams a loop
-    // turn can collect more completions than that, and overflow takes a slow path.
-    p.flags = setup.flags | IORING_SETUP_CQSIZE;
-    p.cq_entries = kCqEntries;
-    r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
-    if (r == 0) {
-      ring_mode_ = setup.name;
-      ring_disabled_ = setup.flags & IORING_SETUP_R_DISABLED;
-      break;
-    }
-    if (r != -EINVAL) break;  // not a question of flags
-  }
-  if (r < 0) return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "io_uring_queue_init: %s", strerror(-r));
-  ring_ok_ = true;
+  Loop::Options lo;
+  lo.entries = kRingEntries;
+  lo.cq_entries = kCqEntries;
+  lo.recv_buf_count = kRecvBufCount;
+  lo.recv_buf_size = kRecvBufSize;
+  lo.recv_buf_group = kRecvBufGroup;
+  if (Status st = loop_.Init(lo); !st.ok()) return st;
   if (Status st = access_log_.Open(cfg_.gateway.access_log); !st.ok()) return st;
-  if (!(p.features & IORING_FEAT_EXT_ARG))
-    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                 "kernel io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)");
-  if (Status st = SetupRecvBuffers(); !st.ok()) return st;
   if (Status st = stats_.Claim(region_, index_, cfg_.circuit_breaker.slow_call_ms); !st.ok()) return st;
   router_.SetPrefixReport(stats_.slot()->prefix_report, shm::kPrefixReportEntries);
   snap_ = std::make_unique<shm::Snapshot>();
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);
   local_.assign(shm::kMaxBackends, routing::LocalLoad{});
-  pool_.Init(&ring_);
+  pool_.Init(loop_.ring());
   llhttp_settings_init(&client_settings_);
   client_settings_.on_message_begin = &OnMessageBegin;
   client_settings_.on_url = &OnUrl;
@@ -90,46 +61,16 @@ Status WorkerImpl::Init() {
   return Status::Ok();
 }
 
-Status WorkerImpl::SetupRecvBuffers() {
-  size_t ring_bytes = kRecvBufCount * sizeof(io_uring_buf);
-  void* ring_mem = nullptr;
-  void* bufs = nullptr;
-  if (posix_memalign(&ring_mem, 4096, ring_bytes) != 0 ||
-      posix_memalign(&bufs, 4096, static_cast<size_t>(kRecvBufCount) * kRecvBufSize) != 0)
-    return Error(ErrorKind::kInternal, ErrorSide::kInternal, false, "out of memory for receive buffers");
-  std::memset(ring_mem, 0, ring_bytes);
-  buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
-  recv_bufs_ = static_cast<char*>(bufs);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
-  reg.ring_entries = kRecvBufCount;
-  reg.bgid = kRecvBufGroup;
-  int r = io_uring_register_buf_ring(&ring_, &reg, 0);
-  if (r < 0) {
-    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                 "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 6.0", strerror(-r));
-  }
-  io_uring_buf_ring_init(buf_ring_);
-  for (uint32_t i = 0; i < kRecvBufCount; ++i)
-    io_uring_buf_ring_add(buf_ring_, RecvBuf(i), kRecvBufSize, static_cast<unsigned short>(i),
-                          io_uring_buf_ring_mask(kRecvBufCount), static_cast<int>(i));
-  io_uring_buf_ring_advance(buf_ring_, kRecvBufCount);
-  return Status::Ok();
-}
-
 void WorkerImpl::Run() {
-  if (ring_disabled_) {
-    // liburing 2.3 declares io_uring_enable_rings() but its library lacks it.
-    long r = ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-    if (r < 0) {
-      LOG_ERROR("enabling the io_uring failed", {{"thread", index_}, {"error", strerror(errno)}});
-      return;
-    }
+  if (Status st = loop_.EnableOnThisThread(); !st.ok()) {
+    LOG_ERROR("enabling the io_uring failed", {{"thread", index_}, {"error", st.error().message()}});
+    return;
   }
-  LOG_DEBUG("worker running", {{"thread", index_}, {"io_uring", std::string_view(ring_mode_)}});
+  LOG_DEBUG("worker running", {{"thread", index_}, {"io_uring", std::string_view(loop_.mode())}});
   ArmAccept();
   RefreshClock();
-  timers_.Start(NowMs());
+  loop_.timers().Start(NowMs());
+  auto dispatch = [this](uint64_t ud, int res, uint32_t flags) { Dispatch(ud, res, flags); };
   uint64_t next_tick = 0;
   while (true) {
     RefreshClock();
@@ -141,21 +82,11 @@ void WorkerImpl::Run() {
       next_tick = now + kTickMs;
     }
     if (draining_ && (clients_.empty() || now >= drain_deadline_ms_)) break;
-    __kernel_timespec ts{0, static_cast<long long>(kTickMs) * 1000000};
-    io_uring_cqe* cqe = nullptr;
-    int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-    RefreshClock();
-    if (r < 0 && r != -ETIME && r != -EINTR) {
-      LOG_ERROR("io_uring wait failed", {{"error", strerror(-r)}});
+    int err = 0;
+    if (!loop_.Wait(kTickMs, [] { RefreshClock(); }, dispatch, &err)) {
+      LOG_ERROR("io_uring wait failed", {{"error", strerror(err)}});
       break;
     }
-    unsigned head;
-    unsigned count = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++count;
-      Dispatch(cqe->user_data, cqe->res, cqe->flags);
-    }
-    io_uring_cq_advance(&ring_, count);
     if (admit_credits_) AdmitWaiting();
   }
   // Whatever did not finish within drain_ms is cut off.
@@ -165,29 +96,11 @@ void WorkerImpl::Run() {
   // Collect the completions of what was just closed so every object is released.
   uint64_t end = ClockUs() / 1000 + 200;
   while (live_conns_ + pool_.live() > 0 && ClockUs() / 1000 < end) {
-    __kernel_timespec ts{0, 10 * 1000000};
-    io_uring_cqe* cqe = nullptr;
-    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-    unsigned head;
-    unsigned count = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++count;
-      Dispatch(cqe->user_data, cqe->res, cqe->flags);
-    }
-    io_uring_cq_advance(&ring_, count);
+    loop_.Wait(10, [] {}, dispatch);
   }
   // How close this run came to the ring's limits (the 10,000-stream measurement reads it).
-  LOG_INFO("worker stopped", {{"thread", index_}, {"cq_overflow", static_cast<uint64_t>(*ring_.cq.koverflow)},
+  LOG_INFO("worker stopped", {{"thread", index_}, {"cq_overflow", loop_.cq_overflow()},
                               {"recv_no_buffers", recv_no_buffers_}, {"accept_emfile", accept_emfile_}});
-}
-
-io_uring_sqe* WorkerImpl::Sqe() {
-  io_uring_sqe* s = io_uring_get_sqe(&ring_);
-  if (!s) {
-    io_uring_submit(&ring_);
-    s = io_uring_get_sqe(&ring_);
-  }
-  return s;
 }
 
 void WorkerImpl::ArmAccept() {
@@ -258,7 +171,7 @@ void WorkerImpl::Tick(uint64_t now) {
     RejectOverloaded(c);
   }
   // Only the connections whose earliest deadline passed, not every connection.
-  timers_.Advance(now, [&](TimerNode* n) {
+  loop_.timers().Advance(now, [&](TimerNode* n) {
     ClientConn* c = static_cast<ClientConn*>(n->owner);
     ++c->pending_ops;  // keeps the object while CheckDeadlines may close it
     if (c->recv_starved && !c->recv_armed) ArmClientRecv(c);

@@ -23,6 +23,7 @@
 #include "dataplane/access_log.h"
 #include "dataplane/error_reply.h"
 #include "dataplane/http_text.h"
+#include "dataplane/loop.h"
 #include "dataplane/rng.h"
 #include "dataplane/thread_stats.h"
 #include "dataplane/upstream_pool.h"
@@ -39,20 +40,15 @@ class WorkerImpl {
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
     for (RequestState* r : free_requests_) delete r;
-    if (ring_ok_) io_uring_queue_exit(&ring_);
-    std::free(buf_ring_);
-    std::free(recv_bufs_);
   }
 
   Status Init();
-
-  Status SetupRecvBuffers();
 
   void Run();
 
  private:
   // ------------------------------------------------------------------ ring helpers
-  io_uring_sqe* Sqe();
+  io_uring_sqe* Sqe() { return loop_.Sqe(); }
   static uint64_t Tag(Conn* c, Op op) { return reinterpret_cast<uint64_t>(c) | op; }
 
   void ArmAccept();
@@ -74,8 +70,8 @@ class WorkerImpl {
   uint64_t NextDeadline(const ClientConn* c) const;
   void ScheduleDeadline(ClientConn* c) {
     uint64_t t = NextDeadline(c);
-    if (!t) return timers_.Cancel(&c->timer);
-    if (!c->timer.linked() || t < c->timer.at_ms) timers_.Schedule(&c->timer, t);
+    if (!t) return loop_.timers().Cancel(&c->timer);
+    if (!c->timer.linked() || t < c->timer.at_ms) loop_.timers().Schedule(&c->timer, t);
   }
 
   void StartDrain();
@@ -89,8 +85,8 @@ class WorkerImpl {
 
   void PauseClientRecv(ClientConn* c);
 
-  char* RecvBuf(uint32_t bid) { return recv_bufs_ + static_cast<size_t>(bid) * kRecvBufSize; }
-  void ReturnRecvBuf(uint32_t bid);
+  char* RecvBuf(uint32_t bid) { return loop_.RecvBuf(bid); }
+  void ReturnRecvBuf(uint32_t bid) { loop_.ReturnRecvBuf(bid); }
 
   void OnClientRecv(ClientConn* c, int res, uint32_t flags);
 
@@ -225,10 +221,7 @@ class WorkerImpl {
   shm::ShmRegion* region_;
   uint32_t index_;
   int listen_fd_;
-  io_uring ring_{};
-  bool ring_ok_ = false;
-  bool ring_disabled_ = false;         // created with R_DISABLED; enabled by Run()'s thread
-  const char* ring_mode_ = "plain";
+  Loop loop_;  // the ring, the receive buffers, the timer wheel (declared before the pool)
   bool multishot_accept_ = true;
   bool accept_armed_ = false;
   bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
@@ -250,7 +243,6 @@ class WorkerImpl {
   std::vector<routing::LocalLoad> local_;
   UpstreamPool pool_;
   std::vector<ClientConn*> clients_;
-  TimerWheel timers_{kTickMs};  // client connections' deadlines
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;
   int64_t live_conns_ = 0;
@@ -261,8 +253,6 @@ class WorkerImpl {
   ClientConn* current_ = nullptr;
   UpstreamConn* current_up_ = nullptr;
   std::string scratch_;
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  char* recv_bufs_ = nullptr;
   Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };
 
