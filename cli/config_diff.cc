@@ -41,6 +41,7 @@ std::map<std::string, std::string> FlattenKeys(const Config& c) {
   k["gateway.max_body_bytes"] = Num(g.max_body_bytes);
   k["gateway.max_header_bytes"] = Num(g.max_header_bytes);
   k["gateway.max_connections"] = Num(g.max_connections);
+  k["gateway.max_requests_per_client"] = Num(g.max_requests_per_client);
   k["gateway.drain_ms"] = Num(g.drain_ms);
   k["gateway.timeouts.connect_ms"] = Num(g.timeouts.connect_ms);
   k["gateway.timeouts.first_byte_ms"] = Num(g.timeouts.first_byte_ms);
@@ -49,6 +50,7 @@ std::map<std::string, std::string> FlattenKeys(const Config& c) {
   k["gateway.timeouts.client_header_ms"] = Num(g.timeouts.client_header_ms);
   k["gateway.timeouts.client_body_ms"] = Num(g.timeouts.client_body_ms);
   k["gateway.timeouts.client_idle_ms"] = Num(g.timeouts.client_idle_ms);
+  k["gateway.timeouts.client_send_ms"] = Num(g.timeouts.client_send_ms);
   k["gateway.retries.max"] = Num(g.retries.max);
   k["gateway.retries.backoff_ms"] = Num(g.retries.backoff_ms);
   k["gateway.access_log.enabled"] = Bool(g.access_log.enabled);

@@ -342,18 +342,19 @@ class Parser {
 void Parser::ParseGateway(const YAML::Node& n, GatewayConfig* g) {
   const std::string p = "gateway";
   if (!CheckMap(n, p, {"listen", "threads", "max_body_bytes", "max_header_bytes", "max_connections",
-                       "drain_ms", "timeouts", "retries", "access_log", "admission"}))
+                       "max_requests_per_client", "drain_ms", "timeouts", "retries", "access_log", "admission"}))
     return;
   Listen(n, "listen", p, &g->listen);
   Uint(n, "threads", p, &g->threads, 0, 1024);
   Uint(n, "max_body_bytes", p, &g->max_body_bytes, 1);
   Uint(n, "max_header_bytes", p, &g->max_header_bytes, 1024, 1 << 20);
   Uint(n, "max_connections", p, &g->max_connections, 1);
+  Uint(n, "max_requests_per_client", p, &g->max_requests_per_client, 0);
   Uint(n, "drain_ms", p, &g->drain_ms, 1);
   if (YAML::Node t = n["timeouts"]; t.IsDefined() && !t.IsNull()) {
     const std::string tp = "gateway.timeouts";
     if (CheckMap(t, tp, {"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "client_header_ms",
-                         "client_body_ms", "client_idle_ms"})) {
+                         "client_body_ms", "client_idle_ms", "client_send_ms"})) {
       Uint(t, "connect_ms", tp, &g->timeouts.connect_ms, 1);
       Uint(t, "first_byte_ms", tp, &g->timeouts.first_byte_ms, 1);
       Uint(t, "idle_ms", tp, &g->timeouts.idle_ms, 1);
@@ -361,6 +362,7 @@ void Parser::ParseGateway(const YAML::Node& n, GatewayConfig* g) {
       Uint(t, "client_header_ms", tp, &g->timeouts.client_header_ms, 1);
       Uint(t, "client_body_ms", tp, &g->timeouts.client_body_ms, 1);
       Uint(t, "client_idle_ms", tp, &g->timeouts.client_idle_ms, 1);
+      Uint(t, "client_send_ms", tp, &g->timeouts.client_send_ms, 0);
     }
   }
   if (YAML::Node r = n["retries"]; r.IsDefined() && !r.IsNull()) {

@@ -92,6 +92,8 @@ class Attempt {
     retry_at_ms_ = now_ms + backoff;
     return Next::kRetryLater;
   }
+  // No retry any more (the gateway is shutting down).
+  void CancelRetry() { retry_at_ms_ = 0; }
   // A pending backoff is over at `now_ms` (then it is cleared).
   bool RetryDue(uint64_t now_ms) {
     if (!retry_at_ms_ || now_ms < retry_at_ms_) return false;

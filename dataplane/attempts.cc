@@ -150,11 +150,15 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
     ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
     return;
   }
-  // Bytes already went to the client: end the stream with an error event, then close.
+  EndCommittedWithError(c, e);
+}
+
+void WorkerImpl::EndCommittedWithError(ClientConn* c, const Error& e) {
+  if (c->up) ReleaseUpstream(c, false);
   c->rw.CloseAfterSend();
   c->response_done = true;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
-    c->rw.AppendStreamError(&c->h->out, ReplyFor(e), e.message());
+    c->rw.AppendStreamError(&c->h->out, ReplyFor(e), e.message(), c->relay.EventSeparator());
     QueueSend(c);
   } else {
     c->status = 502;

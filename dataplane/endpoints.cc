@@ -216,12 +216,21 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   }
   c->has_model = true;
   c->attempt.SetModel(m, via_alias);
-  c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, INT32_MIN, INT32_MAX)) : 0;
+  // The client's level bounds the body's priority field (see kDefaultClientPriority): a
+  // value above it, or an absurd one (-2^31, 1e300), cannot evict anyone.
+  const int32_t level = kDefaultClientPriority;
+  c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, 0, level)) : level;
   c->model_begin = f.model_raw_begin;
   c->model_end = f.model_raw_end;
   c->streaming = f.stream;
   c->h->user.Clear();
   c->h->user.Append(f.user, f.user_len);
+  if (!addr_limiter_.Acquire(c->addr_key)) {
+    c->has_model = false;  // not counted as the model's request: never admitted
+    return SendError(c, 429, "too many concurrent requests from this client address (gateway.max_requests_per_client)",
+                     "rate_limit_error", nullptr, "rate_limit_exceeded");
+  }
+  c->addr_counted = true;
   stats_.RequestRouted(m);
   const auto& lim = snap_->limits;
   if (lim.total_ms) {

@@ -38,6 +38,8 @@ constexpr ErrorReply ReplyFor(ErrorKind kind, ErrorSide side, uint16_t upstream_
     case ErrorKind::kNoBackend: return {503, "service_unavailable", "no_backend"};
     case ErrorKind::kOverloaded: return {429, "rate_limit_error", "overloaded"};
     case ErrorKind::kClientGone: return {499, kInvalid, "client_gone"};
+    case ErrorKind::kClientTooSlow: return {408, kInvalid, "client_too_slow"};
+    case ErrorKind::kShuttingDown: return {503, "service_unavailable", "shutting_down"};
     case ErrorKind::kNone:
     case ErrorKind::kConfig:
     case ErrorKind::kShm:

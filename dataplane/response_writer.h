@@ -73,7 +73,9 @@ class ResponseWriter {
       o.append("\r\nRetry-After: "sv);
       AppendUint(&o, x.retry_after_s);
     }
-    o.append(close_after_send_ || x.draining ? "\r\nConnection: close\r\n\r\n"sv : "\r\nConnection: keep-alive\r\n\r\n"sv);
+    // Draining: this answer says `Connection: close`, and the connection closes after it.
+    if (x.draining) close_after_send_ = true;
+    o.append(close_after_send_ ? "\r\nConnection: close\r\n\r\n"sv : "\r\nConnection: keep-alive\r\n\r\n"sv);
   }
 
   // One piece of the body, framed as the head said.
@@ -99,9 +101,10 @@ class ResponseWriter {
   // A stream broke after its head went out: whether an SSE error event can still be
   // delivered (the body is framed by chunks or by the close, not by a length).
   bool CanEndWithEvent() const { return chunked_ || close_delimited_; }
-  // Appends `event: error` with the OpenAI error object, then ends the body; the
-  // connection closes after it.
-  void AppendStreamError(std::string* out, const ErrorReply& reply, std::string_view message);
+  // Appends `event: error` with the OpenAI error object (after `separator`, see
+  // SseRelay::EventSeparator), then ends the body; the connection closes after it.
+  void AppendStreamError(std::string* out, const ErrorReply& reply, std::string_view message,
+                         std::string_view separator = {});
 
   // The connection closes once this answer is out (broken framing, a fatal error).
   void CloseAfterSend() { close_after_send_ = true; }

@@ -19,6 +19,7 @@ class SseRelay {
     has_cache_control_ = false;
     last_piece_us_ = 0;
     prompt_tokens_ = completion_tokens_ = 0;
+    tail_[0] = tail_[1] = '\n';
   }
   // From the upstream's response headers (a new attempt starts them over).
   void NewHead() {
@@ -35,7 +36,20 @@ class SseRelay {
     if (continues) *gap = now_us - last_piece_us_;
     last_piece_us_ = now_us;
     ScanUsage(data);
+    if (is_sse_) {  // the last two bytes relayed, '\r' skipped ("\n\n": between events)
+      for (size_t i = data.size() > 4 ? data.size() - 4 : 0; i < data.size(); ++i) {
+        if (data[i] == '\r') continue;
+        tail_[0] = tail_[1];
+        tail_[1] = data[i];
+      }
+    }
     return continues;
+  }
+  // What must come before an event llmgw adds to the stream so that it starts on a line
+  // of its own after a blank line: glued onto an event the upstream left half-written,
+  // SSE parsers would never see it.
+  std::string_view EventSeparator() const {
+    return tail_[1] != '\n' ? "\n\n" : tail_[0] != '\n' ? "\n" : "";
   }
 
   bool is_sse() const { return is_sse_; }
@@ -84,6 +98,7 @@ class SseRelay {
   uint64_t last_piece_us_ = 0;
   uint64_t prompt_tokens_ = 0;
   uint64_t completion_tokens_ = 0;
+  char tail_[2] = {'\n', '\n'};
 };
 
 }  // namespace llmgw::dataplane

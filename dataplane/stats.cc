@@ -8,6 +8,14 @@ namespace llmgw::dataplane {
 
 void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   if (status == 0) status = 499;
+  if (c->addr_counted) {
+    addr_limiter_.Release(c->addr_key);
+    c->addr_counted = false;
+  }
+  if (c->addr_counted) {
+    addr_limiter_.Release(c->addr_key);
+    c->addr_counted = false;
+  }
   uint64_t us = NowUs() - c->start_us;
   bool has_model = c->has_model;
   RequestOutcome r;

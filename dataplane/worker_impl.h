@@ -21,6 +21,7 @@
 #include "common/routing/router.h"
 #include "common/shm.h"
 #include "dataplane/access_log.h"
+#include "dataplane/client_address_limiter.h"
 #include "dataplane/error_reply.h"
 #include "dataplane/http_text.h"
 #include "dataplane/loop.h"
@@ -34,8 +35,9 @@ namespace llmgw::dataplane {
 
 class WorkerImpl {
  public:
-  WorkerImpl(const Config& cfg, shm::ShmRegion* region, uint32_t index, int listen_fd)
-      : cfg_(cfg), region_(region), index_(index), listen_fd_(listen_fd), reader_(region) {}
+  WorkerImpl(const Config& cfg, shm::ShmRegion* region, uint32_t index, std::vector<int> listen_fds)
+      : cfg_(cfg), region_(region), index_(index), listen_fds_(std::move(listen_fds)),
+        accept_armed_(listen_fds_.size(), 0), reader_(region) {}
 
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
@@ -51,7 +53,8 @@ class WorkerImpl {
   io_uring_sqe* Sqe() { return loop_.Sqe(); }
   static uint64_t Tag(Conn* c, Op op) { return reinterpret_cast<uint64_t>(c) | op; }
 
-  void ArmAccept();
+  // Listener i's accept; its completions carry i above the op bits.
+  void ArmAccept(size_t i);
 
   void Dispatch(uint64_t ud, int res, uint32_t flags);
 
@@ -76,8 +79,12 @@ class WorkerImpl {
 
   void StartDrain();
 
+  // drain_ms passed: what is still being answered is ended now — a stream with the SSE
+  // error event, an answer not begun with 503 — rather than cut without a word.
+  void CutAtDrainDeadline();
+
   // ------------------------------------------------------------------ accept / client io
-  void OnAccept(int res, uint32_t flags);
+  void OnAccept(size_t listener, int res, uint32_t flags);
 
   void NewClient(int fd);
 
@@ -213,6 +220,10 @@ class WorkerImpl {
   // The one place a failed attempt is judged: retry, fallback, or the client's answer.
   void UpstreamFailed(ClientConn* c, const Error& e);
 
+  // Bytes already went to the client: a stream ends with the SSE error event for `e` (on
+  // a line of its own), anything else is cut; the connection closes after it.
+  void EndCommittedWithError(ClientConn* c, const Error& e);
+
   void EndRequestStats(ClientConn* c, int status);
 
   uint64_t NextRandom() { return rng_.Next(); }
@@ -220,20 +231,26 @@ class WorkerImpl {
   const Config& cfg_;
   shm::ShmRegion* region_;
   uint32_t index_;
-  int listen_fd_;
+  std::vector<int> listen_fds_;
+  std::vector<uint8_t> accept_armed_;  // per listener
   Loop loop_;  // the ring, the receive buffers, the timer wheel (declared before the pool)
   bool multishot_accept_ = true;
-  bool accept_armed_ = false;
   bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
   uint64_t accept_emfile_ = 0;      // how often (logged at most once a second)
   uint64_t next_emfile_log_ms_ = 0;
   // This thread's share of gateway.max_connections (at least 1).
   size_t max_clients_ = std::max<size_t>(1, cfg_.gateway.max_connections / cfg_.gateway.EffectiveThreads());
   uint64_t rejected_conns_ = 0;     // connections closed at accept over that share
+  // gateway.max_requests_per_client, this thread's share (rounded up).
+  ClientAddressLimiter addr_limiter_{
+      (cfg_.gateway.max_requests_per_client + cfg_.gateway.EffectiveThreads() - 1) / cfg_.gateway.EffectiveThreads(),
+      static_cast<uint32_t>(std::min<size_t>(max_clients_, 1u << 20))};
   uint64_t next_reject_log_ms_ = 0;
   uint64_t recv_no_buffers_ = 0;    // client recvs that found the buffer ring empty (ENOBUFS)
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
+  uint64_t drain_idle_close_ms_ = 0;  // idle keep-alive connections close from then on
+  bool drain_cut_ = false;            // CutAtDrainDeadline ran; now only flushing
   ThreadStats stats_;
   AccessLog access_log_;
   shm::SnapshotReader reader_;

@@ -36,6 +36,9 @@ constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kCqEntries = 16384;
 constexpr uint32_t kMaxIdlePerBackend = 64;
 constexpr uint32_t kTickMs = 10;
+// After SIGTERM, idle keep-alive connections stay open this long (at most drain_ms) so a
+// request already on its way on one is answered rather than lost.
+constexpr uint64_t kDrainIdleGraceMs = 1000;
 
 inline uint64_t ClockUs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -154,6 +157,9 @@ struct ClientConn : Conn {
   size_t out_off = 0;
   TimerNode timer;           // in the loop's TimerWheel at the earliest deadline below
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
+  uint64_t send_deadline_ms = 0;  // what we queued must be taken by then (client_send_ms)
+  uint64_t addr_key = 0;          // ClientAddressLimiter key of the peer (0: not tracked)
+  bool addr_counted = false;      // the current request counts against its address
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
 
   // --- current request (parsing) ---

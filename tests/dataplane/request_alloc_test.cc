@@ -240,7 +240,7 @@ TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
   getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
   uint16_t port = ntohs(la.sin_port);
 
-  Worker worker(cfg, region.get(), 0, lfd.value());
+  Worker worker(cfg, region.get(), 0, std::vector<int>{lfd.value()});
   Status st = worker.Init();
   ASSERT_TRUE(st.ok()) << st.error().message();
   g_stop_requested = false;

@@ -74,6 +74,7 @@ TEST(ResponseWriterTest, ExtrasAndDrain) {
   EXPECT_NE(out.find("\r\nCache-Control: no-cache"), std::string::npos);
   EXPECT_NE(out.find("\r\nRetry-After: 3"), std::string::npos);
   EXPECT_NE(out.find("Connection: close\r\n\r\n"), std::string::npos);
+  EXPECT_TRUE(w.close_after_send());  // draining: the connection closes after this answer
 }
 
 TEST(ResponseWriterTest, StreamErrorEventIsOneChunkThenTheEnd) {
@@ -133,6 +134,34 @@ TEST(SseRelayTest, UsageScan) {
   r.Begin();
   r.OnPiece(R"({"choices":[{"text":"no usage here"}]})", 1, &gap);
   EXPECT_EQ(r.prompt_tokens(), 0u);
+}
+
+}  // namespace
+}  // namespace llmgw::dataplane
+
+namespace llmgw::dataplane {
+namespace {
+
+// An error event llmgw adds must start on a line of its own after a blank line, whatever
+// the upstream left half-written (issue 17: glued onto `data: ...` SSE parsers miss it).
+TEST(SseRelayTest, EventSeparatorAfterAHalfWrittenEvent) {
+  SseRelay r;
+  r.Begin();
+  r.SetContentType("text/event-stream");
+  uint64_t gap;
+  r.OnPiece("data: {\"a\":1}\n\n", 1, &gap);
+  EXPECT_EQ(r.EventSeparator(), "");
+  r.OnPiece("data: {\"a\":", 2, &gap);  // cut mid-line
+  EXPECT_EQ(r.EventSeparator(), "\n\n");
+  r.OnPiece("2}\r\n", 3, &gap);  // one line ended, no blank line yet ('\r' skipped)
+  EXPECT_EQ(r.EventSeparator(), "\n");
+  ResponseWriter w;
+  w.Begin(true, false);  // HTTP/1.0: close-delimited, the event goes raw
+  std::string out;
+  w.WriteHead(&out, 200, {}, -1, {}, HeadExtras{});
+  out.clear();
+  w.AppendStreamError(&out, ReplyFor(ErrorKind::kConnectionReset, ErrorSide::kUpstream, 0), "cut", r.EventSeparator());
+  EXPECT_EQ(out.rfind("\nevent: error\n", 0), 0u) << out;
 }
 
 }  // namespace
