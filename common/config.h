@@ -1,7 +1,8 @@
 // The YAML configuration shared by llmgw and llmcd, as typed structs with defaults, and
 // the loader/validator. Validation errors read `FILE:LINE: key.path: what is wrong` so an
-// operator can jump straight to the line. The schema is documented key by key in
-// docs/CONFIG.md; keep the two in step.
+// operator can jump straight to the line. The defaults are the member initialisers below;
+// which keys exist, their bounds and checks are the tables of common/config_keys.cc, which
+// drive the parser, `llmctl config diff` and a test of docs/CONFIG.md.
 #pragma once
 
 #include <cstdint>
