@@ -32,7 +32,6 @@ enum class ErrorKind : uint8_t {
   kIo,
   kInternal,
   kClientTooSlow,     // the client did not take what we sent within timeouts.client_send_ms
-  kShuttingDown,      // drain_ms passed with the request still being answered
   kCount
 };
 
@@ -59,7 +58,6 @@ constexpr std::string_view ErrorKindName(ErrorKind k) {
     case ErrorKind::kIo: return "io";
     case ErrorKind::kInternal: return "internal";
     case ErrorKind::kClientTooSlow: return "client_too_slow";
-    case ErrorKind::kShuttingDown: return "shutting_down";
     case ErrorKind::kCount: break;
   }
   return "unknown";

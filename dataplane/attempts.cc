@@ -150,15 +150,15 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
     ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
     return;
   }
-  EndCommittedWithError(c, e);
+  EndCommittedWithError(c, ReplyFor(e), e.message());
 }
 
-void WorkerImpl::EndCommittedWithError(ClientConn* c, const Error& e) {
+void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message) {
   if (c->up) ReleaseUpstream(c, false);
   c->rw.CloseAfterSend();
   c->response_done = true;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
-    c->rw.AppendStreamError(&c->h->out, ReplyFor(e), e.message(), c->relay.EventSeparator());
+    c->rw.AppendStreamError(&c->h->out, reply, message, c->relay.EventSeparator());
     QueueSend(c);
   } else {
     c->status = 502;

@@ -39,7 +39,6 @@ constexpr ErrorReply ReplyFor(ErrorKind kind, ErrorSide side, uint16_t upstream_
     case ErrorKind::kOverloaded: return {429, "rate_limit_error", "overloaded"};
     case ErrorKind::kClientGone: return {499, kInvalid, "client_gone"};
     case ErrorKind::kClientTooSlow: return {408, kInvalid, "client_too_slow"};
-    case ErrorKind::kShuttingDown: return {503, "service_unavailable", "shutting_down"};
     case ErrorKind::kNone:
     case ErrorKind::kConfig:
     case ErrorKind::kShm:
@@ -51,5 +50,9 @@ constexpr ErrorReply ReplyFor(ErrorKind kind, ErrorSide side, uint16_t upstream_
 }
 
 inline ErrorReply ReplyFor(const Error& e) { return ReplyFor(e.kind(), e.side(), e.upstream_status()); }
+
+// Not a failure of the request but the gateway stopping: drain_ms passed while it was
+// still being answered (not an ErrorKind: those size the shm stats slot).
+constexpr ErrorReply kShuttingDownReply{503, "service_unavailable", "shutting_down"};
 
 }  // namespace llmgw::dataplane

@@ -298,18 +298,16 @@ void WorkerImpl::CutAtDrainDeadline() {
       c->queued = false;
     }
     c->attempt.CancelRetry();
-    Error e(ErrorKind::kShuttingDown, ErrorSide::kInternal, false, "the gateway is shutting down (drain_ms passed)");
     if (c->rw.committed()) {
-      EndCommittedWithError(c, e);
+      EndCommittedWithError(c, kShuttingDownReply, "the gateway is shutting down (drain_ms passed)");
     } else {
       if (c->up) ReleaseUpstream(c, false);
       if (!c->send_armed) {
         c->h->out.clear();
         c->out_off = 0;
       }
-      SendFailure(c, Error(ErrorKind::kShuttingDown, ErrorSide::kInternal, false,
-                           "the gateway is shutting down; retry the request"),
-                  true);
+      const ErrorReply& r = kShuttingDownReply;
+      SendError(c, r.status, "the gateway is shutting down; retry the request", r.type, nullptr, r.code, true);
     }
   }
   if (cut)

@@ -220,9 +220,9 @@ class WorkerImpl {
   // The one place a failed attempt is judged: retry, fallback, or the client's answer.
   void UpstreamFailed(ClientConn* c, const Error& e);
 
-  // Bytes already went to the client: a stream ends with the SSE error event for `e` (on
+  // Bytes already went to the client: a stream ends with the SSE error event `reply` (on
   // a line of its own), anything else is cut; the connection closes after it.
-  void EndCommittedWithError(ClientConn* c, const Error& e);
+  void EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message);
 
   void EndRequestStats(ClientConn* c, int status);
 
