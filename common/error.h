@@ -88,11 +88,18 @@ class Error {
   ErrorSide side() const { return side_; }
   bool retryable() const { return retryable_; }
   const char* message() const { return msg_; }
+  // The HTTP status the upstream answered with (kUpstreamStatus), else 0.
+  uint16_t upstream_status() const { return upstream_status_; }
+  Error& set_upstream_status(uint16_t s) {
+    upstream_status_ = s;
+    return *this;
+  }
 
  private:
   ErrorKind kind_ = ErrorKind::kNone;
   ErrorSide side_ = ErrorSide::kInternal;
   bool retryable_ = false;
+  uint16_t upstream_status_ = 0;
   char msg_[160] = {};
 };
 

@@ -18,93 +18,56 @@
 
 namespace llmgw::dataplane {
 
-// One pick from the router; on no backend, walk the model's fallbacks.
-LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
-  int slot = routing::kNoBackend;
-  while (true) {
-    routing::RequestInfo info;
-    info.hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
+// One pick (Attempt: the router, then the model's fallbacks), then a connection from
+// the pool and the request on its way.
+void WorkerImpl::StartAttempt(ClientConn* c) {
+  Attempt& at = c->attempt;
+  int slot = at.Pick(router_, *snap_, local_, &rng_, &stats_, [&](uint16_t model, routing::RequestInfo* info) {
+    info->hash_key = c->h->hash_value.len ? c->h->hash_value.View() : c->h->user.View();
     // prefix_affinity homes prompts by prefix; adaptive uses the same homes (weighted by
     // the bandit's shares), so both need the prompt's leading bytes.
-    Policy policy = router_.PolicyOf(c->model_slot);
+    Policy policy = router_.PolicyOf(model);
     if (policy == Policy::kPrefixAffinity || policy == Policy::kAdaptive) {
       RequestState* h = c->h;
       if (h->prefix_len < 0) {
         size_t cap = std::min<size_t>(sizeof(h->prefix), snap_->limits.prefix_bytes ? snap_->limits.prefix_bytes : 256);
         h->prefix_len = static_cast<int>(routing::ExtractPrefix(h->body, h->prefix, cap));
       }
-      info.prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
+      info->prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
     }
-    info.random = NextRandom();
-    slot = router_.Pick(c->model_slot, info, local_, std::span<const uint16_t>(c->tried, c->tried_count));
-    if (slot != routing::kNoBackend) break;
-    const auto& me = snap_->models[c->orig_model_slot];
-    if (c->fallback_index < me.num_fallbacks && c->fallback_index < shm::kMaxFallbacks) {
-      c->model_slot = me.fallbacks[c->fallback_index++];
-      c->rewrite = true;  // the fallback model's name goes upstream
-      shm::Bump(stats_->models[c->orig_model_slot].fallbacks);
-      continue;
-    }
-    break;
-  }
+  });
   if (slot == routing::kNoBackend) {
-    if (c->last_error_status) {
-      return SendError(c, c->last_error_status, c->last_error_msg ? c->last_error_msg : "upstream failed",
-                       "upstream_error", nullptr, c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
-    }
+    if (at.failed()) return SendFailure(c, at.last_error());
     // Every backend is busy (not broken): wait in the admission queue for a free slot.
-    if (c->attempts == 0 && admission_ && router_.AllAtCapacity(c->orig_model_slot, local_))
-      return Enqueue(c);
-    shm::Bump(stats_->models[c->orig_model_slot].rejected);
-    return SendError(c, 503, "no eligible backend for this model", "service_unavailable", nullptr,
-                     "no_backend");
+    if (at.attempts() == 0 && admission_ && router_.AllAtCapacity(at.orig_model(), local_)) return Enqueue(c);
+    stats_.NoBackend(at.orig_model());
+    return SendFailure(c, Error(ErrorKind::kNoBackend, ErrorSide::kInternal, false,
+                                "no eligible backend for this model"));
   }
-  if (c->tried_count < 16) c->tried[c->tried_count++] = static_cast<uint16_t>(slot);
-  ++c->attempts;
+  at.Started(slot);
   const shm::BackendEntry& be = snap_->backends[slot];
-  c->current_backend = slot;
   ++local_[slot].in_flight;
   ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
-  auto& bs = stats_->backends[slot];
-  if (bs.key.load(std::memory_order_relaxed) != be.key) shm::Set(bs.key, be.key);
-  shm::Bump(bs.picks);
-  shm::Bump(bs.requests);
-  shm::Set(bs.in_flight, local_[slot].in_flight);
+  stats_.BackendPicked(slot, be.key, local_[slot].in_flight);
   c->first_byte_us = 0;
   c->attempt_start_us = NowUs();
 
-  UpstreamConn* u = nullptr;
-  auto& pool = idle_[slot];
-  while (!pool.empty() && !u) {
-    UpstreamConn* cand = pool.back();
-    pool.pop_back();
-    if (cand->backend_key == be.key) {
-      u = cand;
-    } else {
-      CloseUpstreamFd(cand);
-      --live_conns_;
-      delete cand;
-    }
-  }
-  if (u) {
-    u->reused = true;
-  } else {
-    u = NewUpstream(slot, be);
-    if (!u) return UpstreamFailed(c, ErrorKind::kConnectFailed, "cannot create upstream socket", true);
-  }
+  bool reused;
+  UpstreamConn* u = pool_.Take(slot, be, &reused);
+  if (!u)
+    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
+                                   "cannot create upstream socket"));
+  if (!reused) stats_.UpstreamConnect(slot);
   u->client = c;
   c->up = u;
   BuildUpstreamRequest(c, u, be);
   llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
   u->parser.data = this;
   u->saw_response_byte = false;
+  if (u->error.kind() != ErrorKind::kNone) u->error = Error();
   u->interim = false;
-  u->in_field = false;
-  c->h->up_head.clear();
-  c->h->up_conn_tokens.Clear();
-  c->h->up_has_cache_control = false;
-  c->h->up_overflow = false;
-  c->is_sse = false;
+  c->h->resp_headers.Clear();
+  c->relay.NewHead();
   if (u->connected) {
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     ArmUpSend(u);
@@ -119,15 +82,13 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
+void WorkerImpl::Enqueue(ClientConn* c) {
   uint64_t evicted = 0;
   auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
   if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
   c->queued = true;
-  c->model_slot = c->orig_model_slot;
-  c->fallback_index = 0;
-  c->rewrite = c->alias_rewrite;
-  shm::Bump(stats_->admission_queued);
+  c->attempt.Requeue();
+  stats_.AdmissionQueued();
   if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
     ClientConn* e = reinterpret_cast<ClientConn*>(evicted);
     e->queued = false;
@@ -135,16 +96,15 @@ LLMGW_PART_INLINE void WorkerImpl::Enqueue(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::RejectOverloaded(ClientConn* c) {
-  shm::Bump(stats_->admission_rejected);
-  shm::Bump(stats_->models[c->orig_model_slot].rejected);
+void WorkerImpl::RejectOverloaded(ClientConn* c) {
+  stats_.AdmissionRejected(c->attempt.orig_model());
   c->retry_after_s = admission_->RetryAfterSeconds();
-  SendError(c, 429, "every backend of this model is at capacity; retry later", "rate_limit_error", nullptr,
-            "overloaded");
+  SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
+                       "every backend of this model is at capacity; retry later"));
 }
 
 // A backend slot freed up: let the best waiter try again (one per freed slot).
-LLMGW_PART_INLINE void WorkerImpl::AdmitWaiting() {
+void WorkerImpl::AdmitWaiting() {
   while (admit_credits_ > 0 && admission_ && !admission_->empty()) {
     --admit_credits_;
     uint64_t cookie;
@@ -156,73 +116,51 @@ LLMGW_PART_INLINE void WorkerImpl::AdmitWaiting() {
   admit_credits_ = 0;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
+void WorkerImpl::SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms) {
   c->up_deadline_kind = kind;
   c->up_deadline_ms = ms ? NowMs() + ms : 0;
+  if (ms) ScheduleDeadline(c);
 }
 
 // A pooled connection the server had closed meanwhile: not the backend's fault, so try
 // again at once (the next pooled or a new connection), without spending a retry.
-LLMGW_PART_INLINE void WorkerImpl::RetryStale(ClientConn* c) {
-  --c->attempts;
-  if (c->tried_count) --c->tried_count;
+void WorkerImpl::RetryStale(ClientConn* c) {
+  c->attempt.Undo();
   ReleaseUpstream(c, false);
   StartAttempt(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, ErrorKind kind, const char* msg, bool retryable) {
-  shm::Bump(stats_->errors_by_kind[static_cast<int>(kind)]);
+// The one place a failed attempt is judged. Before the answer is committed: retry on
+// another backend when the error allows it and retries are left, else the client gets the
+// error's reply (error_reply.h). After: end the stream with an SSE error event and close.
+void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
+  stats_.CountError(e.kind());
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;
-  if (!c->committed) {
-    c->last_error_status = kind == ErrorKind::kTimeout ? 504
-                           : (kind == ErrorKind::kUpstreamStatus && up_fail_status_ == 429) ? 429
-                                                                                              : 502;
-    c->last_error_msg = msg;
+  if (!c->rw.committed()) {
     if (!c->send_armed) {  // only a 100 Continue can be queued before the commit
       c->h->out.clear();
       c->out_off = 0;
     }
-    uint32_t retries_max = snap_->limits.retries_max;
-    if (retryable && c->attempts <= retries_max && !draining_) {
-      shm::Bump(stats_->retries);
-      shm::Bump(stats_->models[c->orig_model_slot].retries);
-      uint32_t backoff = snap_->limits.retries_backoff_ms << (c->attempts > 0 ? c->attempts - 1 : 0);
-      backoff += static_cast<uint32_t>(NextRandom() % (backoff / 2 + 1));  // jitter
-      if (backoff == 0) return StartAttempt(c);
-      c->retry_at_ms = NowMs() + backoff;
-      return;
-    }
-    return SendError(c, c->last_error_status, msg, "upstream_error", nullptr,
-                     c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
+    Attempt::Next next = c->attempt.OnFailure(e, snap_->limits.retries_max, snap_->limits.retries_backoff_ms,
+                                              draining_, NowMs(), &rng_);
+    if (next == Attempt::Next::kFail) return SendFailure(c, e);
+    stats_.Retry(c->attempt.orig_model());
+    if (next == Attempt::Next::kRetryNow) return StartAttempt(c);
+    ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
+    return;
   }
-  EndCommittedWithError(c, msg, "upstream_error", kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
+  EndCommittedWithError(c, ReplyFor(e), e.message());
 }
 
-LLMGW_PART_INLINE void WorkerImpl::EndCommittedWithError(ClientConn* c, const char* msg, const char* type, const char* code) {
+void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message) {
   if (c->up) ReleaseUpstream(c, false);
-  c->close_after_send = true;
-  if (c->is_sse && (c->chunked_out || c->close_delimited)) {
-    // The event must start on a line of its own, after a blank line: glued onto an event
-    // the upstream left half-written, SSE parsers would never see it.
-    const char* sep = c->sse_tail[1] != '\n' ? "\n\n" : c->sse_tail[0] != '\n' ? "\n" : "";
-    char ev[320];
-    int n = std::snprintf(ev, sizeof(ev),
-                          "%sevent: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                          sep, msg, type, code);
-    if (c->chunked_out) {
-      char hex[20];
-      int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);
-      c->h->out.append(hex, static_cast<size_t>(k));
-      c->h->out.append(ev, static_cast<size_t>(n));
-      c->h->out.append("\r\n0\r\n\r\n");
-    } else {
-      c->h->out.append(ev, static_cast<size_t>(n));  // close-delimited (HTTP/1.0): the close ends it
-    }
-    c->response_done = true;
+  c->rw.CloseAfterSend();
+  c->response_done = true;
+  if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
+    c->rw.AppendStreamError(&c->h->out, reply, message, c->relay.EventSeparator());
     QueueSend(c);
   } else {
-    c->response_done = true;
     c->status = 502;
     if (c->out_off >= c->h->out.size()) CloseClient(c);
     else QueueSend(c);

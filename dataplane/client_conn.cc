@@ -18,21 +18,21 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::ArmClientRecv(ClientConn* c) {
+void WorkerImpl::ArmClientRecv(ClientConn* c) {
   if (c->recv_armed || c->closed || c->peer_closed || c->recv_paused) return;
   io_uring_sqe* s = Sqe();
   // Multishot recv with buffer select: one submission delivers every read, each into a
   // buffer of the ring, so idle connections pin no memory.
   io_uring_prep_recv_multishot(s, c->fd, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
-  s->buf_group = kRecvBufGroup;
+  s->buf_group = loop_.recv_buf_group();
   io_uring_sqe_set_data64(s, Tag(c, kOpClientRecv));
   c->recv_armed = true;
   c->recv_starved = false;
   ++c->pending_ops;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::PauseClientRecv(ClientConn* c) {
+void WorkerImpl::PauseClientRecv(ClientConn* c) {
   if (!c->recv_armed || c->recv_paused) return;
   c->recv_paused = true;
   io_uring_sqe* s = Sqe();
@@ -40,13 +40,7 @@ LLMGW_PART_INLINE void WorkerImpl::PauseClientRecv(ClientConn* c) {
   io_uring_sqe_set_data64(s, kOpNone);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ReturnRecvBuf(uint32_t bid) {
-  io_uring_buf_ring_add(buf_ring_, RecvBuf(bid), kRecvBufSize, static_cast<unsigned short>(bid),
-                        io_uring_buf_ring_mask(kRecvBufCount), 0);
-  io_uring_buf_ring_advance(buf_ring_, 1);
-}
-
-LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
+void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) c->recv_armed = false;
   bool has_buf = flags & IORING_CQE_F_BUFFER;
   uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
@@ -55,7 +49,8 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t
     return;
   }
   if (res == -ENOBUFS) {
-    c->recv_starved = true;  // every ring buffer is in use: the tick re-arms
+    c->recv_starved = true;  // every ring buffer is in use: the timer re-arms
+    ScheduleDeadline(c);
     ++recv_no_buffers_;
     return;
   }
@@ -67,11 +62,11 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t
     if (has_buf) ReturnRecvBuf(bid);
     // The client left (or reset). Whatever we do for it stops now, upstream included.
     c->peer_closed = true;
-    if (c->busy && !c->response_done) shm::Bump(stats_->errors_by_kind[static_cast<int>(ErrorKind::kClientGone)]);
+    if (c->busy && !c->response_done) stats_.CountError(ErrorKind::kClientGone);
     CloseClient(c);
     return;
   }
-  shm::Bump(stats_->bytes_in, static_cast<uint64_t>(res));
+  stats_.ClientBytesIn(static_cast<uint64_t>(res));
   if (has_buf) {
     FeedClient(c, RecvBuf(bid), static_cast<size_t>(res));
     ReturnRecvBuf(bid);
@@ -80,7 +75,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t
 }
 
 // Parses straight from the ring buffer when nothing is pending; keeps the rest.
-LLMGW_PART_INLINE void WorkerImpl::FeedClient(ClientConn* c, const char* data, size_t n) {
+void WorkerImpl::FeedClient(ClientConn* c, const char* data, size_t n) {
   if (c->discard_input) return;
   size_t off = 0;
   if (!c->busy && c->pending_off == c->pending.size()) {
@@ -94,7 +89,7 @@ LLMGW_PART_INLINE void WorkerImpl::FeedClient(ClientConn* c, const char* data, s
   if (c->busy && c->pending.size() - c->pending_off > kMaxPendingInput) PauseClientRecv(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CloseClient(ClientConn* c) {
+void WorkerImpl::CloseClient(ClientConn* c) {
   if (c->closed) return;
   if (c->up) ReleaseUpstream(c, false);
   if (c->queued) {
@@ -105,6 +100,7 @@ LLMGW_PART_INLINE void WorkerImpl::CloseClient(ClientConn* c) {
   // A send still in flight reads from the state's buffer: give it back when it completes.
   if (!c->send_armed) ReleaseRequest(c);
   c->closed = true;
+  loop_.timers().Cancel(&c->timer);
   ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
   ::close(c->fd);
   // Remove from the list by swapping with the last.
@@ -112,22 +108,24 @@ LLMGW_PART_INLINE void WorkerImpl::CloseClient(ClientConn* c) {
   clients_[i] = clients_.back();
   clients_[i]->list_index = i;
   clients_.pop_back();
-  shm::Set(stats_->connections_open, clients_.size());
+  stats_.ConnectionClosed(clients_.size());
   MaybeFree(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::QueueSend(ClientConn* c) {
+void WorkerImpl::QueueSend(ClientConn* c) {
   if (c->send_armed || c->closed || !c->h || c->out_off >= c->h->out.size()) return;
   io_uring_sqe* s = Sqe();
   io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, Tag(c, kOpClientSend));
-  if (!c->send_deadline_ms && cfg_.gateway.timeouts.client_send_ms)
+  if (!c->send_deadline_ms && cfg_.gateway.timeouts.client_send_ms) {
     c->send_deadline_ms = NowMs() + cfg_.gateway.timeouts.client_send_ms;
+    ScheduleDeadline(c);
+  }
   c->send_armed = true;
   ++c->pending_ops;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
+void WorkerImpl::OnClientSend(ClientConn* c, int res) {
   c->send_armed = false;
   if (c->closed) {
     ReleaseRequest(c);
@@ -139,7 +137,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
   }
   c->out_off += static_cast<size_t>(res);
   c->bytes_out += static_cast<uint64_t>(res);
-  shm::Bump(stats_->bytes_out, static_cast<uint64_t>(res));
+  stats_.ClientBytesOut(static_cast<uint64_t>(res));
   if (c->out_off < c->h->out.size()) return QueueSend(c);
   c->h->out.clear();
   c->out_off = 0;
@@ -148,19 +146,19 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
 }
 
 // Everything queued reached the socket: finish the request, or read more upstream.
-LLMGW_PART_INLINE void WorkerImpl::AfterClientDrained(ClientConn* c) {
+void WorkerImpl::AfterClientDrained(ClientConn* c) {
   if (c->busy && c->response_done) {
     FinishRequest(c);
     return;
   }
-  if (!c->busy && c->close_after_send) {
+  if (!c->busy && c->rw.close_after_send()) {
     CloseClient(c);
     return;
   }
   if (c->busy && c->up && c->up->connected && !c->up->recv_armed) ArmUpRecv(c->up);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::AcquireRequest(ClientConn* c) {
+void WorkerImpl::AcquireRequest(ClientConn* c) {
   if (c->h) return;
   if (!free_requests_.empty()) {
     c->h = free_requests_.back();
@@ -168,13 +166,13 @@ LLMGW_PART_INLINE void WorkerImpl::AcquireRequest(ClientConn* c) {
   } else {
     c->h = new RequestState();
     // The only allocations of a request state's header buffers: appends check the cap.
-    c->h->fwd.reserve(HeaderCap());
-    c->h->up_head.reserve(HeaderCap());
+    c->h->req_headers.Reserve(HeaderCap());
+    c->h->resp_headers.Reserve(HeaderCap());
   }
   c->h->Reset();
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ReleaseRequest(ClientConn* c) {
+void WorkerImpl::ReleaseRequest(ClientConn* c) {
   RequestState* r = c->h;
   if (!r) return;
   c->h = nullptr;
@@ -188,18 +186,19 @@ LLMGW_PART_INLINE void WorkerImpl::ReleaseRequest(ClientConn* c) {
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::FinishRequest(ClientConn* c) {
+void WorkerImpl::FinishRequest(ClientConn* c) {
   EndRequestStats(c, c->status);
   ReleaseRequest(c);
   c->busy = false;
   // An answer that said keep-alive keeps the connection even when a drain began while it
   // was sent: the client may already be sending its next request on it, which is then
   // answered with `Connection: close` (or the connection closes idle after the grace).
-  if (c->close_after_send) {
+  if (c->rw.close_after_send()) {
     CloseClient(c);
     return;
   }
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;
+  ScheduleDeadline(c);
   c->deadline_status = 0;
   // Answer the next pipelined request, if its bytes are already here.
   ParseClient(c);

@@ -21,7 +21,7 @@ namespace llmgw::dataplane {
 // Runs llhttp over [p, p+n); returns how many bytes it consumed. A complete request
 // pauses the parser and is dispatched at once; a broken one is answered and the rest of
 // the connection's input is discarded (the stream cannot be resynchronised).
-LLMGW_PART_INLINE size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p, size_t n) {
+size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p, size_t n) {
   current_ = c;
   llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
   current_ = nullptr;
@@ -35,18 +35,15 @@ LLMGW_PART_INLINE size_t WorkerImpl::ExecuteParser(ClientConn* c, const char* p,
   c->discard_input = true;
   c->pending.clear();
   c->pending_off = 0;
-  if (c->parse_error_status) {
-    SendError(c, c->parse_error_status, c->parse_error_msg, "invalid_request_error", nullptr,
-              c->parse_error_code, true);
-  } else {
-    char msg[160];
-    std::snprintf(msg, sizeof(msg), "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
-    SendError(c, 400, msg, "invalid_request_error", nullptr, "bad_request", true);
+  if (c->parse_error.kind() == ErrorKind::kNone) {
+    c->parse_error = Error(ErrorKind::kBadRequest, ErrorSide::kDownstream, false, "malformed HTTP request: %s",
+                           llhttp_get_error_reason(&c->parser));
   }
+  SendFailure(c, c->parse_error, true);
   return n;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ParseClient(ClientConn* c) {
+void WorkerImpl::ParseClient(ClientConn* c) {
   while (!c->busy && !c->closed && !c->discard_input && c->pending_off < c->pending.size()) {
     c->pending_off += ExecuteParser(c, c->pending.data() + c->pending_off, c->pending.size() - c->pending_off);
   }
@@ -58,94 +55,65 @@ LLMGW_PART_INLINE void WorkerImpl::ParseClient(ClientConn* c) {
     // A request has started arriving: it must complete within the client timeouts.
     c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_header_ms;
     c->deadline_status = 408;
+    ScheduleDeadline(c);
   }
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnMessageBegin(llhttp_t* p) {
+int WorkerImpl::OnMessageBegin(llhttp_t* p) {
   ClientConn* c = Cur(p);
   self(p)->AcquireRequest(c);
   c->in_message = true;
   c->h->url.Clear();
-  c->in_field = false;
   c->head_bytes = 0;
   c->has_cl = c->has_te = c->expect_continue = false;
   c->h->request_id.Clear();
   c->h->hash_value.Clear();
-  c->h->fwd.clear();
-  c->h->conn_tokens.Clear();
+  c->h->req_headers.Clear();
   c->h->has_content_type = false;
   c->h->body.clear();
-  c->parse_error_status = 0;
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::HeadLimit(llhttp_t* p, size_t n) {
+int WorkerImpl::HeadLimit(llhttp_t* p, size_t n) {
   ClientConn* c = Cur(p);
   c->head_bytes += n;
   if (c->head_bytes > self(p)->cfg_.gateway.max_header_bytes) {
-    c->parse_error_status = 431;
-    c->parse_error_msg = "request headers too large";
-    c->parse_error_code = "header_too_large";
+    c->parse_error = Error(ErrorKind::kHeaderTooLarge, ErrorSide::kDownstream, false, "request headers too large");
     return -1;
   }
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUrl(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnUrl(llhttp_t* p, const char* at, size_t n) {
   Cur(p)->h->url.Append(at, n);
   return HeadLimit(p, n);
 }
 
 // Header names and values are appended straight to the forwarded lines; a header that
 // must not go upstream is cut off again when its value is complete.
-LLMGW_PART_INLINE int WorkerImpl::HeaderTooLarge(ClientConn* c) {
-  c->parse_error_status = 431;
-  c->parse_error_msg = "request headers too large";
-  c->parse_error_code = "header_too_large";
+int WorkerImpl::HeaderTooLarge(ClientConn* c) {
+  c->parse_error = Error(ErrorKind::kHeaderTooLarge, ErrorSide::kDownstream, false, "request headers too large");
   return -1;
 }
 
-LLMGW_PART_INLINE bool WorkerImpl::AppendCapped(std::string* s, const char* p, size_t n) {
-  if (s->size() + n > s->capacity()) return false;  // never reallocate on the hot path
-  s->append(p, n);
-  return true;
-}
-
-LLMGW_PART_INLINE int WorkerImpl::OnHeaderField(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnHeaderField(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
-  RequestState* h = c->h;
-  if (!c->in_field) {
-    c->in_field = true;
-    h->field_start = h->fwd.size();
-  }
-  if (!AppendCapped(&h->fwd, at, n)) return HeaderTooLarge(c);
+  if (!c->h->req_headers.OnField(at, n)) return HeaderTooLarge(c);
   return HeadLimit(p, n);
 }
 
-LLMGW_PART_INLINE int WorkerImpl::BeginValue(ClientConn* c) {
-  if (!c->in_field) return 0;
-  c->in_field = false;
-  if (!AppendCapped(&c->h->fwd, ": ", 2)) return HeaderTooLarge(c);
-  c->h->value_start = c->h->fwd.size();
-  return 0;
-}
-
-LLMGW_PART_INLINE int WorkerImpl::OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
-  if (BeginValue(c) != 0) return -1;
-  if (!AppendCapped(&c->h->fwd, at, n)) return HeaderTooLarge(c);
+  if (!c->h->req_headers.OnValue(at, n)) return HeaderTooLarge(c);
   return HeadLimit(p, n);
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
+int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
   ClientConn* c = Cur(p);
   RequestState* h = c->h;
-  if (BeginValue(c) != 0) return -1;  // an empty value brings no on_header_value
-  std::string_view all(h->fwd);
-  std::string_view name = all.substr(h->field_start, h->value_start - 2 - h->field_start);
-  std::string_view value = all.substr(h->value_start);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  bool forward = false;
+  HeaderCollector& hc = h->req_headers;
+  std::string_view name, value;
+  if (!hc.OnValueComplete(&name, &value)) return HeaderTooLarge(c);
   if (EqualsNoCase(name, "x-request-id")) {
     h->request_id.Clear();
     // Only a sane id is kept; anything else is replaced by a generated one.
@@ -158,49 +126,40 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeaderValueComplete(llhttp_t* p) {
     c->has_cl = true;
   } else if (EqualsNoCase(name, "transfer-encoding")) {
     c->has_te = true;
-  } else if (EqualsNoCase(name, "connection")) {
-    if (h->conn_tokens.len) h->conn_tokens.Append(",", 1);
-    h->conn_tokens.Append(value.data(), value.size());
-  } else if (EqualsNoCase(name, "host") || IsHopByHop(name)) {
+  } else if (EqualsNoCase(name, "host")) {
     // llmgw sets Host (the backend's) and the framing itself.
+  } else if (hc.DropIfHopByHop(name, value)) {
+    return 0;
   } else {
-    forward = true;
     if (EqualsNoCase(name, "content-type")) h->has_content_type = true;
     const char* hh = self(p)->snap_->limits.hash_header;
     if (hh[0] && EqualsNoCase(name, hh)) {
       h->hash_value.Clear();
       h->hash_value.Append(value.data(), value.size());
     }
+    return hc.Keep(value) ? 0 : HeaderTooLarge(c);
   }
-  if (forward) {
-    h->fwd.resize(h->value_start + value.size());
-    if (!AppendCapped(&h->fwd, "\r\n", 2)) return HeaderTooLarge(c);
-  } else {
-    h->fwd.resize(h->field_start);
-  }
+  hc.Drop();
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
+int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   ClientConn* c = Cur(p);
   WorkerImpl* w = self(p);
-  if (c->h->conn_tokens.len) RemoveConnectionNamed(&c->h->fwd, c->h->conn_tokens.View());
+  c->h->req_headers.Finish();
   // Request smuggling defence: both framings at once is refused outright.
   if (c->has_cl && c->has_te) {
-    c->parse_error_status = 400;
-    c->parse_error_msg = "Content-Length together with Transfer-Encoding is not allowed";
-    c->parse_error_code = "bad_request";
+    c->parse_error = Error(ErrorKind::kBadRequest, ErrorSide::kDownstream, false, "Content-Length together with Transfer-Encoding is not allowed");
     return -1;
   }
   uint64_t max_body = w->MaxBody();
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max_body) {
-    c->parse_error_status = 413;
-    c->parse_error_msg = "request body exceeds max_body_bytes";
-    c->parse_error_code = "payload_too_large";
+    c->parse_error = Error(ErrorKind::kPayloadTooLarge, ErrorSide::kDownstream, false, "request body exceeds max_body_bytes");
     return -1;
   }
   c->deadline_ms = NowMs() + w->cfg_.gateway.timeouts.client_body_ms;
   c->deadline_status = 408;
+  w->ScheduleDeadline(c);
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
   // No 1xx toward an HTTP/1.0 client (RFC 9110 15.2): it sends the body without waiting.
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
@@ -212,25 +171,23 @@ LLMGW_PART_INLINE int WorkerImpl::OnHeadersComplete(llhttp_t* p) {
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnBody(llhttp_t* p, const char* at, size_t n) {
+int WorkerImpl::OnBody(llhttp_t* p, const char* at, size_t n) {
   ClientConn* c = Cur(p);
   if (c->h->body.size() + n > self(p)->MaxBody()) {
-    c->parse_error_status = 413;
-    c->parse_error_msg = "request body exceeds max_body_bytes";
-    c->parse_error_code = "payload_too_large";
+    c->parse_error = Error(ErrorKind::kPayloadTooLarge, ErrorSide::kDownstream, false, "request body exceeds max_body_bytes");
     return -1;
   }
   c->h->body.append(at, n);
   return 0;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnMessageComplete(llhttp_t* p) {
+int WorkerImpl::OnMessageComplete(llhttp_t* p) {
   Cur(p)->in_message = false;
   // Pause: one request at a time per connection, so pipelined answers stay in order.
   return HPE_PAUSED;
 }
 
-LLMGW_PART_INLINE uint64_t WorkerImpl::MaxBody() const {
+uint64_t WorkerImpl::MaxBody() const {
   return has_snapshot_ && snap_->limits.max_body_bytes ? snap_->limits.max_body_bytes
                                                        : cfg_.gateway.max_body_bytes;
 }

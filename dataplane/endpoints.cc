@@ -18,43 +18,30 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
+void WorkerImpl::BeginResponse(ClientConn* c) {
   AcquireRequest(c);  // an error may come before any request byte was understood
   c->busy = true;
   c->response_done = false;
-  c->committed = false;
   c->streaming = false;
-  c->chunked_out = false;
-  c->close_delimited = false;
-  c->is_sse = false;
-  c->sse_tail[0] = c->sse_tail[1] = '\n';
+  c->relay.Begin();
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
-  c->last_chunk_us = 0;
   c->up = nullptr;
-  c->tried_count = 0;
-  c->attempts = 0;
-  c->fallback_index = 0;
-  c->rewrite = false;
-  c->retry_at_ms = 0;
+  c->attempt.Reset();
   c->up_deadline_ms = 0;
   c->total_deadline_ms = 0;
-  c->last_error_status = 0;
-  c->last_error_msg = nullptr;
   c->bytes_in = c->bytes_out = 0;
-  c->prompt_tokens = c->completion_tokens = 0;
-  c->current_backend = -1;
   c->queued = false;
   c->retry_after_s = 0;
   c->deadline_ms = 0;
   c->deadline_status = 0;
-  c->model_slot = UINT16_MAX;
+  c->has_model = false;
   // llhttp's rule is the RFC's: HTTP/1.1 keeps the connection unless `Connection: close`;
   // HTTP/1.0 only with `Connection: keep-alive`. A version not parsed yet (a broken request
   // line) counts as 1.0: its error answer has a length and closes anyway.
-  c->close_after_send = !llhttp_should_keep_alive(&c->parser);
-  c->http10 = c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0);
+  c->rw.Begin(c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0),
+              !llhttp_should_keep_alive(&c->parser));
   if (c->h->request_id.len == 0) {
     // 24 hex digits from 96 random bits.
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -69,46 +56,18 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
 
 // `content_type` empty: none of llmgw's own (a relayed answer brings its own in
 // `relayed`, the upstream's end-to-end header lines).
-LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type, int64_t content_length,
-               std::string_view relayed) {
+void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_type,
+                                             int64_t content_length, std::string_view relayed) {
   c->status = status;
-  c->committed = true;
-  std::string& o = c->h->out;
-  o.append("HTTP/1.1 ");
-  AppendUint(&o, static_cast<uint64_t>(status));
-  o.push_back(' ');
-  o.append(ReasonPhrase(status));
-  o.append("\r\n");
-  if (!content_type.empty()) {
-    o.append("Content-Type: ");
-    o.append(content_type);
-    o.append("\r\n");
-  }
-  o.append(relayed);
-  o.append("X-Request-ID: ");
-  o.append(c->h->request_id.View());
-  if (content_length >= 0) {
-    o.append("\r\nContent-Length: ");
-    AppendUint(&o, static_cast<uint64_t>(content_length));
-  } else if (c->http10) {
-    // HTTP/1.0 knows no chunked coding: the body goes raw and its end is the close
-    // (RFC 9112 6.3, what nginx does), so this connection cannot be kept.
-    c->close_delimited = true;
-    c->close_after_send = true;
-  } else {
-    o.append("\r\nTransfer-Encoding: chunked");
-  }
-  if (c->is_sse && !c->h->up_has_cache_control) o.append("\r\nCache-Control: no-cache");
-  if (c->retry_after_s) {
-    o.append("\r\nRetry-After: ");
-    AppendUint(&o, c->retry_after_s);
-  }
-  // Draining: this answer says `Connection: close`, and the connection closes after it.
-  if (draining_) c->close_after_send = true;
-  o.append(c->close_after_send ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+  HeadExtras x;
+  x.request_id = c->h->request_id.View();
+  x.no_cache = c->relay.needs_no_cache();
+  x.retry_after_s = c->retry_after_s;
+  x.draining = draining_;
+  c->rw.WriteHead(&c->h->out, status, content_type, content_length, relayed, x);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
+void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
   WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
   if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
   c->response_done = true;
@@ -116,25 +75,21 @@ LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::str
 }
 
 // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
-LLMGW_PART_INLINE void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
-               const char* param, const char* code, bool fatal) {
+void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
+               const char* param, std::string_view code, bool fatal) {
   if (!c->busy) BeginResponse(c);
-  if (fatal) c->close_after_send = true;
-  std::string& b = scratch_;
-  b.clear();
-  b.append("{\"error\":{\"message\":");
-  AppendJsonString(&b, message);
-  b.append(",\"type\":");
-  AppendJsonString(&b, type);
-  b.append(",\"param\":");
-  if (param) AppendJsonString(&b, param); else b.append("null");
-  b.append(",\"code\":");
-  if (code) AppendJsonString(&b, code); else b.append("null");
-  b.append("}}");
-  SendLocal(c, status, b);
+  if (fatal) c->rw.CloseAfterSend();
+  scratch_.clear();
+  AppendErrorJson(&scratch_, message, type, param, code);
+  SendLocal(c, status, scratch_);
 }
 
-LLMGW_PART_INLINE bool WorkerImpl::AnyEligible() {
+void WorkerImpl::SendFailure(ClientConn* c, const Error& e, bool fatal) {
+  ErrorReply r = ReplyFor(e);
+  SendError(c, r.status, e.message(), r.type, nullptr, r.code, fatal);
+}
+
+bool WorkerImpl::AnyEligible() {
   if (!has_snapshot_) return false;
   for (uint32_t i = 0; i < snap_->num_backends; ++i) {
     const auto& b = snap_->backends[i];
@@ -144,7 +99,7 @@ LLMGW_PART_INLINE bool WorkerImpl::AnyEligible() {
   return false;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::SendModels(ClientConn* c) {
+void WorkerImpl::SendModels(ClientConn* c) {
   std::string& b = scratch_;
   b.clear();
   b.append("{\"object\":\"list\",\"data\":[");
@@ -170,7 +125,7 @@ LLMGW_PART_INLINE void WorkerImpl::SendModels(ClientConn* c) {
   SendLocal(c, 200, b);
 }
 
-LLMGW_PART_INLINE int WorkerImpl::FindModel(std::string_view name, bool* via_alias) {
+int WorkerImpl::FindModel(std::string_view name, bool* via_alias) {
   *via_alias = false;
   for (uint32_t m = 0; m < snap_->num_models && m < shm::kMaxModels; ++m) {
     const auto& me = snap_->models[m];
@@ -189,7 +144,7 @@ LLMGW_PART_INLINE int WorkerImpl::FindModel(std::string_view name, bool* via_ali
   return -1;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
+void WorkerImpl::HandleRequest(ClientConn* c) {
   BeginResponse(c);
   std::string_view url = c->h->url.View();
   size_t q = url.find('?');
@@ -198,8 +153,8 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   bool get = method == HTTP_GET || method == HTTP_HEAD;
   bool post = method == HTTP_POST;
   auto wrong_method = [&] {
-    SendError(c, 405, "method not allowed on this path", "invalid_request_error", nullptr,
-              "method_not_allowed");
+    SendFailure(c, Error(ErrorKind::kMethodNotAllowed, ErrorSide::kDownstream, false,
+                         "method not allowed on this path"));
   };
   if (path == "/health") {
     if (!get) return wrong_method();
@@ -220,7 +175,7 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   else if (path == "/v1/completions") api = "/v1/completions";
   else if (path == "/v1/embeddings") api = "/v1/embeddings";
   if (!api) {
-    return SendError(c, 404, "unknown path", "invalid_request_error", nullptr, "not_found");
+    return SendFailure(c, Error(ErrorKind::kNotFound, ErrorSide::kDownstream, false, "unknown path"));
   }
   if (!post) return wrong_method();
   std::memcpy(c->api_path, api, std::strlen(api) + 1);  // every api path fits
@@ -247,6 +202,11 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
     return SendError(c, 400, "model must be a non-empty string", "invalid_request_error", "model",
                      "invalid_model");
   }
+  if (f.model_too_long) {
+    char msg[96];
+    std::snprintf(msg, sizeof(msg), "model name is longer than %zu bytes", kMaxModelName);
+    return SendError(c, 400, msg, "invalid_request_error", "model", "invalid_model");
+  }
   bool via_alias = false;
   int m = FindModel(f.Model(), &via_alias);
   if (m < 0) {
@@ -254,8 +214,8 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
     std::snprintf(msg, sizeof(msg), "The model `%.*s` does not exist", static_cast<int>(f.model_len), f.model);
     return SendError(c, 404, msg, "invalid_request_error", "model", "model_not_found");
   }
-  c->model_slot = c->orig_model_slot = static_cast<uint16_t>(m);
-  c->rewrite = c->alias_rewrite = via_alias;
+  c->has_model = true;
+  c->attempt.SetModel(m, via_alias);
   // The client's level bounds the body's priority field (see kDefaultClientPriority): a
   // value above it, or an absurd one (-2^31, 1e300), cannot evict anyone.
   const int32_t level = kDefaultClientPriority;
@@ -266,14 +226,17 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   c->h->user.Clear();
   c->h->user.Append(f.user, f.user_len);
   if (!addr_limiter_.Acquire(c->addr_key)) {
-    c->model_slot = UINT16_MAX;  // not counted as the model's request: never admitted
+    c->has_model = false;  // not counted as the model's request: never admitted
     return SendError(c, 429, "too many concurrent requests from this client address (gateway.max_requests_per_client)",
                      "rate_limit_error", nullptr, "rate_limit_exceeded");
   }
   c->addr_counted = true;
-  shm::Bump(stats_->models[m].active);
+  stats_.RequestRouted(m);
   const auto& lim = snap_->limits;
-  if (lim.total_ms) c->total_deadline_ms = NowMs() + lim.total_ms;
+  if (lim.total_ms) {
+    c->total_deadline_ms = NowMs() + lim.total_ms;
+    ScheduleDeadline(c);
+  }
   StartAttempt(c);
 }
 

@@ -35,10 +35,12 @@ inline bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
 
 // Hop-by-hop headers (RFC 9110 7.6.1, plus the historical Keep-Alive and Proxy-*) belong
 // to one connection and are never forwarded, in either direction.
+inline bool IsHopByHopOtherThanConnection(std::string_view name) {
+  return EqualsNoCase(name, "keep-alive") || StartsWithNoCase(name, "proxy-") || EqualsNoCase(name, "te") ||
+         EqualsNoCase(name, "trailer") || EqualsNoCase(name, "transfer-encoding") || EqualsNoCase(name, "upgrade");
+}
 inline bool IsHopByHop(std::string_view name) {
-  return EqualsNoCase(name, "connection") || EqualsNoCase(name, "keep-alive") || StartsWithNoCase(name, "proxy-") ||
-         EqualsNoCase(name, "te") || EqualsNoCase(name, "trailer") || EqualsNoCase(name, "transfer-encoding") ||
-         EqualsNoCase(name, "upgrade");
+  return EqualsNoCase(name, "connection") || IsHopByHopOtherThanConnection(name);
 }
 
 // Removes from `lines` ("Name: value\r\n" each) every header named in a Connection

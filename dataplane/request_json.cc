@@ -46,20 +46,26 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
     Done();
     return true;
   }
+  // Any number may be a double ("temperature": 1e300); only the priority field is turned
+  // into an integer, clamped first: a double outside int64's range cast to int64 is
+  // undefined behaviour.
   bool Double(double d) {
-    // Only the priority field is read as a number. Clamp before converting: a double
-    // outside int64's range (1e300, NaN) is undefined behaviour in the cast.
     if (!(AtTop() && pending == Field::kPriority)) return Default();
-    if (d != d) return Int64(0);
-    if (d >= 9.2e18) return Int64(INT64_MAX);
-    if (d <= -9.2e18) return Int64(INT64_MIN);
-    return Int64(static_cast<int64_t>(d));
+    int64_t v;
+    if (d != d) v = 0;                                  // NaN (not valid JSON; be safe)
+    else if (d >= 9223372036854775808.0) v = INT64_MAX;  // 2^63 and above
+    else if (d < -9223372036854775808.0) v = INT64_MIN;
+    else v = static_cast<int64_t>(d);
+    return Int64(v);
   }
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (AtTop()) {
       if (pending == Field::kModel) {
         out->model_is_string = true;
-        out->model_len = std::min<size_t>(len, sizeof(out->model) - 1);
+        // A longer name can match no model (shm holds kMaxModelName bytes): the caller
+        // answers 400 instead of looking up a truncated name.
+        out->model_too_long = len > kMaxModelName;
+        out->model_len = std::min<size_t>(len, kMaxModelName);
         std::memcpy(out->model, s, out->model_len);
         // The raw value starts at the first quote after the key's colon.
         size_t end = stream->Tell();

@@ -8,17 +8,24 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/shm_layout.h"
+
 namespace llmgw::dataplane {
+
+// The longest model name (or alias) the gateway knows: what the shared-memory snapshot
+// holds. A request naming a longer one is refused with 400.
+constexpr size_t kMaxModelName = shm::kNameLen - 1;
 
 struct RequestFields {
   bool valid_json = false;
   bool is_object = false;
   bool has_model = false;
   bool model_is_string = false;
+  bool model_too_long = false;  // longer than kMaxModelName; `model` holds its first bytes
   bool stream = false;
   bool has_priority = false;
   int64_t priority = 0;
-  char model[128] = {};
+  char model[kMaxModelName + 1] = {};
   size_t model_len = 0;
   char user[128] = {};
   size_t user_len = 0;

@@ -18,40 +18,11 @@
 
 namespace llmgw::dataplane {
 
-LLMGW_PART_INLINE UpstreamConn* WorkerImpl::NewUpstream(int slot, const shm::BackendEntry& be) {
-  int fam = be.family == AF_INET6 ? AF_INET6 : AF_INET;
-  int fd = ::socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return nullptr;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  auto* u = new UpstreamConn();
-  u->head.reserve(1024);  // request line and llmgw's own headers; kept while pooled
-  ++live_conns_;
-  u->fd = fd;
-  u->slot = static_cast<uint16_t>(slot);
-  u->backend_key = be.key;
-  if (fam == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&u->addr);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(be.port);
-    std::memcpy(&a->sin_addr, be.addr, 4);
-    u->addr_len = sizeof(sockaddr_in);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&u->addr);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(be.port);
-    std::memcpy(&a->sin6_addr, be.addr, 16);
-    u->addr_len = sizeof(sockaddr_in6);
-  }
-  shm::Bump(stats_->backends[slot].upstream_connects);
-  return u;
-}
-
-LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
-  const auto& me = snap_->models[c->model_slot];
+void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be) {
+  const auto& me = snap_->models[c->attempt.model()];
   std::string_view new_model = me.name;
   size_t body_len = c->h->body.size();
-  if (c->rewrite) body_len = c->model_begin + (new_model.size() + 2) + (c->h->body.size() - c->model_end);
+  if (c->attempt.rewrite()) body_len = c->model_begin + (new_model.size() + 2) + (c->h->body.size() - c->model_end);
   std::string& h = u->head;
   h.clear();
   h.append("POST ");
@@ -69,10 +40,11 @@ LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamC
   size_t head_len = h.size();
   u->iov_cnt = 0;
   u->iov[u->iov_cnt++] = {h.data(), head_len};
-  if (!c->h->fwd.empty()) u->iov[u->iov_cnt++] = {c->h->fwd.data(), c->h->fwd.size()};
+  std::string_view fwd = c->h->req_headers.lines();
+  if (!fwd.empty()) u->iov[u->iov_cnt++] = {const_cast<char*>(fwd.data()), fwd.size()};
   static const char kEndOfHead[] = "\r\n";
   u->iov[u->iov_cnt++] = {const_cast<char*>(kEndOfHead), 2};
-  if (c->rewrite) {
+  if (c->attempt.rewrite()) {
     // Scatter-gather: the prompt is sent from the client buffer, only the model changes.
     // The quoted new name lives in the head buffer's tail, after the head proper.
     h.push_back('"');
@@ -87,7 +59,7 @@ LLMGW_PART_INLINE void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamC
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ArmUpSend(UpstreamConn* u) {
+void WorkerImpl::ArmUpSend(UpstreamConn* u) {
   u->msg = msghdr{};
   u->msg.msg_iov = u->iov;
   u->msg.msg_iovlen = static_cast<size_t>(u->iov_cnt);
@@ -98,14 +70,14 @@ LLMGW_PART_INLINE void WorkerImpl::ArmUpSend(UpstreamConn* u) {
   ++u->pending_ops;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
+void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
   if (u->closed || !u->client) return;
   ClientConn* c = u->client;
   if (res < 0) {
     LOG_DEBUG("upstream connect failed", {{"backend", std::string_view(snap_->backends[u->slot].id)},
                                           {"error", strerror(-res)}});
-    CountUpErr(u->slot, shm::UpstreamErr::kConnect);
-    return UpstreamFailed(c, ErrorKind::kConnectFailed, "upstream connect failed", true);
+    stats_.UpstreamError(u->slot, shm::UpstreamErr::kConnect);
+    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kUpstream, true, "upstream connect failed"));
   }
   u->connected = true;
   SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
@@ -113,17 +85,18 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpConnect(UpstreamConn* u, int res) {
   ArmUpRecv(u);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
+void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
   u->send_armed = false;
   if (u->closed || !u->client) return;
   ClientConn* c = u->client;
   if (res < 0) {
     if (u->reused) return RetryStale(c);
-    CountUpErr(u->slot, shm::UpstreamErr::kReset);
-    return UpstreamFailed(c, ErrorKind::kConnectionReset, "upstream reset while sending", true);
+    stats_.UpstreamError(u->slot, shm::UpstreamErr::kReset);
+    return UpstreamFailed(c, Error(ErrorKind::kConnectionReset, ErrorSide::kUpstream, true,
+                                   "upstream reset while sending"));
   }
   size_t n = static_cast<size_t>(res);
-  shm::Bump(stats_->backends[u->slot].bytes_out, n);
+  stats_.UpstreamBytesOut(u->slot, n);
   // Advance over what was sent; resubmit the rest.
   int i = 0;
   while (i < u->iov_cnt && n >= u->iov[i].iov_len) n -= u->iov[i++].iov_len;
@@ -138,11 +111,11 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpSend(UpstreamConn* u, int res) {
   if (!u->recv_armed) ArmUpRecv(u);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
+void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
   if (u->recv_armed || u->closed) return;
   // The idle clock runs only while we wait for the upstream, not while a slow client
   // is still taking the previous read (backpressure is not an upstream failure).
-  if (u->client && u->client->committed) SetUpDeadline(u->client, 3, snap_->limits.idle_ms);
+  if (u->client && u->client->rw.committed()) SetUpDeadline(u->client, 3, snap_->limits.idle_ms);
   io_uring_sqe* s = Sqe();
   io_uring_prep_recv(s, u->fd, u->in, kUpstreamInCap, 0);
   // The answer is not there yet when the read is queued with the request: wait for
@@ -155,68 +128,31 @@ LLMGW_PART_INLINE void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
 
 // The upstream's end-to-end headers are collected as lines for the client; framing
 // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
-LLMGW_PART_INLINE int WorkerImpl::UpHeadTooLarge(UpstreamConn* u) {
-  u->client->h->up_overflow = true;
-  return -1;
+// An overflow fails the attempt (upstream protocol error).
+int WorkerImpl::OnUpHeaderField(llhttp_t* p, const char* at, size_t n) {
+  return CurUp(p)->client->h->resp_headers.OnField(at, n) ? 0 : -1;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderField(llhttp_t* p, const char* at, size_t n) {
-  UpstreamConn* u = CurUp(p);
-  RequestState* h = u->client->h;
-  if (!u->in_field) {
-    u->in_field = true;
-    h->up_field_start = h->up_head.size();
+int WorkerImpl::OnUpHeaderValue(llhttp_t* p, const char* at, size_t n) {
+  return CurUp(p)->client->h->resp_headers.OnValue(at, n) ? 0 : -1;
+}
+
+int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
+  ClientConn* c = CurUp(p)->client;
+  HeaderCollector& hc = c->h->resp_headers;
+  std::string_view name, value;
+  if (!hc.OnValueComplete(&name, &value)) return -1;
+  if (hc.DropIfHopByHop(name, value)) return 0;
+  if (EqualsNoCase(name, "content-length") || EqualsNoCase(name, "x-request-id")) {
+    hc.Drop();  // framing is redone for the client; the request id is llmgw's (sent upstream too)
+    return 0;
   }
-  if (!AppendCapped(&h->up_head, at, n)) return UpHeadTooLarge(u);
-  return 0;
+  if (EqualsNoCase(name, "content-type")) c->relay.SetContentType(value);
+  else if (EqualsNoCase(name, "cache-control")) c->relay.SawCacheControl();
+  return hc.Keep(value) ? 0 : -1;
 }
 
-LLMGW_PART_INLINE int WorkerImpl::BeginUpValue(UpstreamConn* u) {
-  if (!u->in_field) return 0;
-  u->in_field = false;
-  RequestState* h = u->client->h;
-  if (!AppendCapped(&h->up_head, ": ", 2)) return UpHeadTooLarge(u);
-  h->up_value_start = h->up_head.size();
-  return 0;
-}
-
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValue(llhttp_t* p, const char* at, size_t n) {
-  UpstreamConn* u = CurUp(p);
-  if (BeginUpValue(u) != 0) return -1;
-  if (!AppendCapped(&u->client->h->up_head, at, n)) return UpHeadTooLarge(u);
-  return 0;
-}
-
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeaderValueComplete(llhttp_t* p) {
-  UpstreamConn* u = CurUp(p);
-  ClientConn* c = u->client;
-  RequestState* h = c->h;
-  if (BeginUpValue(u) != 0) return -1;
-  std::string_view all(h->up_head);
-  std::string_view name = all.substr(h->up_field_start, h->up_value_start - 2 - h->up_field_start);
-  std::string_view value = all.substr(h->up_value_start);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  bool forward = false;
-  if (EqualsNoCase(name, "connection")) {
-    if (h->up_conn_tokens.len) h->up_conn_tokens.Append(",", 1);
-    h->up_conn_tokens.Append(value.data(), value.size());
-  } else if (IsHopByHop(name) || EqualsNoCase(name, "content-length") || EqualsNoCase(name, "x-request-id")) {
-    // Framing is redone for the client; the request id is llmgw's (sent upstream too).
-  } else {
-    forward = true;
-    if (EqualsNoCase(name, "content-type")) c->is_sse = StartsWithNoCase(value, "text/event-stream");
-    else if (EqualsNoCase(name, "cache-control")) h->up_has_cache_control = true;
-  }
-  if (forward) {
-    h->up_head.resize(h->up_value_start + value.size());
-    if (!AppendCapped(&h->up_head, "\r\n", 2)) return UpHeadTooLarge(u);
-  } else {
-    h->up_head.resize(h->up_field_start);
-  }
-  return 0;
-}
-
-LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
+int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   WorkerImpl* w = self(p);
   UpstreamConn* u = CurUp(p);
   ClientConn* c = u->client;
@@ -228,65 +164,40 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
     // never asks to switch protocols, so a 101 is a protocol error.
     if (status == 101) return -1;
     u->interim = true;
-    c->h->up_head.clear();
-    c->h->up_conn_tokens.Clear();
-    c->h->up_has_cache_control = false;
-    c->is_sse = false;
+    c->h->resp_headers.Clear();
+    c->relay.NewHead();
     return 1;  // llhttp: no body
   }
-  if ((status >= 500 || status == 429) && !c->committed) {
-    w->CountUpErr(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
-    std::snprintf(w->up_fail_msg_, sizeof(w->up_fail_msg_), "upstream answered %d", status);
-    w->up_fail_status_ = status;
-    w->up_fail_ = true;
+  if ((status >= 500 || status == 429) && !c->rw.committed()) {
+    w->stats_.UpstreamError(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
+    u->error = Error(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "upstream answered %d", status);
+    u->error.set_upstream_status(static_cast<uint16_t>(status));
     return -1;
   }
   bool chunked = p->flags & F_CHUNKED;
   bool has_len = (p->flags & F_CONTENT_LENGTH) && !chunked;
-  if (c->h->up_conn_tokens.len) RemoveConnectionNamed(&c->h->up_head, c->h->up_conn_tokens.View());
-  c->chunked_out = !has_len && !c->http10;  // HTTP/1.0: close-delimited, see WriteHead
+  c->h->resp_headers.Finish();
   c->first_byte_us = NowUs();
   if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
-  w->ObserveTtftOnce(c);
-  w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1, c->h->up_head);
+  if (c->attempt.backend() >= 0) w->stats_.FirstByte(c->attempt.backend(), c->first_byte_us - c->start_us);
+  w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1,
+               c->h->resp_headers.lines());
   c->status = status;
   return 0;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CloseUpstreamFd(UpstreamConn* u) {
-  if (u->closed) return;
-  u->closed = true;
-  // shutdown first: a pending io_uring recv holds a file reference, so close() alone
-  // would not end the TCP connection (and the model server would keep generating).
-  ::shutdown(u->fd, SHUT_RDWR);
-  if (u->pending_ops) {
-    io_uring_sqe* s = Sqe();
-    io_uring_prep_cancel_fd(s, u->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(s, kOpNone);
-    io_uring_submit(&ring_);
-  }
-  ::close(u->fd);
-}
-
 // Detaches the client's upstream: back to the pool when reusable, else closed.
-LLMGW_PART_INLINE void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
+void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
   UpstreamConn* u = c->up;
   if (!u) return;
   c->up = nullptr;
   c->up_deadline_ms = 0;
-  u->client = nullptr;
   int slot = u->slot;
   if (local_[slot].in_flight) --local_[slot].in_flight;
   if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
   ++admit_credits_;
-  shm::Set(stats_->backends[slot].in_flight, local_[slot].in_flight);
-  if (keep && !u->recv_armed && !u->send_armed && !draining_ && idle_[slot].size() < kMaxIdlePerBackend) {
-    u->reused = false;
-    idle_[slot].push_back(u);
-    return;
-  }
-  CloseUpstreamFd(u);
-  MaybeFree(u);
+  stats_.BackendInFlight(slot, local_[slot].in_flight);
+  if (!pool_.Give(u, keep && !draining_)) MaybeFree(u);
 }
 
 }  // namespace llmgw::dataplane

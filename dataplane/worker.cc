@@ -20,64 +20,29 @@
 #include <string>
 
 #include "common/log.h"
+#include "dataplane/signals.h"
 #include "dataplane/worker_impl.h"
 
 namespace llmgw::dataplane {
 
 std::atomic<bool> g_stop_requested{false};
 
-LLMGW_PART_INLINE Status WorkerImpl::Init() {
-  // The ring belongs to this worker's thread alone. Where the kernel allows, say so:
-  // SINGLE_ISSUER + DEFER_TASKRUN run completion work only when the loop waits for it
-  // (no interrupts of the thread, completions batched), COOP_TASKRUN at least avoids
-  // the inter-processor interrupt. The ring starts disabled because Init() runs on the
-  // main thread and Run() on the worker's: the thread enabling it becomes its issuer.
-  static constexpr struct {
-    unsigned flags;
-    const char* name;
-  } kSetups[] = {
-      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
-       "single_issuer+defer_taskrun"},
-      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "coop_taskrun"},
-      {0, "plain"},
-  };
-  io_uring_params p{};
-  int r = -EINVAL;
-  for (const auto& setup : kSetups) {
-    p = io_uring_params{};
-    // A larger completion queue than the default 2x: with thousands of streams a loop
-    // turn can collect more completions than that, and overflow takes a slow path.
-    p.flags = setup.flags | IORING_SETUP_CQSIZE;
-    p.cq_entries = kCqEntries;
-    r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
-    if (r == 0) {
-      ring_mode_ = setup.name;
-      ring_disabled_ = setup.flags & IORING_SETUP_R_DISABLED;
-      break;
-    }
-    if (r != -EINVAL) break;  // not a question of flags
-  }
-  if (r < 0) return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "io_uring_queue_init: %s", strerror(-r));
-  ring_ok_ = true;
-  if (cfg_.gateway.access_log.enabled && !cfg_.gateway.access_log.path.empty()) {
-    access_fd_ = ::open(cfg_.gateway.access_log.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (access_fd_ < 0)
-      return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "gateway.access_log.path %s: %s",
-                   cfg_.gateway.access_log.path.c_str(), strerror(errno));
-  }
-  if (!(p.features & IORING_FEAT_EXT_ARG))
-    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                 "kernel io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)");
-  if (Status st = SetupRecvBuffers(); !st.ok()) return st;
-  Error err;
-  stats_ = shm::ClaimStatsSlot(region_, index_, &err);
-  if (!stats_) return err;
-  router_.SetPrefixReport(stats_->prefix_report, shm::kPrefixReportEntries);
+Status WorkerImpl::Init() {
+  Loop::Options lo;
+  lo.entries = kRingEntries;
+  lo.cq_entries = kCqEntries;
+  lo.recv_buf_count = kRecvBufCount;
+  lo.recv_buf_size = kRecvBufSize;
+  lo.recv_buf_group = kRecvBufGroup;
+  if (Status st = loop_.Init(lo); !st.ok()) return st;
+  if (Status st = access_log_.Open(cfg_.gateway.access_log); !st.ok()) return st;
+  if (Status st = stats_.Claim(region_, index_, cfg_.circuit_breaker.slow_call_ms); !st.ok()) return st;
+  router_.SetPrefixReport(stats_.slot()->prefix_report, shm::kPrefixReportEntries);
   snap_ = std::make_unique<shm::Snapshot>();
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);
   local_.assign(shm::kMaxBackends, routing::LocalLoad{});
-  idle_.assign(shm::kMaxBackends, {});
+  pool_.Init(loop_.ring());
   llhttp_settings_init(&client_settings_);
   client_settings_.on_message_begin = &OnMessageBegin;
   client_settings_.on_url = &OnUrl;
@@ -97,44 +62,16 @@ LLMGW_PART_INLINE Status WorkerImpl::Init() {
   return Status::Ok();
 }
 
-LLMGW_PART_INLINE Status WorkerImpl::SetupRecvBuffers() {
-  size_t ring_bytes = kRecvBufCount * sizeof(io_uring_buf);
-  void* ring_mem = nullptr;
-  void* bufs = nullptr;
-  if (posix_memalign(&ring_mem, 4096, ring_bytes) != 0 ||
-      posix_memalign(&bufs, 4096, static_cast<size_t>(kRecvBufCount) * kRecvBufSize) != 0)
-    return Error(ErrorKind::kInternal, ErrorSide::kInternal, false, "out of memory for receive buffers");
-  std::memset(ring_mem, 0, ring_bytes);
-  buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
-  recv_bufs_ = static_cast<char*>(bufs);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
-  reg.ring_entries = kRecvBufCount;
-  reg.bgid = kRecvBufGroup;
-  int r = io_uring_register_buf_ring(&ring_, &reg, 0);
-  if (r < 0) {
-    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
-                 "io_uring provided buffer rings unavailable (%s); llmgw needs Linux >= 6.0", strerror(-r));
+void WorkerImpl::Run() {
+  if (Status st = loop_.EnableOnThisThread(); !st.ok()) {
+    LOG_ERROR("enabling the io_uring failed", {{"thread", index_}, {"error", st.error().message()}});
+    return;
   }
-  io_uring_buf_ring_init(buf_ring_);
-  for (uint32_t i = 0; i < kRecvBufCount; ++i)
-    io_uring_buf_ring_add(buf_ring_, RecvBuf(i), kRecvBufSize, static_cast<unsigned short>(i),
-                          io_uring_buf_ring_mask(kRecvBufCount), static_cast<int>(i));
-  io_uring_buf_ring_advance(buf_ring_, kRecvBufCount);
-  return Status::Ok();
-}
-
-LLMGW_PART_INLINE void WorkerImpl::Run() {
-  if (ring_disabled_) {
-    // liburing 2.3 declares io_uring_enable_rings() but its library lacks it.
-    long r = ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-    if (r < 0) {
-      LOG_ERROR("enabling the io_uring failed", {{"thread", index_}, {"error", strerror(errno)}});
-      return;
-    }
-  }
-  LOG_DEBUG("worker running", {{"thread", index_}, {"io_uring", std::string_view(ring_mode_)}});
+  LOG_DEBUG("worker running", {{"thread", index_}, {"io_uring", std::string_view(loop_.mode())}});
   for (size_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
+  RefreshClock();
+  loop_.timers().Start(NowMs());
+  auto dispatch = [this](uint64_t ud, int res, uint32_t flags) { Dispatch(ud, res, flags); };
   uint64_t next_tick = 0;
   while (true) {
     RefreshClock();
@@ -158,63 +95,28 @@ LLMGW_PART_INLINE void WorkerImpl::Run() {
       drain_deadline_ms_ = now + 200;
       continue;
     }
-    __kernel_timespec ts{0, static_cast<long long>(kTickMs) * 1000000};
-    io_uring_cqe* cqe = nullptr;
-    int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-    RefreshClock();
-    if (r < 0 && r != -ETIME && r != -EINTR) {
-      LOG_ERROR("io_uring wait failed", {{"error", strerror(-r)}});
+    int err = 0;
+    if (!loop_.Wait(kTickMs, [] { RefreshClock(); }, dispatch, &err)) {
+      LOG_ERROR("io_uring wait failed", {{"error", strerror(err)}});
       break;
     }
-    unsigned head;
-    unsigned count = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++count;
-      Dispatch(cqe->user_data, cqe->res, cqe->flags);
-    }
-    io_uring_cq_advance(&ring_, count);
     if (admit_credits_) AdmitWaiting();
   }
   // Whatever did not finish within drain_ms is cut off.
   std::vector<ClientConn*> left = clients_;
   for (ClientConn* c : left) CloseClient(c);
-  for (auto& pool : idle_) {
-    for (UpstreamConn* u : pool) {
-      CloseUpstreamFd(u);
-      --live_conns_;
-      delete u;
-    }
-    pool.clear();
-  }
+  pool_.CloseIdle();
   // Collect the completions of what was just closed so every object is released.
   uint64_t end = ClockUs() / 1000 + 200;
-  while (live_conns_ > 0 && ClockUs() / 1000 < end) {
-    __kernel_timespec ts{0, 10 * 1000000};
-    io_uring_cqe* cqe = nullptr;
-    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-    unsigned head;
-    unsigned count = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++count;
-      Dispatch(cqe->user_data, cqe->res, cqe->flags);
-    }
-    io_uring_cq_advance(&ring_, count);
+  while (live_conns_ + pool_.live() > 0 && ClockUs() / 1000 < end) {
+    loop_.Wait(10, [] {}, dispatch);
   }
   // How close this run came to the ring's limits (the 10,000-stream measurement reads it).
-  LOG_INFO("worker stopped", {{"thread", index_}, {"cq_overflow", static_cast<uint64_t>(*ring_.cq.koverflow)},
+  LOG_INFO("worker stopped", {{"thread", index_}, {"cq_overflow", loop_.cq_overflow()},
                               {"recv_no_buffers", recv_no_buffers_}, {"accept_emfile", accept_emfile_}});
 }
 
-LLMGW_PART_INLINE io_uring_sqe* WorkerImpl::Sqe() {
-  io_uring_sqe* s = io_uring_get_sqe(&ring_);
-  if (!s) {
-    io_uring_submit(&ring_);
-    s = io_uring_get_sqe(&ring_);
-  }
-  return s;
-}
-
-LLMGW_PART_INLINE void WorkerImpl::ArmAccept(size_t i) {
+void WorkerImpl::ArmAccept(size_t i) {
   io_uring_sqe* s = Sqe();
   // Multishot accept: one submission keeps accepting, no re-arm per connection.
   if (multishot_accept_)
@@ -225,7 +127,7 @@ LLMGW_PART_INLINE void WorkerImpl::ArmAccept(size_t i) {
   accept_armed_[i] = 1;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
+void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
   Op op = static_cast<Op>(ud & 7);
   Conn* c = reinterpret_cast<Conn*>(ud & ~uint64_t{7});
   if (op == kOpAccept) return OnAccept(static_cast<size_t>(ud >> 3), res, flags);
@@ -245,10 +147,10 @@ LLMGW_PART_INLINE void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags
   MaybeFree(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::MaybeFree(Conn* c) {
+void WorkerImpl::MaybeFree(Conn* c) {
   if (!c->closed || c->pending_ops) return;
-  --live_conns_;
   if (c->kind == Conn::Kind::kClient) {
+    --live_conns_;  // client objects; the pool counts its own
     ClientConn* cc = static_cast<ClientConn*>(c);
     // Keep a few objects for reuse; their buffers are the per-connection arena.
     if (free_clients_.size() < 256) {
@@ -257,20 +159,26 @@ LLMGW_PART_INLINE void WorkerImpl::MaybeFree(Conn* c) {
       delete cc;
     }
   } else {
-    delete static_cast<UpstreamConn*>(c);
+    pool_.Recycle(static_cast<UpstreamConn*>(c));
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::RefreshSnapshot() {
+void WorkerImpl::RefreshSnapshot() {
   if (!reader_.Refresh(snap_.get())) return;
   has_snapshot_ = true;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
   router_.OnSnapshot(*snap_);
-  shm::Set(stats_->snapshot_generation, reader_.generation());
+  stats_.SnapshotCopied(reader_.generation());
 }
 
-LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
-  shm::Set(stats_->heartbeat_unix_ms, shm::NowUnixMs());
+void WorkerImpl::Tick(uint64_t now) {
+  stats_.Heartbeat(shm::NowUnixMs());
+  // SIGUSR1 (dataplane/signals.h): reopen the access log after a logrotate move.
+  if (uint64_t g = g_reopen_logs.load(std::memory_order_relaxed); g != reopen_seen_) {
+    reopen_seen_ = g;
+    if (Status st = access_log_.Reopen(); !st.ok())
+      LOG_WARN("access log reopen failed; still writing to the old file", {{"thread", index_}, {"error", st.error().message()}});
+  }
   if (accept_backoff_) {
     accept_backoff_ = false;
     for (size_t i = 0; i < listen_fds_.size(); ++i)
@@ -290,54 +198,74 @@ LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
     c->queued = false;
     RejectOverloaded(c);
   }
-  std::vector<ClientConn*>& cs = clients_;
-  for (size_t i = 0; i < cs.size();) {
-    ClientConn* c = cs[i];
+  // Only the connections whose earliest deadline passed, not every connection.
+  loop_.timers().Advance(now, [&](TimerNode* n) {
+    ClientConn* c = static_cast<ClientConn*>(n->owner);
+    ++c->pending_ops;  // keeps the object while CheckDeadlines may close it
     if (c->recv_starved && !c->recv_armed) ArmClientRecv(c);
-    size_t before = cs.size();
     CheckDeadlines(c, now);
-    if (cs.size() == before || (i < cs.size() && cs[i] == c)) ++i;
-  }
+    --c->pending_ops;
+    if (c->closed) MaybeFree(c);
+    else ScheduleDeadline(c);
+  });
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
+uint64_t WorkerImpl::NextDeadline(const ClientConn* c) const {
+  uint64_t t = 0;
+  auto take = [&t](uint64_t x) {
+    if (x && (!t || x < t)) t = x;
+  };
+  take(c->send_deadline_ms);
+  if (c->recv_starved) take(NowMs() + kTickMs);
+  if (c->busy) {
+    if (c->queued) return t;  // the admission queue has its own deadline
+    take(c->attempt.retry_at_ms());
+    take(c->total_deadline_ms);
+    if (c->up) take(c->up_deadline_ms);
+  } else {
+    take(c->deadline_ms);
+  }
+  return t;
+}
+
+void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
   if (c->send_deadline_ms && now >= c->send_deadline_ms) {
     // The client stopped (or nearly stopped) reading: drop it, which frees its backend
     // slot, rather than let it hold the slot until total_ms.
-    shm::Bump(stats_->errors_by_kind[static_cast<int>(ErrorKind::kClientTooSlow)]);
+    stats_.CountError(ErrorKind::kClientTooSlow);
     LOG_DEBUG("client too slow to read; closing", {{"thread", index_}, {"client_send_ms", cfg_.gateway.timeouts.client_send_ms}});
     CloseClient(c);
     return;
   }
   if (c->busy) {
     if (c->queued) return;  // the admission queue has its own deadline
-    if (c->retry_at_ms && now >= c->retry_at_ms) {
-      c->retry_at_ms = 0;
+    if (c->attempt.RetryDue(now)) {
       StartAttempt(c);
       return;
     }
     if (c->total_deadline_ms && now >= c->total_deadline_ms) {
-      return UpstreamFailed(c, ErrorKind::kTimeout, "request exceeded the total timeout", false);
+      return UpstreamFailed(c, Error(ErrorKind::kTimeout, ErrorSide::kUpstream, false,
+                                     "request exceeded the total timeout"));
     }
     if (c->up && c->up_deadline_ms && now >= c->up_deadline_ms) {
       bool retry = c->up_deadline_kind == 1;  // connect timeouts are safe to retry
       const char* what = c->up_deadline_kind == 1   ? "upstream connect timed out"
                          : c->up_deadline_kind == 2 ? "upstream first byte timed out"
                                                     : "upstream idle timeout";
-      return UpstreamFailed(c, ErrorKind::kTimeout, what, retry);
+      return UpstreamFailed(c, Error(ErrorKind::kTimeout, ErrorSide::kUpstream, retry, "%s", what));
     }
     return;
   }
   if (c->deadline_ms && now >= c->deadline_ms) {
     if (c->deadline_status && c->in_message) {
-      SendError(c, 408, "request not received in time", "invalid_request_error", nullptr, "timeout", true);
+      SendFailure(c, Error(ErrorKind::kTimeout, ErrorSide::kDownstream, false, "request not received in time"), true);
     } else {
       CloseClient(c);
     }
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::StartDrain() {
+void WorkerImpl::StartDrain() {
   draining_ = true;
   drain_deadline_ms_ = NowMs() + cfg_.gateway.drain_ms;
   // Idle keep-alive connections stay open for a short grace: a client that sends its next
@@ -356,13 +284,13 @@ LLMGW_PART_INLINE void WorkerImpl::StartDrain() {
       io_uring_prep_cancel_fd(s, listen_fds_[i], IORING_ASYNC_CANCEL_ALL);
       io_uring_sqe_set_data64(s, kOpNone);
     }
-    io_uring_submit(&ring_);  // the cancel holds no reference: submit it before the close
+    loop_.Submit();  // the cancel holds no reference: submit it before the close
     ::close(listen_fds_[i]);
     listen_fds_[i] = -1;
   }
 }
 
-LLMGW_PART_INLINE void WorkerImpl::CutAtDrainDeadline() {
+void WorkerImpl::CutAtDrainDeadline() {
   uint64_t cut = 0;
   std::vector<ClientConn*> cs = clients_;
   for (ClientConn* c : cs) {
@@ -376,18 +304,17 @@ LLMGW_PART_INLINE void WorkerImpl::CutAtDrainDeadline() {
       admission_->Remove(reinterpret_cast<uint64_t>(c));
       c->queued = false;
     }
-    c->retry_at_ms = 0;
-    if (c->committed) {
-      EndCommittedWithError(c, "the gateway is shutting down (drain_ms passed)", "service_unavailable",
-                            "shutting_down");
+    c->attempt.CancelRetry();
+    if (c->rw.committed()) {
+      EndCommittedWithError(c, kShuttingDownReply, "the gateway is shutting down (drain_ms passed)");
     } else {
       if (c->up) ReleaseUpstream(c, false);
       if (!c->send_armed) {
         c->h->out.clear();
         c->out_off = 0;
       }
-      SendError(c, 503, "the gateway is shutting down; retry the request", "service_unavailable", nullptr,
-                "shutting_down", true);
+      const ErrorReply& r = kShuttingDownReply;
+      SendError(c, r.status, "the gateway is shutting down; retry the request", r.type, nullptr, r.code, true);
     }
   }
   if (cut)
@@ -395,7 +322,7 @@ LLMGW_PART_INLINE void WorkerImpl::CutAtDrainDeadline() {
              {{"thread", index_}, {"cut", cut}, {"drain_ms", cfg_.gateway.drain_ms}});
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnAccept(size_t listener, int res, uint32_t flags) {
+void WorkerImpl::OnAccept(size_t listener, int res, uint32_t flags) {
   if (listener >= listen_fds_.size()) {  // cannot happen: we tag every accept
     if (res >= 0) ::close(res);
     return;
@@ -439,7 +366,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(size_t listener, int res, uint32_t f
     ArmAccept(listener);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
+void WorkerImpl::NewClient(int fd) {
   int one = 1;
   // Streamed tokens go out as they come: no Nagle delay on small SSE events.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -464,8 +391,9 @@ LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
   c->list_index = clients_.size();
   clients_.push_back(c);
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;
-  shm::Bump(stats_->connections_total);
-  shm::Set(stats_->connections_open, clients_.size());
+  c->timer.owner = c;
+  ScheduleDeadline(c);
+  stats_.ConnectionOpened(clients_.size());
   ArmClientRecv(c);
 }
 

@@ -20,21 +20,16 @@
 #include "common/routing/admission.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
+#include "dataplane/access_log.h"
 #include "dataplane/client_address_limiter.h"
+#include "dataplane/error_reply.h"
 #include "dataplane/http_text.h"
+#include "dataplane/loop.h"
+#include "dataplane/rng.h"
+#include "dataplane/thread_stats.h"
+#include "dataplane/upstream_pool.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
-
-// Before the split these member functions were defined inside the class, so implicitly
-// inline, and GCC's inliner weighs such functions more generously. The parts are compiled
-// as one unit (UNITY_BUILD in dataplane/CMakeLists.txt, which defines LLMGW_WORKER_ONE_UNIT
-// there), where they keep that `inline` and the generated code stays what it was; a part
-// compiled on its own (an IDE, a non-unity build) gets ordinary out-of-line definitions.
-#if defined(LLMGW_WORKER_ONE_UNIT)
-#define LLMGW_PART_INLINE inline
-#else
-#define LLMGW_PART_INLINE
-#endif
 
 namespace llmgw::dataplane {
 
@@ -47,22 +42,15 @@ class WorkerImpl {
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
     for (RequestState* r : free_requests_) delete r;
-    if (ring_ok_) io_uring_queue_exit(&ring_);
-    std::free(buf_ring_);
-    std::free(recv_bufs_);
-    if (access_fd_ > 2) ::close(access_fd_);
-    if (stats_) shm::ReleaseStatsSlot(stats_);
   }
 
   Status Init();
-
-  Status SetupRecvBuffers();
 
   void Run();
 
  private:
   // ------------------------------------------------------------------ ring helpers
-  io_uring_sqe* Sqe();
+  io_uring_sqe* Sqe() { return loop_.Sqe(); }
   static uint64_t Tag(Conn* c, Op op) { return reinterpret_cast<uint64_t>(c) | op; }
 
   // Listener i's accept; its completions carry i above the op bits.
@@ -79,6 +67,16 @@ class WorkerImpl {
 
   void CheckDeadlines(ClientConn* c, uint64_t now);
 
+  // The earliest of the connection's deadlines (0: none), and its timer moved there when
+  // that is sooner than where it is (a later deadline lets the timer fire early, find
+  // nothing due and move on: no relink per deadline that only moves later).
+  uint64_t NextDeadline(const ClientConn* c) const;
+  void ScheduleDeadline(ClientConn* c) {
+    uint64_t t = NextDeadline(c);
+    if (!t) return loop_.timers().Cancel(&c->timer);
+    if (!c->timer.linked() || t < c->timer.at_ms) loop_.timers().Schedule(&c->timer, t);
+  }
+
   void StartDrain();
 
   // drain_ms passed: what is still being answered is ended now — a stream with the SSE
@@ -94,8 +92,8 @@ class WorkerImpl {
 
   void PauseClientRecv(ClientConn* c);
 
-  char* RecvBuf(uint32_t bid) { return recv_bufs_ + static_cast<size_t>(bid) * kRecvBufSize; }
-  void ReturnRecvBuf(uint32_t bid);
+  char* RecvBuf(uint32_t bid) { return loop_.RecvBuf(bid); }
+  void ReturnRecvBuf(uint32_t bid) { loop_.ReturnRecvBuf(bid); }
 
   void OnClientRecv(ClientConn* c, int res, uint32_t flags);
 
@@ -130,12 +128,11 @@ class WorkerImpl {
   static int OnMessageBegin(llhttp_t* p);
   static int HeadLimit(llhttp_t* p, size_t n);
   static int OnUrl(llhttp_t* p, const char* at, size_t n);
-  // Header names and values are appended straight to the forwarded lines; a header that
-  // must not go upstream is cut off again when its value is complete.
+  // Header names and values are appended straight to the forwarded lines (a
+  // HeaderCollector); a header that must not go upstream is cut off again when its value
+  // is complete.
   static int HeaderTooLarge(ClientConn* c);
-  static bool AppendCapped(std::string* s, const char* p, size_t n);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int BeginValue(ClientConn* c);
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t n);
   static int OnHeaderValueComplete(llhttp_t* p);
   static int OnHeadersComplete(llhttp_t* p);
@@ -161,7 +158,9 @@ class WorkerImpl {
 
   // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
   void SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
-                 const char* param, const char* code, bool fatal = false);
+                 const char* param, std::string_view code, bool fatal = false);
+  // The answer to a failure: status, type and code from the one table (error_reply.h).
+  void SendFailure(ClientConn* c, const Error& e, bool fatal = false);
 
   bool AnyEligible();
 
@@ -184,8 +183,6 @@ class WorkerImpl {
 
   void SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms);
 
-  UpstreamConn* NewUpstream(int slot, const shm::BackendEntry& be);
-
   void BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be);
 
   void ArmUpSend(UpstreamConn* u);
@@ -206,9 +203,7 @@ class WorkerImpl {
 
   // The upstream's end-to-end headers are collected as lines for the client; framing
   // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
-  static int UpHeadTooLarge(UpstreamConn* u);
   static int OnUpHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int BeginUpValue(UpstreamConn* u);
   static int OnUpHeaderValue(llhttp_t* p, const char* at, size_t n);
   static int OnUpHeaderValueComplete(llhttp_t* p);
 
@@ -218,39 +213,27 @@ class WorkerImpl {
 
   static int OnUpMessageComplete(llhttp_t* p);
 
-  // Tokens from `usage` (the whole body, or the final stream chunk). Cheap substring scan.
-  void ScanUsage(ClientConn* c, std::string_view data);
-
-  void ObserveTtftOnce(ClientConn* c);
-
-  void CountUpErr(uint16_t slot, shm::UpstreamErr e);
-
-  void CloseUpstreamFd(UpstreamConn* u);
 
   // Detaches the client's upstream: back to the pool when reusable, else closed.
   void ReleaseUpstream(ClientConn* c, bool keep);
 
-  void UpstreamFailed(ClientConn* c, ErrorKind kind, const char* msg, bool retryable);
+  // The one place a failed attempt is judged: retry, fallback, or the client's answer.
+  void UpstreamFailed(ClientConn* c, const Error& e);
 
-  // Bytes already went to the client: a stream ends with the SSE error event (on a line
-  // of its own), anything else is cut; the connection closes after it.
-  void EndCommittedWithError(ClientConn* c, const char* msg, const char* type, const char* code);
+  // Bytes already went to the client: a stream ends with the SSE error event `reply` (on
+  // a line of its own), anything else is cut; the connection closes after it.
+  void EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message);
 
   void EndRequestStats(ClientConn* c, int status);
 
-  void AccessLog(ClientConn* c, int status, uint64_t us);
-
-  uint64_t NextRandom();
+  uint64_t NextRandom() { return rng_.Next(); }
 
   const Config& cfg_;
   shm::ShmRegion* region_;
   uint32_t index_;
   std::vector<int> listen_fds_;
   std::vector<uint8_t> accept_armed_;  // per listener
-  io_uring ring_{};
-  bool ring_ok_ = false;
-  bool ring_disabled_ = false;         // created with R_DISABLED; enabled by Run()'s thread
-  const char* ring_mode_ = "plain";
+  Loop loop_;  // the ring, the receive buffers, the timer wheel (declared before the pool)
   bool multishot_accept_ = true;
   bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
   uint64_t accept_emfile_ = 0;      // how often (logged at most once a second)
@@ -268,13 +251,15 @@ class WorkerImpl {
   uint64_t drain_deadline_ms_ = 0;
   uint64_t drain_idle_close_ms_ = 0;  // idle keep-alive connections close from then on
   bool drain_cut_ = false;            // CutAtDrainDeadline ran; now only flushing
-  shm::StatsSlot* stats_ = nullptr;
+  ThreadStats stats_;
+  AccessLog access_log_;
+  uint64_t reopen_seen_ = 0;  // the g_reopen_logs generation the access log was opened at
   shm::SnapshotReader reader_;
   std::unique_ptr<shm::Snapshot> snap_;
   bool has_snapshot_ = false;
   routing::Router router_;
   std::vector<routing::LocalLoad> local_;
-  std::vector<std::vector<UpstreamConn*>> idle_;
+  UpstreamPool pool_;
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;
@@ -285,14 +270,8 @@ class WorkerImpl {
   llhttp_settings_t up_settings_{};
   ClientConn* current_ = nullptr;
   UpstreamConn* current_up_ = nullptr;
-  bool up_fail_ = false;
-  int up_fail_status_ = 0;
-  char up_fail_msg_[64] = {};
   std::string scratch_;
-  int access_fd_ = 2;
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  char* recv_bufs_ = nullptr;  // stderr unless gateway.access_log.path names a file
-  uint64_t rng_ = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs();
+  Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };
 
 inline ClientConn* WorkerImpl::Cur(llhttp_t* p) { return self(p)->current_; }

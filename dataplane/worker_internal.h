@@ -11,8 +11,15 @@
 #include <cstring>
 #include <string>
 
+#include "common/error.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
+#include "dataplane/attempt.h"
+#include "dataplane/header_collector.h"
+#include "dataplane/response_writer.h"
+#include "dataplane/small_str.h"
+#include "dataplane/timer_wheel.h"
+#include "dataplane/sse_relay.h"
 
 namespace llmgw::dataplane {
 
@@ -60,26 +67,6 @@ enum Op : uint64_t {
 };
 
 
-// Fixed-capacity accumulator for header names/values and the URL (llhttp may deliver
-// them in pieces across reads).
-template <size_t N>
-struct SmallStr {
-  char data[N];
-  size_t len = 0;
-  bool overflow = false;
-  void Clear() {
-    len = 0;
-    overflow = false;
-  }
-  void Append(const char* p, size_t n) {
-    size_t take = std::min(n, N - len);
-    std::memcpy(data + len, p, take);
-    len += take;
-    if (take < n) overflow = true;
-  }
-  std::string_view View() const { return {data, len}; }
-};
-
 struct Conn {
   enum class Kind : uint8_t { kClient, kUpstream } kind;
   int fd = -1;
@@ -102,14 +89,25 @@ struct UpstreamConn : Conn {
   bool recv_armed = false;
   bool send_armed = false;
   bool saw_response_byte = false;
+  Error error;            // what the response parser found wrong (kind kNone: nothing)
   bool interim = false;   // parsing a 1xx interim answer: skipped, the final one follows
-  bool in_field = false;  // llhttp is delivering a response header name
   std::string head;       // request line and the headers llmgw sets
   iovec iov[8];
   int iov_cnt = 0;
   msghdr msg{};
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
+  // A recycled object for a new socket: every field as new, the head's capacity kept.
+  void ResetForReuse() {
+    fd = -1;
+    pending_ops = 0;
+    closed = false;
+    client = nullptr;
+    connected = reused = recv_armed = send_armed = saw_response_byte = false;
+    if (error.kind() != ErrorKind::kNone) error = Error();
+    head.clear();
+    iov_cnt = 0;
+  }
 };
 
 // What a request needs while it is read and answered: header fields and the body. Taken
@@ -121,16 +119,10 @@ struct RequestState {
   SmallStr<256> hash_value;
   // The client's end-to-end headers as "Name: value\r\n" lines, sent upstream as they
   // are. Capacity reserved once (gateway.max_header_bytes and a margin); never grown.
-  std::string fwd;
-  size_t field_start = 0, value_start = 0;
-  SmallStr<256> conn_tokens;  // the client's Connection header: more hop-by-hop names
+  HeaderCollector req_headers;
   bool has_content_type = false;
   // The upstream's end-to-end response headers, relayed to the client; same bound.
-  std::string up_head;
-  size_t up_field_start = 0, up_value_start = 0;
-  SmallStr<256> up_conn_tokens;
-  bool up_has_cache_control = false;
-  bool up_overflow = false;
+  HeaderCollector resp_headers;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   std::string body;
   std::string out;     // bytes for the client; one send in flight at a time
@@ -140,11 +132,9 @@ struct RequestState {
     url.Clear();
     request_id.Clear();
     hash_value.Clear();
-    fwd.clear();
-    conn_tokens.Clear();
+    req_headers.Clear();
     has_content_type = false;
-    up_head.clear();
-    up_conn_tokens.Clear();
+    resp_headers.Clear();
     user.Clear();
     body.clear();
     out.clear();
@@ -163,9 +153,9 @@ struct ClientConn : Conn {
   bool discard_input = false; // framing broke: ignore whatever else arrives
   bool send_armed = false;
   bool peer_closed = false;
-  bool close_after_send = false;
   size_t list_index = 0;  // position in the worker's client list
   size_t out_off = 0;
+  TimerNode timer;           // in the loop's TimerWheel at the earliest deadline below
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
   uint64_t send_deadline_ms = 0;  // what we queued must be taken by then (client_send_ms)
   uint64_t addr_key = 0;          // ClientAddressLimiter key of the peer (0: not tracked)
@@ -175,54 +165,32 @@ struct ClientConn : Conn {
   // --- current request (parsing) ---
   bool in_message = false;
   RequestState* h = nullptr;  // taken from the thread's pool while a request is around
-  bool in_field = false;  // llhttp is delivering a header name
   size_t head_bytes = 0;
   bool has_cl = false, has_te = false, expect_continue = false;
-  int parse_error_status = 0;  // 413/431 decided inside a callback
-  const char* parse_error_msg = nullptr;
-  const char* parse_error_code = nullptr;
+  Error parse_error;  // 400/413/431 decided inside a callback (kind kNone: none)
 
   // --- current request (dispatch) ---
   bool busy = false;          // a request is being answered; parsing is paused
   bool response_done = false; // whole response queued in out
   bool streaming = false;
-  bool committed = false;     // response head went (or is going) to the client
-  bool chunked_out = false;
-  // The client speaks HTTP/1.0: no chunked framing and no 1xx toward it. An answer of
-  // unknown length is then close-delimited (raw body, Connection: close, end at close).
-  bool http10 = false;
-  bool close_delimited = false;  // the answer's body ends when the connection closes
-  bool is_sse = false;
-  // The last two bytes relayed of an SSE body, '\r' skipped ("\n\n": between events).
-  char sse_tail[2] = {'\n', '\n'};
+  ResponseWriter rw;  // the answer's framing toward the client
+  SseRelay relay;     // what is read from the answer on the way (SSE, usage)
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
   uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
-  uint64_t last_chunk_us = 0;
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
   uint8_t up_deadline_kind = 0; // 1 connect, 2 first byte, 3 idle
-  uint64_t retry_at_ms = 0;     // backoff pending: start the next attempt then
   int status = 0;
-  uint16_t model_slot = 0;
-  uint16_t orig_model_slot = 0;
-  uint8_t fallback_index = 0;
-  uint16_t tried[16];
-  uint8_t tried_count = 0;
-  uint8_t attempts = 0;
-  bool rewrite = false;
-  bool alias_rewrite = false;  // the client named an alias (kept for re-admission)
+  bool has_model = false;      // the request named a known model (counted per model)
+  Attempt attempt;             // backends tried, fallbacks, retries, the last error
   bool queued = false;         // waiting in the admission queue
   int32_t priority = 0;
   uint32_t retry_after_s = 0;  // Retry-After on a 429 from admission
   size_t model_begin = 0, model_end = 0;
   char api_path[32];
   UpstreamConn* up = nullptr;
-  int last_error_status = 0;
-  const char* last_error_msg = nullptr;
   uint64_t bytes_in = 0, bytes_out = 0;
-  uint64_t prompt_tokens = 0, completion_tokens = 0;
-  int current_backend = -1;
 };
 
 }  // namespace llmgw::dataplane

@@ -82,10 +82,9 @@ TEST_F(ProcessSafetyTest, SighupAndSigusr1DoNotKillLlmgw) {
   EXPECT_EQ(gw.Stop(SIGTERM, 10000), 0) << ReadFile(Log("gw"));
 }
 
-// DISABLED until the workers act on g_reopen_logs (dataplane/signals.h): the one-line
-// check belongs in the worker's tick, which another change is restructuring. Enable it
-// together with that line; it fails without it (the second line lands in access.log.1).
-TEST_F(ProcessSafetyTest, DISABLED_Sigusr1ReopensTheAccessLog) {
+// logrotate moves access.log to access.log.1 and sends SIGUSR1: the next line lands in a
+// new access.log (without the worker's reopen it landed in access.log.1).
+TEST_F(ProcessSafetyTest, Sigusr1ReopensTheAccessLog) {
   std::string inst = "opsl-" + suffix_;
   instances_.push_back(inst);
   std::string log_path = dir_ + "/access.log";

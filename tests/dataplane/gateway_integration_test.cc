@@ -321,6 +321,15 @@ TEST(GatewayTest, BadInputsGetOpenAiErrors) {
   ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"messages":[]})")), 400, "missing_model");
   ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"model":7})")), 400, "invalid_model");
   ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"model":"ghost"})")), 404, "model_not_found");
+  // Model names longer than the snapshot holds (95 bytes): a clear 400, not a lookup of
+  // a truncated name.
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", "{\"model\":\"" + std::string(96, 'm') + "\"}")), 400,
+                    "invalid_model");
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", "{\"model\":\"" + std::string(95, 'm') + "\"}")), 404,
+                    "model_not_found");
+  // A huge number anywhere (here the priority field and a sampling parameter) is harmless.
+  ExpectOpenAiError(Request(p, Post("/v1/chat/completions", R"({"model":"ghost","temperature":1e300,"priority":1e300})")),
+                    404, "model_not_found");
   ExpectOpenAiError(Request(p, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n"), 404, "not_found");
   ExpectOpenAiError(Request(p, "GET /v1/chat/completions HTTP/1.1\r\nHost: t\r\n\r\n"), 405, "method_not_allowed");
   ExpectOpenAiError(Request(p, "POST /v1/models HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"), 405,

@@ -63,3 +63,44 @@ TEST(RequestJsonTest, RejectsInvalidAndNonObjects) {
 
 }  // namespace
 }  // namespace llmgw::dataplane
+
+namespace llmgw::dataplane {
+namespace {
+
+// Any JSON number may be a double far outside int64's range; turning one into an integer
+// unclamped is undefined behaviour (x86 gives INT64_MIN for 1e300, so before the clamp the
+// first expectation below failed).
+TEST(RequestJsonTest, HugeNumbersAreClampedNotCast) {
+  RequestFields f = Read(R"({"model":"m","temperature":1e300,"priority":1e300})");
+  ASSERT_TRUE(f.valid_json);
+  EXPECT_TRUE(f.has_priority);
+  EXPECT_EQ(f.priority, INT64_MAX);
+  f = Read(R"({"model":"m","priority":-1e300,"top_p":-1e300})");
+  ASSERT_TRUE(f.valid_json);
+  EXPECT_EQ(f.priority, INT64_MIN);
+  f = Read(R"({"model":"m","priority":2.9})");
+  EXPECT_EQ(f.priority, 2);
+  f = Read(R"({"model":"m","priority":18446744073709551615})");
+  EXPECT_EQ(f.priority, INT64_MAX);
+  // A double anywhere else leaves the priority alone.
+  f = Read(R"({"model":"m","temperature":1e300,"n":{"priority":1e300}})");
+  ASSERT_TRUE(f.valid_json);
+  EXPECT_FALSE(f.has_priority);
+}
+
+// One limit for model names: what the snapshot holds. A name at the limit is read whole;
+// one byte more is flagged (the gateway answers 400), never silently cut to a prefix.
+TEST(RequestJsonTest, ModelNameLimitIsTheSnapshots) {
+  std::string at(kMaxModelName, 'a');
+  RequestFields f = Read(R"({"model":")" + at + R"("})");
+  ASSERT_TRUE(f.valid_json);
+  EXPECT_FALSE(f.model_too_long);
+  EXPECT_EQ(f.Model(), at);
+  f = Read(R"({"model":")" + at + R"(b"})");
+  ASSERT_TRUE(f.valid_json);
+  EXPECT_TRUE(f.model_too_long);
+  EXPECT_EQ(kMaxModelName + 1, shm::kNameLen);
+}
+
+}  // namespace
+}  // namespace llmgw::dataplane

@@ -1,0 +1,99 @@
+// UpstreamPool: see upstream_pool.h.
+#include "dataplane/upstream_pool.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace llmgw::dataplane {
+
+namespace {
+constexpr size_t kMaxFree = 1024;  // objects kept for reuse beyond the current peak
+}
+
+UpstreamPool::~UpstreamPool() {
+  for (auto& pool : idle_)
+    for (UpstreamConn* u : pool) {
+      Close(u);
+      delete u;
+    }
+  for (UpstreamConn* u : free_) delete u;
+}
+
+UpstreamConn* UpstreamPool::Open(int slot, const shm::BackendEntry& be) {
+  int fam = be.family == AF_INET6 ? AF_INET6 : AF_INET;
+  int fd = ::socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  UpstreamConn* u;
+  if (!free_.empty()) {
+    u = free_.back();
+    free_.pop_back();
+    u->ResetForReuse();
+  } else {
+    u = new UpstreamConn();  // the free list grows to the thread's peak, then reuses
+    u->head.reserve(1024);   // request line and llmgw's own headers; kept with the object
+  }
+  ++live_;
+  u->fd = fd;
+  u->slot = static_cast<uint16_t>(slot);
+  u->backend_key = be.key;
+  if (fam == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&u->addr);
+    *a = sockaddr_in{};
+    a->sin_family = AF_INET;
+    a->sin_port = htons(be.port);
+    std::memcpy(&a->sin_addr, be.addr, 4);
+    u->addr_len = sizeof(sockaddr_in);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&u->addr);
+    *a = sockaddr_in6{};
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(be.port);
+    std::memcpy(&a->sin6_addr, be.addr, 16);
+    u->addr_len = sizeof(sockaddr_in6);
+  }
+  return u;
+}
+
+void UpstreamPool::Close(UpstreamConn* u) {
+  if (u->closed) return;
+  u->closed = true;
+  // shutdown first: a pending io_uring recv holds a file reference, so close() alone
+  // would not end the TCP connection (and the model server would keep generating).
+  ::shutdown(u->fd, SHUT_RDWR);
+  if (u->pending_ops && ring_) {
+    io_uring_sqe* s = io_uring_get_sqe(ring_);
+    if (!s) {
+      io_uring_submit(ring_);
+      s = io_uring_get_sqe(ring_);
+    }
+    io_uring_prep_cancel_fd(s, u->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(s, kOpNone);
+    io_uring_submit(ring_);
+  }
+  ::close(u->fd);
+}
+
+void UpstreamPool::Recycle(UpstreamConn* u) {
+  --live_;
+  if (free_.size() < kMaxFree) free_.push_back(u);
+  else delete u;
+}
+
+void UpstreamPool::CloseIdle() {
+  for (auto& pool : idle_) {
+    for (UpstreamConn* u : pool) {
+      Close(u);
+      Recycle(u);
+    }
+    pool.clear();
+  }
+}
+
+}  // namespace llmgw::dataplane

@@ -1,0 +1,151 @@
+// Unit tests of ThreadStats (the per-thread stats slot) and AccessLog, on a slot in
+// ordinary memory and a pipe: no shared memory, no other process.
+#include "dataplane/thread_stats.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "dataplane/access_log.h"
+
+namespace llmgw::dataplane {
+namespace {
+
+uint64_t Get(const std::atomic<uint64_t>& a) { return a.load(); }
+
+struct Fixture : ::testing::Test {
+  std::unique_ptr<shm::StatsSlot> slot = std::make_unique<shm::StatsSlot>();
+  ThreadStats stats;
+  void SetUp() override { stats.Attach(slot.get(), /*slow_call_ms=*/100); }
+};
+
+using ThreadStatsTest = Fixture;
+
+TEST_F(ThreadStatsTest, SuccessCountsForModelAndBackend) {
+  stats.RequestRouted(2);
+  EXPECT_EQ(Get(slot->models[2].active), 1u);
+  stats.BackendPicked(5, 77, 1);
+  stats.FirstByte(5, 1500);
+  RequestOutcome r;
+  r.status = 200;
+  r.duration_us = 20000;
+  r.model = 2;
+  r.backend = 5;
+  r.prompt_tokens = 7;
+  r.completion_tokens = 16;
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->requests_total), 1u);
+  EXPECT_EQ(Get(slot->models[2].active), 0u);
+  EXPECT_EQ(Get(slot->models[2].requests_by_code[shm::StatusCodeIndex(200)]), 1u);
+  EXPECT_EQ(Get(slot->models[2].completion_tokens), 16u);
+  EXPECT_EQ(Get(slot->backends[5].key), 77u);
+  EXPECT_EQ(Get(slot->backends[5].picks), 1u);
+  EXPECT_EQ(Get(slot->backends[5].successes), 1u);
+  EXPECT_EQ(Get(slot->backends[5].prompt_tokens), 7u);
+  EXPECT_EQ(Get(slot->backends[5].slow_calls), 0u);
+  EXPECT_EQ(Get(slot->backends[5].ttft.count), 1u);
+  EXPECT_EQ(Get(slot->ttft.sum_us), 1500u);
+}
+
+TEST_F(ThreadStatsTest, FailuresAndClientGone) {
+  RequestOutcome r;
+  r.status = 0;  // the client left: counted as 499, not a backend success
+  r.duration_us = 10;
+  r.model = 1;
+  r.backend = 3;
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->models[1].requests_by_code[shm::StatusCodeIndex(499)]), 1u);
+  EXPECT_EQ(Get(slot->backends[3].successes), 0u);
+  r.status = 429;
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->backends[3].successes), 0u);
+  stats.CountError(ErrorKind::kTimeout);
+  EXPECT_EQ(Get(slot->errors_by_kind[static_cast<size_t>(ErrorKind::kTimeout)]), 1u);
+  stats.UpstreamError(3, shm::UpstreamErr::kStatus5xx);
+  EXPECT_EQ(Get(slot->backends[3].errors[static_cast<size_t>(shm::UpstreamErr::kStatus5xx)]), 1u);
+  stats.Retry(1);
+  stats.Fallback(1);
+  stats.AdmissionRejected(1);
+  EXPECT_EQ(Get(slot->retries), 1u);
+  EXPECT_EQ(Get(slot->models[1].retries), 1u);
+  EXPECT_EQ(Get(slot->models[1].fallbacks), 1u);
+  EXPECT_EQ(Get(slot->models[1].rejected), 1u);
+  EXPECT_EQ(Get(slot->admission_rejected), 1u);
+}
+
+TEST_F(ThreadStatsTest, RequestWithoutModelCountsOnlyTheThread) {
+  RequestOutcome r;
+  r.status = 404;
+  r.duration_us = 5;
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->requests_total), 1u);
+  EXPECT_EQ(Get(slot->latency.count), 1u);
+  for (const auto& m : slot->models) EXPECT_EQ(Get(m.requests_by_code[shm::StatusCodeIndex(404)]), 0u);
+}
+
+TEST_F(ThreadStatsTest, SlowCallIsASlowHeadNotALongStream) {
+  RequestOutcome r;
+  r.status = 200;
+  r.model = 0;
+  r.backend = 0;
+  r.duration_us = 5000000;  // a 5 s stream...
+  r.attempt_wait_us = 2000;  // ...whose head came after 2 ms: not slow
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->backends[0].slow_calls), 0u);
+  r.attempt_wait_us = 150000;  // 150 ms > 100 ms to the head
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->backends[0].slow_calls), 1u);
+}
+
+TEST_F(ThreadStatsTest, Connections) {
+  stats.ConnectionOpened(1);
+  stats.ConnectionOpened(2);
+  stats.ConnectionClosed(1);
+  EXPECT_EQ(Get(slot->connections_total), 2u);
+  EXPECT_EQ(Get(slot->connections_open), 1u);
+}
+
+TEST(AccessLogTest, OneJsonLinePerRequest) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  AccessLog log;
+  log.UseFd(p[1], 1.0);
+  Rng rng(1);
+  AccessRecord a;
+  a.method = "POST";
+  a.path = "/v1/chat/completions";
+  a.status = 200;
+  a.model = "m";
+  a.attempts = 2;
+  a.request_id = "abc";
+  log.Write(a, &rng);
+  char buf[4096];
+  ssize_t n = ::read(p[0], buf, sizeof(buf));
+  ASSERT_GT(n, 0);
+  std::string line(buf, static_cast<size_t>(n));
+  EXPECT_NE(line.find("\"status\":200"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"attempts\":2"), std::string::npos) << line;
+  EXPECT_NE(line.find("abc"), std::string::npos) << line;
+  EXPECT_EQ(line.back(), '\n');
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST(AccessLogTest, SampleZeroWritesNothing) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  AccessLog log;
+  log.UseFd(p[1], 0.0);
+  Rng rng(7);
+  AccessRecord a;
+  for (int i = 0; i < 10; ++i) log.Write(a, &rng);
+  ::close(p[1]);
+  char buf[16];
+  EXPECT_EQ(::read(p[0], buf, sizeof(buf)), 0);
+  ::close(p[0]);
+}
+
+}  // namespace
+}  // namespace llmgw::dataplane

@@ -1,0 +1,94 @@
+// Unit tests of UpstreamPool: take/give in one component, keep-alive reuse per backend
+// key, the idle cap, and object reuse from the free list. Sockets are created but never
+// connected (no other process, no traffic).
+#include "dataplane/upstream_pool.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+namespace llmgw::dataplane {
+namespace {
+
+shm::BackendEntry Backend(uint64_t key) {
+  shm::BackendEntry be{};
+  be.family = AF_INET;
+  be.port = 9;
+  uint8_t lo[4] = {127, 0, 0, 1};
+  std::memcpy(be.addr, lo, 4);
+  be.key = key;
+  return be;
+}
+
+TEST(UpstreamPoolTest, KeepAliveReuseAndClose) {
+  UpstreamPool pool;
+  pool.Init(nullptr);
+  shm::BackendEntry be = Backend(11);
+  bool reused = true;
+  UpstreamConn* u = pool.Take(3, be, &reused);
+  ASSERT_NE(u, nullptr);
+  EXPECT_FALSE(reused);
+  EXPECT_GE(u->fd, 0);
+  EXPECT_EQ(u->slot, 3);
+  EXPECT_EQ(pool.live(), 1);
+  EXPECT_TRUE(pool.Give(u, /*keep=*/true));
+  EXPECT_EQ(pool.idle(3), 1u);
+  UpstreamConn* again = pool.Take(3, be, &reused);
+  EXPECT_EQ(again, u);
+  EXPECT_TRUE(reused);
+  EXPECT_TRUE(u->reused);
+  EXPECT_EQ(pool.idle(3), 0u);
+  // Not reusable (the answer did not end cleanly): closed, recycled by the caller.
+  EXPECT_FALSE(pool.Give(u, /*keep=*/false));
+  EXPECT_TRUE(u->closed);
+  pool.Recycle(u);
+  EXPECT_EQ(pool.live(), 0);
+}
+
+TEST(UpstreamPoolTest, InFlightOperationsPreventPooling) {
+  UpstreamPool pool;
+  pool.Init(nullptr);
+  bool reused;
+  UpstreamConn* u = pool.Take(0, Backend(1), &reused);
+  u->recv_armed = true;  // a read is still pending: the connection cannot be reused
+  EXPECT_FALSE(pool.Give(u, true));
+  EXPECT_EQ(pool.idle(0), 0u);
+  pool.Recycle(u);
+}
+
+TEST(UpstreamPoolTest, SlotNamingAnotherBackendClosesTheOldConnection) {
+  UpstreamPool pool;
+  pool.Init(nullptr);
+  bool reused;
+  UpstreamConn* old = pool.Take(5, Backend(1), &reused);
+  ASSERT_TRUE(pool.Give(old, true));
+  // The snapshot now puts another backend (key 2) in slot 5.
+  UpstreamConn* u = pool.Take(5, Backend(2), &reused);
+  EXPECT_FALSE(reused);
+  EXPECT_EQ(u->backend_key, 2u);
+  EXPECT_EQ(pool.live(), 1);  // the old one was closed and recycled...
+  EXPECT_EQ(u, old);          // ...and its object serves the new connection
+  EXPECT_FALSE(u->closed);
+  EXPECT_FALSE(u->connected);
+  pool.Give(u, false);
+  pool.Recycle(u);
+}
+
+TEST(UpstreamPoolTest, IdleCapAndShutdown) {
+  UpstreamPool pool;
+  pool.Init(nullptr, /*max_idle_per_backend=*/2);
+  bool reused;
+  UpstreamConn* a = pool.Take(1, Backend(7), &reused);
+  UpstreamConn* b = pool.Take(1, Backend(7), &reused);
+  UpstreamConn* c = pool.Take(1, Backend(7), &reused);
+  EXPECT_TRUE(pool.Give(a, true));
+  EXPECT_TRUE(pool.Give(b, true));
+  EXPECT_FALSE(pool.Give(c, true));  // over the cap: closed
+  pool.Recycle(c);
+  EXPECT_EQ(pool.idle(1), 2u);
+  pool.CloseIdle();
+  EXPECT_EQ(pool.idle(1), 0u);
+  EXPECT_EQ(pool.live(), 0);
+}
+
+}  // namespace
+}  // namespace llmgw::dataplane
