@@ -46,7 +46,13 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
     Done();
     return true;
   }
-  bool Double(double d) { return Int64(static_cast<int64_t>(d)); }
+  // Saturating: casting a double outside int64's range is undefined (1e300 came out as
+  // INT64_MIN on x86, found by fuzzing). 2^63 itself is not representable, hence >=.
+  bool Double(double d) {
+    if (d >= 9223372036854775808.0) return Int64(INT64_MAX);
+    if (d < -9223372036854775808.0) return Int64(INT64_MIN);
+    return Int64(static_cast<int64_t>(d));
+  }
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (AtTop()) {
       if (pending == Field::kModel) {

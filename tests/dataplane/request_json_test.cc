@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 namespace llmgw::dataplane {
@@ -44,6 +45,16 @@ TEST(RequestJsonTest, RejectsInvalidAndNonObjects) {
   RequestFields num = Read(R"({"model":5})");
   EXPECT_TRUE(num.has_model);
   EXPECT_FALSE(num.model_is_string);
+}
+
+// Found by request_json_fuzz: a double outside int64's range was cast as is (undefined
+// behaviour; on x86 1e300 became INT64_MIN, the most urgent priority). It saturates now.
+TEST(RequestJsonTest, HugeFloatPrioritySaturatesInsteadOfWrapping) {
+  EXPECT_EQ(Read(R"({"priority":1e300})").priority, INT64_MAX);
+  EXPECT_EQ(Read(R"({"priority":-1e300})").priority, INT64_MIN);
+  EXPECT_EQ(Read(R"({"priority":9.3e18})").priority, INT64_MAX);
+  EXPECT_EQ(Read(R"({"priority":-2.5})").priority, -2);
+  EXPECT_EQ(Read(R"({"priority":7.9})").priority, 7);
 }
 
 }  // namespace
