@@ -1,6 +1,7 @@
 // Writes the seed corpus of snapshot_wire_fuzz: the wire form (EncodeSnapshot) of
 // snapshots built from small configs, so the fuzzer starts from valid frames of several
-// table sizes. Usage: make_snapshot_seeds DIR (scripts/fuzz.sh --seeds regenerates them).
+// table sizes. Usage: make_snapshot_seeds DIR, e.g. build-fuzz/bin/make_snapshot_seeds fuzz/corpus/snapshot_wire
+// after a layout change (the old seeds would then only exercise the rejection path).
 #include <cstdio>
 #include <fstream>
 #include <string>
