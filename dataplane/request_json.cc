@@ -46,11 +46,13 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
     Done();
     return true;
   }
-  // Saturating: casting a double outside int64's range is undefined (1e300 came out as
-  // INT64_MIN on x86, found by fuzzing). 2^63 itself is not representable, hence >=.
   bool Double(double d) {
-    if (d >= 9223372036854775808.0) return Int64(INT64_MAX);
-    if (d < -9223372036854775808.0) return Int64(INT64_MIN);
+    // Only the priority field is read as a number. Clamp before converting: a double
+    // outside int64's range (1e300, NaN) is undefined behaviour in the cast.
+    if (!(AtTop() && pending == Field::kPriority)) return Default();
+    if (d != d) return Int64(0);
+    if (d >= 9.2e18) return Int64(INT64_MAX);
+    if (d <= -9.2e18) return Int64(INT64_MIN);
     return Int64(static_cast<int64_t>(d));
   }
   bool String(const char* s, rapidjson::SizeType len, bool) {

@@ -240,6 +240,26 @@ TEST_F(ControllerTest, OpenCircuitGoesHalfOpenThenClosesOnSuccess) {
   shm::ReleaseStatsSlot(slot);
 }
 
+// Issue 16: a reload that only changed max_concurrent was summarised as "no changes".
+TEST_F(ControllerTest, ReloadSummaryListsEveryChangedKey) {
+  TestHttpServer a([](const std::string&) { return TestResponse{200, "ok"}; });
+  std::string inst = UniqueInstance();
+  std::string y = Yaml(inst, {a.url()});
+  Start(y);
+  std::string more = y;
+  more.replace(more.find("max_concurrent: 8"), 17, "max_concurrent: 32");
+  auto o = c_.ReloadFromText(more, "test.yaml");
+  ASSERT_TRUE(o.ok) << (o.errors.empty() ? "" : o.errors[0]);
+  EXPECT_EQ(o.summary, "backend " + a.url() + " max_concurrent 8 -> 32\n");
+  o = c_.ReloadFromText(Yaml(inst, {a.url()}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
+  ASSERT_TRUE(o.ok);
+  EXPECT_NE(o.summary.find("backend " + a.url() + " max_concurrent 32 -> 8\n"), std::string::npos) << o.summary;
+  EXPECT_NE(o.summary.find("gateway.retries.max 2 -> 5\n"), std::string::npos) << o.summary;
+  o = c_.ReloadFromText(Yaml(inst, {a.url()}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
+  ASSERT_TRUE(o.ok);
+  EXPECT_EQ(o.summary, "no changes\n");
+}
+
 TEST_F(ControllerTest, ReloadGoodKeepsStateAddsAndRemovesBackends) {
   TestHttpServer a([](const std::string&) { return TestResponse{200, "ok"}; });
   TestHttpServer b([](const std::string&) { return TestResponse{200, "ok"}; });
