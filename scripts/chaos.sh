@@ -51,6 +51,8 @@ for i in 0 1; do
   ip -n "$GW" link set "g$TAG$i" up
   ip -n "$be" link set "b$TAG$i" up
 done
+# For foreground commands only: a function run with & is a subshell, and $! would be
+# its pid, not the process's (cleanup could not stop it).
 in_gw() { ip netns exec "$GW" "$@"; }
 
 # A partition: the backend's end of the link goes down. The gateway's end stays up with
@@ -96,9 +98,9 @@ models:
       - { url: http://10.77.0.2:8000 }
       - { url: http://10.77.1.2:8000 }
 EOF
-in_gw "$BIN/llmcd" --config "$DIR/llmgw.yaml" >"$DIR/llmcd.out" 2>"$DIR/llmcd.log" &
+ip netns exec "$GW" "$BIN/llmcd" --config "$DIR/llmgw.yaml" >"$DIR/llmcd.out" 2>"$DIR/llmcd.log" &
 PIDS+=($!)
-in_gw "$BIN/llmgw" --config "$DIR/llmgw.yaml" >"$DIR/llmgw.out" 2>"$DIR/llmgw.log" &
+ip netns exec "$GW" "$BIN/llmgw" --config "$DIR/llmgw.yaml" >"$DIR/llmgw.out" 2>"$DIR/llmgw.log" &
 PIDS+=($!)
 GW_PORT=$(wait_port "$DIR/llmgw.out")
 for _ in $(seq 1 100); do
@@ -113,7 +115,7 @@ mock_requests() {  # requests_total of backend $1, from inside its namespace
 # Runs llmgw-bench in the gateway namespace in the background; results in $DIR/$1.json.
 bench() {
   local name="$1"; shift
-  in_gw "$BIN/llmgw-bench" --target "127.0.0.1:$GW_PORT" --model m --no-progress --timeout-ms 15000 \
+  ip netns exec "$GW" "$BIN/llmgw-bench" --target "127.0.0.1:$GW_PORT" --model m --no-progress --timeout-ms 15000 \
     --out "$DIR/$name.json" "$@" >/dev/null 2>"$DIR/$name.log" &
   BENCH_PID=$!
 }
