@@ -3,6 +3,7 @@
 // (yaml-cpp marks are 0-based; we print 1-based). All errors are collected, not just the
 // first, so an operator fixes a config in one pass.
 #include "common/config.h"
+#include "common/env_overrides.h"
 
 #include "common/config_keys.h"
 
@@ -631,7 +632,9 @@ ConfigResult LoadConfigFile(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return ParseConfig(ss.str(), path);
+  ConfigResult r = ParseConfig(ss.str(), path);
+  ApplyEnvOverrides(&r);  // LLMGW_LISTEN & co. (env_overrides.h)
+  return r;
 }
 
 }  // namespace llmgw

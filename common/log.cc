@@ -1,12 +1,14 @@
 // JSON-lines logger (see log.h): thread-local formatting buffer, one write(2) per line.
 #include "common/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -17,6 +19,17 @@ namespace {
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
 std::atomic<int> g_fd{2};
 char g_component[32] = "llmgw";
+std::atomic<bool> g_journal_prefix{false};
+
+// syslog priorities journald reads from a "<N>" line prefix (SyslogLevelPrefix=yes).
+char JournalPriority(LogLevel l) {
+  switch (l) {
+    case LogLevel::kDebug: return '7';
+    case LogLevel::kInfo: return '6';
+    case LogLevel::kWarn: return '4';
+    default: return '3';
+  }
+}
 
 constexpr std::string_view LevelName(LogLevel l) {
   switch (l) {
@@ -40,6 +53,18 @@ size_t Append(char* buf, size_t len, size_t cap, std::string_view s) {
 void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
 LogLevel GetLogLevel() { return g_level.load(std::memory_order_relaxed); }
 void SetLogFd(int fd) { g_fd.store(fd, std::memory_order_relaxed); }
+bool UseJournalPriorities() {
+  // systemd sets JOURNAL_STREAM=<dev>:<inode> of the stream it connected; only when
+  // stderr is still that stream do the prefixes reach journald (not a pipe or a file).
+  const char* js = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  unsigned long long dev = 0, ino = 0;
+  bool on = js && std::sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+            static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+  g_journal_prefix.store(on, std::memory_order_relaxed);
+  return on;
+}
+
 void SetLogComponent(std::string_view name) {
   size_t n = name.size() < sizeof(g_component) - 1 ? name.size() : sizeof(g_component) - 1;
   std::memcpy(g_component, name.data(), n);
@@ -150,9 +175,17 @@ size_t FormatLogLine(char* buf, size_t cap, LogLevel level, std::string_view msg
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields,
          std::string_view request_id) {
   if (level < GetLogLevel() || level == LogLevel::kOff) return;
-  thread_local char buf[4096];
-  size_t len = FormatLogLine(buf, sizeof(buf), level, msg, fields, request_id);
+  thread_local char line[4096 + 3];
   int fd = g_fd.load(std::memory_order_relaxed);
+  bool prefix = fd == 2 && g_journal_prefix.load(std::memory_order_relaxed);
+  char* buf = prefix ? line : line + 3;
+  size_t len = FormatLogLine(line + 3, 4096, level, msg, fields, request_id);
+  if (prefix) {
+    line[0] = '<';
+    line[1] = JournalPriority(level);
+    line[2] = '>';
+    len += 3;
+  }
   size_t off = 0;
   while (off < len) {
     ssize_t w = ::write(fd, buf + off, len - off);

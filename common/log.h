@@ -39,6 +39,11 @@ LogLevel GetLogLevel();
 bool ParseLogLevel(std::string_view s, LogLevel* out);
 // Where lines go (default 2 = stderr). Tests point this at a pipe or file.
 void SetLogFd(int fd);
+// Under systemd with stderr connected to journald ($JOURNAL_STREAM names stderr), starts
+// each stderr line with its syslog priority ("<3>" error ... "<7>" debug), which journald
+// strips and stores, so `journalctl -p warning -u llmgw@X` filters by level. Returns
+// whether it did. Daemons call it once at start.
+bool UseJournalPriorities();
 // The component name put on every line ("llmgw", "llmcd", ...).
 void SetLogComponent(std::string_view name);
 

@@ -4,10 +4,12 @@
 #include <arpa/inet.h>
 #include <google/protobuf/message.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/support/server_interceptor.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -127,7 +129,10 @@ class AuthInterceptor : public grpc::experimental::Interceptor {
 class AuthInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit AuthInterceptorFactory(std::shared_ptr<const std::string> token) : token_(std::move(token)) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo*) override {
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    // Health checks carry no token (Kubernetes probes, load balancers) and reveal nothing;
+    // their messages are not protobuf objects either, which the interceptor assumes.
+    if (info && info->method() && std::strncmp(info->method(), "/grpc.health.v1.Health/", 23) == 0) return nullptr;
     return new AuthInterceptor(token_);
   }
 
@@ -257,7 +262,13 @@ Status AdminServer::Start(const AdminConfig& cfg) {
   }
   auto token_ptr = std::make_shared<const std::string>(token);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // grpc.health.v1.Health on the admin port (SERVING while up, NOT_SERVING on shutdown):
+  // what Kubernetes gRPC probes, grpc_health_probe and load balancers ask.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC binds with SO_REUSEPORT by default, so a second llmcd on the same port would
+  // start "fine" and answer half the admin calls. The port is exclusive: the second fails.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::string addr = host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
                                                          : host + ":" + std::to_string(port);
   builder.AddListeningPort(addr, creds, &port_);
@@ -272,7 +283,9 @@ Status AdminServer::Start(const AdminConfig& cfg) {
   }
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0)
-    return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "admin.grpc_listen: cannot listen on %s", addr.c_str());
+    return Error(ErrorKind::kIo, ErrorSide::kInternal, false,
+                 "admin.grpc_listen: cannot listen on %s (address in use, e.g. by another llmcd, or not local)",
+                 addr.c_str());
   LOG_INFO("admin gRPC listening", {{"addr", host + ":" + std::to_string(port_)}, {"auth", !token.empty()},
                                     {"tls", !cfg.tls_cert_file.empty()}});
   return Status::Ok();

@@ -122,6 +122,9 @@ class Controller {
   // generation (0 before the first publish).
   std::string PublishedSnapshotBytes(uint64_t* generation) const;
   uint64_t published_generation() const;
+  // True while the publish loop runs: a publish (heartbeats included, at least every
+  // control.heartbeat_ms) within the last 3 heartbeats (2 s at least). llmcd's /healthz.
+  bool Publishing() const;
   // In-flight counts per backend id reported by one agent session (empty map: forget it);
   // added to the local data plane's in-flight in fleet_in_flight from the next tick.
   void SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend);

@@ -77,6 +77,14 @@ uint64_t Controller::published_generation() const {
   return last_publish_ms_ == 0 ? 0 : generation_;
 }
 
+bool Controller::Publishing() const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (last_publish_ms_ == 0) return false;
+  uint64_t now = Now();
+  uint64_t limit = std::max<uint64_t>(2000, 3ull * cfg_.control.heartbeat_ms);
+  return now < last_publish_ms_ || now - last_publish_ms_ <= limit;
+}
+
 void Controller::SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend) {
   std::lock_guard<std::mutex> l(mu_);
   if (by_backend.empty()) remote_in_flight_.erase(session);

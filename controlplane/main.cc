@@ -7,12 +7,16 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 
 #include "common/config.h"
+#include "common/env_overrides.h"
 #include "common/log.h"
+#include "common/systemd_notify.h"
+#include "common/writer_lock.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/controller.h"
 #include "controlplane/fleet.h"
@@ -67,6 +71,7 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   }
   std::atomic<bool> stop{false};
   std::thread loop([&] { agent.Run(stop); });
+  llmgw::NotifyReady("agent of " + controller);
   for (;;) {
     int sig;
     if (NextSignalIsShutdown(set, &sig)) break;
@@ -102,6 +107,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   SetLogComponent("llmcd");
+  UseJournalPriorities();
   ConfigResult cr = LoadConfigFile(config_path);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s", cr.ErrorText().c_str());
@@ -109,6 +115,8 @@ int main(int argc, char** argv) {
   }
   LogLevel lvl;
   if (ParseLogLevel(log_level.empty() ? cr.config.log_level : log_level, &lvl)) SetLogLevel(lvl);
+  for (const std::string& o : EnvOverridesInEffect())
+    LOG_INFO("config override from the environment", {{"override", o}});
 
   // Signals are taken synchronously by the main thread (sigtimedwait), so every thread
   // started below inherits the blocked mask.
@@ -119,6 +127,15 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // One snapshot writer per instance, controller or agent: a second llmcd refuses here,
+  // before it touches the shm object.
+  auto writer_lock = WriterLock::Acquire(cr.config.ShmName());
+  if (!writer_lock.ok()) {
+    LOG_ERROR("cannot start: one llmcd per instance (stop the other, or give this one another `instance:`)",
+              {{"error", writer_lock.error().message()}});
+    return 1;
+  }
 
   if (agent_of.empty() && cr.config.fleet.role == "agent") agent_of = cr.config.fleet.controller;
   if (std::string w = cp::PlaintextTokenWarning(cr.config.admin, agent_of); !w.empty())
@@ -152,6 +169,7 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stop{false};
   std::thread loop([&] { controller.Run(stop); });
+  NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
   // Watch the directory, not the file: editors and config managers replace files by
   // rename, which would silently end a watch on the old inode.
@@ -193,6 +211,7 @@ int main(int argc, char** argv) {
       controller.ReloadFromFile();
     }
   }
+  NotifyStopping();
   stop = true;
   loop.join();
   LOG_DEBUG("publish loop stopped", {});

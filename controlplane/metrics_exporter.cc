@@ -143,9 +143,21 @@ std::atomic<const Controller*> g_load_stats_controller{nullptr};
 
 int BeginRequest(mg_connection* conn) {
   const mg_request_info* ri = mg_get_request_info(conn);
-  if (!ri || !ri->local_uri || std::strcmp(ri->local_uri, "/load-stats") != 0) return 0;
+  if (!ri || !ri->local_uri) return 0;
   const Controller* c = g_load_stats_controller.load();
   if (!c) return 0;
+  if (std::strcmp(ri->local_uri, "/healthz") == 0) {
+    // Liveness for systemd watchers, Kubernetes probes and load balancers: 200 while the
+    // publish loop publishes (llmgw then reads fresh snapshots), 503 when it is stuck.
+    bool ok = c->Publishing();
+    const char* body = ok ? "{\"status\":\"ok\"}\n" : "{\"status\":\"not publishing\"}\n";
+    mg_printf(conn,
+              "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+              ok ? "200 OK" : "503 Service Unavailable", std::strlen(body), body);
+    return ok ? 200 : 503;
+  }
+  if (std::strcmp(ri->local_uri, "/load-stats") != 0) return 0;
   std::string body = LoadStatsJson(*c);
   mg_printf(conn,
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"

@@ -1,8 +1,10 @@
-// llmgw: the data plane binary. Loads the config, opens the instance's shm object, binds
-// one SO_REUSEPORT listener per thread on the same port and runs one Worker per thread
-// until SIGTERM has drained them. Prints `listening HOST:PORT` on stdout once bound.
+// llmgw: the data plane binary. Loads the config, opens the instance's shm object, claims
+// the listen port for its instance (ListenClaim), binds one SO_REUSEPORT listener per
+// thread on the same port and runs one Worker per thread until SIGTERM has drained them.
+// Prints `listening HOST:PORT` on stdout once bound and tells systemd READY=1.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -13,18 +15,23 @@
 #include <sys/socket.h>
 
 #include "common/config.h"
+#include "common/env_overrides.h"
 #include "common/log.h"
 #include "common/shm.h"
+#include "common/systemd_notify.h"
 #include "dataplane/fd_limit.h"
+#include "dataplane/listen_claim.h"
 #include "dataplane/listener_handover.h"
+#include "dataplane/signals.h"
 #include "dataplane/worker.h"
 
 namespace {
 
-void OnSignal(int) { llmgw::dataplane::g_stop_requested.store(true); }
-
 int Usage() {
-  std::fprintf(stderr, "usage: llmgw --config FILE\n");
+  std::fprintf(stderr,
+               "usage: llmgw --config FILE | --version\n"
+               "  Data plane of llmgw. SIGTERM drains and exits; SIGHUP is logged and ignored;\n"
+               "  SIGUSR1 reopens gateway.access_log.path.\n");
   return 2;
 }
 
@@ -38,10 +45,12 @@ int main(int argc, char** argv) {
     if (a == "--config" && i + 1 < argc) config_path = argv[++i];
     else if (a.rfind("--config=", 0) == 0) config_path = a.substr(9);
     else if (a == "--help" || a == "-h") return Usage(), 0;
+    else if (a == "--version") return std::printf("llmgw %s\n", LLMGW_VERSION_STRING), 0;
     else return Usage();
   }
   if (config_path.empty()) return Usage();
   SetLogComponent("llmgw");
+  UseJournalPriorities();
   ConfigResult cr = LoadConfigFile(config_path);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s", cr.ErrorText().c_str());
@@ -50,9 +59,16 @@ int main(int argc, char** argv) {
   const Config& cfg = cr.config;
   LogLevel lvl;
   if (ParseLogLevel(cfg.log_level, &lvl)) SetLogLevel(lvl);
+  for (const std::string& o : EnvOverridesInEffect())
+    LOG_INFO("config override from the environment", {{"override", o}});
 
   if (Status st = dataplane::ProbeIoUring(); !st.ok()) {
-    LOG_ERROR("io_uring unusable", {{"error", st.error().message()}});
+    // Containers are the usual cause: Docker 25+ and containerd 2 block io_uring_setup in
+    // their default seccomp profiles; kernels can also disable it by sysctl.
+    LOG_ERROR("io_uring unusable; inside a container the default seccomp profile blocks it (Docker 25+, "
+              "containerd 2): run with deploy/docker/seccomp-llmgw.json; on a host check the sysctl "
+              "kernel.io_uring_disabled",
+              {{"error", st.error().message()}});
     return 1;
   }
   std::string host, why;
@@ -67,6 +83,25 @@ int main(int argc, char** argv) {
     return 1;
   }
   uint32_t threads = cfg.gateway.EffectiveThreads();
+
+  // Signals first, before any thread exists, so every thread inherits the blocked mask.
+  dataplane::SignalThread signals;
+  signals.Start();
+  signal(SIGPIPE, SIG_IGN);
+
+  // A fixed port is claimed before it is bound: binding first would put our listeners in
+  // the other instance's SO_REUSEPORT group and take connections meant for it.
+  std::unique_ptr<dataplane::ListenClaim> claim;
+  if (port != 0) {
+    auto c = dataplane::ListenClaim::Acquire(port, cfg.instance);
+    if (!c.ok()) {
+      LOG_ERROR("listen port taken by another instance: only a llmgw of the same instance may join a port "
+                "(binary upgrade); change gateway.listen or stop the other instance",
+                {{"listen", cfg.gateway.listen}, {"error", c.error().message()}});
+      return 1;
+    }
+    claim = std::move(c.value());
+  }
 
   // A running llmgw of this instance on the same address (a binary upgrade in progress)
   // hands over its listening sockets: their accept queues carry on here, so its drain
@@ -97,6 +132,16 @@ int main(int argc, char** argv) {
     }
     listeners.push_back(fd.value());
   }
+  if (!claim) {  // port 0: the kernel chose a port nobody else serves; claim it all the same
+    auto c = dataplane::ListenClaim::Acquire(port, cfg.instance);
+    if (!c.ok()) {
+      LOG_ERROR("listen port taken by another instance: only a llmgw of the same instance may join a port "
+                "(binary upgrade); change gateway.listen or stop the other instance",
+                {{"listen", cfg.gateway.listen}, {"error", c.error().message()}});
+      return 1;
+    }
+    claim = std::move(c.value());
+  }
 
   // A proxy holds two descriptors per proxied request: lift the soft limit to the hard one
   // and say clearly when even the hard one is short of what the config allows.
@@ -109,12 +154,6 @@ int main(int argc, char** argv) {
              "connections beyond it are refused (raise the hard limit: ulimit -Hn, LimitNOFILE=)",
              {{"limit", lim.soft}, {"needed", needed}, {"max_connections", cfg.gateway.max_connections}});
   }
-
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   // Offer our listeners to the next upgrade's llmgw (until we drain).
   dataplane::ListenerHandover handover;
@@ -142,8 +181,10 @@ int main(int argc, char** argv) {
                              {"shm", cfg.ShmName()}});
   std::vector<std::thread> ts;
   for (auto& w : workers) ts.emplace_back([p = w.get()] { p->Run(); });
+  NotifyReady("serving on " + host + ":" + std::to_string(port));
   for (auto& t : ts) t.join();
   handover.Stop();
+  signals.Stop();
   workers.clear();  // releases the stats slots
   shm.value()->Close();
   LOG_INFO("llmgw stopped");

@@ -15,9 +15,11 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  googletest libgmock-dev
+  googletest libgmock-dev libsystemd-dev python3-seccomp
+  # packaging and operations kit: .deb, unit checks, Prometheus rule tests
+  dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
-  curl wrk nginx-light haproxy gnuplot-nox python3 bc procps
+  curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
@@ -32,4 +34,13 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -q
+# Several of these packages ship daemons (prometheus on :9090, nginx, haproxy). The tests
+# start their own on free loopback ports; a daemon started by the install would take ports
+# llmgw's defaults use. policy-rc.d tells invoke-rc.d not to start anything meanwhile.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# install-deps.sh: no service starts during this install\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

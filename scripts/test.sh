@@ -8,8 +8,9 @@ scripts/build.sh
 # by tests/dataplane/sdk/package-lock.json (from the npm registry).
 if command -v npm >/dev/null; then
   (cd tests/dataplane/sdk && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/deploy/k8s && npm ci --no-audit --no-fund --loglevel=error)
 else
-  echo "test.sh: npm not found; the OpenAI SDK test will report SKIPPED" >&2
+  echo "test.sh: npm not found; the OpenAI SDK and Kubernetes schema tests will report SKIPPED" >&2
 fi
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure -j"$(nproc)" --timeout 300 "$@"
