@@ -540,6 +540,15 @@ int ReportRpcError(const grpc::Status& st, const Options& o, const std::string& 
       err << "rejected: " << msg << "\n";
       return kExitUsage;
     case grpc::StatusCode::UNIMPLEMENTED:
+      // gRPC's own status when an answer arrived but could not be decoded (issue 17: an
+      // llmcd before the UTF-8 check put a non-UTF-8 config error into a string field).
+      if (msg.find("No message returned for unary request") != std::string::npos) {
+        err << "llmcd at " << o.addr << " sent an answer to " << what
+            << " that llmctl cannot decode (a string that is not valid UTF-8?). If the config "
+               "file holds bytes that are not UTF-8, find them with 'llmctl config check FILE' "
+               "and save the file as UTF-8\n";
+        return kExitError;
+      }
       err << "llmcd at " << o.addr << " does not implement " << what << "\n";
       return kExitError;
     default:

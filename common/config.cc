@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -20,6 +21,8 @@
 #include <sstream>
 #include <thread>
 #include <variant>
+
+#include "common/utf8.h"
 
 namespace llmgw {
 
@@ -110,7 +113,11 @@ bool ParseUrl(std::string_view s, Url* out, std::string* why) {
     *why = "URL has no host";
     return false;
   }
-  if (hostport.find_first_of(" \t@?#") != std::string_view::npos) {
+  if (hostport.find('@') != std::string_view::npos) {
+    *why = "credentials in the URL (user:password@) are not supported";
+    return false;
+  }
+  if (hostport.find_first_of(" \t?#") != std::string_view::npos) {
     *why = "URL host contains an invalid character";
     return false;
   }
@@ -124,6 +131,15 @@ bool ParseUrl(std::string_view s, Url* out, std::string* why) {
   }
   out->scheme = "http";
   return true;
+}
+
+std::string RedactUrlCredentials(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  size_t end = url.find_first_of("/?#", start);
+  size_t at = url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start).rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(start + at));
 }
 
 uint32_t GatewayConfig::EffectiveThreads() const {
@@ -465,7 +481,8 @@ void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendC
     Error(n, path + ".url", "is required");
   } else {
     std::string why;
-    if (!ParseUrl(b->url, &b->parsed, &why)) Error(n["url"], path + ".url", why + ": '" + b->url + "'");
+    if (!ParseUrl(b->url, &b->parsed, &why))
+      Error(n["url"], path + ".url", why + ": '" + RedactUrlCredentials(b->url) + "'");
   }
   if (b->id.empty()) b->id = b->url;
 }
@@ -576,6 +593,18 @@ ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
   ConfigResult r;
   r.config.source_file = std::string(filename);
   r.config.source_text = std::string(yaml);
+  // Strings from the config end up in JSON logs and protobuf answers, which must be UTF-8:
+  // say where the first bad byte is instead of failing somewhere downstream.
+  if (size_t bad = FirstInvalidUtf8(yaml); bad != std::string_view::npos) {
+    size_t nl = bad == 0 ? std::string_view::npos : yaml.rfind('\n', bad - 1);
+    size_t line_start = nl == std::string_view::npos ? 0 : nl + 1;
+    int line = 1 + static_cast<int>(std::count(yaml.begin(), yaml.begin() + static_cast<long>(bad), '\n'));
+    char msg[128];
+    std::snprintf(msg, sizeof(msg), "not valid UTF-8: byte 0x%02X at column %zu; save the file as UTF-8",
+                  static_cast<unsigned char>(yaml[bad]), bad - line_start + 1);
+    r.errors.push_back({std::string(filename), line, "(encoding)", msg});
+    return r;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));

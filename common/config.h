@@ -41,6 +41,8 @@ struct Url {
 };
 // Parses http://HOST[:PORT][/path]; returns false with a reason on anything else.
 bool ParseUrl(std::string_view s, Url* out, std::string* why);
+// The URL with any user:password@ replaced by ***@, for messages and logs.
+std::string RedactUrlCredentials(std::string_view url);
 // Parses HOST:PORT (IPv4, [IPv6] or name); port 0 allowed when allow_zero_port.
 bool ParseHostPort(std::string_view s, std::string* host, uint16_t* port, std::string* why,
                    bool allow_zero_port = true);

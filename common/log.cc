@@ -12,6 +12,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/utf8.h"
+
 namespace llmgw {
 namespace {
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
@@ -81,8 +83,25 @@ bool ParseLogLevel(std::string_view s, LogLevel* out) {
 }
 
 size_t JsonEscapeInto(char* buf, size_t len, size_t cap, std::string_view s) {
-  for (unsigned char c : s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = p[i];
     if (len + 6 >= cap) break;
+    if (c >= 0x80) {
+      // JSON text is UTF-8: copy well-formed sequences, replace any other byte with
+      // U+FFFD (a config or request with Latin-1 bytes must not make the log unparsable).
+      size_t n = Utf8SequenceLength(p + i, s.size() - i);
+      if (n == 0) {
+        std::memcpy(buf + len, "\\ufffd", 6);
+        len += 6;
+      } else {
+        if (len + n + 6 >= cap) break;
+        std::memcpy(buf + len, p + i, n);
+        len += n;
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': buf[len++] = '\\'; buf[len++] = '"'; break;
       case '\\': buf[len++] = '\\'; buf[len++] = '\\'; break;

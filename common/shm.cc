@@ -15,7 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pwd.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -39,6 +42,40 @@ void Unlink(const std::string& name) { ::shm_unlink(name.c_str()); }
 namespace {
 
 constexpr int kOpenAttempts = 5;
+
+// "uid 65534 (nobody)": the owner as an operator would want to read it.
+std::string DescribeUid(uid_t uid) {
+  std::string s = "uid " + std::to_string(uid);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[1024];
+  if (::getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found && found->pw_name)
+    s += std::string(" (") + found->pw_name + ")";
+  return s;
+}
+
+// An existing object is trusted only when it is ours alone: owned by our effective user
+// and closed to group and others. Anyone else who can write it can publish a snapshot
+// that sends this host's requests (prompts, Authorization headers) to a server of their
+// choice, or read them from the stats. /dev/shm is world-writable, so another local user
+// can create /dev/shm/llmgw-<instance> before us: we refuse it rather than adopt it.
+Status CheckOwnership(const std::string& name, const struct stat& st) {
+  const uid_t me = ::geteuid();
+  const unsigned mode = static_cast<unsigned>(st.st_mode & 07777);
+  if (st.st_uid == me && (mode & 077) == 0) return Status();
+  const std::string path = "/dev/shm" + name;
+  char mode_text[8];
+  std::snprintf(mode_text, sizeof(mode_text), "%04o", mode);
+  // Error messages are short (no heap on the hot path); the remedy goes to the log.
+  LOG_ERROR("refusing to attach a shared-memory object that is not this user's alone: another "
+            "local user may have created it to redirect traffic. Stop whatever uses it, check who "
+            "created it, remove it (rm " + path + ") and start again, or use another instance name",
+            {{"path", path}, {"owner", DescribeUid(st.st_uid)}, {"mode", mode_text},
+             {"required_owner", DescribeUid(me)}, {"required_mode", "0600 (no group/other bits)"}});
+  return Error(ErrorKind::kShm, ErrorSide::kInternal, false,
+               "refusing %s: owned by %s, mode %s; needs owner %s, mode 0600 (rm it and restart)",
+               path.c_str(), DescribeUid(st.st_uid).c_str(), mode_text, DescribeUid(me).c_str());
+}
 
 bool AnyOtherLivePid(const ShmHeader& h) {
   pid_t self = ::getpid();
@@ -116,14 +153,32 @@ Result<std::unique_ptr<ShmObject>> ShmObject::Open(const std::string& name) {
     if (errno != EEXIST)
       return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "shm_open %s: %s", name.c_str(),
                    std::strerror(errno));
-    fd = ::shm_open(name.c_str(), O_RDWR, 0600);
+    // O_NOFOLLOW: /dev/shm is world-writable, a symlink planted there must not redirect us.
+    fd = ::shm_open(name.c_str(), O_RDWR | O_NOFOLLOW, 0600);
     if (fd < 0) {
-      if (errno == ENOENT) continue;  // removed between our two opens: try to create again
+      int e = errno;
+      if (e == ENOENT) continue;  // removed between our two opens: try to create again
+      // Not even openable (another user's 0600 object, a symlink): say whose it is.
+      struct stat lst {};
+      if ((e == EACCES || e == ELOOP) && ::lstat(("/dev/shm" + name).c_str(), &lst) == 0) {
+        Status own = CheckOwnership(name, lst);
+        if (!own.ok()) return own.error();
+      }
       return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "shm_open %s: %s", name.c_str(),
-                   std::strerror(errno));
+                   std::strerror(e));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      return Error(ErrorKind::kShm, ErrorSide::kInternal, false, "fstat %s: %s", name.c_str(),
+                   std::strerror(e));
+    }
+    if (Status own = CheckOwnership(name, st); !own.ok()) {
+      ::close(fd);
+      return own.error();
     }
     // The creator may still be sizing and initialising it; give it a moment.
-    struct stat st {};
     bool ready = false;
     for (int i = 0; i < 200; ++i) {
       if (::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(ShmHeader)) {

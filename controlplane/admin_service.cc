@@ -31,6 +31,24 @@ bool IsLoopbackHost(const std::string& host_in) {
   return false;
 }
 
+std::string PlaintextTokenWarning(const AdminConfig& admin, const std::string& controller) {
+  if (admin.token_file.empty()) return "";
+  std::string host, why;
+  uint16_t port = 0;
+  if (!controller.empty()) {
+    if (!ParseHostPort(controller, &host, &port, &why, false) || IsLoopbackHost(host)) return "";
+    return "the admin token is sent to the fleet controller " + controller +
+           " without TLS: anyone on the network path can read it and then call the admin API; "
+           "use a private network or a TLS tunnel";
+  }
+  bool tls = !admin.tls_cert_file.empty() && !admin.tls_key_file.empty();
+  if (tls || !ParseHostPort(admin.grpc_listen, &host, &port, &why, true) || IsLoopbackHost(host)) return "";
+  return "admin.token_file is set but admin.grpc_listen " + admin.grpc_listen +
+         " is not loopback and TLS is off: the token crosses the network in plaintext and "
+         "anyone on the path can read it and then call the admin API; set admin.tls_cert_file "
+         "and admin.tls_key_file, or listen on 127.0.0.1";
+}
+
 Result<std::string> ReadTokenFile(const std::string& path) {
   std::ifstream f(path);
   if (!f) return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "admin.token_file: cannot read %s", path.c_str());

@@ -16,15 +16,10 @@
 #include "common/error.h"
 #include "common/shm.h"
 #include "controlplane/controller.h"
+#include "controlplane/snapshot_wire.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cp {
-
-// The wire form of a published snapshot (FleetSnapshot.shm_snapshot): magic, sizeof
-// (Snapshot), the header up to the limits, then the used ranges (shm::ForEachUsedRange).
-std::string EncodeSnapshot(const shm::Snapshot& s);
-// Fills *out (zeroed first); false with *why on a wrong magic, size or length.
-bool DecodeSnapshot(const std::string& bytes, shm::Snapshot* out, std::string* why);
 
 // Controller side: the connected agents, by session.
 class FleetRegistry {

@@ -138,6 +138,8 @@ int main(int argc, char** argv) {
   }
 
   if (agent_of.empty() && cr.config.fleet.role == "agent") agent_of = cr.config.fleet.controller;
+  if (std::string w = cp::PlaintextTokenWarning(cr.config.admin, agent_of); !w.empty())
+    LOG_WARN(w, {{"grpc_listen", agent_of.empty() ? cr.config.admin.grpc_listen : agent_of}});
   if (!agent_of.empty()) return RunAgent(std::move(cr.config), agent_of, set);
 
   AdminConfig admin_cfg = cr.config.admin;

@@ -14,17 +14,27 @@ namespace {
 
 enum class Field { kOther, kModel, kStream, kUser, kPriority };
 
+// RapidJSON's reader recurses once per nesting level: a body of a few thousand '[' used
+// to overflow the worker's stack and kill llmgw (found by request_json_fuzz). Real
+// requests (tool schemas included) nest a few dozen levels at most.
+constexpr int kMaxDepth = 128;
+
 struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevelHandler> {
   RequestFields* out;
   std::string_view priority_field;
   const rapidjson::MemoryStream* stream;
   int depth = 0;
+  bool too_deep = false;
   Field pending = Field::kOther;
   size_t key_end = 0;
 
   // Values only count at depth 1 (members of the top-level object).
   bool AtTop() const { return depth == 1; }
   void Done() { pending = Field::kOther; }
+  bool TooDeep() {
+    too_deep = true;
+    return false;  // stops the reader before it recurses further
+  }
 
   bool Default() {
     Done();
@@ -84,7 +94,7 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
   }
   bool StartObject() {
     if (depth == 0) out->is_object = true;
-    ++depth;
+    if (++depth > kMaxDepth) return TooDeep();
     Done();
     return true;
   }
@@ -111,7 +121,7 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
     return true;
   }
   bool StartArray() {
-    ++depth;
+    if (++depth > kMaxDepth) return TooDeep();
     Done();
     return true;
   }
@@ -135,6 +145,11 @@ void ReadRequestFields(const char* body, size_t len, std::string_view priority_f
   h.priority_field = priority_field;
   h.stream = &ms;
   rapidjson::ParseResult r = reader.Parse<rapidjson::kParseStopWhenDoneFlag>(ms, h);
+  if (h.too_deep) {
+    std::snprintf(out->error, sizeof(out->error), "JSON nested deeper than %d levels at offset %zu",
+                  kMaxDepth, ms.Tell());
+    return;
+  }
   if (r.IsError()) {
     std::snprintf(out->error, sizeof(out->error), "%s at offset %zu",
                   rapidjson::GetParseError_En(r.Code()), r.Offset());

@@ -147,6 +147,30 @@ void Workload::Next(BuiltRequest* out) {
              std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
+SseEvent ClassifySseEvent(std::string_view ev) {
+  bool token = false;
+  size_t pos = 0;
+  while (pos <= ev.size()) {
+    size_t nl = ev.find('\n', pos);
+    std::string_view line = ev.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.rfind("event:", 0) == 0) {
+      std::string_view type = line.substr(6);
+      while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
+      if (type == "error") return SseEvent::kError;
+    } else if (line.rfind("data:", 0) == 0) {
+      std::string_view data = line.substr(5);
+      while (!data.empty() && data.front() == ' ') data.remove_prefix(1);
+      if (data.rfind("{\"error\"", 0) == 0) return SseEvent::kError;
+      // A usage-only chunk (choices: []) and the terminator are not tokens.
+      if (data != "[DONE]" && data.find("\"choices\":[]") == std::string_view::npos) token = true;
+    }
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return token ? SseEvent::kToken : SseEvent::kOther;
+}
+
 namespace {
 
 struct ClientConn {
@@ -164,6 +188,7 @@ struct ClientConn {
   int status = 0;
   int tokens = 0;
   bool complete = false;
+  bool stream_error = false;  // the stream carried an error event
   std::string sse;   // undelivered SSE bytes (an event split across reads)
   std::string body;  // non-streaming body (for usage.completion_tokens)
 };
@@ -187,10 +212,9 @@ class Runner {
       double now = NowS();
       size_t pos;
       while ((pos = c->sse.find("\n\n")) != std::string::npos) {
-        std::string_view ev(c->sse.data(), pos);
-        bool token = ev.rfind("data: ", 0) == 0 && ev != "data: [DONE]" &&
-                     ev.find("\"choices\":[]") == std::string_view::npos;
-        if (token) {
+        SseEvent kind = ClassifySseEvent(std::string_view(c->sse.data(), pos));
+        if (kind == SseEvent::kError) c->stream_error = true;
+        if (kind == SseEvent::kToken) {
           if (!c->got_first) {
             c->got_first = true;
             t_runner->st_->ttft_s.Add(now - c->start_s);
@@ -316,6 +340,7 @@ void Runner::StartRequest(ClientConn* c, double start_s) {
   c->status = 0;
   c->tokens = 0;
   c->complete = false;
+  c->stream_error = false;
   c->sse.clear();
   c->body.clear();
   ++st_->sent;
@@ -354,6 +379,9 @@ void Runner::Finish(ClientConn* c) {
   --in_flight_;
   if (c->status != 200) {
     st_->AddError("http_" + std::to_string(c->status), now);
+  } else if (c->stream_error) {
+    // 200 and a clean end of the HTTP message, but the server said the stream failed.
+    st_->AddError("stream_error", now);
   } else {
     if (!c->req.stream) {
       size_t p = c->body.find("\"completion_tokens\":");

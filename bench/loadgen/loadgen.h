@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bench/loadgen/stats.h"
@@ -49,6 +50,13 @@ class Workload {
   double a_ = 64, b_ = 0;
   std::vector<double> zipf_cdf_;  // cumulative group weights, normalised to 1 (zipf only)
 };
+
+// What one SSE event (the text between blank lines, without them) means to the client.
+// kError: the server ended the stream with an error (`event: error`, as llmgw sends when
+// an upstream fails mid-stream, or a `data: {"error": ...}` payload, as vLLM sends); the
+// request is a failure even though the HTTP status was 200.
+enum class SseEvent { kOther, kToken, kError };
+SseEvent ClassifySseEvent(std::string_view ev);
 
 struct Target {
   std::string host;

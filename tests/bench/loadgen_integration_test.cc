@@ -2,10 +2,17 @@
 // errors by kind the way the mock reports them.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/bench/mock_process.h"
@@ -104,6 +111,95 @@ TEST(LoadgenIntegrationTest, OracleModeSendsEachGroupOnlyToItsTarget) {
   const std::string later = MockStats(m0.port());
   EXPECT_EQ(Num(later, "busy_slot_seconds"), busy) << later;
   EXPECT_GE(Num(later, "uptime_seconds"), Num(s0, "uptime_seconds") + 0.19) << later;
+}
+
+// A stand-in upstream whose every answer is a 200 SSE stream: one token, then `event:
+// error` (what llmgw sends when the upstream fails mid-stream), then a clean end of the
+// chunked body. Keep-alive, one thread per connection, stops at destruction.
+class ErrorStreamServer {
+ public:
+  ErrorStreamServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0) return;
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    accept_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::lock_guard<std::mutex> l(mu_);
+        conns_.push_back(c);
+        workers_.emplace_back([c] { Serve(c); });
+      }
+    });
+  }
+  ~ErrorStreamServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    if (accept_.joinable()) accept_.join();
+    std::lock_guard<std::mutex> l(mu_);
+    for (int c : conns_) ::shutdown(c, SHUT_RDWR);
+    for (auto& t : workers_) t.join();
+    for (int c : conns_) ::close(c);
+  }
+  int port() const { return port_; }
+
+ private:
+  static void Serve(int c) {
+    std::string in;
+    char buf[8192];
+    for (;;) {
+      size_t hdr = in.find("\r\n\r\n");
+      if (hdr != std::string::npos) {
+        size_t cl = in.find("Content-Length: ");
+        size_t body = cl == std::string::npos ? 0 : std::strtoul(in.c_str() + cl + 16, nullptr, 10);
+        if (in.size() >= hdr + 4 + body) {
+          in.erase(0, hdr + 4 + body);
+          auto chunk = [](const std::string& d) {
+            char h[16];
+            std::snprintf(h, sizeof h, "%zx\r\n", d.size());
+            return h + d + "\r\n";
+          };
+          std::string r =
+              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+              chunk("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n") +
+              chunk("event: error\ndata: {\"error\":{\"message\":\"upstream closed\",\"type\":"
+                    "\"upstream_error\",\"param\":null,\"code\":\"upstream_protocol\"}}\n\n") +
+              "0\r\n\r\n";
+          if (::send(c, r.data(), r.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(r.size())) return;
+          continue;
+        }
+      }
+      ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      in.append(buf, static_cast<size_t>(n));
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread accept_;
+  std::mutex mu_;
+  std::vector<int> conns_;
+  std::vector<std::thread> workers_;
+};
+
+// Issue 17: a stream that ends with `event: error` failed, though its status was 200 and
+// its HTTP framing clean; llmgw-bench used to count it as a success.
+TEST(LoadgenIntegrationTest, StreamEndedByErrorEventIsAFailure) {
+  ErrorStreamServer srv;
+  ASSERT_GT(srv.port(), 0);
+  std::string j = RunBench("--target 127.0.0.1:" + std::to_string(srv.port()) +
+                           " --concurrency 2 --requests 10 --duration 10 --model m --stream-ratio 1");
+  EXPECT_EQ(Num(j, "sent"), 10) << j;
+  EXPECT_EQ(Num(j, "ok"), 0) << j;
+  EXPECT_EQ(Num(j, "stream_error"), 10) << j;
+  EXPECT_EQ(Num(j, "errors_total"), 10) << j;
 }
 
 }  // namespace

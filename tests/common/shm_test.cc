@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,6 +202,84 @@ TEST(ShmTest, StaleObjectFromCrashedRunIsReplaced) {
   ASSERT_TRUE(obj.ok()) << obj.error().message();
   EXPECT_TRUE(obj.value()->created());
   EXPECT_EQ(obj.value()->region()->header.abi_version, kShmAbiVersion);
+}
+
+// An attacker's object: a fully initialised region (so only ownership can tell it apart),
+// then given `mode` and, when uid is not -1, another owner.
+std::unique_ptr<ShmObject> PlantOthersObject(const std::string& name, mode_t mode, uid_t uid) {
+  auto obj = ShmObject::Open(name);
+  EXPECT_TRUE(obj.ok());
+  if (!obj.ok()) return nullptr;
+  int fd = ::shm_open(name.c_str(), O_RDWR, 0);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::fchmod(fd, mode), 0);
+  if (uid != static_cast<uid_t>(-1)) {
+    EXPECT_EQ(::fchown(fd, uid, static_cast<gid_t>(-1)), 0);
+  }
+  ::close(fd);
+  return std::move(obj.value());
+}
+
+// Issue 17, defect 3: anyone who can write the object can route this host's requests.
+TEST(ShmTest, ObjectOpenToOthersIsRefusedWithOwnerAndMode) {
+  const std::string name = TestName("mode");
+  Unlink(name);
+  auto planted = PlantOthersObject(name, 0666, static_cast<uid_t>(-1));
+  ASSERT_NE(planted, nullptr);
+  auto obj = ShmObject::Open(name);
+  ASSERT_FALSE(obj.ok()) << "attached an object writable by every local user";
+  EXPECT_EQ(obj.error().kind(), ErrorKind::kShm);
+  std::string msg = obj.error().message();
+  EXPECT_NE(msg.find("/dev/shm" + name), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mode 0666"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("uid " + std::to_string(::geteuid())), std::string::npos) << msg;
+  EXPECT_TRUE(ShmExists(name)) << "a refused object is left for the operator to inspect";
+  Unlink(name);
+}
+
+TEST(ShmTest, GroupReadableObjectIsRefused) {
+  const std::string name = TestName("grp");
+  Unlink(name);
+  auto planted = PlantOthersObject(name, 0640, static_cast<uid_t>(-1));
+  ASSERT_NE(planted, nullptr);
+  auto obj = ShmObject::Open(name);
+  ASSERT_FALSE(obj.ok());
+  EXPECT_NE(std::string(obj.error().message()).find("mode 0640"), std::string::npos)
+      << obj.error().message();
+  Unlink(name);
+}
+
+TEST(ShmTest, ObjectOwnedByAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the object another owner";
+  const std::string name = TestName("owner");
+  Unlink(name);
+  // Mode 0600 and root can open anything: only the owner check stops the attach.
+  auto planted = PlantOthersObject(name, 0600, 65534);
+  ASSERT_NE(planted, nullptr);
+  auto obj = ShmObject::Open(name);
+  ASSERT_FALSE(obj.ok()) << "attached an object owned by uid 65534";
+  std::string msg = obj.error().message();
+  EXPECT_NE(msg.find("uid 65534"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mode 0600"), std::string::npos) << msg;
+  Unlink(name);
+}
+
+TEST(ShmTest, OwnObjectIsCreated0600AndAttached) {
+  const std::string name = TestName("own");
+  Unlink(name);
+  ::mode_t old = ::umask(0);  // the mode must not depend on the caller's umask
+  auto a = ShmObject::Open(name);
+  ::umask(old);
+  ASSERT_TRUE(a.ok());
+  int fd = ::shm_open(name.c_str(), O_RDONLY, 0);
+  ASSERT_GE(fd, 0);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  ::close(fd);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  auto b = ShmObject::Open(name);
+  ASSERT_TRUE(b.ok()) << b.error().message();
 }
 
 TEST(ShmTest, BadNameIsRefused) {

@@ -212,6 +212,46 @@ TEST_F(LlmctlLlmcdTest, ConfigShowReloadDiffAndCheck) {
   EXPECT_GE(st.config_reload_failures(), 1u);
 }
 
+// Issue 17: a config file with a non-UTF-8 byte made llmctl say "llmcd does not implement
+// ReloadConfig" (llmcd could not serialise its own answer) and put invalid JSON in
+// llmcd's log. Now: a clear rejection naming line and column, and a log that parses.
+TEST_F(LlmctlLlmcdTest, NonUtf8ConfigIsRejectedClearlyAndTheLogStaysJson) {
+  ASSERT_TRUE(Ready()) << Logs();
+  std::string good = ReadFile(config_);
+  std::string bad = good;
+  size_t pol = bad.find("policy: round_robin");
+  ASSERT_NE(pol, std::string::npos) << bad;
+  bad.replace(pol, 19, "policy: r\xe9ound_robin");
+  WriteFileAtomically(config_, bad);
+  CliResult r = Ctl({"config", "reload"});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_EQ(r.err.find("does not implement"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not valid UTF-8: byte 0xE9"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(config_ + ":"), std::string::npos) << r.err;
+  r = RunLlmctl({"--addr", "127.0.0.1:1", "config", "check", config_});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("not valid UTF-8"), std::string::npos) << r.err;
+  WriteFileAtomically(config_, good);
+  pb::GetStatusResponse st;
+  ASSERT_TRUE(stub_->GetStatus(Ctx().get(), {}, &st).ok());
+  EXPECT_EQ(st.backends_total(), 2u);
+  // Every line llmcd wrote is JSON in valid UTF-8.
+  std::istringstream log(ReadFile(dir_ + "/llmcd.log"));
+  std::string line;
+  int lines = 0;
+  bool saw_rejection = false;
+  while (std::getline(log, line)) {
+    if (line.empty() || line[0] != '{') continue;  // not a log line (e.g. gRPC's own stderr)
+    ++lines;
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(line.c_str(), line.size());
+    EXPECT_FALSE(d.HasParseError()) << "not valid JSON: " << line;
+    if (line.find("not valid UTF-8") != std::string::npos) saw_rejection = true;
+  }
+  EXPECT_GT(lines, 0);
+  EXPECT_TRUE(saw_rejection) << Logs();
+}
+
 TEST_F(LlmctlLlmcdTest, RoutingWatchFleetVersionAndUnreachable) {
   ASSERT_TRUE(Ready()) << Logs();
   gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", config_}, dir_ + "/llmgw.log", true);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 namespace llmgw::dataplane {
@@ -59,6 +60,27 @@ TEST(RequestJsonTest, RejectsInvalidAndNonObjects) {
   RequestFields num = Read(R"({"model":5})");
   EXPECT_TRUE(num.has_model);
   EXPECT_FALSE(num.model_is_string);
+}
+
+// Found by request_json_fuzz: the reader recursed once per level, so a body of '['
+// overflowed the stack and crashed llmgw. Deep nesting is now a clean JSON error.
+TEST(RequestJsonTest, DeepNestingIsAnErrorNotAStackOverflow) {
+  for (const char* open : {"[", "{\"a\":"}) {
+    std::string s = "{\"model\":\"m\",\"x\":";
+    for (int i = 0; i < 1000000; ++i) s += open;
+    RequestFields f = Read(s);
+    EXPECT_FALSE(f.valid_json) << open;
+    EXPECT_NE(std::string(f.error).find("nested deeper than 128 levels"), std::string::npos) << f.error;
+  }
+  // 100 levels (deeper than any tool schema) still parse, fields intact.
+  std::string ok = "{\"model\":\"m\",\"tools\":";
+  for (int i = 0; i < 99; ++i) ok += "[";
+  for (int i = 0; i < 99; ++i) ok += "]";
+  ok += ",\"stream\":true}";
+  RequestFields f = Read(ok);
+  ASSERT_TRUE(f.valid_json) << f.error;
+  EXPECT_EQ(f.Model(), "m");
+  EXPECT_TRUE(f.stream);
 }
 
 }  // namespace
