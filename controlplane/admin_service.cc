@@ -1,11 +1,8 @@
-// Admin service implementation, auth interceptor and server assembly.
+// Admin service implementation and server assembly (authentication: auth.cc).
 #include "controlplane/admin_service.h"
 
-#include <arpa/inet.h>
-#include <google/protobuf/message.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/security/server_credentials.h>
-#include <grpcpp/support/server_interceptor.h>
 
 #include <chrono>
 #include <fstream>
@@ -13,33 +10,12 @@
 #include <thread>
 
 #include "common/log.h"
-#include "controlplane/fleet.h"
+#include "controlplane/auth.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cp {
 
 namespace admin = ::llmgw::admin::v1;
-
-bool IsLoopbackHost(const std::string& host_in) {
-  std::string host = host_in;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost" || host == "::1") return true;
-  in_addr a4{};
-  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-  return false;
-}
-
-Result<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "admin.token_file: cannot read %s", path.c_str());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string t = ss.str();
-  size_t b = t.find_first_not_of(" \t\r\n");
-  size_t e = t.find_last_not_of(" \t\r\n");
-  if (b == std::string::npos) return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "admin.token_file: %s is empty", path.c_str());
-  return t.substr(b, e - b + 1);
-}
 
 namespace {
 
@@ -51,71 +27,6 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   *out = ss.str();
   return true;
 }
-
-// Constant-time comparison so the token cannot be guessed byte by byte from timing.
-bool TokenEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return d == 0;
-}
-
-template <typename Map>
-bool Authorized(const Map& md, const std::string& token) {
-  if (token.empty()) return true;
-  auto it = md.find("authorization");
-  if (it == md.end()) return false;
-  std::string_view v(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (v.size() < kBearer.size() || v.substr(0, kBearer.size()) != kBearer) return false;
-  return TokenEquals(v.substr(kBearer.size()), token);
-}
-
-}  // namespace
-
-bool CallAuthorized(const grpc::ServerContext* ctx, const std::string& token) {
-  return Authorized(ctx->client_metadata(), token);
-}
-
-namespace {
-
-const char kUnauthMessage[] = "missing or wrong 'authorization: Bearer <token>' metadata";
-
-// Guards every method, including server reflection whose implementation we do not own:
-// an unauthenticated call gets its request messages emptied (so nothing is acted on or
-// described) and its final status replaced by UNAUTHENTICATED.
-class AuthInterceptor : public grpc::experimental::Interceptor {
- public:
-  explicit AuthInterceptor(std::shared_ptr<const std::string> token) : token_(std::move(token)) {}
-  void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
-    using H = grpc::experimental::InterceptionHookPoints;
-    if (m->QueryInterceptionHookPoint(H::POST_RECV_INITIAL_METADATA)) {
-      authorized_ = Authorized(*m->GetRecvInitialMetadata(), *token_);
-    }
-    if (!authorized_ && m->QueryInterceptionHookPoint(H::POST_RECV_MESSAGE)) {
-      if (void* msg = m->GetRecvMessage()) static_cast<google::protobuf::Message*>(msg)->Clear();
-    }
-    if (!authorized_ && m->QueryInterceptionHookPoint(H::PRE_SEND_STATUS)) {
-      m->ModifySendStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kUnauthMessage));
-    }
-    m->Proceed();
-  }
-
- private:
-  std::shared_ptr<const std::string> token_;
-  bool authorized_ = true;
-};
-
-class AuthInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit AuthInterceptorFactory(std::shared_ptr<const std::string> token) : token_(std::move(token)) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo*) override {
-    return new AuthInterceptor(token_);
-  }
-
- private:
-  std::shared_ptr<const std::string> token_;
-};
 
 class AdminServiceImpl final : public admin::Admin::Service {
  public:
@@ -192,8 +103,8 @@ class AdminServiceImpl final : public admin::Admin::Service {
   }
 
  private:
-  bool Auth(grpc::ServerContext* ctx) const { return Authorized(ctx->client_metadata(), *token_); }
-  static grpc::Status Unauth() { return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kUnauthMessage); }
+  bool Auth(grpc::ServerContext* ctx) const { return CallAuthorized(ctx, *token_); }
+  static grpc::Status Unauth() { return Unauthenticated(); }
   static grpc::Status NotFound(const std::string& id) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no backend with id '" + id + "'");
   }
@@ -208,6 +119,8 @@ AdminServer::AdminServer(Controller* controller)
     : controller_(controller), stopping_(std::make_shared<std::atomic<bool>>(false)) {}
 
 AdminServer::~AdminServer() { Stop(); }
+
+void AdminServer::AddService(ServiceFactory make) { extra_factories_.push_back(std::move(make)); }
 
 Status AdminServer::Start(const AdminConfig& cfg) {
   std::string host;
@@ -245,11 +158,15 @@ Status AdminServer::Start(const AdminConfig& cfg) {
   builder.AddListeningPort(addr, creds, &port_);
   service_ = std::make_unique<AdminServiceImpl>(controller_, token_ptr, stopping_);
   builder.RegisterService(service_.get());
-  fleet_service_ = MakeFleetService(controller_, std::make_shared<FleetRegistry>(controller_), token_ptr, stopping_);
-  builder.RegisterService(fleet_service_.get());
+  // Services wired in by the caller (llmcd's main: Fleet), behind the same token.
+  extra_services_.clear();
+  for (const auto& make : extra_factories_) {
+    extra_services_.push_back(make(token_ptr, stopping_));
+    builder.RegisterService(extra_services_.back().get());
+  }
   if (!token.empty()) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> f;
-    f.push_back(std::make_unique<AuthInterceptorFactory>(token_ptr));
+    f.push_back(MakeAuthInterceptorFactory(token_ptr));
     builder.experimental().SetInterceptorCreators(std::move(f));
   }
   server_ = builder.BuildAndStart();

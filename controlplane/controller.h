@@ -29,6 +29,7 @@
 #include "controlplane/circuit_breaker.h"
 #include "controlplane/engine_metrics.h"
 #include "controlplane/http_client.h"
+#include "controlplane/prober.h"
 #include "llmgw/admin/v1/admin.pb.h"
 
 namespace llmgw::cp {
@@ -37,6 +38,8 @@ namespace llmgw::cp {
 // work when the queue is full so a fleet of hung backends cannot pile up jobs.
 class WorkerPool {
  public:
+  // threads 0: every job runs inside Submit (tests with a fake Prober: a tick's results
+  // are in the mailbox when Tick returns, no thread timing involved).
   WorkerPool(size_t threads, size_t max_queue);
   ~WorkerPool();
   bool Submit(std::function<void()> job);
@@ -54,7 +57,8 @@ class WorkerPool {
 
 struct ControllerOptions {
   std::function<uint64_t()> clock_ms;  // monotonic ms; default steady_clock
-  size_t worker_threads = 8;
+  std::shared_ptr<Prober> prober;      // probes and scrapes; default HttpProber
+  size_t worker_threads = 8;           // 0: run probe jobs inline (tests with a fake prober)
   bool use_shm = true;                 // tests of the pure logic may run without shm
   uint64_t seed = 0x9e3779b97f4a7c15ull;  // probe jitter and bandit randomness
 };

@@ -1,72 +1,20 @@
-// Fleet: snapshot wire form, the controller's Fleet service and registry, and the agent.
+// Fleet: the controller's Fleet service and registry, and the agent. The snapshot wire
+// form is common/snapshot_codec.h; auth is auth.h.
 #include "controlplane/fleet.h"
 
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <thread>
 
 #include "common/log.h"
-#include "controlplane/admin_service.h"
+#include "common/snapshot_codec.h"
+#include "controlplane/auth.h"
 
 namespace llmgw::cp {
 
 namespace admin = ::llmgw::admin::v1;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-constexpr char kMagic[4] = {'L', 'G', 'S', 'N'};
-constexpr size_t kHeaderBytes = offsetof(shm::Snapshot, limits);
-
-}  // namespace
-
-std::string EncodeSnapshot(const shm::Snapshot& s) {
-  std::string out(kMagic, 4);
-  uint32_t size = sizeof(shm::Snapshot);
-  out.append(reinterpret_cast<const char*>(&size), 4);
-  out.append(reinterpret_cast<const char*>(&s), kHeaderBytes);
-  shm::ForEachUsedRange(s.num_models, s.num_backends, s.num_prefix_homes, [&](size_t off, size_t len) {
-    out.append(reinterpret_cast<const char*>(&s) + off, len);
-  });
-  return out;
-}
-
-bool DecodeSnapshot(const std::string& bytes, shm::Snapshot* out, std::string* why) {
-  std::memset(static_cast<void*>(out), 0, sizeof(shm::Snapshot));
-  if (bytes.size() < 8 + kHeaderBytes || std::memcmp(bytes.data(), kMagic, 4) != 0) {
-    *why = "not a snapshot";
-    return false;
-  }
-  uint32_t size = 0;
-  std::memcpy(&size, bytes.data() + 4, 4);
-  if (size != sizeof(shm::Snapshot)) {
-    *why = "snapshot layout differs (controller and agent run different llmgw versions)";
-    return false;
-  }
-  std::memcpy(static_cast<void*>(out), bytes.data() + 8, kHeaderBytes);
-  if (out->num_backends > shm::kMaxBackends || out->num_models > shm::kMaxModels ||
-      out->num_prefix_homes > shm::kMaxPrefixHomes) {
-    *why = "snapshot table sizes out of range";
-    return false;
-  }
-  size_t pos = 8 + kHeaderBytes;
-  bool ok = true;
-  shm::ForEachUsedRange(out->num_models, out->num_backends, out->num_prefix_homes, [&](size_t off, size_t len) {
-    if (!ok || pos + len > bytes.size()) {
-      ok = false;
-      return;
-    }
-    std::memcpy(reinterpret_cast<char*>(out) + off, bytes.data() + pos, len);
-    pos += len;
-  });
-  if (!ok || pos != bytes.size()) {
-    *why = "snapshot length does not match its tables";
-    return false;
-  }
-  return true;
-}
 
 // ---- controller side ------------------------------------------------------------------
 
@@ -169,9 +117,7 @@ class FleetServiceImpl final : public admin::Fleet::Service {
   }
 
  private:
-  static grpc::Status Unauth() {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata");
-  }
+  static grpc::Status Unauth() { return Unauthenticated(); }
   Controller* c_;
   std::shared_ptr<FleetRegistry> reg_;
   std::shared_ptr<const std::string> token_;
@@ -225,16 +171,27 @@ void FleetAgent::Apply(const admin::FleetSnapshot& f) {
   if (f.shm_snapshot().empty()) return;
   auto snap = std::make_unique<shm::Snapshot>();
   std::string why;
-  if (!DecodeSnapshot(f.shm_snapshot(), snap.get(), &why)) {
-    LOG_WARN("fleet snapshot rejected", {{"error", why}, {"generation", f.generation()}});
+  if (!shm::DecodeSnapshot(f.shm_snapshot(), snap.get(), &why)) {
+    // Logged once per reason, not per snapshot: a controller of another llmgw version
+    // sends one every heartbeat. The local llmgw keeps serving the last good snapshot.
+    std::lock_guard<std::mutex> l(mu_);
+    if (why != rejection_)
+      LOG_ERROR("fleet snapshot refused; serving on the last good one", {{"error", why}, {"generation", f.generation()}});
+    rejection_ = why;
     return;
   }
   std::lock_guard<std::mutex> l(mu_);
+  rejection_.clear();
   writer_->Publish(snap.get());
   std::swap(last_, snap);
   have_last_ = true;
   if (applied_.fetch_add(1) == 0)
     LOG_INFO("first snapshot from the controller published", {{"generation", f.generation()}});
+}
+
+std::string FleetAgent::last_rejection() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return rejection_;
 }
 
 admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {

@@ -20,12 +20,6 @@
 
 namespace llmgw::cp {
 
-// The wire form of a published snapshot (FleetSnapshot.shm_snapshot): magic, sizeof
-// (Snapshot), the header up to the limits, then the used ranges (shm::ForEachUsedRange).
-std::string EncodeSnapshot(const shm::Snapshot& s);
-// Fills *out (zeroed first); false with *why on a wrong magic, size or length.
-bool DecodeSnapshot(const std::string& bytes, shm::Snapshot* out, std::string* why);
-
 // Controller side: the connected agents, by session.
 class FleetRegistry {
  public:
@@ -66,6 +60,9 @@ class FleetAgent {
   void Shutdown();
   const std::string& agent_id() const { return agent_id_; }
   uint64_t snapshots_applied() const { return applied_.load(); }
+  // Why the controller's last snapshot was refused (another shm ABI version, damage);
+  // empty once one is applied again.
+  std::string last_rejection() const;
   shm::ShmRegion* region() const { return shm_ ? shm_->region() : nullptr; }  // tests
 
  private:
@@ -76,8 +73,9 @@ class FleetAgent {
   std::string controller_, agent_id_, token_;
   std::unique_ptr<shm::ShmObject> shm_;
   std::unique_ptr<shm::SnapshotWriter> writer_;
-  std::mutex mu_;  // guards last_ (written by the stream reader, read for stats)
+  mutable std::mutex mu_;  // guards last_ and rejection_ (written by the stream reader)
   std::unique_ptr<shm::Snapshot> last_;
+  std::string rejection_;
   bool have_last_ = false;
   std::atomic<uint64_t> applied_{0};
 };
