@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "controlplane/admin_convert.h"
 #include "controlplane/auth.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
@@ -35,30 +36,33 @@ class AdminServiceImpl final : public admin::Admin::Service {
 
   grpc::Status GetStatus(grpc::ServerContext* ctx, const admin::GetStatusRequest*, admin::GetStatusResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    *r = c_->GetStatus();
+    *r = ToProto(c_->GetStatus());
     return grpc::Status::OK;
   }
   grpc::Status ListBackends(grpc::ServerContext* ctx, const admin::ListBackendsRequest* q,
                             admin::ListBackendsResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    for (auto& b : c_->Backends(q->model())) *r->add_backends() = std::move(b);
+    for (const auto& b : c_->Backends(q->model())) *r->add_backends() = ToProto(b);
     return grpc::Status::OK;
   }
   grpc::Status DrainBackend(grpc::ServerContext* ctx, const admin::BackendRequest* q, admin::BackendResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    return c_->Drain(q->id(), r->mutable_backend()) ? grpc::Status::OK : NotFound(q->id());
+    BackendView v;
+    return Answer(c_->Drain(q->id(), &v), q->id(), v, r);
   }
   grpc::Status UndrainBackend(grpc::ServerContext* ctx, const admin::BackendRequest* q, admin::BackendResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    return c_->Undrain(q->id(), r->mutable_backend()) ? grpc::Status::OK : NotFound(q->id());
+    BackendView v;
+    return Answer(c_->Undrain(q->id(), &v), q->id(), v, r);
   }
   grpc::Status ResetCircuit(grpc::ServerContext* ctx, const admin::BackendRequest* q, admin::BackendResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    return c_->ResetCircuit(q->id(), r->mutable_backend()) ? grpc::Status::OK : NotFound(q->id());
+    BackendView v;
+    return Answer(c_->ResetCircuit(q->id(), &v), q->id(), v, r);
   }
   grpc::Status GetConfig(grpc::ServerContext* ctx, const admin::GetConfigRequest*, admin::GetConfigResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    *r = c_->ConfigView();
+    *r = ToProto(c_->ConfigView());
     return grpc::Status::OK;
   }
   grpc::Status ReloadConfig(grpc::ServerContext* ctx, const admin::ReloadConfigRequest*,
@@ -83,7 +87,7 @@ class AdminServiceImpl final : public admin::Admin::Service {
   grpc::Status GetRoutingStats(grpc::ServerContext* ctx, const admin::GetRoutingStatsRequest*,
                                admin::GetRoutingStatsResponse* r) override {
     if (!Auth(ctx)) return Unauth();
-    *r = c_->RoutingStats();
+    *r = ToProto(c_->RoutingStats());
     return grpc::Status::OK;
   }
   grpc::Status WatchStatus(grpc::ServerContext* ctx, const admin::WatchStatusRequest* q,
@@ -92,8 +96,8 @@ class AdminServiceImpl final : public admin::Admin::Service {
     uint32_t interval = q->interval_ms() == 0 ? 1000 : std::max<uint32_t>(q->interval_ms(), 100);
     while (!ctx->IsCancelled() && !stopping_->load()) {
       admin::StatusUpdate u;
-      *u.mutable_status() = c_->GetStatus();
-      for (auto& b : c_->Backends()) *u.add_backends() = std::move(b);
+      *u.mutable_status() = ToProto(c_->GetStatus());
+      for (const auto& b : c_->Backends()) *u.add_backends() = ToProto(b);
       if (!w->Write(u)) break;
       auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(interval);
       while (std::chrono::steady_clock::now() < until && !ctx->IsCancelled() && !stopping_->load())
@@ -107,6 +111,12 @@ class AdminServiceImpl final : public admin::Admin::Service {
   static grpc::Status Unauth() { return Unauthenticated(); }
   static grpc::Status NotFound(const std::string& id) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no backend with id '" + id + "'");
+  }
+  // An operator action's answer: the backend after it, or NOT_FOUND.
+  static grpc::Status Answer(bool found, const std::string& id, const BackendView& v, admin::BackendResponse* r) {
+    if (!found) return NotFound(id);
+    *r->mutable_backend() = ToProto(v);
+    return grpc::Status::OK;
   }
   Controller* c_;
   std::shared_ptr<const std::string> token_;

@@ -103,7 +103,7 @@ class FleetServiceImpl final : public admin::Fleet::Service {
         f.set_generation(gen);
         if (c_->config_version() != sent_config) {  // the YAML only when it changed
           sent_config = c_->config_version();
-          f.set_config_yaml(c_->ConfigView().yaml());
+          f.set_config_yaml(c_->ConfigView().yaml);
         }
         if (!stream->Write(f)) break;
         sent = gen;

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "controlplane/admin_convert.h"
 
 namespace llmgw::cp {
 
@@ -99,11 +100,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
   std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
     shm::StatsTotals st = c_->StatsCopy();
-    auto backends = c_->Backends();
+    auto backends = ToProto(c_->Backends());
     auto circuits = c_->Circuits();
     auto counters = c_->Counters();
     auto models = c_->ModelSlots();
-    auto status = c_->GetStatus();
+    auto status = ToProto(c_->GetStatus());
 
     auto req = Family("llm_gateway_requests_total", "Requests answered by the gateway, by model and HTTP status.",
                       MetricType::Counter);
@@ -210,7 +211,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 };
 
 std::string LoadStatsJson(const Controller& c) {
-  auto backends = c.Backends();
+  auto backends = ToProto(c.Backends());
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   w.StartObject();

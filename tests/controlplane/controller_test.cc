@@ -68,10 +68,10 @@ bool TickUntil(Controller& c, P pred, int timeout_ms = 2000) {
   return false;
 }
 
-admin::v1::BackendState StateOf(Controller& c, const std::string& id) {
-  admin::v1::Backend b;
+shm::BackendState StateOf(Controller& c, const std::string& id) {
+  BackendView b;
   EXPECT_TRUE(c.GetBackend(id, &b));
-  return b.state();
+  return b.state;
 }
 
 // Answers probes and scrapes from a function of (host:port, path); counts calls per path.
@@ -184,17 +184,17 @@ TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   });
   Start(Yaml(UniqueInstance(), {srv.url()}), /*fake=*/false);
   ASSERT_TRUE(TickUntil(*c_, [&] {
-    admin::v1::Backend b;
+    BackendView b;
     // Probes are jittered, so the first scrape may land before the first probe.
-    return c_->GetBackend(srv.url(), &b) && !b.metrics_stale() && srv.requests("/health") > 0;
+    return c_->GetBackend(srv.url(), &b) && !b.metrics_stale && srv.requests("/health") > 0;
   }));
-  admin::v1::Backend b;
+  BackendView b;
   ASSERT_TRUE(c_->GetBackend(srv.url(), &b));
-  EXPECT_EQ(b.state(), admin::v1::HEALTHY);
-  EXPECT_EQ(b.engine(), "vllm");
-  EXPECT_DOUBLE_EQ(b.running(), 5);
-  EXPECT_DOUBLE_EQ(b.waiting(), 3);
-  EXPECT_NEAR(b.kv_cache_usage(), 0.62, 1e-6);
+  EXPECT_EQ(b.state, shm::BackendState::kHealthy);
+  EXPECT_EQ(b.engine, "vllm");
+  EXPECT_DOUBLE_EQ(b.running, 5);
+  EXPECT_DOUBLE_EQ(b.waiting, 3);
+  EXPECT_NEAR(b.kv_cache_usage, 0.62, 1e-6);
   c_->Tick();
   auto e = Published(0);
   EXPECT_EQ(e.metrics_fresh, 1);
@@ -210,22 +210,22 @@ TEST_F(ControllerTest, KilledBackendUnhealthyAfterTwoFailedProbesAndRecovers) {
   Start(Yaml(UniqueInstance(), {kUrlA}));
   ASSERT_GT(StepUntil([&] { return prober_->calls("/health") > 0; }), 0);
   Step();
-  ASSERT_EQ(StateOf(*c_, kUrlA), admin::v1::HEALTHY);
+  ASSERT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kHealthy);
   up = false;
   int probes_before = prober_->calls("/health");
   // interval 100 ms (less up to 10% jitter), unhealthy_after 2: the second failed probe
   // turns it unhealthy, folded in on the tick after it ran.
-  int64_t took = StepUntil([&] { return StateOf(*c_, kUrlA) == admin::v1::UNHEALTHY; });
+  int64_t took = StepUntil([&] { return StateOf(*c_, kUrlA) == shm::BackendState::kUnhealthy; });
   ASSERT_GT(took, 0);
   EXPECT_EQ(prober_->calls("/health") - probes_before, 2) << "not after one failure, at the second";
   EXPECT_LE(took, 2 * 100 + 20);
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kUnhealthy));
-  admin::v1::Backend b;
+  BackendView b;
   c_->GetBackend(kUrlA, &b);
-  EXPECT_NE(b.last_error().find("connect"), std::string::npos) << b.last_error();
+  EXPECT_NE(b.last_error.find("connect"), std::string::npos) << b.last_error;
   // Back: healthy again after healthy_after (1) good probe.
   up = true;
-  EXPECT_GT(StepUntil([&] { return StateOf(*c_, kUrlA) == admin::v1::HEALTHY; }, 200), 0);
+  EXPECT_GT(StepUntil([&] { return StateOf(*c_, kUrlA) == shm::BackendState::kHealthy; }, 200), 0);
 }
 
 TEST_F(ControllerTest, HealthPathFallsBackToModelsOn404) {
@@ -235,7 +235,7 @@ TEST_F(ControllerTest, HealthPathFallsBackToModelsOn404) {
   Start(Yaml(UniqueInstance(), {kUrlA}, ""));
   ASSERT_GT(StepUntil([&] { return prober_->calls("/v1/models") >= 3; }), 0);
   Step();
-  EXPECT_EQ(StateOf(*c_, kUrlA), admin::v1::HEALTHY);
+  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kHealthy);
   // Once the fallback is learnt, /health is not asked again on every probe.
   EXPECT_EQ(prober_->calls("/health"), 1);
 }
@@ -265,7 +265,7 @@ TEST_F(ControllerTest, HungBackendNeverBlocksTheTick) {
   ASSERT_TRUE(llmgw::test::WaitFor(out, 3000)) << prober_->calls("/health") << " " << prober_->calls("/metrics");
   for (int i = 0; i < 100; ++i) Step();
   EXPECT_TRUE(out()) << prober_->calls("/health") << " " << prober_->calls("/metrics");
-  EXPECT_EQ(StateOf(*c_, kUrlA), admin::v1::HEALTHY);  // no verdict without an answer
+  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kHealthy);  // no verdict without an answer
   // Released, the answers come back and probing goes on.
   prober_->Release();
   bool probed_again = false;
@@ -298,9 +298,9 @@ TEST_F(ControllerTest, StaleMetricsAreNotPublished) {
 
 TEST_F(ControllerTest, DrainUndrainAndResetCircuitReachTheSnapshot) {
   Start(Yaml(UniqueInstance(), {kUrlA}));
-  admin::v1::Backend b;
+  BackendView b;
   ASSERT_TRUE(c_->Drain(kUrlA, &b));
-  EXPECT_EQ(b.state(), admin::v1::DRAINING);
+  EXPECT_EQ(b.state, shm::BackendState::kDraining);
   Step();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kDraining));
   ASSERT_TRUE(c_->Undrain(kUrlA, &b));
@@ -330,13 +330,13 @@ TEST_F(ControllerTest, DataPlaneErrorsOpenTheCircuitAndResetClosesIt) {
   EXPECT_GT(e.error_rate, 0.0f);
   EXPECT_EQ(c_->Circuits().at(srv.url()).state, CircuitState::kOpen);
   EXPECT_EQ(c_->Counters().circuit_transitions["closed->open"], 1u);
-  EXPECT_TRUE(c_->GetStatus().dataplane_alive());
-  admin::v1::Backend b;
+  EXPECT_TRUE(c_->GetStatus().dataplane_alive);
+  BackendView b;
   ASSERT_TRUE(c_->ResetCircuit(srv.url(), &b));
   c_->Tick();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kHealthy));
   // Heartbeat stops: the data plane is noticed dead.
-  ASSERT_TRUE(TickUntil(*c_, [&] { return !c_->GetStatus().dataplane_alive(); }, 2000));
+  ASSERT_TRUE(TickUntil(*c_, [&] { return !c_->GetStatus().dataplane_alive; }, 2000));
   shm::ReleaseStatsSlot(slot);
 }
 
@@ -371,20 +371,20 @@ TEST_F(ControllerTest, ReloadGoodKeepsStateAddsAndRemovesBackends) {
   EXPECT_EQ(o.version, 2u);
   EXPECT_NE(o.summary.find(std::string("added backend ") + kUrlB), std::string::npos) << o.summary;
   EXPECT_EQ(c_->Backends().size(), 2u);
-  EXPECT_EQ(StateOf(*c_, kUrlA), admin::v1::DRAINING);  // operator state survives reloads
+  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kDraining);  // operator state survives reloads
   Step();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kDraining));
   o = c_->ReloadFromText(Yaml(inst, {kUrlB}), "test.yaml");
   ASSERT_TRUE(o.ok);
   EXPECT_NE(o.summary.find(std::string("removed backend ") + kUrlA), std::string::npos);
   EXPECT_EQ(c_->Backends().size(), 1u);
-  EXPECT_EQ(c_->GetStatus().config_reloads(), 2u);
+  EXPECT_EQ(c_->GetStatus().config_reloads, 2u);
 }
 
 TEST_F(ControllerTest, ReloadBadIsRejectedWithReasonAndOldKeepsServing) {
   std::string inst = UniqueInstance();
   Start(Yaml(inst, {kUrlA}));
-  auto gen_before = c_->GetStatus().snapshot_generation();
+  auto gen_before = c_->GetStatus().snapshot_generation;
   auto o = c_->ReloadFromText("instance: " + inst + "\nmodels:\n  - name: m\n    policy: nonsense\n", "bad.yaml");
   EXPECT_FALSE(o.ok);
   ASSERT_FALSE(o.errors.empty());
@@ -392,14 +392,14 @@ TEST_F(ControllerTest, ReloadBadIsRejectedWithReasonAndOldKeepsServing) {
   for (const auto& e : o.errors) all += e + "\n";
   EXPECT_NE(all.find("bad.yaml:4: models[0].policy: unknown policy 'nonsense'"), std::string::npos) << all;
   EXPECT_EQ(c_->config_version(), 1u);
-  EXPECT_EQ(c_->GetStatus().config_reload_failures(), 1u);
+  EXPECT_EQ(c_->GetStatus().config_reload_failures, 1u);
   EXPECT_EQ(c_->Backends().size(), 1u);
   // Changing the instance is refused too: it names the shm object the gateways read.
   o = c_->ReloadFromText(Yaml("other-instance", {kUrlA}), "x.yaml");
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.errors[0].find("instance"), std::string::npos);
   Step();
-  EXPECT_GE(c_->GetStatus().snapshot_generation(), gen_before);
+  EXPECT_GE(c_->GetStatus().snapshot_generation, gen_before);
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kHealthy));
   // ValidateConfig reports without applying.
   auto v = Controller::Validate("models: 5\n", "");
@@ -446,7 +446,7 @@ TEST_F(ControllerTest, ReloadWhileServingKeepsSnapshotsConsistent) {
   stop = true;
   loop.join();
   EXPECT_GT(reads, 0);
-  EXPECT_EQ(c_->GetStatus().config_reloads(), 20u);
+  EXPECT_EQ(c_->GetStatus().config_reloads, 20u);
 }
 
 }  // namespace

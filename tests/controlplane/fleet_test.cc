@@ -115,7 +115,7 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   // The agent's shm carries the controller's table (its own config names another URL).
   ASSERT_TRUE(WaitFor([&] { return agent.snapshots_applied() > 0; }, 5000));
   EXPECT_EQ(PublishedState(agent.region()), static_cast<int>(shm::BackendState::kHealthy));
-  admin::v1::Backend b;
+  BackendView b;
   ASSERT_TRUE(controller.Drain("b0", &b));
   EXPECT_TRUE(WaitFor([&] {
     return PublishedState(agent.region()) == static_cast<int>(shm::BackendState::kDraining);
@@ -130,12 +130,12 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   shm::Set(slot->backends[0].in_flight, 4);
   EXPECT_TRUE(WaitFor([&] {
     shm::Set(slot->heartbeat_unix_ms, shm::NowUnixMs());
-    return controller.Backends()[0].in_flight() == 4;
+    return controller.Backends()[0].in_flight == 4;
   }, 3000));
   shm::Set(slot->backends[0].in_flight, 0);
   EXPECT_TRUE(WaitFor([&] {
     shm::Set(slot->heartbeat_unix_ms, shm::NowUnixMs());
-    return controller.Backends()[0].in_flight() == 0;
+    return controller.Backends()[0].in_flight == 0;
   }, 3000));
 
   // The controller lists the agent.
