@@ -7,7 +7,7 @@
 namespace llmgw::routing {
 
 int PickAdaptive(uint16_t model_slot, const PickContext& ctx, uint64_t random, uint64_t prefix_hash,
-                 PrefixAffinity& prefixes) {
+                 PrefixAffinity& prefixes, HashRing& ring) {
   // Weighted least connections on the learnt weights: the backend with the least in-flight
   // per unit of weight wins, so in-flight shares follow the weights while a backend that
   // fills up stops attracting traffic before llmcd's next tick. A floor keeps every
@@ -49,7 +49,7 @@ int PickAdaptive(uint16_t model_slot, const PickContext& ctx, uint64_t random, u
   // cache and its p99 TTFT was ~2x prefix_affinity's; with homes placed by the plain
   // weighted least-load score it still lost 1.3-1.5x at 80-90% load in routing_sim, the
   // learner favouring warm caches until they queued.)
-  int s = prefixes.Pick(model_slot, ctx, prefix_hash, PlaceBy::kAdaptiveShare);
+  int s = prefixes.Pick(model_slot, ctx, prefix_hash, PlaceBy::kAdaptiveShare, ring);
   if (s == kNoBackend) return best;
   // Latency before affinity: when this thread already has kAwaitingSpill requests at the
   // prefix's home that have not seen their first token (queued for a batch slot or in a

@@ -27,6 +27,6 @@ inline double AdaptiveShare(double learnt_share, size_t eligible) {
 
 // prefix_hash 0: the request has no prompt prefix.
 int PickAdaptive(uint16_t model_slot, const PickContext& ctx, uint64_t random, uint64_t prefix_hash,
-                 PrefixAffinity& prefixes);
+                 PrefixAffinity& prefixes, HashRing& ring);
 
 }  // namespace llmgw::routing

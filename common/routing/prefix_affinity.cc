@@ -102,7 +102,8 @@ int PrefixAffinity::PlaceHome(const PickContext& ctx, uint64_t key_hash, uint64_
   return best;
 }
 
-int PrefixAffinity::Pick(uint16_t model_slot, const PickContext& ctx, uint64_t key_hash, PlaceBy by) {
+int PrefixAffinity::Pick(uint16_t model_slot, const PickContext& ctx, uint64_t key_hash, PlaceBy by,
+                         HashRing& ring) {
   // Each prefix has a home remembered by this thread, placed by PlaceHome when the prefix
   // is first seen rather than where its hash falls on the ring (with a few dozen hot
   // prefixes the ring's luck decides which backends are hot). While home is under the
@@ -157,7 +158,7 @@ int PrefixAffinity::Pick(uint16_t model_slot, const PickContext& ctx, uint64_t k
     if (!served_home) {
       // Home is above the hard bound, or ineligible right now (down, draining, excluded).
       chosen = PlaceHome(ctx, key_hash, bound, true, e.slot, e.rate);
-      if (chosen == kNoBackend) chosen = ring_.Pick(model_slot, ctx, key_hash, bound, e.slot);
+      if (chosen == kNoBackend) chosen = ring.Pick(model_slot, ctx, key_hash, bound, e.slot);
       if (!pinned && chosen != kNoBackend && ++e.strikes >= kRehomeStrikes) set_home(chosen);
     }
   } else {

@@ -29,12 +29,14 @@ class PrefixAffinity {
   // even share of traffic per weight (see PlaceHome).
   static constexpr double kCountWeight = 2.0;
 
-  // `ring`: the last resort when no placement is under the bound.
-  PrefixAffinity(PrefixHomeTable& homes, HashRing& ring) : homes_(homes), ring_(ring) {}
-
   // The backend for a request whose prefix hashes to key_hash, or kNoBackend when every
-  // candidate is above the hard bound. Counts and reports the pick.
-  int Pick(uint16_t model_slot, const PickContext& ctx, uint64_t key_hash, PlaceBy by);
+  // candidate is above the hard bound. Counts and reports the pick. `ring`: the last
+  // resort when no placement is under the bound.
+  int Pick(uint16_t model_slot, const PickContext& ctx, uint64_t key_hash, PlaceBy by, HashRing& ring);
+
+  // The thread's prefix homes (owned here; the Router applies llmcd's and reports).
+  PrefixHomeTable& homes() { return homes_; }
+  const PrefixHomeTable& homes() const { return homes_; }
 
  private:
   int PlaceHome(const PickContext& ctx, uint64_t key_hash, uint64_t bound, bool with_slack,
@@ -44,8 +46,7 @@ class PrefixAffinity {
   double TrafficShare(const PickContext& ctx, uint16_t slot, double extra, double rate_per_weight) const;
   bool HomeOverShare(const PickContext& ctx, const PrefixHome& e) const;
 
-  PrefixHomeTable& homes_;
-  HashRing& ring_;
+  PrefixHomeTable homes_;
   PlaceBy by_ = PlaceBy::kConfiguredWeight;  // of the pick in progress
 };
 

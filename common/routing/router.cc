@@ -26,7 +26,9 @@ inline bool Excluded(std::span<const uint16_t> exclude, uint16_t s) {
 
 }  // namespace
 
-void Router::SetPrefixReport(shm::PrefixReport* table, size_t entries) { homes_.SetReport(table, entries); }
+void Router::SetPrefixReport(shm::PrefixReport* table, size_t entries) {
+  prefix_affinity_.homes().SetReport(table, entries);
+}
 
 uint64_t Router::PrefixTag(uint64_t key_hash, uint16_t model_slot) {
   return PrefixHomeTable::Tag(key_hash, model_slot);
@@ -34,9 +36,10 @@ uint64_t Router::PrefixTag(uint64_t key_hash, uint16_t model_slot) {
 
 int Router::PrefixHomeOf(uint64_t key_hash, uint16_t model_slot, bool* pinned) const {
   uint64_t tag = PrefixTag(key_hash, model_slot);
-  const PrefixHome& e = homes_.Entry(tag);
+  const PrefixHomeTable& homes = prefix_affinity_.homes();
+  const PrefixHome& e = homes.Entry(tag);
   bool found = snap_ && e.key_hash == tag && PrefixHomeTable::Exists(e, *snap_, model_slot);
-  if (pinned) *pinned = found && homes_.Pinned(e);
+  if (pinned) *pinned = found && homes.Pinned(e);
   return found ? e.slot : -1;
 }
 
@@ -77,7 +80,7 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
     model_backends_[m] = std::move(list);
   }
   cand_.resize(std::max<size_t>(widest, 1));
-  homes_.ApplyPublished(snap);
+  prefix_affinity_.homes().ApplyPublished(snap);
 }
 
 uint32_t Router::EstimatedInFlight(const shm::BackendEntry& b, const LocalLoad& l) {
@@ -158,13 +161,14 @@ int Router::Pick(uint16_t model_slot, const RequestInfo& req, std::span<const Lo
     }
     case Policy::kPrefixAffinity: {
       std::string_view p = CappedPrefix(req.prefix);
-      int s = p.empty() ? kNoBackend : prefix_affinity_.Pick(model_slot, ctx, HashKey(p), PlaceBy::kConfiguredWeight);
+      int s = p.empty() ? kNoBackend
+                        : prefix_affinity_.Pick(model_slot, ctx, HashKey(p), PlaceBy::kConfiguredWeight, ring_);
       // No prefix, or every candidate is above the bound: least load.
       return s != kNoBackend ? s : PickLeastLoad(ctx, req.random, LeastBy::kQueue);
     }
     case Policy::kAdaptive: {
       std::string_view p = CappedPrefix(req.prefix);
-      return PickAdaptive(model_slot, ctx, req.random, p.empty() ? 0 : HashKey(p), prefix_affinity_);
+      return PickAdaptive(model_slot, ctx, req.random, p.empty() ? 0 : HashKey(p), prefix_affinity_, ring_);
     }
     case Policy::kCount: break;
   }

@@ -34,9 +34,6 @@ namespace llmgw::routing {
 class Router {
  public:
   Router() = default;
-  // The policies hold references into the Router (the prefix-home table, the ring).
-  Router(const Router&) = delete;
-  Router& operator=(const Router&) = delete;
   // Rebuilds per-model state (eligible lists, hash rings, WRR state) from a new snapshot.
   // Off the hot path: may allocate. The snapshot must outlive the next OnSnapshot call.
   void OnSnapshot(const shm::Snapshot& snap);
@@ -95,8 +92,7 @@ class Router {
   RoundRobin round_robin_;
   SmoothWeightedRoundRobin weighted_;
   HashRing ring_;
-  PrefixHomeTable homes_;
-  PrefixAffinity prefix_affinity_{homes_, ring_};
+  PrefixAffinity prefix_affinity_;  // owns the prefix-home table
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
 };
