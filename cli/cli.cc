@@ -362,6 +362,7 @@ int CmdConfigDiff(Admin::Stub& stub, const Options& o, const std::string& file, 
     char sign = c.kind == ConfigChange::kAdded ? '+' : c.kind == ConfigChange::kRemoved ? '-' : '~';
     out << sign << " " << c.what << " " << c.name;
     if (!c.detail.empty()) out << ": " << c.detail;
+    if (c.applies != Applies::kReload) out << " (takes effect after: " << AppliesName(c.applies) << ")";
     out << "\n";
   }
   return kExitOk;

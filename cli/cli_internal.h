@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cli {
@@ -52,15 +53,9 @@ Table BackendsTable(const google::protobuf::RepeatedPtrField<admin::v1::Backend>
                     bool compact = false);
 
 // ---- config diff ----
-struct ConfigChange {
-  enum Kind { kAdded, kRemoved, kChanged } kind;
-  std::string what;    // "model", "backend" or "key"
-  std::string name;    // model name, backend id or key path
-  std::string detail;  // one line: for changes "field: old -> new, ..."
-};
-// What applying `next` would change relative to `running`, models first, then backends,
-// then the other keys (effective values, so spelled-out defaults are not changes).
-std::vector<ConfigChange> DiffConfigs(const Config& running, const Config& next);
+// The diff itself is table-driven in common/config_keys.h (llmcd's reload summary uses it too).
+using ::llmgw::ConfigChange;
+using ::llmgw::DiffConfigs;
 std::string ConfigChangesJson(const std::vector<ConfigChange>& changes);
 
 // ---- watch ----

@@ -4,6 +4,8 @@
 // first, so an operator fixes a config in one pass.
 #include "common/config.h"
 
+#include "common/config_keys.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <variant>
 
 namespace llmgw {
 
@@ -317,19 +320,15 @@ class Parser {
     return true;
   }
 
-  void Listen(const YAML::Node& parent, std::string_view key, const std::string& path,
-              std::string* out) {
-    YAML::Node n = parent[std::string(key)];
-    if (!Str(parent, key, path, out)) return;
-    std::string host, why;
-    uint16_t port;
-    if (!ParseHostPort(*out, &host, &port, &why)) Error(n, Join(path, key), why);
-  }
-
   void Parse(const YAML::Node& root, Config* c);
 
  private:
-  void ParseGateway(const YAML::Node& n, GatewayConfig* g);
+  template <typename Root>
+  void Walk(const YAML::Node& n, const std::string& shown, std::string_view prefix,
+            const std::vector<ConfigKey<Root>>& keys, Root* root);
+  template <typename Root>
+  void Leaf(const YAML::Node& parent, std::string_view name, const std::string& shown,
+            const ConfigKey<Root>& key, Root* root);
   void ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m);
   void ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b);
   void CrossCheck(const YAML::Node& root, Config* c);
@@ -339,93 +338,145 @@ class Parser {
   int last_line_ = 1;
 };
 
-void Parser::ParseGateway(const YAML::Node& n, GatewayConfig* g) {
-  const std::string p = "gateway";
-  if (!CheckMap(n, p, {"listen", "threads", "max_body_bytes", "max_header_bytes", "max_connections",
-                       "drain_ms", "timeouts", "retries", "access_log", "admission"}))
-    return;
-  Listen(n, "listen", p, &g->listen);
-  Uint(n, "threads", p, &g->threads, 0, 1024);
-  Uint(n, "max_body_bytes", p, &g->max_body_bytes, 1);
-  Uint(n, "max_header_bytes", p, &g->max_header_bytes, 1024, 1 << 20);
-  Uint(n, "max_connections", p, &g->max_connections, 1);
-  Uint(n, "drain_ms", p, &g->drain_ms, 1);
-  if (YAML::Node t = n["timeouts"]; t.IsDefined() && !t.IsNull()) {
-    const std::string tp = "gateway.timeouts";
-    if (CheckMap(t, tp, {"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "client_header_ms",
-                         "client_body_ms", "client_idle_ms"})) {
-      Uint(t, "connect_ms", tp, &g->timeouts.connect_ms, 1);
-      Uint(t, "first_byte_ms", tp, &g->timeouts.first_byte_ms, 1);
-      Uint(t, "idle_ms", tp, &g->timeouts.idle_ms, 1);
-      Uint(t, "total_ms", tp, &g->timeouts.total_ms, 1);
-      Uint(t, "client_header_ms", tp, &g->timeouts.client_header_ms, 1);
-      Uint(t, "client_body_ms", tp, &g->timeouts.client_body_ms, 1);
-      Uint(t, "client_idle_ms", tp, &g->timeouts.client_idle_ms, 1);
+// The keys directly under `prefix` ("" = the root) in table order: leaves and sections.
+template <typename Root>
+std::vector<std::string_view> ChildNames(const std::vector<ConfigKey<Root>>& keys, std::string_view prefix) {
+  std::vector<std::string_view> out;
+  for (const auto& k : keys) {
+    std::string_view p = k.path;
+    if (!prefix.empty()) {
+      if (p.size() <= prefix.size() || p.substr(0, prefix.size()) != prefix || p[prefix.size()] != '.') continue;
+      p.remove_prefix(prefix.size() + 1);
+    }
+    std::string_view child = p.substr(0, p.find('.'));
+    if (std::find(out.begin(), out.end(), child) == out.end()) out.push_back(child);
+  }
+  return out;
+}
+
+// Checks n is a map of known keys (the table's children of `prefix`), then parses each
+// leaf and walks each section present. `shown` is the path as errors show it.
+template <typename Root>
+void Parser::Walk(const YAML::Node& n, const std::string& shown, std::string_view prefix,
+                  const std::vector<ConfigKey<Root>>& keys, Root* root) {
+  std::vector<std::string_view> children = ChildNames(keys, prefix);
+  if (!CheckMap(n, shown, children)) return;
+  for (std::string_view child : children) {
+    std::string full = prefix.empty() ? std::string(child) : std::string(prefix) + "." + std::string(child);
+    const ConfigKey<Root>* leaf = nullptr;
+    for (const auto& k : keys)
+      if (k.path == full) leaf = &k;
+    if (leaf) {
+      Leaf(n, child, shown, *leaf, root);
+      continue;
+    }
+    YAML::Node sub = n[std::string(child)];
+    if (sub.IsDefined() && !sub.IsNull()) Walk(sub, Join(shown, child), full, keys, root);
+  }
+}
+
+// Parses one key into its field, with the checks its row names.
+template <typename Root>
+void Parser::Leaf(const YAML::Node& parent, std::string_view name, const std::string& shown,
+                  const ConfigKey<Root>& key, Root* root) {
+  FieldPtr field = key.field(*root);
+  std::string k = Join(shown, name);
+  auto umax = [&] { return key.max > 0 ? static_cast<uint64_t>(key.max) : UINT64_MAX; };
+  auto umin = static_cast<uint64_t>(key.min);
+  if (auto* v = std::get_if<uint32_t*>(&field)) {
+    Uint(parent, name, shown, *v, umin, umax());
+  } else if (auto* v64 = std::get_if<uint64_t*>(&field)) {
+    Uint(parent, name, shown, *v64, umin, umax());
+  } else if (auto* d = std::get_if<double*>(&field)) {
+    Double(parent, name, shown, *d, key.min, key.max);
+  } else if (auto* b = std::get_if<bool*>(&field)) {
+    Bool(parent, name, shown, *b);
+  } else if (auto* l = std::get_if<std::vector<std::string>*>(&field)) {
+    StrList(parent, name, shown, *l);
+  } else if (auto* pol = std::get_if<Policy*>(&field)) {
+    std::string policy;
+    if (Str(parent, name, shown, &policy) && !ParsePolicy(policy, *pol)) {
+      std::vector<std::string_view> names(std::begin(kPolicyNames), std::end(kPolicyNames));
+      std::string hint = DidYouMean(policy, names);
+      Error(parent[std::string(name)], k,
+            "unknown policy '" + policy + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+    }
+  } else if (auto* eng = std::get_if<Engine*>(&field)) {
+    std::string engine;
+    if (Str(parent, name, shown, &engine) && !ParseEngine(engine, *eng)) {
+      std::vector<std::string_view> names(std::begin(kEngineNames), std::end(kEngineNames));
+      std::string hint = DidYouMean(engine, names);
+      Error(parent[std::string(name)], k,
+            "unknown engine '" + engine + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                "; one of auto, vllm, sglang, tgi, llamacpp, trtllm");
+    }
+  } else if (auto* str = std::get_if<std::string*>(&field)) {
+    if (!Str(parent, name, shown, *str)) return;
+    const std::string& v = **str;
+    YAML::Node node = parent[std::string(name)];
+    std::string host, why;
+    uint16_t port;
+    switch (key.check) {
+      case KeyCheck::kNone: break;
+      case KeyCheck::kListen:
+        if (!ParseHostPort(v, &host, &port, &why)) Error(node, k, why);
+        break;
+      case KeyCheck::kHostPortOpt:
+        if (!v.empty() && !ParseHostPort(v, &host, &port, &why, false)) Error(node, k, why);
+        break;
+      case KeyCheck::kInstanceName: {
+        bool good = !v.empty() && v.size() <= 64;
+        for (char ch : v)
+          if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) good = false;
+        if (!good) Error(node, k, "must be 1-64 characters of [A-Za-z0-9_-]");
+        break;
+      }
+      case KeyCheck::kAbsPath:
+        if (v.empty() || v[0] != '/') Error(node, k, "must start with /");
+        break;
+      case KeyCheck::kOneOf: {
+        std::vector<std::string_view> choices;
+        for (std::string_view rest = key.choices; !rest.empty();) {
+          size_t bar = rest.find('|');
+          choices.push_back(rest.substr(0, bar));
+          rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+        }
+        if (std::find(choices.begin(), choices.end(), v) != choices.end()) break;
+        std::string list;
+        for (size_t i = 0; i < choices.size(); ++i)
+          list += std::string(i == 0 ? "" : i + 1 == choices.size() ? (choices.size() == 2 ? " or " : ", ") : ", ") +
+                  std::string(choices[i]);
+        Error(node, k, choices.size() == 2 ? "must be " + list : "must be one of " + list);
+        break;
+      }
     }
   }
-  if (YAML::Node r = n["retries"]; r.IsDefined() && !r.IsNull()) {
-    const std::string rp = "gateway.retries";
-    if (CheckMap(r, rp, {"max", "backoff_ms"})) {
-      Uint(r, "max", rp, &g->retries.max, 0, 10);
-      Uint(r, "backoff_ms", rp, &g->retries.backoff_ms, 0, 60000);
-    }
-  }
-  if (YAML::Node a = n["access_log"]; a.IsDefined() && !a.IsNull()) {
-    const std::string ap = "gateway.access_log";
-    if (CheckMap(a, ap, {"enabled", "path", "sample"})) {
-      Bool(a, "enabled", ap, &g->access_log.enabled);
-      Str(a, "path", ap, &g->access_log.path);
-      Double(a, "sample", ap, &g->access_log.sample, 0.0, 1.0);
-    }
-  }
-  if (YAML::Node a = n["admission"]; a.IsDefined() && !a.IsNull()) {
-    const std::string ap = "gateway.admission";
-    if (CheckMap(a, ap, {"queue_size", "queue_timeout_ms", "priority_field"})) {
-      Uint(a, "queue_size", ap, &g->admission.queue_size, 0, 1 << 20);
-      Uint(a, "queue_timeout_ms", ap, &g->admission.queue_timeout_ms, 1);
-      Str(a, "priority_field", ap, &g->admission.priority_field);
-    }
-  }
-  if (g->timeouts.total_ms < g->timeouts.connect_ms)
-    Error(n["timeouts"], "gateway.timeouts.total_ms", "must not be shorter than connect_ms");
 }
 
 void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b) {
   b->line = n.Mark().line + 1;
-  if (!CheckMap(n, path, {"id", "url", "max_concurrent", "weight", "engine"})) return;
-  if (!Str(n, "url", path, &b->url) || b->url.empty()) {
+  if (!n.IsMap()) {
+    Error(n, path, "must be a mapping");
+    return;
+  }
+  Walk(n, path, "", BackendKeys(), b);
+  if (b->url.empty()) {
     Error(n, path + ".url", "is required");
   } else {
     std::string why;
     if (!ParseUrl(b->url, &b->parsed, &why)) Error(n["url"], path + ".url", why + ": '" + b->url + "'");
   }
-  Str(n, "id", path, &b->id);
   if (b->id.empty()) b->id = b->url;
-  Uint(n, "max_concurrent", path, &b->max_concurrent, 1, 1000000);
-  Double(n, "weight", path, &b->weight, 0.0, 1e6);
-  std::string engine;
-  if (Str(n, "engine", path, &engine) && !ParseEngine(engine, &b->engine)) {
-    std::vector<std::string_view> names(std::begin(kEngineNames), std::end(kEngineNames));
-    std::string hint = DidYouMean(engine, names);
-    Error(n["engine"], path + ".engine",
-          "unknown engine '" + engine + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
-              "; one of auto, vllm, sglang, tgi, llamacpp, trtllm");
-  }
 }
 
 void Parser::ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m) {
   m->line = n.Mark().line + 1;
-  if (!CheckMap(n, path, {"name", "aliases", "policy", "fallbacks", "backends"})) return;
-  if (!Str(n, "name", path, &m->name) || m->name.empty()) Error(n, path + ".name", "is required");
-  StrList(n, "aliases", path, &m->aliases);
-  StrList(n, "fallbacks", path, &m->fallbacks);
-  std::string policy;
-  if (Str(n, "policy", path, &policy) && !ParsePolicy(policy, &m->policy)) {
-    std::vector<std::string_view> names(std::begin(kPolicyNames), std::end(kPolicyNames));
-    std::string hint = DidYouMean(policy, names);
-    Error(n["policy"], path + ".policy",
-          "unknown policy '" + policy + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  if (!n.IsMap()) {
+    Error(n, path, "must be a mapping");
+    return;
   }
+  Walk(n, path, "", ModelKeys(), m);
+  if (m->name.empty()) Error(n, path + ".name", "is required");
   YAML::Node bs = n["backends"];
   if (!bs.IsDefined() || bs.IsNull() || (bs.IsSequence() && bs.size() == 0)) {
     Error(bs.IsDefined() ? bs : n, path + ".backends", "a model needs at least one backend");
@@ -491,102 +542,18 @@ void Parser::Parse(const YAML::Node& root, Config* c) {
     errors_->push_back({file_, 1, "(root)", "config is empty"});
     return;
   }
-  if (!CheckMap(root, "", {"instance", "log_level", "gateway", "admin", "health", "circuit_breaker",
-                           "routing", "control", "fleet", "models"}))
+  if (!root.IsMap()) {
+    Error(root, "", "must be a mapping");
     return;
-  if (Str(root, "instance", "", &c->instance)) {
-    bool good = !c->instance.empty() && c->instance.size() <= 64;
-    for (char ch : c->instance)
-      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) good = false;
-    if (!good) Error(root["instance"], "instance", "must be 1-64 characters of [A-Za-z0-9_-]");
   }
-  if (Str(root, "log_level", "", &c->log_level)) {
-    static const std::vector<std::string_view> levels = {"debug", "info", "warn", "error", "off"};
-    if (std::find(levels.begin(), levels.end(), c->log_level) == levels.end())
-      Error(root["log_level"], "log_level", "must be one of debug, info, warn, error, off");
-  }
-  if (YAML::Node g = root["gateway"]; g.IsDefined() && !g.IsNull()) ParseGateway(g, &c->gateway);
-  if (YAML::Node a = root["admin"]; a.IsDefined() && !a.IsNull()) {
-    if (CheckMap(a, "admin", {"grpc_listen", "metrics_listen", "token_file", "tls_cert_file", "tls_key_file"})) {
-      Listen(a, "grpc_listen", "admin", &c->admin.grpc_listen);
-      Listen(a, "metrics_listen", "admin", &c->admin.metrics_listen);
-      Str(a, "token_file", "admin", &c->admin.token_file);
-      Str(a, "tls_cert_file", "admin", &c->admin.tls_cert_file);
-      Str(a, "tls_key_file", "admin", &c->admin.tls_key_file);
-      if (c->admin.tls_cert_file.empty() != c->admin.tls_key_file.empty())
-        Error(a, "admin.tls_cert_file", "tls_cert_file and tls_key_file go together");
-    }
-  }
-  if (YAML::Node h = root["health"]; h.IsDefined() && !h.IsNull()) {
-    const std::string p = "health";
-    if (CheckMap(h, p, {"interval_ms", "timeout_ms", "unhealthy_after", "healthy_after", "scrape_metrics",
-                        "scrape_interval_ms", "path", "metrics_stale_ms", "passive_error_rate"})) {
-      auto& hc = c->health;
-      Uint(h, "interval_ms", p, &hc.interval_ms, 1);
-      Uint(h, "timeout_ms", p, &hc.timeout_ms, 1);
-      Uint(h, "unhealthy_after", p, &hc.unhealthy_after, 1, 1000);
-      Uint(h, "healthy_after", p, &hc.healthy_after, 1, 1000);
-      Bool(h, "scrape_metrics", p, &hc.scrape_metrics);
-      Uint(h, "scrape_interval_ms", p, &hc.scrape_interval_ms, 1);
-      Uint(h, "metrics_stale_ms", p, &hc.metrics_stale_ms, 1);
-      Double(h, "passive_error_rate", p, &hc.passive_error_rate, 0.0, 1.0);
-      if (Str(h, "path", p, &hc.path) && (hc.path.empty() || hc.path[0] != '/'))
-        Error(h["path"], "health.path", "must start with /");
-    }
-  }
-  if (YAML::Node cb = root["circuit_breaker"]; cb.IsDefined() && !cb.IsNull()) {
-    const std::string p = "circuit_breaker";
-    if (CheckMap(cb, p, {"failure_threshold", "success_threshold", "open_ms", "half_open_requests",
-                         "slow_call_ms", "window_ms"})) {
-      auto& cc = c->circuit_breaker;
-      Uint(cb, "failure_threshold", p, &cc.failure_threshold, 1, 1000000);
-      Uint(cb, "success_threshold", p, &cc.success_threshold, 1, 1000000);
-      Uint(cb, "open_ms", p, &cc.open_ms, 1);
-      Uint(cb, "half_open_requests", p, &cc.half_open_requests, 1, 1000000);
-      Uint(cb, "slow_call_ms", p, &cc.slow_call_ms, 1);
-      Uint(cb, "window_ms", p, &cc.window_ms, 1);
-    }
-  }
-  if (YAML::Node r = root["routing"]; r.IsDefined() && !r.IsNull()) {
-    const std::string p = "routing";
-    if (CheckMap(r, p, {"w_waiting", "w_running", "w_kv", "w_latency", "w_error", "bounded_load",
-                        "prefix_bytes", "virtual_nodes", "hash_header", "adaptive_exploration",
-                        "adaptive_decay"})) {
-      auto& rc = c->routing;
-      Double(r, "w_waiting", p, &rc.w_waiting, 0, 1e6);
-      Double(r, "w_running", p, &rc.w_running, 0, 1e6);
-      Double(r, "w_kv", p, &rc.w_kv, 0, 1e6);
-      Double(r, "w_latency", p, &rc.w_latency, 0, 1e6);
-      Double(r, "w_error", p, &rc.w_error, 0, 1e6);
-      Double(r, "bounded_load", p, &rc.bounded_load, 1.0, 100.0);
-      Uint(r, "prefix_bytes", p, &rc.prefix_bytes, 1, 1 << 20);
-      Uint(r, "virtual_nodes", p, &rc.virtual_nodes, 1, 10000);
-      Str(r, "hash_header", p, &rc.hash_header);
-      Double(r, "adaptive_exploration", p, &rc.adaptive_exploration, 0.0, 1.0);
-      Double(r, "adaptive_decay", p, &rc.adaptive_decay, 0.0, 1.0);
-    }
-  }
-  if (YAML::Node ct = root["control"]; ct.IsDefined() && !ct.IsNull()) {
-    if (CheckMap(ct, "control", {"tick_ms", "heartbeat_ms", "ewma_alpha"})) {
-      Uint(ct, "tick_ms", "control", &c->control.tick_ms, 1, 60000);
-      Uint(ct, "heartbeat_ms", "control", &c->control.heartbeat_ms, 1);
-      Double(ct, "ewma_alpha", "control", &c->control.ewma_alpha, 0.001, 1.0);
-    }
-  }
-  if (YAML::Node f = root["fleet"]; f.IsDefined() && !f.IsNull()) {
-    if (CheckMap(f, "fleet", {"role", "controller", "agent_id"})) {
-      if (Str(f, "role", "fleet", &c->fleet.role) && c->fleet.role != "controller" &&
-          c->fleet.role != "agent")
-        Error(f["role"], "fleet.role", "must be controller or agent");
-      if (Str(f, "controller", "fleet", &c->fleet.controller) && !c->fleet.controller.empty()) {
-        std::string host, why;
-        uint16_t port;
-        if (!ParseHostPort(c->fleet.controller, &host, &port, &why, false))
-          Error(f["controller"], "fleet.controller", why);
-      }
-      Str(f, "agent_id", "fleet", &c->fleet.agent_id);
-    }
-  }
+  Walk(root, "", "", ConfigKeys(), c);
+  // Rules between keys.
+  YAML::Node gateway = root["gateway"];
+  if (c->gateway.timeouts.total_ms < c->gateway.timeouts.connect_ms)
+    Error(gateway.IsMap() ? gateway["timeouts"] : gateway, "gateway.timeouts.total_ms",
+          "must not be shorter than connect_ms");
+  if (c->admin.tls_cert_file.empty() != c->admin.tls_key_file.empty())
+    Error(root["admin"], "admin.tls_cert_file", "tls_cert_file and tls_key_file go together");
   YAML::Node models = root["models"];
   if (!models.IsDefined() || models.IsNull() || (models.IsSequence() && models.size() == 0)) {
     Error(models.IsDefined() ? models : root, "models", "at least one model is required");

@@ -1,7 +1,8 @@
 // The YAML configuration shared by llmgw and llmcd, as typed structs with defaults, and
 // the loader/validator. Validation errors read `FILE:LINE: key.path: what is wrong` so an
-// operator can jump straight to the line. The schema is documented key by key in
-// docs/CONFIG.md; keep the two in step.
+// operator can jump straight to the line. The defaults are the member initialisers below;
+// which keys exist, their bounds and checks are the tables of common/config_keys.cc, which
+// drive the parser, `llmctl config diff` and a test of docs/CONFIG.md.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +53,10 @@ struct TimeoutsConfig {
   uint32_t client_header_ms = 10000;  // whole request head must arrive within this
   uint32_t client_body_ms = 60000;    // whole request body must arrive within this
   uint32_t client_idle_ms = 75000;    // idle keep-alive client connection is closed after
+  // Each write toward a client must be taken whole within this, or the client is dropped
+  // (its backend slot freed): a client that stops reading cannot hold a GPU slot until
+  // total_ms. 0: no limit.
+  uint32_t client_send_ms = 10000;
 };
 
 struct RetriesConfig {
@@ -64,6 +69,13 @@ struct AccessLogConfig {
   std::string path;          // empty: stderr
   double sample = 1.0;       // fraction of requests logged
 };
+
+// Request priorities are 0..10, higher served first (DESIGN.md, a key's level). A request
+// is at its client's level — kDefaultClientPriority until client keys carry their own —
+// and the body's priority field can only lower it: a client may yield to others, never
+// push others out of the queue by declaring itself more important.
+constexpr int32_t kMaxClientPriority = 10;
+constexpr int32_t kDefaultClientPriority = 5;
 
 struct AdmissionConfig {
   uint32_t queue_size = 256;       // per data-plane thread
@@ -78,6 +90,10 @@ struct GatewayConfig {
   uint32_t max_header_bytes = 16384;
   uint32_t max_connections = 65536;     // per process, split evenly over the threads
   uint32_t drain_ms = 30000;            // SIGTERM: how long in-flight requests may finish
+  // In-flight requests per client address (IPv4 host, IPv6 /64), split evenly over the
+  // threads; beyond it 429. 0: no cap (behind a NAT or L7 balancer every client shares
+  // an address).
+  uint32_t max_requests_per_client = 0;
   TimeoutsConfig timeouts;
   RetriesConfig retries;
   AccessLogConfig access_log;

@@ -31,6 +31,7 @@ enum class ErrorKind : uint8_t {
   kShm,
   kIo,
   kInternal,
+  kClientTooSlow,     // the client did not take what we sent within timeouts.client_send_ms
   kCount
 };
 
@@ -56,6 +57,7 @@ constexpr std::string_view ErrorKindName(ErrorKind k) {
     case ErrorKind::kShm: return "shm";
     case ErrorKind::kIo: return "io";
     case ErrorKind::kInternal: return "internal";
+    case ErrorKind::kClientTooSlow: return "client_too_slow";
     case ErrorKind::kCount: break;
   }
   return "unknown";

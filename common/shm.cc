@@ -271,12 +271,33 @@ bool SnapshotReader::Refresh(Snapshot* out) {
 // ---- stats ------------------------------------------------------------------------------
 
 namespace {
-void ResetGauges(StatsSlot* s) {
-  Set(s->active_requests, 0);
-  Set(s->connections_open, 0);
-  for (auto& m : s->models) Set(m.active, 0);
-  for (auto& b : s->backends) Set(b.in_flight, 0);
+// Gauges of a (re)claimed or released slot start from 0; counters keep counting.
+#define LLMGW_NO_(...)
+#define LLMGW_RESET_GAUGE_(field, ...) Set(s.field, 0);
+#define LLMGW_RESET_GAUGES(LIST) LIST(LLMGW_NO_, LLMGW_RESET_GAUGE_, LLMGW_NO_, LLMGW_NO_)
+void ResetGauges(StatsSlot* slot) {
+  {
+    StatsSlot& s = *slot;
+    LLMGW_RESET_GAUGES(LLMGW_THREAD_STATS)
+  }
+  for (ModelStats& s : slot->models) {
+    LLMGW_RESET_GAUGES(LLMGW_MODEL_STATS)
+  }
+  for (BackendStats& s : slot->backends) {
+    LLMGW_RESET_GAUGES(LLMGW_BACKEND_STATS)
+  }
 }
+
+// Adds one slot's row (in) to the totals (out), entry by entry of the list.
+inline uint64_t Ld(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+#define LLMGW_SUM_SCALAR_(field, ...) out.field += Ld(in.field);
+#define LLMGW_SUM_VEC_(field, size, ...) \
+  for (size_t k = 0; k < (size); ++k) out.field[k] += Ld(in.field[k]);
+#define LLMGW_SUM_HIST_(field, ...) out.field.Add(in.field);
+#define LLMGW_SUM(LIST) LIST(LLMGW_SUM_SCALAR_, LLMGW_SUM_SCALAR_, LLMGW_SUM_VEC_, LLMGW_SUM_HIST_)
+void AddRow(const StatsSlot& in, StatsTotals& out) { LLMGW_SUM(LLMGW_THREAD_STATS) }
+void AddRow(const ModelStats& in, ModelTotals& out) { LLMGW_SUM(LLMGW_MODEL_STATS) }
+void AddRow(const BackendStats& in, BackendTotals& out) { LLMGW_SUM(LLMGW_BACKEND_STATS) }
 }  // namespace
 
 StatsSlot* ClaimStatsSlot(ShmRegion* r, uint32_t thread_index, Error* err) {
@@ -309,6 +330,23 @@ void HistogramTotals::Add(const Histogram& h) {
   sum_us += h.sum_us.load(std::memory_order_relaxed);
   count += h.count.load(std::memory_order_relaxed);
 }
+
+void HistogramTotals::Add(const HistogramTotals& h) {
+  for (uint32_t i = 0; i < kHistBuckets; ++i) buckets[i] += h.buckets[i];
+  sum_us += h.sum_us;
+  count += h.count;
+}
+
+#define LLMGW_ADD_SCALAR_(field, ...) out->field += in.field;
+#define LLMGW_ADD_VEC_(field, size, ...) \
+  for (size_t k = 0; k < (size); ++k) out->field[k] += in.field[k];
+#define LLMGW_ADD_HIST_(field, ...) out->field.Add(in.field);
+#define LLMGW_ADD(LIST) LIST(LLMGW_ADD_SCALAR_, LLMGW_ADD_SCALAR_, LLMGW_ADD_VEC_, LLMGW_ADD_HIST_)
+void AddTotals(const BackendTotals& in, BackendTotals* out) {
+  if (in.key != 0) out->key = in.key;
+  LLMGW_ADD(LLMGW_BACKEND_STATS)
+}
+void AddTotals(const ModelTotals& in, ModelTotals* out) { LLMGW_ADD(LLMGW_MODEL_STATS) }
 
 double HistogramTotals::QuantileUs(double q) const {
   uint64_t total = 0;
@@ -359,48 +397,12 @@ void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64
       if (hb > out->newest_heartbeat_ms) out->newest_heartbeat_ms = hb;
     }
     if (hb == 0) continue;  // never used
-    out->requests_total += ld(s.requests_total);
-    out->active_requests += ld(s.active_requests);
-    out->connections_open += ld(s.connections_open);
-    out->connections_total += ld(s.connections_total);
-    out->bytes_in += ld(s.bytes_in);
-    out->bytes_out += ld(s.bytes_out);
-    out->retries += ld(s.retries);
-    out->admission_queued += ld(s.admission_queued);
-    out->admission_rejected += ld(s.admission_rejected);
-    for (int i = 0; i < 32; ++i) out->errors_by_kind[i] += ld(s.errors_by_kind[i]);
-    out->latency.Add(s.latency);
-    out->ttft.Add(s.ttft);
-    out->inter_token.Add(s.inter_token);
-    for (uint32_t m = 0; m < kMaxModels; ++m) {
-      const ModelStats& ms = s.models[m];
-      ModelTotals& mt = out->models[m];
-      for (uint32_t c = 0; c < kNumStatusCodes; ++c) mt.requests_by_code[c] += ld(ms.requests_by_code[c]);
-      mt.prompt_tokens += ld(ms.prompt_tokens);
-      mt.completion_tokens += ld(ms.completion_tokens);
-      mt.retries += ld(ms.retries);
-      mt.fallbacks += ld(ms.fallbacks);
-      mt.rejected += ld(ms.rejected);
-      mt.active += ld(ms.active);
-    }
+    AddRow(s, *out);
+    for (uint32_t m = 0; m < kMaxModels; ++m) AddRow(s.models[m], out->models[m]);
     for (uint32_t b = 0; b < num_backends; ++b) {
-      const BackendStats& bs = s.backends[b];
-      BackendTotals& bt = out->backends[b];
-      uint64_t key = ld(bs.key);
-      if (key != 0) bt.key = key;
-      bt.requests += ld(bs.requests);
-      bt.successes += ld(bs.successes);
-      for (size_t e = 0; e < static_cast<size_t>(UpstreamErr::kCount); ++e) bt.errors[e] += ld(bs.errors[e]);
-      bt.in_flight += ld(bs.in_flight);
-      bt.picks += ld(bs.picks);
-      bt.bytes_in += ld(bs.bytes_in);
-      bt.bytes_out += ld(bs.bytes_out);
-      bt.prompt_tokens += ld(bs.prompt_tokens);
-      bt.completion_tokens += ld(bs.completion_tokens);
-      bt.slow_calls += ld(bs.slow_calls);
-      bt.upstream_connects += ld(bs.upstream_connects);
-      bt.latency.Add(bs.latency);
-      bt.ttft.Add(bs.ttft);
+      uint64_t key = ld(s.backends[b].key);
+      if (key != 0) out->backends[b].key = key;
+      AddRow(s.backends[b], out->backends[b]);
     }
   }
 }

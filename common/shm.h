@@ -94,24 +94,26 @@ struct HistogramTotals {
   uint64_t sum_us = 0;
   uint64_t count = 0;
   void Add(const Histogram& h);
+  void Add(const HistogramTotals& h);
   // Upper-bound estimate of quantile q (0..1) in microseconds; 0 when empty.
   double QuantileUs(double q) const;
 };
 
+// Totals fields generated from the stat lists of shm_layout.h (same names as the shm
+// fields, plain values instead of atomics).
+#define LLMGW_TOTAL_SCALAR_(field, metric, label, help) uint64_t field = 0;
+#define LLMGW_TOTAL_VEC_(field, size, label_key, label_fn, metric, help) uint64_t field[size] = {};
+#define LLMGW_TOTAL_HIST_(field, metric, help) HistogramTotals field;
+#define LLMGW_TOTAL_FIELDS(LIST) LIST(LLMGW_TOTAL_SCALAR_, LLMGW_TOTAL_SCALAR_, LLMGW_TOTAL_VEC_, LLMGW_TOTAL_HIST_)
+
 struct BackendTotals {
   uint64_t key = 0;
-  uint64_t requests = 0, successes = 0, in_flight = 0, picks = 0;
-  uint64_t errors[static_cast<size_t>(UpstreamErr::kCount)] = {};
-  uint64_t bytes_in = 0, bytes_out = 0, prompt_tokens = 0, completion_tokens = 0;
-  uint64_t slow_calls = 0, upstream_connects = 0;
-  HistogramTotals latency, ttft;
+  LLMGW_TOTAL_FIELDS(LLMGW_BACKEND_STATS)
   uint64_t ErrorsTotal() const;
 };
 
 struct ModelTotals {
-  uint64_t requests_by_code[kNumStatusCodes] = {};
-  uint64_t prompt_tokens = 0, completion_tokens = 0, retries = 0, fallbacks = 0, rejected = 0,
-           active = 0;
+  LLMGW_TOTAL_FIELDS(LLMGW_MODEL_STATS)
   uint64_t RequestsTotal() const;
 };
 
@@ -119,13 +121,72 @@ struct StatsTotals {
   uint32_t live_threads = 0;       // slots with a live owner and a recent heartbeat
   uint32_t claimed_slots = 0;
   uint64_t newest_heartbeat_ms = 0;
-  uint64_t requests_total = 0, active_requests = 0, connections_open = 0, connections_total = 0;
-  uint64_t bytes_in = 0, bytes_out = 0, retries = 0, admission_queued = 0, admission_rejected = 0;
-  uint64_t errors_by_kind[32] = {};
-  HistogramTotals latency, ttft, inter_token;
+  LLMGW_TOTAL_FIELDS(LLMGW_THREAD_STATS)
   std::vector<ModelTotals> models;      // kMaxModels entries
   std::vector<BackendTotals> backends;  // num_backends entries
 };
+
+// ---- Walking the lists -------------------------------------------------------------------
+// What an entry of a stat list says about itself, for the exporter and for tests.
+enum class StatType : uint8_t { kCounter, kGauge, kHistogram };
+
+struct StatInfo {
+  const char* field;      // C++ field name (shm and totals)
+  StatType type;
+  const char* metric;     // Prometheus family name
+  const char* label;      // "" or a fixed "key=value" label
+  const char* help;
+  uint32_t size;          // elements (1 unless an enum-indexed vector)
+  const char* vec_label;  // label key of the elements of a vector, nullptr otherwise
+  std::string_view (*vec_name)(uint32_t);  // label value of element i, nullptr otherwise
+};
+
+#define LLMGW_INFO_COUNTER_(field, metric, label, help) \
+  StatInfo{#field, StatType::kCounter, metric, label, help, 1, nullptr, nullptr},
+#define LLMGW_INFO_GAUGE_(field, metric, label, help) \
+  StatInfo{#field, StatType::kGauge, metric, label, help, 1, nullptr, nullptr},
+#define LLMGW_INFO_VEC_(field, size, label_key, label_fn, metric, help) \
+  StatInfo{#field, StatType::kCounter, metric, "", help, size, label_key, label_fn},
+#define LLMGW_INFO_HIST_(field, metric, help) \
+  StatInfo{#field, StatType::kHistogram, metric, "", help, 1, nullptr, nullptr},
+#define LLMGW_STAT_INFOS(LIST) {LIST(LLMGW_INFO_COUNTER_, LLMGW_INFO_GAUGE_, LLMGW_INFO_VEC_, LLMGW_INFO_HIST_)}
+
+inline constexpr StatInfo kThreadStatInfo[] = LLMGW_STAT_INFOS(LLMGW_THREAD_STATS);
+inline constexpr StatInfo kModelStatInfo[] = LLMGW_STAT_INFOS(LLMGW_MODEL_STATS);
+inline constexpr StatInfo kBackendStatInfo[] = LLMGW_STAT_INFOS(LLMGW_BACKEND_STATS);
+
+// Calls f(const StatInfo&, member) for every entry of the list, in list order, where
+// member is the entry's field of s: S may be the shm struct (StatsSlot, ModelStats,
+// BackendStats: atomics and Histogram) or the totals (StatsTotals, ModelTotals,
+// BackendTotals: uint64_t and HistogramTotals), const or not. A vector's member is the
+// whole array.
+#define LLMGW_VISIT_SCALAR_(field, ...) f(info[i++], s.field);
+#define LLMGW_VISIT_VEC_(field, ...) f(info[i++], s.field);
+#define LLMGW_VISIT_HIST_(field, ...) f(info[i++], s.field);
+#define LLMGW_VISIT(LIST) LIST(LLMGW_VISIT_SCALAR_, LLMGW_VISIT_SCALAR_, LLMGW_VISIT_VEC_, LLMGW_VISIT_HIST_)
+
+template <typename S, typename F>
+void VisitThreadStats(S& s, F&& f) {
+  const StatInfo* info = kThreadStatInfo;
+  size_t i = 0;
+  LLMGW_VISIT(LLMGW_THREAD_STATS)
+}
+template <typename S, typename F>
+void VisitModelStats(S& s, F&& f) {
+  const StatInfo* info = kModelStatInfo;
+  size_t i = 0;
+  LLMGW_VISIT(LLMGW_MODEL_STATS)
+}
+template <typename S, typename F>
+void VisitBackendStats(S& s, F&& f) {
+  const StatInfo* info = kBackendStatInfo;
+  size_t i = 0;
+  LLMGW_VISIT(LLMGW_BACKEND_STATS)
+}
+
+// Adds one totals row to another, entry by entry (e.g. two slots' rows of one backend).
+void AddTotals(const BackendTotals& in, BackendTotals* out);
+void AddTotals(const ModelTotals& in, ModelTotals* out);
 
 // Sums every claimed slot. Only the first num_backends backend rows are read.
 void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64_t dead_after_ms,

@@ -4,15 +4,22 @@
 // every byte. Change a struct and you must bump kShmAbiVersion.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <string_view>
 #include <type_traits>
+
+#include "common/error.h"
 
 namespace llmgw::shm {
 
 constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
-constexpr uint32_t kShmAbiVersion = 2;  // 2: prefix homes (snapshot) and prefix reports (stats)
+// 2: prefix homes (snapshot) and prefix reports (stats); 3: stats from the lists below
+// (errors_by_kind sized by ErrorKind::kCount, was 32).
+constexpr uint32_t kShmAbiVersion = 3;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -168,23 +175,8 @@ struct Histogram {
 enum class UpstreamErr : uint8_t {
   kConnect = 0, kTimeout, kReset, kStatus5xx, kStatus429, kProtocol, kCount
 };
-
-struct BackendStats {
-  std::atomic<uint64_t> key;        // BackendEntry::key this row currently counts for
-  std::atomic<uint64_t> requests;   // attempts sent to this backend
-  std::atomic<uint64_t> successes;  // complete answers (any status < 500 except 429)
-  std::atomic<uint64_t> errors[static_cast<size_t>(UpstreamErr::kCount)];
-  std::atomic<uint64_t> in_flight;  // gauge: current attempts in flight from this thread
-  std::atomic<uint64_t> picks;      // times the router chose this backend
-  std::atomic<uint64_t> bytes_in;
-  std::atomic<uint64_t> bytes_out;
-  std::atomic<uint64_t> prompt_tokens;
-  std::atomic<uint64_t> completion_tokens;
-  std::atomic<uint64_t> slow_calls;  // took longer than circuit_breaker.slow_call_ms
-  std::atomic<uint64_t> upstream_connects;  // new TCP connections opened
-  Histogram latency;
-  Histogram ttft;
-};
+constexpr uint32_t kNumUpstreamErrs = static_cast<uint32_t>(UpstreamErr::kCount);
+constexpr uint32_t kNumErrorKinds = static_cast<uint32_t>(ErrorKind::kCount);
 
 // Status codes counted per model. Index with StatusCodeIndex().
 constexpr uint16_t kStatusCodes[] = {200, 400, 401, 403, 404, 405, 408, 413, 422, 429,
@@ -196,14 +188,141 @@ inline uint32_t StatusCodeIndex(uint16_t code) {
   return kNumStatusCodes - 1;
 }
 
+// Label values of the enum-indexed counters (Prometheus label of each array element).
+constexpr std::string_view ErrorKindLabel(uint32_t i) { return ErrorKindName(static_cast<ErrorKind>(i)); }
+constexpr std::string_view UpstreamErrLabel(uint32_t i) {
+  switch (static_cast<UpstreamErr>(i)) {
+    case UpstreamErr::kConnect: return "connect";
+    case UpstreamErr::kTimeout: return "timeout";
+    case UpstreamErr::kReset: return "reset";
+    case UpstreamErr::kStatus5xx: return "status_5xx";
+    case UpstreamErr::kStatus429: return "status_429";
+    case UpstreamErr::kProtocol: return "protocol";
+    case UpstreamErr::kCount: break;
+  }
+  return "unknown";
+}
+namespace detail {
+struct CodeText {
+  char s[8];
+};
+constexpr auto MakeStatusCodeText() {
+  std::array<CodeText, kNumStatusCodes> t{};
+  for (uint32_t i = 0; i + 1 < kNumStatusCodes; ++i) {
+    uint16_t c = kStatusCodes[i];
+    t[i].s[0] = static_cast<char>('0' + c / 100);
+    t[i].s[1] = static_cast<char>('0' + c / 10 % 10);
+    t[i].s[2] = static_cast<char>('0' + c % 10);
+  }
+  const char other[] = "other";
+  for (uint32_t k = 0; k < 5; ++k) t[kNumStatusCodes - 1].s[k] = other[k];
+  return t;
+}
+inline constexpr auto kStatusCodeText = MakeStatusCodeText();
+// True when label(i) is a real, distinct name for every i < n (no "unknown", no gaps).
+constexpr bool LabelsComplete(std::string_view (*label)(uint32_t), uint32_t n) {
+  for (uint32_t i = 0; i < n; ++i) {
+    if (label(i).empty() || label(i) == "unknown") return false;
+    for (uint32_t j = 0; j < i; ++j)
+      if (label(i) == label(j)) return false;
+  }
+  return true;
+}
+}  // namespace detail
+constexpr std::string_view StatusCodeLabel(uint32_t i) {
+  return i < kNumStatusCodes ? std::string_view(detail::kStatusCodeText[i].s) : std::string_view();
+}
+static_assert(detail::LabelsComplete(ErrorKindLabel, kNumErrorKinds), "every ErrorKind needs a label");
+static_assert(detail::LabelsComplete(UpstreamErrLabel, kNumUpstreamErrs), "every UpstreamErr needs a label");
+static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status code labels");
+
+// ---- The stats, declared once ----------------------------------------------------------
+// Each list below is the single declaration of a scope's stats (Envoy's ALL_*_STATS
+// style). From it come the shared-memory fields (here), the plain totals and the summing
+// over thread slots (shm.h / shm.cc), the gauge reset of a reclaimed slot, and the
+// Prometheus exposition (controlplane/metrics_exporter.cc); tests/common/shm_test.cc
+// walks the lists to prove every entry is summed and exported. Add a stat by adding a
+// line (and bump kShmAbiVersion: the layout changes). Order is the layout order.
+//
+//   COUNTER(field, metric, label, help)       monotonic uint64
+//   GAUGE(field, metric, label, help)         current value (reset when a slot is reclaimed)
+//   COUNTER_VEC(field, size, label_key, label_fn, metric, help)
+//                                             uint64[size], one series per element
+//                                             labelled label_key=label_fn(i); size is the
+//                                             count of the enum that indexes it
+//   HISTOGRAM(field, metric, help)            kHistBuckets buckets of microseconds,
+//                                             exported in seconds
+// `metric` is the Prometheus family; `label` is "" or one fixed "key=value" label that
+// tells entries sharing a family apart (llm_gateway_tokens_total{kind="prompt"}). Scope
+// labels follow the entry's own: model="..." for model stats, url="..." for backends.
+
+// Per data-plane thread (StatsSlot), exported without a scope label.
+#define LLMGW_THREAD_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                        \
+  COUNTER(requests_total, "llm_rate_limiter_requests_total", "",                                        \
+          "Requests seen by admission control.")                                                        \
+  GAUGE(active_requests, "llm_gateway_active_requests", "", "Requests in flight in the gateway.")       \
+  GAUGE(connections_open, "llm_gateway_client_connections_open", "", "Client connections open.")       \
+  COUNTER(connections_total, "llm_gateway_client_connections_total", "", "Client connections accepted.") \
+  COUNTER(bytes_in, "llm_gateway_client_bytes_received_total", "", "Bytes read from clients.")          \
+  COUNTER(bytes_out, "llm_gateway_client_bytes_sent_total", "", "Bytes written to clients.")            \
+  COUNTER_VEC(errors_by_kind, kNumErrorKinds, "kind", ErrorKindLabel, "llm_gateway_errors_total",        \
+              "Failures counted by the gateway, by error kind.")                                         \
+  COUNTER(retries, "llm_gateway_retries_total", "", "Upstream attempts retried on another backend.")    \
+  COUNTER(admission_queued, "llm_gateway_admission_queued_total", "",                                   \
+          "Requests that waited in the admission queue.")                                               \
+  COUNTER(admission_rejected, "llm_rate_limiter_rejected_total", "",                                    \
+          "Requests rejected by admission control.")                                                    \
+  HISTOGRAM(latency, "llm_gateway_request_latency_seconds", "End-to-end request latency.")              \
+  HISTOGRAM(ttft, "llm_gateway_ttft_seconds", "Time to first token.")                                   \
+  HISTOGRAM(inter_token, "llm_gateway_inter_token_seconds", "Time between streamed tokens.")
+
+// Per model slot (ModelStats), label model="name".
+#define LLMGW_MODEL_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                          \
+  COUNTER_VEC(requests_by_code, kNumStatusCodes, "code", StatusCodeLabel, "llm_gateway_requests_total",  \
+              "Requests answered by the gateway, by model and HTTP status.")                             \
+  COUNTER(prompt_tokens, "llm_gateway_tokens_total", "kind=prompt",                                     \
+          "Tokens by model and kind (prompt, completion).")                                             \
+  COUNTER(completion_tokens, "llm_gateway_tokens_total", "kind=completion",                             \
+          "Tokens by model and kind (prompt, completion).")                                             \
+  COUNTER(retries, "llm_gateway_model_retries_total", "", "Upstream attempts retried, by model.")       \
+  COUNTER(fallbacks, "llm_gateway_fallbacks_total", "", "Requests sent on to a fallback model.")        \
+  COUNTER(rejected, "llm_gateway_rejected_total", "",                                                   \
+          "Requests rejected for lack of an eligible backend or by admission, by model.")               \
+  GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")
+
+// Per backend slot (BackendStats), label url="...". llm_worker_in_flight (fleet-wide, from
+// llmcd) stays the figure the policies use; local_in_flight is this gateway's threads only.
+#define LLMGW_BACKEND_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                        \
+  COUNTER(requests, "llm_worker_requests_total", "", "Attempts sent to the backend.")                   \
+  COUNTER(successes, "llm_worker_successes_total", "",                                                  \
+          "Complete answers from the backend (any status below 500 except 429).")                       \
+  COUNTER_VEC(errors, kNumUpstreamErrs, "kind", UpstreamErrLabel, "llm_worker_errors_total",             \
+              "Failed attempts to the backend, by kind.")                                                \
+  GAUGE(in_flight, "llm_worker_local_in_flight", "", "Attempts in flight from this gateway's threads.") \
+  COUNTER(picks, "llm_worker_picks_total", "", "Times the router chose the backend.")                   \
+  COUNTER(bytes_in, "llm_worker_bytes_received_total", "", "Bytes read from the backend.")              \
+  COUNTER(bytes_out, "llm_worker_bytes_sent_total", "", "Bytes written to the backend.")                \
+  COUNTER(prompt_tokens, "llm_worker_tokens_total", "kind=prompt", "Tokens by backend and kind.")       \
+  COUNTER(completion_tokens, "llm_worker_tokens_total", "kind=completion", "Tokens by backend and kind.") \
+  COUNTER(slow_calls, "llm_worker_slow_calls_total", "",                                                \
+          "Attempts slower than circuit_breaker.slow_call_ms.")                                         \
+  COUNTER(upstream_connects, "llm_worker_connects_total", "", "New TCP connections opened to the backend.") \
+  HISTOGRAM(latency, "llm_worker_request_latency_seconds", "Attempt latency, by backend.")              \
+  HISTOGRAM(ttft, "llm_worker_ttft_seconds", "Time to first token, by backend.")
+
+// The shared-memory fields of an entry.
+#define LLMGW_SHM_SCALAR_(field, metric, label, help) std::atomic<uint64_t> field;
+#define LLMGW_SHM_VEC_(field, size, label_key, label_fn, metric, help) std::atomic<uint64_t> field[size];
+#define LLMGW_SHM_HIST_(field, metric, help) Histogram field;
+#define LLMGW_SHM_FIELDS(LIST) LIST(LLMGW_SHM_SCALAR_, LLMGW_SHM_SCALAR_, LLMGW_SHM_VEC_, LLMGW_SHM_HIST_)
+
+struct BackendStats {
+  std::atomic<uint64_t> key;  // BackendEntry::key this row currently counts for
+  LLMGW_SHM_FIELDS(LLMGW_BACKEND_STATS)
+};
+
 struct ModelStats {
-  std::atomic<uint64_t> requests_by_code[kNumStatusCodes];
-  std::atomic<uint64_t> prompt_tokens;
-  std::atomic<uint64_t> completion_tokens;
-  std::atomic<uint64_t> retries;
-  std::atomic<uint64_t> fallbacks;
-  std::atomic<uint64_t> rejected;   // no backend / admission
-  std::atomic<uint64_t> active;     // gauge
+  LLMGW_SHM_FIELDS(LLMGW_MODEL_STATS)
 };
 
 // A prefix this thread routed, for llmcd's gateway-wide placement. The thread replaces an
@@ -216,26 +335,19 @@ struct PrefixReport {
 };
 
 struct alignas(64) StatsSlot {
+  // Bookkeeping, not stats.
   std::atomic<uint64_t> owner;      // (pid << 32) | thread index; 0 = free
   std::atomic<uint64_t> heartbeat_unix_ms;
   std::atomic<uint64_t> snapshot_generation;  // last generation this thread copied
-  std::atomic<uint64_t> requests_total;
-  std::atomic<uint64_t> active_requests;      // gauge
-  std::atomic<uint64_t> connections_open;     // gauge, client side
-  std::atomic<uint64_t> connections_total;
-  std::atomic<uint64_t> bytes_in;
-  std::atomic<uint64_t> bytes_out;
-  std::atomic<uint64_t> errors_by_kind[32];   // indexed by ErrorKind
-  std::atomic<uint64_t> retries;
-  std::atomic<uint64_t> admission_queued;
-  std::atomic<uint64_t> admission_rejected;
-  Histogram latency;
-  Histogram ttft;
-  Histogram inter_token;
+  LLMGW_SHM_FIELDS(LLMGW_THREAD_STATS)
   ModelStats models[kMaxModels];
   BackendStats backends[kMaxBackends];
   PrefixReport prefix_report[kPrefixReportEntries];  // indexed by tag & (entries - 1)
 };
+
+static_assert(std::extent_v<decltype(StatsSlot::errors_by_kind)> == static_cast<size_t>(ErrorKind::kCount));
+static_assert(std::extent_v<decltype(BackendStats::errors)> == static_cast<size_t>(UpstreamErr::kCount));
+static_assert(std::extent_v<decltype(ModelStats::requests_by_code)> == std::size(kStatusCodes) + 1);
 
 // ---------------------------------------------------------------------------------------
 

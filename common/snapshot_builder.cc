@@ -50,7 +50,43 @@ void SlotAssigner::Retain(const Config& c) {
   models_.swap(m);
 }
 
+bool SystemResolve(const std::string& host, uint16_t port, ResolvedAddr* out, std::string* why) {
+  *out = ResolvedAddr();
+  // IP literals need no lookup (and send nothing anywhere).
+  if (::inet_pton(AF_INET, host.c_str(), out->addr) == 1) {
+    out->family = AF_INET;
+    return true;
+  }
+  if (::inet_pton(AF_INET6, host.c_str(), out->addr) == 1) {
+    out->family = AF_INET6;
+    return true;
+  }
+  struct addrinfo hints {};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  struct addrinfo* res = nullptr;
+  std::string p = std::to_string(port);
+  int rc = ::getaddrinfo(host.c_str(), p.c_str(), &hints, &res);
+  if (rc != 0 || !res) {
+    *why = gai_strerror(rc);
+    return false;
+  }
+  if (res->ai_family == AF_INET) {
+    out->family = AF_INET;
+    std::memcpy(out->addr, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, 4);
+  } else {
+    out->family = AF_INET6;
+    std::memcpy(out->addr, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, 16);
+  }
+  ::freeaddrinfo(res);
+  return true;
+}
+
 Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out) {
+  return BuildSnapshot(c, slots, out, SystemResolve);
+}
+
+Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, const Resolver& resolve) {
   std::memset(static_cast<void*>(out), 0, sizeof(shm::Snapshot));
   shm::Limits& l = out->limits;
   const GatewayConfig& g = c.gateway;
@@ -116,23 +152,13 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out) {
       be.key = BackendKey(b.id);
       be.port = b.parsed.port;
       // Resolve now: the data plane never does DNS.
-      struct addrinfo hints {};
-      hints.ai_socktype = SOCK_STREAM;
-      hints.ai_flags = AI_NUMERICSERV;
-      struct addrinfo* res = nullptr;
-      std::string port = std::to_string(b.parsed.port);
-      int rc = ::getaddrinfo(b.parsed.host.c_str(), port.c_str(), &hints, &res);
-      if (rc != 0 || !res)
+      ResolvedAddr ra;
+      std::string why;
+      if (!resolve(b.parsed.host, b.parsed.port, &ra, &why))
         return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "cannot resolve backend host '%s': %s",
-                     b.parsed.host.c_str(), gai_strerror(rc));
-      if (res->ai_family == AF_INET) {
-        be.family = AF_INET;
-        std::memcpy(be.addr, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, 4);
-      } else {
-        be.family = AF_INET6;
-        std::memcpy(be.addr, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, 16);
-      }
-      ::freeaddrinfo(res);
+                     b.parsed.host.c_str(), why.c_str());
+      be.family = ra.family;
+      std::memcpy(be.addr, ra.addr, sizeof(be.addr));
       be.state = static_cast<uint8_t>(shm::BackendState::kHealthy);
       be.engine = static_cast<uint8_t>(b.engine);
       be.metrics_fresh = 0;

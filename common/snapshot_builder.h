@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -30,10 +31,23 @@ class SlotAssigner {
   std::map<std::string, int> models_;
 };
 
+// A backend host turned into an address for the data plane (which never does DNS).
+struct ResolvedAddr {
+  uint8_t family = 0;   // AF_INET or AF_INET6
+  uint8_t addr[16] = {};  // IPv4 in the first 4 bytes
+};
+// Resolves host (a name or an IP literal) for port; false with *why on failure. Blocking
+// is allowed: only llmcd and tests build snapshots. Tests pass a fake so none resolves a
+// name (which would send a DNS query off the machine).
+using Resolver = std::function<bool(const std::string& host, uint16_t port, ResolvedAddr* out, std::string* why)>;
+// getaddrinfo; IP literals are converted without a lookup.
+bool SystemResolve(const std::string& host, uint16_t port, ResolvedAddr* out, std::string* why);
+
 // Builds *out from c. Every backend starts HEALTHY with metrics not fresh; llmcd then
-// overlays health, circuit state and scraped signals. Hostnames are resolved here
-// (blocking getaddrinfo: control plane only). Returns an error for unresolvable hosts or
-// when more than kMaxBackends/kMaxModels are configured.
+// overlays health, circuit state and scraped signals. Hostnames are resolved here with
+// `resolve` (default: SystemResolve). Returns an error for unresolvable hosts or when
+// more than kMaxBackends/kMaxModels are configured.
+Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, const Resolver& resolve);
 Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out);
 
 // The key stored in BackendEntry::key for a backend id.

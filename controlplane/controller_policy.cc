@@ -38,7 +38,7 @@ void Controller::UpdateFromStats(uint64_t now) {
   dataplane_seen_ |= alive;
   // Gateway-wide rates over the last second or so.
   uint64_t errs = 0;
-  for (size_t i = 1; i < 32; ++i) errs += stats_.errors_by_kind[i];
+  for (size_t i = 1; i < std::size(stats_.errors_by_kind); ++i) errs += stats_.errors_by_kind[i];
   rate_window_.push_back({now, {stats_.requests_total, errs}});
   while (rate_window_.size() > 2 && rate_window_.front().first + 1000 < now) rate_window_.pop_front();
   if (rate_window_.size() >= 2 && rate_window_.back().first > rate_window_.front().first) {

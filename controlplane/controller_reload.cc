@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "common/config_keys.h"
 #include "common/log.h"
 #include "controlplane/controller.h"
 #include "controlplane/controller_internal.h"
@@ -168,37 +169,18 @@ ReloadOutcome Controller::Apply(ConfigResult parsed) {
   if (!st.ok()) return reject({parsed.config.source_file + ":0: models: " + std::string(st.error().message())});
 
   std::lock_guard<std::mutex> l(mu_);
-  std::string summary;
+  // Every changed key, model field and backend field, from the config key tables.
+  std::string summary = ConfigChangesSummary(DiffConfigs(cfg_, parsed.config));
   const Config& nc = parsed.config;
-  auto note = [&](const char* what, bool changed) {
-    if (changed) summary += std::string(what) + " changed\n";
-  };
-  note("health", nc.health.interval_ms != cfg_.health.interval_ms || nc.health.timeout_ms != cfg_.health.timeout_ms ||
-                     nc.health.path != cfg_.health.path);
-  note("circuit_breaker", nc.circuit_breaker.failure_threshold != cfg_.circuit_breaker.failure_threshold ||
-                              nc.circuit_breaker.open_ms != cfg_.circuit_breaker.open_ms);
-  note("admin (takes effect after restart)", nc.admin.grpc_listen != cfg_.admin.grpc_listen ||
-                                                 nc.admin.metrics_listen != cfg_.admin.metrics_listen ||
-                                                 nc.admin.token_file != cfg_.admin.token_file);
-  for (const auto& m : nc.models) {
-    const ModelConfig* old = cfg_.FindModel(m.name);
-    if (!old) summary += "added model " + m.name + "\n";
-    else if (old->policy != m.policy)
-      summary += "model " + m.name + " policy " + std::string(PolicyName(old->policy)) + " -> " +
-                 std::string(PolicyName(m.policy)) + "\n";
-  }
-  for (const auto& m : cfg_.models)
-    if (!nc.FindModel(m.name)) summary += "removed model " + m.name + "\n";
   if (nc.source_file.empty()) parsed.config.source_file = config_path_;
   cfg_ = std::move(parsed.config);
   slots_ = slots;
   *base_ = *built;
   ++config_version_;
   ++epoch_;
-  RebuildRuntime(cfg_, &summary);
+  RebuildRuntime(cfg_, nullptr);
   ++counters_.config_reloads;
   dirty_ = true;
-  if (summary.empty()) summary = "no changes\n";
   LOG_INFO("config reloaded", {{"version", static_cast<unsigned long>(config_version_)}, {"changes", summary}});
   o.ok = true;
   o.version = config_version_;

@@ -20,9 +20,12 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <thread>
+#include <unordered_map>
 
 #include "common/log.h"
+#include "common/snapshot_builder.h"
 #include "controlplane/admin_convert.h"
 
 namespace llmgw::cp {
@@ -76,6 +79,67 @@ ClientMetric Hist(const shm::HistogramTotals& h) {
   return m;
 }
 
+// Families by name in first-seen order, so entries that share a family
+// (llm_gateway_tokens_total{kind=...}) land in one.
+class FamilySet {
+ public:
+  explicit FamilySet(std::vector<MetricFamily>* out) : out_(out) {}
+  MetricFamily& Get(const shm::StatInfo& s) {
+    auto [it, fresh] = index_.try_emplace(s.metric, out_->size());
+    if (fresh) {
+      MetricType t = s.type == shm::StatType::kHistogram ? MetricType::Histogram
+                     : s.type == shm::StatType::kGauge   ? MetricType::Gauge
+                                                         : MetricType::Counter;
+      out_->push_back(Family(s.metric, s.help, t));
+    }
+    return (*out_)[it->second];
+  }
+
+ private:
+  std::vector<MetricFamily>* out_;
+  std::map<std::string, size_t> index_;
+};
+
+// Exports one totals row (thread, model or backend) entry by entry of its list; scope is
+// the model= or url= label (empty for thread stats). Elements of a vector that are still
+// 0 are left out, as a never-seen status code is.
+struct RowExporter {
+  FamilySet* fams;
+  std::vector<ClientMetric::Label> scope;
+
+  std::vector<ClientMetric::Label> Labels(const shm::StatInfo& s) const {
+    std::vector<ClientMetric::Label> l;
+    std::string_view fixed = s.label;
+    if (!fixed.empty()) {
+      size_t eq = fixed.find('=');
+      l.push_back({std::string(fixed.substr(0, eq)), std::string(fixed.substr(eq + 1))});
+    }
+    return l;
+  }
+  void Add(MetricFamily& f, ClientMetric m, std::vector<ClientMetric::Label> l) const {
+    l.insert(l.end(), scope.begin(), scope.end());
+    m.label = std::move(l);
+    f.metric.push_back(std::move(m));
+  }
+  void operator()(const shm::StatInfo& s, const uint64_t& v) const {
+    MetricFamily& f = fams->Get(s);
+    Add(f, Value(f.type, static_cast<double>(v)), Labels(s));
+  }
+  template <size_t N>
+  void operator()(const shm::StatInfo& s, const uint64_t (&v)[N]) const {
+    MetricFamily& f = fams->Get(s);
+    for (uint32_t i = 0; i < N; ++i) {
+      if (v[i] == 0) continue;
+      auto l = Labels(s);
+      l.push_back({s.vec_label, std::string(s.vec_name(i))});
+      Add(f, Value(f.type, static_cast<double>(v[i])), std::move(l));
+    }
+  }
+  void operator()(const shm::StatInfo& s, const shm::HistogramTotals& h) const {
+    Add(fams->Get(s), Hist(h), Labels(s));
+  }
+};
+
 std::atomic<const Controller*> g_load_stats_controller{nullptr};
 
 int BeginRequest(mg_connection* conn) {
@@ -106,24 +170,9 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     auto models = c_->ModelSlots();
     auto status = ToProto(c_->GetStatus());
 
-    auto req = Family("llm_gateway_requests_total", "Requests answered by the gateway, by model and HTTP status.",
-                      MetricType::Counter);
-    auto tok = Family("llm_gateway_tokens_total", "Tokens by model and kind (prompt, completion).", MetricType::Counter);
-    for (const auto& [name, slot] : models) {
-      if (slot < 0 || static_cast<size_t>(slot) >= st.models.size()) continue;
-      const auto& m = st.models[slot];
-      for (uint32_t i = 0; i < shm::kNumStatusCodes; ++i) {
-        if (m.requests_by_code[i] == 0) continue;
-        std::string code = i < shm::kNumStatusCodes - 1 ? std::to_string(shm::kStatusCodes[i]) : "other";
-        req.metric.push_back(Value(MetricType::Counter, static_cast<double>(m.requests_by_code[i]),
-                                   {{"code", code}, {"model", name}}));
-      }
-      tok.metric.push_back(Value(MetricType::Counter, static_cast<double>(m.prompt_tokens), {{"kind", "prompt"}, {"model", name}}));
-      tok.metric.push_back(Value(MetricType::Counter, static_cast<double>(m.completion_tokens),
-                                 {{"kind", "completion"}, {"model", name}}));
-    }
-    out.push_back(std::move(req));
-    out.push_back(std::move(tok));
+    std::vector<std::pair<std::string, uint64_t>> backend_keys;
+    for (const auto& b : backends) backend_keys.emplace_back(b.url(), BackendKey(b.id()));
+    AppendStatFamilies(st, models, backend_keys, &out);
     auto g = [&](const char* n, const char* h, double v) {
       auto f = Family(n, h, MetricType::Gauge);
       f.metric.push_back(Value(MetricType::Gauge, v));
@@ -134,15 +183,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       f.metric.push_back(Value(MetricType::Counter, v));
       out.push_back(std::move(f));
     };
-    auto hist = [&](const char* n, const char* h, const shm::HistogramTotals& t) {
-      auto f = Family(n, h, MetricType::Histogram);
-      f.metric.push_back(Hist(t));
-      out.push_back(std::move(f));
-    };
-    g("llm_gateway_active_requests", "Requests in flight in the gateway.", static_cast<double>(st.active_requests));
-    hist("llm_gateway_request_latency_seconds", "End-to-end request latency.", st.latency);
-    hist("llm_gateway_ttft_seconds", "Time to first token.", st.ttft);
-    hist("llm_gateway_inter_token_seconds", "Time between streamed tokens.", st.inter_token);
     g("llm_gateway_healthy_workers", "Backends currently HEALTHY.", status.backends_healthy());
 
     auto per_backend = [&](const char* n, const char* h, MetricType t, auto fn) {
@@ -174,10 +214,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         f.metric.push_back(Value(MetricType::Gauge, 1, {{"state", std::string(StateName(b.state()))}, {"url", b.url()}}));
       out.push_back(std::move(f));
     }
-    cnt("llm_rate_limiter_requests_total", "Requests seen by admission control.",
-        static_cast<double>(st.requests_total));
-    cnt("llm_rate_limiter_rejected_total", "Requests rejected by admission control.",
-        static_cast<double>(st.admission_rejected));
 
     cnt("llmcd_config_reloads_total", "Successful config reloads.", static_cast<double>(counters.config_reloads));
     cnt("llmcd_config_reload_failures_total", "Rejected config reloads (the old config kept serving).",
@@ -209,6 +245,31 @@ class MetricsExporter::Collector : public prometheus::Collectable {
  private:
   Controller* c_;
 };
+
+void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
+                        const std::vector<std::pair<std::string, uint64_t>>& backends,
+                        std::vector<MetricFamily>* out) {
+  FamilySet fams(out);
+  shm::VisitThreadStats(st, RowExporter{&fams, {}});
+  // Every model entry's family exists even before the first model is configured.
+  shm::ModelTotals none;
+  shm::BackendTotals none_b;
+  shm::VisitModelStats(none, [&](const shm::StatInfo& s, const auto&) { fams.Get(s); });
+  shm::VisitBackendStats(none_b, [&](const shm::StatInfo& s, const auto&) { fams.Get(s); });
+  for (const auto& [name, slot] : models) {
+    if (slot < 0 || static_cast<size_t>(slot) >= st.models.size()) continue;
+    shm::VisitModelStats(st.models[slot], RowExporter{&fams, {{"model", name}}});
+  }
+  // A backend's rows are the slots whose key is its key (a slot keeps its backend across
+  // reloads; a reused slot's row names its new backend once a thread has counted for it).
+  std::unordered_map<uint64_t, shm::BackendTotals> by_key;
+  for (const auto& row : st.backends)
+    if (row.key != 0) AddTotals(row, &by_key[row.key]);
+  for (const auto& [url, key] : backends) {
+    auto it = by_key.find(key);
+    if (it != by_key.end()) shm::VisitBackendStats(it->second, RowExporter{&fams, {{"url", url}}});
+  }
+}
 
 std::string LoadStatsJson(const Controller& c) {
   auto backends = ToProto(c.Backends());

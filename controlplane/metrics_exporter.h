@@ -4,8 +4,12 @@
 // JSON shape.
 #pragma once
 
+#include <prometheus/metric_family.h>
+
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 #include "controlplane/controller.h"
@@ -18,6 +22,13 @@ namespace llmgw::cp {
 
 // Builds the /load-stats JSON body (also used by tests without HTTP).
 std::string LoadStatsJson(const Controller& c);
+
+// Appends a family for every data-plane stat (the lists in common/shm_layout.h): thread
+// stats without labels, model stats per (name, model slot) with model=, backend stats per
+// (url, BackendKey(id)) with url=. The exporter's scrape and tests use it.
+void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
+                        const std::vector<std::pair<std::string, uint64_t>>& backends,
+                        std::vector<prometheus::MetricFamily>* out);
 
 class MetricsExporter {
  public:

@@ -71,6 +71,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   shm::Bump(bs.requests);
   shm::Set(bs.in_flight, local_[slot].in_flight);
   c->first_byte_us = 0;
+  c->attempt_start_us = NowUs();
 
   UpstreamConn* u = nullptr;
   auto& pool = idle_[slot];
@@ -97,6 +98,7 @@ LLMGW_PART_INLINE void WorkerImpl::StartAttempt(ClientConn* c) {
   llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
   u->parser.data = this;
   u->saw_response_byte = false;
+  u->interim = false;
   u->in_field = false;
   c->h->up_head.clear();
   c->h->up_conn_tokens.Clear();
@@ -194,13 +196,20 @@ LLMGW_PART_INLINE void WorkerImpl::UpstreamFailed(ClientConn* c, ErrorKind kind,
     return SendError(c, c->last_error_status, msg, "upstream_error", nullptr,
                      c->last_error_status == 504 ? "upstream_timeout" : "upstream_error");
   }
-  // Bytes already went to the client: end the stream with an error event, then close.
+  EndCommittedWithError(c, msg, "upstream_error", kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
+}
+
+LLMGW_PART_INLINE void WorkerImpl::EndCommittedWithError(ClientConn* c, const char* msg, const char* type, const char* code) {
+  if (c->up) ReleaseUpstream(c, false);
   c->close_after_send = true;
   if (c->is_sse && (c->chunked_out || c->close_delimited)) {
-    char ev[256];
+    // The event must start on a line of its own, after a blank line: glued onto an event
+    // the upstream left half-written, SSE parsers would never see it.
+    const char* sep = c->sse_tail[1] != '\n' ? "\n\n" : c->sse_tail[0] != '\n' ? "\n" : "";
+    char ev[320];
     int n = std::snprintf(ev, sizeof(ev),
-                          "event: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                          msg, kind == ErrorKind::kTimeout ? "upstream_timeout" : "upstream_error");
+                          "%sevent: error\ndata: {\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}\n\n",
+                          sep, msg, type, code);
     if (c->chunked_out) {
       char hex[20];
       int k = std::snprintf(hex, sizeof(hex), "%x\r\n", n);

@@ -121,6 +121,8 @@ LLMGW_PART_INLINE void WorkerImpl::QueueSend(ClientConn* c) {
   io_uring_sqe* s = Sqe();
   io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, Tag(c, kOpClientSend));
+  if (!c->send_deadline_ms && cfg_.gateway.timeouts.client_send_ms)
+    c->send_deadline_ms = NowMs() + cfg_.gateway.timeouts.client_send_ms;
   c->send_armed = true;
   ++c->pending_ops;
 }
@@ -141,6 +143,7 @@ LLMGW_PART_INLINE void WorkerImpl::OnClientSend(ClientConn* c, int res) {
   if (c->out_off < c->h->out.size()) return QueueSend(c);
   c->h->out.clear();
   c->out_off = 0;
+  c->send_deadline_ms = 0;  // all taken
   AfterClientDrained(c);
 }
 
@@ -189,7 +192,10 @@ LLMGW_PART_INLINE void WorkerImpl::FinishRequest(ClientConn* c) {
   EndRequestStats(c, c->status);
   ReleaseRequest(c);
   c->busy = false;
-  if (c->close_after_send || draining_) {
+  // An answer that said keep-alive keeps the connection even when a drain began while it
+  // was sent: the client may already be sending its next request on it, which is then
+  // answered with `Connection: close` (or the connection closes idle after the grace).
+  if (c->close_after_send) {
     CloseClient(c);
     return;
   }

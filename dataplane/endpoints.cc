@@ -27,6 +27,7 @@ LLMGW_PART_INLINE void WorkerImpl::BeginResponse(ClientConn* c) {
   c->chunked_out = false;
   c->close_delimited = false;
   c->is_sse = false;
+  c->sse_tail[0] = c->sse_tail[1] = '\n';
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
@@ -102,7 +103,9 @@ LLMGW_PART_INLINE void WorkerImpl::WriteHead(ClientConn* c, int status, std::str
     o.append("\r\nRetry-After: ");
     AppendUint(&o, c->retry_after_s);
   }
-  o.append(c->close_after_send || draining_ ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+  // Draining: this answer says `Connection: close`, and the connection closes after it.
+  if (draining_) c->close_after_send = true;
+  o.append(c->close_after_send ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
 }
 
 LLMGW_PART_INLINE void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
@@ -253,12 +256,21 @@ LLMGW_PART_INLINE void WorkerImpl::HandleRequest(ClientConn* c) {
   }
   c->model_slot = c->orig_model_slot = static_cast<uint16_t>(m);
   c->rewrite = c->alias_rewrite = via_alias;
-  c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, INT32_MIN, INT32_MAX)) : 0;
+  // The client's level bounds the body's priority field (see kDefaultClientPriority): a
+  // value above it, or an absurd one (-2^31, 1e300), cannot evict anyone.
+  const int32_t level = kDefaultClientPriority;
+  c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, 0, level)) : level;
   c->model_begin = f.model_raw_begin;
   c->model_end = f.model_raw_end;
   c->streaming = f.stream;
   c->h->user.Clear();
   c->h->user.Append(f.user, f.user_len);
+  if (!addr_limiter_.Acquire(c->addr_key)) {
+    c->model_slot = UINT16_MAX;  // not counted as the model's request: never admitted
+    return SendError(c, 429, "too many concurrent requests from this client address (gateway.max_requests_per_client)",
+                     "rate_limit_error", nullptr, "rate_limit_exceeded");
+  }
+  c->addr_counted = true;
   shm::Bump(stats_->models[m].active);
   const auto& lim = snap_->limits;
   if (lim.total_ms) c->total_deadline_ms = NowMs() + lim.total_ms;

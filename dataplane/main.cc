@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/shm.h"
 #include "dataplane/fd_limit.h"
+#include "dataplane/listener_handover.h"
 #include "dataplane/worker.h"
 
 namespace {
@@ -67,8 +68,21 @@ int main(int argc, char** argv) {
   }
   uint32_t threads = cfg.gateway.EffectiveThreads();
 
-  std::vector<int> listeners;
-  for (uint32_t i = 0; i < threads; ++i) {
+  // A running llmgw of this instance on the same address (a binary upgrade in progress)
+  // hands over its listening sockets: their accept queues carry on here, so its drain
+  // loses no waiting connection. Otherwise, or for threads beyond what it had, new
+  // SO_REUSEPORT listeners.
+  std::vector<int> listeners = dataplane::ListenerHandover::TakeFromPredecessor(cfg.instance, cfg.gateway.listen);
+  if (!listeners.empty()) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    getsockname(listeners[0], reinterpret_cast<sockaddr*>(&ss), &len);
+    port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    LOG_INFO("took over the listeners of the running llmgw of this instance",
+             {{"listeners", static_cast<unsigned>(listeners.size())}, {"port", static_cast<unsigned>(port)}});
+  }
+  for (uint32_t i = static_cast<uint32_t>(listeners.size()); i < threads; ++i) {
     auto fd = dataplane::OpenListener(host, port);
     if (!fd.ok()) {
       LOG_ERROR("cannot listen", {{"listen", cfg.gateway.listen}, {"error", fd.error().message()}});
@@ -102,9 +116,20 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Offer our listeners to the next upgrade's llmgw (until we drain).
+  dataplane::ListenerHandover handover;
+  if (Status st = handover.Start(cfg.instance, cfg.gateway.listen, listeners, &dataplane::g_stop_requested);
+      !st.ok()) {
+    LOG_WARN("listener hand-over unavailable; an upgrade may reset queued connections", {{"error", st.error().message()}});
+  }
+
+  // Listener i goes to thread i % threads: a predecessor with more threads left more
+  // listeners than we have threads, and each of their queues needs an acceptor.
+  std::vector<std::vector<int>> per_thread(threads);
+  for (size_t i = 0; i < listeners.size(); ++i) per_thread[i % threads].push_back(listeners[i]);
   std::vector<std::unique_ptr<dataplane::Worker>> workers;
   for (uint32_t i = 0; i < threads; ++i) {
-    auto w = std::make_unique<dataplane::Worker>(cfg, shm.value()->region(), i, listeners[i]);
+    auto w = std::make_unique<dataplane::Worker>(cfg, shm.value()->region(), i, std::move(per_thread[i]));
     if (Status st = w->Init(); !st.ok()) {
       LOG_ERROR("worker init failed", {{"thread", i}, {"error", st.error().message()}});
       return 1;
@@ -118,6 +143,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> ts;
   for (auto& w : workers) ts.emplace_back([p = w.get()] { p->Run(); });
   for (auto& t : ts) t.join();
+  handover.Stop();
   workers.clear();  // releases the stats slots
   shm.value()->Close();
   LOG_INFO("llmgw stopped");

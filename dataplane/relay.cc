@@ -45,8 +45,9 @@ LLMGW_PART_INLINE void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   }
   u->saw_response_byte = true;
   shm::Bump(stats_->backends[u->slot].bytes_in, static_cast<uint64_t>(res));
-  if (!c->committed) SetUpDeadline(c, 3, snap_->limits.idle_ms);
-  else SetUpDeadline(c, 3, snap_->limits.idle_ms);
+  // Before the final head, the first-byte deadline keeps running: an interim 1xx (or a
+  // head trickling in) does not make a backend that never answers an idle one.
+  if (c->committed) SetUpDeadline(c, 3, snap_->limits.idle_ms);
   current_up_ = u;
   up_fail_ = false;
   llhttp_errno_t e = llhttp_execute(&u->parser, u->in, static_cast<size_t>(res));
@@ -93,11 +94,23 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n
     c->h->out.append(at, n);
   }
   w->ScanUsage(c, std::string_view(at, n));
+  if (c->is_sse) {
+    for (size_t i = n > 4 ? n - 4 : 0; i < n; ++i) {
+      if (at[i] == '\r') continue;
+      c->sse_tail[0] = c->sse_tail[1];
+      c->sse_tail[1] = at[i];
+    }
+  }
   return 0;
 }
 
 LLMGW_PART_INLINE int WorkerImpl::OnUpMessageComplete(llhttp_t* p) {
-  ClientConn* c = CurUp(p)->client;
+  UpstreamConn* u = CurUp(p);
+  if (u->interim) {  // the end of a 1xx: the final answer follows on this connection
+    u->interim = false;
+    return 0;
+  }
+  ClientConn* c = u->client;
   if (c->chunked_out) c->h->out.append("0\r\n\r\n");
   c->response_done = true;
   return HPE_PAUSED;

@@ -46,7 +46,15 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
     Done();
     return true;
   }
-  bool Double(double d) { return Int64(static_cast<int64_t>(d)); }
+  bool Double(double d) {
+    // Only the priority field is read as a number. Clamp before converting: a double
+    // outside int64's range (1e300, NaN) is undefined behaviour in the cast.
+    if (!(AtTop() && pending == Field::kPriority)) return Default();
+    if (d != d) return Int64(0);
+    if (d >= 9.2e18) return Int64(INT64_MAX);
+    if (d <= -9.2e18) return Int64(INT64_MIN);
+    return Int64(static_cast<int64_t>(d));
+  }
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (AtTop()) {
       if (pending == Field::kModel) {

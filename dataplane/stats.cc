@@ -30,6 +30,10 @@ LLMGW_PART_INLINE void WorkerImpl::CountUpErr(uint16_t slot, shm::UpstreamErr e)
 
 LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   if (status == 0) status = 499;
+  if (c->addr_counted) {
+    addr_limiter_.Release(c->addr_key);
+    c->addr_counted = false;
+  }
   uint64_t us = NowUs() - c->start_us;
   shm::Bump(stats_->requests_total);
   shm::Observe(stats_->latency, us);
@@ -46,7 +50,11 @@ LLMGW_PART_INLINE void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
       if (status < 500 && status != 429 && status != 499) shm::Bump(bs.successes);
       shm::Bump(bs.prompt_tokens, c->prompt_tokens);
       shm::Bump(bs.completion_tokens, c->completion_tokens);
-      if (us / 1000 > cfg_.circuit_breaker.slow_call_ms) shm::Bump(bs.slow_calls);
+      // A slow call is a backend slow to answer (time to its response head, this
+      // attempt only), not a long generation: judged on the whole request, every long
+      // stream opened the circuit of a healthy backend.
+      uint64_t wait_us = (c->first_byte_us ? c->first_byte_us : NowUs()) - c->attempt_start_us;
+      if (wait_us / 1000 > cfg_.circuit_breaker.slow_call_ms) shm::Bump(bs.slow_calls);
     }
   }
   if (cfg_.gateway.access_log.enabled) AccessLog(c, status, us);

@@ -221,6 +221,19 @@ LLMGW_PART_INLINE int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   UpstreamConn* u = CurUp(p);
   ClientConn* c = u->client;
   int status = p->status_code;
+  if (status < 200) {
+    // An interim answer (100 Continue, 102, 103 Early Hints) is not the answer: relaying it
+    // as final would leave the real one pending on a pooled connection, for the next
+    // client to receive. Forget its headers and parse on; 1xx never has a body. llmgw
+    // never asks to switch protocols, so a 101 is a protocol error.
+    if (status == 101) return -1;
+    u->interim = true;
+    c->h->up_head.clear();
+    c->h->up_conn_tokens.Clear();
+    c->h->up_has_cache_control = false;
+    c->is_sse = false;
+    return 1;  // llhttp: no body
+  }
   if ((status >= 500 || status == 429) && !c->committed) {
     w->CountUpErr(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
     std::snprintf(w->up_fail_msg_, sizeof(w->up_fail_msg_), "upstream answered %d", status);

@@ -134,7 +134,7 @@ LLMGW_PART_INLINE void WorkerImpl::Run() {
     }
   }
   LOG_DEBUG("worker running", {{"thread", index_}, {"io_uring", std::string_view(ring_mode_)}});
-  ArmAccept();
+  for (size_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
   uint64_t next_tick = 0;
   while (true) {
     RefreshClock();
@@ -145,7 +145,19 @@ LLMGW_PART_INLINE void WorkerImpl::Run() {
       Tick(now);
       next_tick = now + kTickMs;
     }
-    if (draining_ && (clients_.empty() || now >= drain_deadline_ms_)) break;
+    // Done when nothing is left — and no accept is still pending: a connection the
+    // kernel handed to our accept before its cancel landed completes after it, and must
+    // be served, not closed at exit.
+    if (draining_ && clients_.empty() &&
+        std::none_of(accept_armed_.begin(), accept_armed_.end(), [](uint8_t a) { return a != 0; }))
+      break;
+    if (draining_ && now >= drain_deadline_ms_) {
+      if (drain_cut_) break;  // the error events had their chance to go out
+      CutAtDrainDeadline();
+      drain_cut_ = true;
+      drain_deadline_ms_ = now + 200;
+      continue;
+    }
     __kernel_timespec ts{0, static_cast<long long>(kTickMs) * 1000000};
     io_uring_cqe* cqe = nullptr;
     int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
@@ -202,21 +214,21 @@ LLMGW_PART_INLINE io_uring_sqe* WorkerImpl::Sqe() {
   return s;
 }
 
-LLMGW_PART_INLINE void WorkerImpl::ArmAccept() {
+LLMGW_PART_INLINE void WorkerImpl::ArmAccept(size_t i) {
   io_uring_sqe* s = Sqe();
   // Multishot accept: one submission keeps accepting, no re-arm per connection.
   if (multishot_accept_)
-    io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(s, listen_fds_[i], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   else
-    io_uring_prep_accept(s, listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, kOpAccept);
-  accept_armed_ = true;
+    io_uring_prep_accept(s, listen_fds_[i], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, kOpAccept | (static_cast<uint64_t>(i) << 3));
+  accept_armed_[i] = 1;
 }
 
 LLMGW_PART_INLINE void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
   Op op = static_cast<Op>(ud & 7);
   Conn* c = reinterpret_cast<Conn*>(ud & ~uint64_t{7});
-  if (op == kOpAccept) return OnAccept(res, flags);
+  if (op == kOpAccept) return OnAccept(static_cast<size_t>(ud >> 3), res, flags);
   if (!c) return;
   // The op still counts as pending while its handler runs, so nothing the handler
   // closes can free this object under our feet; it is released just below.
@@ -261,7 +273,16 @@ LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
   shm::Set(stats_->heartbeat_unix_ms, shm::NowUnixMs());
   if (accept_backoff_) {
     accept_backoff_ = false;
-    if (!accept_armed_ && !draining_ && listen_fd_ >= 0) ArmAccept();
+    for (size_t i = 0; i < listen_fds_.size(); ++i)
+      if (!accept_armed_[i] && !draining_ && listen_fds_[i] >= 0) ArmAccept(i);
+  }
+  if (draining_ && now >= drain_idle_close_ms_) {
+    // The grace is over: idle keep-alive connections close (each answer given during the
+    // drain said `Connection: close` already).
+    std::vector<ClientConn*> idle;
+    for (ClientConn* c : clients_)
+      if (!c->busy && !c->send_armed && !c->in_message) idle.push_back(c);
+    for (ClientConn* c : idle) CloseClient(c);
   }
   uint64_t cookie;
   while (admission_ && admission_->ExpireOne(&cookie)) {
@@ -280,6 +301,14 @@ LLMGW_PART_INLINE void WorkerImpl::Tick(uint64_t now) {
 }
 
 LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
+  if (c->send_deadline_ms && now >= c->send_deadline_ms) {
+    // The client stopped (or nearly stopped) reading: drop it, which frees its backend
+    // slot, rather than let it hold the slot until total_ms.
+    shm::Bump(stats_->errors_by_kind[static_cast<int>(ErrorKind::kClientTooSlow)]);
+    LOG_DEBUG("client too slow to read; closing", {{"thread", index_}, {"client_send_ms", cfg_.gateway.timeouts.client_send_ms}});
+    CloseClient(c);
+    return;
+  }
   if (c->busy) {
     if (c->queued) return;  // the admission queue has its own deadline
     if (c->retry_at_ms && now >= c->retry_at_ms) {
@@ -311,23 +340,67 @@ LLMGW_PART_INLINE void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
 LLMGW_PART_INLINE void WorkerImpl::StartDrain() {
   draining_ = true;
   drain_deadline_ms_ = NowMs() + cfg_.gateway.drain_ms;
+  // Idle keep-alive connections stay open for a short grace: a client that sends its next
+  // request meanwhile is answered (with `Connection: close`) instead of finding its
+  // connection closed under the request it just sent — what failed requests in upgrades.
+  drain_idle_close_ms_ = NowMs() + std::min<uint64_t>(kDrainIdleGraceMs, cfg_.gateway.drain_ms);
   LOG_INFO("draining", {{"thread", index_}, {"in_flight", static_cast<uint64_t>(clients_.size())}});
-  if (accept_armed_) {
-    io_uring_sqe* s = Sqe();
-    io_uring_prep_cancel_fd(s, listen_fd_, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(s, kOpNone);
+  // Stop accepting, and close our descriptors without shutdown(): a successor that took
+  // these sockets over (ListenerHandover) accepts on from the same queues; shutdown()
+  // would end the listening socket for it too. Connections our pending accept still
+  // takes before the cancel lands are served (OnAccept).
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    if (listen_fds_[i] < 0) continue;
+    if (accept_armed_[i]) {
+      io_uring_sqe* s = Sqe();
+      io_uring_prep_cancel_fd(s, listen_fds_[i], IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(s, kOpNone);
+    }
+    io_uring_submit(&ring_);  // the cancel holds no reference: submit it before the close
+    ::close(listen_fds_[i]);
+    listen_fds_[i] = -1;
   }
-  ::shutdown(listen_fd_, SHUT_RDWR);
-  ::close(listen_fd_);
-  listen_fd_ = -1;
-  std::vector<ClientConn*> idle;
-  for (ClientConn* c : clients_)
-    if (!c->busy && !c->send_armed) idle.push_back(c);
-  for (ClientConn* c : idle) CloseClient(c);
 }
 
-LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = false;
+LLMGW_PART_INLINE void WorkerImpl::CutAtDrainDeadline() {
+  uint64_t cut = 0;
+  std::vector<ClientConn*> cs = clients_;
+  for (ClientConn* c : cs) {
+    if (c->closed) continue;
+    if (!c->busy || c->response_done) {
+      if (!c->send_armed) CloseClient(c);
+      continue;
+    }
+    ++cut;
+    if (c->queued) {
+      admission_->Remove(reinterpret_cast<uint64_t>(c));
+      c->queued = false;
+    }
+    c->retry_at_ms = 0;
+    if (c->committed) {
+      EndCommittedWithError(c, "the gateway is shutting down (drain_ms passed)", "service_unavailable",
+                            "shutting_down");
+    } else {
+      if (c->up) ReleaseUpstream(c, false);
+      if (!c->send_armed) {
+        c->h->out.clear();
+        c->out_off = 0;
+      }
+      SendError(c, 503, "the gateway is shutting down; retry the request", "service_unavailable", nullptr,
+                "shutting_down", true);
+    }
+  }
+  if (cut)
+    LOG_WARN("drain_ms passed with requests in flight: ended them with an error",
+             {{"thread", index_}, {"cut", cut}, {"drain_ms", cfg_.gateway.drain_ms}});
+}
+
+LLMGW_PART_INLINE void WorkerImpl::OnAccept(size_t listener, int res, uint32_t flags) {
+  if (listener >= listen_fds_.size()) {  // cannot happen: we tag every accept
+    if (res >= 0) ::close(res);
+    return;
+  }
+  if (!(flags & IORING_CQE_F_MORE)) accept_armed_[listener] = 0;
   if (res == -EINVAL && multishot_accept_ && !draining_) {
     LOG_WARN("multishot accept unsupported; falling back to one accept per connection");
     multishot_accept_ = false;
@@ -345,9 +418,9 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
     }
   }
   if (res >= 0) {
-    if (draining_) {
-      ::close(res);
-    } else if (clients_.size() >= max_clients_) {
+    // Accepted while draining (before the cancel landed): served, its answer says
+    // `Connection: close` — closing it would drop a client that did nothing wrong.
+    if (clients_.size() >= max_clients_) {
       // gateway.max_connections, split evenly over the threads: beyond it a new
       // connection is closed at once rather than starving the ones already served.
       ::close(res);
@@ -362,7 +435,8 @@ LLMGW_PART_INLINE void WorkerImpl::OnAccept(int res, uint32_t flags) {
       NewClient(res);
     }
   }
-  if (!accept_armed_ && !accept_backoff_ && !draining_ && listen_fd_ >= 0) ArmAccept();
+  if (!accept_armed_[listener] && !accept_backoff_ && !draining_ && listen_fds_[listener] >= 0)
+    ArmAccept(listener);
 }
 
 LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
@@ -379,6 +453,11 @@ LLMGW_PART_INLINE void WorkerImpl::NewClient(int fd) {
     c = new ClientConn();
   }
   c->fd = fd;
+  if (addr_limiter_.enabled()) {  // one getpeername per connection, only when capped
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr_key = ClientAddressLimiter::KeyOf(ss);
+  }
   ++live_conns_;
   llhttp_init(&c->parser, HTTP_REQUEST, &client_settings_);
   c->parser.data = this;
@@ -471,8 +550,8 @@ Status ProbeIoUring() {
   return Status::Ok();
 }
 
-Worker::Worker(const Config& cfg, shm::ShmRegion* region, uint32_t index, int listen_fd)
-    : impl_(std::make_unique<WorkerImpl>(cfg, region, index, listen_fd)) {}
+Worker::Worker(const Config& cfg, shm::ShmRegion* region, uint32_t index, std::vector<int> listen_fds)
+    : impl_(std::make_unique<WorkerImpl>(cfg, region, index, std::move(listen_fds))) {}
 Worker::~Worker() = default;
 Status Worker::Init() { return impl_->Init(); }
 void Worker::Run() { impl_->Run(); }

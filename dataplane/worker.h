@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/config.h"
 #include "common/error.h"
@@ -26,7 +27,9 @@ Status ProbeIoUring();
 class WorkerImpl;
 class Worker {
  public:
-  Worker(const Config& cfg, shm::ShmRegion* region, uint32_t index, int listen_fd);
+  // listen_fds: the listening sockets this thread accepts from (usually one; more when it
+  // took over a predecessor's with more threads). The worker closes them when it drains.
+  Worker(const Config& cfg, shm::ShmRegion* region, uint32_t index, std::vector<int> listen_fds);
   ~Worker();
   Status Init();  // ring, stats slot
   void Run();     // returns after SIGTERM once drained (or drain_ms passed)

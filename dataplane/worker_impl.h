@@ -20,6 +20,7 @@
 #include "common/routing/admission.h"
 #include "common/routing/router.h"
 #include "common/shm.h"
+#include "dataplane/client_address_limiter.h"
 #include "dataplane/http_text.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
@@ -39,8 +40,9 @@ namespace llmgw::dataplane {
 
 class WorkerImpl {
  public:
-  WorkerImpl(const Config& cfg, shm::ShmRegion* region, uint32_t index, int listen_fd)
-      : cfg_(cfg), region_(region), index_(index), listen_fd_(listen_fd), reader_(region) {}
+  WorkerImpl(const Config& cfg, shm::ShmRegion* region, uint32_t index, std::vector<int> listen_fds)
+      : cfg_(cfg), region_(region), index_(index), listen_fds_(std::move(listen_fds)),
+        accept_armed_(listen_fds_.size(), 0), reader_(region) {}
 
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
@@ -63,7 +65,8 @@ class WorkerImpl {
   io_uring_sqe* Sqe();
   static uint64_t Tag(Conn* c, Op op) { return reinterpret_cast<uint64_t>(c) | op; }
 
-  void ArmAccept();
+  // Listener i's accept; its completions carry i above the op bits.
+  void ArmAccept(size_t i);
 
   void Dispatch(uint64_t ud, int res, uint32_t flags);
 
@@ -78,8 +81,12 @@ class WorkerImpl {
 
   void StartDrain();
 
+  // drain_ms passed: what is still being answered is ended now — a stream with the SSE
+  // error event, an answer not begun with 503 — rather than cut without a word.
+  void CutAtDrainDeadline();
+
   // ------------------------------------------------------------------ accept / client io
-  void OnAccept(int res, uint32_t flags);
+  void OnAccept(size_t listener, int res, uint32_t flags);
 
   void NewClient(int fd);
 
@@ -225,6 +232,10 @@ class WorkerImpl {
 
   void UpstreamFailed(ClientConn* c, ErrorKind kind, const char* msg, bool retryable);
 
+  // Bytes already went to the client: a stream ends with the SSE error event (on a line
+  // of its own), anything else is cut; the connection closes after it.
+  void EndCommittedWithError(ClientConn* c, const char* msg, const char* type, const char* code);
+
   void EndRequestStats(ClientConn* c, int status);
 
   void AccessLog(ClientConn* c, int status, uint64_t us);
@@ -234,23 +245,29 @@ class WorkerImpl {
   const Config& cfg_;
   shm::ShmRegion* region_;
   uint32_t index_;
-  int listen_fd_;
+  std::vector<int> listen_fds_;
+  std::vector<uint8_t> accept_armed_;  // per listener
   io_uring ring_{};
   bool ring_ok_ = false;
   bool ring_disabled_ = false;         // created with R_DISABLED; enabled by Run()'s thread
   const char* ring_mode_ = "plain";
   bool multishot_accept_ = true;
-  bool accept_armed_ = false;
   bool accept_backoff_ = false;     // accept hit EMFILE/ENFILE; the next tick re-arms it
   uint64_t accept_emfile_ = 0;      // how often (logged at most once a second)
   uint64_t next_emfile_log_ms_ = 0;
   // This thread's share of gateway.max_connections (at least 1).
   size_t max_clients_ = std::max<size_t>(1, cfg_.gateway.max_connections / cfg_.gateway.EffectiveThreads());
   uint64_t rejected_conns_ = 0;     // connections closed at accept over that share
+  // gateway.max_requests_per_client, this thread's share (rounded up).
+  ClientAddressLimiter addr_limiter_{
+      (cfg_.gateway.max_requests_per_client + cfg_.gateway.EffectiveThreads() - 1) / cfg_.gateway.EffectiveThreads(),
+      static_cast<uint32_t>(std::min<size_t>(max_clients_, 1u << 20))};
   uint64_t next_reject_log_ms_ = 0;
   uint64_t recv_no_buffers_ = 0;    // client recvs that found the buffer ring empty (ENOBUFS)
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
+  uint64_t drain_idle_close_ms_ = 0;  // idle keep-alive connections close from then on
+  bool drain_cut_ = false;            // CutAtDrainDeadline ran; now only flushing
   shm::StatsSlot* stats_ = nullptr;
   shm::SnapshotReader reader_;
   std::unique_ptr<shm::Snapshot> snap_;

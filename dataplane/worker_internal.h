@@ -29,6 +29,9 @@ constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kCqEntries = 16384;
 constexpr uint32_t kMaxIdlePerBackend = 64;
 constexpr uint32_t kTickMs = 10;
+// After SIGTERM, idle keep-alive connections stay open this long (at most drain_ms) so a
+// request already on its way on one is answered rather than lost.
+constexpr uint64_t kDrainIdleGraceMs = 1000;
 
 inline uint64_t ClockUs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -99,6 +102,7 @@ struct UpstreamConn : Conn {
   bool recv_armed = false;
   bool send_armed = false;
   bool saw_response_byte = false;
+  bool interim = false;   // parsing a 1xx interim answer: skipped, the final one follows
   bool in_field = false;  // llhttp is delivering a response header name
   std::string head;       // request line and the headers llmgw sets
   iovec iov[8];
@@ -163,6 +167,9 @@ struct ClientConn : Conn {
   size_t list_index = 0;  // position in the worker's client list
   size_t out_off = 0;
   uint64_t deadline_ms = 0;  // client-side deadline (header/body/idle)
+  uint64_t send_deadline_ms = 0;  // what we queued must be taken by then (client_send_ms)
+  uint64_t addr_key = 0;          // ClientAddressLimiter key of the peer (0: not tracked)
+  bool addr_counted = false;      // the current request counts against its address
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
 
   // --- current request (parsing) ---
@@ -186,8 +193,11 @@ struct ClientConn : Conn {
   bool http10 = false;
   bool close_delimited = false;  // the answer's body ends when the connection closes
   bool is_sse = false;
+  // The last two bytes relayed of an SSE body, '\r' skipped ("\n\n": between events).
+  char sse_tail[2] = {'\n', '\n'};
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
+  uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
   uint64_t last_chunk_us = 0;
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt

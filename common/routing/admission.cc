@@ -19,7 +19,7 @@ AdmissionQueue::AdmissionQueue(uint32_t capacity, uint32_t timeout_ms, Clock clo
 
 // a is served before b.
 static inline bool Before(int32_t pa, uint64_t sa, int32_t pb, uint64_t sb) {
-  return pa != pb ? pa < pb : sa < sb;
+  return pa != pb ? pa > pb : sa < sb;  // higher priority first (the key's level, 0..10)
 }
 
 int AdmissionQueue::BestIndex() const {
@@ -63,7 +63,7 @@ AdmissionQueue::PushResult AdmissionQueue::Push(uint64_t cookie, int32_t priorit
   if (size_ == capacity_) {
     int worst = WorstIndex();
     // The newcomer (latest arrival) only displaces someone it would be served before.
-    if (worst < 0 || !(priority < entries_[static_cast<uint32_t>(worst)].priority)) return PushResult::kFull;
+    if (worst < 0 || !(priority > entries_[static_cast<uint32_t>(worst)].priority)) return PushResult::kFull;
     if (evicted) *evicted = entries_[static_cast<uint32_t>(worst)].cookie;
     RemoveAt(worst);
     result = PushResult::kQueuedEvicted;

@@ -26,8 +26,9 @@ class AdmissionQueue {
   AdmissionQueue(uint32_t capacity, uint32_t timeout_ms, Clock clock = &SteadyClockMs,
                  void* clock_ctx = nullptr);
 
-  // Queues `cookie` (the data plane's handle for the waiting request). Priority follows
-  // vLLM: a LOWER value is served first; equal priorities are served first-in first-out.
+  // Queues `cookie` (the data plane's handle for the waiting request). A HIGHER priority
+  // is served first (DESIGN.md: a key's level, 0..10); equal priorities first-in
+  // first-out. The data plane bounds what a request may claim (see HandleRequest).
   // When full, a newcomer with a strictly better priority evicts the worst-placed waiter
   // (worst priority, latest arrival) and *evicted receives its cookie.
   PushResult Push(uint64_t cookie, int32_t priority, uint64_t* evicted = nullptr);

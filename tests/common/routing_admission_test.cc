@@ -17,33 +17,36 @@ TEST(AdmissionQueueTest, PriorityThenFifo) {
   EXPECT_EQ(q.Push(1, 0), AdmissionQueue::PushResult::kQueued);
   EXPECT_EQ(q.Push(2, 5), AdmissionQueue::PushResult::kQueued);
   EXPECT_EQ(q.Push(3, 0), AdmissionQueue::PushResult::kQueued);
-  EXPECT_EQ(q.Push(4, -1), AdmissionQueue::PushResult::kQueued);  // lower value first (vLLM)
+  EXPECT_EQ(q.Push(4, -1), AdmissionQueue::PushResult::kQueued);
   EXPECT_EQ(q.Push(5, 5), AdmissionQueue::PushResult::kQueued);
   std::vector<uint64_t> order;
   uint64_t c;
   while (q.Pop(&c)) order.push_back(c);
-  EXPECT_EQ(order, (std::vector<uint64_t>{4, 1, 3, 2, 5}));
+  EXPECT_EQ(order, (std::vector<uint64_t>{2, 5, 1, 3, 4}));  // higher first, FIFO within
   EXPECT_TRUE(q.empty());
 }
 
 TEST(AdmissionQueueTest, BoundedAndEvictsOnlyForBetterPriority) {
   FakeClock clock;
   AdmissionQueue q(3, 5000, &FakeClock::Read, &clock);
-  EXPECT_EQ(q.Push(1, 1), AdmissionQueue::PushResult::kQueued);
+  EXPECT_EQ(q.Push(1, 2), AdmissionQueue::PushResult::kQueued);
   EXPECT_EQ(q.Push(2, 2), AdmissionQueue::PushResult::kQueued);
   EXPECT_EQ(q.Push(3, 2), AdmissionQueue::PushResult::kQueued);
   uint64_t evicted = 0;
   EXPECT_EQ(q.Push(4, 2, &evicted), AdmissionQueue::PushResult::kFull) << "equal priority waits its turn";
+  EXPECT_EQ(q.Push(5, 0, &evicted), AdmissionQueue::PushResult::kFull) << "a lower priority never evicts";
   EXPECT_EQ(q.size(), 3u);
-  EXPECT_EQ(q.Push(5, 0, &evicted), AdmissionQueue::PushResult::kQueuedEvicted);
+  EXPECT_EQ(q.Push(6, 3, &evicted), AdmissionQueue::PushResult::kQueuedEvicted);
   EXPECT_EQ(evicted, 3u) << "the worst-placed waiter (lowest priority, latest) goes";
+  EXPECT_EQ(q.Push(7, 3, &evicted), AdmissionQueue::PushResult::kQueuedEvicted);
+  EXPECT_EQ(evicted, 2u);
   EXPECT_EQ(q.size(), 3u);
-  for (int i = 0; i < 100; ++i) EXPECT_NE(q.Push(100 + i, 9), AdmissionQueue::PushResult::kQueued);
+  for (int i = 0; i < 100; ++i) EXPECT_NE(q.Push(100 + i, 1), AdmissionQueue::PushResult::kQueued);
   EXPECT_EQ(q.size(), 3u) << "never grows past its capacity";
   std::vector<uint64_t> order;
   uint64_t c;
   while (q.Pop(&c)) order.push_back(c);
-  EXPECT_EQ(order, (std::vector<uint64_t>{5, 1, 2}));
+  EXPECT_EQ(order, (std::vector<uint64_t>{6, 7, 1}));
 }
 
 TEST(AdmissionQueueTest, ZeroCapacityRefusesEverything) {

@@ -15,6 +15,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace llmgw::shm {
@@ -293,6 +294,122 @@ TEST(ShmTest, SlotsOfDeadProcessesAreReclaimed) {
   EXPECT_EQ(ClaimStatsSlot(r, 0, &err), nullptr);
   EXPECT_NE(std::string(err.message()).find("stats slots"), std::string::npos);
   for (auto& slot : r->slots) slot.owner.store(0);
+}
+
+// Walks the stat lists of shm_layout.h: every entry (every element of a vector, every
+// histogram) written in two slots must come out of SumStats as the sum of the two, and a
+// released slot's gauges (and only its gauges) read 0. A stat added to a list is covered
+// here without touching this test.
+uint64_t Ld(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+
+struct FillSlot {
+  uint64_t* seq;
+  uint64_t k;  // 1 or 2: which slot
+  void operator()(const StatInfo&, std::atomic<uint64_t>& a) const { Set(a, ++*seq * 10 + k); }
+  template <size_t N>
+  void operator()(const StatInfo&, std::atomic<uint64_t> (&v)[N]) const {
+    for (auto& a : v) Set(a, ++*seq * 10 + k);
+  }
+  void operator()(const StatInfo&, Histogram& h) const { Observe(h, ++*seq * 10 + k); }
+};
+
+struct CheckSum {
+  uint64_t* seq;
+  std::vector<std::string>* checked;
+  std::string scope;
+  void operator()(const StatInfo& i, const uint64_t& v) const {
+    ++*seq;
+    EXPECT_EQ(v, *seq * 20 + 3) << scope << "." << i.field;
+    checked->push_back(scope + "." + i.field);
+  }
+  template <size_t N>
+  void operator()(const StatInfo& i, const uint64_t (&v)[N]) const {
+    EXPECT_EQ(N, i.size) << i.field;
+    for (size_t e = 0; e < N; ++e) {
+      ++*seq;
+      EXPECT_EQ(v[e], *seq * 20 + 3) << scope << "." << i.field << "[" << e << "]";
+    }
+    checked->push_back(scope + "." + i.field);
+  }
+  void operator()(const StatInfo& i, const HistogramTotals& h) const {
+    ++*seq;
+    EXPECT_EQ(h.count, 2u) << scope << "." << i.field;
+    EXPECT_EQ(h.sum_us, *seq * 20 + 3) << scope << "." << i.field;
+    checked->push_back(scope + "." + i.field);
+  }
+};
+
+TEST(ShmTest, EveryListedStatIsSummedAcrossSlots) {
+  const std::string name = TestName("lists");
+  Unlink(name);
+  auto obj = ShmObject::Open(name);
+  ASSERT_TRUE(obj.ok());
+  ShmRegion* r = obj.value()->region();
+  StatsSlot* slot[2] = {ClaimStatsSlot(r, 0, nullptr), ClaimStatsSlot(r, 1, nullptr)};
+  ASSERT_NE(slot[0], nullptr);
+  ASSERT_NE(slot[1], nullptr);
+  constexpr uint32_t kModel = 5, kBackend = 2;
+  for (uint64_t k = 1; k <= 2; ++k) {
+    StatsSlot& s = *slot[k - 1];
+    uint64_t seq = 0;
+    VisitThreadStats(s, FillSlot{&seq, k});
+    VisitModelStats(s.models[kModel], FillSlot{&seq, k});
+    VisitBackendStats(s.backends[kBackend], FillSlot{&seq, k});
+    Set(s.backends[kBackend].key, 77);
+  }
+  StatsTotals tot;
+  SumStats(*r, kBackend + 1, NowUnixMs(), 5000, &tot);
+  uint64_t seq = 0;
+  std::vector<std::string> checked;
+  VisitThreadStats(tot, CheckSum{&seq, &checked, "thread"});
+  VisitModelStats(tot.models[kModel], CheckSum{&seq, &checked, "model"});
+  VisitBackendStats(tot.backends[kBackend], CheckSum{&seq, &checked, "backend"});
+  EXPECT_EQ(checked.size(), std::size(kThreadStatInfo) + std::size(kModelStatInfo) + std::size(kBackendStatInfo));
+  EXPECT_EQ(tot.backends[kBackend].key, 77u);
+  // The hand-named fields the data plane and llmcd use are the listed ones.
+  EXPECT_EQ(tot.errors_by_kind[static_cast<int>(ErrorKind::kTimeout)],
+            Ld(slot[0]->errors_by_kind[static_cast<int>(ErrorKind::kTimeout)]) +
+                Ld(slot[1]->errors_by_kind[static_cast<int>(ErrorKind::kTimeout)]));
+  EXPECT_EQ(tot.backends[kBackend].picks, Ld(slot[0]->backends[kBackend].picks) + Ld(slot[1]->backends[kBackend].picks));
+
+  // Releasing a slot zeroes its gauges, keeps its counters.
+  ReleaseStatsSlot(slot[1]);
+  auto check_reset = [](const StatInfo& i, const auto& member) {
+    using M = std::decay_t<decltype(member)>;
+    if constexpr (std::is_same_v<M, std::atomic<uint64_t>>) {
+      if (i.type == StatType::kGauge) EXPECT_EQ(Ld(member), 0u) << i.field;
+      else EXPECT_NE(Ld(member), 0u) << i.field;
+    }
+  };
+  VisitThreadStats(*slot[1], check_reset);
+  VisitModelStats(slot[1]->models[kModel], check_reset);
+  VisitBackendStats(slot[1]->backends[kBackend], check_reset);
+  ReleaseStatsSlot(slot[0]);
+}
+
+// Every enum-indexed vector has exactly its enum's count of elements, and a label each.
+TEST(ShmTest, VectorStatsAreSizedByTheirEnum) {
+  auto check = [](const StatInfo& i, const auto& member) {
+    using M = std::remove_cvref_t<decltype(member)>;
+    if constexpr (std::is_array_v<M>) {
+      EXPECT_EQ(std::extent_v<M>, i.size) << i.field;
+      ASSERT_NE(i.vec_name, nullptr) << i.field;
+      for (uint32_t e = 0; e < i.size; ++e) EXPECT_FALSE(i.vec_name(e).empty()) << i.field << e;
+    } else {
+      EXPECT_EQ(i.size, 1u) << i.field;
+    }
+  };
+  StatsTotals t;
+  t.models.resize(1);
+  t.backends.resize(1);
+  VisitThreadStats(t, check);
+  VisitModelStats(t.models[0], check);
+  VisitBackendStats(t.backends[0], check);
+  EXPECT_EQ(std::size(t.errors_by_kind), static_cast<size_t>(ErrorKind::kCount));
+  EXPECT_EQ(std::size(t.backends[0].errors), static_cast<size_t>(UpstreamErr::kCount));
+  EXPECT_EQ(std::size(t.models[0].requests_by_code), std::size(kStatusCodes) + 1);
+  EXPECT_EQ(StatusCodeLabel(StatusCodeIndex(503)), "503");
+  EXPECT_EQ(StatusCodeLabel(StatusCodeIndex(302)), "other");
 }
 
 }  // namespace

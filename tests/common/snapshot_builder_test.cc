@@ -1,11 +1,19 @@
 // Config -> Snapshot: slots are stable across reloads, fields and limits are copied,
-// fallbacks point at model slots, bad hosts are reported.
+// fallbacks point at model slots, bad hosts are reported, names go through the injected
+// resolver (a fake here: no test resolves a name or sends a DNS query).
 #include "common/snapshot_builder.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <map>
 #include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/config_keys.h"
 
 namespace llmgw {
 namespace {
@@ -89,13 +97,110 @@ models:
   EXPECT_STREQ(s->backends[0].url, "http://127.0.0.1:5");
 }
 
+// A fake resolver: names in `table` resolve, anything else fails; it records the calls.
+struct FakeResolver {
+  std::map<std::string, ResolvedAddr> table;
+  std::vector<std::string> calls;
+  Resolver Get() {
+    return [this](const std::string& host, uint16_t port, ResolvedAddr* out, std::string* why) {
+      calls.push_back(host + ":" + std::to_string(port));
+      auto it = table.find(host);
+      if (it == table.end()) {
+        *why = "Name or service not known";
+        return false;
+      }
+      *out = it->second;
+      return true;
+    };
+  }
+};
+
 TEST(SnapshotBuilderTest, UnresolvableHostIsAnError) {
   Config c = Parse("models:\n  - name: m\n    backends: [{url: \"http://no-such-host.invalid:1\"}]\n");
   SlotAssigner slots;
   auto s = std::make_unique<shm::Snapshot>();
-  Status st = BuildSnapshot(c, &slots, s.get());
+  FakeResolver fake;
+  Status st = BuildSnapshot(c, &slots, s.get(), fake.Get());
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(std::string(st.error().message()).find("no-such-host.invalid"), std::string::npos);
+  EXPECT_EQ(std::string(st.error().message()),
+            "cannot resolve backend host 'no-such-host.invalid': Name or service not known");
+  EXPECT_EQ(fake.calls, std::vector<std::string>{"no-such-host.invalid:1"});
+}
+
+TEST(SnapshotBuilderTest, NamesAreResolvedThroughTheInjectedResolver) {
+  Config c = Parse(R"(
+models:
+  - name: m
+    backends:
+      - { id: a, url: "http://gpu-a.test:8001" }
+      - { id: b, url: "http://gpu-b.test:8002" }
+)");
+  FakeResolver fake;
+  ResolvedAddr v4;
+  v4.family = AF_INET;
+  v4.addr[0] = 10, v4.addr[3] = 7;
+  ResolvedAddr v6;
+  v6.family = AF_INET6;
+  v6.addr[0] = 0xfd, v6.addr[15] = 1;
+  fake.table = {{"gpu-a.test", v4}, {"gpu-b.test", v6}};
+  SlotAssigner slots;
+  auto s = std::make_unique<shm::Snapshot>();
+  ASSERT_TRUE(BuildSnapshot(c, &slots, s.get(), fake.Get()).ok());
+  EXPECT_EQ(fake.calls, (std::vector<std::string>{"gpu-a.test:8001", "gpu-b.test:8002"}));
+  EXPECT_EQ(s->backends[0].family, AF_INET);
+  EXPECT_EQ(s->backends[0].addr[0], 10);
+  EXPECT_EQ(s->backends[0].addr[3], 7);
+  EXPECT_EQ(s->backends[1].family, AF_INET6);
+  EXPECT_EQ(s->backends[1].addr[0], 0xfd);
+  EXPECT_EQ(s->backends[1].addr[15], 1);
+  EXPECT_STREQ(s->backends[0].host_header, "gpu-a.test:8001");
+}
+
+// The system resolver turns IP literals into addresses without a lookup (the other tests
+// here use only literals or the fake, so no test sends a DNS query).
+TEST(SnapshotBuilderTest, SystemResolverTakesLiteralsWithoutLookup) {
+  ResolvedAddr a;
+  std::string why;
+  ASSERT_TRUE(SystemResolve("127.0.0.1", 80, &a, &why)) << why;
+  EXPECT_EQ(a.family, AF_INET);
+  EXPECT_EQ(a.addr[0], 127);
+  EXPECT_EQ(a.addr[3], 1);
+  ASSERT_TRUE(SystemResolve("::1", 80, &a, &why)) << why;
+  EXPECT_EQ(a.family, AF_INET6);
+  EXPECT_EQ(a.addr[15], 1);
+}
+
+// The `applies` column of the key table, checked against what the data plane receives on
+// reload: a gateway.* or routing.* key marked `reload` must change the snapshot's limits
+// (llmgw reads nothing else from llmcd). (The reverse does not hold: the admission queue
+// settings are copied into the limits but llmgw sizes its queue at start, so they are
+// marked `restart llmgw`.)
+TEST(SnapshotBuilderTest, ReloadableGatewayKeysReachTheSnapshotLimits) {
+  const std::string models = "models:\n  - name: m\n    backends: [{url: \"http://127.0.0.1:1\"}]\n";
+  SlotAssigner slots;
+  auto base = std::make_unique<shm::Snapshot>();
+  ASSERT_TRUE(BuildSnapshot(Parse(models.c_str()), &slots, base.get()).ok());
+  int checked = 0;
+  for (const auto& k : ConfigKeys()) {
+    std::string path(k.path);
+    if (path.rfind("gateway.", 0) != 0 && path.rfind("routing.", 0) != 0) continue;
+    if (k.applies != Applies::kReload) continue;
+    Config c = Parse(models.c_str());
+    FieldPtr f = k.field(c);
+    // Change the value in place (bounds do not matter: the parser is not involved).
+    if (auto* u = std::get_if<uint32_t*>(&f)) **u += 3;
+    else if (auto* u64 = std::get_if<uint64_t*>(&f)) **u64 += 3;
+    else if (auto* d = std::get_if<double*>(&f)) **d += 0.25;
+    else if (auto* b = std::get_if<bool*>(&f)) **b = !**b;
+    else if (auto* str = std::get_if<std::string*>(&f)) **str += "-x";
+    else continue;
+    auto s = std::make_unique<shm::Snapshot>();
+    ASSERT_TRUE(BuildSnapshot(c, &slots, s.get()).ok()) << path;
+    EXPECT_NE(std::memcmp(&s->limits, &base->limits, sizeof(shm::Limits)), 0)
+        << path << " is marked reload but does not reach llmgw";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 16);
 }
 
 }  // namespace

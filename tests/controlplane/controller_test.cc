@@ -362,6 +362,25 @@ TEST_F(ControllerTest, OpenCircuitGoesHalfOpenThenClosesOnSuccess) {
   shm::ReleaseStatsSlot(slot);
 }
 
+// Issue 16: a reload that only changed max_concurrent was summarised as "no changes".
+TEST_F(ControllerTest, ReloadSummaryListsEveryChangedKey) {
+  std::string inst = UniqueInstance();
+  std::string y = Yaml(inst, {std::string(kUrlA)});
+  Start(y);
+  std::string more = y;
+  more.replace(more.find("max_concurrent: 8"), 17, "max_concurrent: 32");
+  auto o = c_->ReloadFromText(more, "test.yaml");
+  ASSERT_TRUE(o.ok) << (o.errors.empty() ? "" : o.errors[0]);
+  EXPECT_EQ(o.summary, "backend " + std::string(kUrlA) + " max_concurrent 8 -> 32\n");
+  o = c_->ReloadFromText(Yaml(inst, {std::string(kUrlA)}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
+  ASSERT_TRUE(o.ok);
+  EXPECT_NE(o.summary.find("backend " + std::string(kUrlA) + " max_concurrent 32 -> 8\n"), std::string::npos) << o.summary;
+  EXPECT_NE(o.summary.find("gateway.retries.max 2 -> 5\n"), std::string::npos) << o.summary;
+  o = c_->ReloadFromText(Yaml(inst, {std::string(kUrlA)}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
+  ASSERT_TRUE(o.ok);
+  EXPECT_EQ(o.summary, "no changes\n");
+}
+
 TEST_F(ControllerTest, ReloadGoodKeepsStateAddsAndRemovesBackends) {
   std::string inst = UniqueInstance();
   Start(Yaml(inst, {kUrlA}));

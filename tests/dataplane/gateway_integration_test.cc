@@ -637,15 +637,43 @@ TEST(GatewayTest, HigherPriorityEvictsALowerOneFromAFullQueue) {
   std::string buf;
   ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
   int low = ConnectTo(gw.port());
-  SendAll(low, Post("/v1/chat/completions", R"({"model":"m1","priority":5})"));
+  SendAll(low, Post("/v1/chat/completions", R"({"model":"m1","priority":1})"));  // yields
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   int high = ConnectTo(gw.port());
-  SendAll(high, Post("/v1/chat/completions", R"({"model":"m1","priority":-1})"));  // lower value first
+  SendAll(high, Post("/v1/chat/completions", R"({"model":"m1"})"));  // the client's level, higher
   std::string lb, hb;
   ExpectOpenAiError(ReadResponse(low, &lb, 3000), 429, "overloaded");
   EXPECT_EQ(ReadResponse(high, &hb, 3000).status, 200);
   ::close(low);
   ::close(high);
+  ::close(fd);
+}
+
+// A priority declared in the body is bounded by the client's level (0..10, higher first;
+// 5 until client keys): INT32_MAX, 1e300 or 6 are the same as 5, so they cannot push an
+// earlier waiter at that level out of a full queue (before: -2147483648 or 1e300 did).
+TEST(GatewayTest, SelfDeclaredPriorityCannotEvictOthers) {
+  TestUpstream::Options o;
+  o.events = 3;
+  o.interval_ms = 200;
+  TestUpstream up(o);
+  Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 1, queue_timeout_ms: 5000 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  int fd = ConnectTo(gw.port());
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  int waiter = ConnectTo(gw.port());
+  SendAll(waiter, Post("/v1/chat/completions", R"({"model":"m1"})"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  for (const char* claim : {"2147483647", "-2147483648", "1e300", "6", "-1e300"}) {
+    Response r = Request(gw.port(), Post("/v1/chat/completions", std::string(R"({"model":"m1","priority":)") + claim + "}"),
+                         3000);
+    ExpectOpenAiError(r, 429, "overloaded");
+  }
+  std::string wb;
+  EXPECT_EQ(ReadResponse(waiter, &wb, 3000).status, 200) << "the first waiter kept its place";
+  ::close(waiter);
   ::close(fd);
 }
 

@@ -190,9 +190,17 @@ class TestUpstream {
     bool close_immediately = false;  // accept then close (a dead-ish backend)
     bool hang = false;               // read the request, never answer
     int close_after_events = -1;     // streaming: drop the connection after N events
+    std::string partial_event;       // streaming: sent (as is) just before that drop
     size_t event_pad = 0;            // streaming: extra bytes of padding per event
     bool close_after_response = false;  // keep-alive in words, then close anyway
     std::string extra_headers;          // "Name: value\r\n" lines added to 200 answers
+    // Raw interim (1xx) responses sent before the final answer, e.g. a 103 Early Hints.
+    std::string interim;
+    int hang_after_interim = 0;         // the first N requests get `interim`, then nothing
+    int head_delay_ms = 0;              // wait this long before answering each request
+    // JSON answers carry "n": which request of this upstream they answer (1, 2, ...), so
+    // a test can tell one client's answer from another's.
+    bool number_answers = false;
     // How 200 answers are framed: kLength = Content-Length (JSON) / chunked (SSE);
     // kChunked = chunked for JSON too; kClose = no length at all, `Connection: close` and
     // the body ends when the upstream closes (both JSON and SSE).
@@ -284,7 +292,9 @@ class TestUpstream {
       bool stream = body.find("\"stream\":true") != std::string::npos ||
                     body.find("\"stream\": true") != std::string::npos;
       int status = opt_.status;
-      if (opt_.hang) {
+      if (opt_.head_delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.head_delay_ms));
+      if (!opt_.interim.empty() && !SendAll(fd, opt_.interim)) break;
+      if (opt_.hang || requests_.load() <= opt_.hang_after_interim) {
         std::string sink;
         ReadUntil(fd, &sink, [](const std::string&) { return false; }, 10000);
         break;
@@ -298,6 +308,7 @@ class TestUpstream {
       }
       if (!stream) {
         std::string b = "{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"port\":" + std::to_string(port_) +
+                        (opt_.number_answers ? ",\"n\":" + std::to_string(requests_.load()) : std::string()) +
                         ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}}],"
                         "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}";
         std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + opt_.extra_headers;
@@ -328,6 +339,11 @@ class TestUpstream {
       bool dropped = false;
       for (int i = 0; i < opt_.events && !aborted; ++i) {
         if (i == opt_.close_after_events) {
+          if (!opt_.partial_event.empty()) {
+            char hx[24];
+            std::snprintf(hx, sizeof(hx), "%zx\r\n", opt_.partial_event.size());
+            SendAll(fd, raw ? opt_.partial_event : std::string(hx) + opt_.partial_event + "\r\n");
+          }
           dropped = true;
           break;
         }
@@ -383,12 +399,13 @@ class TestUpstream {
 class Gateway {
  public:
   // nofile: when set, llmgw starts with RLIMIT_NOFILE soft = hard = nofile.
+  // listen_port: 0 lets the kernel pick one.
   Gateway(const std::string& models_yaml, const std::string& gateway_yaml = "", bool publish = true,
-          int threads = 1, rlim_t nofile = 0)
+          int threads = 1, rlim_t nofile = 0, uint16_t listen_port = 0)
       : nofile_(nofile) {
     static int counter = 0;
     instance_ = "dptest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    yaml_ = "instance: " + instance_ + "\nlog_level: " + std::string(getenv("DP_LOG") ? getenv("DP_LOG") : "warn") + "\ngateway:\n  listen: 127.0.0.1:0\n  threads: " + std::to_string(threads) + "\n" +
+    yaml_ = "instance: " + instance_ + "\nlog_level: " + std::string(getenv("DP_LOG") ? getenv("DP_LOG") : "warn") + "\ngateway:\n  listen: 127.0.0.1:" + std::to_string(listen_port) + "\n  threads: " + std::to_string(threads) + "\n" +
             gateway_yaml + models_yaml;
     path_ = "/tmp/" + instance_ + ".yaml";
     FILE* f = std::fopen(path_.c_str(), "w");
@@ -435,11 +452,15 @@ class Gateway {
     auto snap = BuildSnap();
     PublishBuilt(snap.get());
   }
-  void Start() {
+  void Start() { pid_ = Spawn(&port_); }
+  // Starts another llmgw on the same config file (say, the new binary of an upgrade) and
+  // returns its pid once it printed its `listening` line (-1 if it did not); the caller
+  // stops it with StopPid.
+  pid_t Spawn(uint16_t* port) {
     int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
+    if (::pipe2(out, O_CLOEXEC) != 0) return -1;
+    pid_t pid = ::fork();
+    if (pid == 0) {
       ::dup2(out[1], 1);
       if (nofile_) {
         rlimit rl{nofile_, nofile_};
@@ -452,26 +473,31 @@ class Gateway {
     std::string line;
     ReadUntil(out[0], &line, [](const std::string& b) { return b.find('\n') != std::string::npos; }, 5000);
     ::close(out[0]);
-    if (line.rfind("listening ", 0) != 0) std::fprintf(stderr, "llmgw did not start: '%s'\n", line.c_str());
-    if (line.rfind("listening ", 0) == 0) port_ = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    if (line.rfind("listening ", 0) != 0) {
+      std::fprintf(stderr, "llmgw did not start: '%s'\n", line.c_str());
+      return pid;
+    }
+    *port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    return pid;
   }
   // Sends sig and waits up to timeout_ms; returns the exit status (or -1).
   int Stop(int sig, int timeout_ms = 5000) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
+    int rc = StopPid(pid_, sig, timeout_ms);
+    pid_ = -1;
+    return rc;
+  }
+  static int StopPid(pid_t pid, int sig, int timeout_ms = 5000) {
+    if (pid <= 0) return -1;
+    ::kill(pid, sig);
     uint64_t end = MonoMs() + static_cast<uint64_t>(timeout_ms);
     int st = 0;
     while (MonoMs() < end) {
-      pid_t r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
+      pid_t r = ::waitpid(pid, &st, WNOHANG);
+      if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
     return -1;
   }
   uint16_t port() const { return port_; }

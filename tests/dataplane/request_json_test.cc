@@ -27,6 +27,21 @@ TEST(RequestJsonTest, ReadsTopLevelFieldsOnly) {
   EXPECT_EQ(s.substr(f.model_raw_begin, f.model_raw_end - f.model_raw_begin), R"("m\"x")");
 }
 
+// Numbers out of int64's range (a cast would be undefined behaviour) are clamped; other
+// numeric fields (temperature, top_p) are not read at all.
+TEST(RequestJsonTest, HugeAndFractionalNumbersAreSafe) {
+  RequestFields f = Read(R"({"model":"m","temperature":1e300,"top_p":-1e300,"priority":1e300})");
+  ASSERT_TRUE(f.valid_json);
+  EXPECT_TRUE(f.has_priority);
+  EXPECT_EQ(f.priority, INT64_MAX);
+  f = Read(R"({"model":"m","priority":-1e300})");
+  EXPECT_EQ(f.priority, INT64_MIN);
+  f = Read(R"({"model":"m","priority":2.9})");
+  EXPECT_EQ(f.priority, 2);
+  f = Read(R"({"model":"m","temperature":0.7})");
+  EXPECT_FALSE(f.has_priority);
+}
+
 TEST(RequestJsonTest, RawModelRangeWithSpaces) {
   std::string s = "{ \"model\" :  \"abc\" , \"x\":1}";
   RequestFields f = Read(s);

@@ -1,0 +1,183 @@
+// The Prometheus exposition of the data-plane stats is generated from the stat lists of
+// common/shm_layout.h: every listed entry (each vector element, each histogram) appears
+// under its metric name with its labels and value, the names operators and dashboards
+// rely on are unchanged, and entries sharing a family are exported as one family.
+#include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/shm.h"
+#include "common/snapshot_builder.h"
+#include "controlplane/metrics_exporter.h"
+
+namespace llmgw::cp {
+namespace {
+
+using shm::StatInfo;
+
+// Fills every listed field of a totals row with a distinct value (histograms: one sample).
+struct Fill {
+  uint64_t* seq;
+  void operator()(const StatInfo&, uint64_t& v) const { v = ++*seq; }
+  template <size_t N>
+  void operator()(const StatInfo&, uint64_t (&v)[N]) const {
+    for (auto& e : v) e = ++*seq;
+  }
+  void operator()(const StatInfo&, shm::HistogramTotals& h) const {
+    ++*seq;
+    h.buckets[0] = 1;
+    h.count = 1;
+    h.sum_us = *seq * 1000000;  // whole seconds, so the text is exact
+  }
+};
+
+std::string LabelText(std::vector<std::pair<std::string, std::string>> l) {
+  if (l.empty()) return "";
+  std::string s = "{";
+  for (size_t i = 0; i < l.size(); ++i) s += (i ? "," : "") + l[i].first + "=\"" + l[i].second + "\"";
+  return s + "}";
+}
+
+// Expects the line "<metric><labels> <value>" for every entry, in the same order as Fill.
+struct Expect {
+  const std::string* text;
+  uint64_t* seq;
+  std::vector<std::pair<std::string, std::string>> scope;
+  int* seen;
+
+  std::vector<std::pair<std::string, std::string>> Own(const StatInfo& s) const {
+    std::vector<std::pair<std::string, std::string>> l;
+    std::string fixed = s.label;
+    if (!fixed.empty()) l.emplace_back(fixed.substr(0, fixed.find('=')), fixed.substr(fixed.find('=') + 1));
+    return l;
+  }
+  void Line(const std::string& line) const {
+    EXPECT_NE(text->find("\n" + line + "\n"), std::string::npos) << "missing: " << line;
+  }
+  template <typename T>
+  void operator()(const StatInfo& s, const T&) const {
+    ++*seen;
+    EXPECT_NE(text->find("# TYPE " + std::string(s.metric) + " "), std::string::npos) << s.metric;
+    if constexpr (std::is_same_v<T, shm::HistogramTotals>) {
+      ++*seq;
+      auto l = Own(s);
+      l.insert(l.end(), scope.begin(), scope.end());
+      Line(std::string(s.metric) + "_count" + LabelText(l) + " 1");
+      Line(std::string(s.metric) + "_sum" + LabelText(l) + " " + std::to_string(*seq));
+    } else if constexpr (std::is_array_v<T>) {
+      for (uint32_t i = 0; i < s.size; ++i) {
+        auto l = Own(s);
+        l.emplace_back(s.vec_label, std::string(s.vec_name(i)));
+        l.insert(l.end(), scope.begin(), scope.end());
+        Line(std::string(s.metric) + LabelText(l) + " " + std::to_string(++*seq));
+      }
+    } else {
+      auto l = Own(s);
+      l.insert(l.end(), scope.begin(), scope.end());
+      Line(std::string(s.metric) + LabelText(l) + " " + std::to_string(++*seq));
+    }
+  }
+};
+
+std::string Render(const std::vector<prometheus::MetricFamily>& f) {
+  return "\n" + prometheus::TextSerializer().Serialize(f);
+}
+
+TEST(StatsExpositionTest, EveryListedStatIsExportedWithItsLabels) {
+  shm::StatsTotals st;
+  st.models.resize(shm::kMaxModels);
+  st.backends.resize(3);
+  uint64_t seq = 0;
+  shm::VisitThreadStats(st, Fill{&seq});
+  shm::VisitModelStats(st.models[4], Fill{&seq});
+  shm::VisitBackendStats(st.backends[2], Fill{&seq});
+  st.backends[2].key = BackendKey("gpu-1");
+
+  std::vector<prometheus::MetricFamily> fams;
+  AppendStatFamilies(st, {{"llama", 4}}, {{"http://127.0.0.1:8001", BackendKey("gpu-1")}}, &fams);
+  std::string text = Render(fams);
+
+  uint64_t expect_seq = 0;
+  int seen = 0;
+  shm::VisitThreadStats(st, Expect{&text, &expect_seq, {}, &seen});
+  shm::VisitModelStats(st.models[4], Expect{&text, &expect_seq, {{"model", "llama"}}, &seen});
+  shm::VisitBackendStats(st.backends[2], Expect{&text, &expect_seq, {{"url", "http://127.0.0.1:8001"}}, &seen});
+  EXPECT_EQ(static_cast<size_t>(seen),
+            std::size(shm::kThreadStatInfo) + std::size(shm::kModelStatInfo) + std::size(shm::kBackendStatInfo));
+
+  // One family per metric name, even where two entries share it.
+  for (const auto& f : fams) {
+    size_t n = 0;
+    for (size_t p = text.find("# TYPE " + f.name + " "); p != std::string::npos;
+         p = text.find("# TYPE " + f.name + " ", p + 1))
+      ++n;
+    EXPECT_EQ(n, 1u) << f.name;
+  }
+}
+
+TEST(StatsExpositionTest, KeepsTheDesignMetricNamesAndLabels) {
+  shm::StatsTotals st;
+  st.models.resize(shm::kMaxModels);
+  st.requests_total = 11;
+  st.admission_rejected = 2;
+  st.active_requests = 3;
+  st.latency.count = 1;
+  st.models[1].requests_by_code[shm::StatusCodeIndex(200)] = 7;
+  st.models[1].requests_by_code[shm::StatusCodeIndex(302)] = 1;
+  st.models[1].prompt_tokens = 5;
+  st.models[1].completion_tokens = 9;
+  std::vector<prometheus::MetricFamily> fams;
+  AppendStatFamilies(st, {{"m", 1}}, {}, &fams);
+  std::string text = Render(fams);
+  for (const char* line : {"llm_rate_limiter_requests_total 11", "llm_rate_limiter_rejected_total 2",
+                           "llm_gateway_active_requests 3", "llm_gateway_request_latency_seconds_count 1",
+                           "llm_gateway_ttft_seconds_count 0", "llm_gateway_inter_token_seconds_count 0",
+                           "llm_gateway_requests_total{code=\"200\",model=\"m\"} 7",
+                           "llm_gateway_requests_total{code=\"other\",model=\"m\"} 1",
+                           "llm_gateway_tokens_total{kind=\"prompt\",model=\"m\"} 5",
+                           "llm_gateway_tokens_total{kind=\"completion\",model=\"m\"} 9",
+                           "# TYPE llm_gateway_active_requests gauge",
+                           "# TYPE llm_gateway_request_latency_seconds histogram"})
+    EXPECT_NE(text.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n" << text;
+  // A status code never seen has no series (as before the lists).
+  EXPECT_EQ(text.find("code=\"404\""), std::string::npos);
+}
+
+TEST(StatsExpositionTest, BackendRowsAreFoundByKeyNotBySlotOrder) {
+  shm::StatsTotals st;
+  st.models.resize(shm::kMaxModels);
+  st.backends.resize(4);
+  st.backends[3].key = BackendKey("b");
+  st.backends[3].picks = 4;
+  st.backends[1].key = BackendKey("old");  // a slot's previous backend: not b's
+  st.backends[1].picks = 100;
+  std::vector<prometheus::MetricFamily> fams;
+  AppendStatFamilies(st, {}, {{"http://b", BackendKey("b")}, {"http://never-counted", BackendKey("c")}}, &fams);
+  std::string text = Render(fams);
+  EXPECT_NE(text.find("\nllm_worker_picks_total{url=\"http://b\"} 4\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find(" 100\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("never-counted"), std::string::npos) << text;
+}
+
+// docs/CONTROLPLANE.md's metric table names every family the lists export (tests run from
+// the source root).
+TEST(StatsExpositionTest, EveryListedMetricIsDocumented) {
+  std::ifstream in("docs/CONTROLPLANE.md");
+  ASSERT_TRUE(in) << "run from the source root";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  auto check = [&](const auto& list) {
+    for (const StatInfo& s : list) EXPECT_NE(doc.find("`" + std::string(s.metric) + "`"), std::string::npos) << s.metric;
+  };
+  check(shm::kThreadStatInfo);
+  check(shm::kModelStatInfo);
+  check(shm::kBackendStatInfo);
+}
+
+}  // namespace
+}  // namespace llmgw::cp
