@@ -33,6 +33,14 @@ WorkerPool::~WorkerPool() {
 }
 
 bool WorkerPool::Submit(std::function<void()> job) {
+  if (threads_.empty()) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) return false;
+    }
+    job();
+    return true;
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_ || q_.size() >= max_queue_) return false;
@@ -73,13 +81,14 @@ uint64_t SteadyMs() {
 
 Controller::Controller(ControllerOptions opts) : opts_(std::move(opts)), rng_(opts_.seed) {
   if (!opts_.clock_ms) opts_.clock_ms = SteadyMs;
+  if (!opts_.prober) opts_.prober = std::make_shared<HttpProber>();
   base_ = std::make_unique<shm::Snapshot>();
   published_ = std::make_unique<shm::Snapshot>();
   scratch_ = std::make_unique<shm::Snapshot>();
   std::memset(base_.get(), 0, sizeof(shm::Snapshot));
   std::memset(published_.get(), 0, sizeof(shm::Snapshot));
   std::memset(scratch_.get(), 0, sizeof(shm::Snapshot));
-  pool_ = std::make_unique<WorkerPool>(std::max<size_t>(1, opts_.worker_threads), 4096);
+  pool_ = std::make_unique<WorkerPool>(opts_.worker_threads, 4096);
 }
 
 Controller::~Controller() { Shutdown(); }

@@ -27,9 +27,10 @@
 #include "common/shm.h"
 #include "common/snapshot_builder.h"
 #include "controlplane/circuit_breaker.h"
+#include "controlplane/controller_views.h"
 #include "controlplane/engine_metrics.h"
 #include "controlplane/http_client.h"
-#include "llmgw/admin/v1/admin.pb.h"
+#include "controlplane/prober.h"
 
 namespace llmgw::cp {
 
@@ -37,6 +38,8 @@ namespace llmgw::cp {
 // work when the queue is full so a fleet of hung backends cannot pile up jobs.
 class WorkerPool {
  public:
+  // threads 0: every job runs inside Submit (tests with a fake Prober: a tick's results
+  // are in the mailbox when Tick returns, no thread timing involved).
   WorkerPool(size_t threads, size_t max_queue);
   ~WorkerPool();
   bool Submit(std::function<void()> job);
@@ -54,7 +57,8 @@ class WorkerPool {
 
 struct ControllerOptions {
   std::function<uint64_t()> clock_ms;  // monotonic ms; default steady_clock
-  size_t worker_threads = 8;
+  std::shared_ptr<Prober> prober;      // probes and scrapes; default HttpProber
+  size_t worker_threads = 8;           // 0: run probe jobs inline (tests with a fake prober)
   bool use_shm = true;                 // tests of the pure logic may run without shm
   uint64_t seed = 0x9e3779b97f4a7c15ull;  // probe jitter and bandit randomness
 };
@@ -96,16 +100,17 @@ class Controller {
   static ReloadOutcome Validate(const std::string& yaml, const std::string& filename);
 
   // Operator actions; false when the id is unknown. Effective in the next snapshot.
-  bool Drain(const std::string& id, admin::v1::Backend* out);
-  bool Undrain(const std::string& id, admin::v1::Backend* out);
-  bool ResetCircuit(const std::string& id, admin::v1::Backend* out);
+  // `out` (optional) gets the backend's view after the action.
+  bool Drain(const std::string& id, BackendView* out);
+  bool Undrain(const std::string& id, BackendView* out);
+  bool ResetCircuit(const std::string& id, BackendView* out);
 
-  // Views.
-  admin::v1::GetStatusResponse GetStatus() const;
-  std::vector<admin::v1::Backend> Backends(const std::string& model_filter = "") const;
-  bool GetBackend(const std::string& id, admin::v1::Backend* out) const;
-  admin::v1::GetConfigResponse ConfigView() const;
-  admin::v1::GetRoutingStatsResponse RoutingStats() const;
+  // Views: plain types (controller_views.h); admin_convert.h makes protobuf of them.
+  StatusView GetStatus() const;
+  std::vector<BackendView> Backends(const std::string& model_filter = "") const;
+  bool GetBackend(const std::string& id, BackendView* out) const;
+  ConfigText ConfigView() const;
+  RoutingStatsView RoutingStats() const;
   Config CurrentConfig() const;
   shm::StatsTotals StatsCopy() const;
   ControllerCounters Counters() const;
@@ -145,8 +150,8 @@ class Controller {
   void UpdatePrefixHomes(uint64_t now);
   void Publish(uint64_t now);
   uint8_t PublishedState(const BackendRt& b) const;
-  void FillBackend(const BackendRt& b, admin::v1::Backend* out) const;
-  bool SetDraining(const std::string& id, bool draining, admin::v1::Backend* out);  // Drain/Undrain
+  void FillBackend(const BackendRt& b, BackendView* out) const;
+  bool SetDraining(const std::string& id, bool draining, BackendView* out);  // Drain/Undrain
   BackendRt* Find(const std::string& id);
   uint64_t Now() const { return opts_.clock_ms(); }
 

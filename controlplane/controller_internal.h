@@ -10,6 +10,7 @@
 
 #include "common/config.h"
 #include "common/routing/prefix_placer.h"
+#include "common/routing/bandit.h"
 #include "common/routing/router.h"
 #include "controlplane/circuit_breaker.h"
 #include "controlplane/controller.h"

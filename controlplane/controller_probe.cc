@@ -22,12 +22,13 @@ void Controller::DispatchJobs(uint64_t now) {
       uint32_t timeout = h.timeout_ms;
       uint64_t epoch = epoch_;
       std::string bid = id;
-      b->probe_in_flight = pool_->Submit([this, target, path, timeout, epoch, bid] {
+      Prober* prober = opts_.prober.get();
+      b->probe_in_flight = pool_->Submit([this, prober, target, path, timeout, epoch, bid] {
         ProbeResult r{ProbeResult::kProbe, bid, epoch};
-        HttpResponse resp = HttpGet(target, path, timeout, 1u << 20, &cancel_io_);
+        HttpResponse resp = prober->Get(target, path, timeout, 1u << 20, &cancel_io_);
         if (resp.ok() && resp.status == 404 && path != "/v1/models") {
           r.fell_back = true;
-          resp = HttpGet(target, "/v1/models", timeout, 1u << 20, &cancel_io_);
+          resp = prober->Get(target, "/v1/models", timeout, 1u << 20, &cancel_io_);
         }
         r.ok = resp.ok() && resp.status >= 200 && resp.status < 300;
         if (!r.ok)
@@ -44,9 +45,10 @@ void Controller::DispatchJobs(uint64_t now) {
       uint32_t timeout = std::min(h.timeout_ms, std::max<uint32_t>(h.scrape_interval_ms, 100));
       uint64_t epoch = epoch_;
       std::string bid = id;
-      b->scrape_in_flight = pool_->Submit([this, target, path, timeout, epoch, bid] {
+      Prober* prober = opts_.prober.get();
+      b->scrape_in_flight = pool_->Submit([this, prober, target, path, timeout, epoch, bid] {
         ProbeResult r{ProbeResult::kScrape, bid, epoch};
-        HttpResponse resp = HttpGet(target, path, timeout, 16u << 20, &cancel_io_);
+        HttpResponse resp = prober->Get(target, path, timeout, 16u << 20, &cancel_io_);
         r.ok = resp.ok() && resp.status == 200;
         if (r.ok) r.parsed = ParsePrometheusText(resp.body);
         else r.error = resp.ok() ? "scrape " + path + ": HTTP " + std::to_string(resp.status) : "scrape: " + resp.error;

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/snapshot_codec.h"
 #include "controlplane/controller.h"
 #include "controlplane/controller_internal.h"
-#include "controlplane/fleet.h"
 
 namespace llmgw::cp {
 
@@ -69,7 +69,7 @@ void Controller::Publish(uint64_t now) {
 std::string Controller::PublishedSnapshotBytes(uint64_t* generation) const {
   std::lock_guard<std::mutex> l(mu_);
   *generation = last_publish_ms_ == 0 ? 0 : generation_;
-  return last_publish_ms_ == 0 ? std::string() : EncodeSnapshot(*published_);
+  return last_publish_ms_ == 0 ? std::string() : shm::EncodeSnapshot(*published_);
 }
 
 uint64_t Controller::published_generation() const {

@@ -1,14 +1,15 @@
-// Fleet: the controller's Fleet service and registry, and the agent.
+// Fleet: the controller's Fleet service and registry, and the agent. The snapshot wire
+// form is common/snapshot_codec.h; auth is auth.h.
 #include "controlplane/fleet.h"
 
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <thread>
 
 #include "common/log.h"
-#include "controlplane/admin_service.h"
+#include "common/snapshot_codec.h"
+#include "controlplane/auth.h"
 
 namespace llmgw::cp {
 
@@ -102,7 +103,7 @@ class FleetServiceImpl final : public admin::Fleet::Service {
         f.set_generation(gen);
         if (c_->config_version() != sent_config) {  // the YAML only when it changed
           sent_config = c_->config_version();
-          f.set_config_yaml(c_->ConfigView().yaml());
+          f.set_config_yaml(c_->ConfigView().yaml);
         }
         if (!stream->Write(f)) break;
         sent = gen;
@@ -116,9 +117,7 @@ class FleetServiceImpl final : public admin::Fleet::Service {
   }
 
  private:
-  static grpc::Status Unauth() {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata");
-  }
+  static grpc::Status Unauth() { return Unauthenticated(); }
   Controller* c_;
   std::shared_ptr<FleetRegistry> reg_;
   std::shared_ptr<const std::string> token_;
@@ -172,16 +171,27 @@ void FleetAgent::Apply(const admin::FleetSnapshot& f) {
   if (f.shm_snapshot().empty()) return;
   auto snap = std::make_unique<shm::Snapshot>();
   std::string why;
-  if (!DecodeSnapshot(f.shm_snapshot(), snap.get(), &why)) {
-    LOG_WARN("fleet snapshot rejected", {{"error", why}, {"generation", f.generation()}});
+  if (!shm::DecodeSnapshot(f.shm_snapshot(), snap.get(), &why)) {
+    // Logged once per reason, not per snapshot: a controller of another llmgw version
+    // sends one every heartbeat. The local llmgw keeps serving the last good snapshot.
+    std::lock_guard<std::mutex> l(mu_);
+    if (why != rejection_)
+      LOG_ERROR("fleet snapshot refused; serving on the last good one", {{"error", why}, {"generation", f.generation()}});
+    rejection_ = why;
     return;
   }
   std::lock_guard<std::mutex> l(mu_);
+  rejection_.clear();
   writer_->Publish(snap.get());
   std::swap(last_, snap);
   have_last_ = true;
   if (applied_.fetch_add(1) == 0)
     LOG_INFO("first snapshot from the controller published", {{"generation", f.generation()}});
+}
+
+std::string FleetAgent::last_rejection() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return rejection_;
 }
 
 admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {

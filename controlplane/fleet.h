@@ -16,7 +16,6 @@
 #include "common/error.h"
 #include "common/shm.h"
 #include "controlplane/controller.h"
-#include "controlplane/snapshot_wire.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cp {
@@ -61,6 +60,9 @@ class FleetAgent {
   void Shutdown();
   const std::string& agent_id() const { return agent_id_; }
   uint64_t snapshots_applied() const { return applied_.load(); }
+  // Why the controller's last snapshot was refused (another shm ABI version, damage);
+  // empty once one is applied again.
+  std::string last_rejection() const;
   shm::ShmRegion* region() const { return shm_ ? shm_->region() : nullptr; }  // tests
 
  private:
@@ -71,8 +73,9 @@ class FleetAgent {
   std::string controller_, agent_id_, token_;
   std::unique_ptr<shm::ShmObject> shm_;
   std::unique_ptr<shm::SnapshotWriter> writer_;
-  std::mutex mu_;  // guards last_ (written by the stream reader, read for stats)
+  mutable std::mutex mu_;  // guards last_ and rejection_ (written by the stream reader)
   std::unique_ptr<shm::Snapshot> last_;
+  std::string rejection_;
   bool have_last_ = false;
   std::atomic<uint64_t> applied_{0};
 };

@@ -1,6 +1,7 @@
 // llmcd: the control plane daemon. Thin wrapper: parse flags, load config, start the
-// controller, admin gRPC server and metrics exporter, then turn signals and config file
-// changes into reloads or a clean exit.
+// controller, admin gRPC server (with the Fleet service) and metrics exporter, wiring
+// them together here, then turn signals and config file changes into reloads or a clean
+// exit.
 #include <signal.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "common/systemd_notify.h"
 #include "common/writer_lock.h"
 #include "controlplane/admin_service.h"
+#include "controlplane/auth.h"
 #include "controlplane/controller.h"
 #include "controlplane/fleet.h"
 #include "controlplane/metrics_exporter.h"
@@ -150,6 +152,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   cp::AdminServer admin(&controller);
+  // The controller role also serves llmgw.admin.v1.Fleet (agents' Sync, ListGateways) on
+  // the admin listener, behind the same token. Wired here so that neither the admin
+  // service nor the controller depends on the fleet.
+  auto fleet_registry = std::make_shared<cp::FleetRegistry>(&controller);
+  admin.AddService([&controller, fleet_registry](auto token, auto stopping) {
+    return cp::MakeFleetService(&controller, fleet_registry, std::move(token), std::move(stopping));
+  });
   st = admin.Start(admin_cfg);
   if (!st.ok()) {
     LOG_ERROR("cannot start admin API", {{"error", st.error().message()}});

@@ -26,6 +26,7 @@
 
 #include "common/log.h"
 #include "common/snapshot_builder.h"
+#include "controlplane/admin_convert.h"
 
 namespace llmgw::cp {
 
@@ -175,11 +176,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
   std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
     shm::StatsTotals st = c_->StatsCopy();
-    auto backends = c_->Backends();
+    auto backends = ToProto(c_->Backends());
     auto circuits = c_->Circuits();
     auto counters = c_->Counters();
     auto models = c_->ModelSlots();
-    auto status = c_->GetStatus();
+    auto status = ToProto(c_->GetStatus());
 
     std::vector<std::pair<std::string, uint64_t>> backend_keys;
     for (const auto& b : backends) backend_keys.emplace_back(b.url(), BackendKey(b.id()));
@@ -283,7 +284,7 @@ void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<
 }
 
 std::string LoadStatsJson(const Controller& c) {
-  auto backends = c.Backends();
+  auto backends = ToProto(c.Backends());
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   w.StartObject();

@@ -9,7 +9,7 @@
 #include "common/config.h"
 #include "common/shm_layout.h"
 #include "common/snapshot_builder.h"
-#include "controlplane/snapshot_wire.h"
+#include "common/snapshot_codec.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::ofstream(std::string(argv[1]) + "/seed" + std::to_string(n++) + ".bin", std::ios::binary)
-        << llmgw::cp::EncodeSnapshot(*snap);
+        << llmgw::shm::EncodeSnapshot(*snap);
     delete snap;
   }
   return 0;

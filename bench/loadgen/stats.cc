@@ -48,6 +48,19 @@ double Samples::Max() {
   return v_.empty() ? 0 : v_.back();
 }
 
+namespace {
+
+// Appends "a,b,c" to o. Written as separate appends (not `(i ? "," : "") + to_string(x)`),
+// because GCC 12 at -O3 reports a false -Wrestrict on the temporary concatenation.
+void AppendCounts(std::string& o, const std::vector<uint64_t>& v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) o += ',';
+    o += std::to_string(v[i]);
+  }
+}
+
+}  // namespace
+
 std::string SummaryJson(Samples& s, double scale) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -88,13 +101,13 @@ std::string RunStatsJson(RunStats& r, const std::string& config_json) {
   }
   if (!r.sent_per_target.empty()) {
     o += ",\"sent_per_target\":[";
-    for (size_t i = 0; i < r.sent_per_target.size(); ++i) o += (i ? "," : "") + std::to_string(r.sent_per_target[i]);
+    AppendCounts(o, r.sent_per_target);
     o += "]";
   }
   o += ",\"timeline\":{\"bucket_ms\":100,\"ok\":[";
-  for (size_t i = 0; i < r.tl_ok.size(); ++i) o += (i ? "," : "") + std::to_string(r.tl_ok[i]);
+  AppendCounts(o, r.tl_ok);
   o += "],\"errors\":[";
-  for (size_t i = 0; i < r.tl_errors.size(); ++i) o += (i ? "," : "") + std::to_string(r.tl_errors[i]);
+  AppendCounts(o, r.tl_errors);
   o += "],\"e2e_ms_max\":[";
   for (size_t i = 0; i < r.tl_e2e_max_s.size(); ++i) {
     std::snprintf(buf, sizeof buf, "%s%.3f", i ? "," : "", r.tl_e2e_max_s[i] * 1000.0);

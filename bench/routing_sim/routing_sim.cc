@@ -21,6 +21,7 @@
 
 #include "common/config.h"
 #include "common/routing/prefix_placer.h"
+#include "common/routing/bandit.h"
 #include "common/routing/router.h"
 
 namespace {

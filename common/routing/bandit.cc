@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/routing/router.h"
+#include "common/routing/bandit.h"
 
 namespace llmgw::routing {
 namespace {

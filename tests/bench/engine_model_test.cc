@@ -51,7 +51,12 @@ TEST(EngineModelTest, QueueingMakesTtftGrowWithLoad) {
 
 TEST(EngineModelTest, WaitingQueueIsFifoAndBounded) {
   EngineModel m(Params());
-  for (uint64_t i = 1; i <= 6; ++i) m.Submit(i, "p" + std::to_string(i), 5, 0);
+  for (uint64_t i = 1; i <= 6; ++i) {
+    // Built by appends: `"p" + std::to_string(i)` trips GCC 12's false -Wrestrict at -O3.
+    std::string prefix = "p";
+    prefix += std::to_string(i);
+    m.Submit(i, prefix, 5, 0);
+  }
   // The first starts a step at once; the others join at the next step boundary.
   EXPECT_EQ(m.running(), 1);
   EXPECT_EQ(m.waiting(), 5);

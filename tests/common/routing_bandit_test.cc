@@ -4,7 +4,7 @@
 
 #include <numeric>
 
-#include "common/routing/router.h"
+#include "common/routing/bandit.h"
 
 namespace llmgw::routing {
 namespace {

@@ -13,6 +13,7 @@ namespace llmgw::routing {
 namespace {
 
 using testing::Fleet;
+using testing::Named;
 using testing::SplitMix;
 using shm::BackendState;
 
@@ -93,7 +94,7 @@ void CheckBoundedLoad(Policy p, double c) {
       continue;
     }
     // 80% of the traffic is one hot key.
-    std::string key = SplitMix(x) % 10 < 8 ? std::string("hot") : "k" + std::to_string(SplitMix(x) % 50);
+    std::string key = SplitMix(x) % 10 < 8 ? std::string("hot") : Named("k", SplitMix(x) % 50);
     RequestInfo req{.hash_key = key, .prefix = key, .random = SplitMix(x)};
     int s = f.PickAndStart(req);
     if (s == kNoBackend) continue;  // the whole fleet is at max_concurrent
@@ -278,7 +279,7 @@ TEST(PrefixAffinityTest, SpillOfABusyPrefixAvoidsASmallBackend) {
   Fleet f(Policy::kPrefixAffinity, 3, 16);  // slack floor 4
   f.b(2).weight = 0.1f;
   f.Publish();
-  for (int k = 0; k < 300; ++k) f.Pick({.prefix = "p" + std::to_string(k % 30)});
+  for (int k = 0; k < 300; ++k) f.Pick({.prefix = Named("p", k % 30)});
   std::string hot;
   int home = 2;
   for (int k = 0; home == 2; ++k) {

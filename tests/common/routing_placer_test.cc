@@ -20,7 +20,7 @@ using shm::BackendState;
 std::vector<PlacerBackend> Backends(const std::vector<double>& weights) {
   std::vector<PlacerBackend> out;
   for (size_t i = 0; i < weights.size(); ++i) {
-    std::string id = "b" + std::to_string(i);
+    std::string id = testing::Named("b", i);
     out.push_back({.slot = static_cast<uint16_t>(i), .key = shm::Fnv1a(id.data(), id.size()), .eligible = true,
                    .weight = weights[i], .in_flight = 0, .max_concurrent = 64});
   }

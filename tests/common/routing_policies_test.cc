@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <type_traits>
 
 #include "tests/common/routing_test_util.h"
 
@@ -406,6 +407,11 @@ TEST(AdaptiveTest, PrefixHomesBringTrafficInProportionToLearntShares) {
   run(20000);
   check(run(6000), w2, 2);
 }
+
+// The data plane holds Routers by value inside its per-thread state; the split into
+// policy files must not take copying or moving away (no policy holds a reference).
+static_assert(std::is_copy_constructible_v<Router> && std::is_move_constructible_v<Router> &&
+              std::is_move_assignable_v<Router>);
 
 TEST(RouterTest, NoSnapshotMeansNoBackend) {
   Router r;

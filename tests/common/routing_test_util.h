@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/config.h"
@@ -10,6 +11,14 @@
 #include "common/shm_layout.h"
 
 namespace llmgw::routing::testing {
+
+// prefix + decimal n, built by appends: `"b" + std::to_string(n)` trips GCC 12's false
+// -Wrestrict (GCC bug 105651) at -O3, which fails the Release build with warnings as errors.
+inline std::string Named(std::string_view prefix, uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
 
 struct Fleet {
   std::unique_ptr<shm::Snapshot> snap = std::make_unique<shm::Snapshot>();
@@ -35,7 +44,7 @@ struct Fleet {
   int Add(uint32_t max_concurrent = 1000) {
     int s = static_cast<int>(snap->num_backends++);
     auto& b = snap->backends[s];
-    std::string id = "b" + std::to_string(s);
+    std::string id = Named("b", static_cast<uint64_t>(s));
     b.key = shm::Fnv1a(id.data(), id.size());
     b.state = static_cast<uint8_t>(shm::BackendState::kHealthy);
     b.max_concurrent = max_concurrent;

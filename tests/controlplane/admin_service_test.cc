@@ -275,7 +275,7 @@ TEST_P(AdminServiceTest, GrpcurlStyleClientKnowingOnlyTheAddress) {
   }, &drained));
   const gp::Message& b = drained->GetReflection()->GetMessage(*drained, drained->GetDescriptor()->FindFieldByName("backend"));
   EXPECT_EQ(b.GetReflection()->GetEnum(b, b.GetDescriptor()->FindFieldByName("state"))->name(), "DRAINING");
-  EXPECT_EQ(controller_.Backends()[0].state(), pb::DRAINING);
+  EXPECT_EQ(controller_.Backends()[0].state, shm::BackendState::kDraining);
 }
 
 // Runs with auth on only.
@@ -296,7 +296,7 @@ TEST_P(AdminAuthTest, CallsWithoutOrWithWrongTokenAreRejected) {
   q.set_id(id());
   pb::BackendResponse r;
   EXPECT_EQ(stub_->DrainBackend(&ctx, q, &r).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(controller_.Backends()[0].state(), pb::HEALTHY);  // nothing was drained
+  EXPECT_EQ(controller_.Backends()[0].state, shm::BackendState::kHealthy);  // nothing was drained
   auto listing = testing::ListServices(channel_, "wrong");
   EXPECT_EQ(listing.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(listing.services.empty());

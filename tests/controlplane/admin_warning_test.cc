@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "controlplane/admin_service.h"
+#include "controlplane/auth.h"
 
 namespace llmgw::cp {
 namespace {

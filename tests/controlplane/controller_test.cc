@@ -1,17 +1,28 @@
-// Controller behaviour against in-process loopback backends: active health (with the
-// /v1/models fallback), scraping and staleness, passive health and circuit breaking from
-// data-plane stats slots, operator actions reaching the snapshot, config reload (good,
-// bad, while serving) and a hung backend never stalling the publish loop.
+// Controller behaviour: active health (with the /v1/models fallback), scraping and
+// staleness, passive health and circuit breaking from data-plane stats slots, operator
+// actions reaching the snapshot, config reload (good, bad, while serving) and a hung
+// backend never stalling the publish loop.
+//
+// Most tests run on a fake Prober (answers from a function, no sockets) with an injected
+// clock and an inline worker pool: each Step() advances time and ticks once, so "unhealthy
+// after two intervals" is checked to the tick instead of by sleeping. One test keeps the
+// real HttpProber against a loopback server, to cover the path end to end.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/shm.h"
 #include "controlplane/controller.h"
+#include "controlplane/prober.h"
 #include "test_http_server.h"
+#include "test_support.h"
 
 namespace llmgw::cp {
 namespace {
@@ -57,26 +68,101 @@ bool TickUntil(Controller& c, P pred, int timeout_ms = 2000) {
   return false;
 }
 
-admin::v1::BackendState StateOf(Controller& c, const std::string& id) {
-  admin::v1::Backend b;
+shm::BackendState StateOf(Controller& c, const std::string& id) {
+  BackendView b;
   EXPECT_TRUE(c.GetBackend(id, &b));
-  return b.state();
+  return b.state;
 }
+
+// Answers probes and scrapes from a function of (host:port, path); counts calls per path.
+// Optionally holds every call until Release() (a hung backend).
+class FakeProber final : public Prober {
+ public:
+  using Answer = std::function<HttpResponse(const std::string& host, const std::string& path)>;
+  void Set(Answer a) {
+    std::lock_guard<std::mutex> l(mu_);
+    answer_ = std::move(a);
+  }
+  void Hold() {
+    std::lock_guard<std::mutex> l(mu_);
+    hold_ = true;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      hold_ = false;
+    }
+    cv_.notify_all();
+  }
+  int calls(const std::string& path) const {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = calls_.find(path);
+    return it == calls_.end() ? 0 : it->second;
+  }
+  HttpResponse Get(const HttpTarget& t, const std::string& path, uint32_t, size_t,
+                   const std::atomic<bool>* cancel) override {
+    std::unique_lock<std::mutex> l(mu_);
+    ++calls_[path];
+    while (hold_ && !(cancel && cancel->load())) cv_.wait_for(l, std::chrono::milliseconds(10));
+    if (hold_) return HttpResponse{0, "", "cancelled"};
+    Answer a = answer_;
+    l.unlock();
+    return a ? a(t.host_header, path) : HttpResponse{200, "ok", ""};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Answer answer_;
+  bool hold_ = false;
+  std::map<std::string, int> calls_;
+};
+
+HttpResponse Ok(std::string body = "ok") { return HttpResponse{200, std::move(body), ""}; }
+HttpResponse Status(int code) { return HttpResponse{code, "", ""}; }
+HttpResponse Refused() { return HttpResponse{0, "", "connect: Connection refused"}; }
+
+// Backends that are never contacted (the fake prober answers for them).
+const char kUrlA[] = "http://127.0.0.1:9";
+const char kUrlB[] = "http://127.0.0.1:10";
 
 class ControllerTest : public ::testing::Test {
  protected:
-  void Start(const std::string& yaml) {
+  // fake: fake prober, injected clock and inline probe jobs; otherwise the real prober,
+  // steady clock and worker threads.
+  void Start(const std::string& yaml, bool fake = true) {
     instance_ = yaml.substr(10, yaml.find('\n') - 10);
     ConfigResult r = ParseConfig(yaml, "test.yaml");
     ASSERT_TRUE(r.ok()) << r.ErrorText();
-    ASSERT_TRUE(c_.StartWithConfig(std::move(r.config)).ok());
+    ControllerOptions o;
+    if (fake) {
+      o.clock_ms = [this] { return now_ms_.load(); };
+      o.prober = prober_;
+      o.worker_threads = 0;
+    }
+    c_ = std::make_unique<Controller>(o);
+    ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
     auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
     ASSERT_TRUE(obj.ok());
     shm_ = std::move(obj.value());
   }
   void TearDown() override {
-    c_.Shutdown();
+    if (c_) c_->Shutdown();
     if (shm_) shm_->Close();
+  }
+  // Advances the fake clock by ms and ticks once.
+  void Step(uint64_t ms = 20) {
+    now_ms_ += ms;
+    c_->Tick();
+  }
+  // Steps until pred holds, at most max_ms of fake time; returns the fake ms it took, or -1.
+  template <typename P>
+  int64_t StepUntil(P pred, uint64_t max_ms = 2000, uint64_t step = 20) {
+    for (uint64_t t = step; t <= max_ms; t += step) {
+      Step(step);
+      if (pred()) return static_cast<int64_t>(t);
+    }
+    return -1;
   }
   shm::BackendEntry Published(int slot) {
     shm::SnapshotReader reader(shm_->region());
@@ -84,29 +170,32 @@ class ControllerTest : public ::testing::Test {
     EXPECT_TRUE(reader.Refresh(snap.get()));
     return snap->backends[slot];
   }
-  Controller c_;
+  std::shared_ptr<FakeProber> prober_ = std::make_shared<FakeProber>();
+  std::atomic<uint64_t> now_ms_{1'000'000};
+  std::unique_ptr<Controller> c_;
   std::string instance_;
   std::unique_ptr<shm::ShmObject> shm_;
 };
 
 TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
+  // The real HttpProber against a loopback server: the end-to-end path.
   TestHttpServer srv([](const std::string& p) {
     return p == "/metrics" ? TestResponse{200, kVllmMetrics} : TestResponse{200, "ok"};
   });
-  Start(Yaml(UniqueInstance(), {srv.url()}));
-  ASSERT_TRUE(TickUntil(c_, [&] {
-    admin::v1::Backend b;
+  Start(Yaml(UniqueInstance(), {srv.url()}), /*fake=*/false);
+  ASSERT_TRUE(TickUntil(*c_, [&] {
+    BackendView b;
     // Probes are jittered, so the first scrape may land before the first probe.
-    return c_.GetBackend(srv.url(), &b) && !b.metrics_stale() && srv.requests("/health") > 0;
+    return c_->GetBackend(srv.url(), &b) && !b.metrics_stale && srv.requests("/health") > 0;
   }));
-  admin::v1::Backend b;
-  ASSERT_TRUE(c_.GetBackend(srv.url(), &b));
-  EXPECT_EQ(b.state(), admin::v1::HEALTHY);
-  EXPECT_EQ(b.engine(), "vllm");
-  EXPECT_DOUBLE_EQ(b.running(), 5);
-  EXPECT_DOUBLE_EQ(b.waiting(), 3);
-  EXPECT_NEAR(b.kv_cache_usage(), 0.62, 1e-6);
-  c_.Tick();
+  BackendView b;
+  ASSERT_TRUE(c_->GetBackend(srv.url(), &b));
+  EXPECT_EQ(b.state, shm::BackendState::kHealthy);
+  EXPECT_EQ(b.engine, "vllm");
+  EXPECT_DOUBLE_EQ(b.running, 5);
+  EXPECT_DOUBLE_EQ(b.waiting, 3);
+  EXPECT_NEAR(b.kv_cache_usage, 0.62, 1e-6);
+  c_->Tick();
   auto e = Published(0);
   EXPECT_EQ(e.metrics_fresh, 1);
   EXPECT_FLOAT_EQ(e.running, 5);
@@ -115,223 +204,260 @@ TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   EXPECT_GT(srv.requests("/health"), 0);
 }
 
-TEST_F(ControllerTest, KilledBackendUnhealthyWithinTwoIntervalsAndRecovers) {
-  auto srv = std::make_unique<TestHttpServer>([](const std::string&) { return TestResponse{200, "ok"}; });
-  uint16_t port = srv->port();
-  std::string url = srv->url();
-  Start(Yaml(UniqueInstance(), {url}));
-  ASSERT_TRUE(TickUntil(c_, [&] { return srv->requests("/health") > 0; }));
-  srv->Stop();
-  auto killed = Clock::now();
-  ASSERT_TRUE(TickUntil(c_, [&] { return StateOf(c_, url) == admin::v1::UNHEALTHY; }));
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
-  EXPECT_LE(took, 2 * 100 + 100) << "interval 100 ms, unhealthy_after 2, plus tick and scheduling slack";
+TEST_F(ControllerTest, KilledBackendUnhealthyAfterTwoFailedProbesAndRecovers) {
+  std::atomic<bool> up{true};
+  prober_->Set([&](const std::string&, const std::string&) { return up ? Ok() : Refused(); });
+  Start(Yaml(UniqueInstance(), {kUrlA}));
+  ASSERT_GT(StepUntil([&] { return prober_->calls("/health") > 0; }), 0);
+  Step();
+  ASSERT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kHealthy);
+  up = false;
+  int probes_before = prober_->calls("/health");
+  // interval 100 ms (less up to 10% jitter), unhealthy_after 2: the second failed probe
+  // turns it unhealthy, folded in on the tick after it ran.
+  int64_t took = StepUntil([&] { return StateOf(*c_, kUrlA) == shm::BackendState::kUnhealthy; });
+  ASSERT_GT(took, 0);
+  EXPECT_EQ(prober_->calls("/health") - probes_before, 2) << "not after one failure, at the second";
+  EXPECT_LE(took, 2 * 100 + 20);
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kUnhealthy));
-  admin::v1::Backend b;
-  c_.GetBackend(url, &b);
-  EXPECT_NE(b.last_error().find("connect"), std::string::npos) << b.last_error();
-  // Back on the same port: healthy again after healthy_after (1) good probe.
-  TestHttpServer again([](const std::string&) { return TestResponse{200, "ok"}; }, port);
-  ASSERT_TRUE(TickUntil(c_, [&] { return StateOf(c_, url) == admin::v1::HEALTHY; }));
+  BackendView b;
+  c_->GetBackend(kUrlA, &b);
+  EXPECT_NE(b.last_error.find("connect"), std::string::npos) << b.last_error;
+  // Back: healthy again after healthy_after (1) good probe.
+  up = true;
+  EXPECT_GT(StepUntil([&] { return StateOf(*c_, kUrlA) == shm::BackendState::kHealthy; }, 200), 0);
 }
 
 TEST_F(ControllerTest, HealthPathFallsBackToModelsOn404) {
-  TestHttpServer srv([](const std::string& p) {
-    return p == "/v1/models" ? TestResponse{200, "{\"data\":[]}"} : TestResponse{404, "nope"};
+  prober_->Set([](const std::string&, const std::string& p) {
+    return p == "/v1/models" ? Ok("{\"data\":[]}") : Status(404);
   });
-  Start(Yaml(UniqueInstance(), {srv.url()}, ""));
-  ASSERT_TRUE(TickUntil(c_, [&] { return srv.requests("/v1/models") >= 3; }));
-  EXPECT_EQ(StateOf(c_, srv.url()), admin::v1::HEALTHY);
+  Start(Yaml(UniqueInstance(), {kUrlA}, ""));
+  ASSERT_GT(StepUntil([&] { return prober_->calls("/v1/models") >= 3; }), 0);
+  Step();
+  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kHealthy);
   // Once the fallback is learnt, /health is not asked again on every probe.
-  EXPECT_EQ(srv.requests("/health"), 1);
+  EXPECT_EQ(prober_->calls("/health"), 1);
 }
 
 TEST_F(ControllerTest, HungBackendNeverBlocksTheTick) {
-  // Probes time out only after 1 s; a tick that waited for one would take that long.
-  TestHttpServer srv([](const std::string&) { return TestResponse{200, "ok", 3000}; });
-  Start(Yaml(UniqueInstance(), {srv.url()}, "", 1000));
+  // Probes and scrapes that never return until released, on the real worker threads: a
+  // tick that waited for one would never come back.
+  prober_->Hold();
+  ConfigResult r = ParseConfig(Yaml(UniqueInstance(), {kUrlA}, "", 1000), "test.yaml");
+  ASSERT_TRUE(r.ok());
+  ControllerOptions o;
+  o.clock_ms = [this] { return now_ms_.load(); };
+  o.prober = prober_;
+  o.worker_threads = 2;
+  c_ = std::make_unique<Controller>(o);
+  ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
   auto worst = Clock::duration::zero();
-  auto end = Clock::now() + std::chrono::milliseconds(2500);
-  while (Clock::now() < end) {
+  for (int i = 0; i < 100; ++i) {  // 2 s of fake time
     auto t0 = Clock::now();
-    c_.Tick();
+    Step();
     worst = std::max(worst, Clock::now() - t0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count(), 500);
-  EXPECT_EQ(StateOf(c_, srv.url()), admin::v1::UNHEALTHY);  // two probes timed out meanwhile
+  // One probe and one scrape are out (the pool threads pick them up in their own time);
+  // while they are, no other is stacked behind them however much time passes.
+  auto out = [&] { return prober_->calls("/health") == 1 && prober_->calls("/metrics") == 1; };
+  ASSERT_TRUE(llmgw::test::WaitFor(out, 3000)) << prober_->calls("/health") << " " << prober_->calls("/metrics");
+  for (int i = 0; i < 100; ++i) Step();
+  EXPECT_TRUE(out()) << prober_->calls("/health") << " " << prober_->calls("/metrics");
+  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kHealthy);  // no verdict without an answer
+  // Released, the answers come back and probing goes on.
+  prober_->Release();
+  bool probed_again = false;
+  for (auto end = Clock::now() + std::chrono::seconds(3); Clock::now() < end && !probed_again;) {
+    Step();
+    probed_again = prober_->calls("/health") >= 2;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(probed_again);
 }
 
 TEST_F(ControllerTest, StaleMetricsAreNotPublished) {
   std::atomic<bool> serve_metrics{true};
-  TestHttpServer srv([&](const std::string& p) {
-    if (p == "/metrics") return serve_metrics ? TestResponse{200, kVllmMetrics} : TestResponse{500, "boom"};
-    return TestResponse{200, "ok"};
+  prober_->Set([&](const std::string&, const std::string& p) {
+    if (p == "/metrics") return serve_metrics ? Ok(kVllmMetrics) : Status(500);
+    return Ok();
   });
-  Start(Yaml(UniqueInstance(), {srv.url()}));
-  ASSERT_TRUE(TickUntil(c_, [&] { return Published(0).metrics_fresh == 1; }));
+  Start(Yaml(UniqueInstance(), {kUrlA}));
+  ASSERT_GT(StepUntil([&] { return Published(0).metrics_fresh == 1; }), 0);
   serve_metrics = false;
-  ASSERT_TRUE(TickUntil(c_, [&] { return Published(0).metrics_fresh == 0; }, 1500));
+  // metrics_stale_ms 400: fresh until 400 ms after the last good scrape, stale after.
+  int64_t took = StepUntil([&] { return Published(0).metrics_fresh == 0; });
+  ASSERT_GT(took, 0);
+  EXPECT_GE(took, 400 - 100) << "a scrape interval may have passed since the last good scrape";
+  EXPECT_LE(took, 400 + 100 + 20);
   auto e = Published(0);
   EXPECT_EQ(e.running, 0);  // policies fall back to the gateway's own load
   EXPECT_EQ(e.state, static_cast<uint8_t>(shm::BackendState::kHealthy));
 }
 
 TEST_F(ControllerTest, DrainUndrainAndResetCircuitReachTheSnapshot) {
-  TestHttpServer srv([](const std::string&) { return TestResponse{200, "ok"}; });
-  Start(Yaml(UniqueInstance(), {srv.url()}));
-  admin::v1::Backend b;
-  ASSERT_TRUE(c_.Drain(srv.url(), &b));
-  EXPECT_EQ(b.state(), admin::v1::DRAINING);
-  c_.Tick();
+  Start(Yaml(UniqueInstance(), {kUrlA}));
+  BackendView b;
+  ASSERT_TRUE(c_->Drain(kUrlA, &b));
+  EXPECT_EQ(b.state, shm::BackendState::kDraining);
+  Step();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kDraining));
-  ASSERT_TRUE(c_.Undrain(srv.url(), &b));
-  c_.Tick();
+  ASSERT_TRUE(c_->Undrain(kUrlA, &b));
+  Step();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kHealthy));
-  EXPECT_FALSE(c_.Drain("http://nope", &b));
-  EXPECT_FALSE(c_.ResetCircuit("http://nope", &b));
+  EXPECT_FALSE(c_->Drain("http://nope", &b));
+  EXPECT_FALSE(c_->ResetCircuit("http://nope", &b));
 }
 
 TEST_F(ControllerTest, DataPlaneErrorsOpenTheCircuitAndResetClosesIt) {
+  // Real time: the data plane's heartbeat is wall-clock time in shm.
   TestHttpServer srv([](const std::string&) { return TestResponse{200, "ok"}; });
-  Start(Yaml(UniqueInstance(), {srv.url()}));
+  Start(Yaml(UniqueInstance(), {srv.url()}), /*fake=*/false);
   Error err;
   shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
   ASSERT_NE(slot, nullptr);
   shm::Set(slot->heartbeat_unix_ms, shm::NowUnixMs());
-  c_.Tick();  // baseline
+  c_->Tick();  // baseline
   shm::Bump(slot->backends[0].requests, 5);
   shm::Bump(slot->backends[0].errors[static_cast<size_t>(shm::UpstreamErr::kConnect)], 5);
   shm::Set(slot->heartbeat_unix_ms, shm::NowUnixMs());
-  c_.Tick();
+  c_->Tick();
   auto e = Published(0);
   EXPECT_TRUE(e.state == static_cast<uint8_t>(shm::BackendState::kCircuitOpen) ||
               e.state == static_cast<uint8_t>(shm::BackendState::kUnhealthy))
       << int(e.state);
   EXPECT_GT(e.error_rate, 0.0f);
-  EXPECT_EQ(c_.Circuits().at(srv.url()).state, CircuitState::kOpen);
-  EXPECT_EQ(c_.Counters().circuit_transitions["closed->open"], 1u);
-  EXPECT_TRUE(c_.GetStatus().dataplane_alive());
-  admin::v1::Backend b;
-  ASSERT_TRUE(c_.ResetCircuit(srv.url(), &b));
-  c_.Tick();
+  EXPECT_EQ(c_->Circuits().at(srv.url()).state, CircuitState::kOpen);
+  EXPECT_EQ(c_->Counters().circuit_transitions["closed->open"], 1u);
+  EXPECT_TRUE(c_->GetStatus().dataplane_alive);
+  BackendView b;
+  ASSERT_TRUE(c_->ResetCircuit(srv.url(), &b));
+  c_->Tick();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kHealthy));
   // Heartbeat stops: the data plane is noticed dead.
-  ASSERT_TRUE(TickUntil(c_, [&] { return !c_.GetStatus().dataplane_alive(); }, 2000));
+  ASSERT_TRUE(TickUntil(*c_, [&] { return !c_->GetStatus().dataplane_alive; }, 2000));
   shm::ReleaseStatsSlot(slot);
 }
 
 TEST_F(ControllerTest, OpenCircuitGoesHalfOpenThenClosesOnSuccess) {
-  TestHttpServer srv([](const std::string&) { return TestResponse{200, "ok"}; });
-  Start(Yaml(UniqueInstance(), {srv.url()}));
+  Start(Yaml(UniqueInstance(), {kUrlA}));
   Error err;
   shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
   ASSERT_NE(slot, nullptr);
-  c_.Tick();
+  Step();
   shm::Bump(slot->backends[0].requests, 3);
   shm::Bump(slot->backends[0].errors[static_cast<size_t>(shm::UpstreamErr::kStatus5xx)], 3);
-  c_.Tick();
-  ASSERT_EQ(c_.Circuits().at(srv.url()).state, CircuitState::kOpen);
-  ASSERT_TRUE(TickUntil(c_, [&] { return Published(0).state == static_cast<uint8_t>(shm::BackendState::kHalfOpen); }));
+  Step();
+  ASSERT_EQ(c_->Circuits().at(kUrlA).state, CircuitState::kOpen);
+  // open_ms 200: half-open 200 ms (of the injected clock) after it opened, not before.
+  int64_t took = StepUntil([&] { return Published(0).state == static_cast<uint8_t>(shm::BackendState::kHalfOpen); });
+  ASSERT_GT(took, 0);
+  EXPECT_GE(took, 200);
+  EXPECT_LE(took, 200 + 20);
   EXPECT_EQ(Published(0).half_open_budget, 1u);
   shm::Bump(slot->backends[0].requests, 1);
   shm::Bump(slot->backends[0].successes, 1);
-  ASSERT_TRUE(TickUntil(c_, [&] { return c_.Circuits().at(srv.url()).state == CircuitState::kClosed; }));
+  EXPECT_GT(StepUntil([&] { return c_->Circuits().at(kUrlA).state == CircuitState::kClosed; }, 100), 0);
   shm::ReleaseStatsSlot(slot);
 }
 
 // Issue 16: a reload that only changed max_concurrent was summarised as "no changes".
 TEST_F(ControllerTest, ReloadSummaryListsEveryChangedKey) {
-  TestHttpServer a([](const std::string&) { return TestResponse{200, "ok"}; });
   std::string inst = UniqueInstance();
-  std::string y = Yaml(inst, {a.url()});
+  std::string y = Yaml(inst, {std::string(kUrlA)});
   Start(y);
   std::string more = y;
   more.replace(more.find("max_concurrent: 8"), 17, "max_concurrent: 32");
-  auto o = c_.ReloadFromText(more, "test.yaml");
+  auto o = c_->ReloadFromText(more, "test.yaml");
   ASSERT_TRUE(o.ok) << (o.errors.empty() ? "" : o.errors[0]);
-  EXPECT_EQ(o.summary, "backend " + a.url() + " max_concurrent 8 -> 32\n");
-  o = c_.ReloadFromText(Yaml(inst, {a.url()}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
+  EXPECT_EQ(o.summary, "backend " + std::string(kUrlA) + " max_concurrent 8 -> 32\n");
+  o = c_->ReloadFromText(Yaml(inst, {std::string(kUrlA)}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
   ASSERT_TRUE(o.ok);
-  EXPECT_NE(o.summary.find("backend " + a.url() + " max_concurrent 32 -> 8\n"), std::string::npos) << o.summary;
+  EXPECT_NE(o.summary.find("backend " + std::string(kUrlA) + " max_concurrent 32 -> 8\n"), std::string::npos) << o.summary;
   EXPECT_NE(o.summary.find("gateway.retries.max 2 -> 5\n"), std::string::npos) << o.summary;
-  o = c_.ReloadFromText(Yaml(inst, {a.url()}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
+  o = c_->ReloadFromText(Yaml(inst, {std::string(kUrlA)}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
   ASSERT_TRUE(o.ok);
   EXPECT_EQ(o.summary, "no changes\n");
 }
 
 TEST_F(ControllerTest, ReloadGoodKeepsStateAddsAndRemovesBackends) {
-  TestHttpServer a([](const std::string&) { return TestResponse{200, "ok"}; });
-  TestHttpServer b([](const std::string&) { return TestResponse{200, "ok"}; });
   std::string inst = UniqueInstance();
-  Start(Yaml(inst, {a.url()}));
-  ASSERT_TRUE(c_.Drain(a.url(), nullptr));
-  auto o = c_.ReloadFromText(Yaml(inst, {a.url(), b.url()}), "test.yaml");
+  Start(Yaml(inst, {kUrlA}));
+  ASSERT_TRUE(c_->Drain(kUrlA, nullptr));
+  auto o = c_->ReloadFromText(Yaml(inst, {kUrlA, kUrlB}), "test.yaml");
   ASSERT_TRUE(o.ok) << (o.errors.empty() ? "" : o.errors[0]);
   EXPECT_EQ(o.version, 2u);
-  EXPECT_NE(o.summary.find("added backend " + b.url()), std::string::npos) << o.summary;
-  EXPECT_EQ(c_.Backends().size(), 2u);
-  EXPECT_EQ(StateOf(c_, a.url()), admin::v1::DRAINING);  // operator state survives reloads
-  c_.Tick();
+  EXPECT_NE(o.summary.find(std::string("added backend ") + kUrlB), std::string::npos) << o.summary;
+  EXPECT_EQ(c_->Backends().size(), 2u);
+  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kDraining);  // operator state survives reloads
+  Step();
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kDraining));
-  o = c_.ReloadFromText(Yaml(inst, {b.url()}), "test.yaml");
+  o = c_->ReloadFromText(Yaml(inst, {kUrlB}), "test.yaml");
   ASSERT_TRUE(o.ok);
-  EXPECT_NE(o.summary.find("removed backend " + a.url()), std::string::npos);
-  EXPECT_EQ(c_.Backends().size(), 1u);
-  EXPECT_EQ(c_.GetStatus().config_reloads(), 2u);
+  EXPECT_NE(o.summary.find(std::string("removed backend ") + kUrlA), std::string::npos);
+  EXPECT_EQ(c_->Backends().size(), 1u);
+  EXPECT_EQ(c_->GetStatus().config_reloads, 2u);
 }
 
 TEST_F(ControllerTest, ReloadBadIsRejectedWithReasonAndOldKeepsServing) {
-  TestHttpServer a([](const std::string&) { return TestResponse{200, "ok"}; });
   std::string inst = UniqueInstance();
-  Start(Yaml(inst, {a.url()}));
-  auto gen_before = c_.GetStatus().snapshot_generation();
-  auto o = c_.ReloadFromText("instance: " + inst + "\nmodels:\n  - name: m\n    policy: nonsense\n", "bad.yaml");
+  Start(Yaml(inst, {kUrlA}));
+  auto gen_before = c_->GetStatus().snapshot_generation;
+  auto o = c_->ReloadFromText("instance: " + inst + "\nmodels:\n  - name: m\n    policy: nonsense\n", "bad.yaml");
   EXPECT_FALSE(o.ok);
   ASSERT_FALSE(o.errors.empty());
   std::string all;
   for (const auto& e : o.errors) all += e + "\n";
   EXPECT_NE(all.find("bad.yaml:4: models[0].policy: unknown policy 'nonsense'"), std::string::npos) << all;
-  EXPECT_EQ(c_.config_version(), 1u);
-  EXPECT_EQ(c_.GetStatus().config_reload_failures(), 1u);
-  EXPECT_EQ(c_.Backends().size(), 1u);
+  EXPECT_EQ(c_->config_version(), 1u);
+  EXPECT_EQ(c_->GetStatus().config_reload_failures, 1u);
+  EXPECT_EQ(c_->Backends().size(), 1u);
   // Changing the instance is refused too: it names the shm object the gateways read.
-  o = c_.ReloadFromText(Yaml("other-instance", {a.url()}), "x.yaml");
+  o = c_->ReloadFromText(Yaml("other-instance", {kUrlA}), "x.yaml");
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.errors[0].find("instance"), std::string::npos);
-  c_.Tick();
-  EXPECT_GE(c_.GetStatus().snapshot_generation(), gen_before);
+  Step();
+  EXPECT_GE(c_->GetStatus().snapshot_generation, gen_before);
   EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kHealthy));
   // ValidateConfig reports without applying.
   auto v = Controller::Validate("models: 5\n", "");
   EXPECT_FALSE(v.ok);
   EXPECT_NE(v.errors[0].find("<request>"), std::string::npos) << v.errors[0];
-  EXPECT_TRUE(Controller::Validate(Yaml(inst, {a.url()}), "ok.yaml").ok);
+  EXPECT_TRUE(Controller::Validate(Yaml(inst, {kUrlA}), "ok.yaml").ok);
 }
 
 TEST_F(ControllerTest, ReloadWhileServingKeepsSnapshotsConsistent) {
-  TestHttpServer a([](const std::string& p) {
-    return p == "/metrics" ? TestResponse{200, kVllmMetrics} : TestResponse{200, "ok"};
-  });
-  TestHttpServer b([](const std::string&) { return TestResponse{200, "ok"}; });
+  // Real time and the real publish loop (Run) against reloads from this thread; the
+  // backends are the fake prober's.
+  prober_->Set([](const std::string&, const std::string& p) { return p == "/metrics" ? Ok(kVllmMetrics) : Ok(); });
   std::string inst = UniqueInstance();
-  Start(Yaml(inst, {a.url()}));
+  ConfigResult r = ParseConfig(Yaml(inst, {kUrlA}), "test.yaml");
+  ASSERT_TRUE(r.ok());
+  instance_ = inst;
+  ControllerOptions opts;
+  opts.prober = prober_;
+  c_ = std::make_unique<Controller>(opts);
+  ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
+  auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
+  ASSERT_TRUE(obj.ok());
+  shm_ = std::move(obj.value());
   std::atomic<bool> stop{false};
-  std::thread loop([&] { c_.Run(stop); });
+  std::thread loop([&] { c_->Run(stop); });
   shm::SnapshotReader reader(shm_->region());
   auto snap = std::make_unique<shm::Snapshot>();
   int reads = 0;
   for (int i = 0; i < 20; ++i) {
-    auto o = c_.ReloadFromText(Yaml(inst, i % 2 ? std::vector<std::string>{a.url()}
-                                                : std::vector<std::string>{a.url(), b.url()}),
-                               "test.yaml");
+    auto o = c_->ReloadFromText(Yaml(inst, i % 2 ? std::vector<std::string>{kUrlA}
+                                                 : std::vector<std::string>{kUrlA, kUrlB}),
+                                "test.yaml");
     ASSERT_TRUE(o.ok);
     for (int j = 0; j < 5; ++j) {
       if (reader.Refresh(snap.get())) {
         ++reads;
         EXPECT_EQ(snap->checksum, shm::SnapshotChecksum(*snap));
         // a stays in slot 0 across every reload
-        EXPECT_STREQ(snap->backends[0].id, a.url().c_str());
+        EXPECT_STREQ(snap->backends[0].id, kUrlA);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -339,7 +465,7 @@ TEST_F(ControllerTest, ReloadWhileServingKeepsSnapshotsConsistent) {
   stop = true;
   loop.join();
   EXPECT_GT(reads, 0);
-  EXPECT_EQ(c_.GetStatus().config_reloads(), 20u);
+  EXPECT_EQ(c_->GetStatus().config_reloads, 20u);
 }
 
 }  // namespace

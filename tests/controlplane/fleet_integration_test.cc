@@ -181,34 +181,5 @@ TEST_F(FleetTest, AgentServesTheControllersSnapshotsAndReportsItsLoad) {
   EXPECT_TRUE(WaitFor([&] { return Gateways().gateways_size() == 0; }, 3000));
 }
 
-TEST(FleetSnapshotTest, WireFormRoundTripsAndRejectsDamage) {
-  auto s = std::make_unique<shm::Snapshot>();
-  std::memset(static_cast<void*>(s.get()), 0, sizeof(shm::Snapshot));
-  s->generation = 7;
-  s->num_backends = 2;
-  s->num_models = 1;
-  std::strcpy(s->models[0].name, "m");
-  std::strcpy(s->backends[1].id, "b1");
-  s->backends[1].fleet_in_flight = 5;
-  std::string wire = cp::EncodeSnapshot(*s);
-  EXPECT_LT(wire.size(), sizeof(shm::Snapshot) / 10) << "only the used ranges travel";
-  auto d = std::make_unique<shm::Snapshot>();
-  std::string why;
-  ASSERT_TRUE(cp::DecodeSnapshot(wire, d.get(), &why)) << why;
-  EXPECT_EQ(d->generation, 7u);
-  EXPECT_STREQ(d->backends[1].id, "b1");
-  EXPECT_EQ(d->backends[1].fleet_in_flight, 5u);
-  EXPECT_EQ(shm::SnapshotChecksum(*d), shm::SnapshotChecksum(*s));
-  EXPECT_FALSE(cp::DecodeSnapshot(wire.substr(0, wire.size() - 1), d.get(), &why));
-  EXPECT_FALSE(cp::DecodeSnapshot(wire + "x", d.get(), &why));
-  std::string bad = wire;
-  bad[0] = 'X';
-  EXPECT_FALSE(cp::DecodeSnapshot(bad, d.get(), &why));
-  bad = wire;
-  bad[4] ^= 1;  // another sizeof(Snapshot): a different build
-  EXPECT_FALSE(cp::DecodeSnapshot(bad, d.get(), &why));
-  EXPECT_NE(why.find("versions"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace llmgw::e2e

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "common/shm.h"
+#include "common/snapshot_codec.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/controller.h"
 #include "controlplane/fleet.h"
@@ -87,6 +89,9 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   Config ctl_cfg = ParseOrDie(Yaml(ctl_instance, backend.url()));
   ASSERT_TRUE(controller.StartWithConfig(ctl_cfg).ok());
   AdminServer admin(&controller);
+  admin.AddService([&controller](auto token, auto stopping) {  // as llmcd's main wires it
+    return MakeFleetService(&controller, std::make_shared<FleetRegistry>(&controller), token, stopping);
+  });
   ASSERT_TRUE(admin.Start(ctl_cfg.admin).ok());
   std::atomic<bool> stop_controller{false}, stop_agent{false};
   std::thread loop([&] { controller.Run(stop_controller); });
@@ -110,7 +115,7 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   // The agent's shm carries the controller's table (its own config names another URL).
   ASSERT_TRUE(WaitFor([&] { return agent.snapshots_applied() > 0; }, 5000));
   EXPECT_EQ(PublishedState(agent.region()), static_cast<int>(shm::BackendState::kHealthy));
-  admin::v1::Backend b;
+  BackendView b;
   ASSERT_TRUE(controller.Drain("b0", &b));
   EXPECT_TRUE(WaitFor([&] {
     return PublishedState(agent.region()) == static_cast<int>(shm::BackendState::kDraining);
@@ -125,12 +130,12 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   shm::Set(slot->backends[0].in_flight, 4);
   EXPECT_TRUE(WaitFor([&] {
     shm::Set(slot->heartbeat_unix_ms, shm::NowUnixMs());
-    return controller.Backends()[0].in_flight() == 4;
+    return controller.Backends()[0].in_flight == 4;
   }, 3000));
   shm::Set(slot->backends[0].in_flight, 0);
   EXPECT_TRUE(WaitFor([&] {
     shm::Set(slot->heartbeat_unix_ms, shm::NowUnixMs());
-    return controller.Backends()[0].in_flight() == 0;
+    return controller.Backends()[0].in_flight == 0;
   }, 3000));
 
   // The controller lists the agent.
@@ -156,6 +161,60 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   admin.Stop();
   controller.Shutdown();
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
+}
+
+// A controller of another llmgw version: its Fleet service streams snapshots whose shm ABI
+// version is not ours. The agent refuses every one with a message naming both versions
+// and publishes nothing from it (the local data plane keeps its last good snapshot).
+class OtherVersionFleet final : public admin::v1::Fleet::Service {
+ public:
+  grpc::Status Sync(grpc::ServerContext* ctx,
+                    grpc::ServerReaderWriter<admin::v1::FleetSnapshot, admin::v1::AgentStats>* stream) override {
+    auto s = std::make_unique<shm::Snapshot>();
+    std::memset(static_cast<void*>(s.get()), 0, sizeof(shm::Snapshot));
+    s->generation = 5;
+    s->num_backends = 1;
+    s->num_models = 1;
+    std::string wire = shm::EncodeSnapshot(*s);
+    uint32_t other = shm::kShmAbiVersion + 1;
+    std::memcpy(wire.data() + 4, &other, 4);  // the version field (common/snapshot_codec.h)
+    admin::v1::FleetSnapshot f;
+    f.set_shm_snapshot(wire);
+    f.set_generation(5);
+    while (!ctx->IsCancelled() && stream->Write(f)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return grpc::Status::OK;
+  }
+};
+
+TEST(FleetTest, AgentRefusesAControllerOfAnotherShmAbiVersion) {
+  std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-v";
+  struct Unlinker {
+    std::string a;
+    ~Unlinker() { shm::Unlink("/llmgw-" + a); }
+  } unlinker{agent_instance};
+  OtherVersionFleet service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_TRUE(server && port > 0);
+
+  FleetAgent agent(ParseOrDie(Yaml(agent_instance, "http://127.0.0.1:1")), "127.0.0.1:" + std::to_string(port));
+  ASSERT_TRUE(agent.Start().ok());
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { agent.Run(stop); });
+  bool refused = WaitFor([&] { return !agent.last_rejection().empty(); }, 5000);
+  std::string why = agent.last_rejection();
+  uint64_t applied = agent.snapshots_applied();
+  stop = true;
+  loop.join();
+  agent.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  ASSERT_TRUE(refused);
+  EXPECT_NE(why.find("shm ABI version " + std::to_string(shm::kShmAbiVersion + 1)), std::string::npos) << why;
+  EXPECT_NE(why.find("different llmgw versions"), std::string::npos) << why;
+  EXPECT_EQ(applied, 0u);
 }
 
 }  // namespace

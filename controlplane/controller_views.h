@@ -1,0 +1,64 @@
+// What the Controller answers with: plain C++ views of its state, so the Controller does
+// not depend on the admin API's protobuf messages. admin_convert.h turns them into the
+// llmgw.admin.v1 messages at the edge (admin service, and the metrics exporter until it
+// reads these directly). Field meanings are the proto's (proto/llmgw/admin/v1/admin.proto).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/shm_layout.h"
+
+namespace llmgw::cp {
+
+struct BackendView {
+  std::string id, url, model;
+  shm::BackendState state = shm::BackendState::kHealthy;  // as published
+  double weight = 0;
+  uint64_t in_flight = 0;  // fleet-wide
+  double running = 0, waiting = 0, kv_cache_usage = 0;  // scraped; 0 when not exported
+  bool metrics_stale = true;
+  double ewma_latency_ms = 0, ewma_ttft_ms = 0, ttft_p50_ms = 0, ttft_p99_ms = 0;
+  double error_rate = 0;
+  uint64_t requests_total = 0;
+  uint32_t max_concurrent = 0;
+  std::string engine;  // vllm, sglang, tgi, llamacpp, trtllm, unknown
+  double adaptive_weight = 0;
+  std::string last_error;
+};
+
+struct StatusView {
+  std::string version;
+  double uptime_seconds = 0;
+  uint64_t snapshot_generation = 0;
+  uint32_t backends_healthy = 0, backends_total = 0;
+  double requests_per_second = 0, errors_per_second = 0;
+  uint64_t requests_total = 0, active_requests = 0;
+  uint32_t dataplane_threads = 0;
+  bool dataplane_alive = false;
+  std::string instance, role, config_file;
+  uint64_t config_reloads = 0, config_reload_failures = 0;
+  uint32_t models = 0;
+};
+
+struct ConfigText {
+  std::string yaml;  // as loaded (secrets live in files, never in the YAML)
+  std::string path;
+  uint64_t version = 0;
+};
+
+struct RoutingStatsView {
+  struct Picks {
+    std::string id;
+    uint64_t picks = 0;
+  };
+  struct Model {
+    std::string model, policy;
+    std::vector<Picks> picks;
+    uint64_t retries = 0, fallbacks = 0, requests = 0, rejected = 0;
+  };
+  std::vector<Model> models;
+};
+
+}  // namespace llmgw::cp
