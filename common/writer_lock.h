@@ -2,7 +2,8 @@
 // exclusive flock on a small file beside the instance's shm object (/dev/shm/<shm>.writer)
 // for as long as it runs, so a second llmcd of the same instance refuses to start instead
 // of publishing snapshots over the first one's. The kernel drops the lock when the process
-// dies, even by SIGKILL, so a crash never leaves the instance locked.
+// dies, even by SIGKILL, so a crash never leaves the instance locked. A clean exit also
+// removes the file (a crash leaves it, harmlessly: the next llmcd locks it).
 #pragma once
 
 #include <sys/types.h>
@@ -28,8 +29,11 @@ class WriterLock {
   static std::string LockName(const std::string& shm_name) { return shm_name + ".writer"; }
 
  private:
-  explicit WriterLock(int fd) : fd_(fd) {}
+  WriterLock(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  // One try; an empty pointer (not an error) when the file was replaced meanwhile.
+  static Result<std::unique_ptr<WriterLock>> AcquireOnce(const std::string& shm_name, const std::string& name);
   int fd_;
+  std::string name_;
 };
 
 }  // namespace llmgw

@@ -2,6 +2,7 @@
 // lock is free again once the holder is gone; different instances do not interfere.
 #include "common/writer_lock.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -38,6 +39,16 @@ TEST_F(WriterLockTest, ReleasedWhenTheHolderGoes) {
     auto first = WriterLock::Acquire(name_);
     ASSERT_TRUE(first.ok());
   }
+  auto again = WriterLock::Acquire(name_);
+  EXPECT_TRUE(again.ok()) << again.error().message();
+}
+
+// A clean release leaves no lock file behind in /dev/shm (each test instance left one).
+TEST_F(WriterLockTest, ReleaseRemovesTheFile) {
+  { auto first = WriterLock::Acquire(name_); ASSERT_TRUE(first.ok()); }
+  int fd = shm_open(WriterLock::LockName(name_).c_str(), O_RDONLY, 0);
+  EXPECT_LT(fd, 0) << "the lock file is still there";
+  if (fd >= 0) close(fd);
   auto again = WriterLock::Acquire(name_);
   EXPECT_TRUE(again.ok()) << again.error().message();
 }
