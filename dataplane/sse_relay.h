@@ -37,10 +37,18 @@ class SseRelay {
     last_piece_us_ = now_us;
     ScanUsage(data);
     if (is_sse_) {  // the last two bytes relayed, '\r' skipped ("\n\n": between events)
-      for (size_t i = data.size() > 4 ? data.size() - 4 : 0; i < data.size(); ++i) {
-        if (data[i] == '\r') continue;
+      // From the end backwards: a piece ending in a run of '\r' still tells what came
+      // before it (fuzz/relay_fuzz.cc checks this). Two steps for an ordinary piece.
+      char found[2];
+      int k = 0;
+      for (size_t i = data.size(); i-- > 0 && k < 2;)
+        if (data[i] != '\r') found[k++] = data[i];
+      if (k == 2) {
+        tail_[0] = found[1];
+        tail_[1] = found[0];
+      } else if (k == 1) {
         tail_[0] = tail_[1];
-        tail_[1] = data[i];
+        tail_[1] = found[0];
       }
     }
     return continues;

@@ -23,6 +23,7 @@ TARGETS=(
   "snapshot_wire_fuzz  fuzz/corpus/snapshot_wire"  # fleet snapshot frames from the network
   "request_json_fuzz   fuzz/corpus/request_json"   # data plane: JSON field reader alone
   "llmgw_request_fuzz  dataplane/fuzz/corpus"      # data plane: llhttp request stream + JSON reader
+  "relay_fuzz          fuzz/corpus/relay"          # data plane: SSE relay + response framing
   # Data plane, added with its restructuring (client request path with llmgw's own
   # callbacks and limits, upstream response handling incl. 1xx/chunked, SSE relay and
   # usage scan, Anthropic stream translator): one line each here, same format.

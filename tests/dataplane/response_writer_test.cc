@@ -164,5 +164,23 @@ TEST(SseRelayTest, EventSeparatorAfterAHalfWrittenEvent) {
   EXPECT_EQ(out.rfind("\nevent: error\n", 0), 0u) << out;
 }
 
+// A piece ending in a run of '\r' (or one byte at a time) still leaves the separator
+// right: the tail is read backwards over the '\r's, across pieces.
+TEST(SseRelayTest, EventSeparatorAcrossCarriageReturnsAndTinyPieces) {
+  SseRelay r;
+  r.Begin();
+  r.SetContentType("text/event-stream");
+  uint64_t gap;
+  r.OnPiece("data: x\n\n", 1, &gap);
+  r.OnPiece("data: y\r\r\r\r\r", 2, &gap);  // before: the last 4 bytes were all '\r', 'y' unseen
+  EXPECT_EQ(r.EventSeparator(), "\n\n");
+  r.OnPiece("\n", 3, &gap);
+  EXPECT_EQ(r.EventSeparator(), "\n");
+  r.OnPiece("\r", 4, &gap);
+  EXPECT_EQ(r.EventSeparator(), "\n");
+  r.OnPiece("\n", 5, &gap);
+  EXPECT_EQ(r.EventSeparator(), "");
+}
+
 }  // namespace
 }  // namespace llmgw::dataplane
