@@ -197,6 +197,12 @@ Status AdminServer::Start(const AdminConfig& cfg) {
   return Status::Ok();
 }
 
+void AdminServer::SetServing(bool serving) {
+  if (!server_ || serving == serving_) return;
+  serving_ = serving;
+  if (grpc::HealthCheckServiceInterface* h = server_->GetHealthCheckService()) h->SetServingStatus(serving);
+}
+
 void AdminServer::Stop() {
   if (!server_) return;
   stopping_->store(true);

@@ -34,6 +34,9 @@ class AdminServer {
   // refused, the token or TLS files cannot be read, or the port cannot be bound.
   Status Start(const AdminConfig& admin);
   void Stop();
+  // grpc.health.v1.Health's answer: SERVING while the controller publishes snapshots,
+  // NOT_SERVING when it stopped (the same judgement as GET /healthz). main's loop calls it.
+  void SetServing(bool serving);
   int port() const { return port_; }
 
  private:
@@ -42,6 +45,7 @@ class AdminServer {
   std::vector<ServiceFactory> extra_factories_;
   std::vector<std::unique_ptr<grpc::Service>> extra_services_;
   std::unique_ptr<grpc::Server> server_;
+  bool serving_ = true;  // what the health service says now (it starts SERVING)
   std::shared_ptr<std::atomic<bool>> stopping_;
   int port_ = 0;
 };

@@ -197,6 +197,7 @@ int main(int argc, char** argv) {
   for (;;) {
     int sig;
     if (NextSignalIsShutdown(set, &sig)) break;
+    admin.SetServing(controller.Publishing());  // grpc.health follows /healthz
     if (sig == SIGHUP) {
       LOG_INFO("SIGHUP: reloading config", {});
       controller.ReloadFromFile();

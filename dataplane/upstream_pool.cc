@@ -86,6 +86,29 @@ void UpstreamPool::Recycle(UpstreamConn* u) {
   else delete u;
 }
 
+size_t UpstreamPool::PruneIdle(const shm::Snapshot& snap) {
+  size_t closed = 0;
+  for (size_t slot = 0; slot < idle_.size(); ++slot) {
+    auto& pool = idle_[slot];
+    if (pool.empty()) continue;
+    const bool present = slot < snap.num_backends &&
+                         snap.backends[slot].state != static_cast<uint8_t>(shm::BackendState::kEmpty);
+    const uint64_t key = present ? snap.backends[slot].key : 0;
+    size_t kept = 0;
+    for (UpstreamConn* u : pool) {
+      if (present && u->backend_key == key) {
+        pool[kept++] = u;
+        continue;
+      }
+      Close(u);  // idle: nothing pending on it, so the object goes back at once
+      Recycle(u);
+      ++closed;
+    }
+    pool.resize(kept);
+  }
+  return closed;
+}
+
 void UpstreamPool::CloseIdle() {
   for (auto& pool : idle_) {
     for (UpstreamConn* u : pool) {

@@ -168,6 +168,7 @@ void WorkerImpl::RefreshSnapshot() {
   has_snapshot_ = true;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
   router_.OnSnapshot(*snap_);
+  pool_.PruneIdle(*snap_);
   stats_.SnapshotCopied(reader_.generation());
 }
 

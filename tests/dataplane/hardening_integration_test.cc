@@ -370,5 +370,24 @@ TEST(HardeningTest, RequestsPerClientAddressAreCapped) {
   ::close(a3);
 }
 
+// A backend removed by a reload: llmgw's idle keep-alive connections to it close when the
+// snapshot without it arrives (before: they stayed open for the life of the process).
+TEST(HardeningTest, IdlePooledConnectionsOfARemovedBackendClose) {
+  TestUpstream a, b;
+  Gateway gw(OneModel({a.port(), b.port()}, "    policy: round_robin\n"));
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
+  ASSERT_GE(a.open_connections(), 1) << "a pooled connection to a";
+  auto snap = gw.BuildSnap();
+  ASSERT_NE(snap, nullptr);
+  snap->backends[0].state = static_cast<uint8_t>(shm::BackendState::kEmpty);  // a is gone
+  gw.PublishBuilt(snap.get());
+  uint64_t end = MonoMs() + 2000;
+  while (a.open_connections() > 0 && MonoMs() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(a.open_connections(), 0);
+  EXPECT_GE(b.open_connections(), 1) << "the other backend's pooled connection stays";
+  EXPECT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat)).status, 200);
+}
+
 }  // namespace
 }  // namespace llmgw::testing

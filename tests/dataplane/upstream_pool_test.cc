@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <memory>
+
 namespace llmgw::dataplane {
 namespace {
 
@@ -87,6 +89,35 @@ TEST(UpstreamPoolTest, IdleCapAndShutdown) {
   EXPECT_EQ(pool.idle(1), 2u);
   pool.CloseIdle();
   EXPECT_EQ(pool.idle(1), 0u);
+  EXPECT_EQ(pool.live(), 0);
+}
+
+// A reload removed a backend (or gave its slot to another): its idle keep-alive
+// connections are closed when the snapshot arrives, not kept open forever.
+TEST(UpstreamPoolTest, IdleConnectionsOfARemovedBackendCloseWithTheSnapshot) {
+  UpstreamPool pool;
+  pool.Init(nullptr);
+  bool reused;
+  UpstreamConn* stays = pool.Take(0, Backend(1), &reused);
+  UpstreamConn* removed = pool.Take(1, Backend(2), &reused);
+  UpstreamConn* replaced = pool.Take(2, Backend(3), &reused);
+  ASSERT_TRUE(pool.Give(stays, true));
+  ASSERT_TRUE(pool.Give(removed, true));
+  ASSERT_TRUE(pool.Give(replaced, true));
+  auto snap = std::make_unique<shm::Snapshot>();
+  snap->num_backends = 3;
+  snap->backends[0] = Backend(1);
+  snap->backends[0].state = static_cast<uint8_t>(shm::BackendState::kHealthy);
+  snap->backends[1].state = static_cast<uint8_t>(shm::BackendState::kEmpty);  // removed
+  snap->backends[2] = Backend(4);  // the slot now names another backend
+  snap->backends[2].state = static_cast<uint8_t>(shm::BackendState::kHealthy);
+  EXPECT_EQ(pool.PruneIdle(*snap), 2u);
+  EXPECT_EQ(pool.idle(0), 1u);
+  EXPECT_EQ(pool.idle(1), 0u);
+  EXPECT_EQ(pool.idle(2), 0u);
+  EXPECT_EQ(pool.live(), 1);
+  snap->num_backends = 0;  // everything gone
+  EXPECT_EQ(pool.PruneIdle(*snap), 1u);
   EXPECT_EQ(pool.live(), 0);
 }
 
