@@ -27,6 +27,15 @@
 
 namespace {
 
+// The port a listening socket is bound to.
+uint16_t BoundPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: llmgw --config FILE | --version\n"
@@ -92,16 +101,18 @@ int main(int argc, char** argv) {
   // A fixed port is claimed before it is bound: binding first would put our listeners in
   // the other instance's SO_REUSEPORT group and take connections meant for it.
   std::unique_ptr<dataplane::ListenClaim> claim;
-  if (port != 0) {
+  auto take_claim = [&] {
     auto c = dataplane::ListenClaim::Acquire(port, cfg.instance);
     if (!c.ok()) {
       LOG_ERROR("listen port taken by another instance: only a llmgw of the same instance may join a port "
                 "(binary upgrade); change gateway.listen or stop the other instance",
                 {{"listen", cfg.gateway.listen}, {"error", c.error().message()}});
-      return 1;
+      return false;
     }
     claim = std::move(c.value());
-  }
+    return true;
+  };
+  if (port != 0 && !take_claim()) return 1;
 
   // A running llmgw of this instance on the same address (a binary upgrade in progress)
   // hands over its listening sockets: their accept queues carry on here, so its drain
@@ -109,11 +120,7 @@ int main(int argc, char** argv) {
   // SO_REUSEPORT listeners.
   std::vector<int> listeners = dataplane::ListenerHandover::TakeFromPredecessor(cfg.instance, cfg.gateway.listen);
   if (!listeners.empty()) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    getsockname(listeners[0], reinterpret_cast<sockaddr*>(&ss), &len);
-    port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                          : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    port = BoundPort(listeners[0]);
     LOG_INFO("took over the listeners of the running llmgw of this instance",
              {{"listeners", static_cast<unsigned>(listeners.size())}, {"port", static_cast<unsigned>(port)}});
   }
@@ -123,25 +130,11 @@ int main(int argc, char** argv) {
       LOG_ERROR("cannot listen", {{"listen", cfg.gateway.listen}, {"error", fd.error().message()}});
       return 1;
     }
-    if (port == 0) {  // the first bind chose the port; the others join it
-      sockaddr_storage ss{};
-      socklen_t len = sizeof(ss);
-      getsockname(fd.value(), reinterpret_cast<sockaddr*>(&ss), &len);
-      port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-    }
+    if (port == 0) port = BoundPort(fd.value());  // the first bind chose the port; the others join it
     listeners.push_back(fd.value());
   }
-  if (!claim) {  // port 0: the kernel chose a port nobody else serves; claim it all the same
-    auto c = dataplane::ListenClaim::Acquire(port, cfg.instance);
-    if (!c.ok()) {
-      LOG_ERROR("listen port taken by another instance: only a llmgw of the same instance may join a port "
-                "(binary upgrade); change gateway.listen or stop the other instance",
-                {{"listen", cfg.gateway.listen}, {"error", c.error().message()}});
-      return 1;
-    }
-    claim = std::move(c.value());
-  }
+  // Port 0: the kernel chose a port nobody else serves; claim it all the same.
+  if (!claim && !take_claim()) return 1;
 
   // A proxy holds two descriptors per proxied request: lift the soft limit to the hard one
   // and say clearly when even the hard one is short of what the config allows.

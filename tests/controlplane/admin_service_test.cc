@@ -1,7 +1,6 @@
 // In-process tests of every Admin RPC, with auth off and on, server reflection listing
 // the service, the loopback-only rule without a token, and operator actions reaching the
 // next snapshot.
-#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "common/shm.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/controller.h"
+#include "tests/controlplane/grpc_health_client.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 #include "reflection_client.h"
 #include "test_http_server.h"
@@ -316,38 +316,14 @@ INSTANTIATE_TEST_SUITE_P(Auth, AdminServiceTest, ::testing::Values(false, true),
 INSTANTIATE_TEST_SUITE_P(AuthOn, AdminAuthTest, ::testing::Values(true),
                          [](const ::testing::TestParamInfo<bool>&) { return "TokenOn"; });
 
-// grpc.health.v1.Health/Check with an empty service name as raw bytes (no generated
-// health stubs in Debian): SERVING = 1, NOT_SERVING = 2; -1 when the call fails.
-int HealthStatus(uint16_t port) {
-  auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(ch);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  grpc::CompletionQueue cq;
-  grpc::Slice empty("", 0);
-  grpc::ByteBuffer req(&empty, 1), resp;
-  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
-  call->StartCall();
-  grpc::Status st;
-  call->Finish(&resp, &st, reinterpret_cast<void*>(1));
-  void* tag;
-  bool ok;
-  if (!cq.Next(&tag, &ok) || !ok || !st.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  if (!resp.Dump(&slices).ok()) return -1;
-  std::string bytes;
-  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -2;
-}
-
 // The health service follows what main's loop reports of the publish loop (issue 15:
 // it stayed SERVING while /healthz said 503).
 TEST_P(AdminServiceTest, GrpcHealthFollowsSetServing) {
-  EXPECT_EQ(HealthStatus(static_cast<uint16_t>(server_->port())), 1);
+  EXPECT_EQ(llmgw::testing::GrpcHealthStatus(server_->port()), 1);
   server_->SetServing(false);
-  EXPECT_EQ(HealthStatus(static_cast<uint16_t>(server_->port())), 2);
+  EXPECT_EQ(llmgw::testing::GrpcHealthStatus(server_->port()), 2);
   server_->SetServing(true);
-  EXPECT_EQ(HealthStatus(static_cast<uint16_t>(server_->port())), 1);
+  EXPECT_EQ(llmgw::testing::GrpcHealthStatus(server_->port()), 1);
 }
 
 TEST(AdminServerTest, RefusesNonLoopbackWithoutToken) {

@@ -12,6 +12,7 @@
 
 #include "common/shm.h"
 #include "e2e_process.h"
+#include "tests/controlplane/grpc_health_client.h"
 
 namespace llmgw::e2e {
 namespace {
@@ -174,32 +175,6 @@ TEST_F(ProcessSafetyTest, AdminAndMetricsPortsAreExclusive) {
   }
 }
 
-// grpc.health.v1.Health/Check with an empty service name, spoken as raw bytes (no
-// generated health stubs ship in Debian): request {} and response {status: SERVING=1}.
-int GrpcHealthStatus(int port) {
-  auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(ch);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  grpc::CompletionQueue cq;
-  grpc::ByteBuffer req, resp;  // empty request message
-  grpc::Slice empty("", 0);
-  req = grpc::ByteBuffer(&empty, 1);
-  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
-  call->StartCall();
-  grpc::Status st;
-  call->Finish(&resp, &st, reinterpret_cast<void*>(1));
-  void* tag;
-  bool ok;
-  if (!cq.Next(&tag, &ok) || !ok || !st.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  if (!resp.Dump(&slices).ok()) return -1;
-  std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
-  return bytes.empty() ? 0 : -2;
-}
-
 TEST_F(ProcessSafetyTest, LlmcdAnswersHealthzAndGrpcHealth) {
   int grpc = FreePort(), metrics = FreePort();
   std::string c = Config("h", "opsk-" + suffix_, 0, grpc, metrics);
@@ -208,7 +183,7 @@ TEST_F(ProcessSafetyTest, LlmcdAnswersHealthzAndGrpcHealth) {
   HttpResult r = HttpCall(metrics, "GET", "/healthz");
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("\"ok\""), std::string::npos) << r.body;
-  EXPECT_EQ(GrpcHealthStatus(grpc), 1);  // SERVING
+  EXPECT_EQ(llmgw::testing::GrpcHealthStatus(grpc), 1);  // SERVING
   // The publish loop stopped (SIGSTOP freezes the whole process, probes included, so
   // stop it and look at what a prober sees afterwards: nothing answers at all).
   EXPECT_EQ(cd.Stop(SIGTERM, 10000), 0);
