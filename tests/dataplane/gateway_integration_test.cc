@@ -609,6 +609,17 @@ TEST(GatewayTest, FullBackendQueuesTheRequestUntilASlotFrees) {
   EXPECT_EQ(t.admission_rejected, 0u);
 }
 
+// On a one-slot model (OneSlotModel), a stream that has started holds the only backend
+// slot, so the next requests queue. Returns its connection (the caller closes it), or -1.
+int OccupyTheOnlySlot(uint16_t port) {
+  int fd = ConnectTo(port);
+  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
+  std::string buf;
+  if (ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000)) return fd;
+  ::close(fd);
+  return -1;
+}
+
 TEST(GatewayTest, AdmissionTimeoutAndFullQueueGive429WithRetryAfter) {
   TestUpstream::Options o;
   o.events = 3;
@@ -616,10 +627,8 @@ TEST(GatewayTest, AdmissionTimeoutAndFullQueueGive429WithRetryAfter) {
   TestUpstream up(o);
   Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 1, queue_timeout_ms: 100 }\n");
   ASSERT_TRUE(gw.WaitReady());
-  int fd = ConnectTo(gw.port());
-  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
-  std::string buf;
-  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  int fd = OccupyTheOnlySlot(gw.port());
+  ASSERT_GE(fd, 0) << "the stream that takes the only slot did not start";
   // One waiter fits and times out; a second one at the same priority finds the queue full.
   int w = ConnectTo(gw.port());
   SendAll(w, Post("/v1/chat/completions", kChat));
@@ -641,10 +650,8 @@ TEST(GatewayTest, HigherPriorityEvictsALowerOneFromAFullQueue) {
   TestUpstream up(o);
   Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 1, queue_timeout_ms: 5000 }\n");
   ASSERT_TRUE(gw.WaitReady());
-  int fd = ConnectTo(gw.port());
-  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
-  std::string buf;
-  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  int fd = OccupyTheOnlySlot(gw.port());
+  ASSERT_GE(fd, 0) << "the stream that takes the only slot did not start";
   int low = ConnectTo(gw.port());
   SendAll(low, Post("/v1/chat/completions", R"({"model":"m1","priority":1})"));  // yields
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -668,10 +675,8 @@ TEST(GatewayTest, SelfDeclaredPriorityCannotEvictOthers) {
   TestUpstream up(o);
   Gateway gw(OneSlotModel(up.port()), "  admission: { queue_size: 1, queue_timeout_ms: 5000 }\n");
   ASSERT_TRUE(gw.WaitReady());
-  int fd = ConnectTo(gw.port());
-  SendAll(fd, Post("/v1/chat/completions", R"({"model":"m1","stream":true})"));
-  std::string buf;
-  ASSERT_TRUE(ReadUntil(fd, &buf, [](const std::string& b) { return b.find("\"t0\"") != std::string::npos; }, 3000));
+  int fd = OccupyTheOnlySlot(gw.port());
+  ASSERT_GE(fd, 0) << "the stream that takes the only slot did not start";
   int waiter = ConnectTo(gw.port());
   SendAll(waiter, Post("/v1/chat/completions", R"({"model":"m1"})"));
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
