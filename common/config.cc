@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -349,6 +350,10 @@ class Parser {
   void ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m);
   void ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b);
   void CrossCheck(const YAML::Node& root, Config* c);
+ public:
+  // A `keys:` list (inline or a keys file's); checks each key's models against c.
+  void ParseKeys(const YAML::Node& list, const std::string& path, const Config& c, std::vector<KeyConfig>* out);
+ private:
 
   std::string file_;
   std::vector<ConfigError>* errors_;
@@ -451,6 +456,26 @@ void Parser::Leaf(const YAML::Node& parent, std::string_view name, const std::st
       case KeyCheck::kAbsPath:
         if (v.empty() || v[0] != '/') Error(node, k, "must start with /");
         break;
+      case KeyCheck::kSha256Hex: {
+        bool good = v.size() == 64 && std::all_of(v.begin(), v.end(), [](char ch) {
+                      return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+                    });
+        if (!good) {
+          // Never echo the value: someone may have pasted the secret here by mistake.
+          Error(node, k, "must be the 64 hex digits of the secret's SHA-256 (sha256sum), not the secret itself");
+        } else {
+          std::transform((*str)->begin(), (*str)->end(), (*str)->begin(),
+                         [](char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); });
+        }
+        break;
+      }
+      case KeyCheck::kKeyId: {
+        bool good = !v.empty() && v.size() <= 64;
+        for (char ch : v)
+          if (!(std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("_.:@-", ch))) good = false;
+        if (!good) Error(node, k, "must be 1-64 characters of [A-Za-z0-9_.:@-]");
+        break;
+      }
       case KeyCheck::kOneOf: {
         std::vector<std::string_view> choices;
         for (std::string_view rest = key.choices; !rest.empty();) {
@@ -511,6 +536,42 @@ void Parser::ParseModel(const YAML::Node& n, const std::string& path, ModelConfi
   }
 }
 
+void Parser::ParseKeys(const YAML::Node& list, const std::string& path, const Config& c,
+                       std::vector<KeyConfig>* out) {
+  if (!list.IsDefined() || list.IsNull()) return;
+  if (!list.IsSequence()) {
+    Error(list, path, "must be a list of keys");
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node& n = list[i];
+    std::string kp = path + "[" + std::to_string(i) + "]";
+    KeyConfig k;
+    k.source = file_;
+    k.line = n.Mark().line + 1;
+    if (!n.IsMap()) {
+      Error(n, kp, "must be a mapping");
+      continue;
+    }
+    Walk(n, kp, "", KeyKeys(), &k);
+    if (k.id.empty()) Error(n, kp + ".id", "is required");
+    if (k.key_sha256.empty()) Error(n, kp + ".key_sha256", "is required");
+    if (k.id == kAnonymousKeyId) Error(n["id"], kp + ".id", "'anonymous' is reserved for requests without a key");
+    for (size_t m = 0; m < k.models.size(); ++m) {
+      if (c.FindModel(k.models[m])) continue;
+      std::vector<std::string_view> cand;
+      for (const auto& mm : c.models) {
+        cand.push_back(mm.name);
+        for (const auto& a : mm.aliases) cand.push_back(a);
+      }
+      std::string hint = DidYouMean(k.models[m], cand);
+      Error(n["models"][m], kp + ".models[" + std::to_string(m) + "]",
+            "unknown model '" + k.models[m] + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+    }
+    out->push_back(std::move(k));
+  }
+}
+
 void Parser::CrossCheck(const YAML::Node& root, Config* c) {
   YAML::Node models = root["models"];
   std::set<std::string> names;
@@ -553,6 +614,67 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
   }
   if (c->fleet.role == "agent" && c->fleet.controller.empty())
     Error(root["fleet"], "fleet.controller", "is required when fleet.role is agent");
+  if (c->limits.global.burst && !c->limits.global.rps)
+    Error(root["limits"], "limits.global.burst", "needs limits.global.rps");
+}
+
+// Ids and hashes must be unique over the inline keys and the keys file together: an id is
+// what metrics and llmctl show, and two ids for one secret would make its limits ambiguous.
+void CheckKeysUnique(const std::vector<KeyConfig>& keys, std::vector<ConfigError>* errors) {
+  std::map<std::string, const KeyConfig*> ids, hashes;
+  for (const auto& k : keys) {
+    if (!k.id.empty()) {
+      auto [it, fresh] = ids.emplace(k.id, &k);
+      if (!fresh)
+        errors->push_back({k.source, k.line, "keys", "duplicate key id '" + k.id + "' (also at " +
+                                                         it->second->source + ":" + std::to_string(it->second->line) + ")"});
+    }
+    if (k.key_sha256.size() == 64) {
+      auto [it, fresh] = hashes.emplace(k.key_sha256, &k);
+      if (!fresh)
+        errors->push_back({k.source, k.line, "keys", "key '" + k.id + "' has the same key_sha256 as key '" +
+                                                         it->second->id + "'"});
+    }
+  }
+}
+
+std::string ReadWholeFile(const std::string& path, std::string* why) {
+  std::ifstream in(path);
+  if (!in) {
+    *why = std::string("cannot read: ") + std::strerror(errno);
+    return {};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The keys of a keys file: a list, or a mapping whose only key is `keys`.
+void ParseKeysText(std::string_view yaml, std::string_view filename, const Config& c, std::vector<KeyConfig>* out,
+                   std::vector<ConfigError>* errors) {
+  if (size_t bad = FirstInvalidUtf8(yaml); bad != std::string_view::npos) {
+    errors->push_back({std::string(filename), 1, "(encoding)", "not valid UTF-8; save the file as UTF-8"});
+    return;
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    errors->push_back({std::string(filename), e.mark.line + 1, "(syntax)", e.msg});
+    return;
+  }
+  Parser p(filename, errors);
+  try {
+    if (!root.IsDefined() || root.IsNull()) return;  // an empty keys file holds no keys
+    if (root.IsMap()) {
+      if (!p.CheckMap(root, "", {"keys"})) return;
+      p.ParseKeys(root["keys"], "keys", c, out);
+    } else {
+      p.ParseKeys(root, "keys", c, out);
+    }
+  } catch (const YAML::Exception& e) {
+    errors->push_back({std::string(filename), e.mark.line + 1, "(yaml)", e.msg});
+  }
 }
 
 void Parser::Parse(const YAML::Node& root, Config* c) {
@@ -585,9 +707,53 @@ void Parser::Parse(const YAML::Node& root, Config* c) {
     }
   }
   CrossCheck(root, c);
+  ParseKeys(root["keys"], "keys", *c, &c->keys);
 }
 
 }  // namespace
+
+std::string ResolveKeysFile(const std::string& config_file, const std::string& keys_file) {
+  if (keys_file.empty() || keys_file[0] == '/') return keys_file;
+  size_t slash = config_file.rfind('/');
+  return slash == std::string::npos ? keys_file : config_file.substr(0, slash + 1) + keys_file;
+}
+
+std::vector<ConfigError> ParseKeysFile(std::string_view yaml, std::string_view filename, const Config& c,
+                                       std::vector<KeyConfig>* out) {
+  std::vector<ConfigError> errors;
+  ParseKeysText(yaml, filename, c, out, &errors);
+  return errors;
+}
+
+std::string RenderKeysFile(const std::vector<KeyConfig>& keys) {
+  std::string s =
+      "# Client API keys of llmgw (auth.keys_file). Written by `llmctl keys add|revoke`; hand edits\n"
+      "# are fine. Only the SHA-256 of each secret is stored.\n"
+      "keys:\n";
+  if (keys.empty()) return s.substr(0, s.size() - 1) + " []\n";
+  auto quoted = [](const std::string& v) { return "\"" + v + "\""; };
+  for (const auto& k : keys) {
+    s += "  - { id: " + quoted(k.id) + ", key_sha256: " + quoted(k.key_sha256);
+    if (!k.models.empty()) {
+      s += ", models: [";
+      for (size_t i = 0; i < k.models.size(); ++i) s += (i ? ", " : "") + quoted(k.models[i]);
+      s += "]";
+    }
+    if (k.priority != kDefaultClientPriority) s += ", priority: " + std::to_string(k.priority);
+    if (k.limits.rpm || k.limits.tpm || k.limits.max_concurrent) {
+      std::string l;
+      auto add = [&](const char* name, uint32_t v) {
+        if (v) l += std::string(l.empty() ? "" : ", ") + name + ": " + std::to_string(v);
+      };
+      add("rpm", k.limits.rpm);
+      add("tpm", k.limits.tpm);
+      add("max_concurrent", k.limits.max_concurrent);
+      s += ", limits: { " + l + " }";
+    }
+    s += " }\n";
+  }
+  return s;
+}
 
 ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
   ConfigResult r;
@@ -618,6 +784,24 @@ ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
   } catch (const YAML::Exception& e) {
     r.errors.push_back({std::string(filename), e.mark.line + 1, "(yaml)", e.msg});
   }
+  // auth.keys_file: read and checked with the config, so a bad keys file rejects the
+  // reload like a bad config (the running keys keep serving).
+  if (r.ok() && !r.config.auth.keys_file.empty()) {
+    r.config.keys_file_path = ResolveKeysFile(std::string(filename), r.config.auth.keys_file);
+    std::string why;
+    std::string text = ReadWholeFile(r.config.keys_file_path, &why);
+    if (!why.empty()) {
+      YAML::Node auth = root["auth"];
+      int line = auth.IsMap() && auth["keys_file"].IsDefined() ? auth["keys_file"].Mark().line + 1 : 0;
+      r.errors.push_back({std::string(filename), line, "auth.keys_file", r.config.keys_file_path + ": " + why});
+    } else {
+      ParseKeysText(text, r.config.keys_file_path, r.config, &r.config.keys, &r.errors);
+    }
+  }
+  CheckKeysUnique(r.config.keys, &r.errors);
+  if (r.config.auth.required && r.config.keys.empty() && r.config.auth.keys_file.empty() && r.ok())
+    r.errors.push_back({std::string(filename), 0, "auth.required",
+                        "is true but no key is configured (keys: or auth.keys_file): every request would get 401"});
   std::stable_sort(r.errors.begin(), r.errors.end(),
                    [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
   return r;

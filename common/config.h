@@ -73,8 +73,8 @@ struct AccessLogConfig {
 };
 
 // Request priorities are 0..10, higher served first (DESIGN.md, a key's level). A request
-// is at its client's level — kDefaultClientPriority until client keys carry their own —
-// and the body's priority field can only lower it: a client may yield to others, never
+// is at its client's level — its API key's `priority`, kDefaultClientPriority for keys
+// that set none and for anonymous requests — and the body's priority field can only lower it: a client may yield to others, never
 // push others out of the queue by declaring itself more important.
 constexpr int32_t kMaxClientPriority = 10;
 constexpr int32_t kDefaultClientPriority = 5;
@@ -168,6 +168,7 @@ struct BackendConfig {
   uint32_t max_concurrent = 64;
   double weight = 1.0;
   Engine engine = Engine::kAuto;
+  uint32_t rps = 0;  // attempts per second sent to it (whole gateway/fleet); 0 = no limit
   int line = 0;
 };
 
@@ -177,7 +178,49 @@ struct ModelConfig {
   Policy policy = Policy::kLeastConnections;
   std::vector<std::string> fallbacks;
   std::vector<BackendConfig> backends;
+  uint32_t rps = 0;  // requests per second for this model (whole gateway/fleet); 0 = no limit
   int line = 0;
+};
+
+// Client API keys (DESIGN.md "Client API keys and limits"). The secret is stored nowhere:
+// a key is known by the SHA-256 of its secret.
+struct AuthConfig {
+  // true: a request without a key gets 401. false: it passes as key id "anonymous" (a key
+  // that is presented must still be a known one once any key is configured).
+  bool required = false;
+  // Optional YAML file of more keys (same schema as `keys:`), relative to the config file;
+  // llmcd reloads it when it changes and `llmctl keys add|revoke` edit it.
+  std::string keys_file;
+};
+
+// A key's limits; 0 = no limit. In a fleet they hold for the whole fleet.
+struct KeyLimitsConfig {
+  uint32_t rpm = 0;             // requests per minute (token bucket, capacity = rpm)
+  uint32_t tpm = 0;             // tokens (input + output) per minute
+  uint32_t max_concurrent = 0;  // requests in flight
+};
+
+struct KeyConfig {
+  std::string id;          // shown in metrics, logs and llmctl; never the secret
+  std::string key_sha256;  // 64 lowercase hex digits: SHA-256 of the secret
+  std::vector<std::string> models;  // names or aliases; empty = every model
+  uint32_t priority = kDefaultClientPriority;  // 0..10: the key's level in the admission queue
+  KeyLimitsConfig limits;
+  std::string source;      // the file it was read from (the config or auth.keys_file)
+  int line = 0;
+};
+
+constexpr std::string_view kAnonymousKeyId = "anonymous";
+
+// Gateway-wide (fleet-wide in a fleet) request rate: a token bucket of `burst` requests
+// refilled at `rps` per second.
+struct GlobalLimitsConfig {
+  uint32_t rps = 0;    // 0 = no limit
+  uint32_t burst = 0;  // 0 = rps (one second's worth)
+};
+
+struct LimitsConfig {
+  GlobalLimitsConfig global;
 };
 
 struct Config {
@@ -190,7 +233,11 @@ struct Config {
   RoutingConfig routing;
   ControlConfig control;
   FleetConfig fleet;
+  AuthConfig auth;
+  LimitsConfig limits;
   std::vector<ModelConfig> models;
+  std::vector<KeyConfig> keys;   // inline `keys:` first, then those of auth.keys_file
+  std::string keys_file_path;    // auth.keys_file resolved against the config's folder
 
   std::string source_file;  // where it was loaded from
   std::string source_text;  // the YAML as read
@@ -218,6 +265,16 @@ struct ConfigResult {
 ConfigResult ParseConfig(std::string_view yaml, std::string_view filename);
 // Reads the file and parses it.
 ConfigResult LoadConfigFile(const std::string& path);
+
+// Parses a keys file (a list of keys, or a mapping with `keys:`) against the models of
+// `c` (for the allow-lists); errors name `filename`. Used for auth.keys_file and by
+// `llmctl keys add|revoke` to check what they write.
+std::vector<ConfigError> ParseKeysFile(std::string_view yaml, std::string_view filename, const Config& c,
+                                       std::vector<KeyConfig>* out);
+// Serialises keys as a keys file (`keys:` mapping), one flow mapping per key.
+std::string RenderKeysFile(const std::vector<KeyConfig>& keys);
+// auth.keys_file resolved against the folder of the config file `config_file`.
+std::string ResolveKeysFile(const std::string& config_file, const std::string& keys_file);
 
 // Returns the closest candidate to `word` for "did you mean" hints, or empty.
 std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& candidates);

@@ -138,7 +138,17 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
       {"fleet.agent_id", F(fleet.agent_id), A::kLlmcdRestart, 0, 0, K::kNone, {}, "<hostname>/<instance>",
        "name reported to the controller"},
 
+      {"auth.required", F(auth.required), A::kReload, 0, 0, K::kNone, {}, {},
+       "requests without an API key get 401 (false: they pass as key id anonymous)"},
+      {"auth.keys_file", F(auth.keys_file), A::kReload, 0, 0, K::kNone, {}, {},
+       "YAML file of more keys, relative to the config file, hot-reloaded"},
+      {"limits.global.rps", F(limits.global.rps), A::kReload, 0, 0, K::kNone, {}, {},
+       "requests per second of the whole gateway (fleet); 0 = no limit"},
+      {"limits.global.burst", F(limits.global.burst), A::kReload, 0, 0, K::kNone, {}, "rps",
+       "requests the global bucket holds; 0 = rps"},
+
       {"models", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "the models served"},
+      {"keys", SECTION, A::kReload, 0, 0, K::kNone, {}, {}, "client API keys"},
   };
   return keys;
 }
@@ -149,6 +159,7 @@ const std::vector<ConfigKey<ModelConfig>>& ModelKeys() {
       {"aliases", F(aliases), A::kReload, 0, 0, K::kNone, {}, {}, "other names for it"},
       {"policy", F(policy), A::kReload, 0, 0, K::kNone, {}, {}, "routing policy"},
       {"fallbacks", F(fallbacks), A::kReload, 0, 0, K::kNone, {}, {}, "models tried when this one cannot serve"},
+      {"rps", F(rps), A::kReload, 0, 0, K::kNone, {}, {}, "requests per second for the model; 0 = no limit"},
       {"backends", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "its backends"},
   };
   return keys;
@@ -161,6 +172,21 @@ const std::vector<ConfigKey<BackendConfig>>& BackendKeys() {
       {"max_concurrent", F(max_concurrent), A::kReload, 1, 1000000, K::kNone, {}, {}, "most requests in flight to it"},
       {"weight", F(weight), A::kReload, 0, 1e6, K::kNone, {}, {}, "weighted_round_robin weight"},
       {"engine", F(engine), A::kReload, 0, 0, K::kNone, {}, {}, "which /metrics names to read"},
+      {"rps", F(rps), A::kReload, 0, 0, K::kNone, {}, {}, "attempts per second sent to it; 0 = no limit"},
+  };
+  return keys;
+}
+
+const std::vector<ConfigKey<KeyConfig>>& KeyKeys() {
+  static const std::vector<ConfigKey<KeyConfig>> keys = {
+      {"id", F(id), A::kReload, 0, 0, K::kKeyId, {}, "required", "name in metrics, logs and llmctl"},
+      {"key_sha256", F(key_sha256), A::kReload, 0, 0, K::kSha256Hex, {}, "required", "SHA-256 of the secret, hex"},
+      {"models", F(models), A::kReload, 0, 0, K::kNone, {}, {}, "models it may use; empty = every model"},
+      {"priority", F(priority), A::kReload, 0, 10, K::kNone, {}, {}, "0..10, higher is served first when requests queue"},
+      {"limits.rpm", F(limits.rpm), A::kReload, 0, 0, K::kNone, {}, {}, "requests per minute; 0 = no limit"},
+      {"limits.tpm", F(limits.tpm), A::kReload, 0, 0, K::kNone, {}, {}, "tokens (input + output) per minute; 0 = no limit"},
+      {"limits.max_concurrent", F(limits.max_concurrent), A::kReload, 0, 0, K::kNone, {}, {},
+       "requests in flight; 0 = no limit"},
   };
   return keys;
 }
@@ -278,6 +304,12 @@ std::vector<ConfigChange> DiffConfigs(const Config& running, const Config& next)
     for (const auto& b : m.backends) new_backends[b.id] = backend_fields(m, b);
   DiffEntries("backend", old_backends, new_backends,
               [](const std::string&, const Fields& f) { return Describe(f); }, &out);
+
+  // API keys by id; the hash is a field like any other (it is not the secret).
+  std::map<std::string, Fields> old_keys, new_keys;
+  for (const auto& k : running.keys) old_keys[k.id] = TableFields(KeyKeys(), k, false, "id");
+  for (const auto& k : next.keys) new_keys[k.id] = TableFields(KeyKeys(), k, false, "id");
+  DiffEntries("api key", old_keys, new_keys, [](const std::string&, const Fields& f) { return Describe(f); }, &out);
 
   Config& r = const_cast<Config&>(running);
   Config& n = const_cast<Config&>(next);

@@ -34,6 +34,8 @@ enum class KeyCheck : uint8_t {
   kInstanceName,  // 1-64 of [A-Za-z0-9_-]
   kAbsPath,       // starts with /
   kOneOf,         // one of `choices` ("a|b|c")
+  kSha256Hex,     // 64 hex digits (a key's key_sha256)
+  kKeyId,         // 1-64 of [A-Za-z0-9_.:@-] (a key's id: a metric label and a log field)
 };
 
 // The field a key fills; the alternative is the key's type. std::monostate marks a key the
@@ -60,6 +62,8 @@ const std::vector<ConfigKey<Config>>& ConfigKeys();
 const std::vector<ConfigKey<ModelConfig>>& ModelKeys();
 // Keys of one entry of `models[].backends:`.
 const std::vector<ConfigKey<BackendConfig>>& BackendKeys();
+// Keys of one entry of `keys:` (and of auth.keys_file).
+const std::vector<ConfigKey<KeyConfig>>& KeyKeys();
 
 // The value of a field as the diff and the docs show it: numbers plainly (%.10g), strings
 // quoted, lists as [a, b], enums by name.
@@ -73,7 +77,7 @@ struct ConfigFieldChange {
 
 struct ConfigChange {
   enum Kind { kAdded, kRemoved, kChanged } kind;
-  std::string what;    // "model", "backend" or "key"
+  std::string what;    // "model", "backend", "api key" (an entry of `keys:`) or "key"
   std::string name;    // model name, backend id or key path
   std::string detail;  // one line: for changes "field: old -> new, ..."
   std::vector<ConfigFieldChange> fields;  // kChanged: what differs

@@ -276,6 +276,7 @@ uint64_t SnapshotWriter::Publish(Snapshot* s) {
   if (s->num_backends > kMaxBackends) s->num_backends = kMaxBackends;
   if (s->num_models > kMaxModels) s->num_models = kMaxModels;
   if (s->num_prefix_homes > kMaxPrefixHomes) s->num_prefix_homes = kMaxPrefixHomes;
+  if (s->num_keys > kMaxKeys) s->num_keys = kMaxKeys;
   s->generation = next;
   s->published_unix_ms = NowUnixMs();
   s->checksum = SnapshotChecksum(*s);
@@ -283,7 +284,7 @@ uint64_t SnapshotWriter::Publish(Snapshot* s) {
   uint64_t seq = b.seq.load(std::memory_order_relaxed);
   b.seq.store(seq + 1, std::memory_order_relaxed);
   StoreWords(&b.snap, s, offsetof(Snapshot, limits));
-  ForEachUsedRange(s->num_models, s->num_backends, s->num_prefix_homes, [&](size_t off, size_t len) {
+  ForEachUsedRange(*s, [&](size_t off, size_t len) {
     StoreWords(reinterpret_cast<char*>(&b.snap) + off, reinterpret_cast<const char*>(s) + off, len);
   });
   b.seq.store(seq + 2, std::memory_order_release);
@@ -308,7 +309,8 @@ bool SnapshotReader::Refresh(Snapshot* out) {
     uint32_t nb = out->num_backends <= kMaxBackends ? out->num_backends : kMaxBackends;
     uint32_t nm = out->num_models <= kMaxModels ? out->num_models : kMaxModels;
     uint32_t np = out->num_prefix_homes <= kMaxPrefixHomes ? out->num_prefix_homes : kMaxPrefixHomes;
-    ForEachUsedRange(nm, nb, np, [&](size_t off, size_t len) {
+    uint32_t nk = out->num_keys <= kMaxKeys ? out->num_keys : kMaxKeys;
+    ForEachUsedRange(nm, nb, np, nk, [&](size_t off, size_t len) {
       LoadWords(reinterpret_cast<char*>(out) + off, reinterpret_cast<const char*>(&b.snap) + off, len);
     });
     if (b.seq.load(std::memory_order_relaxed) != s1) {
@@ -318,6 +320,7 @@ bool SnapshotReader::Refresh(Snapshot* out) {
     out->num_backends = nb;
     out->num_models = nm;
     out->num_prefix_homes = np;
+    out->num_keys = nk;
     last_ = out->generation;
     return true;
   }
@@ -341,6 +344,9 @@ void ResetGauges(StatsSlot* slot) {
   for (BackendStats& s : slot->backends) {
     LLMGW_RESET_GAUGES(LLMGW_BACKEND_STATS)
   }
+  // A concurrency limiter's `spent` is the thread's in-flight count: a gauge.
+  for (uint32_t i = 0; i < LimitKindSlots(LimitKind::kKeyConcurrency); ++i)
+    Set(slot->limiter_use[LimiterIndex(LimitKind::kKeyConcurrency, i)].spent, 0);
 }
 
 // Adds one slot's row (in) to the totals (out), entry by entry of the list.
@@ -440,6 +446,7 @@ void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64
   *out = StatsTotals();
   out->models.resize(kMaxModels);
   out->backends.resize(num_backends);
+  out->limiters.resize(kNumLimiters);
   auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   for (const StatsSlot& s : r.slots) {
     uint64_t owner = ld(s.owner);
@@ -458,6 +465,13 @@ void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64
       uint64_t key = ld(s.backends[b].key);
       if (key != 0) out->backends[b].key = key;
       AddRow(s.backends[b], out->backends[b]);
+    }
+    for (uint32_t i = 0; i < kNumLimiters; ++i) {
+      const LimiterUse& u = s.limiter_use[i];
+      StatsTotals::Limiter& l = out->limiters[i];
+      l.spent += ld(u.spent);
+      l.denied += ld(u.denied);
+      l.checked += ld(u.checked);
     }
   }
 }

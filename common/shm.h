@@ -124,6 +124,12 @@ struct StatsTotals {
   LLMGW_TOTAL_FIELDS(LLMGW_THREAD_STATS)
   std::vector<ModelTotals> models;      // kMaxModels entries
   std::vector<BackendTotals> backends;  // num_backends entries
+  // Per limiter (LimiterIndex), summed over the slots: spent (for a concurrency limit:
+  // in flight now), denied and checked.
+  struct Limiter {
+    uint64_t spent = 0, denied = 0, checked = 0;
+  };
+  std::vector<Limiter> limiters;  // kNumLimiters entries
 };
 
 // ---- Walking the lists -------------------------------------------------------------------

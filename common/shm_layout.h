@@ -18,8 +18,9 @@ namespace llmgw::shm {
 
 constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
 // 2: prefix homes (snapshot) and prefix reports (stats); 3: stats from the lists below
-// (errors_by_kind sized by ErrorKind::kCount, was 32).
-constexpr uint32_t kShmAbiVersion = 3;
+// (errors_by_kind sized by ErrorKind::kCount, was 32); 4: client API keys and limits
+// (key table in the snapshot, per-limit use in the stats slots, the lease region).
+constexpr uint32_t kShmAbiVersion = 4;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -34,6 +35,11 @@ constexpr uint32_t kUrlLen = 128;
 constexpr uint32_t kMaxPrefixHomes = 4096;
 // Per data-plane thread: prefixes it routed recently, with pick counts, for llmcd to place.
 constexpr uint32_t kPrefixReportEntries = 1024;  // power of two
+// Client API keys (DESIGN.md "Client API keys and limits"), found by the SHA-256 of the
+// presented secret through an open-addressed index at most half full.
+constexpr uint32_t kMaxKeys = 1024;
+constexpr uint32_t kKeyIndexSlots = 2 * kMaxKeys;  // power of two
+constexpr uint32_t kKeyIdLen = 72;                 // ids are at most 64 characters
 
 // Backend state as published by llmcd. Values match admin.proto's BackendState.
 enum class BackendState : uint8_t {
@@ -86,7 +92,7 @@ struct BackendEntry {
   float ewma_ttft_ms;
   float error_rate;        // recent failure fraction 0..1
   uint32_t fleet_in_flight;  // sum over every gateway thread (and the fleet), last tick
-  uint32_t reserved;
+  uint32_t rps;            // attempts per second to it, whole gateway (fleet); 0 = no limit
 };
 
 struct ModelEntry {
@@ -98,7 +104,22 @@ struct ModelEntry {
   uint8_t policy;          // llmgw::Policy
   uint8_t present;         // 1 when this slot holds a model
   uint32_t num_backends;   // informational; backends name their model_slot
+  uint32_t rps;            // requests per second for the model, whole gateway (fleet); 0 = no limit
+  uint32_t reserved;
 };
+
+// A client API key. Only the SHA-256 of its secret is known.
+struct KeyEntry {
+  uint8_t sha256[32];
+  char id[kKeyIdLen];      // NUL-terminated
+  uint64_t id_hash;        // FNV-1a of id: identity across reloads (stats rows, leases)
+  uint64_t models;         // bit i: model slot i allowed (kMaxModels == 64); ~0 = every model
+  uint32_t rpm, tpm, max_concurrent;  // 0 = no limit
+  uint8_t priority;        // 0..10, the key's level in the admission queue
+  uint8_t present;         // 1 when this slot holds a key
+  uint16_t reserved;
+};
+static_assert(kMaxModels <= 64, "KeyEntry::models is a 64-bit mask of model slots");
 
 // Limits and knobs the data plane needs, copied from the config by llmcd, so a reload
 // reaches running gateways without restarting them.
@@ -112,6 +133,10 @@ struct Limits {
   uint32_t prefix_bytes;
   uint32_t virtual_nodes;
   char hash_header[64];
+  uint32_t global_rps;     // 0 = no global limit
+  uint32_t global_burst;   // bucket capacity of the global limit
+  uint32_t auth_required;  // 1: a request without a key gets 401
+  uint32_t reserved;
 };
 
 // One prefix's gateway-wide home, placed by llmcd from every thread's prefix reports, so
@@ -131,29 +156,52 @@ struct Snapshot {
   uint32_t num_models;       // high-water mark of used model slots
   uint64_t checksum;         // SnapshotChecksum() of the used ranges; tests verify copies
   uint32_t num_prefix_homes;  // used entries of prefix_homes
-  uint32_t reserved0;
+  uint32_t num_keys;          // high-water mark of used key slots
   Limits limits;
   ModelEntry models[kMaxModels];
   BackendEntry backends[kMaxBackends];
   PrefixHomeEntry prefix_homes[kMaxPrefixHomes];
+  // SHA-256 -> key slot + 1 (0 = empty); home slot = the hash's first 8 bytes (little
+  // endian) & (kKeyIndexSlots - 1), linear probing. Built by BuildSnapshot.
+  uint16_t key_index[kKeyIndexSlots];
+  KeyEntry keys[kMaxKeys];
 };
 
 static_assert(sizeof(BackendEntry) % 8 == 0 && sizeof(ModelEntry) % 8 == 0 && sizeof(Limits) % 8 == 0 &&
-                  sizeof(PrefixHomeEntry) % 8 == 0 && offsetof(Snapshot, limits) % 8 == 0,
+                  sizeof(PrefixHomeEntry) % 8 == 0 && sizeof(KeyEntry) % 8 == 0 &&
+                  offsetof(Snapshot, limits) % 8 == 0 && offsetof(Snapshot, key_index) % 8 == 0 &&
+                  offsetof(Snapshot, keys) % 8 == 0,
               "snapshot rows are copied as 8-byte words");
 
 // The byte ranges of a snapshot worth copying: the limits, the used model slots, the used
-// backend slots and the used prefix homes (a mostly empty 600 KB table is not copied).
-// Calls f(offset, length).
+// backend slots, the used prefix homes and, when there are keys, the key index and the
+// used key slots (a mostly empty 600 KB table is not copied). Calls f(offset, length).
 template <typename F>
-inline void ForEachUsedRange(uint32_t num_models, uint32_t num_backends, uint32_t num_prefix_homes, F&& f) {
+inline void ForEachUsedRange(uint32_t num_models, uint32_t num_backends, uint32_t num_prefix_homes,
+                             uint32_t num_keys, F&& f) {
   if (num_models > kMaxModels) num_models = kMaxModels;
   if (num_backends > kMaxBackends) num_backends = kMaxBackends;
   if (num_prefix_homes > kMaxPrefixHomes) num_prefix_homes = kMaxPrefixHomes;
+  if (num_keys > kMaxKeys) num_keys = kMaxKeys;
   f(offsetof(Snapshot, limits), sizeof(Limits));
   f(offsetof(Snapshot, models), num_models * sizeof(ModelEntry));
   f(offsetof(Snapshot, backends), num_backends * sizeof(BackendEntry));
   if (num_prefix_homes) f(offsetof(Snapshot, prefix_homes), num_prefix_homes * sizeof(PrefixHomeEntry));
+  if (num_keys) {
+    f(offsetof(Snapshot, key_index), sizeof(Snapshot::key_index));
+    f(offsetof(Snapshot, keys), num_keys * sizeof(KeyEntry));
+  }
+}
+template <typename F>
+inline void ForEachUsedRange(const Snapshot& s, F&& f) {
+  ForEachUsedRange(s.num_models, s.num_backends, s.num_prefix_homes, s.num_keys, f);
+}
+
+// Home slot of a SHA-256 in Snapshot::key_index.
+inline uint32_t KeyIndexHome(const uint8_t* sha256) {
+  uint64_t h = 0;
+  for (int i = 7; i >= 0; --i) h = (h << 8) | sha256[i];
+  return static_cast<uint32_t>(h & (kKeyIndexSlots - 1));
 }
 
 struct alignas(64) SnapshotBuffer {
@@ -337,6 +385,78 @@ struct PrefixReport {
   std::atomic<uint64_t> model_slot;
 };
 
+// ---- Limits: use (data -> control) and leases (control -> data) -------------------------
+// Every rate or concurrency limit the data plane enforces has an index in one space, so a
+// thread's use counters (StatsSlot::limiter_use), its leases (LeaseSlot::grant) and llmcd's
+// quota leaser treat them alike. No thread ever touches another's counters: a thread
+// spends from its own lease, and llmcd rebalances the leases from the reported use every
+// tick so that the sum over threads stays within each limit (docs/OPERATIONS.md "Keys and
+// limits").
+enum class LimitKind : uint8_t {
+  kGlobalRps = 0,     // limits.global: requests
+  kModelRps,          // models[].rps: requests, by model slot
+  kBackendRps,        // models[].backends[].rps: attempts, by backend slot
+  kKeyRpm,            // keys[].limits.rpm: requests, by key slot
+  kKeyTpm,            // keys[].limits.tpm: tokens, by key slot
+  kKeyConcurrency,    // keys[].limits.max_concurrent: requests in flight, by key slot
+  kCount
+};
+constexpr uint32_t kNumLimitKinds = static_cast<uint32_t>(LimitKind::kCount);
+// Label value of the `limit` label of llm_rate_limiter_*_total.
+constexpr std::string_view LimitKindLabel(uint32_t i) {
+  switch (static_cast<LimitKind>(i)) {
+    case LimitKind::kGlobalRps: return "global_rps";
+    case LimitKind::kModelRps: return "model_rps";
+    case LimitKind::kBackendRps: return "backend_rps";
+    case LimitKind::kKeyRpm: return "rpm";
+    case LimitKind::kKeyTpm: return "tpm";
+    case LimitKind::kKeyConcurrency: return "max_concurrent";
+    case LimitKind::kCount: break;
+  }
+  return "unknown";
+}
+static_assert(detail::LabelsComplete(LimitKindLabel, kNumLimitKinds), "every LimitKind needs a label");
+// Concurrency limits lease a share of in-flight requests; the others lease units of a rate.
+constexpr bool IsConcurrencyLimit(LimitKind k) { return k == LimitKind::kKeyConcurrency; }
+constexpr uint32_t LimitKindSlots(LimitKind k) {
+  switch (k) {
+    case LimitKind::kGlobalRps: return 1;
+    case LimitKind::kModelRps: return kMaxModels;
+    case LimitKind::kBackendRps: return kMaxBackends;
+    case LimitKind::kKeyRpm:
+    case LimitKind::kKeyTpm:
+    case LimitKind::kKeyConcurrency: return kMaxKeys;
+    case LimitKind::kCount: break;
+  }
+  return 0;
+}
+constexpr uint32_t LimiterBase(LimitKind k) {
+  uint32_t base = 0;
+  for (uint32_t i = 0; i < static_cast<uint32_t>(k); ++i) base += LimitKindSlots(static_cast<LimitKind>(i));
+  return base;
+}
+constexpr uint32_t kNumLimiters = LimiterBase(LimitKind::kCount);
+// The index of limit `kind` of slot `slot` (model, backend or key slot; 0 for global).
+constexpr uint32_t LimiterIndex(LimitKind kind, uint32_t slot) { return LimiterBase(kind) + slot; }
+
+// A thread's use of one limiter. Single writer (the thread), read by llmcd.
+struct LimiterUse {
+  std::atomic<uint64_t> spent;    // rates: units taken, cumulative; concurrency: in flight now
+  std::atomic<uint64_t> denied;   // requests refused by this limiter, cumulative
+  std::atomic<uint64_t> checked;  // requests checked against it, cumulative
+};
+
+// A thread's leases, written only by llmcd (one writer), read by the thread that owns the
+// stats slot of the same index. For a rate, grant is cumulative and never goes down: the
+// thread may take units while its spent < grant, so llmcd bounds what every thread can
+// ever take by what it has granted. For a concurrency limit, grant is the thread's share of
+// in-flight requests (lowered only with the thread's acknowledgement, see lease_seen).
+struct alignas(64) LeaseSlot {
+  std::atomic<uint64_t> generation;  // bumped (release) after llmcd rewrote the grants
+  std::atomic<uint64_t> owner;       // StatsSlot::owner the grants were made for
+  std::atomic<uint64_t> grant[kNumLimiters];
+};
+
 struct alignas(64) StatsSlot {
   // Bookkeeping, not stats.
   std::atomic<uint64_t> owner;      // (pid << 32) | thread index; 0 = free
@@ -346,6 +466,10 @@ struct alignas(64) StatsSlot {
   ModelStats models[kMaxModels];
   BackendStats backends[kMaxBackends];
   PrefixReport prefix_report[kPrefixReportEntries];  // indexed by tag & (entries - 1)
+  // Limits: this thread's use of each limiter and the last lease generation it applied
+  // (llmcd lowers a concurrency share only once the thread has seen the lowering).
+  std::atomic<uint64_t> lease_seen;
+  LimiterUse limiter_use[kNumLimiters];
 };
 
 static_assert(std::extent_v<decltype(StatsSlot::errors_by_kind)> == static_cast<size_t>(ErrorKind::kCount));
@@ -371,6 +495,7 @@ struct ShmRegion {
   ShmHeader header;
   SnapshotBuffer buffers[2];
   StatsSlot slots[kMaxStatsSlots];
+  LeaseSlot leases[kMaxStatsSlots];  // leases[i] belongs to slots[i]
 };
 
 static_assert(std::is_trivially_copyable_v<Snapshot>);
@@ -391,7 +516,7 @@ inline uint64_t Fnv1a(const void* data, size_t n, uint64_t h = 14695981039346656
 // publish; readers may verify a copy with it).
 inline uint64_t SnapshotChecksum(const Snapshot& s) {
   uint64_t h = 1469598103934665603ull;
-  ForEachUsedRange(s.num_models, s.num_backends, s.num_prefix_homes, [&](size_t off, size_t len) {
+  ForEachUsedRange(s, [&](size_t off, size_t len) {
     const auto* w = reinterpret_cast<const uint64_t*>(reinterpret_cast<const char*>(&s) + off);
     for (size_t i = 0; i < len / 8; ++i) h = (h ^ w[i]) * 1099511628211ull;
   });

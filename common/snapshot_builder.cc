@@ -38,9 +38,13 @@ int SlotAssigner::Assign(std::map<std::string, int>* m, const std::string& key, 
 
 int SlotAssigner::BackendSlot(const std::string& id) { return Assign(&backends_, id, shm::kMaxBackends); }
 int SlotAssigner::ModelSlot(const std::string& name) { return Assign(&models_, name, shm::kMaxModels); }
+int SlotAssigner::KeySlot(const std::string& id) { return Assign(&keys_, id, shm::kMaxKeys); }
 
 void SlotAssigner::Retain(const Config& c) {
-  std::map<std::string, int> b, m;
+  std::map<std::string, int> b, m, k;
+  for (const auto& key : c.keys)
+    if (auto it = keys_.find(key.id); it != keys_.end()) k.insert(*it);
+  keys_.swap(k);
   for (const auto& model : c.models) {
     if (auto it = models_.find(model.name); it != models_.end()) m.insert(*it);
     for (const auto& be : model.backends)
@@ -82,6 +86,55 @@ bool SystemResolve(const std::string& host, uint16_t port, ResolvedAddr* out, st
   return true;
 }
 
+namespace {
+bool HexToBytes(const std::string& hex, uint8_t* out, size_t n) {
+  if (hex.size() != 2 * n) return false;
+  auto nib = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+// The key table and its hash index. A key slot stays with its id across reloads, so the
+// per-key stats rows and leases keep meaning the same key.
+Status AddKeys(const Config& c, const std::map<std::string, int>& model_slot, SlotAssigner* slots,
+               shm::Snapshot* out) {
+  for (const auto& k : c.keys) {
+    int ks = slots->KeySlot(k.id);
+    if (ks < 0) return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "more than %u API keys", shm::kMaxKeys);
+    shm::KeyEntry& e = out->keys[ks];
+    if (!HexToBytes(k.key_sha256, e.sha256, sizeof(e.sha256)))
+      return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "key '%s': key_sha256 is not 64 hex digits",
+                   k.id.c_str());
+    CopyStr(e.id, sizeof(e.id), k.id);
+    e.id_hash = BackendKey(k.id);
+    e.models = k.models.empty() ? ~uint64_t{0} : 0;
+    for (const auto& name : k.models) {
+      const ModelConfig* m = c.FindModel(name);
+      if (m) e.models |= uint64_t{1} << model_slot.at(m->name);
+    }
+    e.rpm = k.limits.rpm;
+    e.tpm = k.limits.tpm;
+    e.max_concurrent = k.limits.max_concurrent;
+    e.priority = static_cast<uint8_t>(k.priority > kMaxClientPriority ? kMaxClientPriority : k.priority);
+    e.present = 1;
+    if (static_cast<uint32_t>(ks) + 1 > out->num_keys) out->num_keys = static_cast<uint32_t>(ks) + 1;
+    uint32_t i = shm::KeyIndexHome(e.sha256);
+    while (out->key_index[i] != 0) i = (i + 1) & (shm::kKeyIndexSlots - 1);  // at most half full
+    out->key_index[i] = static_cast<uint16_t>(ks + 1);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out) {
   return BuildSnapshot(c, slots, out, SystemResolve);
 }
@@ -109,6 +162,9 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
   l.prefix_bytes = r.prefix_bytes;
   l.virtual_nodes = r.virtual_nodes;
   CopyStr(l.hash_header, sizeof(l.hash_header), r.hash_header);
+  l.global_rps = c.limits.global.rps;
+  l.global_burst = c.limits.global.burst ? c.limits.global.burst : c.limits.global.rps;
+  l.auth_required = c.auth.required ? 1 : 0;
 
   // First pass: model slots (fallbacks refer to them).
   std::map<std::string, int> model_slot;
@@ -134,6 +190,7 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
       me.fallbacks[me.num_fallbacks++] = static_cast<uint16_t>(model_slot[fm->name]);
     }
     me.num_backends = static_cast<uint32_t>(m.backends.size());
+    me.rps = m.rps;
     if (static_cast<uint32_t>(ms) + 1 > out->num_models) out->num_models = static_cast<uint32_t>(ms) + 1;
 
     for (const auto& b : m.backends) {
@@ -166,10 +223,12 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
       be.max_concurrent = b.max_concurrent;
       be.half_open_budget = c.circuit_breaker.half_open_requests;
       be.weight = static_cast<float>(b.weight);
+      be.rps = b.rps;
       be.adaptive_weight = 0;
       if (static_cast<uint32_t>(bs) + 1 > out->num_backends) out->num_backends = static_cast<uint32_t>(bs) + 1;
     }
   }
+  LLMGW_RETURN_IF_ERROR(AddKeys(c, model_slot, slots, out));
   slots->Retain(c);
   return Status::Ok();
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -22,6 +23,7 @@ class SlotAssigner {
  public:
   int BackendSlot(const std::string& id);  // -1 when the table is full
   int ModelSlot(const std::string& name);
+  int KeySlot(const std::string& id);  // client API keys, by id
   // Forgets ids/names not in the given config (call after a successful build).
   void Retain(const Config& c);
 
@@ -29,6 +31,7 @@ class SlotAssigner {
   static int Assign(std::map<std::string, int>* m, const std::string& key, uint32_t cap);
   std::map<std::string, int> backends_;
   std::map<std::string, int> models_;
+  std::map<std::string, int> keys_;
 };
 
 // A backend host turned into an address for the data plane (which never does DNS).
@@ -50,7 +53,21 @@ bool SystemResolve(const std::string& host, uint16_t port, ResolvedAddr* out, st
 Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, const Resolver& resolve);
 Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out);
 
-// The key stored in BackendEntry::key for a backend id.
+// The key stored in BackendEntry::key for a backend id (and KeyEntry::id_hash for a key id).
 uint64_t BackendKey(std::string_view id);
+
+// The key slot whose SHA-256 is `sha256` (32 bytes), or -1: the data plane's lookup of a
+// presented key, here so the builder's index and the lookup cannot disagree.
+inline int FindKeySlot(const shm::Snapshot& s, const uint8_t* sha256) {
+  if (s.num_keys == 0) return -1;
+  uint32_t i = shm::KeyIndexHome(sha256);
+  for (uint32_t n = 0; n < shm::kKeyIndexSlots; ++n, i = (i + 1) & (shm::kKeyIndexSlots - 1)) {
+    uint16_t v = s.key_index[i];
+    if (v == 0) return -1;
+    const shm::KeyEntry& k = s.keys[v - 1];
+    if (std::memcmp(k.sha256, sha256, 32) == 0) return v - 1;
+  }
+  return -1;
+}
 
 }  // namespace llmgw

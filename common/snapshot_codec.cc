@@ -22,7 +22,7 @@ std::string EncodeSnapshot(const Snapshot& s) {
   uint32_t size = sizeof(Snapshot);
   out.append(reinterpret_cast<const char*>(&size), 4);
   out.append(reinterpret_cast<const char*>(&s), kHeaderBytes);
-  ForEachUsedRange(s.num_models, s.num_backends, s.num_prefix_homes, [&](size_t off, size_t len) {
+  ForEachUsedRange(s, [&](size_t off, size_t len) {
     out.append(reinterpret_cast<const char*>(&s) + off, len);
   });
   return out;
@@ -53,13 +53,14 @@ bool DecodeSnapshot(const std::string& bytes, Snapshot* out, std::string* why) {
     return false;
   }
   std::memcpy(static_cast<void*>(out), bytes.data() + kPreamble, kHeaderBytes);
-  if (out->num_backends > kMaxBackends || out->num_models > kMaxModels || out->num_prefix_homes > kMaxPrefixHomes) {
+  if (out->num_backends > kMaxBackends || out->num_models > kMaxModels || out->num_prefix_homes > kMaxPrefixHomes ||
+      out->num_keys > kMaxKeys) {
     *why = "snapshot table sizes out of range";
     return false;
   }
   size_t pos = kPreamble + kHeaderBytes;
   bool ok = true;
-  ForEachUsedRange(out->num_models, out->num_backends, out->num_prefix_homes, [&](size_t off, size_t len) {
+  ForEachUsedRange(*out, [&](size_t off, size_t len) {
     if (!ok || pos + len > bytes.size()) {
       ok = false;
       return;

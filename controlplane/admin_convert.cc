@@ -97,4 +97,31 @@ admin::GetRoutingStatsResponse ToProto(const RoutingStatsView& v) {
   return r;
 }
 
+admin::ApiKey ToProto(const KeyView& k) {
+  admin::ApiKey p;
+  p.set_id(k.id);
+  for (const auto& m : k.models) p.add_models(m);
+  p.set_priority(k.priority);
+  p.set_rpm(k.rpm);
+  p.set_tpm(k.tpm);
+  p.set_max_concurrent(k.max_concurrent);
+  p.set_source(k.source);
+  p.set_in_keys_file(k.in_keys_file);
+  p.set_key_sha256_prefix(k.key_sha256_prefix);
+  p.set_requests_last_minute(k.requests_last_minute);
+  p.set_tokens_last_minute(k.tokens_last_minute);
+  p.set_in_flight(k.in_flight);
+  p.set_requests_total(k.requests_total);
+  p.set_rejected_total(k.rejected_total);
+  return p;
+}
+
+admin::ListKeysResponse ToProto(const KeysView& k) {
+  admin::ListKeysResponse p;
+  for (const auto& key : k.keys) *p.add_keys() = ToProto(key);
+  p.set_auth_required(k.auth_required);
+  p.set_keys_file(k.keys_file);
+  return p;
+}
+
 }  // namespace llmgw::cp

@@ -15,5 +15,7 @@ std::vector<admin::v1::Backend> ToProto(const std::vector<BackendView>& bs);
 admin::v1::GetStatusResponse ToProto(const StatusView& s);
 admin::v1::GetConfigResponse ToProto(const ConfigText& c);
 admin::v1::GetRoutingStatsResponse ToProto(const RoutingStatsView& r);
+admin::v1::ApiKey ToProto(const KeyView& k);
+admin::v1::ListKeysResponse ToProto(const KeysView& k);
 
 }  // namespace llmgw::cp

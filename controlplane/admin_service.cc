@@ -108,7 +108,51 @@ class AdminServiceImpl final : public admin::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ListKeys(grpc::ServerContext* ctx, const admin::ListKeysRequest*, admin::ListKeysResponse* r) override {
+    if (!Auth(ctx)) return Unauth();
+    *r = ToProto(c_->ListKeys());
+    return grpc::Status::OK;
+  }
+  grpc::Status AddKey(grpc::ServerContext* ctx, const admin::AddKeyRequest* q, admin::AddKeyResponse* r) override {
+    if (!Auth(ctx)) return Unauth();
+    KeyConfig k;
+    k.id = q->id();
+    k.models.assign(q->models().begin(), q->models().end());
+    if (q->has_priority()) k.priority = q->priority();
+    k.limits.rpm = q->rpm();
+    k.limits.tpm = q->tpm();
+    k.limits.max_concurrent = q->max_concurrent();
+    LOG_INFO("API key add requested over gRPC", {{"peer", ctx->peer()}, {"key", k.id}});
+    KeyEditResult res = c_->AddKey(k);
+    if (res.code != KeyEditResult::kOk) return KeyError(res);
+    *r->mutable_key() = ToProto(res.key);
+    r->set_secret(res.secret);
+    r->set_config_version(res.config_version);
+    return grpc::Status::OK;
+  }
+  grpc::Status RevokeKey(grpc::ServerContext* ctx, const admin::RevokeKeyRequest* q,
+                         admin::RevokeKeyResponse* r) override {
+    if (!Auth(ctx)) return Unauth();
+    LOG_INFO("API key revoke requested over gRPC", {{"peer", ctx->peer()}, {"key", q->id()}});
+    KeyEditResult res = c_->RevokeKey(q->id());
+    if (res.code != KeyEditResult::kOk) return KeyError(res);
+    r->set_config_version(res.config_version);
+    return grpc::Status::OK;
+  }
+
  private:
+  static grpc::Status KeyError(const KeyEditResult& r) {
+    grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+    switch (r.code) {
+      case KeyEditResult::kOk: return grpc::Status::OK;
+      case KeyEditResult::kInvalid: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+      case KeyEditResult::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
+      case KeyEditResult::kExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
+      case KeyEditResult::kPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+      case KeyEditResult::kFailed: code = grpc::StatusCode::INTERNAL; break;
+    }
+    return grpc::Status(code, r.error);
+  }
   bool Auth(grpc::ServerContext* ctx) const { return CallAuthorized(ctx, *token_); }
   static grpc::Status Unauth() { return Unauthenticated(); }
   static grpc::Status NotFound(const std::string& id) {

@@ -147,9 +147,15 @@ void Controller::Tick() {
   uint64_t now = Now();
   DrainMailbox(now);
   UpdateFromStats(now);
+  if (shm_) {
+    // Leases follow the configured limits (base_: a reload changes them at once).
+    ShmLeaseIo io(shm_->region());
+    leaser_.Tick(now, LimiterSpecs(*base_), &io);
+  }
   for (auto& [id, b] : backends_) b->breaker->Advance();
   UpdateBandits();
   UpdatePrefixHomes(now);
+  UpdateKeyUsage(now);
   DispatchJobs(now);
   Publish(now);
 }

@@ -31,6 +31,7 @@
 #include "controlplane/engine_metrics.h"
 #include "controlplane/http_client.h"
 #include "controlplane/prober.h"
+#include "controlplane/quota_leaser.h"
 
 namespace llmgw::cp {
 
@@ -136,6 +137,13 @@ class Controller {
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
 
+  // Client API keys (controller_keys.cc). AddKey generates the secret, appends its SHA-256
+  // to auth.keys_file and reloads; RevokeKey removes a key from that file and reloads. A
+  // reload that fails puts the file back as it was.
+  KeysView ListKeys() const;
+  KeyEditResult AddKey(const KeyConfig& key);
+  KeyEditResult RevokeKey(const std::string& id);
+
  private:
   struct BackendRt;
   struct ModelRt;
@@ -148,6 +156,8 @@ class Controller {
   void UpdateFromStats(uint64_t now);
   void UpdateBandits();
   void UpdatePrefixHomes(uint64_t now);
+  void UpdateKeyUsage(uint64_t now);  // controller_keys.cc: the last minute's use per key
+  KeyView MakeKeyView(const KeyConfig& k) const;  // with mu_ held
   void Publish(uint64_t now);
   uint8_t PublishedState(const BackendRt& b) const;
   void FillBackend(const BackendRt& b, BackendView* out) const;
@@ -189,6 +199,15 @@ class Controller {
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<bool> cancel_io_{false};
   std::map<uint64_t, std::map<std::string, uint64_t>> remote_in_flight_;  // by agent session
+  // Per key slot: (ms, requests spent, tokens spent) samples about a second apart over
+  // the last minute, for ListKeys' "last minute" figures.
+  struct KeyUsageSample {
+    uint64_t ms = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> by_slot;  // kMaxKeys entries
+  };
+  std::deque<KeyUsageSample> key_usage_;
+  QuotaLeaser leaser_;  // rebalances the data-plane threads' leases every tick
+  std::mutex keys_edit_mu_;  // one AddKey/RevokeKey at a time (each is read, write, reload)
   bool shut_down_ = false;
 };
 

@@ -16,6 +16,13 @@ void Controller::Publish(uint64_t now) {
   s.num_backends = base_->num_backends;
   s.num_models = base_->num_models;
   s.limits = base_->limits;
+  // Keys change only with the config (a reload sets dirty_); copied so a key table never
+  // goes out without its index.
+  s.num_keys = base_->num_keys;
+  if (s.num_keys) {
+    std::memcpy(s.key_index, base_->key_index, sizeof(s.key_index));
+    std::memcpy(s.keys, base_->keys, sizeof(shm::KeyEntry) * s.num_keys);
+  }
   std::memcpy(s.models, base_->models, sizeof(shm::ModelEntry) * s.num_models);
   std::memcpy(s.backends, base_->backends, sizeof(shm::BackendEntry) * s.num_backends);
   for (auto& [id, b] : backends_) {
@@ -56,6 +63,11 @@ void Controller::Publish(uint64_t now) {
   published_->num_models = s.num_models;
   published_->limits = s.limits;
   published_->num_prefix_homes = s.num_prefix_homes;
+  published_->num_keys = s.num_keys;
+  if (s.num_keys) {
+    std::memcpy(published_->key_index, s.key_index, sizeof(s.key_index));
+    std::memcpy(published_->keys, s.keys, sizeof(shm::KeyEntry) * s.num_keys);
+  }
   if (s.num_prefix_homes)
     std::memcpy(published_->prefix_homes, s.prefix_homes, sizeof(shm::PrefixHomeEntry) * s.num_prefix_homes);
   std::memcpy(published_->models, s.models, sizeof(shm::ModelEntry) * s.num_models);

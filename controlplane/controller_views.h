@@ -61,4 +61,32 @@ struct RoutingStatsView {
   std::vector<Model> models;
 };
 
+// A client API key and its use (proto ApiKey). Never the secret.
+struct KeyView {
+  std::string id;
+  std::vector<std::string> models;
+  uint32_t priority = 0, rpm = 0, tpm = 0, max_concurrent = 0;
+  std::string source;
+  bool in_keys_file = false;
+  std::string key_sha256_prefix;
+  double requests_last_minute = 0, tokens_last_minute = 0;
+  uint64_t in_flight = 0, requests_total = 0, rejected_total = 0;
+};
+
+struct KeysView {
+  std::vector<KeyView> keys;
+  bool auth_required = false;
+  std::string keys_file;
+};
+
+// The answer of AddKey / RevokeKey: ok, or why not with the kind of refusal (the admin
+// service maps it to a gRPC code).
+struct KeyEditResult {
+  enum Code { kOk, kInvalid, kNotFound, kExists, kPrecondition, kFailed } code = kOk;
+  std::string error;
+  KeyView key;          // AddKey: the new key
+  std::string secret;   // AddKey: shown once
+  uint64_t config_version = 0;
+};
+
 }  // namespace llmgw::cp

@@ -108,14 +108,14 @@ TEST(CliHelpTest, HelpListsEveryCommand) {
   Result r = RunLlmctl({"help"});
   EXPECT_EQ(r.rc, kExitOk);
   for (const char* c : {"status", "backends", "drain", "undrain", "reset", "config", "routing",
-                        "watch", "fleet", "version", "completion"})
+                        "watch", "fleet", "keys", "version", "completion"})
     EXPECT_THAT(r.out, HasSubstr(std::string("\n  ") + c)) << c;
   EXPECT_THAT(r.out, HasSubstr("exit codes"));
 }
 
 TEST(CliHelpTest, EveryCommandHasHelp) {
   for (const char* c : {"status", "backends", "drain", "undrain", "reset", "config", "routing",
-                        "watch", "fleet", "version", "help", "completion"}) {
+                        "watch", "fleet", "keys", "version", "help", "completion"}) {
     Result a = RunLlmctl({"help", c});
     EXPECT_EQ(a.rc, kExitOk) << c;
     EXPECT_THAT(a.out, HasSubstr(std::string("usage: llmctl [options] ") + c)) << c;
@@ -481,7 +481,7 @@ models:
   Result r = Cli({"config", "diff", file});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   EXPECT_THAT(r.out, HasSubstr("~ model llama-3.1-8b: policy: p2c_kv -> least_queue\n"));
-  EXPECT_THAT(r.out, HasSubstr("+ model qwen: aliases [], fallbacks [], policy round_robin, 1 backends\n"));
+  EXPECT_THAT(r.out, HasSubstr("+ model qwen: aliases [], fallbacks [], policy round_robin, rps 0, 1 backends\n"));
   EXPECT_THAT(r.out, HasSubstr("~ backend http://127.0.0.1:8001: weight: 1 -> 2\n"));
   EXPECT_THAT(r.out, HasSubstr("+ backend http://127.0.0.1:8003: "));
   EXPECT_THAT(r.out, HasSubstr("+ backend http://127.0.0.1:9001: "));

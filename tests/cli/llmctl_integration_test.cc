@@ -155,11 +155,13 @@ std::string Complete(const std::string& words, int cword) {
 
 TEST(LlmctlBinaryTest, BashCompletion) {
   EXPECT_EQ(Complete("llmctl \"\"", 1),
-            "status backends drain undrain reset config routing watch fleet version help completion");
+            "status backends drain undrain reset config routing watch fleet keys version help completion");
   EXPECT_EQ(Complete("llmctl con", 1), "config");
   EXPECT_EQ(Complete("llmctl -o json config \"\"", 4), "show reload check diff");
   EXPECT_EQ(Complete("llmctl -o \"\"", 2), "table json");
   EXPECT_EQ(Complete("llmctl help wa", 2), "watch");
+  EXPECT_EQ(Complete("llmctl keys \"\"", 2), "list add revoke");
+  EXPECT_EQ(Complete("llmctl keys add team --r", 4), "--rpm");
   // Backend ids come from the server the line points at.
   testing::FakeServer server;
   EXPECT_EQ(Complete(std::string(LLMCTL_BIN) + " --addr " + server.addr() + " drain \"\"", 4),

@@ -65,6 +65,9 @@ std::string Yaml(const std::map<std::string, std::string>& kv) {
 std::map<std::string, std::string> ChangedValue(const ConfigKey<Config>& k, Config& defaults) {
   std::string path(k.path);
   FieldPtr f = k.field(defaults);
+  // auth.required needs a place for keys (else every request would be refused: an error).
+  if (path == "auth.required") return {{path, "true"}, {"auth.keys_file", "\"/dev/null\""}};
+  if (path == "limits.global.burst") return {{path, "7"}, {"limits.global.rps", "3"}};
   auto in_range = [&](double v) { return v >= k.min && (k.max <= 0 || v <= k.max); };
   if (auto* u = std::get_if<uint32_t*>(&f)) {
     double v = static_cast<double>(**u) + 1;
@@ -99,7 +102,13 @@ std::map<std::string, std::string> ChangedValue(const ConfigKey<Config>& k, Conf
         ADD_FAILURE() << path << ": no other choice";
         return {};
       }
+      case KeyCheck::kSha256Hex:
+      case KeyCheck::kKeyId:
+        ADD_FAILURE() << path << ": only keys[] entries carry this check";
+        return {};
       case KeyCheck::kNone:
+        // /dev/null is an empty keys file: no keys, nothing to read.
+        if (path == "auth.keys_file") return {{path, "\"/dev/null\""}};
         if (path == "admin.tls_cert_file" || path == "admin.tls_key_file")
           return {{"admin.tls_cert_file", "/c.pem"}, {"admin.tls_key_file", "/k.pem"}};
         return {{path, "changed-value"}};
@@ -131,7 +140,7 @@ TEST(ConfigKeysTest, EveryKeyIsParsedIntoItsFieldAndDiffed) {
     EXPECT_TRUE(diffed) << k.path << " is not reported by the diff";
     ++covered;
   }
-  EXPECT_EQ(covered, static_cast<int>(ConfigKeys().size()) - 1);  // all but the `models` section
+  EXPECT_EQ(covered, static_cast<int>(ConfigKeys().size()) - 2);  // all but the `models` and `keys` sections
 }
 
 TEST(ConfigKeysTest, EveryBoundIsEnforcedWithLineAndKey) {
@@ -233,7 +242,9 @@ std::vector<DocRow> ReadDocRows(std::set<std::string>* headings) {
     auto defaults = Backticked(cells[1]);
     for (size_t i = 0; i < keys.size(); ++i) {
       std::string d = defaults.empty() ? cells[1] : defaults.size() == keys.size() ? defaults[i] : defaults[0];
-      std::string p = prefix.empty() ? keys[i] : prefix == "models" ? "models[]." + keys[i] : prefix + "." + keys[i];
+      std::string p = prefix.empty()                          ? keys[i]
+                      : prefix == "models" || prefix == "keys" ? prefix + "[]." + keys[i]
+                                                               : prefix + "." + keys[i];
       rows.push_back({p, d, cells[2], n});
     }
   }
@@ -265,6 +276,7 @@ TEST(ConfigKeysTest, DocsDocumentEveryKeyAndNoOther) {
   AddExpected(ConfigKeys(), "", &expected);
   AddExpected(ModelKeys(), "models[].", &expected);
   AddExpected(BackendKeys(), "models[].backends[].", &expected);
+  AddExpected(KeyKeys(), "keys[].", &expected);
   std::set<std::string> headings;
   auto rows = ReadDocRows(&headings);
   ASSERT_GT(rows.size(), 60u);

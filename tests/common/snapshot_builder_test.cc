@@ -205,3 +205,91 @@ TEST(SnapshotBuilderTest, ReloadableGatewayKeysReachTheSnapshotLimits) {
 
 }  // namespace
 }  // namespace llmgw
+
+namespace llmgw {
+namespace {
+
+std::string Hex(uint8_t fill, uint8_t first) {
+  static const char* d = "0123456789abcdef";
+  std::string h;
+  for (int i = 0; i < 32; ++i) {
+    uint8_t b = i == 0 ? first : fill;
+    h += d[b >> 4];
+    h += d[b & 15];
+  }
+  return h;
+}
+
+// Keys, their allow-lists as model-slot masks, their limits, the global and per-model /
+// per-backend rates, and the hash index the data plane looks keys up in.
+TEST(SnapshotBuilderTest, CarriesTheKeyTableAndTheLimits) {
+  // Two keys whose hashes share a home slot in the index (same first 8 bytes but one):
+  // the second is found by probing.
+  std::string h1 = Hex(0x11, 0x01), h2 = Hex(0x11, 0x01);
+  h2[63] = '2';
+  std::string yaml = R"(
+auth: { required: true }
+limits: { global: { rps: 50 } }
+models:
+  - name: big
+    aliases: [default]
+    rps: 20
+    backends: [{ id: gpu-1, url: "http://127.0.0.1:8001", rps: 7 }]
+  - name: small
+    backends: [{ url: "http://127.0.0.1:8002" }]
+keys:
+  - { id: team-a, key_sha256: ")" + h1 + R"(", models: [default], priority: 9,
+      limits: { rpm: 600, tpm: 200000, max_concurrent: 16 } }
+  - { id: team-b, key_sha256: ")" + h2 + R"(" }
+)";
+  Config c = Parse(yaml.c_str());
+  SlotAssigner slots;
+  auto s = std::make_unique<shm::Snapshot>();
+  ASSERT_TRUE(BuildSnapshot(c, &slots, s.get()).ok());
+  EXPECT_EQ(s->limits.global_rps, 50u);
+  EXPECT_EQ(s->limits.global_burst, 50u);  // burst 0 = rps
+  EXPECT_EQ(s->limits.auth_required, 1u);
+  EXPECT_EQ(s->models[0].rps, 20u);
+  EXPECT_EQ(s->backends[0].rps, 7u);
+  ASSERT_EQ(s->num_keys, 2u);
+  const shm::KeyEntry& a = s->keys[0];
+  EXPECT_STREQ(a.id, "team-a");
+  EXPECT_EQ(a.id_hash, BackendKey("team-a"));
+  EXPECT_EQ(a.models, uint64_t{1} << 0);  // `default` is an alias of big (slot 0)
+  EXPECT_EQ(a.priority, 9);
+  EXPECT_EQ(a.rpm, 600u);
+  EXPECT_EQ(a.tpm, 200000u);
+  EXPECT_EQ(a.max_concurrent, 16u);
+  EXPECT_EQ(s->keys[1].models, ~uint64_t{0});
+  EXPECT_EQ(s->keys[1].priority, kDefaultClientPriority);
+
+  uint8_t sha[32];
+  std::memset(sha, 0x11, sizeof sha);
+  sha[0] = 0x01;
+  EXPECT_EQ(FindKeySlot(*s, sha), 0);
+  sha[31] = 0x12;
+  EXPECT_EQ(FindKeySlot(*s, sha), 1);
+  sha[31] = 0x13;
+  EXPECT_EQ(FindKeySlot(*s, sha), -1);
+
+  // A reload that drops team-a keeps team-b in its slot (stats rows and leases stay its).
+  std::string yaml2 = R"(
+models:
+  - name: big
+    backends: [{ id: gpu-1, url: "http://127.0.0.1:8001" }]
+keys:
+  - { id: team-c, key_sha256: ")" + Hex(0x33, 0x33) + R"(" }
+  - { id: team-b, key_sha256: ")" + h2 + R"(" }
+)";
+  ASSERT_TRUE(BuildSnapshot(Parse(yaml2.c_str()), &slots, s.get()).ok());
+  EXPECT_STREQ(s->keys[1].id, "team-b");
+  EXPECT_EQ(FindKeySlot(*s, sha), -1);
+  sha[31] = 0x12;
+  EXPECT_EQ(FindKeySlot(*s, sha), 1);
+  EXPECT_EQ(s->keys[0].present, 0) << "team-a's slot is not handed out in the reload that freed it";
+  EXPECT_STREQ(s->keys[2].id, "team-c");
+  EXPECT_EQ(s->num_keys, 3u);
+}
+
+}  // namespace
+}  // namespace llmgw

@@ -38,6 +38,26 @@ TEST(SnapshotCodecTest, RoundTripsOnlyTheUsedRanges) {
   EXPECT_EQ(SnapshotChecksum(*d), SnapshotChecksum(*s));
 }
 
+// The key table travels to agents with its index (an agent's gateways look keys up too).
+TEST(SnapshotCodecTest, RoundTripsTheKeyTable) {
+  auto s = Sample();
+  s->num_keys = 3;
+  std::strcpy(s->keys[2].id, "team-a");
+  s->keys[2].rpm = 600;
+  s->keys[2].sha256[0] = 0xab;
+  s->key_index[KeyIndexHome(s->keys[2].sha256)] = 3;
+  auto d = std::make_unique<Snapshot>();
+  std::string why;
+  ASSERT_TRUE(DecodeSnapshot(EncodeSnapshot(*s), d.get(), &why)) << why;
+  EXPECT_EQ(d->num_keys, 3u);
+  EXPECT_STREQ(d->keys[2].id, "team-a");
+  EXPECT_EQ(d->keys[2].rpm, 600u);
+  EXPECT_EQ(d->key_index[KeyIndexHome(s->keys[2].sha256)], 3);
+  EXPECT_EQ(SnapshotChecksum(*d), SnapshotChecksum(*s));
+  s->num_keys = kMaxKeys + 1;
+  EXPECT_FALSE(DecodeSnapshot(EncodeSnapshot(*s), d.get(), &why));
+}
+
 TEST(SnapshotCodecTest, RejectsDamage) {
   std::string wire = EncodeSnapshot(*Sample());
   auto d = std::make_unique<Snapshot>();
