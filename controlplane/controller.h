@@ -141,6 +141,7 @@ class Controller {
   // to auth.keys_file and reloads; RevokeKey removes a key from that file and reloads. A
   // reload that fails puts the file back as it was.
   KeysView ListKeys() const;
+  std::string KeysFilePath() const;  // auth.keys_file as resolved; empty when not set
   KeyEditResult AddKey(const KeyConfig& key);
   KeyEditResult RevokeKey(const std::string& id);
 

@@ -152,6 +152,11 @@ KeyView Controller::MakeKeyView(const KeyConfig& k) const {
   return v;
 }
 
+std::string Controller::KeysFilePath() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return cfg_.keys_file_path;
+}
+
 KeysView Controller::ListKeys() const {
   std::lock_guard<std::mutex> l(mu_);
   KeysView out;

@@ -4,6 +4,9 @@
 // exit.
 #include <signal.h>
 #include <sys/inotify.h>
+
+#include <map>
+#include <set>
 #include <unistd.h>
 
 #include <atomic>
@@ -181,12 +184,23 @@ int main(int argc, char** argv) {
   NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
   // Watch the directory, not the file: editors and config managers replace files by
-  // rename, which would silently end a watch on the old inode.
+  // rename, which would silently end a watch on the old inode. The keys file
+  // (auth.keys_file) is watched the same way, and again whenever a reload names another.
   int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  std::string base = BaseOf(config_path);
-  if (ino >= 0 && inotify_add_watch(ino, DirOf(config_path).c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
-    LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC", {{"error", strerror(errno)}});
-  }
+  std::map<int, std::set<std::string>> watched;  // watch descriptor -> file names in that folder
+  auto watch = [&](const std::string& path) {
+    if (ino < 0 || path.empty()) return;
+    int wd = inotify_add_watch(ino, DirOf(path).c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
+    if (wd < 0) {
+      LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC",
+               {{"file", path}, {"error", strerror(errno)}});
+      return;
+    }
+    watched[wd].insert(BaseOf(path));
+  };
+  watch(config_path);
+  std::string keys_file = controller.KeysFilePath();
+  watch(keys_file);
   uint64_t reload_due_ms = 0;
   auto now_ms = [] {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -209,7 +223,8 @@ int main(int argc, char** argv) {
         for (char* p = buf; p < buf + n;) {
           auto* ev = reinterpret_cast<inotify_event*>(p);
           // "..data" is the symlink Kubernetes swaps when a mounted ConfigMap changes.
-          if (ev->len && (base == ev->name || std::strcmp(ev->name, "..data") == 0))
+          auto w = watched.find(ev->wd);
+          if (ev->len && w != watched.end() && (w->second.count(ev->name) || std::strcmp(ev->name, "..data") == 0))
             reload_due_ms = now_ms() + 100;  // debounce bursts of writes
           p += sizeof(inotify_event) + ev->len;
         }
@@ -219,6 +234,10 @@ int main(int argc, char** argv) {
       reload_due_ms = 0;
       LOG_INFO("config file changed: reloading", {{"file", config_path}});
       controller.ReloadFromFile();
+    }
+    if (std::string k = controller.KeysFilePath(); k != keys_file) {
+      keys_file = k;  // a reload named another keys file (or the first one)
+      watch(keys_file);
     }
   }
   NotifyStopping();
