@@ -359,6 +359,7 @@ inline uint64_t Ld(const std::atomic<uint64_t>& a) { return a.load(std::memory_o
 void AddRow(const StatsSlot& in, StatsTotals& out) { LLMGW_SUM(LLMGW_THREAD_STATS) }
 void AddRow(const ModelStats& in, ModelTotals& out) { LLMGW_SUM(LLMGW_MODEL_STATS) }
 void AddRow(const BackendStats& in, BackendTotals& out) { LLMGW_SUM(LLMGW_BACKEND_STATS) }
+void AddRow(const KeyModelStats& in, KeyModelTotals& out) { LLMGW_SUM(LLMGW_KEY_MODEL_STATS) }
 }  // namespace
 
 StatsSlot* ClaimStatsSlot(ShmRegion* r, uint32_t thread_index, Error* err) {
@@ -472,6 +473,12 @@ void SumStats(const ShmRegion& r, uint32_t num_backends, uint64_t now_ms, uint64
       l.spent += ld(u.spent);
       l.denied += ld(u.denied);
       l.checked += ld(u.checked);
+    }
+    for (const KeyModelStats& row : s.key_models) {
+      if (row.tag.load(std::memory_order_acquire) == 0) continue;
+      uint64_t key = ld(row.key_hash);
+      uint32_t model = static_cast<uint32_t>(ld(row.model_slot));
+      AddRow(row, out->key_models[{key, model}]);
     }
   }
 }

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -117,6 +118,10 @@ struct ModelTotals {
   uint64_t RequestsTotal() const;
 };
 
+struct KeyModelTotals {
+  LLMGW_TOTAL_FIELDS(LLMGW_KEY_MODEL_STATS)
+};
+
 struct StatsTotals {
   uint32_t live_threads = 0;       // slots with a live owner and a recent heartbeat
   uint32_t claimed_slots = 0;
@@ -130,6 +135,8 @@ struct StatsTotals {
     uint64_t spent = 0, denied = 0, checked = 0;
   };
   std::vector<Limiter> limiters;  // kNumLimiters entries
+  // Per (key hash, model slot), summed over the threads' rows.
+  std::map<std::pair<uint64_t, uint32_t>, KeyModelTotals> key_models;
 };
 
 // ---- Walking the lists -------------------------------------------------------------------
@@ -160,6 +167,7 @@ struct StatInfo {
 inline constexpr StatInfo kThreadStatInfo[] = LLMGW_STAT_INFOS(LLMGW_THREAD_STATS);
 inline constexpr StatInfo kModelStatInfo[] = LLMGW_STAT_INFOS(LLMGW_MODEL_STATS);
 inline constexpr StatInfo kBackendStatInfo[] = LLMGW_STAT_INFOS(LLMGW_BACKEND_STATS);
+inline constexpr StatInfo kKeyModelStatInfo[] = LLMGW_STAT_INFOS(LLMGW_KEY_MODEL_STATS);
 
 // Calls f(const StatInfo&, member) for every entry of the list, in list order, where
 // member is the entry's field of s: S may be the shm struct (StatsSlot, ModelStats,
@@ -188,6 +196,13 @@ void VisitBackendStats(S& s, F&& f) {
   const StatInfo* info = kBackendStatInfo;
   size_t i = 0;
   LLMGW_VISIT(LLMGW_BACKEND_STATS)
+}
+
+template <typename S, typename F>
+void VisitKeyModelStats(S& s, F&& f) {
+  const StatInfo* info = kKeyModelStatInfo;
+  size_t i = 0;
+  LLMGW_VISIT(LLMGW_KEY_MODEL_STATS)
 }
 
 // Adds one totals row to another, entry by entry (e.g. two slots' rows of one backend).

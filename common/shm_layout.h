@@ -309,8 +309,8 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
 
 // Per data-plane thread (StatsSlot), exported without a scope label.
 #define LLMGW_THREAD_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                        \
-  COUNTER(requests_total, "llm_rate_limiter_requests_total", "",                                        \
-          "Requests seen by admission control.")                                                        \
+  COUNTER(requests_total, "llm_rate_limiter_requests_total", "limit=admission",                         \
+          "Requests checked by a limiter (limit=admission: every request, by the admission queue).")   \
   GAUGE(active_requests, "llm_gateway_active_requests", "", "Requests in flight in the gateway.")       \
   GAUGE(connections_open, "llm_gateway_client_connections_open", "", "Client connections open.")       \
   COUNTER(connections_total, "llm_gateway_client_connections_total", "", "Client connections accepted.") \
@@ -321,8 +321,8 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   COUNTER(retries, "llm_gateway_retries_total", "", "Upstream attempts retried on another backend.")    \
   COUNTER(admission_queued, "llm_gateway_admission_queued_total", "",                                   \
           "Requests that waited in the admission queue.")                                               \
-  COUNTER(admission_rejected, "llm_rate_limiter_rejected_total", "",                                    \
-          "Requests rejected by admission control.")                                                    \
+  COUNTER(admission_rejected, "llm_rate_limiter_rejected_total", "limit=admission",                    \
+          "Requests rejected by a limiter (limit=admission: the admission queue was full or timed out).") \
   HISTOGRAM(latency, "llm_gateway_request_latency_seconds", "End-to-end request latency.")              \
   HISTOGRAM(ttft, "llm_gateway_ttft_seconds", "Time to first token.")                                   \
   HISTOGRAM(inter_token, "llm_gateway_inter_token_seconds", "Time between streamed tokens.")
@@ -361,6 +361,16 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   HISTOGRAM(latency, "llm_worker_request_latency_seconds", "Attempt latency, by backend.")              \
   HISTOGRAM(ttft, "llm_worker_ttft_seconds", "Time to first token, by backend.")
 
+// Per (client key, model) of a thread (KeyModelStats rows), labels key="id", model="name".
+// Requests without a key count under key "anonymous".
+#define LLMGW_KEY_MODEL_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                      \
+  COUNTER_VEC(requests_by_code, kNumStatusCodes, "code", StatusCodeLabel, "llm_gateway_key_requests_total", \
+              "Requests answered, by client API key, model and HTTP status.")                            \
+  COUNTER(prompt_tokens, "llm_gateway_key_tokens_total", "kind=prompt",                                 \
+          "Tokens by client API key, model and kind (prompt, completion).")                             \
+  COUNTER(completion_tokens, "llm_gateway_key_tokens_total", "kind=completion",                         \
+          "Tokens by client API key, model and kind (prompt, completion).")
+
 // The shared-memory fields of an entry.
 #define LLMGW_SHM_SCALAR_(field, metric, label, help) std::atomic<uint64_t> field;
 #define LLMGW_SHM_VEC_(field, size, label_key, label_fn, metric, help) std::atomic<uint64_t> field[size];
@@ -375,6 +385,21 @@ struct BackendStats {
 struct ModelStats {
   LLMGW_SHM_FIELDS(LLMGW_MODEL_STATS)
 };
+
+// One (key, model) pair a thread answered for. Rows are claimed on first use (open
+// addressing on `tag`); the thread stores key_hash and model_slot first and the tag last
+// (release), so a reader that loads the tag with acquire sees whose row it is.
+struct KeyModelStats {
+  std::atomic<uint64_t> tag;         // KeyModelTag(key_hash, model_slot); 0 = free
+  std::atomic<uint64_t> key_hash;    // KeyEntry::id_hash (BackendKey("anonymous") for no key)
+  std::atomic<uint64_t> model_slot;
+  LLMGW_SHM_FIELDS(LLMGW_KEY_MODEL_STATS)
+};
+constexpr uint32_t kKeyModelRows = 1024;  // per thread; power of two
+constexpr uint64_t KeyModelTag(uint64_t key_hash, uint32_t model_slot) {
+  uint64_t t = key_hash ^ ((static_cast<uint64_t>(model_slot) + 1) * 0x9e3779b97f4a7c15ull);
+  return t ? t : 1;
+}
 
 // A prefix this thread routed, for llmcd's gateway-wide placement. The thread replaces an
 // entry by storing picks and model first and the tag last (release), so a reader that
@@ -470,7 +495,31 @@ struct alignas(64) StatsSlot {
   // (llmcd lowers a concurrency share only once the thread has seen the lowering).
   std::atomic<uint64_t> lease_seen;
   LimiterUse limiter_use[kNumLimiters];
+  KeyModelStats key_models[kKeyModelRows];  // indexed by tag & (rows - 1), linear probing
 };
+
+// The thread's row for (key, model), claimed if new; nullptr when the probe window is full
+// (that pair is then not counted per key; the model's own counters still are). Only the
+// slot's owning thread calls this.
+inline KeyModelStats* KeyModelRow(StatsSlot& s, uint64_t key_hash, uint32_t model_slot) {
+  constexpr uint32_t kProbe = 32;
+  uint64_t tag = KeyModelTag(key_hash, model_slot);
+  for (uint32_t n = 0, i = static_cast<uint32_t>(tag) & (kKeyModelRows - 1); n < kProbe;
+       ++n, i = (i + 1) & (kKeyModelRows - 1)) {
+    KeyModelStats& r = s.key_models[i];
+    uint64_t t = r.tag.load(std::memory_order_relaxed);
+    if (t == tag && r.key_hash.load(std::memory_order_relaxed) == key_hash &&
+        r.model_slot.load(std::memory_order_relaxed) == model_slot)
+      return &r;
+    if (t == 0) {
+      r.key_hash.store(key_hash, std::memory_order_relaxed);
+      r.model_slot.store(model_slot, std::memory_order_relaxed);
+      r.tag.store(tag, std::memory_order_release);
+      return &r;
+    }
+  }
+  return nullptr;
+}
 
 static_assert(std::extent_v<decltype(StatsSlot::errors_by_kind)> == static_cast<size_t>(ErrorKind::kCount));
 static_assert(std::extent_v<decltype(BackendStats::errors)> == static_cast<size_t>(UpstreamErr::kCount));

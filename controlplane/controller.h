@@ -142,6 +142,9 @@ class Controller {
   // reload that fails puts the file back as it was.
   KeysView ListKeys() const;
   std::string KeysFilePath() const;  // auth.keys_file as resolved; empty when not set
+  // The snapshot as built from the config (limits, models, backends, keys: the used
+  // ranges; the exposition labels the limiters with it). *out is zeroed first.
+  void CopyConfiguredSnapshot(shm::Snapshot* out) const;
   KeyEditResult AddKey(const KeyConfig& key);
   KeyEditResult RevokeKey(const std::string& id);
 

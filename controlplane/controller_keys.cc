@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -138,7 +139,7 @@ KeyView Controller::MakeKeyView(const KeyConfig& k) const {
   if (slot < 0 || stats_.limiters.empty()) return v;
   auto at = [&](shm::LimitKind kind) { return stats_.limiters[shm::LimiterIndex(kind, static_cast<uint32_t>(slot))]; };
   v.in_flight = at(shm::LimitKind::kKeyConcurrency).spent;
-  // Every request of the key is checked against its rpm limiter (limited or not).
+  // Every request of the key is counted on its rpm limiter (limited or not).
   v.requests_total = at(shm::LimitKind::kKeyRpm).checked;
   v.rejected_total = at(shm::LimitKind::kKeyRpm).denied + at(shm::LimitKind::kKeyTpm).denied +
                      at(shm::LimitKind::kKeyConcurrency).denied;
@@ -155,6 +156,15 @@ KeyView Controller::MakeKeyView(const KeyConfig& k) const {
 std::string Controller::KeysFilePath() const {
   std::lock_guard<std::mutex> l(mu_);
   return cfg_.keys_file_path;
+}
+
+void Controller::CopyConfiguredSnapshot(shm::Snapshot* out) const {
+  std::memset(static_cast<void*>(out), 0, sizeof(shm::Snapshot));
+  std::lock_guard<std::mutex> l(mu_);
+  std::memcpy(static_cast<void*>(out), base_.get(), offsetof(shm::Snapshot, limits));
+  shm::ForEachUsedRange(*base_, [&](size_t off, size_t len) {
+    std::memcpy(reinterpret_cast<char*>(out) + off, reinterpret_cast<const char*>(base_.get()) + off, len);
+  });
 }
 
 KeysView Controller::ListKeys() const {

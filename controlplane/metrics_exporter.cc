@@ -21,6 +21,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <thread>
 #include <unordered_map>
 
@@ -184,7 +185,14 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 
     std::vector<std::pair<std::string, uint64_t>> backend_keys;
     for (const auto& b : backends) backend_keys.emplace_back(b.url(), BackendKey(b.id()));
-    AppendStatFamilies(st, models, backend_keys, &out);
+    auto configured = std::make_unique<shm::Snapshot>();
+    c_->CopyConfiguredSnapshot(configured.get());
+    std::vector<KeyLabel> keys = {{std::string(kAnonymousKeyId), -1, 0, 0, 0}};
+    for (uint32_t k = 0; k < configured->num_keys; ++k) {
+      const shm::KeyEntry& e = configured->keys[k];
+      if (e.present) keys.push_back({e.id, static_cast<int>(k), e.rpm, e.tpm, e.max_concurrent});
+    }
+    AppendStatFamilies(st, models, backend_keys, &out, keys, configured.get());
     auto g = [&](const char* n, const char* h, double v) {
       auto f = Family(n, h, MetricType::Gauge);
       f.metric.push_back(Value(MetricType::Gauge, v));
@@ -260,7 +268,8 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 
 void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
                         const std::vector<std::pair<std::string, uint64_t>>& backends,
-                        std::vector<MetricFamily>* out) {
+                        std::vector<MetricFamily>* out, const std::vector<KeyLabel>& keys,
+                        const shm::Snapshot* limits) {
   FamilySet fams(out);
   shm::VisitThreadStats(st, RowExporter{&fams, {}});
   // Every model entry's family exists even before the first model is configured.
@@ -280,6 +289,53 @@ void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<
   for (const auto& [url, key] : backends) {
     auto it = by_key.find(key);
     if (it != by_key.end()) shm::VisitBackendStats(it->second, RowExporter{&fams, {{"url", url}}});
+  }
+
+  // Per client key and model.
+  shm::KeyModelTotals none_k;
+  shm::VisitKeyModelStats(none_k, [&](const shm::StatInfo& s, const auto&) { fams.Get(s); });
+  std::unordered_map<uint64_t, const std::string*> key_ids;
+  for (const auto& k : keys) key_ids[BackendKey(k.id)] = &k.id;
+  std::map<int, const std::string*> model_names;
+  for (const auto& m : models) model_names[m.second] = &m.first;
+  for (const auto& [who, row] : st.key_models) {
+    auto k = key_ids.find(who.first);
+    auto m = model_names.find(static_cast<int>(who.second));
+    if (k == key_ids.end() || m == model_names.end()) continue;  // a key or model no longer configured
+    shm::VisitKeyModelStats(row, RowExporter{&fams, {{"key", *k->second}, {"model", *m->second}}});
+  }
+
+  // The limiters that are set: requests checked against each and refused by it.
+  if (st.limiters.size() != shm::kNumLimiters) return;
+  const shm::StatInfo* checked_info = nullptr;
+  const shm::StatInfo* rejected_info = nullptr;
+  for (const auto& i : shm::kThreadStatInfo) {
+    if (std::string_view(i.field) == "requests_total") checked_info = &i;
+    if (std::string_view(i.field) == "admission_rejected") rejected_info = &i;
+  }
+  auto limiter = [&](shm::LimitKind kind, uint32_t slot, std::vector<ClientMetric::Label> scope) {
+    const auto& l = st.limiters[shm::LimiterIndex(kind, slot)];
+    scope.push_back({"limit", std::string(shm::LimitKindLabel(static_cast<uint32_t>(kind)))});
+    RowExporter row{&fams, {}};
+    row.Add(fams.Get(*checked_info), Value(MetricType::Counter, static_cast<double>(l.checked)), scope);
+    row.Add(fams.Get(*rejected_info), Value(MetricType::Counter, static_cast<double>(l.denied)), scope);
+  };
+  for (const auto& k : keys) {
+    if (k.slot < 0 || static_cast<uint32_t>(k.slot) >= shm::kMaxKeys) continue;
+    uint32_t slot = static_cast<uint32_t>(k.slot);
+    if (k.rpm) limiter(shm::LimitKind::kKeyRpm, slot, {{"key", k.id}});
+    if (k.tpm) limiter(shm::LimitKind::kKeyTpm, slot, {{"key", k.id}});
+    if (k.max_concurrent) limiter(shm::LimitKind::kKeyConcurrency, slot, {{"key", k.id}});
+  }
+  if (!limits) return;
+  if (limits->limits.global_rps) limiter(shm::LimitKind::kGlobalRps, 0, {});
+  for (const auto& [name, slot] : models)
+    if (slot >= 0 && static_cast<uint32_t>(slot) < limits->num_models && limits->models[slot].rps)
+      limiter(shm::LimitKind::kModelRps, static_cast<uint32_t>(slot), {{"model", name}});
+  for (uint32_t b = 0; b < limits->num_backends; ++b) {
+    const shm::BackendEntry& e = limits->backends[b];
+    if (e.state != static_cast<uint8_t>(shm::BackendState::kEmpty) && e.rps)
+      limiter(shm::LimitKind::kBackendRps, b, {{"url", e.url}});
   }
 }
 

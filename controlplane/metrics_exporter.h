@@ -23,12 +23,23 @@ namespace llmgw::cp {
 // Builds the /load-stats JSON body (also used by tests without HTTP).
 std::string LoadStatsJson(const Controller& c);
 
+// A client API key as the exposition labels it: key="id". slot is its key slot (-1 for
+// "anonymous"); the limits say which llm_rate_limiter_* series it has.
+struct KeyLabel {
+  std::string id;
+  int slot = -1;
+  uint32_t rpm = 0, tpm = 0, max_concurrent = 0;
+};
+
 // Appends a family for every data-plane stat (the lists in common/shm_layout.h): thread
 // stats without labels, model stats per (name, model slot) with model=, backend stats per
-// (url, BackendKey(id)) with url=. The exporter's scrape and tests use it.
+// (url, BackendKey(id)) with url=, key-model stats per (key, model) with key= and model=,
+// and the limiters' llm_rate_limiter_{requests,rejected}_total{limit=...} with key=,
+// model= or url= (the global limit with none). The exporter's scrape and tests use it.
 void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
                         const std::vector<std::pair<std::string, uint64_t>>& backends,
-                        std::vector<prometheus::MetricFamily>* out);
+                        std::vector<prometheus::MetricFamily>* out, const std::vector<KeyLabel>& keys = {},
+                        const shm::Snapshot* limits = nullptr);
 
 class MetricsExporter {
  public:

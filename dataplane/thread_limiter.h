@@ -24,6 +24,7 @@ class ThreadLimiter {
     kPositive,  // a rate counted in tokens: admitted while the lease is not used up (the
                 // tokens are charged later with Charge)
     kEnter,     // a concurrency limit: holds one slot until Leave
+    kCount,     // no limit set: counted (checked, spent) for the key's use figures, never refused
   };
   struct Check {
     uint32_t limiter;  // shm::LimiterIndex
@@ -93,7 +94,7 @@ class ThreadLimiter {
   uint64_t grant(uint32_t limiter) const { return grant_[limiter]; }
 
  private:
-  bool Allows(const Check& c) const { return spent_[c.limiter] < grant_[c.limiter]; }
+  bool Allows(const Check& c) const { return c.mode == Mode::kCount || spent_[c.limiter] < grant_[c.limiter]; }
   void Add(uint32_t limiter, uint64_t units) {
     spent_[limiter] += units;
     use_[limiter].spent.store(spent_[limiter], std::memory_order_relaxed);

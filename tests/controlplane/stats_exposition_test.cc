@@ -3,6 +3,9 @@
 // under its metric name with its labels and value, the names operators and dashboards
 // rely on are unchanged, and entries sharing a family are exported as one family.
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
 #include <prometheus/text_serializer.h>
 
 #include <fstream>
@@ -99,9 +102,12 @@ TEST(StatsExpositionTest, EveryListedStatIsExportedWithItsLabels) {
   shm::VisitModelStats(st.models[4], Fill{&seq});
   shm::VisitBackendStats(st.backends[2], Fill{&seq});
   st.backends[2].key = BackendKey("gpu-1");
+  shm::KeyModelTotals& km = st.key_models[{BackendKey("team-a"), 4}];
+  shm::VisitKeyModelStats(km, Fill{&seq});
 
   std::vector<prometheus::MetricFamily> fams;
-  AppendStatFamilies(st, {{"llama", 4}}, {{"http://127.0.0.1:8001", BackendKey("gpu-1")}}, &fams);
+  AppendStatFamilies(st, {{"llama", 4}}, {{"http://127.0.0.1:8001", BackendKey("gpu-1")}}, &fams,
+                     {{"team-a", 0, 0, 0, 0}});
   std::string text = Render(fams);
 
   uint64_t expect_seq = 0;
@@ -109,8 +115,9 @@ TEST(StatsExpositionTest, EveryListedStatIsExportedWithItsLabels) {
   shm::VisitThreadStats(st, Expect{&text, &expect_seq, {}, &seen});
   shm::VisitModelStats(st.models[4], Expect{&text, &expect_seq, {{"model", "llama"}}, &seen});
   shm::VisitBackendStats(st.backends[2], Expect{&text, &expect_seq, {{"url", "http://127.0.0.1:8001"}}, &seen});
-  EXPECT_EQ(static_cast<size_t>(seen),
-            std::size(shm::kThreadStatInfo) + std::size(shm::kModelStatInfo) + std::size(shm::kBackendStatInfo));
+  shm::VisitKeyModelStats(km, Expect{&text, &expect_seq, {{"key", "team-a"}, {"model", "llama"}}, &seen});
+  EXPECT_EQ(static_cast<size_t>(seen), std::size(shm::kThreadStatInfo) + std::size(shm::kModelStatInfo) +
+                                           std::size(shm::kBackendStatInfo) + std::size(shm::kKeyModelStatInfo));
 
   // One family per metric name, even where two entries share it.
   for (const auto& f : fams) {
@@ -136,7 +143,7 @@ TEST(StatsExpositionTest, KeepsTheDesignMetricNamesAndLabels) {
   std::vector<prometheus::MetricFamily> fams;
   AppendStatFamilies(st, {{"m", 1}}, {}, &fams);
   std::string text = Render(fams);
-  for (const char* line : {"llm_rate_limiter_requests_total 11", "llm_rate_limiter_rejected_total 2",
+  for (const char* line : {"llm_rate_limiter_requests_total{limit=\"admission\"} 11", "llm_rate_limiter_rejected_total{limit=\"admission\"} 2",
                            "llm_gateway_active_requests 3", "llm_gateway_request_latency_seconds_count 1",
                            "llm_gateway_ttft_seconds_count 0", "llm_gateway_inter_token_seconds_count 0",
                            "llm_gateway_requests_total{code=\"200\",model=\"m\"} 7",
@@ -185,6 +192,48 @@ TEST(StatsExpositionTest, EveryListedMetricIsDocumented) {
   check(shm::kThreadStatInfo);
   check(shm::kModelStatInfo);
   check(shm::kBackendStatInfo);
+  check(shm::kKeyModelStatInfo);
+}
+
+// The contract's limiter series: llm_rate_limiter_{requests,rejected}_total{key,limit} for
+// each limit a key has (and none for limits it has not), next to the admission series,
+// plus the global, per-model and per-backend rates with their own labels.
+TEST(StatsExpositionTest, LimiterSeriesCarryKeyAndLimit) {
+  shm::StatsTotals st;
+  st.models.resize(shm::kMaxModels);
+  st.limiters.resize(shm::kNumLimiters);
+  st.requests_total = 100;
+  auto set = [&](shm::LimitKind k, uint32_t slot, uint64_t checked, uint64_t denied) {
+    st.limiters[shm::LimiterIndex(k, slot)].checked = checked;
+    st.limiters[shm::LimiterIndex(k, slot)].denied = denied;
+  };
+  set(shm::LimitKind::kKeyRpm, 3, 40, 5);
+  set(shm::LimitKind::kKeyTpm, 3, 40, 1);
+  set(shm::LimitKind::kKeyConcurrency, 3, 40, 2);
+  set(shm::LimitKind::kGlobalRps, 0, 90, 9);
+  set(shm::LimitKind::kModelRps, 1, 30, 3);
+  set(shm::LimitKind::kBackendRps, 0, 20, 4);
+  auto snap = std::make_unique<shm::Snapshot>();
+  snap->limits.global_rps = 10;
+  snap->num_models = 2;
+  snap->models[1].rps = 5;
+  snap->num_backends = 1;
+  snap->backends[0].state = static_cast<uint8_t>(shm::BackendState::kHealthy);
+  snap->backends[0].rps = 2;
+  std::strcpy(snap->backends[0].url, "http://127.0.0.1:8001");
+  std::vector<prometheus::MetricFamily> fams;
+  AppendStatFamilies(st, {{"llama", 1}}, {}, &fams, {{"anonymous", -1, 0, 0, 0}, {"team-a", 3, 600, 0, 16}},
+                     snap.get());
+  std::string text = Render(fams);
+  for (const char* line : {"llm_rate_limiter_requests_total{limit=\"admission\"} 100",
+                           "llm_rate_limiter_requests_total{key=\"team-a\",limit=\"rpm\"} 40",
+                           "llm_rate_limiter_rejected_total{key=\"team-a\",limit=\"rpm\"} 5",
+                           "llm_rate_limiter_rejected_total{key=\"team-a\",limit=\"max_concurrent\"} 2",
+                           "llm_rate_limiter_rejected_total{limit=\"global_rps\"} 9",
+                           "llm_rate_limiter_requests_total{model=\"llama\",limit=\"model_rps\"} 30",
+                           "llm_rate_limiter_rejected_total{url=\"http://127.0.0.1:8001\",limit=\"backend_rps\"} 4"})
+    EXPECT_NE(text.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n" << text;
+  EXPECT_EQ(text.find("limit=\"tpm\""), std::string::npos) << "team-a has no tpm limit";
 }
 
 }  // namespace
