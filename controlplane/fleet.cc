@@ -21,13 +21,13 @@ using Clock = std::chrono::steady_clock;
 uint64_t FleetRegistry::Connect(const std::string& peer) {
   std::lock_guard<std::mutex> l(mu_);
   uint64_t id = next_session_++;
-  agents_[id] = Agent{peer, {}, Clock::now()};
+  auto now = Clock::now();
+  agents_[id] = Agent{peer, {}, now, now, {}};
   return id;
 }
 
 void FleetRegistry::Update(uint64_t session, const admin::AgentStats& s) {
-  std::map<std::string, uint64_t> in_flight;
-  for (const auto& b : s.backends()) in_flight[b.id()] += b.in_flight();
+  std::string name;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = agents_.find(session);
@@ -35,20 +35,50 @@ void FleetRegistry::Update(uint64_t session, const admin::AgentStats& s) {
     if (it->second.last.agent_id().empty() && !s.agent_id().empty())
       LOG_INFO("fleet agent connected", {{"agent_id", s.agent_id()}, {"peer", it->second.peer}});
     it->second.last = s;
+    it->second.last.clear_totals();  // kept decoded in the controller, not twice
+    it->second.last.clear_prefixes();
     it->second.seen = Clock::now();
+    name = s.agent_id().empty() ? it->second.peer : s.agent_id();
   }
-  c_->SetRemoteInFlight(session, std::move(in_flight));
+  if (s.has_totals()) {
+    shm::StatsTotals t;
+    std::string why;
+    if (DecodeTotals(s.totals(), &t, &why)) {
+      c_->ReportGateway(name, std::move(t));
+    } else {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = agents_.find(session);
+      if (it != agents_.end() && it->second.stats_error != why) {
+        LOG_WARN("fleet agent's stats ignored", {{"agent_id", name}, {"error", why}});
+        it->second.stats_error = why;
+      }
+    }
+  }
+  if (s.prefixes_size()) {
+    std::vector<PrefixPick> picks;
+    picks.reserve(static_cast<size_t>(s.prefixes_size()));
+    for (const auto& p : s.prefixes())
+      if (p.model_slot() < shm::kMaxModels && p.tag() != 0)
+        picks.push_back(PrefixPick{static_cast<uint16_t>(p.model_slot()), p.tag(), p.picks()});
+    c_->ReportPrefixes(picks);
+  }
 }
 
 void FleetRegistry::Disconnect(uint64_t session) {
+  std::string name;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = agents_.find(session);
-    if (it != agents_.end())
-      LOG_INFO("fleet agent disconnected", {{"agent_id", it->second.last.agent_id()}, {"peer", it->second.peer}});
-    agents_.erase(session);
+    if (it == agents_.end()) return;
+    LOG_INFO("fleet agent disconnected", {{"agent_id", it->second.last.agent_id()}, {"peer", it->second.peer}});
+    name = it->second.last.agent_id().empty() ? it->second.peer : it->second.last.agent_id();
+    bool again = false;  // the same gateway on a newer session (a quick reconnect)
+    for (const auto& [id, a] : agents_)
+      if (id != session && a.last.agent_id() == it->second.last.agent_id()) again = true;
+    agents_.erase(it);
+    if (again) return;
   }
-  c_->SetRemoteInFlight(session, {});
+  c_->GatewayGone(name);
 }
 
 admin::ListGatewaysResponse FleetRegistry::List() const {
@@ -56,6 +86,7 @@ admin::ListGatewaysResponse FleetRegistry::List() const {
   r.set_is_controller(true);
   std::lock_guard<std::mutex> l(mu_);
   auto now = Clock::now();
+  uint64_t gen = c_->published_generation();
   for (const auto& [id, a] : agents_) {
     auto* g = r.add_gateways();
     g->set_agent_id(a.last.agent_id());
@@ -63,6 +94,11 @@ admin::ListGatewaysResponse FleetRegistry::List() const {
     g->set_last_seen_seconds_ago(std::chrono::duration<double>(now - a.seen).count());
     g->set_requests_total(a.last.requests_total());
     g->set_dataplane_threads(a.last.dataplane_threads());
+    g->set_connected_seconds(std::chrono::duration<double>(now - a.connected).count());
+    // Generations this gateway is behind: the controller's minus the last it applied.
+    uint64_t applied = a.last.last_generation();
+    g->set_lag_generations(applied && gen > applied ? gen - applied : 0);
+    g->set_active_requests(a.last.active_requests());
   }
   return r;
 }
@@ -136,13 +172,7 @@ std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<F
 
 FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
-  agent_id_ = cfg_.fleet.agent_id;
-  if (agent_id_.empty()) {
-    // Several gateways may share a host: the instance makes the default unique.
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    agent_id_ = std::string(host) + "/" + cfg_.instance;
-  }
+  agent_id_ = GatewayName(cfg_);
 }
 
 FleetAgent::~FleetAgent() { Shutdown(); }
@@ -185,6 +215,7 @@ void FleetAgent::Apply(const admin::FleetSnapshot& f) {
   writer_->Publish(snap.get());
   std::swap(last_, snap);
   have_last_ = true;
+  last_generation_ = f.generation();
   if (applied_.fetch_add(1) == 0)
     LOG_INFO("first snapshot from the controller published", {{"generation", f.generation()}});
 }
@@ -205,6 +236,18 @@ admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {
   shm::SumStats(*shm_->region(), n, shm::NowUnixMs(), std::max<uint64_t>(500, 3ull * cfg_.control.heartbeat_ms), &t);
   s.set_requests_total(t.requests_total);
   s.set_dataplane_threads(t.live_threads);
+  s.set_active_requests(t.active_requests);
+  s.set_link_version(kFleetLinkVersion);
+  s.set_snapshots_applied(applied_.load());
+  s.set_last_generation(last_generation_);
+  EncodeTotals(t, s.mutable_totals());
+  // Prefixes this host's threads routed since the last report, for fleet-wide homes.
+  prefix_reports_.Collect(*shm_->region(), [&](uint16_t model, uint64_t tag, uint64_t picks) {
+    auto* p = s.add_prefixes();
+    p->set_model_slot(model);
+    p->set_tag(tag);
+    p->set_picks(picks);
+  });
   for (uint32_t i = 0; i < n && i < t.backends.size(); ++i) {
     const shm::BackendEntry& e = last_->backends[i];
     const shm::BackendTotals& b = t.backends[i];

@@ -1,7 +1,8 @@
 // The fleet: one llmcd is the controller, every other gateway host runs `llmcd --agent-of
 // HOST:PORT`. The agent streams the controller's snapshots (Fleet.Sync) into its local shm
-// and streams its local data-plane stats back; the controller adds the agents' in-flight
-// counts to fleet_in_flight and lists them in Fleet.ListGateways.
+// and streams its local data-plane totals and prompt prefixes back; the controller counts
+// them in its own view and decisions (fleet_stats.h) and lists the agents in
+// Fleet.ListGateways.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -14,8 +15,10 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "common/routing/prefix_placer.h"
 #include "common/shm.h"
 #include "controlplane/controller.h"
+#include "controlplane/fleet_stats.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cp {
@@ -34,7 +37,8 @@ class FleetRegistry {
   struct Agent {
     std::string peer;
     admin::v1::AgentStats last;
-    std::chrono::steady_clock::time_point seen;
+    std::chrono::steady_clock::time_point seen, connected;
+    std::string stats_error;  // why its stats were last ignored (logged once per reason)
   };
   Controller* c_;
   mutable std::mutex mu_;
@@ -77,6 +81,8 @@ class FleetAgent {
   std::unique_ptr<shm::Snapshot> last_;
   std::string rejection_;
   bool have_last_ = false;
+  uint64_t last_generation_ = 0;                   // guarded by mu_
+  routing::PrefixReportCollector prefix_reports_;  // guarded by mu_
   std::atomic<uint64_t> applied_{0};
 };
 

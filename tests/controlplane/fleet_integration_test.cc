@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <map>
 #include <memory>
 
 #include "common/shm.h"
@@ -49,7 +50,7 @@ class FleetTest : public ::testing::Test {
     std::string y = "instance: " + instance +
                     "\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n  retries: { max: 2, backoff_ms: 10 }\n"
                     "admin:\n  grpc_listen: 127.0.0.1:" + std::to_string(grpc_port) +
-                    "\n  metrics_listen: 127.0.0.1:" + std::to_string(FreePort()) +
+                    "\n  metrics_listen: 127.0.0.1:" + std::to_string(metrics_port_[instance] = FreePort()) +
                     "\nhealth: { interval_ms: 300, timeout_ms: 1000, unhealthy_after: 2, healthy_after: 1 }\n"
                     "control: { tick_ms: 20, heartbeat_ms: 200 }\n"
                     "models:\n  - name: m\n    policy: round_robin\n    backends:\n";
@@ -104,6 +105,7 @@ class FleetTest : public ::testing::Test {
 
   std::string dir_, ctl_instance_, agent_instance_;
   int ctl_grpc_ = 0;
+  std::map<std::string, int> metrics_port_;  // by instance
   std::vector<std::unique_ptr<Proc>> mocks_;
   std::unique_ptr<Proc> ctl_, agent_, gw_;
   std::unique_ptr<pb::Admin::Stub> stub_;
@@ -179,6 +181,63 @@ TEST_F(FleetTest, AgentServesTheControllersSnapshotsAndReportsItsLoad) {
   EXPECT_EQ(agent_->Stop(SIGTERM, 5000), 0) << Logs();
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
   EXPECT_TRUE(WaitFor([&] { return Gateways().gateways_size() == 0; }, 3000));
+}
+
+// One view: the agent's gateway's traffic moves the controller's counters (status,
+// backends, /metrics with a gateway label) and its upstream 500s open the controller's
+// breaker, which the agent's llmgw then routes around.
+TEST_F(FleetTest, AgentsTrafficAndErrorsCountInTheControllersViewAndDecisions) {
+  StartController();
+  ASSERT_TRUE(WaitFor([&] {
+    pb::GetStatusResponse s;
+    return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
+  }, 5000)) << Logs();
+  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
+                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
+                                  dir_ + "/agent.log", false);
+  gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
+                               dir_ + "/llmgw.log", true);
+  ASSERT_GT(gw_->port(), 0) << Logs();
+  ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
+      << Logs();
+  ASSERT_EQ(Sequential(12), 12) << Logs();
+  // The controller has no llmgw of its own: every request it counts is the agent's.
+  pb::GetStatusResponse st;
+  EXPECT_TRUE(WaitFor([&] {
+    return stub_->GetStatus(Ctx().get(), {}, &st).ok() && st.requests_total() >= 12;
+  }, 3000)) << st.DebugString();
+  EXPECT_EQ(st.dataplane_threads(), 1u);
+  pb::ListBackendsResponse bl;
+  ASSERT_TRUE(stub_->ListBackends(Ctx().get(), {}, &bl).ok());
+  uint64_t attempts = 0;
+  for (const auto& b : bl.backends()) attempts += b.requests_total();
+  EXPECT_GE(attempts, 12u);
+  int mport = metrics_port_[ctl_instance_];
+  std::string m;
+  EXPECT_TRUE(WaitFor([&] {
+    m = HttpCall(mport, "GET", "/metrics", "", 2000).body;
+    return m.find("llm_gateway_requests_total{code=\"200\",model=\"m\"} 12") != std::string::npos;
+  }, 3000)) << m;
+  EXPECT_NE(m.find("llmcd_fleet_gateway_requests_total{gateway=\""), std::string::npos) << m;
+  EXPECT_NE(m.find(agent_instance_ + "\"} 12"), std::string::npos) << m;
+
+  // b1 answers 500 to everything: the agent's llmgw retries on b0 (clients see 200s) and
+  // the controller's breaker for b1 opens on the agent's observations alone.
+  ASSERT_EQ(HttpCall(mocks_[1]->port(), "POST", "/mock/faults", R"({"error_rate":1.0,"error_status":500})").status,
+            200);
+  EXPECT_EQ(Sequential(20), 20) << Logs();
+  EXPECT_TRUE(WaitFor([&] {
+    m = HttpCall(mport, "GET", "/metrics", "", 2000).body;
+    return m.find("llm_circuit_breaker_state{url=\"" + mocks_[1]->url() + "\"} 1") != std::string::npos;
+  }, 3000)) << m << Logs();
+  // The decision reaches the agent's snapshot: b1 is out (circuit open or unhealthy).
+  EXPECT_TRUE(WaitFor([&] {
+    int s = AgentSnapshotState("b1");
+    return s == static_cast<int>(shm::BackendState::kCircuitOpen) || s == static_cast<int>(shm::BackendState::kUnhealthy);
+  }, 3000)) << AgentSnapshotState("b1");
+  long b1 = MockStat(mocks_[1]->port(), "requests_total");
+  EXPECT_EQ(Sequential(10), 10) << Logs();
+  EXPECT_EQ(MockStat(mocks_[1]->port(), "requests_total"), b1) << "the agent's llmgw still sends to b1";
 }
 
 }  // namespace
