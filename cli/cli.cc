@@ -61,7 +61,10 @@ const CommandHelp kCommands[] = {
      "interval (default 1000, minimum 100); --count N stops after N updates. With -o json\n"
      "(not on a terminal) each update is one StatusUpdate JSON object per line."},
     {"fleet", "fleet", "gateways of the fleet controller",
-     "Calls Fleet.ListGateways: agent id, peer, last seen, requests, data-plane threads.\n"
+     "Calls Fleet.ListGateways. With fleet.etcd: the controllers, which leads and which\n"
+     "stand by, and their age. Then the gateways attached to this controller: agent id,\n"
+     "peer, age of the link, last seen, lag (snapshot generations behind), in-flight and\n"
+     "total requests, data-plane threads.\n"
      "An llmcd that is not a fleet controller answers 'this llmcd is not a fleet controller'\n"
      "(exit 1)."},
     {"version", "version", "llmctl and llmcd versions",
@@ -464,16 +467,31 @@ int CmdFleet(const std::shared_ptr<grpc::Channel>& channel, const Options& o, st
     PrintJson(resp, out);
     return kExitOk;
   }
+  if (!resp.controllers().empty()) {  // an HA fleet (fleet.etcd): who leads, who stands by
+    Table c;
+    c.headers = {"CONTROLLER", "ADDR", "ROLE", "AGE"};
+    c.right = {false, false, false, true};
+    for (const auto& k : resp.controllers())
+      c.rows.push_back({k.id(), k.addr(), k.leader() ? "leader" : "standby", FormatDouble(k.age_seconds(), 0) + "s"});
+    c.Render(out);
+    if (!resp.is_leader())
+      out << "this controller stands by; agents attach to the leader" << (resp.leader().empty() ? "" : " " + resp.leader())
+          << "\n";
+    out << "\n";
+  }
   if (resp.gateways().empty()) {
     out << "no gateways connected\n";
     return kExitOk;
   }
+  // AGE: how long its link is up; LAG: snapshot generations it is behind the controller.
   Table t;
-  t.headers = {"AGENT", "PEER", "LAST_SEEN", "REQUESTS", "THREADS"};
-  t.right = {false, false, true, true, true};
+  t.headers = {"AGENT", "PEER", "AGE", "LAST_SEEN", "LAG", "ACTIVE", "REQUESTS", "THREADS"};
+  t.right = {false, false, true, true, true, true, true, true};
   for (const auto& g : resp.gateways())
-    t.rows.push_back({g.agent_id(), g.peer(), FormatDouble(g.last_seen_seconds_ago(), 1) + "s",
-                      std::to_string(g.requests_total()), std::to_string(g.dataplane_threads())});
+    t.rows.push_back({g.agent_id(), g.peer(), FormatDouble(g.connected_seconds(), 0) + "s",
+                      FormatDouble(g.last_seen_seconds_ago(), 1) + "s", std::to_string(g.lag_generations()),
+                      std::to_string(g.active_requests()), std::to_string(g.requests_total()),
+                      std::to_string(g.dataplane_threads())});
   t.Render(out);
   return kExitOk;
 }

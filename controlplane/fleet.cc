@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/snapshot_codec.h"
 #include "controlplane/auth.h"
+#include "controlplane/election.h"
 
 namespace llmgw::cp {
 
@@ -108,13 +109,24 @@ namespace {
 class FleetServiceImpl final : public admin::Fleet::Service {
  public:
   FleetServiceImpl(Controller* c, std::shared_ptr<FleetRegistry> reg, std::shared_ptr<const std::string> token,
-                   std::shared_ptr<std::atomic<bool>> stopping)
-      : c_(c), reg_(std::move(reg)), token_(std::move(token)), stopping_(std::move(stopping)) {}
+                   std::shared_ptr<std::atomic<bool>> stopping, Leadership leadership)
+      : c_(c),
+        reg_(std::move(reg)),
+        token_(std::move(token)),
+        stopping_(std::move(stopping)),
+        lead_(std::move(leadership)),
+        self_(c->LocalGatewayName()) {}
 
   grpc::Status ListGateways(grpc::ServerContext* ctx, const admin::ListGatewaysRequest*,
                             admin::ListGatewaysResponse* out) override {
     if (!CallAuthorized(ctx, *token_)) return Unauth();
     *out = reg_->List();
+    if (lead_.describe) {
+      lead_.describe(out);
+    } else {
+      out->set_is_leader(true);
+      out->set_leader(self_);
+    }
     return grpc::Status::OK;
   }
 
@@ -122,7 +134,11 @@ class FleetServiceImpl final : public admin::Fleet::Service {
   // published a new generation (at least every control.heartbeat_ms).
   grpc::Status Sync(grpc::ServerContext* ctx,
                     grpc::ServerReaderWriter<admin::FleetSnapshot, admin::AgentStats>* stream) override {
-    if (!CallAuthorized(ctx, *token_)) return Unauth();
+    if (!CallAuthorized(ctx, *token_)) {
+      RefusedLog(ctx->peer());
+      return Unauth();
+    }
+    if (!Leading()) return NotLeader();
     uint64_t session = reg_->Connect(ctx->peer());
     std::atomic<bool> reader_done{false};
     std::thread reader([&] {
@@ -131,12 +147,19 @@ class FleetServiceImpl final : public admin::Fleet::Service {
       reader_done = true;
     });
     uint64_t sent = 0, sent_config = 0;
+    bool lost_lead = false;
     while (!ctx->IsCancelled() && !stopping_->load() && !reader_done.load()) {
+      if (!Leading()) {  // a standby now: the agent goes to the new leader
+        lost_lead = true;
+        break;
+      }
       uint64_t gen = c_->published_generation();
       if (gen != 0 && gen != sent) {
         admin::FleetSnapshot f;
         f.set_shm_snapshot(c_->PublishedSnapshotBytes(&gen));
         f.set_generation(gen);
+        f.set_link_version(kFleetLinkVersion);
+        f.set_controller_id(self_);
         if (c_->config_version() != sent_config) {  // the YAML only when it changed
           sent_config = c_->config_version();
           f.set_config_yaml(c_->ConfigView().yaml);
@@ -149,23 +172,42 @@ class FleetServiceImpl final : public admin::Fleet::Service {
     ctx->TryCancel();  // unblocks the reader's Read
     reader.join();
     reg_->Disconnect(session);
-    return grpc::Status::OK;
+    return lost_lead ? NotLeader() : grpc::Status::OK;
   }
 
  private:
   static grpc::Status Unauth() { return Unauthenticated(); }
+  bool Leading() const { return !lead_.is_leader || lead_.is_leader(); }
+  static grpc::Status NotLeader() {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "not the fleet leader; ask etcd for the leader");
+  }
+  // A gateway with a wrong token retries every 200 ms: one line per peer host a minute.
+  void RefusedLog(const std::string& peer) {
+    std::string host = peer.substr(0, peer.rfind(':'));
+    auto now = Clock::now();
+    std::lock_guard<std::mutex> l(log_mu_);
+    auto it = refused_logged_.find(host);
+    if (it != refused_logged_.end() && now - it->second < std::chrono::minutes(1)) return;
+    refused_logged_[host] = now;
+    LOG_WARN("fleet agent refused: missing or wrong admin token", {{"peer", peer}});
+  }
   Controller* c_;
   std::shared_ptr<FleetRegistry> reg_;
   std::shared_ptr<const std::string> token_;
   std::shared_ptr<std::atomic<bool>> stopping_;
+  Leadership lead_;
+  std::string self_;
+  std::mutex log_mu_;
+  std::map<std::string, Clock::time_point> refused_logged_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<FleetRegistry> registry,
                                                 std::shared_ptr<const std::string> token,
-                                                std::shared_ptr<std::atomic<bool>> stopping) {
-  return std::make_unique<FleetServiceImpl>(c, std::move(registry), std::move(token), std::move(stopping));
+                                                std::shared_ptr<std::atomic<bool>> stopping, Leadership leadership) {
+  return std::make_unique<FleetServiceImpl>(c, std::move(registry), std::move(token), std::move(stopping),
+                                            std::move(leadership));
 }
 
 // ---- agent side -----------------------------------------------------------------------
@@ -173,6 +215,36 @@ std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<F
 FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
   agent_id_ = GatewayName(cfg_);
+  if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
+    etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd.endpoints, 1000);
+}
+
+std::string FleetAgent::controller() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return controller_;
+}
+
+std::string FleetAgent::controller_id() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return controller_id_;
+}
+
+std::string FleetAgent::Resolve() {
+  if (!etcd_) return controller();
+  LeaderRecord r;
+  std::string why;
+  bool ok = ReadLeader(etcd_.get(), cfg_.fleet.etcd.prefix, &r, &why);
+  std::lock_guard<std::mutex> l(mu_);
+  if (!ok) {
+    if (why != resolve_error_) LOG_WARN("fleet: no leader to attach to yet", {{"error", why}});
+    resolve_error_ = why;
+    return {};
+  }
+  resolve_error_.clear();
+  if (r.addr != controller_) LOG_INFO("fleet: leader found in etcd", {{"leader", r.id}, {"addr", r.addr}});
+  controller_ = r.addr;
+  controller_id_ = r.id;
+  return r.addr;
 }
 
 FleetAgent::~FleetAgent() { Shutdown(); }
@@ -187,7 +259,9 @@ Status FleetAgent::Start() {
   if (!obj.ok()) return obj.error();
   shm_ = std::move(obj.value());
   writer_ = std::make_unique<shm::SnapshotWriter>(shm_->region());
-  LOG_INFO("fleet agent started", {{"agent_id", agent_id_}, {"controller", controller_}, {"instance", cfg_.instance}});
+  LOG_INFO("fleet agent started", {{"agent_id", agent_id_},
+                                   {"controller", etcd_ ? "the leader in etcd" : controller_},
+                                   {"instance", cfg_.instance}});
   return Status::Ok();
 }
 
@@ -270,16 +344,29 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto channel = grpc::CreateCustomChannel(controller_, grpc::InsecureChannelCredentials(), args);
-  auto stub = admin::Fleet::NewStub(channel);
+  std::string dialled;  // the address channel and stub are for
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<admin::Fleet::Stub> stub;
   uint64_t sequence = 0;
   std::atomic<bool> was_connected{false};
+  bool refused_logged = false;
   auto tick = std::chrono::milliseconds(std::max<uint32_t>(20, cfg_.control.tick_ms));
   auto sleep_for = [&](std::chrono::milliseconds d) {
     for (auto end = Clock::now() + d; Clock::now() < end && !stop.load();)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   };
   while (!stop.load()) {
+    std::string addr = Resolve();  // the flag's address, or the leader etcd names now
+    if (addr.empty()) {
+      writer_->Heartbeat();
+      sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    if (addr != dialled) {
+      channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      stub = admin::Fleet::NewStub(channel);
+      dialled = addr;
+    }
     grpc::ClientContext ctx;
     if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
     auto stream = stub->Sync(&ctx);
@@ -288,7 +375,11 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
       admin::FleetSnapshot f;
       while (stream->Read(&f)) {
         if (!was_connected.exchange(true)) {
-          LOG_INFO("connected to the fleet controller", {{"controller", controller_}});
+          LOG_INFO("connected to the fleet controller", {{"controller", addr}, {"controller_id", f.controller_id()}});
+        }
+        if (!f.controller_id().empty()) {
+          std::lock_guard<std::mutex> l(mu_);
+          controller_id_ = f.controller_id();
         }
         Apply(f);
       }
@@ -304,6 +395,13 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
     reader.join();
     grpc::Status st = stream->Finish();
     if (stop.load()) break;
+    if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      if (!refused_logged)
+        LOG_ERROR("the fleet controller refused this agent's admin token (admin.token_file)", {{"controller", addr}});
+      refused_logged = true;
+    } else {
+      refused_logged = false;
+    }
     if (was_connected.exchange(false))
       LOG_WARN("lost the fleet controller; serving on the last snapshot", {{"error", st.error_message()}});
     writer_->Heartbeat();

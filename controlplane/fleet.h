@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include "common/routing/prefix_placer.h"
 #include "common/shm.h"
 #include "controlplane/controller.h"
+#include "controlplane/etcd_client.h"
 #include "controlplane/fleet_stats.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
@@ -46,10 +48,20 @@ class FleetRegistry {
   std::map<uint64_t, Agent> agents_;
 };
 
-// llmgw.admin.v1.Fleet on the controller's admin listener.
+// Who leads an HA fleet (fleet.etcd). Without it (empty functions) this controller leads.
+struct Leadership {
+  std::function<bool()> is_leader;
+  // Fills leader, is_leader and controllers of a ListGateways answer.
+  std::function<void(admin::v1::ListGatewaysResponse*)> describe;
+};
+
+// llmgw.admin.v1.Fleet on the controller's admin listener. A standby refuses Sync with
+// FAILED_PRECONDITION (the agent then asks etcd again), and a leader that loses the lead
+// ends its streams the same way.
 std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<FleetRegistry> registry,
                                                 std::shared_ptr<const std::string> token,
-                                                std::shared_ptr<std::atomic<bool>> stopping);
+                                                std::shared_ptr<std::atomic<bool>> stopping,
+                                                Leadership leadership = {});
 
 // Agent side: owns the local shm object; Run() keeps one Sync stream to the controller
 // open (reconnecting with backoff) until stop. Without a controller the last snapshot
@@ -57,12 +69,17 @@ std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<F
 class FleetAgent {
  public:
   // cfg supplies the instance (local shm) and admin.token_file (sent to the controller).
+  // controller_addr empty: the leader is looked up in etcd (fleet.etcd), before every
+  // connection attempt, so the agent re-attaches to whichever controller leads.
   FleetAgent(Config cfg, std::string controller_addr);
   ~FleetAgent();
   Status Start();
   void Run(const std::atomic<bool>& stop);
   void Shutdown();
   const std::string& agent_id() const { return agent_id_; }
+  // The controller it is attached to (or tries to be) and its id, as etcd or the flag says.
+  std::string controller() const;
+  std::string controller_id() const;
   uint64_t snapshots_applied() const { return applied_.load(); }
   // Why the controller's last snapshot was refused (another shm ABI version, damage);
   // empty once one is applied again.
@@ -72,9 +89,14 @@ class FleetAgent {
  private:
   void Apply(const admin::v1::FleetSnapshot& f);
   admin::v1::AgentStats CollectStats(uint64_t sequence);
+  // The address to dial next: the flag's, or the leader etcd names ("" when none).
+  std::string Resolve();
 
   Config cfg_;
   std::string controller_, agent_id_, token_;
+  std::unique_ptr<EtcdKv> etcd_;  // set when the leader is found through etcd
+  std::string controller_id_;     // guarded by mu_, as is controller_ in etcd mode
+  std::string resolve_error_;     // last reason etcd named no leader (logged on change)
   std::unique_ptr<shm::ShmObject> shm_;
   std::unique_ptr<shm::SnapshotWriter> writer_;
   mutable std::mutex mu_;  // guards last_ and rejection_ (written by the stream reader)
