@@ -18,6 +18,7 @@ namespace llmgw::cp {
 namespace {
 
 namespace admin = ::llmgw::admin::v1;
+constexpr uint16_t kMaxModelsForTest = shm::kMaxModels;  // one past the last model slot
 
 shm::StatsTotals Sample(uint64_t n) {
   shm::StatsTotals t;
@@ -143,7 +144,12 @@ class OkProber final : public Prober {
 
 class FleetControllerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start("round_robin"); }
+  void Start(const std::string& policy) {
+    if (c_) {
+      c_->Shutdown();
+      shm::Unlink("/llmgw-" + instance_);
+    }
     static int n = 0;
     instance_ = "fleetstats-" + std::to_string(getpid()) + "-" + std::to_string(++n);
     std::string y = "instance: " + instance_ +
@@ -151,7 +157,7 @@ class FleetControllerTest : public ::testing::Test {
                     "control: { tick_ms: 20, heartbeat_ms: 100 }\n"
                     "circuit_breaker: { failure_threshold: 3, success_threshold: 1, open_ms: 60000, "
                     "half_open_requests: 1, slow_call_ms: 1000, window_ms: 1000 }\n"
-                    "models:\n  - name: m\n    policy: round_robin\n    backends:\n"
+                    "models:\n  - name: m\n    policy: " + policy + "\n    backends:\n"
                     "      - { id: b0, url: \"http://127.0.0.1:9\" }\n"
                     "      - { id: b1, url: \"http://127.0.0.1:10\" }\n";
     ConfigResult r = ParseConfig(y, "test.yaml");
@@ -242,6 +248,36 @@ TEST_F(FleetControllerTest, AgentsServerErrorsOpenTheControllersBreaker) {
   EXPECT_NE(B("b0").state, shm::BackendState::kHealthy);
   EXPECT_EQ(c_->Circuits().at("b1").state, CircuitState::kClosed);
   EXPECT_GT(B("b0").error_rate, 0.0);
+}
+
+// Fleet-wide prefix homes: prefixes the agents' gateways routed are placed by the
+// controller and go out in its snapshot (which every agent publishes unchanged), so a
+// prompt prefix has one home whichever gateway the client reached.
+TEST_F(FleetControllerTest, AgentsPrefixesArePlacedAndPublishedAsHomes) {
+  Start("prefix_affinity");
+  Step();
+  std::vector<PrefixPick> a = {{0, 0x1111, 5}, {0, 0x2222, 3}};
+  std::vector<PrefixPick> b = {{0, 0x2222, 4}, {0, 0x3333, 2}, {kMaxModelsForTest, 0x4444, 9}};
+  c_->ReportPrefixes(a);
+  c_->ReportPrefixes(b);  // the bad model slot is ignored
+  auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
+  ASSERT_TRUE(obj.ok());
+  auto snap = std::make_unique<shm::Snapshot>();
+  bool placed = false;
+  for (int i = 0; i < 20 && !placed; ++i) {
+    Step();
+    shm::SnapshotReader reader(obj.value()->region());
+    placed = reader.Refresh(snap.get()) && snap->num_prefix_homes == 3;
+  }
+  ASSERT_TRUE(placed) << snap->num_prefix_homes;
+  std::map<uint64_t, uint16_t> homes;
+  for (uint32_t i = 0; i < snap->num_prefix_homes; ++i) {
+    homes[snap->prefix_homes[i].tag] = snap->prefix_homes[i].backend_slot;
+    EXPECT_EQ(snap->prefix_homes[i].model_slot, 0u);
+    EXPECT_LT(snap->prefix_homes[i].backend_slot, 2u);
+  }
+  EXPECT_EQ(homes.count(0x1111) + homes.count(0x2222) + homes.count(0x3333), 3u);
+  obj.value()->Close();
 }
 
 }  // namespace
