@@ -22,6 +22,7 @@
 #include "controlplane/admin_service.h"
 #include "controlplane/auth.h"
 #include "controlplane/controller.h"
+#include "controlplane/drain_sync.h"
 #include "controlplane/election.h"
 #include "controlplane/etcd_client.h"
 #include "controlplane/fleet.h"
@@ -232,9 +233,11 @@ int main(int argc, char** argv) {
   if (election)
     elect = std::thread([&] {
       bool led = false;
+      cp::DrainSync drains(etcd.get(), etcd_cfg.prefix, &controller);
       while (!stop.load()) {
         election->Step();
         bool leads = election->is_leader();
+        drains.Step(leads);  // operator drains survive a failover
         if (leads && !led) controller.MarkDirty();  // a new leader publishes at once
         led = leads;
         for (uint32_t t = 0; t < election->step_ms() && !stop.load(); t += 10)

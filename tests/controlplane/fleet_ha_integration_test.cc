@@ -2,7 +2,8 @@
 // dir, random free ports, killed at the end), two controllers campaigning through it, an
 // agent that finds the leader in etcd, and an llmgw on the agent's instance under load.
 // SIGKILL the leader mid-load: no request fails, the standby takes the lead and the agent's
-// shm gets a new snapshot from it within 2 x lease_ms.
+// shm gets a new snapshot from it within 2 x lease_ms, and an operator's drain made on the
+// old leader holds on the new one.
 #include <gtest/gtest.h>
 #include <google/protobuf/util/json_util.h>
 #include <sys/mman.h>
@@ -135,6 +136,15 @@ TEST_F(FleetHaTest, LeaderKilledUnderLoadStandbyPublishesWithinTwoLeasesNoReques
   ASSERT_TRUE(WaitFor([&] { return Fleet(0).gateways_size() == 1; }, 5000)) << Logs();
   EXPECT_EQ(Fleet(1).gateways_size(), 0);
 
+  // An operator drains b1 on the leader: the standby follows (through etcd).
+  auto stub0 = AdminStub(ctl_grpc_[0]);
+  auto stub1 = AdminStub(ctl_grpc_[1]);
+  pb::BackendRequest req;
+  req.set_id("b1");
+  pb::BackendResponse resp;
+  ASSERT_TRUE(stub0->DrainBackend(Ctx().get(), req, &resp).ok());
+  ASSERT_TRUE(WaitFor([&] { return StateOf(stub1.get(), "b1") == pb::DRAINING; }, 3 * kLeaseMs)) << Logs();
+
   load_ = std::make_unique<Load>(gw_->port(), 4);
   ASSERT_TRUE(load_->WaitMore(50, 10000)) << load_->failures() << Logs();
   ctl_[0]->Kill();  // SIGKILL: no resignation, the lease has to lapse
@@ -149,6 +159,10 @@ TEST_F(FleetHaTest, LeaderKilledUnderLoadStandbyPublishesWithinTwoLeasesNoReques
   EXPECT_TRUE(f.is_leader()) << f.DebugString();
   EXPECT_EQ(f.leader(), "ctl1");
   ASSERT_TRUE(load_->WaitMore(50, 10000)) << load_->failures() << Logs();
+  EXPECT_EQ(StateOf(stub1.get(), "b1"), pb::DRAINING) << "the drain was lost in the failover";
+  long b1 = MockStat(mocks_[1]->port(), "requests_total");
+  ASSERT_TRUE(load_->WaitMore(20, 10000)) << load_->failures() << Logs();
+  EXPECT_EQ(MockStat(mocks_[1]->port(), "requests_total"), b1) << "the agent's llmgw sends to drained b1";
   load_->Stop();
   EXPECT_EQ(load_->failed(), 0u) << load_->failures();
   EXPECT_GT(load_->ok(), 100u);
