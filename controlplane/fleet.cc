@@ -391,7 +391,9 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
       for (auto end = Clock::now() + tick; Clock::now() < end && !stop.load() && !done.load();)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    ctx.TryCancel();
+    // The controller ended the call (done): its status says why (a refused token, a
+    // standby), which a cancel would overwrite. Otherwise cancel to unblock the reader.
+    if (!done.load()) ctx.TryCancel();
     reader.join();
     grpc::Status st = stream->Finish();
     if (stop.load()) break;

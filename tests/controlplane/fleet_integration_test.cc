@@ -42,7 +42,7 @@ class FleetTest : public ::testing::Test {
     shm::Unlink("/llmgw-" + ctl_instance_);
     shm::Unlink("/llmgw-" + agent_instance_);
     for (const char* f : {"/controller.yaml", "/agent.yaml", "/controller.log", "/agent.log", "/llmgw.log",
-                          "/mock.log"})
+                          "/mock.log", "/right.token", "/wrong.token"})
       std::remove((dir_ + f).c_str());
     rmdir(dir_.c_str());
   }
@@ -238,6 +238,52 @@ TEST_F(FleetTest, AgentsTrafficAndErrorsCountInTheControllersViewAndDecisions) {
   long b1 = MockStat(mocks_[1]->port(), "requests_total");
   EXPECT_EQ(Sequential(10), 10) << Logs();
   EXPECT_EQ(MockStat(mocks_[1]->port(), "requests_total"), b1) << "the agent's llmgw still sends to b1";
+}
+
+// Secure links: the fleet link carries the admin token; an agent with a wrong one is
+// refused and both sides log it; with the right one it attaches.
+TEST_F(FleetTest, AgentWithAWrongTokenIsRefusedAndLogged) {
+  WriteFileAtomically(dir_ + "/right.token", "s3cret-fleet-token\n");
+  WriteFileAtomically(dir_ + "/wrong.token", "not-the-token\n");
+  auto with_token = [&](const std::string& file, const std::string& token) {
+    std::string y = ReadFile(dir_ + "/" + file);
+    auto at = y.find("  metrics_listen:");
+    y.insert(at, "  token_file: " + dir_ + "/" + token + "\n");
+    WriteFileAtomically(dir_ + "/" + file, y);
+  };
+  with_token("controller.yaml", "right.token");
+  with_token("agent.yaml", "wrong.token");
+  StartController();
+  auto fleet = [&] {
+    pb::ListGatewaysResponse r;
+    CliResult c = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "--token-file", dir_ + "/right.token",
+                             "fleet", "-o", "json"}, 10000);
+    if (c.code == 0) google::protobuf::util::JsonStringToMessage(c.out, &r);
+    return r;
+  };
+  ASSERT_TRUE(WaitFor([&] { return fleet().is_controller(); }, 5000)) << Logs();
+  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
+                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
+                                  dir_ + "/agent.log", false);
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFile(dir_ + "/controller.log").find("fleet agent refused: missing or wrong admin token") !=
+               std::string::npos &&
+           ReadFile(dir_ + "/agent.log").find("refused this agent's admin token") != std::string::npos;
+  }, 5000)) << Logs();
+  EXPECT_EQ(fleet().gateways_size(), 0);
+  // One line per peer, not one per retry (the agent retries every 200 ms).
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  std::string log = ReadFile(dir_ + "/controller.log");
+  size_t lines = 0;
+  for (size_t at = 0; (at = log.find("fleet agent refused", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, 1u) << log;
+
+  ASSERT_EQ(agent_->Stop(SIGTERM, 5000), 0) << Logs();
+  WriteFileAtomically(dir_ + "/wrong.token", "s3cret-fleet-token\n");
+  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
+                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
+                                  dir_ + "/agent.log", false);
+  EXPECT_TRUE(WaitFor([&] { return fleet().gateways_size() == 1; }, 5000)) << Logs();
 }
 
 }  // namespace
