@@ -2,7 +2,10 @@
 // form is common/snapshot_codec.h; auth is auth.h.
 #include "controlplane/fleet.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <chrono>
 #include <thread>
@@ -82,26 +85,49 @@ void FleetRegistry::Disconnect(uint64_t session) {
   c_->GatewayGone(name);
 }
 
+void FleetRegistry::Fill(const Agent& a, uint64_t gen, Clock::time_point now, admin::Gateway* g) const {
+  g->set_agent_id(a.last.agent_id());
+  g->set_peer(a.peer);
+  g->set_last_seen_seconds_ago(std::chrono::duration<double>(now - a.seen).count());
+  g->set_requests_total(a.last.requests_total());
+  g->set_dataplane_threads(a.last.dataplane_threads());
+  g->set_connected_seconds(std::chrono::duration<double>(now - a.connected).count());
+  // Generations this gateway is behind: the controller's minus the last it applied.
+  uint64_t applied = a.last.last_generation();
+  g->set_lag_generations(applied && gen > applied ? gen - applied : 0);
+  g->set_active_requests(a.last.active_requests());
+  g->set_draining(a.drain);
+  g->set_gateways_drained(a.last.gateways_drained());
+}
+
 admin::ListGatewaysResponse FleetRegistry::List() const {
   admin::ListGatewaysResponse r;
   r.set_is_controller(true);
+  uint64_t gen = c_->published_generation();
   std::lock_guard<std::mutex> l(mu_);
   auto now = Clock::now();
-  uint64_t gen = c_->published_generation();
-  for (const auto& [id, a] : agents_) {
-    auto* g = r.add_gateways();
-    g->set_agent_id(a.last.agent_id());
-    g->set_peer(a.peer);
-    g->set_last_seen_seconds_ago(std::chrono::duration<double>(now - a.seen).count());
-    g->set_requests_total(a.last.requests_total());
-    g->set_dataplane_threads(a.last.dataplane_threads());
-    g->set_connected_seconds(std::chrono::duration<double>(now - a.connected).count());
-    // Generations this gateway is behind: the controller's minus the last it applied.
-    uint64_t applied = a.last.last_generation();
-    g->set_lag_generations(applied && gen > applied ? gen - applied : 0);
-    g->set_active_requests(a.last.active_requests());
-  }
+  for (const auto& [id, a] : agents_) Fill(a, gen, now, r.add_gateways());
   return r;
+}
+
+bool FleetRegistry::RequestDrain(const std::string& agent_id, admin::Gateway* out) {
+  uint64_t gen = c_->published_generation();
+  std::lock_guard<std::mutex> l(mu_);
+  bool found = false;
+  for (auto& [id, a] : agents_) {
+    if (a.last.agent_id() != agent_id) continue;
+    if (!a.drain) LOG_INFO("fleet: draining gateway", {{"agent_id", agent_id}, {"peer", a.peer}});
+    a.drain = true;
+    if (!found && out) Fill(a, gen, Clock::now(), out);
+    found = true;
+  }
+  return found;
+}
+
+bool FleetRegistry::DrainRequested(uint64_t session) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = agents_.find(session);
+  return it != agents_.end() && it->second.drain;
 }
 
 namespace {
@@ -116,6 +142,16 @@ class FleetServiceImpl final : public admin::Fleet::Service {
         stopping_(std::move(stopping)),
         lead_(std::move(leadership)),
         self_(c->LocalGatewayName()) {}
+
+  grpc::Status DrainGateway(grpc::ServerContext* ctx, const admin::DrainGatewayRequest* req,
+                            admin::DrainGatewayResponse* out) override {
+    if (!CallAuthorized(ctx, *token_)) return Unauth();
+    if (req->agent_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agent_id is required");
+    if (!Leading()) return NotLeader();
+    if (!reg_->RequestDrain(req->agent_id(), out->mutable_gateway()))
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no gateway '" + req->agent_id() + "' attached");
+    return grpc::Status::OK;
+  }
 
   grpc::Status ListGateways(grpc::ServerContext* ctx, const admin::ListGatewaysRequest*,
                             admin::ListGatewaysResponse* out) override {
@@ -147,11 +183,19 @@ class FleetServiceImpl final : public admin::Fleet::Service {
       reader_done = true;
     });
     uint64_t sent = 0, sent_config = 0;
-    bool lost_lead = false;
+    bool lost_lead = false, drain_sent = false;
     while (!ctx->IsCancelled() && !stopping_->load() && !reader_done.load()) {
       if (!Leading()) {  // a standby now: the agent goes to the new leader
         lost_lead = true;
         break;
+      }
+      if (!drain_sent && reg_->DrainRequested(session)) {
+        admin::FleetSnapshot d;
+        d.set_link_version(kFleetLinkVersion);
+        d.set_controller_id(self_);
+        d.set_drain_gateway(true);
+        if (!stream->Write(d)) break;
+        drain_sent = true;
       }
       uint64_t gen = c_->published_generation();
       if (gen != 0 && gen != sent) {
@@ -271,7 +315,32 @@ void FleetAgent::Shutdown() {
   shm_.reset();
 }
 
+void FleetAgent::DrainLocalGateways() {
+  // The llmgw processes attached to this host's shm (not this agent): SIGTERM makes each
+  // close its listener, finish what is in flight within gateway.drain_ms and exit.
+  const shm::ShmHeader& h = shm_->region()->header;
+  uint32_t n = 0;
+  for (const auto& a : h.attached) {
+    pid_t pid = static_cast<pid_t>(a.load());
+    if (pid <= 0 || pid == getpid() || !shm::PidAlive(pid)) continue;
+    std::string comm;
+    if (FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof(buf), f)) comm = buf;
+      std::fclose(f);
+    }
+    if (comm != "llmgw\n") continue;  // only the data plane; never some other attached tool
+    if (kill(pid, SIGTERM) == 0) ++n;
+  }
+  drained_ += n;
+  LOG_WARN("fleet: the controller drains this gateway; llmgw asked to stop listening", {{"llmgw_processes", n}});
+}
+
 void FleetAgent::Apply(const admin::FleetSnapshot& f) {
+  if (f.drain_gateway() && !drain_done_) {
+    drain_done_ = true;
+    DrainLocalGateways();
+  }
   if (f.shm_snapshot().empty()) return;
   auto snap = std::make_unique<shm::Snapshot>();
   std::string why;
@@ -314,6 +383,7 @@ admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {
   s.set_link_version(kFleetLinkVersion);
   s.set_snapshots_applied(applied_.load());
   s.set_last_generation(last_generation_);
+  s.set_gateways_drained(drained_.load());
   EncodeTotals(t, s.mutable_totals());
   // Prefixes this host's threads routed since the last report, for fleet-wide homes.
   prefix_reports_.Collect(*shm_->region(), [&](uint16_t model, uint64_t tag, uint64_t picks) {

@@ -34,6 +34,11 @@ class FleetRegistry {
   // Forgets the session and its in-flight contribution.
   void Disconnect(uint64_t session);
   admin::v1::ListGatewaysResponse List() const;
+  // llmctl fleet drain: marks the agent's sessions; Sync sends the drain down. False when
+  // no attached agent has that id. *out: the gateway's row.
+  bool RequestDrain(const std::string& agent_id, admin::v1::Gateway* out);
+  // Whether the session's agent is to drain its gateway (Sync polls it).
+  bool DrainRequested(uint64_t session) const;
 
  private:
   struct Agent {
@@ -41,7 +46,10 @@ class FleetRegistry {
     admin::v1::AgentStats last;
     std::chrono::steady_clock::time_point seen, connected;
     std::string stats_error;  // why its stats were last ignored (logged once per reason)
+    bool drain = false;       // llmctl fleet drain asked for it
   };
+  void Fill(const Agent& a, uint64_t generation, std::chrono::steady_clock::time_point now,
+            admin::v1::Gateway* g) const;
   Controller* c_;
   mutable std::mutex mu_;
   uint64_t next_session_ = 1;
@@ -81,6 +89,8 @@ class FleetAgent {
   std::string controller() const;
   std::string controller_id() const;
   uint64_t snapshots_applied() const { return applied_.load(); }
+  // llmgw processes it sent SIGTERM on the controller's drain (llmctl fleet drain).
+  uint32_t gateways_drained() const { return drained_.load(); }
   // Why the controller's last snapshot was refused (another shm ABI version, damage);
   // empty once one is applied again.
   std::string last_rejection() const;
@@ -106,6 +116,9 @@ class FleetAgent {
   uint64_t last_generation_ = 0;                   // guarded by mu_
   routing::PrefixReportCollector prefix_reports_;  // guarded by mu_
   std::atomic<uint64_t> applied_{0};
+  std::atomic<uint32_t> drained_{0};
+  bool drain_done_ = false;  // the drain is done once per agent run (reader thread only)
+  void DrainLocalGateways();
 };
 
 }  // namespace llmgw::cp

@@ -286,5 +286,52 @@ TEST_F(FleetTest, AgentWithAWrongTokenIsRefusedAndLogged) {
   EXPECT_TRUE(WaitFor([&] { return fleet().gateways_size() == 1; }, 5000)) << Logs();
 }
 
+// llmctl fleet drain GATEWAY: the gateway's llmgw stops listening, finishes the request in
+// flight and exits 0; an unknown gateway is NOT_FOUND.
+TEST_F(FleetTest, FleetDrainStopsTheGatewaysListenerGracefully) {
+  StartController();
+  ASSERT_TRUE(WaitFor([&] {
+    pb::GetStatusResponse s;
+    return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
+  }, 5000)) << Logs();
+  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
+                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
+                                  dir_ + "/agent.log", false);
+  gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
+                               dir_ + "/llmgw.log", true);
+  ASSERT_GT(gw_->port(), 0) << Logs();
+  ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
+      << Logs();
+  pb::ListGatewaysResponse g;
+  ASSERT_TRUE(WaitFor([&] {
+    g = Gateways();
+    return g.gateways_size() == 1;
+  }, 5000)) << Logs();
+  std::string id = g.gateways(0).agent_id();
+  std::string addr = "127.0.0.1:" + std::to_string(ctl_grpc_);
+  CliResult unknown = RunLlmctl({"--addr", addr, "fleet", "drain", "no-such-gateway"}, 10000);
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE(unknown.err.find("no gateway 'no-such-gateway' attached"), std::string::npos) << unknown.err;
+
+  // A slow request in flight when the drain comes: it still completes.
+  for (const auto& m : mocks_)
+    ASSERT_EQ(HttpCall(m->port(), "POST", "/mock/faults", R"({"slow_first_byte_ms":1000})").status, 200);
+  std::atomic<int> slow_status{0};
+  std::thread slow([&] { slow_status = HttpCall(gw_->port(), "POST", "/v1/chat/completions", kChatBody, 10000).status; });
+  ASSERT_TRUE(WaitFor([&] { return ControllerInFlight("b0") + ControllerInFlight("b1") == 1; }, 3000));
+  CliResult d = RunLlmctl({"--addr", addr, "fleet", "drain", id}, 10000);
+  EXPECT_EQ(d.code, 0) << d.err;
+  EXPECT_NE(d.out.find("draining gateway " + id), std::string::npos) << d.out;
+  EXPECT_EQ(gw_->WaitExit(8000), 0) << Logs();
+  slow.join();
+  EXPECT_EQ(slow_status.load(), 200) << Logs();
+  EXPECT_EQ(HttpCall(gw_->port(), "GET", "/ready", "", 500).status, 0) << "still listening";
+  EXPECT_TRUE(WaitFor([&] {
+    g = Gateways();
+    return g.gateways_size() == 1 && g.gateways(0).draining() && g.gateways(0).gateways_drained() == 1;
+  }, 3000)) << g.DebugString();
+  EXPECT_NE(ReadFile(dir_ + "/agent.log").find("the controller drains this gateway"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace llmgw::e2e
