@@ -384,6 +384,10 @@ admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {
   s.set_snapshots_applied(applied_.load());
   s.set_last_generation(last_generation_);
   s.set_gateways_drained(drained_.load());
+  // A row no thread has stamped with its backend's key yet counts for the backend the
+  // snapshot has in that slot (the controller matches rows by key).
+  for (uint32_t i = 0; i < n && i < t.backends.size(); ++i)
+    if (t.backends[i].key == 0 && last_->backends[i].id[0]) t.backends[i].key = last_->backends[i].key;
   EncodeTotals(t, s.mutable_totals());
   // Prefixes this host's threads routed since the last report, for fleet-wide homes.
   prefix_reports_.Collect(*shm_->region(), [&](uint16_t model, uint64_t tag, uint64_t picks) {
