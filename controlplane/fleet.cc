@@ -204,6 +204,7 @@ class FleetServiceImpl final : public admin::Fleet::Service {
         f.set_generation(gen);
         f.set_link_version(kFleetLinkVersion);
         f.set_controller_id(self_);
+        f.set_heartbeat_ms(c_->CurrentConfig().control.heartbeat_ms);
         if (c_->config_version() != sent_config) {  // the YAML only when it changed
           sent_config = c_->config_version();
           f.set_config_yaml(c_->ConfigView().yaml);
@@ -255,6 +256,12 @@ std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<F
 }
 
 // ---- agent side -----------------------------------------------------------------------
+
+namespace {
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+}  // namespace
 
 FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
@@ -425,6 +432,8 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
   std::atomic<bool> was_connected{false};
   bool refused_logged = false;
   auto tick = std::chrono::milliseconds(std::max<uint32_t>(20, cfg_.control.tick_ms));
+  // Until the controller says its heartbeat, the agent's own config's (3 of them, >= 1 s).
+  std::atomic<int64_t> silence_ms{std::max<int64_t>(1000, 3ll * cfg_.control.heartbeat_ms)};
   auto sleep_for = [&](std::chrono::milliseconds d) {
     for (auto end = Clock::now() + d; Clock::now() < end && !stop.load();)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -445,9 +454,14 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
     if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
     auto stream = stub->Sync(&ctx);
     std::atomic<bool> done{false};
+    // The controller sends a snapshot at least every heartbeat; silence for several means
+    // the link is dead without a reset (a partition), and the agent looks again.
+    std::atomic<int64_t> last_rx_ms{NowMs()};
     std::thread reader([&] {
       admin::FleetSnapshot f;
       while (stream->Read(&f)) {
+        last_rx_ms = NowMs();
+        if (f.heartbeat_ms()) silence_ms = std::max<int64_t>(1000, 3ll * f.heartbeat_ms());
         if (!was_connected.exchange(true)) {
           LOG_INFO("connected to the fleet controller", {{"controller", addr}, {"controller_id", f.controller_id()}});
         }
@@ -459,7 +473,12 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
       }
       done = true;
     });
+    bool silent = false;
     while (!stop.load() && !done.load()) {
+      if (NowMs() - last_rx_ms.load() > silence_ms) {
+        silent = true;
+        break;
+      }
       if (!stream->Write(CollectStats(++sequence))) break;
       writer_->Heartbeat();
       for (auto end = Clock::now() + tick; Clock::now() < end && !stop.load() && !done.load();)
@@ -479,7 +498,8 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
       refused_logged = false;
     }
     if (was_connected.exchange(false))
-      LOG_WARN("lost the fleet controller; serving on the last snapshot", {{"error", st.error_message()}});
+      LOG_WARN("lost the fleet controller; serving on the last snapshot",
+               {{"error", silent ? std::string("no snapshot for ") + std::to_string(silence_ms.load()) + " ms" : st.error_message()}});
     writer_->Heartbeat();
     sleep_for(std::chrono::milliseconds(200));
   }
