@@ -34,7 +34,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   for n in "${NODES[@]}"; do ip netns del "$(ns "$n")" 2>/dev/null || true; done
   ip netns del "$HUB" 2>/dev/null || true
-  for i in c0 c1 a; do rm -f "/dev/shm/llmgw-fns$i-$TAG" "/dev/shm/fns$i-$TAG.writer"; done
+  for i in c0 c1 a; do rm -f "/dev/shm/llmgw-fns$i-$TAG" "/dev/shm/llmgw-fns$i-$TAG.writer"; done
   if [ ${#FAILED[@]} -eq 0 ]; then rm -rf "$DIR"; else echo "logs kept in $DIR"; fi
 }
 trap cleanup EXIT
