@@ -61,7 +61,10 @@ class FleetHaTest : public ::testing::Test {
     mocks_.clear();
     etcd_.reset();
     for (const auto& i : {ctl_instance_[0], ctl_instance_[1], agent_instance_})
-      if (!i.empty()) shm::Unlink("/llmgw-" + i);
+      if (!i.empty()) {
+        shm::Unlink("/llmgw-" + i);
+        std::remove(("/dev/shm/llmgw-" + i + ".writer").c_str());  // left by a SIGKILLed llmcd
+      }
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   std::string Config(const std::string& instance, int grpc_port, const std::string& role, const std::string& id) {

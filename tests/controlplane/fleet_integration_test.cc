@@ -41,6 +41,9 @@ class FleetTest : public ::testing::Test {
     mocks_.clear();
     shm::Unlink("/llmgw-" + ctl_instance_);
     shm::Unlink("/llmgw-" + agent_instance_);
+    // A SIGKILLed llmcd leaves its writer-lock file behind.
+    std::remove(("/dev/shm/llmgw-" + ctl_instance_ + ".writer").c_str());
+    std::remove(("/dev/shm/llmgw-" + agent_instance_ + ".writer").c_str());
     for (const char* f : {"/controller.yaml", "/agent.yaml", "/controller.log", "/agent.log", "/llmgw.log",
                           "/mock.log", "/right.token", "/wrong.token"})
       std::remove((dir_ + f).c_str());
