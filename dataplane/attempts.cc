@@ -61,13 +61,7 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
   u->client = c;
   c->up = u;
   BuildUpstreamRequest(c, u, be);
-  llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
-  u->parser.data = this;
-  u->saw_response_byte = false;
-  if (u->error.kind() != ErrorKind::kNone) u->error = Error();
-  u->interim = false;
-  c->h->resp_headers.Clear();
-  c->relay.NewHead();
+  u->codec.BeginResponse(this, &c->h->resp_headers, &c->relay);
   if (u->connected) {
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     ArmUpSend(u);

@@ -62,7 +62,7 @@ void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
     if (has_buf) ReturnRecvBuf(bid);
     // The client left (or reset). Whatever we do for it stops now, upstream included.
     c->peer_closed = true;
-    if (c->busy && !c->response_done) stats_.CountError(ErrorKind::kClientGone);
+    if (c->session.busy() && !c->response_done) stats_.CountError(ErrorKind::kClientGone);
     CloseClient(c);
     return;
   }
@@ -74,19 +74,40 @@ void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
   if (!c->closed && !c->recv_armed) ArmClientRecv(c);
 }
 
-// Parses straight from the ring buffer when nothing is pending; keeps the rest.
+// The session parses straight from the ring buffer when it holds nothing; keeps the rest.
 void WorkerImpl::FeedClient(ClientConn* c, const char* data, size_t n) {
-  if (c->discard_input) return;
-  size_t off = 0;
-  if (!c->busy && c->pending_off == c->pending.size()) {
-    c->pending.clear();
-    c->pending_off = 0;
-    while (off < n && !c->busy && !c->closed && !c->discard_input) off += ExecuteParser(c, data + off, n - off);
-    if (c->closed || c->discard_input) return;
-  }
-  if (off < n) c->pending.append(data + off, n - off);
-  ParseClient(c);
-  if (c->busy && c->pending.size() - c->pending_off > kMaxPendingInput) PauseClientRecv(c);
+  if (c->session.Feed(data, n) && !c->closed) PauseClientRecv(c);
+}
+
+// ------------------------------------------------------------------ ClientSession::Handler
+
+RequestState* WorkerImpl::AcquireRequest(ClientSession* s) {
+  ClientConn* c = static_cast<ClientConn*>(s->owner());
+  AcquireRequest(c);
+  return c->h;
+}
+
+void WorkerImpl::OnRequestStarted(ClientSession* s) {
+  ClientConn* c = static_cast<ClientConn*>(s->owner());
+  if (c->deadline_status != 0) return;  // the header deadline runs already
+  // A request has started arriving: it must complete within the client timeouts.
+  c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_header_ms;
+  c->deadline_status = 408;
+  ScheduleDeadline(c);
+}
+
+void WorkerImpl::OnHeadComplete(ClientSession* s, bool sent_continue) {
+  ClientConn* c = static_cast<ClientConn*>(s->owner());
+  c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_body_ms;
+  c->deadline_status = 408;
+  ScheduleDeadline(c);
+  if (sent_continue) QueueSend(c);
+}
+
+void WorkerImpl::OnRequest(ClientSession* s) { HandleRequest(static_cast<ClientConn*>(s->owner())); }
+
+void WorkerImpl::OnBadRequest(ClientSession* s, const Error& e) {
+  SendFailure(static_cast<ClientConn*>(s->owner()), e, true);
 }
 
 void WorkerImpl::CloseClient(ClientConn* c) {
@@ -96,10 +117,11 @@ void WorkerImpl::CloseClient(ClientConn* c) {
     admission_->Remove(reinterpret_cast<uint64_t>(c));
     c->queued = false;
   }
-  if (c->busy) EndRequestStats(c, c->response_done ? c->status : 499);
+  if (c->session.busy()) EndRequestStats(c, c->response_done ? c->status : 499);
   // A send still in flight reads from the state's buffer: give it back when it completes.
   if (!c->send_armed) ReleaseRequest(c);
   c->closed = true;
+  c->session.Stop();
   loop_.timers().Cancel(&c->timer);
   ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
   ::close(c->fd);
@@ -147,15 +169,15 @@ void WorkerImpl::OnClientSend(ClientConn* c, int res) {
 
 // Everything queued reached the socket: finish the request, or read more upstream.
 void WorkerImpl::AfterClientDrained(ClientConn* c) {
-  if (c->busy && c->response_done) {
+  if (c->session.busy() && c->response_done) {
     FinishRequest(c);
     return;
   }
-  if (!c->busy && c->rw.close_after_send()) {
+  if (!c->session.busy() && c->rw.close_after_send()) {
     CloseClient(c);
     return;
   }
-  if (c->busy && c->up && c->up->connected && !c->up->recv_armed) ArmUpRecv(c->up);
+  if (c->session.busy() && c->up && c->up->connected && !c->up->recv_armed) ArmUpRecv(c->up);
 }
 
 void WorkerImpl::AcquireRequest(ClientConn* c) {
@@ -189,7 +211,7 @@ void WorkerImpl::ReleaseRequest(ClientConn* c) {
 void WorkerImpl::FinishRequest(ClientConn* c) {
   EndRequestStats(c, c->status);
   ReleaseRequest(c);
-  c->busy = false;
+  c->session.EndAnswer();
   // An answer that said keep-alive keeps the connection even when a drain began while it
   // was sent: the client may already be sending its next request on it, which is then
   // answered with `Connection: close` (or the connection closes idle after the grace).
@@ -201,8 +223,8 @@ void WorkerImpl::FinishRequest(ClientConn* c) {
   ScheduleDeadline(c);
   c->deadline_status = 0;
   // Answer the next pipelined request, if its bytes are already here.
-  ParseClient(c);
-  if (!c->closed && !c->busy && c->recv_paused) {
+  c->session.Resume();
+  if (!c->closed && !c->session.busy() && c->recv_paused) {
     c->recv_paused = false;  // the cancel's final completion may still be on its way
   }
   if (!c->closed) ArmClientRecv(c);

@@ -37,7 +37,6 @@ UpstreamConn* UpstreamPool::Open(int slot, const shm::BackendEntry& be) {
     u->ResetForReuse();
   } else {
     u = new UpstreamConn();  // the free list grows to the thread's peak, then reuses
-    u->head.reserve(1024);   // request line and llmgw's own headers; kept with the object
   }
   ++live_;
   u->fd = fd;

@@ -43,22 +43,9 @@ Status WorkerImpl::Init() {
                                                          cfg_.gateway.admission.queue_timeout_ms);
   local_.assign(shm::kMaxBackends, routing::LocalLoad{});
   pool_.Init(loop_.ring());
-  llhttp_settings_init(&client_settings_);
-  client_settings_.on_message_begin = &OnMessageBegin;
-  client_settings_.on_url = &OnUrl;
-  client_settings_.on_header_field = &OnHeaderField;
-  client_settings_.on_header_value = &OnHeaderValue;
-  client_settings_.on_header_value_complete = &OnHeaderValueComplete;
-  client_settings_.on_headers_complete = &OnHeadersComplete;
-  client_settings_.on_body = &OnBody;
-  client_settings_.on_message_complete = &OnMessageComplete;
-  llhttp_settings_init(&up_settings_);
-  up_settings_.on_header_field = &OnUpHeaderField;
-  up_settings_.on_header_value = &OnUpHeaderValue;
-  up_settings_.on_header_value_complete = &OnUpHeaderValueComplete;
-  up_settings_.on_headers_complete = &OnUpHeadersComplete;
-  up_settings_.on_body = &OnUpBody;
-  up_settings_.on_message_complete = &OnUpMessageComplete;
+  session_limits_.max_header_bytes = cfg_.gateway.max_header_bytes;
+  session_limits_.max_body_bytes = cfg_.gateway.max_body_bytes;
+  session_limits_.hash_header = snap_->limits.hash_header;
   return Status::Ok();
 }
 
@@ -167,6 +154,9 @@ void WorkerImpl::RefreshSnapshot() {
   if (!reader_.Refresh(snap_.get())) return;
   has_snapshot_ = true;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
+  // The snapshot's body limit, when it sets one, wins over the config's.
+  session_limits_.max_body_bytes = snap_->limits.max_body_bytes ? snap_->limits.max_body_bytes
+                                                                : cfg_.gateway.max_body_bytes;
   router_.OnSnapshot(*snap_);
   pool_.PruneIdle(*snap_);
   stats_.SnapshotCopied(reader_.generation());
@@ -190,7 +180,7 @@ void WorkerImpl::Tick(uint64_t now) {
     // drain said `Connection: close` already).
     std::vector<ClientConn*> idle;
     for (ClientConn* c : clients_)
-      if (!c->busy && !c->send_armed && !c->in_message) idle.push_back(c);
+      if (!c->session.busy() && !c->send_armed && !c->session.in_message()) idle.push_back(c);
     for (ClientConn* c : idle) CloseClient(c);
   }
   uint64_t cookie;
@@ -218,7 +208,7 @@ uint64_t WorkerImpl::NextDeadline(const ClientConn* c) const {
   };
   take(c->send_deadline_ms);
   if (c->recv_starved) take(NowMs() + kTickMs);
-  if (c->busy) {
+  if (c->session.busy()) {
     if (c->queued) return t;  // the admission queue has its own deadline
     take(c->attempt.retry_at_ms());
     take(c->total_deadline_ms);
@@ -238,7 +228,7 @@ void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
     CloseClient(c);
     return;
   }
-  if (c->busy) {
+  if (c->session.busy()) {
     if (c->queued) return;  // the admission queue has its own deadline
     if (c->attempt.RetryDue(now)) {
       StartAttempt(c);
@@ -258,7 +248,7 @@ void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
     return;
   }
   if (c->deadline_ms && now >= c->deadline_ms) {
-    if (c->deadline_status && c->in_message) {
+    if (c->deadline_status && c->session.in_message()) {
       SendFailure(c, Error(ErrorKind::kTimeout, ErrorSide::kDownstream, false, "request not received in time"), true);
     } else {
       CloseClient(c);
@@ -296,7 +286,7 @@ void WorkerImpl::CutAtDrainDeadline() {
   std::vector<ClientConn*> cs = clients_;
   for (ClientConn* c : cs) {
     if (c->closed) continue;
-    if (!c->busy || c->response_done) {
+    if (!c->session.busy() || c->response_done) {
       if (!c->send_armed) CloseClient(c);
       continue;
     }
@@ -387,8 +377,7 @@ void WorkerImpl::NewClient(int fd) {
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr_key = ClientAddressLimiter::KeyOf(ss);
   }
   ++live_conns_;
-  llhttp_init(&c->parser, HTTP_REQUEST, &client_settings_);
-  c->parser.data = this;
+  c->session.Start(this, &session_limits_, c);
   c->list_index = clients_.size();
   clients_.push_back(c);
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;

@@ -15,10 +15,12 @@
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
 #include "dataplane/attempt.h"
-#include "dataplane/header_collector.h"
+#include "dataplane/client_session.h"
+#include "dataplane/request_state.h"
 #include "dataplane/response_writer.h"
 #include "dataplane/small_str.h"
 #include "dataplane/timer_wheel.h"
+#include "dataplane/upstream_codec.h"
 #include "dataplane/sse_relay.h"
 
 namespace llmgw::dataplane {
@@ -28,9 +30,6 @@ namespace llmgw::dataplane {
 constexpr uint32_t kRecvBufCount = 1024;  // power of two
 constexpr uint32_t kRecvBufSize = 4096;
 constexpr uint16_t kRecvBufGroup = 1;
-// Unparsed client bytes kept while a request is being answered (pipelining); above this
-// the connection stops reading until the answer is out.
-constexpr size_t kMaxPendingInput = 65536;
 constexpr size_t kUpstreamInCap = 16384; // one upstream read; relayed before the next
 constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kCqEntries = 16384;
@@ -82,18 +81,12 @@ struct UpstreamConn : Conn {
   uint16_t slot = 0;
   uint64_t backend_key = 0;
   ClientConn* client = nullptr;  // the request it serves now; null when idle
-  llhttp_t parser;
+  UpstreamCodec codec{this};     // the request's bytes out, the response parsed
   char in[kUpstreamInCap];
   bool connected = false;
   bool reused = false;
   bool recv_armed = false;
   bool send_armed = false;
-  bool saw_response_byte = false;
-  Error error;            // what the response parser found wrong (kind kNone: nothing)
-  bool interim = false;   // parsing a 1xx interim answer: skipped, the final one follows
-  std::string head;       // request line and the headers llmgw sets
-  iovec iov[8];
-  int iov_cnt = 0;
   msghdr msg{};
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
@@ -103,54 +96,17 @@ struct UpstreamConn : Conn {
     pending_ops = 0;
     closed = false;
     client = nullptr;
-    connected = reused = recv_armed = send_armed = saw_response_byte = false;
-    if (error.kind() != ErrorKind::kNone) error = Error();
-    head.clear();
-    iov_cnt = 0;
-  }
-};
-
-// What a request needs while it is read and answered: header fields and the body. Taken
-// from a per-thread pool when a request starts and given back when its answer is out, so
-// an idle keep-alive connection holds none of it (and no big body's capacity).
-struct RequestState {
-  SmallStr<1024> url;
-  SmallStr<128> request_id;
-  SmallStr<256> hash_value;
-  // The client's end-to-end headers as "Name: value\r\n" lines, sent upstream as they
-  // are. Capacity reserved once (gateway.max_header_bytes and a margin); never grown.
-  HeaderCollector req_headers;
-  bool has_content_type = false;
-  // The upstream's end-to-end response headers, relayed to the client; same bound.
-  HeaderCollector resp_headers;
-  SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
-  std::string body;
-  std::string out;     // bytes for the client; one send in flight at a time
-  char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
-  int prefix_len = -1; // -1: not extracted yet
-  void Reset() {
-    url.Clear();
-    request_id.Clear();
-    hash_value.Clear();
-    req_headers.Clear();
-    has_content_type = false;
-    resp_headers.Clear();
-    user.Clear();
-    body.clear();
-    out.clear();
-    prefix_len = -1;
+    connected = reused = recv_armed = send_armed = false;
+    codec.Reset();
   }
 };
 
 struct ClientConn : Conn {
   ClientConn() : Conn(Kind::kClient) {}
-  llhttp_t parser;
-  std::string pending;    // unparsed bytes held while busy (pipelined requests)
-  size_t pending_off = 0;
+  ClientSession session;  // parsing, limits, pipelining order, keep-alive
   bool recv_armed = false;    // a multishot recv is active
   bool recv_paused = false;   // stopped on purpose (pending input full)
   bool recv_starved = false;  // the buffer ring ran dry; re-armed by the tick
-  bool discard_input = false; // framing broke: ignore whatever else arrives
   bool send_armed = false;
   bool peer_closed = false;
   size_t list_index = 0;  // position in the worker's client list
@@ -162,15 +118,9 @@ struct ClientConn : Conn {
   bool addr_counted = false;      // the current request counts against its address
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
 
-  // --- current request (parsing) ---
-  bool in_message = false;
   RequestState* h = nullptr;  // taken from the thread's pool while a request is around
-  size_t head_bytes = 0;
-  bool has_cl = false, has_te = false, expect_continue = false;
-  Error parse_error;  // 400/413/431 decided inside a callback (kind kNone: none)
 
-  // --- current request (dispatch) ---
-  bool busy = false;          // a request is being answered; parsing is paused
+  // --- current request (dispatch; session.busy() while it is answered) ---
   bool response_done = false; // whole response queued in out
   bool streaming = false;
   ResponseWriter rw;  // the answer's framing toward the client
