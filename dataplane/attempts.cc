@@ -58,6 +58,7 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
                                    "cannot create upstream socket"));
   if (!reused) stats_.UpstreamConnect(slot);
+  Bind(u);
   u->client = c;
   c->up = u;
   BuildUpstreamRequest(c, u, be);
@@ -71,7 +72,7 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     SetUpDeadline(c, 1, snap_->limits.connect_ms);
     io_uring_sqe* s = Sqe();
     io_uring_prep_connect(s, u->fd, reinterpret_cast<sockaddr*>(&u->addr), u->addr_len);
-    io_uring_sqe_set_data64(s, Tag(u, kOpUpConnect));
+    io_uring_sqe_set_data64(s, u->connect_done.user_data());
     ++u->pending_ops;
   }
 }

@@ -26,7 +26,7 @@ void WorkerImpl::ArmClientRecv(ClientConn* c) {
   io_uring_prep_recv_multishot(s, c->fd, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = loop_.recv_buf_group();
-  io_uring_sqe_set_data64(s, Tag(c, kOpClientRecv));
+  io_uring_sqe_set_data64(s, c->recv_done.user_data());
   c->recv_armed = true;
   c->recv_starved = false;
   ++c->pending_ops;
@@ -36,8 +36,8 @@ void WorkerImpl::PauseClientRecv(ClientConn* c) {
   if (!c->recv_armed || c->recv_paused) return;
   c->recv_paused = true;
   io_uring_sqe* s = Sqe();
-  io_uring_prep_cancel64(s, Tag(c, kOpClientRecv), 0);
-  io_uring_sqe_set_data64(s, kOpNone);
+  io_uring_prep_cancel64(s, c->recv_done.user_data(), 0);
+  io_uring_sqe_set_data64(s, kNoCompletion);
 }
 
 void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
@@ -138,7 +138,7 @@ void WorkerImpl::QueueSend(ClientConn* c) {
   if (c->send_armed || c->closed || !c->h || c->out_off >= c->h->out.size()) return;
   io_uring_sqe* s = Sqe();
   io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(s, Tag(c, kOpClientSend));
+  io_uring_sqe_set_data64(s, c->send_done.user_data());
   if (!c->send_deadline_ms && cfg_.gateway.timeouts.client_send_ms) {
     c->send_deadline_ms = NowMs() + cfg_.gateway.timeouts.client_send_ms;
     ScheduleDeadline(c);

@@ -43,7 +43,7 @@ void WorkerImpl::ArmUpSend(UpstreamConn* u) {
   u->msg.msg_iovlen = static_cast<size_t>(u->codec.iov_count());
   io_uring_sqe* s = Sqe();
   io_uring_prep_sendmsg(s, u->fd, &u->msg, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(s, Tag(u, kOpUpSend));
+  io_uring_sqe_set_data64(s, u->send_done.user_data());
   u->send_armed = true;
   ++u->pending_ops;
 }
@@ -90,7 +90,7 @@ void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
   // The answer is not there yet when the read is queued with the request: wait for
   // readiness first instead of trying a read that fails with EAGAIN.
   s->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  io_uring_sqe_set_data64(s, Tag(u, kOpUpRecv));
+  io_uring_sqe_set_data64(s, u->recv_done.user_data());
   u->recv_armed = true;
   ++u->pending_ops;
 }

@@ -11,7 +11,7 @@ namespace llmgw::dataplane {
 void UpstreamCodec::Reset() {
   head_.clear();
   iov_cnt_ = 0;
-  saw_bytes_ = interim_ = false;
+  saw_bytes_ = interim_ = complete_ = false;
   if (error_.kind() != ErrorKind::kNone) error_ = Error();
 }
 
@@ -89,9 +89,8 @@ void UpstreamCodec::BeginResponse(Handler* handler, HeaderCollector* headers, Ss
   relay_ = relay;
   llhttp_init(&parser_, HTTP_RESPONSE, Settings());
   parser_.data = this;
-  saw_bytes_ = false;
+  saw_bytes_ = interim_ = complete_ = false;
   if (error_.kind() != ErrorKind::kNone) error_ = Error();
-  interim_ = false;
   headers_->Clear();
   relay_->NewHead();
 }
@@ -115,7 +114,7 @@ bool UpstreamCodec::Finish() {
   // llhttp_finish runs on_message_complete for a body delimited by the close; that
   // callback pauses, so HPE_PAUSED is success here too.
   llhttp_errno_t fin = llhttp_finish(&parser_);
-  return fin == HPE_OK || fin == HPE_PAUSED;
+  return (fin == HPE_OK || fin == HPE_PAUSED) && complete_;
 }
 
 // The upstream's end-to-end headers are collected as lines for the client; framing
@@ -181,6 +180,7 @@ int UpstreamCodec::OnMessageComplete(llhttp_t* p) {
     u->interim_ = false;
     return 0;
   }
+  u->complete_ = true;
   u->handler_->OnResponseComplete(u);
   return HPE_PAUSED;
 }

@@ -79,8 +79,9 @@ class UpstreamCodec {
   // control reported to `relay` (NewHead), the rest to `handler`.
   void BeginResponse(Handler* handler, HeaderCollector* headers, SseRelay* relay);
   Parsed Parse(const char* p, size_t n);
-  // The upstream closed. True when that ends the answer properly (a body delimited by the
-  // close; OnResponseComplete ran, or had run before).
+  // The upstream closed. True when a final answer is complete then (a body delimited by
+  // the close ends now; OnResponseComplete ran). A close after an interim 1xx, or at any
+  // point before the final answer's end, is not an end.
   bool Finish();
   bool saw_bytes() const { return saw_bytes_; }
   // The answer allows reusing the connection (HTTP/1.1 without Connection: close, framed).
@@ -108,6 +109,7 @@ class UpstreamCodec {
   SseRelay* relay_ = nullptr;
   bool saw_bytes_ = false;
   bool interim_ = false;  // parsing a 1xx interim answer: skipped, the final one follows
+  bool complete_ = false; // the final answer ended
   Error error_;           // what parsing found wrong (kind kNone: nothing)
 };
 

@@ -73,7 +73,7 @@ void UpstreamPool::Close(UpstreamConn* u) {
       s = io_uring_get_sqe(ring_);
     }
     io_uring_prep_cancel_fd(s, u->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(s, kOpNone);
+    io_uring_sqe_set_data64(s, kNoCompletion);
     io_uring_submit(ring_);
   }
   ::close(u->fd);

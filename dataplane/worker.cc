@@ -110,25 +110,19 @@ void WorkerImpl::ArmAccept(size_t i) {
     io_uring_prep_multishot_accept(s, listen_fds_[i], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   else
     io_uring_prep_accept(s, listen_fds_[i], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, kOpAccept | (static_cast<uint64_t>(i) << 3));
+  io_uring_sqe_set_data64(s, AcceptUserData(i));
   accept_armed_[i] = 1;
 }
 
 void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
-  Op op = static_cast<Op>(ud & 7);
-  Conn* c = reinterpret_cast<Conn*>(ud & ~uint64_t{7});
-  if (op == kOpAccept) return OnAccept(static_cast<size_t>(ud >> 3), res, flags);
-  if (!c) return;
+  if (ud & 1) return OnAccept(static_cast<size_t>(ud >> 1), res, flags);
+  if (ud == kNoCompletion) return;
+  // The user data is the completion target: the connection and its handler.
+  const Completion* t = reinterpret_cast<const Completion*>(ud);
+  Conn* c = t->conn;
   // The op still counts as pending while its handler runs, so nothing the handler
   // closes can free this object under our feet; it is released just below.
-  switch (op) {
-    case kOpClientRecv: OnClientRecv(static_cast<ClientConn*>(c), res, flags); break;
-    case kOpClientSend: OnClientSend(static_cast<ClientConn*>(c), res); break;
-    case kOpUpConnect: OnUpConnect(static_cast<UpstreamConn*>(c), res); break;
-    case kOpUpSend: OnUpSend(static_cast<UpstreamConn*>(c), res); break;
-    case kOpUpRecv: OnUpRecv(static_cast<UpstreamConn*>(c), res); break;
-    default: break;
-  }
+  t->fn(this, c, res, flags);
   // A multishot op stays pending until its last completion (no F_MORE).
   if (!(flags & IORING_CQE_F_MORE)) --c->pending_ops;
   MaybeFree(c);
@@ -273,7 +267,7 @@ void WorkerImpl::StartDrain() {
     if (accept_armed_[i]) {
       io_uring_sqe* s = Sqe();
       io_uring_prep_cancel_fd(s, listen_fds_[i], IORING_ASYNC_CANCEL_ALL);
-      io_uring_sqe_set_data64(s, kOpNone);
+      io_uring_sqe_set_data64(s, kNoCompletion);
     }
     loop_.Submit();  // the cancel holds no reference: submit it before the close
     ::close(listen_fds_[i]);
@@ -371,6 +365,7 @@ void WorkerImpl::NewClient(int fd) {
     c = new ClientConn();
   }
   c->fd = fd;
+  Bind(c);
   if (addr_limiter_.enabled()) {  // one getpeername per connection, only when capped
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);

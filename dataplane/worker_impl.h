@@ -54,10 +54,31 @@ class WorkerImpl final : private ClientSession::Handler, private UpstreamCodec::
  private:
   // ------------------------------------------------------------------ ring helpers
   io_uring_sqe* Sqe() { return loop_.Sqe(); }
-  static uint64_t Tag(Conn* c, Op op) { return reinterpret_cast<uint64_t>(c) | op; }
 
-  // Listener i's accept; its completions carry i above the op bits.
+  // Listener i's accept; its completions carry i (AcceptUserData).
   void ArmAccept(size_t i);
+
+  // A connection's completion targets name the handlers below (worker_internal.h).
+  static void ClientRecvDone(WorkerImpl* w, Conn* c, int res, uint32_t flags) {
+    w->OnClientRecv(static_cast<ClientConn*>(c), res, flags);
+  }
+  static void ClientSendDone(WorkerImpl* w, Conn* c, int res, uint32_t) {
+    w->OnClientSend(static_cast<ClientConn*>(c), res);
+  }
+  static void UpConnectDone(WorkerImpl* w, Conn* c, int res, uint32_t) {
+    w->OnUpConnect(static_cast<UpstreamConn*>(c), res);
+  }
+  static void UpSendDone(WorkerImpl* w, Conn* c, int res, uint32_t) { w->OnUpSend(static_cast<UpstreamConn*>(c), res); }
+  static void UpRecvDone(WorkerImpl* w, Conn* c, int res, uint32_t) { w->OnUpRecv(static_cast<UpstreamConn*>(c), res); }
+  static void Bind(ClientConn* c) {
+    c->recv_done = {&ClientRecvDone, c};
+    c->send_done = {&ClientSendDone, c};
+  }
+  static void Bind(UpstreamConn* u) {
+    u->connect_done = {&UpConnectDone, u};
+    u->send_done = {&UpSendDone, u};
+    u->recv_done = {&UpRecvDone, u};
+  }
 
   void Dispatch(uint64_t ud, int res, uint32_t flags);
 

@@ -1,5 +1,5 @@
-// Internal to the data plane: the per-thread loop's constants, its clock, completion tags
-// and the connection/request objects the worker files share. Not an API.
+// Internal to the data plane: the per-thread loop's constants, its clock, completion
+// targets and the connection objects the worker files share. Not an API.
 #pragma once
 
 #include <llhttp.h>
@@ -53,17 +53,23 @@ inline uint64_t NowUs() { return t_now_us; }
 inline uint64_t NowMs() { return t_now_us / 1000; }
 
 
-// Completion tags: low 3 bits of user_data say which operation finished; the rest is the
-// connection object (16-byte aligned), or 0 for the listener and fire-and-forget ops.
-enum Op : uint64_t {
-  kOpNone = 0,
-  kOpAccept = 1,
-  kOpClientRecv = 2,
-  kOpClientSend = 3,
-  kOpUpConnect = 4,
-  kOpUpSend = 5,
-  kOpUpRecv = 6,
+class WorkerImpl;
+struct Conn;
+
+// Completion targets: a submission's user data is the address of the Completion it
+// completes — the connection, and the worker's handler for that operation — so a
+// completion is dispatched by one indirect call, without tag bits or a switch. Two user
+// data values are not addresses: 0 (fire-and-forget: cancels) and odd ones (an accept:
+// the listener's index << 1 | 1).
+struct Completion {
+  using Fn = void (*)(WorkerImpl* w, Conn* c, int res, uint32_t flags);
+  Fn fn = nullptr;
+  Conn* conn = nullptr;
+  uint64_t user_data() const { return reinterpret_cast<uint64_t>(this); }
 };
+static_assert(alignof(Completion) >= 2, "bit 0 of a target's address marks accepts");
+constexpr uint64_t kNoCompletion = 0;
+inline uint64_t AcceptUserData(size_t listener) { return (static_cast<uint64_t>(listener) << 1) | 1; }
 
 
 struct Conn {
@@ -82,6 +88,7 @@ struct UpstreamConn : Conn {
   uint64_t backend_key = 0;
   ClientConn* client = nullptr;  // the request it serves now; null when idle
   UpstreamCodec codec{this};     // the request's bytes out, the response parsed
+  Completion connect_done, send_done, recv_done;  // bound by the worker (WorkerImpl::Bind)
   char in[kUpstreamInCap];
   bool connected = false;
   bool reused = false;
@@ -104,6 +111,7 @@ struct UpstreamConn : Conn {
 struct ClientConn : Conn {
   ClientConn() : Conn(Kind::kClient) {}
   ClientSession session;  // parsing, limits, pipelining order, keep-alive
+  Completion recv_done, send_done;  // bound by the worker (WorkerImpl::Bind)
   bool recv_armed = false;    // a multishot recv is active
   bool recv_paused = false;   // stopped on purpose (pending input full)
   bool recv_starved = false;  // the buffer ring ran dry; re-armed by the tick

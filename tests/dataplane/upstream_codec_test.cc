@@ -199,6 +199,15 @@ TEST_F(UpstreamCodecResponseTest, CloseBeforeAnyByteOrMidLengthIsNotAnEnd) {
   EXPECT_EQ(rec_.completes, 0);
 }
 
+// Found by upstream_codec_fuzz: a close right after a complete 1xx is at a message
+// boundary for llhttp, but no answer came.
+TEST_F(UpstreamCodecResponseTest, CloseAfterOnlyAnInterimAnswerIsNotAnEnd) {
+  EXPECT_EQ(Feed("HTTP/1.1 100 Continue\r\n\r\n"), UpstreamCodec::Parsed::kMore);
+  EXPECT_FALSE(c_.Finish());
+  EXPECT_EQ(rec_.heads, 0);
+  EXPECT_EQ(rec_.completes, 0);
+}
+
 TEST_F(UpstreamCodecResponseTest, Http10AnswerIsNotKeptAlive) {
   EXPECT_EQ(Feed("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"), UpstreamCodec::Parsed::kComplete);
   EXPECT_FALSE(c_.keep_alive());
