@@ -18,6 +18,9 @@
 
 namespace llmgw::dataplane {
 
+// ClientSession::Handler: a whole request was parsed (client_session.cc).
+void WorkerImpl::OnRequest(ClientSession* s) { HandleRequest(static_cast<ClientConn*>(s->owner())); }
+
 void WorkerImpl::BeginResponse(ClientConn* c) {
   AcquireRequest(c);  // an error may come before any request byte was understood
   c->session.BeginAnswer();

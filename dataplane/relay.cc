@@ -1,6 +1,7 @@
 // Relay: upstream reads parsed by the connection's codec and relayed to the client as
 // they arrive (SSE, chunked or Content-Length), with backpressure; the codec's Handler
-// (final head, body pieces, end) writes them through ResponseWriter and SseRelay.
+// (final head, body pieces, end) writes them through ResponseWriter and SseRelay; at the
+// exchange's end the connection goes back to the UpstreamPool (ReleaseUpstream).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -91,6 +92,19 @@ void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
   c->rw.EndBody(&c->h->out);
   c->response_done = true;
+}
+
+void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
+  UpstreamConn* u = c->up;
+  if (!u) return;
+  c->up = nullptr;
+  c->up_deadline_ms = 0;
+  int slot = u->slot;
+  if (local_[slot].in_flight) --local_[slot].in_flight;
+  if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
+  ++admit_credits_;
+  stats_.BackendInFlight(slot, local_[slot].in_flight);
+  if (!pool_.Give(u, keep && !draining_)) MaybeFree(u);
 }
 
 }  // namespace llmgw::dataplane

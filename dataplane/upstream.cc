@@ -1,5 +1,5 @@
 // Upstream side of an attempt: the request handed to the connection's codec, connect,
-// send, the response read armed, and the connection given back to the pool.
+// send, and the response read armed (relay.cc takes the response from there).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -96,17 +96,5 @@ void WorkerImpl::ArmUpRecv(UpstreamConn* u) {
 }
 
 // Detaches the client's upstream: back to the pool when reusable, else closed.
-void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
-  UpstreamConn* u = c->up;
-  if (!u) return;
-  c->up = nullptr;
-  c->up_deadline_ms = 0;
-  int slot = u->slot;
-  if (local_[slot].in_flight) --local_[slot].in_flight;
-  if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
-  ++admit_credits_;
-  stats_.BackendInFlight(slot, local_[slot].in_flight);
-  if (!pool_.Give(u, keep && !draining_)) MaybeFree(u);
-}
 
 }  // namespace llmgw::dataplane
