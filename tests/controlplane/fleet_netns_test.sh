@@ -32,6 +32,10 @@ LEASE_MS=2000
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  # Anything still running in the namespaces (by pid, as ip netns pids lists them).
+  for n in "${NODES[@]}"; do
+    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+  done
   for n in "${NODES[@]}"; do ip netns del "$(ns "$n")" 2>/dev/null || true; done
   ip netns del "$HUB" 2>/dev/null || true
   for i in c0 c1 a; do rm -f "/dev/shm/llmgw-fns$i-$TAG" "/dev/shm/llmgw-fns$i-$TAG.writer"; done
@@ -58,6 +62,8 @@ for n in "${NODES[@]}"; do
 done
 partition() { local v="IF_$1"; ip -n "$(ns "$1")" link set "${!v}" down; }
 heal() { local v="IF_$1"; ip -n "$(ns "$1")" link set "${!v}" up; }
+# For foreground commands only: a function run with & is a subshell whose $! is not the
+# process's (cleanup could not stop it), so background processes use ip netns exec.
 in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
 wait_for() {  # wait_for TIMEOUT_S 'CONDITION'
   local end=$(( $(date +%s) + $1 ))
@@ -75,7 +81,7 @@ check() {  # check DESCRIPTION 'CONDITION'
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---- processes ------------------------------------------------------------------------
-in_ns etcd "$ETCD" --name ns --data-dir "$DIR/etcd" --listen-client-urls "http://${IP[etcd]}:2379" \
+ip netns exec "$(ns etcd)" "$ETCD" --name ns --data-dir "$DIR/etcd" --listen-client-urls "http://${IP[etcd]}:2379" \
   --advertise-client-urls "http://${IP[etcd]}:2379" --listen-peer-urls "http://${IP[etcd]}:2380" \
   --initial-advertise-peer-urls "http://${IP[etcd]}:2380" --initial-cluster "ns=http://${IP[etcd]}:2380" \
   >"$DIR/etcd.log" 2>&1 &
@@ -83,7 +89,7 @@ PIDS+=($!)
 wait_for 15 "in_ns etcd curl -sf -m 1 -X POST http://${IP[etcd]}:2379/v3/kv/range -d '{\"key\":\"eA==\"}' >/dev/null" ||
   { echo "etcd did not start"; cat "$DIR/etcd.log"; FAILED+=(etcd); exit 1; }
 for p in 8000 8001; do
-  in_ns be "$BIN/llmgw-mock" --listen "${IP[be]}:$p" --model m --token-interval-ms 5 --output-tokens 8 \
+  ip netns exec "$(ns be)" "$BIN/llmgw-mock" --listen "${IP[be]}:$p" --model m --token-interval-ms 5 --output-tokens 8 \
     >"$DIR/mock$p.out" 2>"$DIR/mock$p.log" &
   PIDS+=($!)
 done
@@ -115,15 +121,15 @@ config "fnsa-$TAG" agent gw-a 127.0.0.1:0 >"$DIR/agent.yaml"
 fleet_json() { in_ns "$1" "$BIN/llmctl" --addr "${IP[$1]}:9090" --token-file "$DIR/admin.token" --timeout 1000 -o json fleet 2>/dev/null || true; }
 leads() { fleet_json "$1" | grep -q '"is_leader": *true'; }
 
-in_ns ctl0 "$BIN/llmcd" --config "$DIR/ctl0.yaml" >/dev/null 2>"$DIR/ctl0.log" &
+ip netns exec "$(ns ctl0)" "$BIN/llmcd" --config "$DIR/ctl0.yaml" >/dev/null 2>"$DIR/ctl0.log" &
 PIDS+=($!)
 wait_for 10 "leads ctl0" || { echo "ctl0 did not lead"; FAILED+=(start); exit 1; }
-in_ns ctl1 "$BIN/llmcd" --config "$DIR/ctl1.yaml" >/dev/null 2>"$DIR/ctl1.log" &
+ip netns exec "$(ns ctl1)" "$BIN/llmcd" --config "$DIR/ctl1.yaml" >/dev/null 2>"$DIR/ctl1.log" &
 PIDS+=($!)
 wait_for 10 "grep -q 'standing by' '$DIR/ctl1.log'" || { echo "ctl1 did not stand by"; FAILED+=(start); exit 1; }
-in_ns gw "$BIN/llmcd" --config "$DIR/agent.yaml" >/dev/null 2>"$DIR/agent.log" &
+ip netns exec "$(ns gw)" "$BIN/llmcd" --config "$DIR/agent.yaml" >/dev/null 2>"$DIR/agent.log" &
 PIDS+=($!)
-in_ns gw "$BIN/llmgw" --config "$DIR/agent.yaml" >"$DIR/llmgw.out" 2>"$DIR/llmgw.log" &
+ip netns exec "$(ns gw)" "$BIN/llmgw" --config "$DIR/agent.yaml" >"$DIR/llmgw.out" 2>"$DIR/llmgw.log" &
 PIDS+=($!)
 GW_PORT=$(listening_port "$DIR/llmgw.out")
 wait_for 10 "in_ns gw curl -sf -m 1 http://127.0.0.1:$GW_PORT/ready >/dev/null" ||
@@ -131,7 +137,7 @@ wait_for 10 "in_ns gw curl -sf -m 1 http://127.0.0.1:$GW_PORT/ready >/dev/null" 
 echo "== fleet up: ctl0 leads, ctl1 stands by, agent gw-a and llmgw on port $GW_PORT"
 
 # ---- the leader partitioned under load ------------------------------------------------
-in_ns gw "$BIN/llmgw-bench" --target "127.0.0.1:$GW_PORT" --model m --no-progress --timeout-ms 15000 \
+ip netns exec "$(ns gw)" "$BIN/llmgw-bench" --target "127.0.0.1:$GW_PORT" --model m --no-progress --timeout-ms 15000 \
   --concurrency 4 --duration 14 --stream-ratio 0.5 --out "$DIR/bench.json" >/dev/null 2>"$DIR/bench.log" &
 BENCH=$!
 PIDS+=($BENCH)
