@@ -32,6 +32,9 @@ enum class ErrorKind : uint8_t {
   kIo,
   kInternal,
   kClientTooSlow,     // the client did not take what we sent within timeouts.client_send_ms
+  kInvalidApiKey,     // no client API key where one is required, or an unknown one (401)
+  kModelNotAllowed,   // the key may not use the model (403)
+  kRateLimited,       // a rate or concurrency limit refused the request (429)
   kCount
 };
 
@@ -58,6 +61,9 @@ constexpr std::string_view ErrorKindName(ErrorKind k) {
     case ErrorKind::kIo: return "io";
     case ErrorKind::kInternal: return "internal";
     case ErrorKind::kClientTooSlow: return "client_too_slow";
+    case ErrorKind::kInvalidApiKey: return "invalid_api_key";
+    case ErrorKind::kModelNotAllowed: return "model_not_allowed";
+    case ErrorKind::kRateLimited: return "rate_limited";
     case ErrorKind::kCount: break;
   }
   return "unknown";

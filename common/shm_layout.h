@@ -545,6 +545,11 @@ struct ShmRegion {
   SnapshotBuffer buffers[2];
   StatsSlot slots[kMaxStatsSlots];
   LeaseSlot leases[kMaxStatsSlots];  // leases[i] belongs to slots[i]
+  // Per limiter, what the whole limit has left (the bucket's pool plus every thread's
+  // unspent lease; concurrency: the limit minus what is in flight), written by llmcd each
+  // tick: the x-ratelimit-remaining-* answers tell the key's real remainder, not one
+  // thread's lease.
+  std::atomic<uint64_t> limiter_level[kNumLimiters];
 };
 
 static_assert(std::is_trivially_copyable_v<Snapshot>);

@@ -147,6 +147,10 @@ void QuotaLeaser::TickRate(uint64_t now_ms, double dt, const LimiterSpec& spec, 
     for (uint32_t t = 0; t < n; ++t)
       if (live[t] && outstanding[t] < floor) give(t, floor - outstanding[t]);
   }
+  double level = std::max(0.0, st.pool.level());
+  for (uint32_t t = 0; t < n; ++t)
+    if (live[t]) level += std::max(0.0, outstanding[t]);
+  io->SetLevel(spec.index, static_cast<uint64_t>(level));
   for (uint32_t t = 0; t < n; ++t) {
     // Published rounded down (plus a hair against 0.999999 after many additions), so the
     // threads together never hold more than the pool handed out.
@@ -195,6 +199,10 @@ void QuotaLeaser::TickConcurrency(const LimiterSpec& spec, LimiterState& st, Lea
     used += static_cast<int64_t>(std::max({th.held_share, th.share, in_flight}));
   }
   int64_t free = static_cast<int64_t>(limit) - used;
+  uint64_t in_flight_total = 0;
+  for (uint32_t t = 0; t < n; ++t)
+    if (live[t]) in_flight_total += io->Spent(t, spec.index);
+  io->SetLevel(spec.index, in_flight_total < limit ? limit - in_flight_total : 0);
   // Targets: the fair split by demand, the spare split evenly over live threads.
   std::vector<double> fair = FairSplit(static_cast<double>(limit), demand);
   uint32_t nlive = static_cast<uint32_t>(std::count(live.begin(), live.end(), true));

@@ -57,6 +57,8 @@ class LeaseIo {
   virtual void SetGrant(uint32_t t, uint32_t limiter, uint64_t v) = 0;
   // After a tick's SetGrant calls: makes them visible to thread t under `generation`.
   virtual void Publish(uint32_t t, uint64_t generation) = 0;
+  // What the whole limit has left now (for x-ratelimit-remaining-*).
+  virtual void SetLevel(uint32_t /*limiter*/, uint64_t /*level*/) {}
 };
 
 struct QuotaLeaserOptions {
@@ -127,6 +129,7 @@ class ShmLeaseIo : public LeaseIo {
     r_->leases[t].grant[i].store(v, std::memory_order_relaxed);
   }
   void Publish(uint32_t t, uint64_t g) override { r_->leases[t].generation.store(g, std::memory_order_release); }
+  void SetLevel(uint32_t i, uint64_t v) override { r_->limiter_level[i].store(v, std::memory_order_relaxed); }
 
  private:
   static uint64_t Ld(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }

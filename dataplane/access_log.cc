@@ -46,6 +46,7 @@ void AccessLog::Write(const AccessRecord& r, Rng* rng) {
                             {"path", r.path},
                             {"status", r.status},
                             {"model", r.model},
+                            {"key", r.key},
                             {"backend", r.backend},
                             {"stream", r.stream},
                             {"attempts", r.attempts},

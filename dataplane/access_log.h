@@ -27,6 +27,7 @@ struct AccessRecord {
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
   std::string_view request_id;
+  std::string_view key;  // the client API key's id ("anonymous"; empty before auth) — never the secret
 };
 
 class AccessLog {

@@ -18,9 +18,12 @@
 
 namespace llmgw::dataplane {
 
+// ClientSession::Handler: a whole request was parsed (client_session.cc).
+void WorkerImpl::OnRequest(ClientSession* s) { HandleRequest(static_cast<ClientConn*>(s->owner())); }
+
 void WorkerImpl::BeginResponse(ClientConn* c) {
   AcquireRequest(c);  // an error may come before any request byte was understood
-  c->busy = true;
+  c->session.BeginAnswer();
   c->response_done = false;
   c->streaming = false;
   c->relay.Begin();
@@ -37,11 +40,12 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->deadline_ms = 0;
   c->deadline_status = 0;
   c->has_model = false;
-  // llhttp's rule is the RFC's: HTTP/1.1 keeps the connection unless `Connection: close`;
-  // HTTP/1.0 only with `Connection: keep-alive`. A version not parsed yet (a broken request
-  // line) counts as 1.0: its error answer has a length and closes anyway.
-  c->rw.Begin(c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0),
-              !llhttp_should_keep_alive(&c->parser));
+  c->key_slot = c->key_model = -1;
+  c->key_hash = 0;
+  c->key_conc_held = false;
+  c->rl_headers.Clear();
+  // The session knows the request's version and keep-alive (client_session.h).
+  c->rw.Begin(c->session.http10(), !c->session.keep_alive());
   if (c->h->request_id.len == 0) {
     // 24 hex digits from 96 random bits.
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -64,12 +68,13 @@ void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_t
   x.no_cache = c->relay.needs_no_cache();
   x.retry_after_s = c->retry_after_s;
   x.draining = draining_;
+  x.extra_lines = c->rl_headers.View();
   c->rw.WriteHead(&c->h->out, status, content_type, content_length, relayed, x);
 }
 
 void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
   WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
-  if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
+  if (c->session.method() != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
   c->response_done = true;
   QueueSend(c);
 }
@@ -77,7 +82,7 @@ void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std
 // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
 void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
                const char* param, std::string_view code, bool fatal) {
-  if (!c->busy) BeginResponse(c);
+  if (!c->session.busy()) BeginResponse(c);
   if (fatal) c->rw.CloseAfterSend();
   scratch_.clear();
   AppendErrorJson(&scratch_, message, type, param, code);
@@ -149,7 +154,7 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   std::string_view url = c->h->url.View();
   size_t q = url.find('?');
   std::string_view path = q == std::string_view::npos ? url : url.substr(0, q);
-  auto method = static_cast<llhttp_method_t>(c->parser.method);
+  auto method = c->session.method();
   bool get = method == HTTP_GET || method == HTTP_HEAD;
   bool post = method == HTTP_POST;
   auto wrong_method = [&] {
@@ -183,6 +188,9 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
     return SendError(c, 503, "gateway has no routing snapshot yet", "service_unavailable", nullptr,
                      "not_ready");
   }
+  // Who asks comes before what is asked: a request without a valid key learns nothing
+  // about models or its body (keys.cc).
+  if (!AuthenticateClient(c)) return;
   RequestFields f;
   ReadRequestFields(c->h->body.data(), c->h->body.size(), cfg_.gateway.admission.priority_field, &f);
   if (!f.valid_json) {
@@ -216,9 +224,13 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   }
   c->has_model = true;
   c->attempt.SetModel(m, via_alias);
-  // The client's level bounds the body's priority field (see kDefaultClientPriority): a
-  // value above it, or an absurd one (-2^31, 1e300), cannot evict anyone.
-  const int32_t level = kDefaultClientPriority;
+  if (!AdmitLimits(c, m)) {
+    c->has_model = false;  // not counted as the model's request: never admitted
+    return;
+  }
+  // The client's level (its key's priority) bounds the body's priority field: a value
+  // above it, or an absurd one (-2^31, 1e300), cannot evict anyone.
+  const int32_t level = c->key_slot >= 0 ? snap_->keys[c->key_slot].priority : kDefaultClientPriority;
   c->priority = f.has_priority ? static_cast<int32_t>(std::clamp<int64_t>(f.priority, 0, level)) : level;
   c->model_begin = f.model_raw_begin;
   c->model_end = f.model_raw_end;

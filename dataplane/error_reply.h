@@ -39,6 +39,10 @@ constexpr ErrorReply ReplyFor(ErrorKind kind, ErrorSide side, uint16_t upstream_
     case ErrorKind::kOverloaded: return {429, "rate_limit_error", "overloaded"};
     case ErrorKind::kClientGone: return {499, kInvalid, "client_gone"};
     case ErrorKind::kClientTooSlow: return {408, kInvalid, "client_too_slow"};
+    // OpenAI's answers for a bad key, a model the key may not use and a limit reached.
+    case ErrorKind::kInvalidApiKey: return {401, kInvalid, "invalid_api_key"};
+    case ErrorKind::kModelNotAllowed: return {403, kInvalid, "model_not_allowed"};
+    case ErrorKind::kRateLimited: return {429, "rate_limit_error", "rate_limit_exceeded"};
     case ErrorKind::kNone:
     case ErrorKind::kConfig:
     case ErrorKind::kShm:

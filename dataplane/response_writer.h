@@ -24,6 +24,7 @@ struct HeadExtras {
   bool no_cache = false;        // an SSE answer without its own Cache-Control
   uint32_t retry_after_s = 0;   // Retry-After (admission's 429)
   bool draining = false;        // the gateway is shutting down: Connection: close
+  std::string_view extra_lines; // llmgw's own "Name: value\r\n" lines (x-ratelimit-*)
 };
 
 class ResponseWriter {
@@ -54,6 +55,7 @@ class ResponseWriter {
       o.append("\r\n"sv);
     }
     o.append(relayed);
+    o.append(x.extra_lines);
     o.append("X-Request-ID: "sv);
     o.append(x.request_id);
     if (content_length >= 0) {

@@ -30,7 +30,7 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   stats_.EndRequest(r);
   if (access_log_.enabled()) {
     AccessRecord a;
-    a.method = llhttp_method_name(static_cast<llhttp_method_t>(c->parser.method));
+    a.method = llhttp_method_name(c->session.method());
     a.path = c->h->url.View();
     a.status = status;
     a.model = has_model ? std::string_view(snap_->models[c->attempt.orig_model()].name) : "";
@@ -43,8 +43,12 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.prompt_tokens = c->relay.prompt_tokens();
     a.completion_tokens = c->relay.completion_tokens();
     a.request_id = c->h->request_id.View();
+    a.key = c->key_slot >= 0 ? std::string_view(snap_->keys[c->key_slot].id)
+            : c->key_hash    ? kAnonymousKeyId
+                             : std::string_view();
     access_log_.Write(a, &rng_);
   }
+  EndKeyRequest(c, status);
   c->has_model = false;
 }
 

@@ -33,10 +33,13 @@ class ThreadLimiter {
 
   // use: the thread's StatsSlot::limiter_use; lease: its LeaseSlot; seen: its
   // StatsSlot::lease_seen. Counters of a reused slot continue where they were.
-  void Attach(shm::LimiterUse* use, const shm::LeaseSlot* lease, std::atomic<uint64_t>* seen) {
+  // level: the region's limiter_level (what each whole limit has left; optional).
+  void Attach(shm::LimiterUse* use, const shm::LeaseSlot* lease, std::atomic<uint64_t>* seen,
+              const std::atomic<uint64_t>* level = nullptr) {
     use_ = use;
     lease_ = lease;
     seen_ = seen;
+    level_src_ = level;
     for (uint32_t i = 0; i < shm::kNumLimiters; ++i) spent_[i] = use_[i].spent.load(std::memory_order_relaxed);
     generation_ = ~uint64_t{0};
     Refresh();
@@ -50,6 +53,10 @@ class ThreadLimiter {
     uint64_t g = lease_->generation.load(std::memory_order_acquire);
     if (g == generation_) return;
     for (uint32_t i = 0; i < shm::kNumLimiters; ++i) grant_[i] = lease_->grant[i].load(std::memory_order_relaxed);
+    if (level_src_) {
+      for (uint32_t i = 0; i < shm::kNumLimiters; ++i) level_[i] = level_src_[i].load(std::memory_order_relaxed);
+      spent_at_level_ = spent_;
+    }
     generation_ = g;
     seen_->store(g, std::memory_order_release);
   }
@@ -90,6 +97,13 @@ class ThreadLimiter {
   uint64_t Remaining(uint32_t limiter) const {
     return grant_[limiter] > spent_[limiter] ? grant_[limiter] - spent_[limiter] : 0;
   }
+  // What the whole limit has left (llmcd's last figure, less what this thread took since):
+  // x-ratelimit-remaining-*. Without a level source, this thread's lease.
+  uint64_t LimitRemaining(uint32_t limiter) const {
+    if (!level_src_) return Remaining(limiter);
+    uint64_t since = spent_[limiter] > spent_at_level_[limiter] ? spent_[limiter] - spent_at_level_[limiter] : 0;
+    return level_[limiter] > since ? level_[limiter] - since : 0;
+  }
   uint64_t spent(uint32_t limiter) const { return spent_[limiter]; }
   uint64_t grant(uint32_t limiter) const { return grant_[limiter]; }
 
@@ -109,6 +123,9 @@ class ThreadLimiter {
   uint64_t generation_ = 0;
   std::array<uint64_t, shm::kNumLimiters> grant_{};  // the lease as last copied
   std::array<uint64_t, shm::kNumLimiters> spent_{};  // mirrors use_[i].spent (we are its only writer)
+  const std::atomic<uint64_t>* level_src_ = nullptr;
+  std::array<uint64_t, shm::kNumLimiters> level_{};           // limiter_level as last copied
+  std::array<uint64_t, shm::kNumLimiters> spent_at_level_{};  // spent_ when it was copied
 };
 
 }  // namespace llmgw::dataplane
