@@ -1,6 +1,10 @@
-// SHA-256 of client API keys (OpenSSL's one-shot SHA256): llmcd and llmctl hash a new
-// secret with it, and the data plane hashes the presented key with the same function, so
-// the stored `key_sha256` and the lookup cannot disagree. No allocation.
+// SHA-256 of client API keys (OpenSSL's libcrypto): llmcd and llmctl hash a new secret
+// with it, and the data plane hashes the presented key with the same function, so the
+// stored `key_sha256` and the lookup cannot disagree. On the data plane's hot path: no
+// allocation and no lock. That rules out OpenSSL 3's one-shot SHA256(), which is
+// EVP_Q_digest underneath (an algorithm fetch through a locked cache and a context
+// allocated per call); the low-level SHA256_Init/Update/Final on a context on the stack do
+// neither. They are deprecated in OpenSSL 3 (not removed), hence the local pragma.
 #pragma once
 
 #include <openssl/sha.h>
@@ -14,9 +18,15 @@ namespace llmgw {
 
 constexpr size_t kSha256Bytes = 32;
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 inline void Sha256(std::string_view data, uint8_t out[kSha256Bytes]) {
-  ::SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, data.data(), data.size());
+  SHA256_Final(out, &ctx);
 }
+#pragma GCC diagnostic pop
 
 // Lowercase hex of the SHA-256 of data (what `printf %s SECRET | sha256sum` prints).
 inline std::string Sha256Hex(std::string_view data) {
