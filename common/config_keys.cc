@@ -138,6 +138,17 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
       {"fleet.agent_id", F(fleet.agent_id), A::kLlmcdRestart, 0, 0, K::kNone, {}, "<hostname>/<instance>",
        "name reported to the controller"},
 
+      {"tracing.otlp_endpoint", F(tracing.otlp_endpoint), A::kRestart, 0, 0, K::kNone, {}, {},
+       "OTLP/HTTP collector base URL; empty = no tracing"},
+      {"tracing.protocol", F(tracing.protocol), A::kLlmcdRestart, 0, 0, K::kOneOf, "http/protobuf|http/json", {},
+       "OTLP/HTTP encoding"},
+      {"tracing.sample", F(tracing.sample), A::kLlmgwRestart, 0, 1, K::kNone, {}, {},
+       "fraction of traces llmgw starts that are recorded"},
+      {"tracing.service_name", F(tracing.service_name), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "resource attribute service.name"},
+      {"tracing.max_queue_spans", F(tracing.max_queue_spans), A::kLlmcdRestart, 1, 1 << 22, K::kNone, {}, {},
+       "llmcd's export queue bound"},
+
       {"models", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "the models served"},
   };
   return keys;

@@ -133,6 +133,8 @@ class Controller {
   // In-flight counts per backend id reported by one agent session (empty map: forget it);
   // added to the local data plane's in-flight in fleet_in_flight from the next tick.
   void SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend);
+  // The local shared memory (llmcd's tracing drains its span rings); null without shm.
+  shm::ShmRegion* shm_region() const { return shm_ ? shm_->region() : nullptr; }
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
 

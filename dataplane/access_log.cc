@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/log.h"
@@ -40,7 +41,25 @@ Status AccessLog::Reopen() {
 void AccessLog::Write(const AccessRecord& r, Rng* rng) {
   if (!enabled_) return;
   if (sample_ < 1.0 && static_cast<double>(rng->Next() % 1000000) / 1e6 >= sample_) return;
-  char line[2048];
+  // Per-attempt lists and flags formatted into stack buffers: no allocation per line.
+  char statuses[kMaxAttemptNotes * 4 + 1], times[kMaxAttemptNotes * 16 + 1], flags[160];
+  size_t sn = 0, tn = 0, fn = 0;
+  for (unsigned i = 0; i < r.notes && i < kMaxAttemptNotes; ++i) {
+    sn += static_cast<size_t>(std::snprintf(statuses + sn, sizeof(statuses) - sn, i ? ",%u" : "%u",
+                                            static_cast<unsigned>(r.attempt_notes[i].status)));
+    tn += static_cast<size_t>(std::snprintf(times + tn, sizeof(times) - tn, i ? ",%.3f" : "%.3f",
+                                            static_cast<double>(r.attempt_notes[i].time_us) / 1000.0));
+  }
+  for (uint32_t b = 0; b < kAccessFlagCount; ++b) {
+    if (!(r.flags & (1u << b))) continue;
+    std::string_view name = AccessFlagName(b);
+    if (fn + name.size() + 2 >= sizeof(flags)) break;
+    if (fn) flags[fn++] = ',';
+    std::memcpy(flags + fn, name.data(), name.size());
+    fn += name.size();
+  }
+  std::string_view ua = r.user_agent.substr(0, 200);
+  char line[3072];
   size_t n = FormatLogLine(line, sizeof(line), LogLevel::kInfo, "access",
                            {{"method", r.method},
                             {"path", r.path},
@@ -53,7 +72,15 @@ void AccessLog::Write(const AccessRecord& r, Rng* rng) {
                             {"ttft_us", static_cast<unsigned long long>(r.ttft_us)},
                             {"bytes_out", static_cast<unsigned long long>(r.bytes_out)},
                             {"prompt_tokens", static_cast<unsigned long long>(r.prompt_tokens)},
-                            {"completion_tokens", static_cast<unsigned long long>(r.completion_tokens)}},
+                            {"completion_tokens", static_cast<unsigned long long>(r.completion_tokens)},
+                            {"client", r.client_addr},
+                            {"user_agent", ua},
+                            {"bytes_in", static_cast<unsigned long long>(r.bytes_in)},
+                            {"upstream", r.upstream_addr},
+                            {"upstream_status", std::string_view(statuses, sn)},
+                            {"upstream_time_ms", std::string_view(times, tn)},
+                            {"flags", std::string_view(flags, fn)},
+                            {"trace_id", r.trace_id}},
                            r.request_id);
   ssize_t w = ::write(fd_, line, n);  // one write per line (O_APPEND): no interleaving
   (void)w;

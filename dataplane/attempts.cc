@@ -157,11 +157,11 @@ void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, s
   if (c->up) ReleaseUpstream(c, false);
   c->rw.CloseAfterSend();
   c->response_done = true;
+  c->status = kStreamCutStatus;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
     c->rw.AppendStreamError(&c->h->out, reply, message, c->relay.EventSeparator());
     QueueSend(c);
   } else {
-    c->status = 502;
     if (c->out_off >= c->h->out.size()) CloseClient(c);
     else QueueSend(c);
   }

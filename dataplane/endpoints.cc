@@ -27,6 +27,7 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
+  c->first_token_us = 0;
   c->up = nullptr;
   c->attempt.Reset();
   c->up_deadline_ms = 0;

@@ -77,8 +77,13 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
 int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n) {
   WorkerImpl* w = self(p);
   ClientConn* c = CurUp(p)->client;
-  uint64_t gap;
-  if (c->relay.OnPiece(std::string_view(at, n), NowUs(), &gap)) w->stats_.InterToken(gap);
+  uint64_t gap, now = NowUs();
+  int model = c->has_model ? c->attempt.orig_model() : -1;
+  if (c->relay.OnPiece(std::string_view(at, n), now, &gap)) w->stats_.InterToken(model, c->attempt.backend(), gap);
+  if (c->relay.is_sse() && !c->first_token_us) {  // TTFT: streams only, first event
+    c->first_token_us = now;
+    w->stats_.FirstToken(model, c->attempt.backend(), now - c->start_us);
+  }
   c->rw.AppendBody(&c->h->out, at, n);
   return 0;
 }

@@ -38,7 +38,7 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.stream = c->streaming;
     a.attempts = c->attempt.attempts();
     a.duration_us = us;
-    a.ttft_us = r.ttfb_us;
+    a.ttft_us = c->first_token_us ? c->first_token_us - c->start_us : 0;
     a.bytes_out = c->bytes_out;
     a.prompt_tokens = c->relay.prompt_tokens();
     a.completion_tokens = c->relay.completion_tokens();

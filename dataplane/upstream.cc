@@ -179,7 +179,6 @@ int WorkerImpl::OnUpHeadersComplete(llhttp_t* p) {
   c->h->resp_headers.Finish();
   c->first_byte_us = NowUs();
   if (w->local_[u->slot].awaiting) --w->local_[u->slot].awaiting;
-  if (c->attempt.backend() >= 0) w->stats_.FirstByte(c->attempt.backend(), c->first_byte_us - c->start_us);
   w->WriteHead(c, status, {}, has_len ? static_cast<int64_t>(p->content_length) : -1,
                c->h->resp_headers.lines());
   c->status = status;

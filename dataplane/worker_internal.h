@@ -177,6 +177,7 @@ struct ClientConn : Conn {
   SseRelay relay;     // what is read from the answer on the way (SSE, usage)
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
+  uint64_t first_token_us = 0;  // first piece of a streamed (SSE) answer; 0: none yet
   uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt

@@ -20,6 +20,9 @@ PACKAGES=(
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
+  # observability tests: the dashboard in a real headless browser, an OTLP/HTTP receiver
+  # decoding protobuf; libcurl posts llmcd's OTLP exports
+  chromium python3-protobuf libcurl4-openssl-dev
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
