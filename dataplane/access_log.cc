@@ -1,7 +1,9 @@
 // AccessLog: see access_log.h.
 #include "dataplane/access_log.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +14,24 @@
 #include "dataplane/signals.h"
 
 namespace llmgw::dataplane {
+
+void FormatAddress(int family, const uint8_t* addr, uint16_t port, char* out, size_t cap) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  out[0] = 0;
+  if (!inet_ntop(family, addr, ip, sizeof(ip))) return;
+  std::snprintf(out, cap, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, static_cast<unsigned>(port));
+}
+
+void FormatPeer(const sockaddr_storage& ss, char* out, size_t cap) {
+  out[0] = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    FormatAddress(AF_INET, reinterpret_cast<const uint8_t*>(&a->sin_addr), ntohs(a->sin_port), out, cap);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    FormatAddress(AF_INET6, reinterpret_cast<const uint8_t*>(&a->sin6_addr), ntohs(a->sin6_port), out, cap);
+  }
+}
 
 AccessLog::~AccessLog() {
   if (owned_ && fd_ > 2) ::close(fd_);

@@ -3,6 +3,8 @@
 // interleave. Each data-plane thread has its own.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -69,6 +71,10 @@ struct AccessRecord {
   uint32_t flags = 0;              // AccessFlag bits
   std::string_view trace_id;       // 32 hex characters when the request is traced
 };
+
+// "ip:port" ("[v6]:port") of an address, NUL-terminated in out (empty when unknown).
+void FormatAddress(int family, const uint8_t* addr, uint16_t port, char* out, size_t cap);
+void FormatPeer(const sockaddr_storage& ss, char* out, size_t cap);
 
 class AccessLog {
  public:

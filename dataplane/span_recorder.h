@@ -28,6 +28,7 @@ struct AttemptSpan {
   int model = -1, backend = -1;       // slots; -1 none
   uint64_t backend_key = 0;
   uint32_t prompt_tokens = 0, completion_tokens = 0;
+  shm::SpanOperation operation = shm::SpanOperation::kOther;
 };
 
 // What a finished request was (the SERVER span).
@@ -88,7 +89,7 @@ class SpanRecorder {
     r.backend_key = a.backend_key;
     r.prompt_tokens = a.prompt_tokens;
     r.completion_tokens = a.completion_tokens;
-    r.operation = operation_;
+    r.operation = static_cast<uint8_t>(a.operation);
     shm::CopySpanText(r.trace_state, sizeof(r.trace_state), trace_state.size() < sizeof(r.trace_state) ? trace_state : "");
     return writer_.Push(r);
   }
@@ -125,14 +126,11 @@ class SpanRecorder {
     shm::CopySpanText(r.trace_state, sizeof(r.trace_state), q.trace_state.size() < sizeof(r.trace_state) ? q.trace_state : "");
     return writer_.Push(r);
   }
-  // The operation attempts of the current request are recorded with (set at its start).
-  void SetOperation(shm::SpanOperation op) { operation_ = static_cast<uint8_t>(op); }
 
  private:
   shm::SpanRingWriter writer_;
   bool enabled_ = false;
   double sample_ = 0;
-  uint8_t operation_ = 0;
   shm::SpanRecord rec_;  // scratch: built here, then copied into the ring
 };
 

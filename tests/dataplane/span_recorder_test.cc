@@ -26,7 +26,6 @@ TEST(SpanRecorderTest, RequestAndAttemptsFormOneTree) {
   Rng rng(3);
   TraceContext t;
   t.Begin(kParent, rec.sample(), &rng);  // the client sampled it
-  rec.SetOperation(shm::SpanOperation::kChat);
   uint64_t unix0 = 1'700'000'000'000'000'000ull, us0 = 5'000'000;
   t.NewAttempt(&rng);
   uint8_t first_attempt[8];
@@ -38,6 +37,7 @@ TEST(SpanRecorderTest, RequestAndAttemptsFormOneTree) {
   a.error_kind = 9;
   a.backend = 0;
   a.model = 0;
+  a.operation = shm::SpanOperation::kChat;
   ASSERT_TRUE(rec.Attempt(t, unix0, us0, a, "k=v"));
   t.NewAttempt(&rng);
   a.attempt = 2;
