@@ -40,7 +40,8 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->attempt.Reset();
   c->up_deadline_ms = 0;
   c->total_deadline_ms = 0;
-  c->bytes_in = c->bytes_out = 0;
+  c->bytes_out = 0;
+  c->bytes_in = c->session.head_bytes() + c->h->body.size();  // this request's, as parsed
   c->queued = false;
   c->retry_after_s = 0;
   c->deadline_ms = 0;
