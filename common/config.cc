@@ -553,6 +553,10 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
   }
   if (c->fleet.role == "agent" && c->fleet.controller.empty())
     Error(root["fleet"], "fleet.controller", "is required when fleet.role is agent");
+  const std::string& otlp = c->tracing.otlp_endpoint;
+  if (!otlp.empty() && otlp.rfind("http://", 0) != 0 && otlp.rfind("https://", 0) != 0)
+    Error(root["tracing"]["otlp_endpoint"], "tracing.otlp_endpoint",
+          "must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://127.0.0.1:4318)");
 }
 
 void Parser::Parse(const YAML::Node& root, Config* c) {
