@@ -15,7 +15,7 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  googletest libgmock-dev libsystemd-dev python3-seccomp
+  googletest libgmock-dev libsystemd-dev python3-seccomp libcurl4-openssl-dev
   # packaging and operations kit: .deb, unit checks, Prometheus rule tests
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
@@ -23,6 +23,8 @@ PACKAGES=(
   # observability tests: the dashboard in a real headless browser, an OTLP/HTTP receiver
   # decoding protobuf; libcurl posts llmcd's OTLP exports
   chromium python3-protobuf libcurl4-openssl-dev
+  # the HA fleet's tests: a real etcd on loopback (fleet.etcd), etcdctl to look inside
+  etcd-server etcd-client
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
