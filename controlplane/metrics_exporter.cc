@@ -355,22 +355,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       }
       out.push_back(std::move(f));
     }
-    if (span_counters) {
-      SpanExporterCounters sc = span_counters();
-      cnt("llmcd_spans_exported_total", "Spans the OTLP collector accepted.", static_cast<double>(sc.exported));
-      auto f = Family("llmcd_spans_dropped_total", "Spans dropped before export, by reason.", MetricType::Counter);
-      f.metric.push_back(Value(MetricType::Counter, static_cast<double>(sc.dropped_queue_full), {{"reason", "queue_full"}}));
-      f.metric.push_back(
-          Value(MetricType::Counter, static_cast<double>(sc.dropped_export_failed), {{"reason", "export_failed"}}));
-      f.metric.push_back(
-          Value(MetricType::Counter, static_cast<double>(sc.dropped_data_plane), {{"reason", "data_plane_ring_full"}}));
-      out.push_back(std::move(f));
-      cnt("llmcd_span_export_requests_total", "OTLP export requests (batches) completed or given up.",
-          static_cast<double>(sc.requests));
-      cnt("llmcd_span_export_failures_total", "OTLP export attempts that failed (retried or dropped).",
-          static_cast<double>(sc.request_failures));
-      g("llmcd_span_export_queue", "Spans waiting for export.", static_cast<double>(sc.queued));
-    }
     {
       // The fleet per gateway (this host's data plane and every agent's); the unlabelled
       // families above are the fleet's sums.
@@ -392,6 +376,22 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         thr.metric.push_back(Value(MetricType::Gauge, static_cast<double>(gw.live_threads), l));
       }
       for (auto* f : {&up, &age, &req, &err, &act, &thr}) out.push_back(std::move(*f));
+    }
+    if (span_counters) {
+      SpanExporterCounters sc = span_counters();
+      cnt("llmcd_spans_exported_total", "Spans the OTLP collector accepted.", static_cast<double>(sc.exported));
+      auto f = Family("llmcd_spans_dropped_total", "Spans dropped before export, by reason.", MetricType::Counter);
+      f.metric.push_back(Value(MetricType::Counter, static_cast<double>(sc.dropped_queue_full), {{"reason", "queue_full"}}));
+      f.metric.push_back(
+          Value(MetricType::Counter, static_cast<double>(sc.dropped_export_failed), {{"reason", "export_failed"}}));
+      f.metric.push_back(
+          Value(MetricType::Counter, static_cast<double>(sc.dropped_data_plane), {{"reason", "data_plane_ring_full"}}));
+      out.push_back(std::move(f));
+      cnt("llmcd_span_export_requests_total", "OTLP export requests (batches) completed or given up.",
+          static_cast<double>(sc.requests));
+      cnt("llmcd_span_export_failures_total", "OTLP export attempts that failed (retried or dropped).",
+          static_cast<double>(sc.request_failures));
+      g("llmcd_span_export_queue", "Spans waiting for export.", static_cast<double>(sc.queued));
     }
     g("llmcd_dataplane_alive", "1 when at least one llmgw thread has a fresh heartbeat.", status.dataplane_alive() ? 1 : 0);
     g("llmcd_dataplane_threads", "Live data-plane threads.", status.dataplane_threads());
