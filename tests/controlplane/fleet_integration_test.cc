@@ -231,7 +231,7 @@ TEST_F(FleetTest, AgentsTrafficAndErrorsCountInTheControllersViewAndDecisions) {
   EXPECT_EQ(Sequential(20), 20) << Logs();
   EXPECT_TRUE(WaitFor([&] {
     m = HttpCall(mport, "GET", "/metrics", "", 2000).body;
-    return m.find("llm_circuit_breaker_state{url=\"" + mocks_[1]->url() + "\"} 1") != std::string::npos;
+    return m.find("llm_circuit_breaker_state{id=\"b1\"} 1") != std::string::npos;
   }, 3000)) << m << Logs();
   // The decision reaches the agent's snapshot: b1 is out (circuit open or unhealthy).
   EXPECT_TRUE(WaitFor([&] {
