@@ -86,7 +86,9 @@ struct BackendEntry {
   float ewma_ttft_ms;
   float error_rate;        // recent failure fraction 0..1
   uint32_t fleet_in_flight;  // sum over every gateway thread (and the fleet), last tick
-  uint32_t reserved;
+  uint8_t tls;             // 1: https:// backend
+  uint8_t provider;        // providers::ProviderKind; 0 = openai_compatible
+  uint16_t reserved;
 };
 
 struct ModelEntry {

@@ -1,6 +1,8 @@
 // Config -> Snapshot (see snapshot_builder.h).
 #include "common/snapshot_builder.h"
 
+#include "common/providers/provider.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -161,6 +163,10 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
       std::memcpy(be.addr, ra.addr, sizeof(be.addr));
       be.state = static_cast<uint8_t>(shm::BackendState::kHealthy);
       be.engine = static_cast<uint8_t>(b.engine);
+      be.tls = b.parsed.tls() ? 1 : 0;
+      providers::ProviderKind kind = providers::ProviderKind::kOpenAiCompatible;
+      providers::ParseProvider(b.provider, &kind);
+      be.provider = static_cast<uint8_t>(kind);
       be.metrics_fresh = 0;
       be.model_slot = static_cast<uint16_t>(ms);
       be.max_concurrent = b.max_concurrent;
