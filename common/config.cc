@@ -704,7 +704,7 @@ std::string KeyFingerprint(std::string_view secret) {
   return out;
 }
 
-ConfigResult LoadConfigFile(const std::string& path) {
+ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys) {
   std::ifstream in(path);
   if (!in) {
     ConfigResult r;
@@ -715,7 +715,7 @@ ConfigResult LoadConfigFile(const std::string& path) {
   ss << in.rdbuf();
   ConfigResult r = ParseConfig(ss.str(), path);
   ApplyEnvOverrides(&r);  // LLMGW_LISTEN & co. (env_overrides.h)
-  if (r.ok()) ResolveBackendKeys(&r.config, &r.errors);
+  if (r.ok() && read_backend_keys) ResolveBackendKeys(&r.config, &r.errors);
   return r;
 }
 

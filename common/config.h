@@ -239,8 +239,9 @@ struct ConfigResult {
 
 // Parses and validates YAML text. `filename` appears in error messages.
 ConfigResult ParseConfig(std::string_view yaml, std::string_view filename);
-// Reads the file and parses it.
-ConfigResult LoadConfigFile(const std::string& path);
+// Reads the file and parses it; with read_backend_keys also ResolveBackendKeys (llmcd:
+// the keys reach llmgw in the snapshot, so llmgw never needs the key files or variables).
+ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys = false);
 
 // Reads every backend's api_key_file (relative to the directory of config->source_file) or
 // api_key_env into BackendConfig::api_key. Errors name the key, never its content. Called

@@ -153,7 +153,7 @@ ReloadOutcome Controller::ReloadFromFile() {
     std::lock_guard<std::mutex> l(mu_);
     path = config_path_;
   }
-  return Apply(LoadConfigFile(path));
+  return Apply(LoadConfigFile(path, /*read_backend_keys=*/true));  // a rotated key file is re-read
 }
 
 ReloadOutcome Controller::ReloadFromText(const std::string& yaml, const std::string& filename) {

@@ -275,8 +275,10 @@ TEST(ConfigTest, BackendKeysAreReadFromFileOrEnvAndNeverEchoed) {
       "      - {url: 'https://b', provider: anthropic, api_key_env: LLMGW_TEST_ANTHROPIC_KEY}\n"
       "      - {url: 'http://c:1'}\n";
   { std::ofstream(d + "/llmgw.yaml") << yaml; }
-  ConfigResult r = LoadConfigFile(d + "/llmgw.yaml");
+  ConfigResult r = LoadConfigFile(d + "/llmgw.yaml", true);
   ASSERT_TRUE(r.ok()) << r.ErrorText();
+  // Without read_backend_keys (llmgw) no key file is touched.
+  EXPECT_EQ(LoadConfigFile(d + "/llmgw.yaml").config.models[0].backends[0].api_key, "");
   EXPECT_EQ(r.config.models[0].backends[0].api_key, "sk-test-123");
   EXPECT_EQ(r.config.models[0].backends[1].api_key, "ak-456");
   EXPECT_EQ(r.config.models[0].backends[2].api_key, "");
@@ -288,7 +290,7 @@ TEST(ConfigTest, BackendKeysAreReadFromFileOrEnvAndNeverEchoed) {
                                         "      - {url: 'https://b', provider: openai, api_key_file: none.key}\n"
                                         "      - {url: 'https://c', provider: openai, api_key_env: LLMGW_TEST_UNSET_KEY}\n"; }
   unsetenv("LLMGW_TEST_UNSET_KEY");
-  r = LoadConfigFile(d + "/llmgw.yaml");
+  r = LoadConfigFile(d + "/llmgw.yaml", true);
   ASSERT_EQ(r.errors.size(), 3u) << r.ErrorText();
   std::string text = r.ErrorText();
   EXPECT_NE(text.find("backends[0].api_key_file: the key contains whitespace"), std::string::npos) << text;

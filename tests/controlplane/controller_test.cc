@@ -230,6 +230,54 @@ TEST_F(ControllerTest, HostedProviderIsProbedOnItsModelListWithItsKeyAndNeverScr
   EXPECT_EQ(StateOf(*c_, "az"), shm::BackendState::kHealthy);
 }
 
+// Issue 13: a key file rotated on disk reaches the probes on the next reload; the reload
+// summary shows only fingerprints, and an unreadable key file rejects the reload.
+TEST_F(ControllerTest, RotatedKeyFileIsPickedUpByReloadAndNeverShown) {
+  char dir[] = "/tmp/llmgw-rotate-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string d = dir, inst = UniqueInstance();
+  { std::ofstream(d + "/oa.key") << "sk-first\n"; }
+  { std::ofstream(d + "/llmgw.yaml") << "instance: " + inst +
+        "\nhealth: { interval_ms: 100, timeout_ms: 100, healthy_after: 1 }\n"
+        "models:\n  - name: m\n    backends:\n"
+        "      - { id: oa, url: 'https://127.0.0.1:9', provider: openai, api_key_file: oa.key }\n"; }
+  ConfigResult r = LoadConfigFile(d + "/llmgw.yaml", true);
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  ControllerOptions o;
+  o.clock_ms = [this] { return now_ms_.load(); };
+  o.prober = prober_;
+  o.worker_threads = 0;
+  c_ = std::make_unique<Controller>(o);
+  ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
+  auto header = [&] {
+    HttpTarget t = prober_->last_target("/v1/models");
+    return t.headers.empty() ? std::string() : t.headers[0];
+  };
+  ASSERT_GT(StepUntil([&] { return header() == "Authorization: Bearer sk-first"; }), 0) << header();
+
+  { std::ofstream(d + "/oa.key.new") << "sk-second\n"; }
+  ASSERT_EQ(rename((d + "/oa.key.new").c_str(), (d + "/oa.key").c_str()), 0);
+  ReloadOutcome out = c_->ReloadFromFile();
+  ASSERT_TRUE(out.ok);
+  EXPECT_EQ(out.summary, "backend oa api_key " + KeyFingerprint("sk-first") + " -> " + KeyFingerprint("sk-second") + "\n");
+  EXPECT_EQ(out.summary.find("sk-"), std::string::npos);
+  ASSERT_GT(StepUntil([&] { return header() == "Authorization: Bearer sk-second"; }), 0) << header();
+
+  unlink((d + "/oa.key").c_str());
+  out = c_->ReloadFromFile();
+  EXPECT_FALSE(out.ok);
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_NE(out.errors[0].find("models[0].backends[0].api_key_file: cannot read"), std::string::npos) << out.errors[0];
+  StepUntil([] { return false; }, 300);
+  EXPECT_EQ(header(), "Authorization: Bearer sk-second");  // the running config keeps serving
+  unlink((d + "/llmgw.yaml").c_str());
+  rmdir(dir);
+  instance_ = inst;
+  auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
+  ASSERT_TRUE(obj.ok());
+  shm_ = std::move(obj.value());
+}
+
 TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   // The real HttpProber against a loopback server: the end-to-end path.
   TestHttpServer srv([](const std::string& p) {
