@@ -24,9 +24,10 @@ TARGETS=(
   "request_json_fuzz   fuzz/corpus/request_json"   # data plane: JSON field reader alone
   "llmgw_request_fuzz  dataplane/fuzz/corpus"      # data plane: llhttp request stream + JSON reader
   "relay_fuzz          fuzz/corpus/relay"          # data plane: SSE relay + response framing
+  "anthropic_stream_fuzz fuzz/corpus/anthropic_stream"  # Anthropic SSE -> OpenAI chunks
   # Data plane, added with its restructuring (client request path with llmgw's own
   # callbacks and limits, upstream response handling incl. 1xx/chunked, SSE relay and
-  # usage scan, Anthropic stream translator): one line each here, same format.
+  # usage scan): one line each here, same format.
 )
 
 BUILD_DIR=build-fuzz
