@@ -504,6 +504,15 @@ void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendC
     Error(n["organization"], path + ".organization", "applies to provider openai only");
   if (b->tls.client_cert_file.empty() != b->tls.client_key_file.empty())
     Error(n["tls"], path + ".tls.client_cert_file", "client_cert_file and client_key_file go together");
+  // These land in fixed-size snapshot fields (shm_layout.h BackendUpstream).
+  struct { const std::string* v; size_t max; const char* key; } lens[] = {
+      {&b->upstream_model, 95, "upstream_model"}, {&b->organization, 63, "organization"},
+      {&b->deployment, 63, "deployment"}, {&b->api_version, 31, "api_version"},
+      {&b->tls.server_name, 95, "tls.server_name"}, {&b->tls.ca_file, 159, "tls.ca_file"},
+      {&b->tls.client_cert_file, 159, "tls.client_cert_file"}, {&b->tls.client_key_file, 159, "tls.client_key_file"}};
+  for (const auto& l : lens)
+    if (l.v->size() > l.max)
+      Error(n, path + "." + l.key, "longer than " + std::to_string(l.max) + " characters");
   YAML::Node tls = n["tls"];
   if (tls.IsDefined() && !tls.IsNull() && !b->parsed.tls() && !b->url.empty())
     Error(tls, path + ".tls", "applies to https:// backends only");
@@ -683,11 +692,13 @@ void ResolveBackendKeys(Config* config, std::vector<ConfigError>* errors) {
       bool printable = !secret.empty();
       for (char ch : secret)
         if (static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f) printable = false;
+      if (secret.size() > 255) printable = false;
       if (!printable) {
         // Never echo the content: say only what is wrong with it.
         errors->push_back({config->source_file, b.line, key + (b.api_key_file.empty() ? ".api_key_env" : ".api_key_file"),
-                           secret.empty() ? "the key is empty"
-                                          : "the key contains whitespace or non-printable characters"});
+                           secret.empty()          ? "the key is empty"
+                           : secret.size() > 255   ? "the key is longer than 255 characters"
+                                                   : "the key contains whitespace or non-printable characters"});
         continue;
       }
       b.api_key = std::move(secret);

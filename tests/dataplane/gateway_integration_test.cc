@@ -362,6 +362,13 @@ TEST(GatewayTest, ModelsHealthAndReadiness) {
   EXPECT_NE(m.body.find("\"object\":\"list\""), std::string::npos);
   EXPECT_NE(m.body.find("{\"id\":\"m1\",\"object\":\"model\""), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("{\"id\":\"alias1\",\"object\":\"model\""), std::string::npos) << m.body;
+  // GET /v1/models/{id} (the SDK's models.retrieve): names and aliases, %-decoded.
+  Response one = Request(gw.port(), "GET /v1/models/alias%31 HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(one.status, 200);
+  EXPECT_EQ(one.body, "{\"id\":\"alias1\",\"object\":\"model\",\"created\":0,\"owned_by\":\"llmgw\",\"root\":\"m1\"}");
+  ExpectOpenAiError(Request(gw.port(), "GET /v1/models/ghost HTTP/1.1\r\nHost: t\r\n\r\n"), 404, "model_not_found");
+  ExpectOpenAiError(Request(gw.port(), "DELETE /v1/models/m1 HTTP/1.1\r\nHost: t\r\n\r\n"), 405,
+                    "method_not_allowed");
 }
 
 TEST(GatewayTest, ManyIdleConnectionsDoNotBlockService) {
@@ -803,6 +810,8 @@ TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
   EXPECT_NE(out.find("\"completion_tokens\":7"), std::string::npos) << out;
   EXPECT_NE(out.find("\"deltas\":[\"t0\",\"t1\",\"t2\"]"), std::string::npos) << out;
   EXPECT_NE(out.find("\"models\":[\"m1\",\"alias1\"]"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"retrieved\":{\"id\":\"alias1\",\"root\":\"m1\"}"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"retrieve_missing_status\":404"), std::string::npos) << out;
   EXPECT_NE(out.find("\"error_status\":404"), std::string::npos) << out;
   EXPECT_NE(out.find("\"error_code\":\"model_not_found\""), std::string::npos) << out;
 }
