@@ -24,10 +24,9 @@ TARGETS=(
   "request_json_fuzz   fuzz/corpus/request_json"   # data plane: JSON field reader alone
   "llmgw_request_fuzz  dataplane/fuzz/corpus"      # data plane: llhttp request stream + JSON reader
   "relay_fuzz          fuzz/corpus/relay"          # data plane: SSE relay + response framing
+  "client_session_fuzz fuzz/corpus/client_session" # data plane: client request path (ClientSession)
+  "upstream_codec_fuzz fuzz/corpus/upstream_codec" # data plane: upstream responses (UpstreamCodec)
   "anthropic_stream_fuzz fuzz/corpus/anthropic_stream"  # Anthropic SSE -> OpenAI chunks
-  # Data plane, added with its restructuring (client request path with llmgw's own
-  # callbacks and limits, upstream response handling incl. 1xx/chunked, SSE relay and
-  # usage scan): one line each here, same format.
 )
 
 BUILD_DIR=build-fuzz

@@ -15,13 +15,15 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  # upstream TLS (data plane), control-plane probes over http(s), test certificates
+  # upstream TLS (data plane), probes over http(s) and etcd (libcurl), test certificates
   libssl-dev libcurl4-openssl-dev openssl ca-certificates
   googletest libgmock-dev libsystemd-dev python3-seccomp
   # packaging and operations kit: .deb, unit checks, Prometheus rule tests
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
+  # the HA fleet's tests: a real etcd on loopback (fleet.etcd), etcdctl to look inside
+  etcd-server etcd-client
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
