@@ -32,14 +32,15 @@ enum class Engine : uint8_t { kAuto = 0, kVllm, kSglang, kTgi, kLlamaCpp, kTrtLl
 std::string_view EngineName(Engine e);
 bool ParseEngine(std::string_view s, Engine* out);
 
-// A parsed http://host:port URL. Only plain http is proxied by the data plane today.
+// A parsed http(s)://host:port URL.
 struct Url {
-  std::string scheme = "http";
+  std::string scheme = "http";  // "http" or "https"
   std::string host;
-  uint16_t port = 80;
+  uint16_t port = 80;           // default 80 for http, 443 for https
   std::string path;  // base path prefix, usually empty
+  bool tls() const { return scheme == "https"; }
 };
-// Parses http://HOST[:PORT][/path]; returns false with a reason on anything else.
+// Parses http(s)://HOST[:PORT][/path]; returns false with a reason on anything else.
 bool ParseUrl(std::string_view s, Url* out, std::string* why);
 // The URL with any user:password@ replaced by ***@, for messages and logs.
 std::string RedactUrlCredentials(std::string_view url);
@@ -169,6 +170,15 @@ struct FleetConfig {
   EtcdConfig etcd;
 };
 
+// How llmgw talks TLS to one backend (https:// URLs only).
+struct BackendTlsConfig {
+  std::string ca_file;           // empty: the system trust store
+  std::string server_name;       // SNI and the name checked on the certificate; empty: the URL's host
+  bool verify = true;            // false: no certificate check (test rigs only)
+  std::string client_cert_file;  // optional client certificate (PEM) ...
+  std::string client_key_file;   // ... and its key; both or neither
+};
+
 struct BackendConfig {
   std::string id;   // default: the URL
   std::string url;
@@ -176,7 +186,20 @@ struct BackendConfig {
   uint32_t max_concurrent = 64;
   double weight = 1.0;
   Engine engine = Engine::kAuto;
+  // Hosted providers (DESIGN.md "Upstream TLS and hosted providers").
+  std::string provider = "openai_compatible";  // | openai | azure | anthropic | gemini
+  std::string api_key_file;  // relative to the config file
+  std::string api_key_env;
+  std::string organization;  // openai: OpenAI-Organization header
+  std::string deployment;    // azure
+  std::string api_version;   // azure: api-version query parameter
+  std::string upstream_model;  // model name sent upstream; empty: the model's name
+  BackendTlsConfig tls;
   int line = 0;
+  // The key itself, read from api_key_file / api_key_env by ResolveBackendKeys (llmcd and
+  // llmgw only; never in the YAML, never logged, never shown: see KeyFingerprint).
+  std::string api_key;
+  bool hosted() const { return provider != "openai_compatible"; }
 };
 
 struct ModelConfig {
@@ -235,8 +258,18 @@ struct ConfigResult {
 
 // Parses and validates YAML text. `filename` appears in error messages.
 ConfigResult ParseConfig(std::string_view yaml, std::string_view filename);
-// Reads the file and parses it.
-ConfigResult LoadConfigFile(const std::string& path);
+// Reads the file and parses it; with read_backend_keys also ResolveBackendKeys (llmcd:
+// the keys reach llmgw in the snapshot, so llmgw never needs the key files or variables).
+ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys = false);
+
+// Reads every backend's api_key_file (relative to the directory of config->source_file) or
+// api_key_env into BackendConfig::api_key. Errors name the key, never its content. Called
+// by LoadConfigFile and by whoever parses config text it will run (llmcd's reload); not by
+// ParseConfig, so llmctl's local checks never read the server's secrets.
+void ResolveBackendKeys(Config* config, std::vector<ConfigError>* errors);
+// A short, non-reversible tag of a secret for diffs and logs ("sha256:1a2b3c4d"): shows
+// that a key changed without showing the key. Empty for an empty secret.
+std::string KeyFingerprint(std::string_view secret);
 
 // Returns the closest candidate to `word` for "did you mean" hints, or empty.
 std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& candidates);

@@ -173,11 +173,30 @@ const std::vector<ConfigKey<ModelConfig>>& ModelKeys() {
 
 const std::vector<ConfigKey<BackendConfig>>& BackendKeys() {
   static const std::vector<ConfigKey<BackendConfig>> keys = {
-      {"url", F(url), A::kReload, 0, 0, K::kNone, {}, "required", "http://HOST[:PORT][/base]"},
+      {"url", F(url), A::kReload, 0, 0, K::kNone, {}, "required", "http(s)://HOST[:PORT][/base]"},
       {"id", F(id), A::kReload, 0, 0, K::kNone, {}, "the URL", "admin name"},
       {"max_concurrent", F(max_concurrent), A::kReload, 1, 1000000, K::kNone, {}, {}, "most requests in flight to it"},
       {"weight", F(weight), A::kReload, 0, 1e6, K::kNone, {}, {}, "weighted_round_robin weight"},
       {"engine", F(engine), A::kReload, 0, 0, K::kNone, {}, {}, "which /metrics names to read"},
+      {"provider", F(provider), A::kReload, 0, 0, K::kOneOf, "openai_compatible|openai|azure|anthropic|gemini", {},
+       "API the backend speaks; hosted providers are probed on their model list, never scraped"},
+      {"api_key_file", F(api_key_file), A::kReload, 0, 0, K::kNone, {}, {},
+       "file holding the provider key (re-read on reload); relative to the config file"},
+      {"api_key_env", F(api_key_env), A::kReload, 0, 0, K::kNone, {}, {}, "environment variable holding the key"},
+      {"organization", F(organization), A::kReload, 0, 0, K::kNone, {}, {}, "openai: OpenAI-Organization header"},
+      {"deployment", F(deployment), A::kReload, 0, 0, K::kNone, {}, {},
+       "azure: /openai/deployments/<deployment>/..."},
+      {"api_version", F(api_version), A::kReload, 0, 0, K::kNone, {}, {}, "azure: api-version query parameter"},
+      {"upstream_model", F(upstream_model), A::kReload, 0, 0, K::kNone, {}, "the model's name",
+       "model name sent upstream"},
+      {"tls.ca_file", F(tls.ca_file), A::kReload, 0, 0, K::kNone, {}, "system store",
+       "CA bundle (PEM) that verifies an https backend"},
+      {"tls.server_name", F(tls.server_name), A::kReload, 0, 0, K::kNone, {}, "the URL's host",
+       "SNI and the name checked on the certificate"},
+      {"tls.verify", F(tls.verify), A::kReload, 0, 0, K::kNone, {}, {}, "verify the backend's certificate"},
+      {"tls.client_cert_file", F(tls.client_cert_file), A::kReload, 0, 0, K::kNone, {}, {},
+       "client certificate (PEM) presented to the backend"},
+      {"tls.client_key_file", F(tls.client_key_file), A::kReload, 0, 0, K::kNone, {}, {}, "its private key (PEM)"},
   };
   return keys;
 }
@@ -287,6 +306,8 @@ std::vector<ConfigChange> DiffConfigs(const Config& running, const Config& next)
   auto backend_fields = [](const ModelConfig& m, const BackendConfig& b) {
     Fields f = TableFields(BackendKeys(), b, false, "id");
     f["model"] = m.name;
+    // A rotated key shows as a changed fingerprint, never as the key.
+    if (!b.api_key.empty()) f["api_key"] = KeyFingerprint(b.api_key);
     return f;
   };
   for (const auto& m : running.models)

@@ -21,8 +21,9 @@ constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
 // 2: prefix homes (snapshot) and prefix reports (stats); 3: stats from the lists below
 // (errors_by_kind sized by ErrorKind::kCount, was 32); 4: per-model latency/TTFT/inter-token
 // histograms, per-backend inter-token histogram, answers without a model by code, 520,
-// finer histogram buckets, span rings (common/span_ring.h).
-constexpr uint32_t kShmAbiVersion = 4;
+// finer histogram buckets, span rings (common/span_ring.h). 5: BackendEntry tls/provider
+// and the BackendUpstream table (issue 13).
+constexpr uint32_t kShmAbiVersion = 5;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -101,7 +102,29 @@ struct BackendEntry {
   float ewma_ttft_ms;
   float error_rate;        // recent failure fraction 0..1
   uint32_t fleet_in_flight;  // sum over every gateway thread (and the fleet), last tick
-  uint32_t reserved;
+  uint8_t tls;             // 1: https:// backend
+  uint8_t provider;        // providers::ProviderKind; 0 = openai_compatible
+  uint16_t reserved;
+};
+
+// What llmgw needs to reach a backend beyond its address: the provider's parameters, the
+// TLS settings and the provider key (read by llmcd from api_key_file / api_key_env). Kept
+// apart from BackendEntry so the routing scans stay compact; copied with the used backend
+// range. The fleet wire form leaves api_key out (snapshot_codec.cc).
+struct BackendUpstream {
+  char api_key[256];
+  char upstream_model[kNameLen];  // empty: the model's name
+  char organization[64];
+  char deployment[64];
+  char api_version[32];
+  char server_name[kNameLen];     // TLS: SNI and the checked name; empty: the URL's host
+  char ca_file[160];              // TLS: empty = the system store
+  char client_cert_file[160];
+  char client_key_file[160];
+  uint64_t tls_fingerprint;       // FNV-1a of the TLS settings (0: plain http); a thread
+                                  // rebuilds its SSL_CTX for the backend when it changes
+  uint8_t tls_verify;
+  uint8_t reserved[7];
 };
 
 struct ModelEntry {
@@ -151,10 +174,12 @@ struct Snapshot {
   ModelEntry models[kMaxModels];
   BackendEntry backends[kMaxBackends];
   PrefixHomeEntry prefix_homes[kMaxPrefixHomes];
+  BackendUpstream upstreams[kMaxBackends];  // by backend slot
 };
 
 static_assert(sizeof(BackendEntry) % 8 == 0 && sizeof(ModelEntry) % 8 == 0 && sizeof(Limits) % 8 == 0 &&
-                  sizeof(PrefixHomeEntry) % 8 == 0 && offsetof(Snapshot, limits) % 8 == 0,
+                  sizeof(PrefixHomeEntry) % 8 == 0 && sizeof(BackendUpstream) % 8 == 0 &&
+                  offsetof(Snapshot, limits) % 8 == 0,
               "snapshot rows are copied as 8-byte words");
 
 // The byte ranges of a snapshot worth copying: the limits, the used model slots, the used
@@ -169,6 +194,7 @@ inline void ForEachUsedRange(uint32_t num_models, uint32_t num_backends, uint32_
   f(offsetof(Snapshot, models), num_models * sizeof(ModelEntry));
   f(offsetof(Snapshot, backends), num_backends * sizeof(BackendEntry));
   if (num_prefix_homes) f(offsetof(Snapshot, prefix_homes), num_prefix_homes * sizeof(PrefixHomeEntry));
+  f(offsetof(Snapshot, upstreams), num_backends * sizeof(BackendUpstream));
 }
 
 struct alignas(64) SnapshotBuffer {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/providers/provider.h"
 #include "common/routing/prefix_placer.h"
 #include "common/routing/bandit.h"
 #include "common/routing/router.h"
@@ -29,6 +30,10 @@ struct Controller::BackendRt {
   double weight = 1;
   uint32_t max_concurrent = 0;
   HttpTarget target;
+  // A hosted provider is probed on its model list (no tokens spent) and never scraped.
+  bool hosted = false;
+  std::string probe_path;  // hosted: the provider's token-free GET (query included)
+  bool scraped = true;
   // Active health.
   bool healthy = true;
   uint32_t consecutive_ok = 0, consecutive_fail = 0;

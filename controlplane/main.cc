@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   }
   SetLogComponent("llmcd");
   UseJournalPriorities();
-  ConfigResult cr = LoadConfigFile(config_path);
+  ConfigResult cr = LoadConfigFile(config_path, /*read_backend_keys=*/true);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s", cr.ErrorText().c_str());
     return 1;

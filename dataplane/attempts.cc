@@ -54,6 +54,11 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
   c->first_byte_us = 0;
   c->attempt_start_us = NowUs();
 
+  // Until TLS and the providers are wired into the upstream path (issue 13), such a
+  // backend is never sent plaintext: the attempt fails over like a refused connect.
+  if (be.tls || be.provider != 0)
+    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
+                                   "https and hosted-provider backends are not served by this llmgw yet"));
   bool reused;
   UpstreamConn* u = pool_.Take(slot, be, &reused);
   if (!u)

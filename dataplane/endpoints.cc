@@ -177,6 +177,38 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
     if (!get) return wrong_method();
     return SendModels(c);
   }
+  if (path.size() > 11 && path.substr(0, 11) == "/v1/models/") {  // the SDK's models.retrieve
+    if (!get) return wrong_method();
+    // The id is the rest of the path ("org/name" ids have slashes), %XX-decoded.
+    char id[shm::kNameLen];
+    size_t n = 0;
+    std::string_view raw = path.substr(11);
+    for (size_t i = 0; i < raw.size() && n + 1 < sizeof id; ++i) {
+      auto hex = [](char ch) {
+        char lo = static_cast<char>(ch | 32);
+        return ch >= '0' && ch <= '9' ? ch - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
+      };
+      if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        id[n++] = static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+        i += 2;
+      } else {
+        id[n++] = raw[i];
+      }
+    }
+    bool via_alias = false;
+    int m = has_snapshot_ ? FindModel(std::string_view(id, n), &via_alias) : -1;
+    if (m < 0)
+      return SendError(c, 404, "The model does not exist or you do not have access to it.", "invalid_request_error",
+                       "model", "model_not_found");
+    std::string& b = scratch_;
+    b.clear();
+    b.append("{\"id\":");
+    AppendJsonString(&b, std::string_view(id, n));
+    b.append(",\"object\":\"model\",\"created\":0,\"owned_by\":\"llmgw\",\"root\":");
+    AppendJsonString(&b, snap_->models[m].name);
+    b.push_back('}');
+    return SendLocal(c, 200, b);
+  }
   const char* api = nullptr;
   if (path == "/v1/chat/completions") api = "/v1/chat/completions";
   else if (path == "/v1/completions") api = "/v1/completions";
