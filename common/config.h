@@ -167,6 +167,7 @@ struct FleetConfig {
   std::string role = "controller";  // controller | agent
   std::string controller;           // HOST:PORT of the controller (agent role)
   std::string agent_id;             // default: hostname
+  std::string tls_ca_file;          // agents: set = the fleet link uses TLS, verified with it
   EtcdConfig etcd;
 };
 

@@ -137,6 +137,8 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
        "HOST:PORT of the controller (agents)"},
       {"fleet.agent_id", F(fleet.agent_id), A::kLlmcdRestart, 0, 0, K::kNone, {}, "<hostname>/<instance>",
        "name reported to the controller"},
+      {"fleet.tls_ca_file", F(fleet.tls_ca_file), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "agents: CA the controller's admin certificate is verified with; set = TLS"},
       {"fleet.etcd.endpoints", F(fleet.etcd.endpoints), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
        "etcd members (http://HOST:PORT); set: controllers elect a leader, agents find it"},
       {"fleet.etcd.prefix", F(fleet.etcd.prefix), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},

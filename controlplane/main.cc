@@ -169,7 +169,9 @@ int main(int argc, char** argv) {
   }
 
   if (agent_of.empty() && cr.config.fleet.role == "agent") agent_of = cr.config.fleet.controller;
-  if (std::string w = cp::PlaintextTokenWarning(cr.config.admin, agent_of); !w.empty())
+  // An agent with fleet.tls_ca_file sends its token over TLS: nothing to warn about.
+  bool agent_tls = (!agent_of.empty() || cr.config.fleet.role == "agent") && !cr.config.fleet.tls_ca_file.empty();
+  if (std::string w = agent_tls ? "" : cp::PlaintextTokenWarning(cr.config.admin, agent_of); !w.empty())
     LOG_WARN(w, {{"grpc_listen", agent_of.empty() ? cr.config.admin.grpc_listen : agent_of}});
   if (!agent_of.empty() || cr.config.fleet.role == "agent") return RunAgent(std::move(cr.config), agent_of, set);
 
