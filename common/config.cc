@@ -7,6 +7,7 @@
 
 #include "common/config_keys.h"
 
+#include <openssl/sha.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -99,13 +100,14 @@ bool ParseHostPort(std::string_view s, std::string* host, uint16_t* port, std::s
 }
 
 bool ParseUrl(std::string_view s, Url* out, std::string* why) {
-  constexpr std::string_view kHttp = "http://";
-  if (s.substr(0, kHttp.size()) != kHttp) {
-    *why = s.substr(0, 8) == "https://" ? "https upstreams are not supported yet; use http://"
-                                        : "URL must start with http://";
+  constexpr std::string_view kHttp = "http://", kHttps = "https://";
+  bool tls = s.substr(0, kHttps.size()) == kHttps;
+  if (!tls && s.substr(0, kHttp.size()) != kHttp) {
+    *why = "URL must start with http:// or https://";
     return false;
   }
-  std::string_view rest = s.substr(kHttp.size());
+  uint16_t default_port = tls ? 443 : 80;
+  std::string_view rest = s.substr(tls ? kHttps.size() : kHttp.size());
   size_t slash = rest.find('/');
   std::string_view hostport = rest.substr(0, slash);
   out->path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
@@ -128,9 +130,9 @@ bool ParseUrl(std::string_view s, Url* out, std::string* why) {
   } else {
     out->host = hostport[0] == '[' ? std::string(hostport.substr(1, hostport.size() - 2))
                                    : std::string(hostport);
-    out->port = 80;
+    out->port = default_port;
   }
-  out->scheme = "http";
+  out->scheme = tls ? "https" : "http";
   return true;
 }
 
@@ -510,6 +512,35 @@ void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendC
       Error(n["url"], path + ".url", why + ": '" + RedactUrlCredentials(b->url) + "'");
   }
   if (b->id.empty()) b->id = b->url;
+  // Provider rules: what each hosted API needs to be reached at all.
+  if (!b->api_key_file.empty() && !b->api_key_env.empty())
+    Error(n["api_key_env"], path + ".api_key_env", "api_key_file and api_key_env exclude each other");
+  if (b->hosted() && b->api_key_file.empty() && b->api_key_env.empty())
+    Error(n["provider"], path + ".provider",
+          "provider " + b->provider + " needs a key: set api_key_file or api_key_env");
+  if (b->provider == "azure") {
+    if (b->deployment.empty()) Error(n["provider"], path + ".deployment", "is required for provider azure");
+    if (b->api_version.empty()) Error(n["provider"], path + ".api_version", "is required for provider azure");
+  } else {
+    if (!b->deployment.empty()) Error(n["deployment"], path + ".deployment", "applies to provider azure only");
+    if (!b->api_version.empty()) Error(n["api_version"], path + ".api_version", "applies to provider azure only");
+  }
+  if (!b->organization.empty() && b->provider != "openai")
+    Error(n["organization"], path + ".organization", "applies to provider openai only");
+  if (b->tls.client_cert_file.empty() != b->tls.client_key_file.empty())
+    Error(n["tls"], path + ".tls.client_cert_file", "client_cert_file and client_key_file go together");
+  // These land in fixed-size snapshot fields (shm_layout.h BackendUpstream).
+  struct { const std::string* v; size_t max; const char* key; } lens[] = {
+      {&b->upstream_model, 95, "upstream_model"}, {&b->organization, 63, "organization"},
+      {&b->deployment, 63, "deployment"}, {&b->api_version, 31, "api_version"},
+      {&b->tls.server_name, 95, "tls.server_name"}, {&b->tls.ca_file, 159, "tls.ca_file"},
+      {&b->tls.client_cert_file, 159, "tls.client_cert_file"}, {&b->tls.client_key_file, 159, "tls.client_key_file"}};
+  for (const auto& l : lens)
+    if (l.v->size() > l.max)
+      Error(n, path + "." + l.key, "longer than " + std::to_string(l.max) + " characters");
+  YAML::Node tls = n["tls"];
+  if (tls.IsDefined() && !tls.IsNull() && !b->parsed.tls() && !b->url.empty())
+    Error(tls, path + ".tls", "applies to https:// backends only");
 }
 
 void Parser::ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m) {
@@ -624,6 +655,10 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
     Error(root["fleet"]["etcd"]["prefix"], "fleet.etcd.prefix", "must start with '/'");
   if (c->limits.global.burst && !c->limits.global.rps)
     Error(root["limits"], "limits.global.burst", "needs limits.global.rps");
+  const std::string& otlp = c->tracing.otlp_endpoint;
+  if (!otlp.empty() && otlp.rfind("http://", 0) != 0 && otlp.rfind("https://", 0) != 0)
+    Error(root["tracing"]["otlp_endpoint"], "tracing.otlp_endpoint",
+          "must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://127.0.0.1:4318)");
 }
 
 // Ids and hashes must be unique over the inline keys and the keys file together: an id is
@@ -815,7 +850,68 @@ ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
   return r;
 }
 
-ConfigResult LoadConfigFile(const std::string& path) {
+void ResolveBackendKeys(Config* config, std::vector<ConfigError>* errors) {
+  std::string dir;
+  if (size_t slash = config->source_file.rfind('/'); slash != std::string::npos)
+    dir = config->source_file.substr(0, slash + 1);
+  for (size_t i = 0; i < config->models.size(); ++i) {
+    for (size_t j = 0; j < config->models[i].backends.size(); ++j) {
+      BackendConfig& b = config->models[i].backends[j];
+      std::string key = "models[" + std::to_string(i) + "].backends[" + std::to_string(j) + "]";
+      b.api_key.clear();
+      std::string secret;
+      if (!b.api_key_file.empty()) {
+        std::string file = b.api_key_file[0] == '/' ? b.api_key_file : dir + b.api_key_file;
+        std::ifstream in(file);
+        if (!in) {
+          errors->push_back({config->source_file, b.line, key + ".api_key_file",
+                             "cannot read " + file + ": " + std::strerror(errno)});
+          continue;
+        }
+        std::stringstream ss;
+        ss << in.rdbuf();
+        secret = ss.str();
+      } else if (!b.api_key_env.empty()) {
+        const char* v = std::getenv(b.api_key_env.c_str());
+        if (!v || !*v) {
+          errors->push_back({config->source_file, b.line, key + ".api_key_env",
+                             "environment variable " + b.api_key_env + " is not set"});
+          continue;
+        }
+        secret = v;
+      } else {
+        continue;
+      }
+      // A trailing newline (echo > file) is not part of the key.
+      while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' '))
+        secret.pop_back();
+      bool printable = !secret.empty();
+      for (char ch : secret)
+        if (static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f) printable = false;
+      if (secret.size() > 255) printable = false;
+      if (!printable) {
+        // Never echo the content: say only what is wrong with it.
+        errors->push_back({config->source_file, b.line, key + (b.api_key_file.empty() ? ".api_key_env" : ".api_key_file"),
+                           secret.empty()          ? "the key is empty"
+                           : secret.size() > 255   ? "the key is longer than 255 characters"
+                                                   : "the key contains whitespace or non-printable characters"});
+        continue;
+      }
+      b.api_key = std::move(secret);
+    }
+  }
+}
+
+std::string KeyFingerprint(std::string_view secret) {
+  if (secret.empty()) return {};
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), md);
+  char out[32];
+  std::snprintf(out, sizeof out, "sha256:%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+  return out;
+}
+
+ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys) {
   std::ifstream in(path);
   if (!in) {
     ConfigResult r;
@@ -826,6 +922,7 @@ ConfigResult LoadConfigFile(const std::string& path) {
   ss << in.rdbuf();
   ConfigResult r = ParseConfig(ss.str(), path);
   ApplyEnvOverrides(&r);  // LLMGW_LISTEN & co. (env_overrides.h)
+  if (r.ok() && read_backend_keys) ResolveBackendKeys(&r.config, &r.errors);
   return r;
 }
 

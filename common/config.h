@@ -32,14 +32,15 @@ enum class Engine : uint8_t { kAuto = 0, kVllm, kSglang, kTgi, kLlamaCpp, kTrtLl
 std::string_view EngineName(Engine e);
 bool ParseEngine(std::string_view s, Engine* out);
 
-// A parsed http://host:port URL. Only plain http is proxied by the data plane today.
+// A parsed http(s)://host:port URL.
 struct Url {
-  std::string scheme = "http";
+  std::string scheme = "http";  // "http" or "https"
   std::string host;
-  uint16_t port = 80;
+  uint16_t port = 80;           // default 80 for http, 443 for https
   std::string path;  // base path prefix, usually empty
+  bool tls() const { return scheme == "https"; }
 };
-// Parses http://HOST[:PORT][/path]; returns false with a reason on anything else.
+// Parses http(s)://HOST[:PORT][/path]; returns false with a reason on anything else.
 bool ParseUrl(std::string_view s, Url* out, std::string* why);
 // The URL with any user:password@ replaced by ***@, for messages and logs.
 std::string RedactUrlCredentials(std::string_view url);
@@ -166,7 +167,17 @@ struct FleetConfig {
   std::string role = "controller";  // controller | agent
   std::string controller;           // HOST:PORT of the controller (agent role)
   std::string agent_id;             // default: hostname
+  std::string tls_ca_file;          // agents: set = the fleet link uses TLS, verified with it
   EtcdConfig etcd;
+};
+
+// How llmgw talks TLS to one backend (https:// URLs only).
+struct BackendTlsConfig {
+  std::string ca_file;           // empty: the system trust store
+  std::string server_name;       // SNI and the name checked on the certificate; empty: the URL's host
+  bool verify = true;            // false: no certificate check (test rigs only)
+  std::string client_cert_file;  // optional client certificate (PEM) ...
+  std::string client_key_file;   // ... and its key; both or neither
 };
 
 struct BackendConfig {
@@ -177,7 +188,20 @@ struct BackendConfig {
   double weight = 1.0;
   Engine engine = Engine::kAuto;
   uint32_t rps = 0;  // attempts per second sent to it (whole gateway/fleet); 0 = no limit
+  // Hosted providers (DESIGN.md "Upstream TLS and hosted providers").
+  std::string provider = "openai_compatible";  // | openai | azure | anthropic | gemini
+  std::string api_key_file;  // relative to the config file
+  std::string api_key_env;
+  std::string organization;  // openai: OpenAI-Organization header
+  std::string deployment;    // azure
+  std::string api_version;   // azure: api-version query parameter
+  std::string upstream_model;  // model name sent upstream; empty: the model's name
+  BackendTlsConfig tls;
   int line = 0;
+  // The key itself, read from api_key_file / api_key_env by ResolveBackendKeys (llmcd and
+  // llmgw only; never in the YAML, never logged, never shown: see KeyFingerprint).
+  std::string api_key;
+  bool hosted() const { return provider != "openai_compatible"; }
 };
 
 struct ModelConfig {
@@ -231,6 +255,16 @@ struct LimitsConfig {
   GlobalLimitsConfig global;
 };
 
+// OpenTelemetry traces (docs/OPERATIONS.md, "Tracing"): llmgw records spans into shared
+// memory, llmcd exports them over OTLP/HTTP. No endpoint: no spans recorded at all.
+struct TracingConfig {
+  std::string otlp_endpoint;            // e.g. http://127.0.0.1:4318 (POST <endpoint>/v1/traces)
+  std::string protocol = "http/protobuf";  // or http/json
+  double sample = 0.01;                 // head sampling of traces llmgw starts (0..1)
+  std::string service_name = "llmgw";   // resource attribute service.name
+  uint32_t max_queue_spans = 8192;      // llmcd's export queue; spans beyond it are dropped (counted)
+};
+
 struct Config {
   std::string instance = "default";
   std::string log_level = "info";
@@ -243,6 +277,7 @@ struct Config {
   FleetConfig fleet;
   AuthConfig auth;
   LimitsConfig limits;
+  TracingConfig tracing;
   std::vector<ModelConfig> models;
   std::vector<KeyConfig> keys;   // inline `keys:` first, then those of auth.keys_file
   std::string keys_file_path;    // auth.keys_file resolved against the config's folder
@@ -271,8 +306,18 @@ struct ConfigResult {
 
 // Parses and validates YAML text. `filename` appears in error messages.
 ConfigResult ParseConfig(std::string_view yaml, std::string_view filename);
-// Reads the file and parses it.
-ConfigResult LoadConfigFile(const std::string& path);
+// Reads the file and parses it; with read_backend_keys also ResolveBackendKeys (llmcd:
+// the keys reach llmgw in the snapshot, so llmgw never needs the key files or variables).
+ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys = false);
+
+// Reads every backend's api_key_file (relative to the directory of config->source_file) or
+// api_key_env into BackendConfig::api_key. Errors name the key, never its content. Called
+// by LoadConfigFile and by whoever parses config text it will run (llmcd's reload); not by
+// ParseConfig, so llmctl's local checks never read the server's secrets.
+void ResolveBackendKeys(Config* config, std::vector<ConfigError>* errors);
+// A short, non-reversible tag of a secret for diffs and logs ("sha256:1a2b3c4d"): shows
+// that a key changed without showing the key. Empty for an empty secret.
+std::string KeyFingerprint(std::string_view secret);
 
 // Parses a keys file (a list of keys, or a mapping with `keys:`) against the models of
 // `c` (for the allow-lists); errors name `filename`. Used for auth.keys_file and by

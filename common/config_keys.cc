@@ -137,6 +137,8 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
        "HOST:PORT of the controller (agents)"},
       {"fleet.agent_id", F(fleet.agent_id), A::kLlmcdRestart, 0, 0, K::kNone, {}, "<hostname>/<instance>",
        "name reported to the controller"},
+      {"fleet.tls_ca_file", F(fleet.tls_ca_file), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "agents: CA the controller's admin certificate is verified with; set = TLS"},
       {"fleet.etcd.endpoints", F(fleet.etcd.endpoints), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
        "etcd members (http://HOST:PORT); set: controllers elect a leader, agents find it"},
       {"fleet.etcd.prefix", F(fleet.etcd.prefix), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
@@ -152,6 +154,16 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
        "requests per second of the whole gateway (fleet); 0 = no limit"},
       {"limits.global.burst", F(limits.global.burst), A::kReload, 0, 0, K::kNone, {}, "rps",
        "requests the global bucket holds; 0 = rps"},
+      {"tracing.otlp_endpoint", F(tracing.otlp_endpoint), A::kRestart, 0, 0, K::kNone, {}, {},
+       "OTLP/HTTP collector base URL; empty = no tracing"},
+      {"tracing.protocol", F(tracing.protocol), A::kLlmcdRestart, 0, 0, K::kOneOf, "http/protobuf|http/json", {},
+       "OTLP/HTTP encoding"},
+      {"tracing.sample", F(tracing.sample), A::kLlmgwRestart, 0, 1, K::kNone, {}, {},
+       "fraction of traces llmgw starts that are recorded"},
+      {"tracing.service_name", F(tracing.service_name), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "resource attribute service.name"},
+      {"tracing.max_queue_spans", F(tracing.max_queue_spans), A::kLlmcdRestart, 1, 1 << 22, K::kNone, {}, {},
+       "llmcd's export queue bound"},
 
       {"models", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "the models served"},
       {"keys", SECTION, A::kReload, 0, 0, K::kNone, {}, {}, "client API keys"},
@@ -173,11 +185,30 @@ const std::vector<ConfigKey<ModelConfig>>& ModelKeys() {
 
 const std::vector<ConfigKey<BackendConfig>>& BackendKeys() {
   static const std::vector<ConfigKey<BackendConfig>> keys = {
-      {"url", F(url), A::kReload, 0, 0, K::kNone, {}, "required", "http://HOST[:PORT][/base]"},
+      {"url", F(url), A::kReload, 0, 0, K::kNone, {}, "required", "http(s)://HOST[:PORT][/base]"},
       {"id", F(id), A::kReload, 0, 0, K::kNone, {}, "the URL", "admin name"},
       {"max_concurrent", F(max_concurrent), A::kReload, 1, 1000000, K::kNone, {}, {}, "most requests in flight to it"},
       {"weight", F(weight), A::kReload, 0, 1e6, K::kNone, {}, {}, "weighted_round_robin weight"},
       {"engine", F(engine), A::kReload, 0, 0, K::kNone, {}, {}, "which /metrics names to read"},
+      {"provider", F(provider), A::kReload, 0, 0, K::kOneOf, "openai_compatible|openai|azure|anthropic|gemini", {},
+       "API the backend speaks; hosted providers are probed on their model list, never scraped"},
+      {"api_key_file", F(api_key_file), A::kReload, 0, 0, K::kNone, {}, {},
+       "file holding the provider key (re-read on reload); relative to the config file"},
+      {"api_key_env", F(api_key_env), A::kReload, 0, 0, K::kNone, {}, {}, "environment variable holding the key"},
+      {"organization", F(organization), A::kReload, 0, 0, K::kNone, {}, {}, "openai: OpenAI-Organization header"},
+      {"deployment", F(deployment), A::kReload, 0, 0, K::kNone, {}, {},
+       "azure: /openai/deployments/<deployment>/..."},
+      {"api_version", F(api_version), A::kReload, 0, 0, K::kNone, {}, {}, "azure: api-version query parameter"},
+      {"upstream_model", F(upstream_model), A::kReload, 0, 0, K::kNone, {}, "the model's name",
+       "model name sent upstream"},
+      {"tls.ca_file", F(tls.ca_file), A::kReload, 0, 0, K::kNone, {}, "system store",
+       "CA bundle (PEM) that verifies an https backend"},
+      {"tls.server_name", F(tls.server_name), A::kReload, 0, 0, K::kNone, {}, "the URL's host",
+       "SNI and the name checked on the certificate"},
+      {"tls.verify", F(tls.verify), A::kReload, 0, 0, K::kNone, {}, {}, "verify the backend's certificate"},
+      {"tls.client_cert_file", F(tls.client_cert_file), A::kReload, 0, 0, K::kNone, {}, {},
+       "client certificate (PEM) presented to the backend"},
+      {"tls.client_key_file", F(tls.client_key_file), A::kReload, 0, 0, K::kNone, {}, {}, "its private key (PEM)"},
       {"rps", F(rps), A::kReload, 0, 0, K::kNone, {}, {}, "attempts per second sent to it; 0 = no limit"},
   };
   return keys;
@@ -302,6 +333,8 @@ std::vector<ConfigChange> DiffConfigs(const Config& running, const Config& next)
   auto backend_fields = [](const ModelConfig& m, const BackendConfig& b) {
     Fields f = TableFields(BackendKeys(), b, false, "id");
     f["model"] = m.name;
+    // A rotated key shows as a changed fingerprint, never as the key.
+    if (!b.api_key.empty()) f["api_key"] = KeyFingerprint(b.api_key);
     return f;
   };
   for (const auto& m : running.models)

@@ -13,14 +13,18 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "common/span_ring.h"
 
 namespace llmgw::shm {
 
 constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
 // 2: prefix homes (snapshot) and prefix reports (stats); 3: stats from the lists below
-// (errors_by_kind sized by ErrorKind::kCount, was 32); 4: client API keys and limits
-// (key table in the snapshot, per-limit use in the stats slots, the lease region).
-constexpr uint32_t kShmAbiVersion = 4;
+// (errors_by_kind sized by ErrorKind::kCount, was 32); 4: per-model latency/TTFT/inter-token
+// histograms, per-backend inter-token histogram, answers without a model by code, 520,
+// finer histogram buckets, span rings (common/span_ring.h). 5: BackendEntry tls/provider
+// and the BackendUpstream table (issue 13). 6: client API keys
+// and limits (key table in the snapshot, per-limit use in the stats slots, the lease region).
+constexpr uint32_t kShmAbiVersion = 6;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -52,17 +56,29 @@ enum class BackendState : uint8_t {
 };
 
 // Histogram bucket upper bounds in microseconds, shared by latency, TTFT and inter-token
-// histograms. Log-spaced from 50 us to 5 min; the last bucket is +Inf.
-constexpr uint64_t kHistBoundsUs[] = {50,      100,     250,     500,      1000,     2500,
-                                      5000,    10000,   25000,   50000,    100000,   250000,
-                                      500000,  1000000, 2500000, 5000000,  10000000, 30000000,
-                                      60000000, 120000000, 300000000};
+// histograms; the last bucket is +Inf. At most 25-33% apart from 1 ms to 10 s (coarse
+// below and above): a quantile read from the buckets (llmctl, the dashboard, PromQL's
+// histogram_quantile) is then within ~20% of what clients measure; the 1-2.5-5 steps this
+// replaced put a 30 ms p99 at 50 ms (issue 16). Memory: the shm object is sparse, only the
+// rows a thread counts for are touched.
+constexpr uint64_t kHistBoundsUs[] = {
+    50, 100, 250, 500, 1000, 1250, 1500, 2000, 2500, 3000,
+    4000, 5000, 6000, 7500, 10000, 12500, 15000, 17500, 20000, 25000,
+    30000, 35000, 40000, 50000, 60000, 70000, 80000, 100000, 125000, 150000,
+    175000, 200000, 250000, 300000, 350000, 400000, 500000, 600000, 750000, 1000000,
+    1250000, 1500000, 2000000, 2500000, 3000000, 4000000, 5000000, 6000000, 7500000, 10000000,
+    15000000, 20000000, 30000000, 60000000, 120000000, 300000000};
 constexpr uint32_t kHistBuckets = sizeof(kHistBoundsUs) / sizeof(kHistBoundsUs[0]) + 1;
 
+// Binary search: a few compares per observation on the hot path, not a walk of the table.
 inline uint32_t HistBucketFor(uint64_t us) {
-  uint32_t i = 0;
-  while (i < kHistBuckets - 1 && us > kHistBoundsUs[i]) ++i;
-  return i;
+  uint32_t lo = 0, hi = kHistBuckets - 1;  // answer in [lo, hi]; hi = the +Inf bucket
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (us > kHistBoundsUs[mid]) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -93,6 +109,30 @@ struct BackendEntry {
   float error_rate;        // recent failure fraction 0..1
   uint32_t fleet_in_flight;  // sum over every gateway thread (and the fleet), last tick
   uint32_t rps;            // attempts per second to it, whole gateway (fleet); 0 = no limit
+  uint8_t tls;             // 1: https:// backend
+  uint8_t provider;        // providers::ProviderKind; 0 = openai_compatible
+  uint16_t reserved;
+  uint32_t reserved2;  // keeps the entry a multiple of 8 bytes
+};
+
+// What llmgw needs to reach a backend beyond its address: the provider's parameters, the
+// TLS settings and the provider key (read by llmcd from api_key_file / api_key_env). Kept
+// apart from BackendEntry so the routing scans stay compact; copied with the used backend
+// range. The fleet wire form leaves api_key out (snapshot_codec.cc).
+struct BackendUpstream {
+  char api_key[256];
+  char upstream_model[kNameLen];  // empty: the model's name
+  char organization[64];
+  char deployment[64];
+  char api_version[32];
+  char server_name[kNameLen];     // TLS: SNI and the checked name; empty: the URL's host
+  char ca_file[160];              // TLS: empty = the system store
+  char client_cert_file[160];
+  char client_key_file[160];
+  uint64_t tls_fingerprint;       // FNV-1a of the TLS settings (0: plain http); a thread
+                                  // rebuilds its SSL_CTX for the backend when it changes
+  uint8_t tls_verify;
+  uint8_t reserved[7];
 };
 
 struct ModelEntry {
@@ -165,10 +205,12 @@ struct Snapshot {
   // endian) & (kKeyIndexSlots - 1), linear probing. Built by BuildSnapshot.
   uint16_t key_index[kKeyIndexSlots];
   KeyEntry keys[kMaxKeys];
+  BackendUpstream upstreams[kMaxBackends];  // by backend slot
 };
 
 static_assert(sizeof(BackendEntry) % 8 == 0 && sizeof(ModelEntry) % 8 == 0 && sizeof(Limits) % 8 == 0 &&
                   sizeof(PrefixHomeEntry) % 8 == 0 && sizeof(KeyEntry) % 8 == 0 &&
+                  sizeof(BackendUpstream) % 8 == 0 &&
                   offsetof(Snapshot, limits) % 8 == 0 && offsetof(Snapshot, key_index) % 8 == 0 &&
                   offsetof(Snapshot, keys) % 8 == 0,
               "snapshot rows are copied as 8-byte words");
@@ -187,6 +229,7 @@ inline void ForEachUsedRange(uint32_t num_models, uint32_t num_backends, uint32_
   f(offsetof(Snapshot, models), num_models * sizeof(ModelEntry));
   f(offsetof(Snapshot, backends), num_backends * sizeof(BackendEntry));
   if (num_prefix_homes) f(offsetof(Snapshot, prefix_homes), num_prefix_homes * sizeof(PrefixHomeEntry));
+  f(offsetof(Snapshot, upstreams), num_backends * sizeof(BackendUpstream));
   if (num_keys) {
     f(offsetof(Snapshot, key_index), sizeof(Snapshot::key_index));
     f(offsetof(Snapshot, keys), num_keys * sizeof(KeyEntry));
@@ -227,8 +270,10 @@ constexpr uint32_t kNumUpstreamErrs = static_cast<uint32_t>(UpstreamErr::kCount)
 constexpr uint32_t kNumErrorKinds = static_cast<uint32_t>(ErrorKind::kCount);
 
 // Status codes counted per model. Index with StatusCodeIndex().
+// 520 is llmgw's own: an answer cut after its first byte reached the client (the client
+// saw 200 and a broken or error-terminated body; docs/OPERATIONS.md).
 constexpr uint16_t kStatusCodes[] = {200, 400, 401, 403, 404, 405, 408, 413, 422, 429,
-                                     431, 499, 500, 502, 503, 504};
+                                     431, 499, 500, 502, 503, 504, 520};
 constexpr uint32_t kNumStatusCodes = sizeof(kStatusCodes) / sizeof(kStatusCodes[0]) + 1;  // + other
 inline uint32_t StatusCodeIndex(uint16_t code) {
   for (uint32_t i = 0; i < kNumStatusCodes - 1; ++i)
@@ -305,7 +350,9 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
 //                                             exported in seconds
 // `metric` is the Prometheus family; `label` is "" or one fixed "key=value" label that
 // tells entries sharing a family apart (llm_gateway_tokens_total{kind="prompt"}). Scope
-// labels follow the entry's own: model="..." for model stats, url="..." for backends.
+// labels follow the entry's own: model="..." for model stats, id="..." for backends.
+// A thread entry may share a model family: its series then has no model label
+// (unrouted_by_code: answers to requests that named no configured model).
 
 // Per data-plane thread (StatsSlot), exported without a scope label.
 #define LLMGW_THREAD_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                        \
@@ -324,8 +371,10 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   COUNTER(admission_rejected, "llm_rate_limiter_rejected_total", "limit=admission",                    \
           "Requests rejected by a limiter (limit=admission: the admission queue was full or timed out).") \
   HISTOGRAM(latency, "llm_gateway_request_latency_seconds", "End-to-end request latency.")              \
-  HISTOGRAM(ttft, "llm_gateway_ttft_seconds", "Time to first token.")                                   \
-  HISTOGRAM(inter_token, "llm_gateway_inter_token_seconds", "Time between streamed tokens.")
+  HISTOGRAM(ttft, "llm_gateway_ttft_seconds", "Time to first token of streamed answers.")              \
+  HISTOGRAM(inter_token, "llm_gateway_inter_token_seconds", "Time between streamed tokens.")            \
+  COUNTER_VEC(unrouted_by_code, kNumStatusCodes, "code", StatusCodeLabel, "llm_gateway_requests_total",  \
+              "Requests answered by the gateway, by model and HTTP status.")
 
 // Per model slot (ModelStats), label model="name".
 #define LLMGW_MODEL_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                          \
@@ -339,9 +388,12 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   COUNTER(fallbacks, "llm_gateway_fallbacks_total", "", "Requests sent on to a fallback model.")        \
   COUNTER(rejected, "llm_gateway_rejected_total", "",                                                   \
           "Requests rejected for lack of an eligible backend or by admission, by model.")               \
-  GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")
+  GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")              \
+  HISTOGRAM(latency, "llm_gateway_model_request_latency_seconds", "End-to-end request latency, by model.") \
+  HISTOGRAM(ttft, "llm_gateway_model_ttft_seconds", "Time to first token of streamed answers, by model.") \
+  HISTOGRAM(inter_token, "llm_gateway_model_inter_token_seconds", "Time between streamed tokens, by model.")
 
-// Per backend slot (BackendStats), label url="...". llm_worker_in_flight (fleet-wide, from
+// Per backend slot (BackendStats), label id="..." (the url is on llm_worker_info). llm_worker_in_flight (fleet-wide, from
 // llmcd) stays the figure the policies use; local_in_flight is this gateway's threads only.
 #define LLMGW_BACKEND_STATS(COUNTER, GAUGE, COUNTER_VEC, HISTOGRAM)                                        \
   COUNTER(requests, "llm_worker_requests_total", "", "Attempts sent to the backend.")                   \
@@ -359,7 +411,8 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
           "Attempts slower than circuit_breaker.slow_call_ms.")                                         \
   COUNTER(upstream_connects, "llm_worker_connects_total", "", "New TCP connections opened to the backend.") \
   HISTOGRAM(latency, "llm_worker_request_latency_seconds", "Attempt latency, by backend.")              \
-  HISTOGRAM(ttft, "llm_worker_ttft_seconds", "Time to first token, by backend.")
+  HISTOGRAM(ttft, "llm_worker_ttft_seconds", "Time to first token of streamed answers, by backend.")  \
+  HISTOGRAM(inter_token, "llm_worker_inter_token_seconds", "Time between streamed tokens, by backend.")
 
 // Per (client key, model) of a thread (KeyModelStats rows), labels key="id", model="name".
 // Requests without a key count under key "anonymous".
@@ -550,6 +603,7 @@ struct ShmRegion {
   // tick: the x-ratelimit-remaining-* answers tell the key's real remainder, not one
   // thread's lease.
   std::atomic<uint64_t> limiter_level[kNumLimiters];
+  SpanRing span_rings[kMaxStatsSlots];  // span_rings[i]: finished spans of slots[i]'s thread
 };
 
 static_assert(std::is_trivially_copyable_v<Snapshot>);

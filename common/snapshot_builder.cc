@@ -1,6 +1,8 @@
 // Config -> Snapshot (see snapshot_builder.h).
 #include "common/snapshot_builder.h"
 
+#include "common/providers/provider.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -218,6 +220,36 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
       std::memcpy(be.addr, ra.addr, sizeof(be.addr));
       be.state = static_cast<uint8_t>(shm::BackendState::kHealthy);
       be.engine = static_cast<uint8_t>(b.engine);
+      be.tls = b.parsed.tls() ? 1 : 0;
+      providers::ProviderKind kind = providers::ProviderKind::kOpenAiCompatible;
+      providers::ParseProvider(b.provider, &kind);
+      be.provider = static_cast<uint8_t>(kind);
+      shm::BackendUpstream& up = out->upstreams[bs];
+      CopyStr(up.api_key, sizeof(up.api_key), b.api_key);
+      CopyStr(up.upstream_model, sizeof(up.upstream_model), b.upstream_model);
+      CopyStr(up.organization, sizeof(up.organization), b.organization);
+      CopyStr(up.deployment, sizeof(up.deployment), b.deployment);
+      CopyStr(up.api_version, sizeof(up.api_version), b.api_version);
+      CopyStr(up.server_name, sizeof(up.server_name), b.tls.server_name);
+      CopyStr(up.ca_file, sizeof(up.ca_file), b.tls.ca_file);
+      CopyStr(up.client_cert_file, sizeof(up.client_cert_file), b.tls.client_cert_file);
+      CopyStr(up.client_key_file, sizeof(up.client_key_file), b.tls.client_key_file);
+      up.tls_verify = b.tls.verify ? 1 : 0;
+      up.tls_fingerprint = 0;
+      if (b.parsed.tls()) {
+        uint64_t h = 1469598103934665603ull;
+        auto mix = [&h](std::string_view s) {
+          for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+          h = (h ^ 0xff) * 1099511628211ull;  // separator: ("ab","c") != ("a","bc")
+        };
+        mix(b.parsed.host);
+        mix(b.tls.server_name);
+        mix(b.tls.ca_file);
+        mix(b.tls.client_cert_file);
+        mix(b.tls.client_key_file);
+        mix(b.tls.verify ? "1" : "0");
+        up.tls_fingerprint = h ? h : 1;
+      }
       be.metrics_fresh = 0;
       be.model_slot = static_cast<uint16_t>(ms);
       be.max_concurrent = b.max_concurrent;

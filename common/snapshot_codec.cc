@@ -23,7 +23,14 @@ std::string EncodeSnapshot(const Snapshot& s) {
   out.append(reinterpret_cast<const char*>(&size), 4);
   out.append(reinterpret_cast<const char*>(&s), kHeaderBytes);
   ForEachUsedRange(s, [&](size_t off, size_t len) {
+    size_t at = out.size();
     out.append(reinterpret_cast<const char*>(&s) + off, len);
+    // Provider keys never travel on the fleet channel (it has no TLS): an agent's own
+    // config must name them.
+    if (off == offsetof(Snapshot, upstreams))
+      for (size_t i = 0; i * sizeof(BackendUpstream) < len; ++i)
+        std::memset(out.data() + at + i * sizeof(BackendUpstream) + offsetof(BackendUpstream, api_key), 0,
+                    sizeof(BackendUpstream::api_key));
   });
   return out;
 }

@@ -28,7 +28,7 @@ std::string PlaintextTokenWarning(const AdminConfig& admin, const std::string& c
     if (!ParseHostPort(controller, &host, &port, &why, false) || IsLoopbackHost(host)) return "";
     return "the admin token is sent to the fleet controller " + controller +
            " without TLS: anyone on the network path can read it and then call the admin API; "
-           "use a private network or a TLS tunnel";
+           "set fleet.tls_ca_file (the controllers serving admin.tls_cert_file) or use a private network";
   }
   bool tls = !admin.tls_cert_file.empty() && !admin.tls_key_file.empty();
   if (tls || !ParseHostPort(admin.grpc_listen, &host, &port, &why, true) || IsLoopbackHost(host)) return "";

@@ -33,7 +33,7 @@ Result<std::string> ReadTokenFile(const std::string& path);
 // Issue 17: a bearer token sent in plaintext over a network can be read by anyone on the
 // path. Returns the warning llmcd logs at start when that is configured: the admin API
 // with admin.token_file on a non-loopback admin.grpc_listen without TLS, or (controller
-// non-empty: the fleet agent role, whose channel has no TLS) a token sent to a
+// non-empty: the fleet agent role without fleet.tls_ca_file, checked by the caller) a token sent to a
 // non-loopback controller. Empty when the token stays on the host or is encrypted.
 std::string PlaintextTokenWarning(const AdminConfig& admin, const std::string& controller = "");
 

@@ -94,7 +94,7 @@ Controller::Controller(ControllerOptions opts) : opts_(std::move(opts)), rng_(op
 Controller::~Controller() { Shutdown(); }
 
 llmgw::Status Controller::Start(const std::string& config_path) {
-  ConfigResult r = LoadConfigFile(config_path);
+  ConfigResult r = LoadConfigFile(config_path, /*read_backend_keys=*/true);
   if (!r.ok()) return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "%s", r.ErrorText().c_str());
   return StartWithConfig(std::move(r.config));
 }

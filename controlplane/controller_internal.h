@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/providers/provider.h"
 #include "common/routing/prefix_placer.h"
 #include "common/routing/bandit.h"
 #include "common/routing/router.h"
@@ -17,6 +18,7 @@
 #include "controlplane/engine_metrics.h"
 #include "controlplane/http_client.h"
 #include "controlplane/prom_parser.h"
+#include "controlplane/recent_histogram.h"
 
 namespace llmgw::cp {
 
@@ -28,6 +30,10 @@ struct Controller::BackendRt {
   double weight = 1;
   uint32_t max_concurrent = 0;
   HttpTarget target;
+  // A hosted provider is probed on its model list (no tokens spent) and never scraped.
+  bool hosted = false;
+  std::string probe_path;  // hosted: the provider's token-free GET (query included)
+  bool scraped = true;
   // Active health.
   bool healthy = true;
   uint32_t consecutive_ok = 0, consecutive_fail = 0;
@@ -43,7 +49,11 @@ struct Controller::BackendRt {
   EngineSignals sig;
   std::vector<std::pair<double, double>> prev_ttft_buckets;
   double scraped_ttft_sum = 0, scraped_ttft_count = 0;
-  double ttft_p50_ms = 0, ttft_p99_ms = 0;
+  double scraped_ttft_p50_ms = 0, scraped_ttft_p99_ms = 0;  // never mixed into the observed ones
+  // Observed by the data plane, over the last 30 s (RecentHistogram): streams' TTFT and
+  // attempt latency.
+  RecentHistogram ttft_recent, latency_recent;
+  double ttft_p50_ms = 0, ttft_p99_ms = 0, latency_p50_ms = 0, latency_p99_ms = 0;
   // Passive signals from the data plane's stats.
   bool have_prev = false;
   shm::BackendTotals prev;

@@ -17,16 +17,19 @@ void Controller::DispatchJobs(uint64_t now) {
       // intervals" keeps holding while probes of many backends drift apart.
       uint64_t jitter = h.interval_ms >= 10 ? rng_() % (h.interval_ms / 10) : 0;
       b->next_probe_ms = now + h.interval_ms - jitter;
-      std::string path = b->use_models_fallback ? "/v1/models" : h.path;
+      // Hosted providers: their model list, which proves reachability and the key without
+      // spending tokens; engines we run: health.path, falling back to /v1/models on 404.
+      std::string path = b->hosted ? b->probe_path : b->use_models_fallback ? "/v1/models" : h.path;
+      bool may_fall_back = !b->hosted;
       HttpTarget target = b->target;
       uint32_t timeout = h.timeout_ms;
       uint64_t epoch = epoch_;
       std::string bid = id;
       Prober* prober = opts_.prober.get();
-      b->probe_in_flight = pool_->Submit([this, prober, target, path, timeout, epoch, bid] {
+      b->probe_in_flight = pool_->Submit([this, prober, target, path, timeout, epoch, bid, may_fall_back] {
         ProbeResult r{ProbeResult::kProbe, bid, epoch};
         HttpResponse resp = prober->Get(target, path, timeout, 1u << 20, &cancel_io_);
-        if (resp.ok() && resp.status == 404 && path != "/v1/models") {
+        if (may_fall_back && resp.ok() && resp.status == 404 && path != "/v1/models") {
           r.fell_back = true;
           resp = prober->Get(target, "/v1/models", timeout, 1u << 20, &cancel_io_);
         }
@@ -38,7 +41,7 @@ void Controller::DispatchJobs(uint64_t now) {
       });
       if (!b->probe_in_flight) ++counters_.jobs_dropped;
     }
-    if (h.scrape_metrics && !b->scrape_in_flight && now >= b->next_scrape_ms) {
+    if (h.scrape_metrics && b->scraped && !b->scrape_in_flight && now >= b->next_scrape_ms) {
       b->next_scrape_ms = now + h.scrape_interval_ms;
       std::string path = b->engine == Engine::kTrtLlm ? "/prometheus/metrics" : "/metrics";
       HttpTarget target = b->target;
@@ -114,19 +117,18 @@ void Controller::DrainMailbox(uint64_t now) {
       b->engine = sig.engine;
       if (b->last_error.rfind("scrape", 0) == 0) b->last_error.clear();
       // TTFT from the backend's own histogram, over the observations since the last scrape.
+      // Kept in scraped_* fields: the observed figures (ttft_p99_ms, ewma_ttft_ms) come from
+      // the data plane alone; alternating the two sources made llmctl's TTFT99 jump.
       if (sig.has_ttft) {
-        double dc = sig.ttft_count - b->scraped_ttft_count, ds = sig.ttft_sum_s - b->scraped_ttft_sum;
-        if (b->scraped_once && dc > 0 && ds >= 0 && b->prev.ttft.count == 0)
-          b->ewma_ttft_ms = Ewma(b->ewma_ttft_ms, ds / dc * 1000.0, cfg_.control.ewma_alpha, b->ewma_ttft_ms == 0);
         double q;
         if (HistogramQuantile(sig.ttft_buckets, b->scraped_once ? b->prev_ttft_buckets
                                                                   : std::vector<std::pair<double, double>>{},
                               0.5, &q))
-          b->ttft_p50_ms = q * 1000;
+          b->scraped_ttft_p50_ms = q * 1000;
         if (HistogramQuantile(sig.ttft_buckets, b->scraped_once ? b->prev_ttft_buckets
                                                                   : std::vector<std::pair<double, double>>{},
                               0.99, &q))
-          b->ttft_p99_ms = q * 1000;
+          b->scraped_ttft_p99_ms = q * 1000;
         b->prev_ttft_buckets = sig.ttft_buckets;
         b->scraped_ttft_count = sig.ttft_count;
         b->scraped_ttft_sum = sig.ttft_sum_s;

@@ -77,6 +77,32 @@ void Controller::RebuildRuntime(const Config& cfg, std::string* summary) {
       }
       rt->target.host_header = be.host_header;
       rt->target.base_path = be.base_path;
+      rt->target.tls = b.parsed.tls();
+      if (rt->target.tls && !b.tls.verify)  // on every load and reload: an operator should keep seeing it
+        LOG_WARN("tls.verify is off: the backend's certificate is not checked", {{"backend", b.id}});
+      rt->target.tls_options = HttpTlsOptions{b.tls.ca_file, b.tls.server_name, b.tls.verify,
+                                              b.tls.client_cert_file, b.tls.client_key_file};
+      {
+        providers::ProviderKind kind = providers::ProviderKind::kOpenAiCompatible;
+        providers::ParseProvider(b.provider, &kind);
+        const providers::Provider& prov = providers::ProviderFor(kind);
+        providers::ProviderParams params{b.api_key, b.organization, b.deployment, b.api_version, {}};
+        char buf[4096];
+        providers::OutBuf hdrs(buf, sizeof buf);
+        prov.WriteAuthHeaders(params, &hdrs);
+        std::string_view all = hdrs.view();
+        for (size_t pos = 0; pos < all.size();) {
+          size_t eol = all.find("\r\n", pos);
+          if (eol == std::string_view::npos) break;
+          rt->target.headers.emplace_back(all.substr(pos, eol - pos));
+          pos = eol + 2;
+        }
+        rt->hosted = b.hosted();
+        rt->scraped = prov.scraped();
+        providers::OutBuf path(buf, sizeof buf);
+        prov.WriteProbePath(params, &path);
+        rt->probe_path = std::string(path.view());
+      }
       std::string id = b.id;
       if (!rt->breaker) {
         rt->breaker = std::make_unique<CircuitBreaker>(
@@ -127,12 +153,13 @@ ReloadOutcome Controller::ReloadFromFile() {
     std::lock_guard<std::mutex> l(mu_);
     path = config_path_;
   }
-  return Apply(LoadConfigFile(path));
+  return Apply(LoadConfigFile(path, /*read_backend_keys=*/true));  // a rotated key file is re-read
 }
 
 ReloadOutcome Controller::ReloadFromText(const std::string& yaml, const std::string& filename) {
   ConfigResult r = ParseConfig(yaml, filename);
   r.config.source_file = filename;
+  if (r.ok()) ResolveBackendKeys(&r.config, &r.errors);
   return Apply(std::move(r));
 }
 

@@ -306,11 +306,23 @@ Status FleetAgent::Start() {
     if (!t.ok()) return t.error();
     token_ = t.value();
   }
+  if (!cfg_.fleet.tls_ca_file.empty()) {
+    std::FILE* f = std::fopen(cfg_.fleet.tls_ca_file.c_str(), "r");
+    if (!f)
+      return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "fleet.tls_ca_file: cannot read %s",
+                   cfg_.fleet.tls_ca_file.c_str());
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) tls_ca_.append(buf, n);
+    std::fclose(f);
+    if (tls_ca_.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+      return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "fleet.tls_ca_file: %s holds no PEM certificate",
+                   cfg_.fleet.tls_ca_file.c_str());
+  }
   auto obj = shm::ShmObject::Open(cfg_.ShmName());
   if (!obj.ok()) return obj.error();
   shm_ = std::move(obj.value());
   writer_ = std::make_unique<shm::SnapshotWriter>(shm_->region());
-  LOG_INFO("fleet agent started", {{"agent_id", agent_id_},
+  LOG_INFO("fleet agent started", {{"agent_id", agent_id_}, {"tls", !tls_ca_.empty()},
                                    {"controller", etcd_ ? "the leader in etcd" : controller_},
                                    {"instance", cfg_.instance}});
   return Status::Ok();
@@ -446,7 +458,13 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
       continue;
     }
     if (addr != dialled) {
-      channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+      if (!tls_ca_.empty()) {  // fleet.tls_ca_file: the controller's certificate is verified
+        grpc::SslCredentialsOptions o;
+        o.pem_root_certs = tls_ca_;
+        creds = grpc::SslCredentials(o);
+      }
+      channel = grpc::CreateCustomChannel(addr, creds, args);
       stub = admin::Fleet::NewStub(channel);
       dialled = addr;
     }

@@ -104,6 +104,7 @@ class FleetAgent {
 
   Config cfg_;
   std::string controller_, agent_id_, token_;
+  std::string tls_ca_;            // PEM of fleet.tls_ca_file: the link uses TLS when set
   std::unique_ptr<EtcdKv> etcd_;  // set when the leader is found through etcd
   std::string controller_id_;     // guarded by mu_, as is controller_ in etcd mode
   std::string resolve_error_;     // last reason etcd named no leader (logged on change)

@@ -1,63 +1,82 @@
-// Blocking GET with a single deadline: non-blocking socket + poll for every step.
+// HttpGet over libcurl's multi interface: one easy handle per call, driven in 50 ms poll
+// slices so a cancel flag is seen promptly, the whole transfer bounded by timeout_ms.
 #include "controlplane/http_client.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
+#include <arpa/inet.h>
+#include <curl/curl.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 
 namespace llmgw::cp {
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-// Waits for `events` on fd until the deadline or cancellation; false on timeout, error
-// or cancel. With a cancel flag, poll in 50 ms slices so the flag is seen promptly.
-bool WaitFor(int fd, short events, int64_t deadline_ms, const std::atomic<bool>* cancel) {
-  for (;;) {
-    if (cancel && cancel->load(std::memory_order_relaxed)) return false;
-    int64_t left = deadline_ms - NowMs();
-    if (left <= 0) return false;
-    if (cancel) left = std::min<int64_t>(left, 50);
-    pollfd p{fd, events, 0};
-    int r = poll(&p, 1, static_cast<int>(left));
-    if (r > 0) return true;
-    if (r == 0) continue;  // the deadline or the flag is checked at the top
-    if (errno != EINTR) return false;
+struct Sink {
+  std::string* body;
+  size_t cap;
+  bool too_large = false;
+};
+
+size_t Write(char* data, size_t size, size_t n, void* user) {
+  auto* s = static_cast<Sink*>(user);
+  size_t len = size * n;
+  if (s->body->size() + len > s->cap) {
+    s->too_large = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
   }
+  s->body->append(data, len);
+  return len;
 }
 
-// Decodes a chunked body; false when malformed.
-bool Dechunk(const std::string& in, std::string* out) {
-  size_t pos = 0;
-  out->clear();
-  for (;;) {
-    size_t eol = in.find("\r\n", pos);
-    if (eol == std::string::npos) return false;
-    size_t len = 0;
-    size_t i = pos;
-    for (; i < eol; ++i) {
-      char c = in[i];
-      int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
-      if (v < 0) break;  // chunk extensions after ';'
-      if (len > (1u << 28)) return false;
-      len = len * 16 + static_cast<size_t>(v);
-    }
-    if (i == pos) return false;
-    pos = eol + 2;
-    if (len == 0) return true;
-    if (pos + len > in.size()) return false;
-    out->append(in, pos, len);
-    pos += len + 2;
+// "ADDR:PORT" of the resolved address, IPv6 in brackets, for CURLOPT_CONNECT_TO.
+std::string AddrPort(const HttpTarget& t) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (t.addr.ss_family == AF_INET6) {
+    const auto* sa = reinterpret_cast<const sockaddr_in6*>(&t.addr);
+    inet_ntop(AF_INET6, &sa->sin6_addr, ip, sizeof ip);
+    port = ntohs(sa->sin6_port);
+    return "[" + std::string(ip) + "]:" + std::to_string(port);
+  }
+  const auto* sa = reinterpret_cast<const sockaddr_in*>(&t.addr);
+  inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof ip);
+  port = ntohs(sa->sin_port);
+  return std::string(ip) + ":" + std::to_string(port);
+}
+
+// The port part of HOST:PORT (host_header always carries one).
+std::string PortOf(const std::string& host_header) {
+  size_t colon = host_header.rfind(':');
+  size_t bracket = host_header.rfind(']');
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return "";
+  return host_header.substr(colon + 1);
+}
+
+std::string Describe(CURLcode rc, const char* errbuf, const Sink& sink, uint32_t timeout_ms) {
+  std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  switch (rc) {
+    case CURLE_WRITE_ERROR:
+      if (sink.too_large) return "response too large";
+      return "receive: " + detail;
+    case CURLE_OPERATION_TIMEDOUT: return "timeout after " + std::to_string(timeout_ms) + " ms";
+    case CURLE_COULDNT_CONNECT: return "connect: " + detail;
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return "tls: the backend's certificate was refused: " + detail;
+    case CURLE_SSL_CACERT_BADFILE: return "tls: cannot load tls.ca_file: " + detail;
+    case CURLE_SSL_CERTPROBLEM: return "tls: cannot use the client certificate: " + detail;
+    case CURLE_SSL_CONNECT_ERROR: return "tls: handshake failed: " + detail;
+    case CURLE_GOT_NOTHING: return "empty response";
+    case CURLE_RECV_ERROR: return "receive: " + detail;
+    case CURLE_SEND_ERROR: return "send: " + detail;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY: return "not an HTTP response: " + detail;
+    default: return detail;
   }
 }
 
@@ -65,109 +84,95 @@ bool Dechunk(const std::string& in, std::string* out) {
 
 HttpResponse HttpGet(const HttpTarget& target, const std::string& path, uint32_t timeout_ms,
                      size_t max_body_bytes, const std::atomic<bool>* cancel) {
+  GlobalInit();
   HttpResponse res;
-  auto timed_out = [&](const char* step) {
-    res.error = cancel && cancel->load() ? std::string("cancelled") : std::string(step) + ": timeout";
-    return res;
-  };
-  int64_t deadline = NowMs() + timeout_ms;
-  int fd = socket(target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    res.error = std::string("socket: ") + strerror(errno);
+  CURL* easy = curl_easy_init();
+  CURLM* multi = curl_multi_init();
+  if (!easy || !multi) {
+    if (easy) curl_easy_cleanup(easy);
+    if (multi) curl_multi_cleanup(multi);
+    res.error = "libcurl: out of memory";
     return res;
   }
-  struct Closer { int fd; ~Closer() { close(fd); } } closer{fd};
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&target.addr), target.addr_len) != 0) {
-    if (errno != EINPROGRESS) {
-      res.error = std::string("connect: ") + strerror(errno);
-      return res;
-    }
-    if (!WaitFor(fd, POLLOUT, deadline, cancel)) return timed_out("connect");
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      res.error = std::string("connect: ") + strerror(err);
-      return res;
+  const HttpTlsOptions& tls = target.tls_options;
+  // With tls.server_name the URL names it (so SNI and the certificate check use it) while
+  // the Host header and the connection stay those of the configured backend.
+  std::string host = target.tls && !tls.server_name.empty() ? tls.server_name + ":" + PortOf(target.host_header)
+                                                            : target.host_header;
+  std::string url = (target.tls ? "https://" : "http://") + host + target.base_path + path;
+  std::string connect_to = "::" + AddrPort(target);
+  curl_slist* connect_list = curl_slist_append(nullptr, connect_to.c_str());
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, ("Host: " + target.host_header).c_str());
+  headers = curl_slist_append(headers, "Accept: text/plain, application/json");
+  for (const auto& h : target.headers) headers = curl_slist_append(headers, h.c_str());
+
+  Sink sink{&res.body, max_body_bytes};
+  char errbuf[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_list);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "llmcd");
+  curl_easy_setopt(easy, CURLOPT_PROXY, "");  // never through an environment proxy
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, Write);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+  if (target.tls) {
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
+    if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.client_cert_file.empty()) {
+      curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.client_cert_file.c_str());
+      curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.client_key_file.c_str());
     }
   }
-  std::string req = "GET " + target.base_path + path + " HTTP/1.1\r\nHost: " + target.host_header +
-                    "\r\nUser-Agent: llmcd\r\nAccept: text/plain, application/json\r\n"
-                    "Connection: close\r\n\r\n";
-  size_t sent = 0;
-  while (sent < req.size()) {
-    ssize_t n = send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) { sent += static_cast<size_t>(n); continue; }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (!WaitFor(fd, POLLOUT, deadline, cancel)) return timed_out("send");
-      continue;
-    }
-    res.error = std::string("send: ") + strerror(errno);
-    return res;
-  }
-  std::string raw;
-  size_t head_end = std::string::npos;
-  long content_length = -1;
-  bool chunked = false;
-  char buf[16384];
-  for (;;) {
-    if (head_end != std::string::npos && content_length >= 0 &&
-        raw.size() >= head_end + static_cast<size_t>(content_length))
+
+  curl_multi_add_handle(multi, easy);
+  CURLcode rc = CURLE_OK;
+  bool done = false, cancelled = false;
+  while (!done) {
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(multi, &running);
+    if (mc != CURLM_OK) {
+      res.error = std::string("libcurl: ") + curl_multi_strerror(mc);
       break;
-    if (head_end != std::string::npos && chunked && raw.size() >= 5 &&
-        raw.compare(raw.size() - 5, 5, "0\r\n\r\n") == 0)
-      break;
-    if (!WaitFor(fd, POLLIN, deadline, cancel)) return timed_out("receive");
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      res.error = std::string("receive: ") + strerror(errno);
-      return res;
     }
-    if (n == 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-    if (raw.size() > max_body_bytes + 65536) { res.error = "response too large"; return res; }
-    if (head_end == std::string::npos) {
-      size_t e = raw.find("\r\n\r\n");
-      if (e == std::string::npos) {
-        if (raw.size() > 65536) { res.error = "response head too large"; return res; }
-        continue;
+    int queued = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi, &queued)) {
+      if (m->msg == CURLMSG_DONE) {
+        rc = m->data.result;
+        done = true;
       }
-      head_end = e + 4;
-      // Headers, case-insensitive: only the two that frame the body matter here.
-      std::string head = raw.substr(0, e);
-      for (auto& c : head) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-      size_t cl = head.find("\r\ncontent-length:");
-      if (cl != std::string::npos) content_length = strtol(head.c_str() + cl + 17, nullptr, 10);
-      if (head.find("\r\ntransfer-encoding: chunked") != std::string::npos) chunked = true;
-      if (content_length < 0 && !chunked) content_length = -1;  // read until close
     }
+    if (done) break;
+    if (cancel && cancel->load(std::memory_order_relaxed)) {
+      cancelled = true;
+      break;
+    }
+    curl_multi_poll(multi, nullptr, 0, cancel ? 50 : 1000, nullptr);
   }
-  if (head_end == std::string::npos) {
-    res.error = raw.empty() ? "empty response" : "truncated response head";
-    return res;
+  if (cancelled) {
+    res.error = "cancelled";
+  } else if (done && rc != CURLE_OK) {
+    res.error = Describe(rc, errbuf, sink, timeout_ms);
+  } else if (done) {
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 100 || status > 599) res.error = "bad status line";
+    else res.status = static_cast<int>(status);
   }
-  if (raw.compare(0, 5, "HTTP/") != 0 || raw.size() < 12) {
-    res.error = "not an HTTP response";
-    return res;
-  }
-  int status = atoi(raw.c_str() + 9);
-  if (status < 100 || status > 599) {
-    res.error = "bad status line";
-    return res;
-  }
-  std::string body = raw.substr(head_end);
-  if (chunked) {
-    std::string out;
-    if (!Dechunk(body, &out)) { res.error = "bad chunked body"; return res; }
-    body.swap(out);
-  } else if (content_length >= 0) {
-    if (body.size() < static_cast<size_t>(content_length)) { res.error = "truncated body"; return res; }
-    body.resize(static_cast<size_t>(content_length));
-  }
-  if (body.size() > max_body_bytes) { res.error = "response too large"; return res; }
-  res.status = status;
-  res.body = std::move(body);
+  if (!res.ok()) res.body.clear();
+  curl_multi_remove_handle(multi, easy);
+  curl_easy_cleanup(easy);
+  curl_multi_cleanup(multi);
+  curl_slist_free_all(headers);
+  curl_slist_free_all(connect_list);
   return res;
 }
 

@@ -45,6 +45,8 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
                                 "no eligible backend for this model"));
   }
   at.Started(slot);
+  if (spans_.enabled()) c->trace.NewAttempt(&rng_);
+  c->attempt_open = true;
   const shm::BackendEntry& be = snap_->backends[slot];
   ++local_[slot].in_flight;
   ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
@@ -52,6 +54,11 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
   c->first_byte_us = 0;
   c->attempt_start_us = NowUs();
 
+  // Until TLS and the providers are wired into the upstream path (issue 13), such a
+  // backend is never sent plaintext: the attempt fails over like a refused connect.
+  if (be.tls || be.provider != 0)
+    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
+                                   "https and hosted-provider backends are not served by this llmgw yet"));
   bool reused;
   UpstreamConn* u = pool_.Take(slot, be, &reused);
   if (!u)
@@ -82,6 +89,7 @@ void WorkerImpl::Enqueue(ClientConn* c) {
   auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
   if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
   c->queued = true;
+  c->log_flags |= kFlagLimited;
   c->attempt.Requeue();
   stats_.AdmissionQueued();
   if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
@@ -92,6 +100,7 @@ void WorkerImpl::Enqueue(ClientConn* c) {
 }
 
 void WorkerImpl::RejectOverloaded(ClientConn* c) {
+  c->log_flags |= kFlagLimited;
   stats_.AdmissionRejected(c->attempt.orig_model());
   c->retry_after_s = admission_->RetryAfterSeconds();
   SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
@@ -130,6 +139,7 @@ void WorkerImpl::RetryStale(ClientConn* c) {
 // error's reply (error_reply.h). After: end the stream with an SSE error event and close.
 void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
   stats_.CountError(e.kind());
+  EndAttempt(c, e.upstream_status(), e.kind());
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;
   if (!c->rw.committed()) {
@@ -141,6 +151,7 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
                                               draining_, NowMs(), &rng_);
     if (next == Attempt::Next::kFail) return SendFailure(c, e);
     stats_.Retry(c->attempt.orig_model());
+    c->log_flags |= kFlagRetried;
     if (next == Attempt::Next::kRetryNow) return StartAttempt(c);
     ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
     return;
@@ -152,11 +163,11 @@ void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, s
   if (c->up) ReleaseUpstream(c, false);
   c->rw.CloseAfterSend();
   c->response_done = true;
+  c->status = kStreamCutStatus;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
     c->rw.AppendStreamError(&c->h->out, reply, message, c->relay.EventSeparator());
     QueueSend(c);
   } else {
-    c->status = 502;
     if (c->out_off >= c->h->out.size()) CloseClient(c);
     else QueueSend(c);
   }

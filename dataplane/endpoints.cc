@@ -30,11 +30,18 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
+  c->first_token_us = 0;
+  c->trace_begun = false;
+  c->start_unix_ns = 0;
+  c->attempt_open = false;
+  c->n_notes = 0;
+  c->log_flags = 0;
   c->up = nullptr;
   c->attempt.Reset();
   c->up_deadline_ms = 0;
   c->total_deadline_ms = 0;
-  c->bytes_in = c->bytes_out = 0;
+  c->bytes_out = 0;
+  c->bytes_in = c->session.head_bytes() + c->h->body.size();  // this request's, as parsed
   c->queued = false;
   c->retry_after_s = 0;
   c->deadline_ms = 0;
@@ -175,6 +182,38 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
     if (!get) return wrong_method();
     return SendModels(c);
   }
+  if (path.size() > 11 && path.substr(0, 11) == "/v1/models/") {  // the SDK's models.retrieve
+    if (!get) return wrong_method();
+    // The id is the rest of the path ("org/name" ids have slashes), %XX-decoded.
+    char id[shm::kNameLen];
+    size_t n = 0;
+    std::string_view raw = path.substr(11);
+    for (size_t i = 0; i < raw.size() && n + 1 < sizeof id; ++i) {
+      auto hex = [](char ch) {
+        char lo = static_cast<char>(ch | 32);
+        return ch >= '0' && ch <= '9' ? ch - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
+      };
+      if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        id[n++] = static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+        i += 2;
+      } else {
+        id[n++] = raw[i];
+      }
+    }
+    bool via_alias = false;
+    int m = has_snapshot_ ? FindModel(std::string_view(id, n), &via_alias) : -1;
+    if (m < 0)
+      return SendError(c, 404, "The model does not exist or you do not have access to it.", "invalid_request_error",
+                       "model", "model_not_found");
+    std::string& b = scratch_;
+    b.clear();
+    b.append("{\"id\":");
+    AppendJsonString(&b, std::string_view(id, n));
+    b.append(",\"object\":\"model\",\"created\":0,\"owned_by\":\"llmgw\",\"root\":");
+    AppendJsonString(&b, snap_->models[m].name);
+    b.push_back('}');
+    return SendLocal(c, 200, b);
+  }
   const char* api = nullptr;
   if (path == "/v1/chat/completions") api = "/v1/chat/completions";
   else if (path == "/v1/completions") api = "/v1/completions";
@@ -184,6 +223,7 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   }
   if (!post) return wrong_method();
   std::memcpy(c->api_path, api, std::strlen(api) + 1);  // every api path fits
+  BeginTrace(c);
   if (!has_snapshot_) {
     return SendError(c, 503, "gateway has no routing snapshot yet", "service_unavailable", nullptr,
                      "not_ready");

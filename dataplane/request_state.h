@@ -26,6 +26,12 @@ struct RequestState {
   HeaderCollector resp_headers;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
   PresentedKey api_key;  // the client API key the request presented, if any
+  // W3C Trace Context as the client sent it (llmgw writes traceparent upstream itself:
+  // the attempt's span when tracing, else the client's value unchanged); tracestate is
+  // also forwarded as a header line. User-Agent for the access log.
+  SmallStr<64> traceparent;
+  SmallStr<256> tracestate;
+  SmallStr<200> user_agent;
   std::string body;
   std::string out;     // bytes for the client; one send in flight at a time
   char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
@@ -39,6 +45,9 @@ struct RequestState {
     resp_headers.Clear();
     user.Clear();
     api_key.Clear();
+    traceparent.Clear();
+    tracestate.Clear();
+    user_agent.Clear();
     body.clear();
     out.clear();
     prefix_len = -1;

@@ -41,6 +41,9 @@ Status WorkerImpl::Init() {
   // The leases of stats slot i are leases[i] (shm_layout.h).
   limiter_.Attach(stats_.slot()->limiter_use, &region_->leases[stats_.slot() - region_->slots],
                   &stats_.slot()->lease_seen, region_->limiter_level);
+  // The span ring beside this thread's stats slot (same index).
+  spans_.Attach(&region_->span_rings[stats_.slot() - region_->slots], !cfg_.tracing.otlp_endpoint.empty(),
+                cfg_.tracing.sample);
   snap_ = std::make_unique<shm::Snapshot>();
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);
@@ -371,10 +374,13 @@ void WorkerImpl::NewClient(int fd) {
   }
   c->fd = fd;
   Bind(c);
-  if (addr_limiter_.enabled()) {  // one getpeername per connection, only when capped
+  if (addr_limiter_.enabled() || access_log_.enabled()) {  // one getpeername per connection, only when needed
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr_key = ClientAddressLimiter::KeyOf(ss);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (addr_limiter_.enabled()) c->addr_key = ClientAddressLimiter::KeyOf(ss);
+      if (access_log_.enabled()) FormatPeer(ss, c->client_addr, sizeof(c->client_addr));
+    }
   }
   ++live_conns_;
   c->session.Start(this, &session_limits_, c);

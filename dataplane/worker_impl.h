@@ -30,6 +30,7 @@
 #include "dataplane/loop.h"
 #include "dataplane/rng.h"
 #include "dataplane/thread_limiter.h"
+#include "dataplane/span_recorder.h"
 #include "dataplane/thread_stats.h"
 #include "dataplane/upstream_codec.h"
 #include "dataplane/upstream_pool.h"
@@ -238,6 +239,10 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   void EndKeyRequest(ClientConn* c, int status);
   // x-ratelimit-{limit,remaining,reset}-{requests,tokens} for the request's key.
   void FormatRateLimitHeaders(ClientConn* c);
+  // Tracing (tracing.otlp_endpoint): the request's trace context from its traceparent,
+  // then one span per finished attempt (status 0: no answer) and one for the request.
+  void BeginTrace(ClientConn* c);
+  void EndAttempt(ClientConn* c, uint16_t status, ErrorKind kind);
 
   uint64_t NextRandom() { return rng_.Next(); }
 
@@ -268,6 +273,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   ThreadLimiter limiter_;  // this thread's leases of every limit (thread_limiter.h)
   const uint64_t anonymous_hash_ = BackendKey(kAnonymousKeyId);  // key="anonymous" rows
   AccessLog access_log_;
+  SpanRecorder spans_;
   uint64_t reopen_seen_ = 0;  // the g_reopen_logs generation the access log was opened at
   shm::SnapshotReader reader_;
   std::unique_ptr<shm::Snapshot> snap_;

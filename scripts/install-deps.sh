@@ -15,18 +15,36 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  googletest libgmock-dev libsystemd-dev python3-seccomp libcurl4-openssl-dev
-  # OpenSSL: SHA-256 of client API keys (data plane, llmcd, llmctl)
-  libssl-dev
+  # upstream TLS (data plane), probes over http(s) and etcd (libcurl), test certificates
+  libssl-dev libcurl4-openssl-dev openssl ca-certificates
+  googletest libgmock-dev libsystemd-dev python3-seccomp
   # packaging and operations kit: .deb, unit checks, Prometheus rule tests
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
   # the HA fleet's tests: a real etcd on loopback (fleet.etcd), etcdctl to look inside
   etcd-server etcd-client
+  # observability tests: the dashboard in a real headless browser, an OTLP/HTTP receiver
+  # decoding protobuf; libcurl posts llmcd's OTLP exports
+  chromium python3-protobuf libcurl4-openssl-dev
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
+
+# The official OpenAI Node SDK test (tests/dataplane/sdk) needs node and npm; Debian's
+# packages unless a node is installed already (a NodeSource node brings its own npm).
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
+
+# The SDK itself, at the version package-lock.json pins, from the npm registry.
+install_sdk() {
+  local sdk
+  sdk="$(cd "$(dirname "$0")/.." && pwd)/tests/dataplane/sdk"
+  if [ ! -f "$sdk/node_modules/openai/package.json" ]; then
+    echo "install-deps: npm ci in $sdk"
+    (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -34,6 +52,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  install_sdk
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
@@ -48,3 +67,4 @@ if [ ! -e "$policy" ]; then
   trap '$SUDO rm -f "$policy"' EXIT
 fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_sdk

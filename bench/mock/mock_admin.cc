@@ -41,6 +41,7 @@ void Server::HandleStats(Conn* c) {
   kv("errors_injected_total", errors_injected_);
   kv("closed_mid_stream_total", closed_mid_stream_);
   kv("bad_requests_total", bad_requests_);
+  kv("provider_auth_failures_total", provider_auth_failures_);
   kv("prompt_tokens_total", metrics_.prompt_tokens_total);
   kv("generation_tokens_total", metrics_.generation_tokens_total);
   kv("prefix_cache_query_tokens", engine_.prefix_queries_tokens());

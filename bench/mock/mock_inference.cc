@@ -115,13 +115,17 @@ bool Server::HandleInference(Conn* c, Api api) {
       SendError(c, 404, "The model `" + std::string(m) + "` does not exist.", "model");
       return true;
     }
+  } else if (api == Api::kAnthropic) {
+    SendError(c, 400, "model: Field required", "model");
+    return true;
   }
   Req r;
   r.api = api;
   std::string err, param;
   std::string& prompt = prompt_scratch_;
   prompt.clear();
-  if (!ExtractPrompt(d, api, &prompt, &err, &param)) {
+  if (api == Api::kAnthropic ? !ExtractAnthropicPrompt(d, &prompt, &err, &param)
+                             : !ExtractPrompt(d, api, &prompt, &err, &param)) {
     SendError(c, 400, err, param);
     return true;
   }
@@ -144,6 +148,10 @@ bool Server::HandleInference(Conn* c, Api api) {
       }
       max_tokens = d[key].GetInt64();
     }
+  }
+  if (api == Api::kAnthropic && max_tokens < 0) {
+    SendError(c, 400, "max_tokens: Field required", "max_tokens");
+    return true;
   }
   bool ignore_eos = d.HasMember("ignore_eos") && d["ignore_eos"].IsBool() && d["ignore_eos"].GetBool();
   r.prompt_tokens = PromptTokens(prompt);
@@ -274,8 +282,13 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
                "transfer-encoding: chunked\r\n");
     if (first_index == 0 && !c->keep_alive) s.append("connection: close\r\n");
     if (first_index == 0) s.append("\r\n");
-    for (int i = 0; i < count; ++i) AppendChunkEvent(&s, r, first_index + i, finished && !cut && i == count - 1);
-    if (finished && !cut) {
+    if (r->api == Api::kAnthropic) {
+      AppendAnthropicEvents(&s, r, first_index, count, finished && !cut);
+      if (finished && !cut) s.append("0\r\n\r\n");
+    } else {
+      for (int i = 0; i < count; ++i) AppendChunkEvent(&s, r, first_index + i, finished && !cut && i == count - 1);
+    }
+    if (finished && !cut && r->api != Api::kAnthropic) {
       if (r->include_usage) AppendChunkEvent(&s, r, -1, true);
       s.append("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
     }
@@ -299,7 +312,12 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
 
 void Server::CompleteRequest(Req* r) {
   Conn* c = r->conn;
-  if (!r->stream) {
+  if (!r->stream && r->api == Api::kAnthropic) {
+    std::string& body = body_scratch_;
+    body.clear();
+    AppendAnthropicMessage(&body, r);
+    SendSimple(c, 200, "application/json", body);
+  } else if (!r->stream) {
     std::string& body = body_scratch_;
     body.clear();
     const bool chat = r->api == Api::kChat;

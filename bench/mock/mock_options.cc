@@ -48,6 +48,11 @@ const char* MockUsage() {
          "  --max-model-len N           context length; longer prompts get 400 (default 32768)\n"
          "  --embedding-dim N           /v1/embeddings vector size (default 16)\n"
          "  --seed N                    generated text and fault dice (default 1)\n"
+         "  --tls CERT KEY              serve HTTPS with this certificate chain and key (PEM)\n"
+         "  --provider openai|azure|anthropic|gemini   speak a hosted provider's API (headers,\n"
+         "                              paths, request and answer shapes); default: vLLM's\n"
+         "  --api-key KEY               key a provider flavour accepts (default mock-key)\n"
+         "  --deployment NAME           azure flavour's deployment (default mock-deployment)\n"
          "faults (also at runtime: POST /mock/faults):\n"
          "  --error-rate X --error-status N --hang-first-byte --slow-first-byte-ms N\n"
          "  --close-mid-stream-after N --refuse-connections --die-after N\n";
@@ -84,9 +89,28 @@ bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool
       ok = flag_only(&o->faults.hang_first_byte);
     } else if (a == "--refuse-connections") {
       ok = flag_only(&o->faults.refuse_connections);
+    } else if (a == "--tls") {
+      if (has_inline || i + 2 >= argc) {
+        *err = "--tls: expects CERT KEY";
+        return false;
+      }
+      o->tls_cert = argv[++i];
+      o->tls_key = argv[++i];
     } else if (!value()) {
       *err = a + ": missing value";
       return false;
+    } else if (a == "--provider") {
+      if (v == "openai") o->provider = MockProvider::kOpenAi;
+      else if (v == "azure") o->provider = MockProvider::kAzure;
+      else if (v == "anthropic") o->provider = MockProvider::kAnthropic;
+      else if (v == "gemini") o->provider = MockProvider::kGemini;
+      else ok = false;
+    } else if (a == "--api-key") {
+      ok = !v.empty();
+      o->api_key = v;
+    } else if (a == "--deployment") {
+      ok = !v.empty();
+      o->deployment = v;
     } else if (a == "--listen") {
       o->listen = v;
     } else if (a == "--model") {

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "bench/mock/mock_tls.h"
 #include "common/log.h"
 
 namespace llmgw::mock {
@@ -55,7 +56,7 @@ const char* ErrorType(int status) {
 
 }  // namespace
 
-int Server::Run(bool announce) {
+int Server::Run(bool announce, uint16_t shown_port) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (epfd_ < 0 || timer_fd_ < 0) return 1;
@@ -69,7 +70,7 @@ int Server::Run(bool announce) {
     sockaddr_in sa{};
     socklen_t sl = sizeof sa;
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &sl);
-    std::printf("listening 127.0.0.1:%u\n", ntohs(sa.sin_port));
+    std::printf("listening 127.0.0.1:%u\n", shown_port ? shown_port : ntohs(sa.sin_port));
     std::fflush(stdout);
   }
   epoll_event evs[256];
@@ -268,6 +269,7 @@ void Server::SendSimple(Conn* c, int status, std::string_view content_type, std:
 }
 
 void Server::SendError(Conn* c, int status, std::string_view message, std::string_view param) {
+  if (opts_.provider == MockProvider::kAnthropic) return SendProviderError(c, status, AnthropicErrorTypeFor(status), message);
   std::string body;
   body.reserve(160 + message.size());
   body.append("{\"error\":{\"message\":");
@@ -289,7 +291,22 @@ bool Server::Dispatch(Conn* c) {
   const bool get = c->method == HTTP_GET, post = c->method == HTTP_POST;
   bool done = true;
   auto wrong_method = [&] { SendError(c, 405, "method not allowed"); };
-  if (path == "/v1/chat/completions" || path == "/v1/completions") {
+  std::string routed;
+  if (opts_.provider != MockProvider::kNone) {
+    if (!ProviderRoute(c, path, &routed)) {
+      if (c->dead) return false;
+      FinishExchange(c);
+      return !c->dead;
+    }
+    path = routed;
+  }
+  if (opts_.provider == MockProvider::kAnthropic && path == "/v1/messages") {
+    if (!post) wrong_method();
+    else done = HandleInference(c, Api::kAnthropic);
+  } else if (opts_.provider == MockProvider::kAnthropic && path == "/v1/models") {
+    if (!get) wrong_method();
+    else HandleAnthropicModels(c);
+  } else if (path == "/v1/chat/completions" || path == "/v1/completions") {
     if (!post) wrong_method();
     else done = HandleInference(c, path == "/v1/chat/completions" ? Api::kChat : Api::kCompletion);
   } else if (path == "/v1/embeddings") {
@@ -400,6 +417,33 @@ int RunMockServer(const MockOptions& opts) {
   std::string host = opts.listen.substr(0, colon);
   uint16_t port = static_cast<uint16_t>(std::atoi(opts.listen.c_str() + colon + 1));
   const bool multi = opts.threads > 1;
+  // --tls: the TLS front owns the public address; the loops listen on a loopback port of
+  // their own that only the front connects to.
+  const bool tls = !opts.tls_cert.empty();
+  uint16_t public_port = 0;
+  if (tls) {
+    int pub = OpenListener(host, port, false);
+    if (pub < 0) {
+      Log(LogLevel::kError, "cannot listen", {{"listen", std::string_view(opts.listen)}, {"errno", errno}});
+      return 1;
+    }
+    sockaddr_in sa{};
+    socklen_t sl = sizeof sa;
+    getsockname(pub, reinterpret_cast<sockaddr*>(&sa), &sl);
+    public_port = ntohs(sa.sin_port);
+    host = "127.0.0.1";
+    port = 0;
+    int first = OpenListener(host, port, multi);
+    sl = sizeof sa;
+    getsockname(first, reinterpret_cast<sockaddr*>(&sa), &sl);
+    close(first);
+    port = ntohs(sa.sin_port);  // reopened below, shared by the loops
+    std::string err;
+    if (!StartTlsFront(opts.tls_cert, opts.tls_key, pub, port, &err)) {
+      Log(LogLevel::kError, "cannot serve TLS", {{"error", std::string_view(err)}});
+      return 1;
+    }
+  }
   int first = OpenListener(host, port, multi);
   if (first < 0) {
     Log(LogLevel::kError, "cannot listen", {{"listen", std::string_view(opts.listen)}, {"errno", errno}});
@@ -421,7 +465,7 @@ int RunMockServer(const MockOptions& opts) {
     });
   }
   Server s(opts, first, 0);
-  int rc = s.Run(true);
+  int rc = s.Run(true, public_port);
   for (auto& t : threads) t.join();
   return rc;
 }

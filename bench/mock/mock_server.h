@@ -21,6 +21,11 @@ struct Faults {
   int64_t die_after = 0;           // exit after this many inference requests (0 = never)
 };
 
+// Which API the mock speaks (--provider): plain vLLM/OpenAI-compatible, or a hosted
+// provider's flavour that checks that provider's headers, paths and request shape and
+// answers in its shape (docs/MOCK.md "Provider flavours").
+enum class MockProvider : uint8_t { kNone = 0, kOpenAi, kAzure, kAnthropic, kGemini };
+
 struct MockOptions {
   std::string listen = "127.0.0.1:8000";
   std::string model = "mock-model";
@@ -32,6 +37,10 @@ struct MockOptions {
   uint64_t seed = 1;
   int threads = 1;
   Faults faults;
+  MockProvider provider = MockProvider::kNone;
+  std::string api_key = "mock-key";   // the key a provider flavour accepts
+  std::string deployment = "mock-deployment";  // azure flavour
+  std::string tls_cert, tls_key;      // --tls CERT KEY: serve HTTPS
 };
 
 // Parses argv; on error writes a message to *err and returns false. --help sets *help.

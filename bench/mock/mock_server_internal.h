@@ -26,6 +26,12 @@
 // A named namespace, not an anonymous one: Server's members are defined in several files.
 namespace llmgw::mock::internal {
 
+using JsonValue = rapidjson::GenericValue<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>>;
+// Checks an Anthropic Messages request the way the API does (roles, content blocks,
+// system, stop_sequences, tools, temperature) and collects its text as the prompt.
+bool ExtractAnthropicPrompt(const JsonValue& d, std::string* prompt, std::string* err, std::string* param);
+const char* AnthropicErrorTypeFor(int status);
+
 constexpr size_t kMaxBodyBytes = 16u << 20;
 constexpr size_t kMaxUrlBytes = 8192;
 
@@ -70,7 +76,7 @@ inline void AppendInt(std::string* out, int64_t v) {
 using JsonAlloc = rapidjson::MemoryPoolAllocator<>;
 using JsonDoc = rapidjson::GenericDocument<rapidjson::UTF8<>, JsonAlloc, JsonAlloc>;
 
-enum class Api : uint8_t { kChat, kCompletion };
+enum class Api : uint8_t { kChat, kCompletion, kAnthropic /* POST /v1/messages */ };
 
 struct Conn;
 
@@ -106,6 +112,11 @@ struct Conn {
   bool close_after_flush = false;
   bool dead = false;
   uint64_t active_req = 0;  // 0 = none; the parser is paused while a request runs
+  // The request headers a provider flavour checks (mock_providers.cc), and llhttp's
+  // pieces of the header being read.
+  std::string hdr_name, hdr_value;
+  std::string h_authorization, h_api_key, h_x_api_key, h_anthropic_version;
+  void KeepHeader();  // files hdr_name/hdr_value under one of the h_ fields, then clears them
 };
 
 
@@ -124,6 +135,26 @@ class Server {
       c->url.clear();
       c->body.clear();
       c->body_too_large = c->url_too_long = false;
+      c->hdr_name.clear();
+      c->hdr_value.clear();
+      c->h_authorization.clear();
+      c->h_api_key.clear();
+      c->h_x_api_key.clear();
+      c->h_anthropic_version.clear();
+      return 0;
+    };
+    settings_.on_header_field = [](llhttp_t* p, const char* at, size_t n) -> int {
+      Conn* c = static_cast<Conn*>(p->data);
+      if (c->hdr_name.size() + n <= 256) c->hdr_name.append(at, n);
+      return 0;
+    };
+    settings_.on_header_value = [](llhttp_t* p, const char* at, size_t n) -> int {
+      Conn* c = static_cast<Conn*>(p->data);
+      if (c->hdr_value.size() + n <= 4096) c->hdr_value.append(at, n);
+      return 0;
+    };
+    settings_.on_header_value_complete = [](llhttp_t* p) -> int {
+      static_cast<Conn*>(p->data)->KeepHeader();
       return 0;
     };
     settings_.on_url = [](llhttp_t* p, const char* at, size_t n) -> int {
@@ -153,7 +184,8 @@ class Server {
     scratch_.reserve(1 << 16);
   }
 
-  int Run(bool announce);
+  // announce: print "listening 127.0.0.1:PORT" (shown_port when non-zero: the TLS front's).
+  int Run(bool announce, uint16_t shown_port = 0);
 
  private:
   // --- connections and I/O ---
@@ -173,6 +205,13 @@ class Server {
                   std::string_view extra_headers = {});
   void SendError(Conn* c, int status, std::string_view message, std::string_view param = {});
   bool HandleInference(Conn* c, Api api);
+  // Provider flavours (mock_providers.cc). ProviderRoute checks the flavour's headers and
+  // path and maps it to the mock's own path; false after answering with the provider's error.
+  bool ProviderRoute(Conn* c, std::string_view path, std::string* routed);
+  void SendProviderError(Conn* c, int status, std::string_view type, std::string_view message);
+  void HandleAnthropicModels(Conn* c);
+  void AppendAnthropicEvents(std::string* out, const Req* r, int first_index, int count, bool finished) const;
+  void AppendAnthropicMessage(std::string* out, const Req* r) const;
   bool HandleEmbeddings(Conn* c);
   void HandleModels(Conn* c);
   void HandleStats(Conn* c);
@@ -217,6 +256,7 @@ class Server {
   const int64_t started_us_ = NowUs();  // /mock/stats uptime_seconds (utilisation windows)
   uint64_t http_requests_total_ = 0, requests_total_ = 0, completed_total_ = 0;
   uint64_t cancelled_total_ = 0, errors_injected_ = 0, closed_mid_stream_ = 0, bad_requests_ = 0;
+  uint64_t provider_auth_failures_ = 0;  // requests a provider flavour refused for their key
 };
 
 }  // namespace llmgw::mock::internal

@@ -113,6 +113,7 @@ std::map<std::string, std::string> ChangedValue(const ConfigKey<Config>& k, Conf
         if (path == "fleet.etcd.prefix") return {{path, "/changed/"}};
         if (path == "admin.tls_cert_file" || path == "admin.tls_key_file")
           return {{"admin.tls_cert_file", "/c.pem"}, {"admin.tls_key_file", "/k.pem"}};
+        if (path == "tracing.otlp_endpoint") return {{path, "\"http://127.0.0.1:4318\""}};  // a URL only
         return {{path, "changed-value"}};
     }
   }
@@ -190,6 +191,23 @@ TEST(ConfigKeysTest, BackendAndModelFieldChangesReachTheReloadSummary) {
   ASSERT_TRUE(c.ok()) << c.ErrorText();
   EXPECT_EQ(ConfigChangesSummary(DiffConfigs(a.config, c.config)),
             "gateway.listen \"127.0.0.1:8080\" -> \"127.0.0.1:9\" (takes effect after: restart llmgw)\n");
+}
+
+// A rotated provider key shows in the diff as a changed fingerprint, never as the key.
+TEST(ConfigKeysTest, RotatedBackendKeyIsDiffedByFingerprintOnly) {
+  const std::string yaml =
+      "models:\n  - name: m\n    backends:\n"
+      "      - { id: oa, url: \"https://api.example\", provider: openai, api_key_env: K }\n";
+  ConfigResult a = ParseConfig(yaml, "a.yaml"), b = ParseConfig(yaml, "b.yaml");
+  ASSERT_TRUE(a.ok() && b.ok()) << a.ErrorText() << b.ErrorText();
+  a.config.models[0].backends[0].api_key = "sk-old-secret";
+  b.config.models[0].backends[0].api_key = "sk-new-secret";
+  std::string summary = ConfigChangesSummary(DiffConfigs(a.config, b.config));
+  EXPECT_EQ(summary, "backend oa api_key " + KeyFingerprint("sk-old-secret") + " -> " +
+                         KeyFingerprint("sk-new-secret") + "\n");
+  EXPECT_EQ(summary.find("secret"), std::string::npos);
+  b.config.models[0].backends[0].api_key = "sk-old-secret";
+  EXPECT_EQ(ConfigChangesSummary(DiffConfigs(a.config, b.config)), "no changes\n");
 }
 
 // ---- docs/CONFIG.md ----------------------------------------------------------------------

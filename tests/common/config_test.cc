@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
 #include <string>
 
 namespace llmgw {
@@ -75,6 +79,13 @@ TEST(ConfigTest, UrlParsing) {
   EXPECT_TRUE(ParseUrl("http://[::1]:9000", &u, &why)) << why;
   EXPECT_EQ(u.host, "::1");
   EXPECT_EQ(u.port, 9000);
+  EXPECT_TRUE(ParseUrl("https://api.example.com/base/", &u, &why)) << why;
+  EXPECT_TRUE(u.tls());
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(u.path, "/base");
+  EXPECT_TRUE(ParseUrl("https://h:8443", &u, &why)) << why;
+  EXPECT_EQ(u.port, 8443);
+  EXPECT_FALSE(ParseUrl("http://h", &u, &why) && u.tls());
   EXPECT_FALSE(ParseUrl("ftp://x", &u, &why));
   EXPECT_FALSE(ParseUrl("http://:80", &u, &why));
   EXPECT_FALSE(ParseUrl("http://h:99999", &u, &why));
@@ -136,6 +147,8 @@ const std::string kTls = WithModels("admin:\n  tls_cert_file: /c.pem\n");
 const std::string kBadGrpcListen = WithModels("admin:\n  grpc_listen: 127.0.0.1:http\n");
 const std::string kBadFleet = WithModels("fleet:\n  role: boss\n");
 const std::string kAgentNoController = WithModels("fleet:\n  role: agent\n");
+const std::string kBadOtlp = WithModels("tracing:\n  otlp_endpoint: 127.0.0.1:4318\n");
+const std::string kBadOtlpProtocol = WithModels("tracing:\n  protocol: grpc\n");
 const std::string kBoundedLoad = WithModels("routing:\n  bounded_load: 0.5\n");
 
 const BadCase kBadCases[] = {
@@ -160,6 +173,8 @@ const BadCase kBadCases[] = {
     {"grpc listen port", kBadGrpcListen.c_str(), 2, "admin.grpc_listen", "port must be a number"},
     {"fleet role", kBadFleet.c_str(), 2, "fleet.role", "controller or agent"},
     {"agent needs controller", kAgentNoController.c_str(), 2, "fleet.controller", "required"},
+    {"otlp endpoint not a URL", kBadOtlp.c_str(), 2, "tracing.otlp_endpoint", "http:// or https://"},
+    {"otlp protocol", kBadOtlpProtocol.c_str(), 2, "tracing.protocol", "http/protobuf"},
     {"bounded load", kBoundedLoad.c_str(), 2, "routing.bounded_load", "between 1 and 100"},
     {"no models", "instance: x\n", 1, "models", "at least one model"},
     {"empty models", "models: []\n", 1, "models", "at least one model"},
@@ -175,8 +190,25 @@ const BadCase kBadCases[] = {
      "models[0].backends[0].url", "must start with http://"},
     {"url bad port", "models:\n  - name: m\n    backends:\n      - url: http://h:70000\n", 4,
      "models[0].backends[0].url", "port out of range"},
-    {"https url", "models:\n  - name: m\n    backends:\n      - url: https://h:1\n", 4,
-     "models[0].backends[0].url", "https"},
+    {"ftp url", "models:\n  - name: m\n    backends:\n      - url: ftp://h:1\n", 4,
+     "models[0].backends[0].url", "must start with http:// or https://"},
+    {"hosted provider without key", "models:\n  - name: m\n    backends:\n      - url: https://h\n        provider: openai\n",
+     5, "models[0].backends[0].provider", "needs a key"},
+    {"unknown provider", "models:\n  - name: m\n    backends:\n      - url: https://h\n        provider: bedrock\n",
+     5, "models[0].backends[0].provider", "must be one of openai_compatible, openai, azure, anthropic, gemini"},
+    {"azure without deployment",
+     "models:\n  - name: m\n    backends:\n      - url: https://h\n        provider: azure\n        api_key_env: K\n"
+     "        api_version: \"2024-10-21\"\n",
+     5, "models[0].backends[0].deployment", "required for provider azure"},
+    {"key file and env", "models:\n  - name: m\n    backends:\n      - url: https://h\n        api_key_file: k\n"
+     "        api_key_env: K\n", 6, "models[0].backends[0].api_key_env", "exclude each other"},
+    {"tls on http", "models:\n  - name: m\n    backends:\n      - url: http://h:1\n        tls: {verify: false}\n",
+     5, "models[0].backends[0].tls", "https:// backends only"},
+    {"client cert without key",
+     "models:\n  - name: m\n    backends:\n      - url: https://h\n        tls: {client_cert_file: c.pem}\n", 5,
+     "models[0].backends[0].tls.client_cert_file", "go together"},
+    {"unknown tls key", "models:\n  - name: m\n    backends:\n      - url: https://h\n        tls: {verfiy: false}\n",
+     5, "models[0].backends[0].tls.verfiy", "did you mean 'verify'"},
     {"backend without url", "models:\n  - name: m\n    backends:\n      - weight: 1\n", 4,
      "models[0].backends[0].url", "required"},
     {"duplicate backend",
@@ -230,6 +262,57 @@ TEST(ConfigTest, MissingFileIsAClearError) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.ErrorText().find("/nonexistent/llmgw.yaml:0: (file): cannot read"), std::string::npos)
       << r.ErrorText();
+}
+
+// Provider keys come from a file (relative to the config, trailing newline dropped) or the
+// environment; an unreadable or malformed key is an error that never shows the content.
+TEST(ConfigTest, BackendKeysAreReadFromFileOrEnvAndNeverEchoed) {
+  char dir[] = "/tmp/llmgw-keys-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string d = dir;
+  { std::ofstream(d + "/openai.key") << "sk-test-123\n"; }
+  { std::ofstream(d + "/bad.key") << "sk with space\n"; }
+  setenv("LLMGW_TEST_ANTHROPIC_KEY", "ak-456", 1);
+  std::string yaml =
+      "models:\n  - name: m\n    backends:\n"
+      "      - {url: 'https://a', provider: openai, api_key_file: openai.key}\n"
+      "      - {url: 'https://b', provider: anthropic, api_key_env: LLMGW_TEST_ANTHROPIC_KEY}\n"
+      "      - {url: 'http://c:1'}\n";
+  { std::ofstream(d + "/llmgw.yaml") << yaml; }
+  ConfigResult r = LoadConfigFile(d + "/llmgw.yaml", true);
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  // Without read_backend_keys (llmgw) no key file is touched.
+  EXPECT_EQ(LoadConfigFile(d + "/llmgw.yaml").config.models[0].backends[0].api_key, "");
+  EXPECT_EQ(r.config.models[0].backends[0].api_key, "sk-test-123");
+  EXPECT_EQ(r.config.models[0].backends[1].api_key, "ak-456");
+  EXPECT_EQ(r.config.models[0].backends[2].api_key, "");
+  EXPECT_TRUE(r.config.models[0].backends[0].hosted());
+  EXPECT_FALSE(r.config.models[0].backends[2].hosted());
+
+  { std::ofstream(d + "/llmgw.yaml") << "models:\n  - name: m\n    backends:\n"
+                                        "      - {url: 'https://a', provider: openai, api_key_file: bad.key}\n"
+                                        "      - {url: 'https://b', provider: openai, api_key_file: none.key}\n"
+                                        "      - {url: 'https://c', provider: openai, api_key_env: LLMGW_TEST_UNSET_KEY}\n"; }
+  unsetenv("LLMGW_TEST_UNSET_KEY");
+  r = LoadConfigFile(d + "/llmgw.yaml", true);
+  ASSERT_EQ(r.errors.size(), 3u) << r.ErrorText();
+  std::string text = r.ErrorText();
+  EXPECT_NE(text.find("backends[0].api_key_file: the key contains whitespace"), std::string::npos) << text;
+  EXPECT_EQ(text.find("sk with space"), std::string::npos) << text;
+  EXPECT_NE(text.find("backends[1].api_key_file: cannot read " + d + "/none.key"), std::string::npos) << text;
+  EXPECT_NE(text.find("LLMGW_TEST_UNSET_KEY is not set"), std::string::npos) << text;
+  for (const char* f : {"/openai.key", "/bad.key", "/llmgw.yaml"}) unlink((d + f).c_str());
+  rmdir(dir);
+  unsetenv("LLMGW_TEST_ANTHROPIC_KEY");
+}
+
+TEST(ConfigTest, KeyFingerprintTellsKeysApartWithoutShowingThem) {
+  EXPECT_EQ(KeyFingerprint(""), "");
+  std::string a = KeyFingerprint("sk-secret-a"), b = KeyFingerprint("sk-secret-b");
+  EXPECT_EQ(a.rfind("sha256:", 0), 0u);
+  EXPECT_EQ(a.size(), 15u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.find("secret"), std::string::npos);
 }
 
 }  // namespace

@@ -24,6 +24,51 @@ Config Parse(const char* yaml) {
   return r.config;
 }
 
+// Issue 13: what the data plane needs to reach a hosted or https backend is published
+// by slot: provider, key, parameters, TLS settings and a fingerprint that changes with them.
+TEST(SnapshotBuilderTest, PublishesProviderKeyAndTlsSettingsBySlot) {
+  const char* yaml = R"(
+models:
+  - name: m
+    backends:
+      - { id: az, url: "https://127.0.0.1:8443", provider: azure, api_key_env: K, deployment: gpt-4o,
+          api_version: "2024-10-21", upstream_model: gpt-4o-mini,
+          tls: { ca_file: /etc/ca.pem, server_name: res.openai.azure.com } }
+      - { id: plain, url: "http://127.0.0.1:8001" }
+)";
+  Config c = Parse(yaml);
+  c.models[0].backends[0].api_key = "az-secret";
+  SlotAssigner slots;
+  auto s = std::make_unique<shm::Snapshot>();
+  ASSERT_TRUE(BuildSnapshot(c, &slots, s.get()).ok());
+  int az = slots.BackendSlot("az"), plain = slots.BackendSlot("plain");
+  EXPECT_EQ(s->backends[az].tls, 1);
+  EXPECT_EQ(s->backends[az].provider, 2);  // providers::ProviderKind::kAzure
+  EXPECT_EQ(s->backends[az].port, 8443);
+  const shm::BackendUpstream& u = s->upstreams[az];
+  EXPECT_STREQ(u.api_key, "az-secret");
+  EXPECT_STREQ(u.deployment, "gpt-4o");
+  EXPECT_STREQ(u.api_version, "2024-10-21");
+  EXPECT_STREQ(u.upstream_model, "gpt-4o-mini");
+  EXPECT_STREQ(u.server_name, "res.openai.azure.com");
+  EXPECT_STREQ(u.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(u.tls_verify, 1);
+  EXPECT_NE(u.tls_fingerprint, 0u);
+  EXPECT_EQ(s->backends[plain].tls, 0);
+  EXPECT_EQ(s->backends[plain].provider, 0);
+  EXPECT_EQ(s->upstreams[plain].tls_fingerprint, 0u);
+
+  uint64_t before = u.tls_fingerprint;
+  c.models[0].backends[0].tls.ca_file = "/etc/other.pem";
+  ASSERT_TRUE(BuildSnapshot(c, &slots, s.get()).ok());
+  EXPECT_NE(s->upstreams[az].tls_fingerprint, before);
+  c.models[0].backends[0].tls.ca_file = "/etc/ca.pem";
+  c.models[0].backends[0].api_key = "rotated";  // a new key is not a new TLS context
+  ASSERT_TRUE(BuildSnapshot(c, &slots, s.get()).ok());
+  EXPECT_EQ(s->upstreams[az].tls_fingerprint, before);
+  EXPECT_STREQ(s->upstreams[az].api_key, "rotated");
+}
+
 TEST(SnapshotBuilderTest, CopiesModelsBackendsAndLimits) {
   Config c = Parse(R"(
 gateway: { retries: { max: 3 } }

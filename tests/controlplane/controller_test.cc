@@ -94,6 +94,11 @@ class FakeProber final : public Prober {
     }
     cv_.notify_all();
   }
+  HttpTarget last_target(const std::string& path) const {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = last_target_.find(path);
+    return it == last_target_.end() ? HttpTarget{} : it->second;
+  }
   int calls(const std::string& path) const {
     std::lock_guard<std::mutex> l(mu_);
     auto it = calls_.find(path);
@@ -103,6 +108,7 @@ class FakeProber final : public Prober {
                    const std::atomic<bool>* cancel) override {
     std::unique_lock<std::mutex> l(mu_);
     ++calls_[path];
+    last_target_[path] = t;
     while (hold_ && !(cancel && cancel->load())) cv_.wait_for(l, std::chrono::milliseconds(10));
     if (hold_) return HttpResponse{0, "", "cancelled"};
     Answer a = answer_;
@@ -116,6 +122,7 @@ class FakeProber final : public Prober {
   Answer answer_;
   bool hold_ = false;
   std::map<std::string, int> calls_;
+  std::map<std::string, HttpTarget> last_target_;
 };
 
 HttpResponse Ok(std::string body = "ok") { return HttpResponse{200, std::move(body), ""}; }
@@ -130,10 +137,11 @@ class ControllerTest : public ::testing::Test {
  protected:
   // fake: fake prober, injected clock and inline probe jobs; otherwise the real prober,
   // steady clock and worker threads.
-  void Start(const std::string& yaml, bool fake = true) {
+  void Start(const std::string& yaml, bool fake = true, std::function<void(Config&)> tweak = nullptr) {
     instance_ = yaml.substr(10, yaml.find('\n') - 10);
     ConfigResult r = ParseConfig(yaml, "test.yaml");
     ASSERT_TRUE(r.ok()) << r.ErrorText();
+    if (tweak) tweak(r.config);
     ControllerOptions o;
     if (fake) {
       o.clock_ms = [this] { return now_ms_.load(); };
@@ -176,6 +184,99 @@ class ControllerTest : public ::testing::Test {
   std::string instance_;
   std::unique_ptr<shm::ShmObject> shm_;
 };
+
+// Issue 13: a hosted backend is checked on its model list (no tokens spent) with its own
+// key and TLS settings, and never scraped (hosted APIs have no /metrics).
+TEST_F(ControllerTest, HostedProviderIsProbedOnItsModelListWithItsKeyAndNeverScraped) {
+  std::string inst = UniqueInstance();
+  std::string y = "instance: " + inst +
+                  "\nhealth: { interval_ms: 100, timeout_ms: 100, healthy_after: 1, scrape_interval_ms: 100 }\n"
+                  "control: { tick_ms: 20, heartbeat_ms: 100 }\n"
+                  "models:\n  - name: m\n    backends:\n"
+                  "      - { id: az, url: 'https://127.0.0.1:9', provider: azure, api_key_env: AZ_KEY,\n"
+                  "          deployment: gpt-4o, api_version: '2024-10-21',\n"
+                  "          tls: { ca_file: /etc/ca.pem, server_name: res.openai.azure.com } }\n"
+                  "      - { id: self, url: 'http://127.0.0.1:10' }\n";
+  std::atomic<int> hosted_scrapes{0};
+  prober_->Set([&](const std::string& host, const std::string& path) {
+    if (path == "/metrics" && host == "127.0.0.1:9") ++hosted_scrapes;
+    return path == "/metrics" ? Ok(kVllmMetrics) : Ok();
+  });
+  Start(y, true, [](Config& c) { c.models[0].backends[0].api_key = "az-secret"; });
+  const std::string probe = "/openai/models?api-version=2024-10-21";
+  ASSERT_GT(StepUntil([&] { return prober_->calls(probe) > 0 && prober_->calls("/metrics") > 0; }), 0);
+  StepUntil([] { return false; }, 500);
+  EXPECT_GE(prober_->calls(probe), 3);
+  EXPECT_GE(prober_->calls("/metrics"), 3);  // the self-hosted one is scraped ...
+  EXPECT_EQ(hosted_scrapes.load(), 0);        // ... the hosted one never
+  EXPECT_GE(prober_->calls("/health"), 3);
+  // The hosted backend's probe carries its key and TLS settings.
+  prober_->Set([](const std::string&, const std::string&) { return Ok(); });
+  std::string seen_headers;
+  bool tls = false;
+  for (int i = 0; i < 50 && seen_headers.empty(); ++i) {
+    Step();
+    HttpTarget t = prober_->last_target(probe);
+    if (t.tls) {
+      tls = true;
+      EXPECT_EQ(t.tls_options.ca_file, "/etc/ca.pem");
+      EXPECT_EQ(t.tls_options.server_name, "res.openai.azure.com");
+      EXPECT_TRUE(t.tls_options.verify);
+      for (const auto& h : t.headers) seen_headers += h + "\n";
+    }
+  }
+  EXPECT_TRUE(tls);
+  EXPECT_EQ(seen_headers, "api-key: az-secret\n");
+  EXPECT_EQ(StateOf(*c_, "az"), shm::BackendState::kHealthy);
+}
+
+// Issue 13: a key file rotated on disk reaches the probes on the next reload; the reload
+// summary shows only fingerprints, and an unreadable key file rejects the reload.
+TEST_F(ControllerTest, RotatedKeyFileIsPickedUpByReloadAndNeverShown) {
+  char dir[] = "/tmp/llmgw-rotate-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string d = dir, inst = UniqueInstance();
+  { std::ofstream(d + "/oa.key") << "sk-first\n"; }
+  { std::ofstream(d + "/llmgw.yaml") << "instance: " + inst +
+        "\nhealth: { interval_ms: 100, timeout_ms: 100, healthy_after: 1 }\n"
+        "models:\n  - name: m\n    backends:\n"
+        "      - { id: oa, url: 'https://127.0.0.1:9', provider: openai, api_key_file: oa.key }\n"; }
+  ConfigResult r = LoadConfigFile(d + "/llmgw.yaml", true);
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  ControllerOptions o;
+  o.clock_ms = [this] { return now_ms_.load(); };
+  o.prober = prober_;
+  o.worker_threads = 0;
+  c_ = std::make_unique<Controller>(o);
+  ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
+  auto header = [&] {
+    HttpTarget t = prober_->last_target("/v1/models");
+    return t.headers.empty() ? std::string() : t.headers[0];
+  };
+  ASSERT_GT(StepUntil([&] { return header() == "Authorization: Bearer sk-first"; }), 0) << header();
+
+  { std::ofstream(d + "/oa.key.new") << "sk-second\n"; }
+  ASSERT_EQ(rename((d + "/oa.key.new").c_str(), (d + "/oa.key").c_str()), 0);
+  ReloadOutcome out = c_->ReloadFromFile();
+  ASSERT_TRUE(out.ok);
+  EXPECT_EQ(out.summary, "backend oa api_key " + KeyFingerprint("sk-first") + " -> " + KeyFingerprint("sk-second") + "\n");
+  EXPECT_EQ(out.summary.find("sk-"), std::string::npos);
+  ASSERT_GT(StepUntil([&] { return header() == "Authorization: Bearer sk-second"; }), 0) << header();
+
+  unlink((d + "/oa.key").c_str());
+  out = c_->ReloadFromFile();
+  EXPECT_FALSE(out.ok);
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_NE(out.errors[0].find("models[0].backends[0].api_key_file: cannot read"), std::string::npos) << out.errors[0];
+  StepUntil([] { return false; }, 300);
+  EXPECT_EQ(header(), "Authorization: Bearer sk-second");  // the running config keeps serving
+  unlink((d + "/llmgw.yaml").c_str());
+  rmdir(dir);
+  instance_ = inst;
+  auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
+  ASSERT_TRUE(obj.ok());
+  shm_ = std::move(obj.value());
+}
 
 TEST_F(ControllerTest, HealthyBackendIsScrapedAndEngineDetected) {
   // The real HttpProber against a loopback server: the end-to-end path.
@@ -359,6 +460,54 @@ TEST_F(ControllerTest, OpenCircuitGoesHalfOpenThenClosesOnSuccess) {
   shm::Bump(slot->backends[0].requests, 1);
   shm::Bump(slot->backends[0].successes, 1);
   EXPECT_GT(StepUntil([&] { return c_->Circuits().at(kUrlA).state == CircuitState::kClosed; }, 100), 0);
+  shm::ReleaseStatsSlot(slot);
+}
+
+// Issue 16: llmctl's TTFT99 jumped between ~60 ms and ~960 ms under steady streaming load:
+// a since-start histogram (an early slow burst stayed in it for good) alternated with the
+// backend's scraped histogram. Now: the gateway's own observations, last 30 s, only.
+TEST_F(ControllerTest, TtftP99IsObservedOverARecentWindowAndNeverTheScrapedOne) {
+  std::atomic<int> scrapes{0};
+  prober_->Set([&](const std::string&, const std::string& path) {
+    if (path != "/metrics") return Ok();
+    // The backend's own TTFT histogram: every first token after 0.96 s, more each scrape.
+    int n = 100 * ++scrapes;
+    std::string body = kVllmMetrics;
+    body += "vllm:time_to_first_token_seconds_bucket{le=\"0.5\"} 0\n"
+            "vllm:time_to_first_token_seconds_bucket{le=\"1.0\"} " + std::to_string(n) + "\n"
+            "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} " + std::to_string(n) + "\n"
+            "vllm:time_to_first_token_seconds_sum " + std::to_string(0.96 * n) + "\n"
+            "vllm:time_to_first_token_seconds_count " + std::to_string(n) + "\n";
+    return Ok(body);
+  });
+  Start(Yaml(UniqueInstance(), {kUrlA}));
+  Error err;
+  shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
+  ASSERT_NE(slot, nullptr);
+  shm::Set(slot->backends[0].key, Published(0).key);
+  Step();
+  for (int i = 0; i < 100; ++i) shm::Observe(slot->backends[0].ttft, 900000);  // an early slow burst
+  Step(1000);
+  EXPECT_GT(c_->Backends()[0].ttft_p99_ms, 500);
+  // Then 60 s of steady 48 ms first tokens, 10 every 100 ms.
+  int checked = 0;
+  for (int t = 0; t < 600; ++t) {
+    for (int i = 0; i < 10; ++i) shm::Observe(slot->backends[0].ttft, 48000);
+    Step(100);
+    if (t < 320) continue;  // the burst leaves the 30 s window
+    BackendView b = c_->Backends()[0];
+    ASSERT_GE(b.ttft_p99_ms, 40) << "at step " << t;
+    ASSERT_LE(b.ttft_p99_ms, 50) << "at step " << t << ": the scraped or since-start figure leaked in";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 280);
+  EXPECT_GT(scrapes.load(), 10);
+  BackendView b = c_->Backends()[0];
+  EXPECT_GT(b.scraped_ttft_p99_ms, 500) << "the backend's own figure, kept apart";
+  EXPECT_LE(b.scraped_ttft_p99_ms, 1000);
+  // No stream for 30 s: no figure rather than a stale one.
+  for (int t = 0; t < 310; ++t) Step(100);
+  EXPECT_EQ(c_->Backends()[0].ttft_p99_ms, 0);
   shm::ReleaseStatsSlot(slot);
 }
 

@@ -20,6 +20,7 @@
 #include "e2e_process.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 #include "test_http_server.h"
+#include "tests/tls/test_pki.h"
 
 namespace llmgw::cp {
 namespace {
@@ -115,9 +116,9 @@ TEST_F(LlmcdIntegrationTest, ServesProbesReloadsAndExitsCleanly) {
   // Prometheus exposition and /load-stats.
   HttpResponse m = Get(metrics_port_, "/metrics");
   ASSERT_TRUE(m.ok()) << m.error;
-  EXPECT_NE(m.body.find("llm_worker_running_requests{url=\"" + a.url() + "\"} 5"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("llm_worker_running_requests{id=\"" + a.url() + "\"} 5"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("llm_gateway_healthy_workers 2"), std::string::npos);
-  EXPECT_NE(m.body.find("llm_circuit_breaker_state{url=\"" + b_url + "\"} 0"), std::string::npos);
+  EXPECT_NE(m.body.find("llm_circuit_breaker_state{id=\"" + b_url + "\"} 0"), std::string::npos);
   HttpResponse ls = Get(metrics_port_, "/load-stats");
   ASSERT_TRUE(ls.ok()) << ls.error;
   EXPECT_EQ(ls.status, 200);
@@ -186,6 +187,62 @@ TEST_F(LlmcdIntegrationTest, KilledMockIsUnhealthyWithinTwoIntervals) {
   EXPECT_EQ(StateOf(stub.get(), vllm.url()), pb::HEALTHY);
   kill(proc.pid(), SIGTERM);
   EXPECT_EQ(proc.WaitExit(5000), 0);
+}
+
+// Issue 13, control plane end to end: the real llmcd probes llmgw-mock's TLS provider
+// flavours over https with a throwaway CA and each backend's own key (read from key
+// files); a wrong key and an untrusted certificate show as unhealthy with the reason; a
+// key file rotated on disk heals the backend on SIGHUP; no key ever reaches the log.
+TEST_F(LlmcdIntegrationTest, HostedTlsBackendsAreProbedWithTheirKeysAndRotatedKeysApplyOnReload) {
+  llmgw::test::TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  e2e::Proc azure({LLMGW_MOCK_BIN, "--listen", "127.0.0.1:0", "--model", "m", "--tls", pki.server_cert(),
+                   pki.server_key(), "--provider", "azure", "--api-key", "az-good-key", "--deployment", "gpt-4o"},
+                  "/dev/null", true);
+  e2e::Proc anthropic({LLMGW_MOCK_BIN, "--listen", "127.0.0.1:0", "--model", "m", "--tls", pki.server_cert(),
+                       pki.server_key(), "--provider", "anthropic", "--api-key", "ak-good-key"},
+                      "/dev/null", true);
+  ASSERT_GT(azure.port(), 0);
+  ASSERT_GT(anthropic.port(), 0);
+  WriteFileAtomically(dir_ + "/az.key", "az-good-key\n");
+  WriteFileAtomically(dir_ + "/ak.key", "ak-stale-key\n");
+  std::string az = "https://127.0.0.1:" + std::to_string(azure.port());
+  std::string an = "https://127.0.0.1:" + std::to_string(anthropic.port());
+  std::string y = Config({});
+  y += "      - { id: az, url: \"" + az + "\", provider: azure, api_key_file: az.key, deployment: gpt-4o,\n"
+       "          api_version: \"2024-10-21\", tls: { ca_file: \"" + pki.ca_cert() + "\" } }\n"
+       "      - { id: an, url: \"" + an + "\", provider: anthropic, api_key_file: ak.key,\n"
+       "          tls: { ca_file: \"" + pki.ca_cert() + "\" } }\n"
+       "      - { id: untrusted, url: \"" + az + "\" }\n";
+  WriteFileAtomically(config_, y);
+  Llmcd proc(config_, log_);
+  auto stub = Stub();
+  auto backend = [&](const std::string& id) {
+    pb::ListBackendsResponse r;
+    if (stub->ListBackends(Ctx().get(), {}, &r).ok())
+      for (const auto& b : r.backends())
+        if (b.id() == id) return b;
+    return pb::Backend();
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    return backend("az").state() == pb::HEALTHY && backend("an").state() == pb::UNHEALTHY &&
+           backend("untrusted").state() == pb::UNHEALTHY;
+  }, 5000)) << ReadFile(log_);
+  EXPECT_NE(backend("an").last_error().find("HTTP 401"), std::string::npos) << backend("an").last_error();
+  EXPECT_NE(backend("untrusted").last_error().find("certificate"), std::string::npos)
+      << backend("untrusted").last_error();
+
+  WriteFileAtomically(dir_ + "/ak.key", "ak-good-key\n");
+  kill(proc.pid(), SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return backend("an").state() == pb::HEALTHY; }, 5000)) << ReadFile(log_);
+  std::string log = ReadFile(log_);
+  EXPECT_NE(log.find("api_key sha256:"), std::string::npos) << log;  // the reload summary
+  for (const char* secret : {"az-good-key", "ak-good-key", "ak-stale-key"})
+    EXPECT_EQ(log.find(secret), std::string::npos) << secret << " in the log";
+  kill(proc.pid(), SIGTERM);
+  EXPECT_EQ(proc.WaitExit(5000), 0);
+  std::remove((dir_ + "/az.key").c_str());
+  std::remove((dir_ + "/ak.key").c_str());
 }
 
 // SIGTERM is prompt even with a probe stuck on a backend that accepts but never answers

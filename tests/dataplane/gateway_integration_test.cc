@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "tests/dataplane/harness.h"
 
@@ -361,6 +362,35 @@ TEST(GatewayTest, ModelsHealthAndReadiness) {
   EXPECT_NE(m.body.find("\"object\":\"list\""), std::string::npos);
   EXPECT_NE(m.body.find("{\"id\":\"m1\",\"object\":\"model\""), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("{\"id\":\"alias1\",\"object\":\"model\""), std::string::npos) << m.body;
+  // GET /v1/models/{id} (the SDK's models.retrieve): names and aliases, %-decoded.
+  Response one = Request(gw.port(), "GET /v1/models/alias%31 HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(one.status, 200);
+  EXPECT_EQ(one.body, "{\"id\":\"alias1\",\"object\":\"model\",\"created\":0,\"owned_by\":\"llmgw\",\"root\":\"m1\"}");
+  ExpectOpenAiError(Request(gw.port(), "GET /v1/models/ghost HTTP/1.1\r\nHost: t\r\n\r\n"), 404, "model_not_found");
+  ExpectOpenAiError(Request(gw.port(), "DELETE /v1/models/m1 HTTP/1.1\r\nHost: t\r\n\r\n"), 405,
+                    "method_not_allowed");
+}
+
+// Issue 13: until TLS and the providers run in the upstream path, an https or hosted
+// backend is never connected to (so nothing, the client's key included, goes to it in
+// plaintext): its attempts fail over to the model's plain backend.
+TEST(GatewayTest, HttpsAndHostedBackendsAreNeverSentPlaintext) {
+  TestUpstream https_stand_in, hosted_stand_in, plain;
+  std::string y = "models:\n  - name: m1\n    backends:\n"
+                  "      - { id: s, url: \"https://127.0.0.1:" + std::to_string(https_stand_in.port()) +
+                  "\", tls: { verify: false } }\n"
+                  "      - { id: h, url: \"http://127.0.0.1:" + std::to_string(hosted_stand_in.port()) +
+                  "\", provider: openai, api_key_env: LLMGW_TEST_UNUSED_KEY }\n"
+                  "      - { id: p, url: \"http://127.0.0.1:" + std::to_string(plain.port()) + "\" }\n";
+  Gateway gw(y);
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 6; ++i) {
+    Response r = Request(gw.port(), Post("/v1/chat/completions", kChat, "Authorization: Bearer client-secret\r\n"));
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(https_stand_in.connections(), 0);
+  EXPECT_EQ(hosted_stand_in.connections(), 0);
+  EXPECT_EQ(plain.requests(), 6);
 }
 
 TEST(GatewayTest, ManyIdleConnectionsDoNotBlockService) {
@@ -473,7 +503,7 @@ TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
   {
     Gateway gw(OneModel({up.port()}), "  access_log: { enabled: true, path: \"" + path + "\" }\n");
     ASSERT_TRUE(gw.WaitReady());
-    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: logged-1\r\n")).status, 200);
+    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: logged-1\r\nUser-Agent: test-agent/1\r\n")).status, 200);
     // The line is written when the response has fully left; a graceful stop waits for it.
     EXPECT_EQ(gw.Stop(SIGTERM), 0);
   }
@@ -489,10 +519,59 @@ TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
     EXPECT_NE(l.find("\"status\":200"), std::string::npos) << l;
     EXPECT_NE(l.find("\"model\":\"m1\""), std::string::npos) << l;
     EXPECT_NE(l.find("\"completion_tokens\":7"), std::string::npos) << l;
+    // What nginx/Envoy operators expect (issue 16).
+    EXPECT_NE(l.find("\"client\":\"127.0.0.1:"), std::string::npos) << l;
+    EXPECT_NE(l.find("\"upstream\":\"127.0.0.1:" + std::to_string(up.port()) + "\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"upstream_status\":\"200\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"user_agent\":\"test-agent/1\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"bytes_in\":"), std::string::npos) << l;
+    EXPECT_EQ(l.find("\"bytes_in\":0,"), std::string::npos) << l;
   }
   std::fclose(f);
   ::unlink(path.c_str());
   EXPECT_TRUE(found);
+}
+
+// Issue 16: a stream cut after its first byte was counted and logged as 200 (the head the
+// client got); it is a failure with its own code, 520, in the stats and the access log.
+// An unknown model's 404 was never counted in llm_gateway_requests_total.
+TEST(GatewayTest, StreamCutAfterTheFirstByteCountsAs520AndUnknownModelAs404) {
+  TestUpstream::Options o;
+  o.events = 5;
+  o.close_after_events = 2;
+  TestUpstream up(o);
+  std::string path = "/tmp/dp-access-cut-" + std::to_string(::getpid()) + ".log";
+  ::unlink(path.c_str());
+  {
+    Gateway gw(OneModel({up.port()}), "  retries: { max: 0 }\n  access_log: { enabled: true, path: \"" +
+                                          path + "\" }\n");
+    ASSERT_TRUE(gw.WaitReady());
+    Response r = Request(gw.port(), Post("/v1/chat/completions", R"({"model":"m1","stream":true})",
+                                         "X-Request-ID: cut-1\r\n"));
+    EXPECT_EQ(r.status, 200) << "the head had left before the cut";
+    Response nf = Request(gw.port(), Post("/v1/chat/completions", R"({"model":"nope"})"));
+    EXPECT_EQ(nf.status, 404);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    shm::StatsTotals t;
+    SumStatsNow(gw, &t);
+    EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(520)], 1u);
+    EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 0u);
+    EXPECT_EQ(t.unrouted_by_code[shm::StatusCodeIndex(404)], 1u);
+    EXPECT_EQ(gw.Stop(SIGTERM), 0);
+  }
+  std::string log;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) log.append(buf, n);
+    std::fclose(f);
+  }
+  ::unlink(path.c_str());
+  size_t at = log.find("cut-1");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string l = log.substr(log.rfind('\n', at) == std::string::npos ? 0 : log.rfind('\n', at) + 1);
+  l = l.substr(0, l.find('\n'));
+  EXPECT_NE(l.find("\"status\":520"), std::string::npos) << l;
+  EXPECT_NE(l.find("stream_cut"), std::string::npos) << l;
 }
 
 TEST(GatewayTest, PipelinedInputBeyondTheBufferLimitWaitsAndStaysInOrder) {
@@ -776,12 +855,15 @@ TEST(GatewayTest, KeepsServingWhenThePublisherIsGone) {
   EXPECT_EQ(Request(gw.port(), "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
 }
 
-// The official OpenAI Node SDK, unmodified, against the gateway. Needs `npm ci` in
-// tests/dataplane/sdk once (the test says so and skips when the package is absent).
+// The official OpenAI Node SDK, unmodified, against the gateway. scripts/install-deps.sh
+// installs node and runs `npm ci` in tests/dataplane/sdk; without them this test fails (a
+// skip would pass silently in CI while testing nothing).
 TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
   std::string dir = std::string(LLMGW_SOURCE_DIR) + "/tests/dataplane/sdk";
-  if (::access((dir + "/node_modules/openai/package.json").c_str(), R_OK) != 0 || ::access("/usr/bin/node", X_OK) != 0)
-    GTEST_SKIP() << "openai SDK not installed: run `npm ci` in tests/dataplane/sdk";
+  ASSERT_EQ(std::system("command -v node >/dev/null 2>&1"), 0)
+      << "node is not installed: run scripts/install-deps.sh";
+  ASSERT_EQ(::access((dir + "/node_modules/openai/package.json").c_str(), R_OK), 0)
+      << "the openai SDK is not installed: run scripts/install-deps.sh (npm ci in tests/dataplane/sdk)";
   TestUpstream::Options o;
   o.events = 3;
   TestUpstream up(o);
@@ -799,6 +881,8 @@ TEST(GatewayTest, OfficialOpenAiNodeSdkWorksUnmodified) {
   EXPECT_NE(out.find("\"completion_tokens\":7"), std::string::npos) << out;
   EXPECT_NE(out.find("\"deltas\":[\"t0\",\"t1\",\"t2\"]"), std::string::npos) << out;
   EXPECT_NE(out.find("\"models\":[\"m1\",\"alias1\"]"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"retrieved\":{\"id\":\"alias1\",\"root\":\"m1\"}"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"retrieve_missing_status\":404"), std::string::npos) << out;
   EXPECT_NE(out.find("\"error_status\":404"), std::string::npos) << out;
   EXPECT_NE(out.find("\"error_code\":\"model_not_found\""), std::string::npos) << out;
 }

@@ -1,5 +1,5 @@
 // Drives llmgw with the official OpenAI Node SDK, unmodified: a non-streaming chat
-// completion, a streamed one and the model list. Usage: node sdk_client.mjs BASE_URL.
+// completion, a streamed one, the model list and models.retrieve. Usage: node sdk_client.mjs BASE_URL.
 // Prints one JSON line with what it saw; exits non-zero on any SDK error.
 import OpenAI from "openai";
 
@@ -20,6 +20,13 @@ out.deltas = [];
 for await (const chunk of stream) out.deltas.push(chunk.choices[0]?.delta?.content ?? "");
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
+const retrieved = await client.models.retrieve("alias1");
+out.retrieved = { id: retrieved.id, root: retrieved.root };
+try {
+  await client.models.retrieve("ghost");
+} catch (e) {
+  out.retrieve_missing_status = e.status;
+}
 try {
   await client.chat.completions.create({ model: "ghost", messages: [] });
 } catch (e) {

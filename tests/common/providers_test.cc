@@ -1,0 +1,105 @@
+// The providers' request targets, credential headers and probes (common/providers/): what
+// each hosted API expects, written into a caller's buffer.
+#include "common/providers/provider.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace llmgw::providers {
+namespace {
+
+struct Written {
+  std::string path, headers, probe;
+};
+
+Written Write(ProviderKind k, const ProviderParams& p, std::string_view op = "/v1/chat/completions") {
+  char buf[512];
+  const Provider& prov = ProviderFor(k);
+  EXPECT_EQ(prov.kind(), k);
+  Written w;
+  OutBuf a(buf, sizeof buf);
+  prov.WritePath(p, op, &a);
+  EXPECT_TRUE(a.ok());
+  w.path = std::string(a.view());
+  OutBuf b(buf, sizeof buf);
+  prov.WriteAuthHeaders(p, &b);
+  EXPECT_TRUE(b.ok());
+  w.headers = std::string(b.view());
+  OutBuf c(buf, sizeof buf);
+  prov.WriteProbePath(p, &c);
+  w.probe = std::string(c.view());
+  return w;
+}
+
+TEST(ProvidersTest, NamesRoundTrip) {
+  for (auto k : {ProviderKind::kOpenAiCompatible, ProviderKind::kOpenAi, ProviderKind::kAzure,
+                 ProviderKind::kAnthropic, ProviderKind::kGemini}) {
+    ProviderKind back;
+    ASSERT_TRUE(ParseProvider(ProviderName(k), &back));
+    EXPECT_EQ(back, k);
+  }
+  ProviderKind k;
+  EXPECT_FALSE(ParseProvider("bedrock", &k));
+}
+
+TEST(ProvidersTest, OpenAiCompatibleKeepsPathsAndSendsAKeyOnlyWhenConfigured) {
+  Written w = Write(ProviderKind::kOpenAiCompatible, {.base_path = "/vllm"});
+  EXPECT_EQ(w.path, "/vllm/v1/chat/completions");
+  EXPECT_EQ(w.headers, "");
+  EXPECT_TRUE(ProviderFor(ProviderKind::kOpenAiCompatible).scraped());
+  EXPECT_FALSE(ProviderFor(ProviderKind::kOpenAiCompatible).translates());
+  w = Write(ProviderKind::kOpenAiCompatible, {.api_key = "vk"});
+  EXPECT_EQ(w.headers, "Authorization: Bearer vk\r\n");
+}
+
+TEST(ProvidersTest, OpenAiBearerAndOrganization) {
+  Written w = Write(ProviderKind::kOpenAi, {.api_key = "sk-1", .organization = "org-7"});
+  EXPECT_EQ(w.path, "/v1/chat/completions");
+  EXPECT_EQ(w.headers, "Authorization: Bearer sk-1\r\nOpenAI-Organization: org-7\r\n");
+  EXPECT_EQ(w.probe, "/v1/models");
+  EXPECT_FALSE(ProviderFor(ProviderKind::kOpenAi).scraped());
+}
+
+TEST(ProvidersTest, AzureDeploymentPathApiVersionAndApiKeyHeader) {
+  ProviderParams p{.api_key = "az", .deployment = "gpt-4o", .api_version = "2024-10-21"};
+  Written w = Write(ProviderKind::kAzure, p);
+  EXPECT_EQ(w.path, "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21");
+  EXPECT_EQ(w.headers, "api-key: az\r\n");
+  EXPECT_EQ(w.probe, "/openai/models?api-version=2024-10-21");
+  EXPECT_EQ(Write(ProviderKind::kAzure, p, "/v1/embeddings").path,
+            "/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21");
+}
+
+TEST(ProvidersTest, AnthropicMessagesPathAndHeaders) {
+  Written w = Write(ProviderKind::kAnthropic, {.api_key = "ak"});
+  EXPECT_EQ(w.path, "/v1/messages");
+  EXPECT_EQ(w.headers, "x-api-key: ak\r\nanthropic-version: 2023-06-01\r\n");
+  EXPECT_EQ(w.probe, "/v1/models");
+  EXPECT_TRUE(ProviderFor(ProviderKind::kAnthropic).translates());
+}
+
+TEST(ProvidersTest, GeminiOpenAiCompatibleEndpoint) {
+  Written w = Write(ProviderKind::kGemini, {.api_key = "gk"});
+  EXPECT_EQ(w.path, "/v1beta/openai/chat/completions");
+  EXPECT_EQ(w.headers, "Authorization: Bearer gk\r\n");
+  EXPECT_EQ(w.probe, "/v1beta/openai/models");
+}
+
+TEST(ProvidersTest, OutBufStopsAtItsEndAndSaysSo) {
+  char buf[8];
+  OutBuf o(buf, sizeof buf);
+  o.Put("1234").PutUint(567);
+  EXPECT_TRUE(o.ok());
+  EXPECT_EQ(o.view(), "1234567");
+  o.Put("89");
+  EXPECT_FALSE(o.ok());
+  EXPECT_EQ(o.view(), "1234567");
+  char j[64];
+  OutBuf e(j, sizeof j);
+  e.PutJsonEscaped("a\"b\\c\nd\x01");
+  EXPECT_EQ(e.view(), "a\\\"b\\\\c\\nd\\u0001");
+}
+
+}  // namespace
+}  // namespace llmgw::providers
