@@ -260,25 +260,38 @@ ip netns exec "$BE0" tc qdisc del dev "b${TAG}0" root
 
 
 # ---- loss and delay injectors ------------------------------------------------------------
-# loss_on PERCENT: packets dropped at random on backend 1's link, each way.
+# loss_on PERCENT: packets dropped at random on both backend links, each way (on one
+# link only, health checks move the traffic off it and clients barely cross the loss).
 loss_on() {
   if [ "$IMPAIR" = netem ]; then
-    ip netns exec "$GW" tc qdisc add dev "g${TAG}1" root netem loss "$1%"
-    ip netns exec "$BE1" tc qdisc add dev "b${TAG}1" root netem loss "$1%"
+    local i
+    for i in 0 1; do
+      ip netns exec "$GW" tc qdisc add dev "g${TAG}$i" root netem loss "$1%"
+      ip netns exec "llmgw-$TAG-be$i" tc qdisc add dev "b${TAG}$i" root netem loss "$1%"
+    done
   else
     local p; p=$(awk -v x="$1" 'BEGIN { printf "%.4f", x / 100 }')
-    in_gw iptables -A OUTPUT -d 10.77.1.2 -m statistic --mode random --probability "$p" -j DROP
-    in_gw iptables -A INPUT -s 10.77.1.2 -m statistic --mode random --probability "$p" -j DROP
+    in_gw iptables -A OUTPUT -d 10.77.0.0/23 -m statistic --mode random --probability "$p" -j DROP
+    in_gw iptables -A INPUT -s 10.77.0.0/23 -m statistic --mode random --probability "$p" -j DROP
   fi
 }
+# loss_off: removes the loss and prints how many packets it dropped.
 loss_off() {
+  local i dropped=0 d
   if [ "$IMPAIR" = netem ]; then
-    ip netns exec "$GW" tc qdisc del dev "g${TAG}1" root
-    ip netns exec "$BE1" tc qdisc del dev "b${TAG}1" root
+    for i in 0 1; do
+      for d in "$GW g${TAG}$i" "llmgw-$TAG-be$i b${TAG}$i"; do
+        set -- $d
+        dropped=$(( dropped + $(ip netns exec "$1" tc -s qdisc show dev "$2" | sed -n 's/.*(dropped \([0-9]*\).*/\1/p' | head -1) ))
+        ip netns exec "$1" tc qdisc del dev "$2" root
+      done
+    done
   else
+    dropped=$(in_gw iptables -nvxL | awk '$3 == "DROP" { s += $1 } END { print s + 0 }')
     in_gw iptables -F OUTPUT
     in_gw iptables -F INPUT
   fi
+  echo "$dropped"
 }
 # delay_on MS JITTER_MS: every packet between the gateway and both backends, each way,
 # delayed by MS +- JITTER_MS (uniform); a jitter above the gap between two packets of a
@@ -319,20 +332,21 @@ delay_off() {
 }
 
 # ---- 4. packet loss ------------------------------------------------------------------------
-echo "== 4. 5 % packet loss each way on backend 1's link ($IMPAIR), 12 s, 8 connections, half streaming"
-retrans0=$(tcp_stat "$GW" RetransSegs)
+echo "== 4. 5 % packet loss each way on both backend links ($IMPAIR), 12 s, 8 connections, half streaming"
+retrans_all() { echo $(( $(tcp_stat "$GW" RetransSegs) + $(tcp_stat "$BE0" RetransSegs) + $(tcp_stat "$BE1" RetransSegs) )); }
+retrans0=$(retrans_all)
 loss_on 5
 bench loss --concurrency 8 --duration 12 --stream-ratio 0.5
 wait "$BENCH_PID" || true
-loss_off
-retrans=$(( $(tcp_stat "$GW" RetransSegs) - retrans0 ))
+dropped=$(loss_off)
+retrans=$(( $(retrans_all) - retrans0 ))
 sent=$(json_num loss sent); ok=$(json_num loss ok); errs=$(json_num loss errors_total)
 bad=$(bad_error_kinds loss)
 e2e_max=$(jget loss 'round(j["e2e_ms"]["max"])')
 tmin=$(jget loss 'j["tokens_per_request"]["min"]'); tmax=$(jget loss 'j["tokens_per_request"]["max"]')
-echo "   sent $sent ok $ok errors $errs $(json_err loss); gateway TCP retransmissions $retrans;" \
+echo "   sent $sent ok $ok errors $errs $(json_err loss); $dropped packets dropped, $retrans TCP segments retransmitted;" \
   "slowest success $e2e_max ms; tokens per success $tmin-$tmax"
-check loss "the loss reached TCP ($retrans segments retransmitted)" '[ "$retrans" -gt 0 ]'
+check loss "the loss reached TCP ($dropped dropped, $retrans retransmitted)" '[ "$dropped" -gt 0 ] && [ "$retrans" -gt 0 ]'
 check loss "failures bounded: $errs of $sent (at most 3 %)" '[ $((errs * 100)) -le $((sent * 3)) ]'
 check loss "every failure an HTTP error or a stream ended by the SSE error event (others: $bad)" '[ "$bad" = none ]'
 check loss "no hang: the slowest success took $e2e_max ms (total_ms 10000 + 1 s)" '[ "$e2e_max" -le 11000 ]'
@@ -390,7 +404,11 @@ check fleet "the agent's llmgw is ready and the controller lists the agent (last
   'seen_below 1'
 BENCH_NS="$AGT" BENCH_PORT="$AGT_PORT" bench fleet --concurrency 8 --duration 16 --stream-ratio 0.5
 sleep 3
-ip -n "$AGT" link set "a$TAG" down   # the agent's end: packets to and from the controller vanish
+# A silent partition between the hosts: each end drops what arrives from the other, so
+# both senders see no local error (a link taken down at one end would make that end's
+# TCP retry every 500 ms instead of backing off) and nothing sends a reset.
+in_gw iptables -A INPUT -s 10.77.3.2 -j DROP
+ip netns exec "$AGT" iptables -A INPUT -s 10.77.3.1 -j DROP
 sleep 2
 ctl drain be1 >/dev/null
 sleep 1
@@ -399,7 +417,8 @@ sleep 2
 r1b=$(mock_requests 1)
 seen_cut=$(last_seen)
 sleep 3
-ip -n "$AGT" link set "a$TAG" up
+in_gw iptables -F INPUT
+ip netns exec "$AGT" iptables -F INPUT
 healed_at=$(date +%s%N)
 reattach=""; drained=""
 for _ in $(seq 1 200); do
