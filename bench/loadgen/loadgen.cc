@@ -290,7 +290,13 @@ void Runner::OnEvent(ClientConn* c, uint32_t events) {
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {
-      if (c->busy) Fail(c, c->got_first ? "closed_mid_stream" : "reset");
+      // After the status line a non-streamed answer can only be cut (the server's one
+      // way to fail it once its head is out); a stream should have ended with an error
+      // event instead. Before it, the connection died with no answer at all.
+      if (c->busy)
+        Fail(c, c->got_first || (c->status != 0 && c->req.stream) ? "closed_mid_stream"
+                : c->status != 0                                   ? "closed_mid_body"
+                                                                   : "reset");
       else CloseConn(c);
       return;
     }
