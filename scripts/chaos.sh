@@ -10,9 +10,10 @@
 #      while it lasts, and succeed again within seconds of the heal;
 #   3. a slow link (tbf, 1 Mbit/s with 300 ms of queue) to one backend: streams stay
 #      whole (no error); how the traffic splits is reported;
-#   4. packet loss (5 % each way) on one backend's link: failures bounded, every failure
-#      an HTTP error or a stream ended by the SSE error event (never a hang, a reset or a
-#      cut stream), every success whole;
+#   4. packet loss on both backend links, 5 % and then 20 % each way: failures bounded
+#      (at 5 %), every failure an HTTP error, a stream ended by the SSE error event or a
+#      non-streamed body cut after its head (never a hang, a reset or a stream cut without
+#      the event), every success whole;
 #   5. delay, jitter and reordering (25 +- 20 ms each way) on every backend link: no
 #      failure, whole streams, time to first token up by the added round trip, packets
 #      really reordered (the gateway's TCP out-of-order counter);

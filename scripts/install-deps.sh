@@ -20,6 +20,8 @@ PACKAGES=(
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
+  # chaos suite (scripts/chaos.sh): packet loss and the NFQUEUE delay where there is no netem
+  iptables
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
