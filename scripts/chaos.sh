@@ -421,6 +421,15 @@ print("%.1f" % g[0].get("last_seen_seconds_ago", g[0].get("lastSeenSecondsAgo", 
     echo absent
 }
 seen_below() { local s; s=$(last_seen); [ "$s" != absent ] && awk -v s="$s" -v m="$1" 'BEGIN { exit !(s < m) }'; }
+# Age in seconds of the agent's current link to the controller, as the controller sees it.
+link_age() {
+  ctl fleet -o json 2>/dev/null | python3 -c '
+import json, sys
+g = [x for x in json.load(sys.stdin).get("gateways", []) if x.get("agent_id", x.get("agentId")) == "agent-host"]
+print("%.1f" % g[0].get("connected_seconds", g[0].get("connectedSeconds", 0.0)) if g else "absent")' ||
+    echo absent
+}
+log_lines() { grep -c "$1" "$DIR/agent.log" || true; }
 ip netns exec "$AGT" "$BIN/llmcd" --config "$DIR/agent.yaml" >"$DIR/agent.out" 2>"$DIR/agent.log" &
 PIDS+=($!)
 ip netns exec "$AGT" "$BIN/llmgw" --config "$DIR/agent.yaml" >"$DIR/agent-llmgw.out" 2>"$DIR/agent-llmgw.log" &
@@ -432,6 +441,7 @@ for _ in $(seq 1 100); do
 done
 check fleet "the agent's llmgw is ready and the controller lists the agent (last seen $(last_seen) s ago)" \
   'seen_below 1'
+connected0=$(log_lines 'connected to the fleet controller')
 BENCH_NS="$AGT" BENCH_PORT="$AGT_PORT" bench fleet --concurrency 8 --duration 16 --stream-ratio 0.5
 sleep 3
 # A silent partition between the hosts: each end drops what arrives from the other, so
@@ -462,19 +472,25 @@ for _ in $(seq 1 200); do
   [ "$now_ms" -gt 20000 ] && break
   sleep 0.1
 done
+age=$(link_age)
+since_heal=$(( ($(date +%s%N) - healed_at) / 1000000 ))
 ctl undrain be1 >/dev/null
 wait "$BENCH_PID" || true
 sent=$(json_num fleet sent); ok=$(json_num fleet ok); errs=$(json_num fleet errors_total)
-lost_log=$(grep -c 'lost the fleet controller' "$DIR/agent.log" || true)
+lost_log=$(log_lines 'lost the fleet controller')
+connected=$(( $(log_lines 'connected to the fleet controller') - connected0 ))
 echo "   sent $sent ok $ok errors $errs $(json_err fleet); during the cut: controller last heard the agent" \
   "$seen_cut s ago, backend 1 (drained at the controller) still got $((r1b - r1a)) requests in 2 s from the agent;"
-echo "   after the heal: listed again after ${reattach:-never} ms, the drain applied by ${drained:-never} ms;" \
-  "agent log 'lost the fleet controller' lines: $lost_log"
+echo "   after the heal: heard again after ${reattach:-never} ms, the drain applied by ${drained:-never} ms," \
+  "the agent's link to the controller ${age} s old $since_heal ms after the heal;"
+echo "   agent log: 'lost the fleet controller' $lost_log, 'connected to the fleet controller' $connected since the load began"
 check fleet "the agent's llmgw served throughout: $errs failed of $sent" '[ "$errs" -eq 0 ] && [ "$ok" -gt 0 ]'
 check fleet "the controller stopped hearing the agent during the cut ($seen_cut s)" \
   '[ "$seen_cut" != absent ] && awk -v s="$seen_cut" "BEGIN { exit !(s >= 3) }" || [ "$seen_cut" = absent ]'
 check fleet "cut off, the agent kept its last snapshot: the drain did not reach it" '[ "$r1b" -gt "$r1a" ]'
-check fleet "re-attached within 20 s of the heal (${reattach:-never} ms)" '[ -n "$reattach" ]'
+check fleet "the agent noticed the silent link and logged it ($lost_log)" '[ "$lost_log" -ge 1 ]'
+check fleet "re-attached within 20 s of the heal (${reattach:-never} ms) on a new link (logged: $connected)" \
+  '[ -n "$reattach" ] && [ "$connected" -ge 1 ]'
 check fleet "and then applied the drain made meanwhile (${drained:-never} ms)" '[ -n "$drained" ]'
 
 if [ ${#FAILED[@]} -gt 0 ]; then
