@@ -50,6 +50,8 @@ cleanup() {
   rm -f "/dev/shm/llmgw-chaos-$TAG" "/dev/shm/llmgw-chaos-$TAG-agent"
 }
 trap cleanup EXIT
+trap 'exit 130' INT   # Ctrl-C or a kill also go through cleanup
+trap 'exit 143' TERM
 
 # ---- topology ------------------------------------------------------------------------
 for ns in "$GW" "$BE0" "$BE1" "$AGT"; do
@@ -170,6 +172,7 @@ bench() {
   ip netns exec "${BENCH_NS:-$GW}" "$BIN/llmgw-bench" --target "127.0.0.1:${BENCH_PORT:-$GW_PORT}" --model m \
     --no-progress --timeout-ms 15000 --out "$DIR/$name.json" "$@" >/dev/null 2>"$DIR/$name.log" &
   BENCH_PID=$!
+  PIDS+=("$BENCH_PID")  # a failure mid-scenario stops it too
 }
 json_num() { grep -o "\"$2\":[0-9]*" "$DIR/$1.json" | head -1 | cut -d: -f2; }
 json_err() { grep -o "\"errors\":{[^}]*}" "$DIR/$1.json" | head -1; }
