@@ -49,6 +49,7 @@ struct ClientConn {
   int tokens = 0;
   bool complete = false;
   bool stream_error = false;  // the stream carried an error event
+  uint64_t answers = 0;       // answers completed on this connection (it is reused when > 0)
   std::string sse;   // undelivered SSE bytes (an event split across reads)
   std::string body;  // non-streaming body (for usage.completion_tokens)
 };
@@ -236,6 +237,7 @@ void Runner::Fail(ClientConn* c, const std::string& kind) {
 void Runner::Finish(ClientConn* c) {
   double now = NowS();
   c->busy = false;
+  ++c->answers;
   --in_flight_;
   if (c->status != 200) {
     st_->AddError("http_" + std::to_string(c->status), now);
@@ -279,7 +281,7 @@ void Runner::OnEvent(ClientConn* c, uint32_t events) {
   if (c->busy && c->sent_off < c->req.raw.size() && c->connected) {
     ssize_t w = send(c->fd, c->req.raw.data() + c->sent_off, c->req.raw.size() - c->sent_off, MSG_NOSIGNAL);
     if (w < 0 && errno != EAGAIN) {
-      Fail(c, "reset");
+      Fail(c, c->answers > 0 ? "closed_on_reuse" : "reset");
       return;
     }
     if (w > 0) c->sent_off += static_cast<size_t>(w);
@@ -290,7 +292,14 @@ void Runner::OnEvent(ClientConn* c, uint32_t events) {
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {
-      if (c->busy) Fail(c, c->got_first ? "closed_mid_stream" : "reset");
+      // After the status line a non-streamed answer can only be cut (the server's one
+      // way to fail it once its head is out); a stream should have ended with an error
+      // event instead. Before it, the connection died with no answer at all.
+      if (c->busy)
+        Fail(c, c->got_first || (c->status != 0 && c->req.stream) ? "closed_mid_stream"
+                : c->status != 0                                   ? "closed_mid_body"
+                : c->answers > 0                                   ? "closed_on_reuse"
+                                                                   : "reset");
       else CloseConn(c);
       return;
     }
