@@ -37,8 +37,9 @@ namespace {
 // Which member a value belongs to, by depth: 1 top level, 2 inside `usage` or the
 // `choices` array, 3 a choice, 4 its `delta`.
 enum class Field : uint8_t {
-  kOther, kId, kCreated, kModel, kChoices, kUsage, kError,   // top level
+  kOther, kId, kCreated, kModel, kChoices, kUsage, kError, kObject,  // top level
   kPromptTokens, kCompletionTokens,                          // usage
+  kCode,                                                     // error
   kIndex, kDelta, kText, kFinish,                            // choice
   kContent, kRole, kToolCalls,                               // delta
 };
@@ -55,6 +56,7 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
   size_t key_begin = 0;    // offset of that key's opening quote (raw "role" only)
   bool in_choices = false; // depth 2 is the choices array
   bool in_usage = false;   // depth 2 is the usage object
+  bool in_error = false;   // depth 2 is the error object
   bool in_delta = false;   // depth 4 is a choice's delta
   ChunkChoice* choice = nullptr;
   bool too_deep = false;
@@ -90,17 +92,34 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
     else if (depth == 1 && Cur() == Field::kError) out->error = true;
     else if (depth == 2 && in_usage && Cur() == Field::kPromptTokens) out->prompt_tokens = u;
     else if (depth == 2 && in_usage && Cur() == Field::kCompletionTokens) out->completion_tokens = u;
+    else if (depth == 2 && in_error && Cur() == Field::kCode) out->error_code = i;
+    else if (depth == 1 && Cur() == Field::kCode) out->error_code = i;
     else if (depth == 3 && choice && Cur() == Field::kIndex) choice->index = i;
     return true;
   }
-  bool String(const char*, rapidjson::SizeType, bool) {
+  bool String(const char* s, rapidjson::SizeType len, bool) {
     size_t end = Tell();
+    if (depth == 2 && in_error && Cur() == Field::kCode) {
+      int64_t v = 0;
+      for (rapidjson::SizeType i = 0; i < len && i < 6 && s[i] >= '0' && s[i] <= '9'; ++i) v = v * 10 + (s[i] - '0');
+      out->error_code = v;
+    }
     if (depth == 1) {
       switch (Cur()) {
         case Field::kId: out->id = Range(ValueBegin(), end); break;
         case Field::kModel: out->model = Range(ValueBegin(), end); break;
         case Field::kCreated: out->created = Range(ValueBegin(), end); break;
         case Field::kError: out->error = true; break;
+        // vLLM's older shape: the error fields at the top, {"object":"error",...,"code":500}
+        case Field::kObject:
+          if (std::string_view(s, len) == "error") out->error = true;
+          break;
+        case Field::kCode: {
+          int64_t v = 0;
+          for (rapidjson::SizeType i = 0; i < len && i < 6 && s[i] >= '0' && s[i] <= '9'; ++i) v = v * 10 + (s[i] - '0');
+          out->error_code = v;
+          break;
+        }
         default: break;
       }
     } else if (depth == 3 && choice) {
@@ -148,6 +167,7 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
       out->usage.begin = static_cast<uint32_t>(ValueBegin());
     } else if (depth == 2 && key[1] == Field::kError) {
       out->error = true;
+      in_error = true;
     } else if (depth == 3 && in_choices) {
       int n = out->num_choices++;
       choice = n < ChunkInfo::kMaxChoices ? &out->choices[n] : nullptr;
@@ -163,6 +183,8 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
     if (depth == 2 && in_usage) {
       in_usage = false;
       out->usage.end = static_cast<uint32_t>(Tell());
+    } else if (depth == 2 && in_error) {
+      in_error = false;
     } else if (depth == 3 && in_choices) {
       choice = nullptr;
     } else if (depth == 4) {
@@ -203,9 +225,13 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
       else if (k == "choices") v = K::kChoices;
       else if (k == "usage") v = K::kUsage;
       else if (k == "error") v = K::kError;
+      else if (k == "object") v = K::kObject;
+      else if (k == "code") v = K::kCode;
     } else if (depth == 2 && in_usage) {
       if (k == "prompt_tokens") v = K::kPromptTokens;
       else if (k == "completion_tokens") v = K::kCompletionTokens;
+    } else if (depth == 2 && in_error) {
+      if (k == "code") v = K::kCode;
     } else if (depth == 3 && choice) {
       if (k == "index") v = K::kIndex;
       else if (k == "delta") v = K::kDelta;

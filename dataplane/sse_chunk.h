@@ -143,6 +143,7 @@ struct ChunkInfo {
   static constexpr int kMaxChoices = 8;
   bool json_object = false;  // the payload parsed as a JSON object
   bool error = false;        // a top-level `error` member with a value: a failure event
+  int64_t error_code = 0;    // its numeric `code` (also "500" as a string), 0 when absent
   ByteRange id, created, model;  // raw values (strings with their quotes)
   bool has_choices = false;
   int num_choices = 0;       // choices in this chunk (beyond kMaxChoices: counted, not kept)
