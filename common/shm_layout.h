@@ -13,13 +13,14 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "common/resume_outcome.h"
 
 namespace llmgw::shm {
 
 constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
 // 2: prefix homes (snapshot) and prefix reports (stats); 3: stats from the lists below
 // (errors_by_kind sized by ErrorKind::kCount, was 32).
-constexpr uint32_t kShmAbiVersion = 3;
+constexpr uint32_t kShmAbiVersion = 4;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -111,6 +112,8 @@ struct Limits {
   float bounded_load;
   uint32_t prefix_bytes;
   uint32_t virtual_nodes;
+  uint32_t resume_streams;    // gateway.resume_streams (0/1)
+  uint32_t resume_max_bytes;  // gateway.resume_max_bytes
   char hash_header[64];
 };
 
@@ -177,6 +180,7 @@ enum class UpstreamErr : uint8_t {
 };
 constexpr uint32_t kNumUpstreamErrs = static_cast<uint32_t>(UpstreamErr::kCount);
 constexpr uint32_t kNumErrorKinds = static_cast<uint32_t>(ErrorKind::kCount);
+constexpr uint32_t kNumResumeOutcomes = static_cast<uint32_t>(ResumeOutcome::kCount);
 
 // Status codes counted per model. Index with StatusCodeIndex().
 constexpr uint16_t kStatusCodes[] = {200, 400, 401, 403, 404, 405, 408, 413, 422, 429,
@@ -190,6 +194,7 @@ inline uint32_t StatusCodeIndex(uint16_t code) {
 
 // Label values of the enum-indexed counters (Prometheus label of each array element).
 constexpr std::string_view ErrorKindLabel(uint32_t i) { return ErrorKindName(static_cast<ErrorKind>(i)); }
+constexpr std::string_view ResumeOutcomeLabel(uint32_t i) { return ResumeOutcomeName(static_cast<ResumeOutcome>(i)); }
 constexpr std::string_view UpstreamErrLabel(uint32_t i) {
   switch (static_cast<UpstreamErr>(i)) {
     case UpstreamErr::kConnect: return "connect";
@@ -237,6 +242,7 @@ constexpr std::string_view StatusCodeLabel(uint32_t i) {
 }
 static_assert(detail::LabelsComplete(ErrorKindLabel, kNumErrorKinds), "every ErrorKind needs a label");
 static_assert(detail::LabelsComplete(UpstreamErrLabel, kNumUpstreamErrs), "every UpstreamErr needs a label");
+static_assert(detail::LabelsComplete(ResumeOutcomeLabel, kNumResumeOutcomes), "every ResumeOutcome needs a label");
 static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status code labels");
 
 // ---- The stats, declared once ----------------------------------------------------------
@@ -291,7 +297,10 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   COUNTER(fallbacks, "llm_gateway_fallbacks_total", "", "Requests sent on to a fallback model.")        \
   COUNTER(rejected, "llm_gateway_rejected_total", "",                                                   \
           "Requests rejected for lack of an eligible backend or by admission, by model.")               \
-  GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")
+  GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")                \
+  COUNTER_VEC(stream_resumes, kNumResumeOutcomes, "outcome", ResumeOutcomeLabel,                          \
+              "llm_gateway_stream_resumes_total",                                                        \
+              "Streams whose backend failed after the first byte, by model and what became of them.")
 
 // Per backend slot (BackendStats), label url="...". llm_worker_in_flight (fleet-wide, from
 // llmcd) stays the figure the policies use; local_in_flight is this gateway's threads only.
@@ -351,6 +360,7 @@ struct alignas(64) StatsSlot {
 static_assert(std::extent_v<decltype(StatsSlot::errors_by_kind)> == static_cast<size_t>(ErrorKind::kCount));
 static_assert(std::extent_v<decltype(BackendStats::errors)> == static_cast<size_t>(UpstreamErr::kCount));
 static_assert(std::extent_v<decltype(ModelStats::requests_by_code)> == std::size(kStatusCodes) + 1);
+static_assert(std::extent_v<decltype(ModelStats::stream_resumes)> == static_cast<size_t>(ResumeOutcome::kCount));
 
 // ---------------------------------------------------------------------------------------
 

@@ -53,10 +53,10 @@ class StreamFilter {
     state_.AttemptFailed();
     done_ = false;
   }
-  // Why a continuation cannot carry on, or kNone.
-  ResumeRefusal CanResume() const {
-    if (!opts_.resume) return ResumeRefusal::kDisabled;
-    if (passthrough_) return ResumeRefusal::kTooLarge;
+  // Why a continuation cannot carry on, or kOk.
+  ResumeOutcome CanResume() const {
+    if (!opts_.resume) return ResumeOutcome::kDisabled;
+    if (passthrough_) return ResumeOutcome::kTooLarge;
     return state_.Check();
   }
   // The text is complete (choice 0 sent its finish_reason) but [DONE] did not come:

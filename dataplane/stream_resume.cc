@@ -12,23 +12,6 @@
 
 namespace llmgw::dataplane {
 
-std::string_view ResumeRefusalName(ResumeRefusal r) {
-  switch (r) {
-    case ResumeRefusal::kNone: return "none";
-    case ResumeRefusal::kDisabled: return "disabled";
-    case ResumeRefusal::kTooLarge: return "too_large";
-    case ResumeRefusal::kMultipleChoices: return "multiple_choices";
-    case ResumeRefusal::kToolCall: return "tool_call";
-    case ResumeRefusal::kUnrecognised: return "unrecognised_event";
-    case ResumeRefusal::kRequestShape: return "request_shape";
-    case ResumeRefusal::kNothingLeft: return "nothing_left";
-    case ResumeRefusal::kNoBackend: return "no_backend";
-    case ResumeRefusal::kNoRetries: return "no_retries";
-    case ResumeRefusal::kCount: break;
-  }
-  return "unknown";
-}
-
 // --- StreamResumeState ---
 
 void StreamResumeState::Begin(BufferPool* pool, size_t max_bytes) {
@@ -96,12 +79,12 @@ void StreamResumeState::AttemptFailed() {
   ++attempts_;
 }
 
-ResumeRefusal StreamResumeState::Check() const {
-  if (multi_) return ResumeRefusal::kMultipleChoices;
-  if (tool_) return ResumeRefusal::kToolCall;
-  if (unrecognised_ || id_.overflow || created_.overflow || model_.overflow) return ResumeRefusal::kUnrecognised;
-  if (too_large_) return ResumeRefusal::kTooLarge;
-  return ResumeRefusal::kNone;
+ResumeOutcome StreamResumeState::Check() const {
+  if (multi_) return ResumeOutcome::kMultipleChoices;
+  if (tool_) return ResumeOutcome::kToolCall;
+  if (unrecognised_ || id_.overflow || created_.overflow || model_.overflow) return ResumeOutcome::kUnrecognised;
+  if (too_large_) return ResumeOutcome::kTooLarge;
+  return ResumeOutcome::kOk;
 }
 
 // --- request scanning and splicing ---
@@ -377,36 +360,36 @@ void IncludeUsageEdits(const RequestScan& s, Splicer* sp, bool* add_member) {
 
 }  // namespace
 
-ResumeRefusal BuildContinuation(std::string_view body, bool chat, std::string_view model,
+ResumeOutcome BuildContinuation(std::string_view body, bool chat, std::string_view model,
                                 const StreamResumeState& st, std::string* out) {
   out->clear();
-  ResumeRefusal why = st.Check();
-  if (why != ResumeRefusal::kNone) return why;
+  ResumeOutcome why = st.Check();
+  if (why != ResumeOutcome::kOk) return why;
   RequestScan s;
-  if (!ScanRequest(body, &s)) return ResumeRefusal::kRequestShape;
-  if (s.n > 1) return ResumeRefusal::kMultipleChoices;
+  if (!ScanRequest(body, &s)) return ResumeOutcome::kRequestShape;
+  if (s.n > 1) return ResumeOutcome::kMultipleChoices;
   Splicer sp;
   if (!model.empty() && s.model.set) sp.Add(s.model.begin, s.model.end, "\"", model, "\"");
   std::string_view text = st.text(0);
   if (chat) {
     // A request that prefilled its own final assistant message cannot take a second one.
-    if (!s.messages_close.set || s.continue_final_true) return ResumeRefusal::kRequestShape;
+    if (!s.messages_close.set || s.continue_final_true) return ResumeOutcome::kRequestShape;
     sp.Add(s.messages_close.begin, s.messages_close.begin,
            s.num_messages ? ",{\"role\":\"assistant\",\"content\":\"" : "{\"role\":\"assistant\",\"content\":\"", text,
            "\"}");
   } else {
-    if (s.echo) return ResumeRefusal::kRequestShape;  // the continuation would echo the text again
-    if (!s.prompt_string.set || s.prompt_other) return ResumeRefusal::kRequestShape;
+    if (s.echo) return ResumeOutcome::kRequestShape;  // the continuation would echo the text again
+    if (!s.prompt_string.set || s.prompt_other) return ResumeOutcome::kRequestShape;
     sp.Add(s.prompt_string.end, s.prompt_string.end, text);
   }
   char b1[24], b2[24];
   int64_t sent = static_cast<int64_t>(st.tokens_before());
   if (s.max_tokens.set) {
-    if (s.max_tokens_v - sent < 1) return ResumeRefusal::kNothingLeft;
+    if (s.max_tokens_v - sent < 1) return ResumeOutcome::kNothingLeft;
     sp.Add(s.max_tokens.begin, s.max_tokens.end, FormatInt(s.max_tokens_v - sent, b1));
   }
   if (s.max_completion_tokens.set) {
-    if (s.max_completion_tokens_v - sent < 1) return ResumeRefusal::kNothingLeft;
+    if (s.max_completion_tokens_v - sent < 1) return ResumeOutcome::kNothingLeft;
     sp.Add(s.max_completion_tokens.begin, s.max_completion_tokens.end, FormatInt(s.max_completion_tokens_v - sent, b2));
   }
   bool add_so;
@@ -422,7 +405,7 @@ ResumeRefusal BuildContinuation(std::string_view body, bool chat, std::string_vi
     sp.Add(s.obj_close, s.obj_close, so_member);
   }
   sp.Apply(body, out);
-  return ResumeRefusal::kNone;
+  return ResumeOutcome::kOk;
 }
 
 bool EnsureIncludeUsage(std::string_view body, std::string_view model, std::string* out) {

@@ -25,27 +25,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/resume_outcome.h"
 #include "dataplane/buffer_pool.h"
 #include "dataplane/small_str.h"
 #include "dataplane/sse_chunk.h"
 
 namespace llmgw::dataplane {
-
-// Why a stream was not (or could not be) continued; kNone: it can be.
-enum class ResumeRefusal : uint8_t {
-  kNone = 0,
-  kDisabled,         // gateway.resume_streams: false
-  kTooLarge,         // the text so far passed gateway.resume_max_bytes
-  kMultipleChoices,  // n > 1
-  kToolCall,         // a tool-call delta was sent: it cannot be continued as text
-  kUnrecognised,     // an event that is not an OpenAI chunk went to the client
-  kRequestShape,     // prompt as token ids or several prompts, echo, a client-continued final message
-  kNothingLeft,      // max_tokens already spent
-  kNoBackend,        // no other eligible backend
-  kNoRetries,        // the retry budget is spent, or the gateway drains
-  kCount
-};
-std::string_view ResumeRefusalName(ResumeRefusal r);
 
 class StreamResumeState {
  public:
@@ -68,8 +53,8 @@ class StreamResumeState {
   // joins the sum, and what follows comes from a continuation.
   void AttemptFailed();
 
-  // Whether a continuation can carry on what was sent (kNone), or why not.
-  ResumeRefusal Check() const;
+  // Whether a continuation can carry on what was sent (kOk), or why not.
+  ResumeOutcome Check() const;
 
   bool started() const { return chunks_ > 0; }        // a chunk reached the client
   bool continuation() const { return attempts_ > 0; } // chunks now come from a continuation
@@ -117,8 +102,8 @@ class StreamResumeState {
 
 // The continuation request's body for `body` (the client's JSON), into *out (cleared
 // first). `chat`: /v1/chat/completions, else /v1/completions. `model`: the model name
-// to send instead of the body's, empty to keep it. kNone on success.
-ResumeRefusal BuildContinuation(std::string_view body, bool chat, std::string_view model,
+// to send instead of the body's, empty to keep it. kOk on success.
+ResumeOutcome BuildContinuation(std::string_view body, bool chat, std::string_view model,
                                 const StreamResumeState& st, std::string* out);
 
 // `body` with stream_options.include_usage set to true (and `model` instead of the

@@ -118,12 +118,12 @@ TEST(StreamFilterTest, AContinuationBecomesOneStreamWithTheSameTextIdAndSummedUs
       first += Ev(Chunk("first", words[3], false)).substr(0, 20);
       EXPECT_EQ(r.FeedIn(first, step), StreamFilter::Result::kOk);
       r.f.AttemptFailed();
-      ASSERT_EQ(r.f.CanResume(), ResumeRefusal::kNone);
+      ASSERT_EQ(r.f.CanResume(), ResumeOutcome::kOk);
       EXPECT_EQ(r.f.state().text(0), " w1 w2 w3");
       std::string body;
       ASSERT_EQ(BuildContinuation(R"({"model":"m","messages":[{"role":"user","content":"q"}],"stream":true})", true, "",
                                   r.f.state(), &body),
-                ResumeRefusal::kNone);
+                ResumeOutcome::kOk);
       EXPECT_NE(body.find(R"({"role":"assistant","content":" w1 w2 w3"})"), std::string::npos) << body;
       // The continuation: its own id, a role chunk again, the rest of the words, usage.
       std::string cont = Stream("second", {" w4", " w5", " w6"}, 14);
@@ -186,20 +186,20 @@ TEST(StreamFilterTest, RefusalsReachCanResume) {
   {
     Filtered r(Opts(true, /*resume=*/false));
     r.Feed(Ev(Chunk("first", " a", true)));
-    EXPECT_EQ(r.f.CanResume(), ResumeRefusal::kDisabled);
+    EXPECT_EQ(r.f.CanResume(), ResumeOutcome::kDisabled);
   }
   {
     StreamFilter::Options o = Opts(true);
     o.resume_max_bytes = 4;
     Filtered r(o);
     r.Feed(Ev(Chunk("first", " abcdef", true)));
-    EXPECT_EQ(r.f.CanResume(), ResumeRefusal::kTooLarge);
+    EXPECT_EQ(r.f.CanResume(), ResumeOutcome::kTooLarge);
   }
   {
     StreamFilter::Options o = Opts(true);
     o.requested_choices = 3;
     Filtered r(o);
-    EXPECT_EQ(r.f.CanResume(), ResumeRefusal::kMultipleChoices);
+    EXPECT_EQ(r.f.CanResume(), ResumeOutcome::kMultipleChoices);
   }
 }
 
@@ -210,7 +210,7 @@ TEST(StreamFilterTest, AnOversizedEventGoesThroughUnsplit) {
   r.FeedIn(s, 65536);
   EXPECT_EQ(r.out, s);
   EXPECT_TRUE(r.f.passthrough());
-  EXPECT_EQ(r.f.CanResume(), ResumeRefusal::kTooLarge);
+  EXPECT_EQ(r.f.CanResume(), ResumeOutcome::kTooLarge);
 }
 
 TEST(StreamFilterTest, AppendEndFinishesAStreamWhoseTextWasComplete) {

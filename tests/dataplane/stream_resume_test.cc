@@ -245,7 +245,7 @@ TEST(StreamResumeStateTest, KeepsTextTokensAndTheFirstIds) {
   EXPECT_EQ(f.st.first_created(), "1700000000");
   EXPECT_EQ(f.st.first_model(), "\"m1\"");
   EXPECT_TRUE(f.st.role_sent());
-  EXPECT_EQ(f.st.Check(), ResumeRefusal::kNone);
+  EXPECT_EQ(f.st.Check(), ResumeOutcome::kOk);
   EXPECT_EQ(f.st.TotalCompletion(), 2u);  // two chunks carried text
   f.st.AttemptFailed();
   EXPECT_EQ(f.st.tokens_before(), 2u);
@@ -265,31 +265,31 @@ TEST(StreamResumeStateTest, RefusalsTooLargeManyChoicesToolCall) {
   {
     Fed f(8);
     f.Chunk(ChatChunk("a", "12345"));
-    EXPECT_EQ(f.st.Check(), ResumeRefusal::kNone);
+    EXPECT_EQ(f.st.Check(), ResumeOutcome::kOk);
     f.Chunk(ChatChunk("a", "6789"));
-    EXPECT_EQ(f.st.Check(), ResumeRefusal::kTooLarge);
+    EXPECT_EQ(f.st.Check(), ResumeOutcome::kTooLarge);
   }
   {
     Fed f;
     f.Chunk(ChatChunk("a", "x", false, false, "m", 1));
-    EXPECT_EQ(f.st.Check(), ResumeRefusal::kMultipleChoices);
+    EXPECT_EQ(f.st.Check(), ResumeOutcome::kMultipleChoices);
     EXPECT_EQ(f.st.text(1), "x");  // kept per choice index
   }
   {
     Fed f;
     f.st.SetRequestedChoices(2);
-    EXPECT_EQ(f.st.Check(), ResumeRefusal::kMultipleChoices);
+    EXPECT_EQ(f.st.Check(), ResumeOutcome::kMultipleChoices);
   }
   {
     Fed f;
     f.Chunk("{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}");
-    EXPECT_EQ(f.st.Check(), ResumeRefusal::kToolCall);
+    EXPECT_EQ(f.st.Check(), ResumeOutcome::kToolCall);
   }
   {
     Fed f;
     f.Chunk(ChatChunk("a", "x"));
     f.st.OnUnrecognised();
-    EXPECT_EQ(f.st.Check(), ResumeRefusal::kUnrecognised);
+    EXPECT_EQ(f.st.Check(), ResumeOutcome::kUnrecognised);
   }
 }
 
@@ -317,7 +317,7 @@ TEST(BuildContinuationTest, ChatGetsTheAssistantMessageAndTheFlags) {
   f.st.AttemptFailed();
   std::string body = R"({"model":"alias","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":10,"max_completion_tokens":12,"temperature":0})";
   std::string out;
-  ASSERT_EQ(BuildContinuation(body, true, "real-model", f.st, &out), ResumeRefusal::kNone);
+  ASSERT_EQ(BuildContinuation(body, true, "real-model", f.st, &out), ResumeOutcome::kOk);
   auto d = Parse(out);
   EXPECT_STREQ(d["model"].GetString(), "real-model");
   ASSERT_EQ(d["messages"].Size(), 2u);
@@ -338,7 +338,7 @@ TEST(BuildContinuationTest, ExistingFlagsAndStreamOptionsAreOverwrittenNotDuplic
   f.st.AttemptFailed();
   std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"add_generation_prompt":true,"continue_final_message":false,"stream_options":{"include_usage":false,"continuous_usage_stats":false}})";
   std::string out;
-  ASSERT_EQ(BuildContinuation(body, true, "", f.st, &out), ResumeRefusal::kNone);
+  ASSERT_EQ(BuildContinuation(body, true, "", f.st, &out), ResumeOutcome::kOk);
   auto d = Parse(out);
   EXPECT_TRUE(d["continue_final_message"].GetBool());
   EXPECT_FALSE(d["add_generation_prompt"].GetBool());
@@ -356,7 +356,7 @@ TEST(BuildContinuationTest, CompletionsAppendToThePrompt) {
   f.st.AttemptFailed();
   std::string out;
   ASSERT_EQ(BuildContinuation(R"({"model":"m","prompt":"Once upon","max_tokens":5})", false, "", f.st, &out),
-            ResumeRefusal::kNone);
+            ResumeOutcome::kOk);
   auto d = Parse(out);
   EXPECT_STREQ(d["prompt"].GetString(), "Once upon more\ttext");
   EXPECT_EQ(d["max_tokens"].GetInt(), 4);
@@ -364,7 +364,7 @@ TEST(BuildContinuationTest, CompletionsAppendToThePrompt) {
   EXPECT_TRUE(d["stream_options"]["include_usage"].GetBool());
   ASSERT_EQ(BuildContinuation(R"({"model":"m","prompt":["Once \"upon"],"stream_options":null})", false, "", f.st,
                               &out),
-            ResumeRefusal::kNone);
+            ResumeOutcome::kOk);
   d = Parse(out);
   EXPECT_STREQ(d["prompt"][0].GetString(), "Once \"upon more\ttext");
   EXPECT_TRUE(d["stream_options"]["include_usage"].GetBool());
@@ -376,21 +376,21 @@ TEST(BuildContinuationTest, Refusals) {
   f.Chunk(ChatChunk("a", " y"));
   f.st.AttemptFailed();
   std::string out;
-  EXPECT_EQ(BuildContinuation(R"({"model":"m","prompt":[1,2,3]})", false, "", f.st, &out), ResumeRefusal::kRequestShape);
+  EXPECT_EQ(BuildContinuation(R"({"model":"m","prompt":[1,2,3]})", false, "", f.st, &out), ResumeOutcome::kRequestShape);
   EXPECT_EQ(BuildContinuation(R"({"model":"m","prompt":["a","b"]})", false, "", f.st, &out),
-            ResumeRefusal::kRequestShape);
+            ResumeOutcome::kRequestShape);
   EXPECT_EQ(BuildContinuation(R"({"model":"m","prompt":"a","echo":true})", false, "", f.st, &out),
-            ResumeRefusal::kRequestShape);
+            ResumeOutcome::kRequestShape);
   EXPECT_EQ(BuildContinuation(R"({"model":"m","prompt":"a","max_tokens":2})", false, "", f.st, &out),
-            ResumeRefusal::kNothingLeft);
+            ResumeOutcome::kNothingLeft);
   EXPECT_EQ(BuildContinuation(R"({"model":"m","messages":[{"role":"user","content":"q"}],"n":2})", true, "", f.st,
                               &out),
-            ResumeRefusal::kMultipleChoices);
+            ResumeOutcome::kMultipleChoices);
   EXPECT_EQ(BuildContinuation(
                 R"({"model":"m","messages":[{"role":"assistant","content":"pre"}],"continue_final_message":true})", true,
                 "", f.st, &out),
-            ResumeRefusal::kRequestShape);
-  EXPECT_EQ(BuildContinuation("{\"model\":", true, "", f.st, &out), ResumeRefusal::kRequestShape);
+            ResumeOutcome::kRequestShape);
+  EXPECT_EQ(BuildContinuation("{\"model\":", true, "", f.st, &out), ResumeOutcome::kRequestShape);
 }
 
 TEST(EnsureIncludeUsageTest, AddsOrTurnsOnIncludeUsage) {
