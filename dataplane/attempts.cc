@@ -58,16 +58,11 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
                                    "cannot create upstream socket"));
   if (!reused) stats_.UpstreamConnect(slot);
+  Bind(u);
   u->client = c;
   c->up = u;
   BuildUpstreamRequest(c, u, be);
-  llhttp_init(&u->parser, HTTP_RESPONSE, &up_settings_);
-  u->parser.data = this;
-  u->saw_response_byte = false;
-  if (u->error.kind() != ErrorKind::kNone) u->error = Error();
-  u->interim = false;
-  c->h->resp_headers.Clear();
-  c->relay.NewHead();
+  u->codec.BeginResponse(this, &c->h->resp_headers, &c->relay);
   if (u->connected) {
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     ArmUpSend(u);
@@ -77,7 +72,7 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     SetUpDeadline(c, 1, snap_->limits.connect_ms);
     io_uring_sqe* s = Sqe();
     io_uring_prep_connect(s, u->fd, reinterpret_cast<sockaddr*>(&u->addr), u->addr_len);
-    io_uring_sqe_set_data64(s, Tag(u, kOpUpConnect));
+    io_uring_sqe_set_data64(s, u->connect_done.user_data());
     ++u->pending_ops;
   }
 }

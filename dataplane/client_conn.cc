@@ -1,5 +1,7 @@
-// Client connections: multishot recv into provided buffers, sends, close, and the
-// per-connection request lifecycle (acquire/release/finish, pipelined requests in order).
+// Client connections, the way in: multishot recv into provided buffers, the bytes fed to
+// the connection's ClientSession, and the worker's side of ClientSession::Handler (the
+// request state, header/body deadlines, a broken request answered). A parsed request goes
+// on in endpoints.cc; the answer's way out is client_send.cc.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -26,7 +28,7 @@ void WorkerImpl::ArmClientRecv(ClientConn* c) {
   io_uring_prep_recv_multishot(s, c->fd, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = loop_.recv_buf_group();
-  io_uring_sqe_set_data64(s, Tag(c, kOpClientRecv));
+  io_uring_sqe_set_data64(s, c->recv_done.user_data());
   c->recv_armed = true;
   c->recv_starved = false;
   ++c->pending_ops;
@@ -36,8 +38,8 @@ void WorkerImpl::PauseClientRecv(ClientConn* c) {
   if (!c->recv_armed || c->recv_paused) return;
   c->recv_paused = true;
   io_uring_sqe* s = Sqe();
-  io_uring_prep_cancel64(s, Tag(c, kOpClientRecv), 0);
-  io_uring_sqe_set_data64(s, kOpNone);
+  io_uring_prep_cancel64(s, c->recv_done.user_data(), 0);
+  io_uring_sqe_set_data64(s, kNoCompletion);
 }
 
 void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
@@ -62,7 +64,7 @@ void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
     if (has_buf) ReturnRecvBuf(bid);
     // The client left (or reset). Whatever we do for it stops now, upstream included.
     c->peer_closed = true;
-    if (c->busy && !c->response_done) stats_.CountError(ErrorKind::kClientGone);
+    if (c->session.busy() && !c->response_done) stats_.CountError(ErrorKind::kClientGone);
     CloseClient(c);
     return;
   }
@@ -74,90 +76,41 @@ void WorkerImpl::OnClientRecv(ClientConn* c, int res, uint32_t flags) {
   if (!c->closed && !c->recv_armed) ArmClientRecv(c);
 }
 
-// Parses straight from the ring buffer when nothing is pending; keeps the rest.
+// The session parses straight from the ring buffer when it holds nothing; keeps the rest.
 void WorkerImpl::FeedClient(ClientConn* c, const char* data, size_t n) {
-  if (c->discard_input) return;
-  size_t off = 0;
-  if (!c->busy && c->pending_off == c->pending.size()) {
-    c->pending.clear();
-    c->pending_off = 0;
-    while (off < n && !c->busy && !c->closed && !c->discard_input) off += ExecuteParser(c, data + off, n - off);
-    if (c->closed || c->discard_input) return;
-  }
-  if (off < n) c->pending.append(data + off, n - off);
-  ParseClient(c);
-  if (c->busy && c->pending.size() - c->pending_off > kMaxPendingInput) PauseClientRecv(c);
+  if (c->session.Feed(data, n) && !c->closed) PauseClientRecv(c);
 }
 
-void WorkerImpl::CloseClient(ClientConn* c) {
-  if (c->closed) return;
-  if (c->up) ReleaseUpstream(c, false);
-  if (c->queued) {
-    admission_->Remove(reinterpret_cast<uint64_t>(c));
-    c->queued = false;
-  }
-  if (c->busy) EndRequestStats(c, c->response_done ? c->status : 499);
-  // A send still in flight reads from the state's buffer: give it back when it completes.
-  if (!c->send_armed) ReleaseRequest(c);
-  c->closed = true;
-  loop_.timers().Cancel(&c->timer);
-  ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
-  ::close(c->fd);
-  // Remove from the list by swapping with the last.
-  size_t i = c->list_index;
-  clients_[i] = clients_.back();
-  clients_[i]->list_index = i;
-  clients_.pop_back();
-  stats_.ConnectionClosed(clients_.size());
-  MaybeFree(c);
+// ------------------------------------------------------------------ ClientSession::Handler
+
+RequestState* WorkerImpl::AcquireRequest(ClientSession* s) {
+  ClientConn* c = static_cast<ClientConn*>(s->owner());
+  AcquireRequest(c);
+  return c->h;
 }
 
-void WorkerImpl::QueueSend(ClientConn* c) {
-  if (c->send_armed || c->closed || !c->h || c->out_off >= c->h->out.size()) return;
-  io_uring_sqe* s = Sqe();
-  io_uring_prep_send(s, c->fd, c->h->out.data() + c->out_off, c->h->out.size() - c->out_off, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(s, Tag(c, kOpClientSend));
-  if (!c->send_deadline_ms && cfg_.gateway.timeouts.client_send_ms) {
-    c->send_deadline_ms = NowMs() + cfg_.gateway.timeouts.client_send_ms;
-    ScheduleDeadline(c);
-  }
-  c->send_armed = true;
-  ++c->pending_ops;
+void WorkerImpl::OnRequestStarted(ClientSession* s) {
+  ClientConn* c = static_cast<ClientConn*>(s->owner());
+  if (c->deadline_status != 0) return;  // the header deadline runs already
+  // A request has started arriving: it must complete within the client timeouts.
+  c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_header_ms;
+  c->deadline_status = 408;
+  ScheduleDeadline(c);
 }
 
-void WorkerImpl::OnClientSend(ClientConn* c, int res) {
-  c->send_armed = false;
-  if (c->closed) {
-    ReleaseRequest(c);
-    return;
-  }
-  if (res <= 0) {
-    CloseClient(c);
-    return;
-  }
-  c->out_off += static_cast<size_t>(res);
-  c->bytes_out += static_cast<uint64_t>(res);
-  stats_.ClientBytesOut(static_cast<uint64_t>(res));
-  if (c->out_off < c->h->out.size()) return QueueSend(c);
-  c->h->out.clear();
-  c->out_off = 0;
-  c->send_deadline_ms = 0;  // all taken
-  AfterClientDrained(c);
+void WorkerImpl::OnHeadComplete(ClientSession* s, bool sent_continue) {
+  ClientConn* c = static_cast<ClientConn*>(s->owner());
+  c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_body_ms;
+  c->deadline_status = 408;
+  ScheduleDeadline(c);
+  if (sent_continue) QueueSend(c);
+}
+
+void WorkerImpl::OnBadRequest(ClientSession* s, const Error& e) {
+  SendFailure(static_cast<ClientConn*>(s->owner()), e, true);
 }
 
 // Everything queued reached the socket: finish the request, or read more upstream.
-void WorkerImpl::AfterClientDrained(ClientConn* c) {
-  if (c->busy && c->response_done) {
-    FinishRequest(c);
-    return;
-  }
-  if (!c->busy && c->rw.close_after_send()) {
-    CloseClient(c);
-    return;
-  }
-  if (c->busy && c->up && c->up->connected && !c->up->recv_armed) ArmUpRecv(c->up);
-}
-
 void WorkerImpl::AcquireRequest(ClientConn* c) {
   if (c->h) return;
   if (!free_requests_.empty()) {
@@ -170,42 +123,6 @@ void WorkerImpl::AcquireRequest(ClientConn* c) {
     c->h->resp_headers.Reserve(HeaderCap());
   }
   c->h->Reset();
-}
-
-void WorkerImpl::ReleaseRequest(ClientConn* c) {
-  RequestState* r = c->h;
-  if (!r) return;
-  c->h = nullptr;
-  // A pooled state keeps its body capacity for the next request, unless it grew huge.
-  if (r->body.capacity() > (1u << 20)) std::string().swap(r->body);
-  if (r->out.capacity() > (1u << 20)) std::string().swap(r->out);
-  if (free_requests_.size() < 256) {
-    free_requests_.push_back(r);
-  } else {
-    delete r;
-  }
-}
-
-void WorkerImpl::FinishRequest(ClientConn* c) {
-  EndRequestStats(c, c->status);
-  ReleaseRequest(c);
-  c->busy = false;
-  // An answer that said keep-alive keeps the connection even when a drain began while it
-  // was sent: the client may already be sending its next request on it, which is then
-  // answered with `Connection: close` (or the connection closes idle after the grace).
-  if (c->rw.close_after_send()) {
-    CloseClient(c);
-    return;
-  }
-  c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;
-  ScheduleDeadline(c);
-  c->deadline_status = 0;
-  // Answer the next pipelined request, if its bytes are already here.
-  ParseClient(c);
-  if (!c->closed && !c->busy && c->recv_paused) {
-    c->recv_paused = false;  // the cancel's final completion may still be on its way
-  }
-  if (!c->closed) ArmClientRecv(c);
 }
 
 }  // namespace llmgw::dataplane

@@ -18,9 +18,12 @@
 
 namespace llmgw::dataplane {
 
+// ClientSession::Handler: a whole request was parsed (client_session.cc).
+void WorkerImpl::OnRequest(ClientSession* s) { HandleRequest(static_cast<ClientConn*>(s->owner())); }
+
 void WorkerImpl::BeginResponse(ClientConn* c) {
   AcquireRequest(c);  // an error may come before any request byte was understood
-  c->busy = true;
+  c->session.BeginAnswer();
   c->response_done = false;
   c->streaming = false;
   c->relay.Begin();
@@ -37,11 +40,8 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->deadline_ms = 0;
   c->deadline_status = 0;
   c->has_model = false;
-  // llhttp's rule is the RFC's: HTTP/1.1 keeps the connection unless `Connection: close`;
-  // HTTP/1.0 only with `Connection: keep-alive`. A version not parsed yet (a broken request
-  // line) counts as 1.0: its error answer has a length and closes anyway.
-  c->rw.Begin(c->parser.http_major == 0 || (c->parser.http_major == 1 && c->parser.http_minor == 0),
-              !llhttp_should_keep_alive(&c->parser));
+  // The session knows the request's version and keep-alive (client_session.h).
+  c->rw.Begin(c->session.http10(), !c->session.keep_alive());
   if (c->h->request_id.len == 0) {
     // 24 hex digits from 96 random bits.
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -69,7 +69,7 @@ void WorkerImpl::WriteHead(ClientConn* c, int status, std::string_view content_t
 
 void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std::string_view ct) {
   WriteHead(c, status, ct, static_cast<int64_t>(body.size()));
-  if (c->parser.method != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
+  if (c->session.method() != HTTP_HEAD) c->h->out.append(body);  // HEAD: the length, no body
   c->response_done = true;
   QueueSend(c);
 }
@@ -77,7 +77,7 @@ void WorkerImpl::SendLocal(ClientConn* c, int status, std::string_view body, std
 // OpenAI-shaped error. `fatal`: the connection closes after it (broken framing).
 void WorkerImpl::SendError(ClientConn* c, int status, std::string_view message, std::string_view type,
                const char* param, std::string_view code, bool fatal) {
-  if (!c->busy) BeginResponse(c);
+  if (!c->session.busy()) BeginResponse(c);
   if (fatal) c->rw.CloseAfterSend();
   scratch_.clear();
   AppendErrorJson(&scratch_, message, type, param, code);
@@ -149,7 +149,7 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   std::string_view url = c->h->url.View();
   size_t q = url.find('?');
   std::string_view path = q == std::string_view::npos ? url : url.substr(0, q);
-  auto method = static_cast<llhttp_method_t>(c->parser.method);
+  auto method = c->session.method();
   bool get = method == HTTP_GET || method == HTTP_HEAD;
   bool post = method == HTTP_POST;
   auto wrong_method = [&] {

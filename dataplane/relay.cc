@@ -1,5 +1,7 @@
-// Relay: upstream reads relayed to the client as they arrive (SSE, chunked or
-// Content-Length), with backpressure, and usage scanning in the final chunk.
+// Relay: upstream reads parsed by the connection's codec and relayed to the client as
+// they arrive (SSE, chunked or Content-Length), with backpressure; the codec's Handler
+// (final head, body pieces, end) writes them through ResponseWriter and SseRelay; at the
+// exchange's end the connection goes back to the UpstreamPool (ReleaseUpstream).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,12 +25,7 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   if (u->closed || !u->client) return;
   ClientConn* c = u->client;
   if (res <= 0) {
-    current_up_ = u;
-    // llhttp_finish runs on_message_complete for a body delimited by the close; that
-    // callback pauses, so HPE_PAUSED is success here too.
-    llhttp_errno_t fin = res == 0 && u->saw_response_byte ? llhttp_finish(&u->parser) : HPE_INVALID_EOF_STATE;
-    bool finished = (fin == HPE_OK || fin == HPE_PAUSED) && c->response_done;
-    current_up_ = nullptr;
+    bool finished = res == 0 && u->codec.Finish() && c->response_done;
     if (finished) {
       // Body delimited by the upstream closing: complete.
       u->reused = false;
@@ -39,29 +36,24 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
       else AfterClientDrained(c);
       return;
     }
-    if (u->reused && !u->saw_response_byte) return RetryStale(c);
+    if (u->reused && !u->codec.saw_bytes()) return RetryStale(c);
     stats_.UpstreamError(u->slot, shm::UpstreamErr::kReset);
     return UpstreamFailed(c, Error(ErrorKind::kConnectionReset, ErrorSide::kUpstream, true,
                                    "upstream closed the connection"));
   }
-  u->saw_response_byte = true;
   stats_.UpstreamBytesIn(u->slot, static_cast<uint64_t>(res));
   // Before the final head, the first-byte deadline keeps running: an interim 1xx (or a
   // head trickling in) does not make a backend that never answers an idle one.
   if (c->rw.committed()) SetUpDeadline(c, 3, snap_->limits.idle_ms);
-  current_up_ = u;
-  llhttp_errno_t e = llhttp_execute(&u->parser, u->in, static_cast<size_t>(res));
-  current_up_ = nullptr;
-  // 5xx / 429 before anything reached the client: the callback made the error.
-  if (u->error.kind() != ErrorKind::kNone) return UpstreamFailed(c, u->error);
-  if (e != HPE_OK && e != HPE_PAUSED) {
-    stats_.UpstreamError(u->slot, shm::UpstreamErr::kProtocol);
-    return UpstreamFailed(c, Error(ErrorKind::kUpstreamProtocol, ErrorSide::kUpstream, false, "%s",
-                                   c->h->resp_headers.overflow() ? "upstream response headers too large"
-                                                     : "upstream sent invalid HTTP"));
+  // The codec calls OnResponseHead / Body / Complete below as the bytes say.
+  if (u->codec.Parse(u->in, static_cast<size_t>(res)) == UpstreamCodec::Parsed::kError) {
+    // A refused 5xx / 429 was counted by OnResponseHead; anything else is not HTTP.
+    if (u->codec.error().kind() == ErrorKind::kUpstreamProtocol)
+      stats_.UpstreamError(u->slot, shm::UpstreamErr::kProtocol);
+    return UpstreamFailed(c, u->codec.error());
   }
   if (c->response_done) {
-    bool keep = llhttp_should_keep_alive(&u->parser);
+    bool keep = u->codec.keep_alive();
     ReleaseUpstream(c, keep);
   }
   if (c->out_off < c->h->out.size()) {
@@ -74,25 +66,45 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   }
 }
 
-int WorkerImpl::OnUpBody(llhttp_t* p, const char* at, size_t n) {
-  WorkerImpl* w = self(p);
-  ClientConn* c = CurUp(p)->client;
-  uint64_t gap;
-  if (c->relay.OnPiece(std::string_view(at, n), NowUs(), &gap)) w->stats_.InterToken(gap);
-  c->rw.AppendBody(&c->h->out, at, n);
-  return 0;
+bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t content_length) {
+  UpstreamConn* u = static_cast<UpstreamConn*>(codec->owner());
+  ClientConn* c = u->client;
+  if ((status >= 500 || status == 429) && !c->rw.committed()) {
+    stats_.UpstreamError(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
+    return false;  // the codec makes the error; UpstreamFailed decides on a retry
+  }
+  c->first_byte_us = NowUs();
+  if (local_[u->slot].awaiting) --local_[u->slot].awaiting;
+  if (c->attempt.backend() >= 0) stats_.FirstByte(c->attempt.backend(), c->first_byte_us - c->start_us);
+  WriteHead(c, status, {}, content_length, c->h->resp_headers.lines());
+  c->status = status;
+  return true;
 }
 
-int WorkerImpl::OnUpMessageComplete(llhttp_t* p) {
-  UpstreamConn* u = CurUp(p);
-  if (u->interim) {  // the end of a 1xx: the final answer follows on this connection
-    u->interim = false;
-    return 0;
-  }
-  ClientConn* c = u->client;
+void WorkerImpl::OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) {
+  ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
+  uint64_t gap;
+  if (c->relay.OnPiece(std::string_view(at, n), NowUs(), &gap)) stats_.InterToken(gap);
+  c->rw.AppendBody(&c->h->out, at, n);
+}
+
+void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {
+  ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
   c->rw.EndBody(&c->h->out);
   c->response_done = true;
-  return HPE_PAUSED;
+}
+
+void WorkerImpl::ReleaseUpstream(ClientConn* c, bool keep) {
+  UpstreamConn* u = c->up;
+  if (!u) return;
+  c->up = nullptr;
+  c->up_deadline_ms = 0;
+  int slot = u->slot;
+  if (local_[slot].in_flight) --local_[slot].in_flight;
+  if (c->first_byte_us == 0 && local_[slot].awaiting) --local_[slot].awaiting;  // never answered
+  ++admit_credits_;
+  stats_.BackendInFlight(slot, local_[slot].in_flight);
+  if (!pool_.Give(u, keep && !draining_)) MaybeFree(u);
 }
 
 }  // namespace llmgw::dataplane

@@ -30,7 +30,7 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   stats_.EndRequest(r);
   if (access_log_.enabled()) {
     AccessRecord a;
-    a.method = llhttp_method_name(static_cast<llhttp_method_t>(c->parser.method));
+    a.method = llhttp_method_name(c->session.method());
     a.path = c->h->url.View();
     a.status = status;
     a.model = has_model ? std::string_view(snap_->models[c->attempt.orig_model()].name) : "";

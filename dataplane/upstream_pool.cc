@@ -37,7 +37,6 @@ UpstreamConn* UpstreamPool::Open(int slot, const shm::BackendEntry& be) {
     u->ResetForReuse();
   } else {
     u = new UpstreamConn();  // the free list grows to the thread's peak, then reuses
-    u->head.reserve(1024);   // request line and llmgw's own headers; kept with the object
   }
   ++live_;
   u->fd = fd;
@@ -74,7 +73,7 @@ void UpstreamPool::Close(UpstreamConn* u) {
       s = io_uring_get_sqe(ring_);
     }
     io_uring_prep_cancel_fd(s, u->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(s, kOpNone);
+    io_uring_sqe_set_data64(s, kNoCompletion);
     io_uring_submit(ring_);
   }
   ::close(u->fd);

@@ -43,22 +43,9 @@ Status WorkerImpl::Init() {
                                                          cfg_.gateway.admission.queue_timeout_ms);
   local_.assign(shm::kMaxBackends, routing::LocalLoad{});
   pool_.Init(loop_.ring());
-  llhttp_settings_init(&client_settings_);
-  client_settings_.on_message_begin = &OnMessageBegin;
-  client_settings_.on_url = &OnUrl;
-  client_settings_.on_header_field = &OnHeaderField;
-  client_settings_.on_header_value = &OnHeaderValue;
-  client_settings_.on_header_value_complete = &OnHeaderValueComplete;
-  client_settings_.on_headers_complete = &OnHeadersComplete;
-  client_settings_.on_body = &OnBody;
-  client_settings_.on_message_complete = &OnMessageComplete;
-  llhttp_settings_init(&up_settings_);
-  up_settings_.on_header_field = &OnUpHeaderField;
-  up_settings_.on_header_value = &OnUpHeaderValue;
-  up_settings_.on_header_value_complete = &OnUpHeaderValueComplete;
-  up_settings_.on_headers_complete = &OnUpHeadersComplete;
-  up_settings_.on_body = &OnUpBody;
-  up_settings_.on_message_complete = &OnUpMessageComplete;
+  session_limits_.max_header_bytes = cfg_.gateway.max_header_bytes;
+  session_limits_.max_body_bytes = cfg_.gateway.max_body_bytes;
+  session_limits_.hash_header = snap_->limits.hash_header;
   return Status::Ok();
 }
 
@@ -123,25 +110,19 @@ void WorkerImpl::ArmAccept(size_t i) {
     io_uring_prep_multishot_accept(s, listen_fds_[i], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   else
     io_uring_prep_accept(s, listen_fds_[i], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, kOpAccept | (static_cast<uint64_t>(i) << 3));
+  io_uring_sqe_set_data64(s, AcceptUserData(i));
   accept_armed_[i] = 1;
 }
 
 void WorkerImpl::Dispatch(uint64_t ud, int res, uint32_t flags) {
-  Op op = static_cast<Op>(ud & 7);
-  Conn* c = reinterpret_cast<Conn*>(ud & ~uint64_t{7});
-  if (op == kOpAccept) return OnAccept(static_cast<size_t>(ud >> 3), res, flags);
-  if (!c) return;
+  if (ud & 1) return OnAccept(static_cast<size_t>(ud >> 1), res, flags);
+  if (ud == kNoCompletion) return;
+  // The user data is the completion target: the connection and its handler.
+  const Completion* t = reinterpret_cast<const Completion*>(ud);
+  Conn* c = t->conn;
   // The op still counts as pending while its handler runs, so nothing the handler
   // closes can free this object under our feet; it is released just below.
-  switch (op) {
-    case kOpClientRecv: OnClientRecv(static_cast<ClientConn*>(c), res, flags); break;
-    case kOpClientSend: OnClientSend(static_cast<ClientConn*>(c), res); break;
-    case kOpUpConnect: OnUpConnect(static_cast<UpstreamConn*>(c), res); break;
-    case kOpUpSend: OnUpSend(static_cast<UpstreamConn*>(c), res); break;
-    case kOpUpRecv: OnUpRecv(static_cast<UpstreamConn*>(c), res); break;
-    default: break;
-  }
+  t->fn(this, c, res, flags);
   // A multishot op stays pending until its last completion (no F_MORE).
   if (!(flags & IORING_CQE_F_MORE)) --c->pending_ops;
   MaybeFree(c);
@@ -167,6 +148,9 @@ void WorkerImpl::RefreshSnapshot() {
   if (!reader_.Refresh(snap_.get())) return;
   has_snapshot_ = true;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
+  // The snapshot's body limit, when it sets one, wins over the config's.
+  session_limits_.max_body_bytes = snap_->limits.max_body_bytes ? snap_->limits.max_body_bytes
+                                                                : cfg_.gateway.max_body_bytes;
   router_.OnSnapshot(*snap_);
   pool_.PruneIdle(*snap_);
   stats_.SnapshotCopied(reader_.generation());
@@ -190,7 +174,7 @@ void WorkerImpl::Tick(uint64_t now) {
     // drain said `Connection: close` already).
     std::vector<ClientConn*> idle;
     for (ClientConn* c : clients_)
-      if (!c->busy && !c->send_armed && !c->in_message) idle.push_back(c);
+      if (!c->session.busy() && !c->send_armed && !c->session.in_message()) idle.push_back(c);
     for (ClientConn* c : idle) CloseClient(c);
   }
   uint64_t cookie;
@@ -218,7 +202,7 @@ uint64_t WorkerImpl::NextDeadline(const ClientConn* c) const {
   };
   take(c->send_deadline_ms);
   if (c->recv_starved) take(NowMs() + kTickMs);
-  if (c->busy) {
+  if (c->session.busy()) {
     if (c->queued) return t;  // the admission queue has its own deadline
     take(c->attempt.retry_at_ms());
     take(c->total_deadline_ms);
@@ -238,7 +222,7 @@ void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
     CloseClient(c);
     return;
   }
-  if (c->busy) {
+  if (c->session.busy()) {
     if (c->queued) return;  // the admission queue has its own deadline
     if (c->attempt.RetryDue(now)) {
       StartAttempt(c);
@@ -258,7 +242,7 @@ void WorkerImpl::CheckDeadlines(ClientConn* c, uint64_t now) {
     return;
   }
   if (c->deadline_ms && now >= c->deadline_ms) {
-    if (c->deadline_status && c->in_message) {
+    if (c->deadline_status && c->session.in_message()) {
       SendFailure(c, Error(ErrorKind::kTimeout, ErrorSide::kDownstream, false, "request not received in time"), true);
     } else {
       CloseClient(c);
@@ -283,7 +267,7 @@ void WorkerImpl::StartDrain() {
     if (accept_armed_[i]) {
       io_uring_sqe* s = Sqe();
       io_uring_prep_cancel_fd(s, listen_fds_[i], IORING_ASYNC_CANCEL_ALL);
-      io_uring_sqe_set_data64(s, kOpNone);
+      io_uring_sqe_set_data64(s, kNoCompletion);
     }
     loop_.Submit();  // the cancel holds no reference: submit it before the close
     ::close(listen_fds_[i]);
@@ -296,7 +280,7 @@ void WorkerImpl::CutAtDrainDeadline() {
   std::vector<ClientConn*> cs = clients_;
   for (ClientConn* c : cs) {
     if (c->closed) continue;
-    if (!c->busy || c->response_done) {
+    if (!c->session.busy() || c->response_done) {
       if (!c->send_armed) CloseClient(c);
       continue;
     }
@@ -381,14 +365,14 @@ void WorkerImpl::NewClient(int fd) {
     c = new ClientConn();
   }
   c->fd = fd;
+  Bind(c);
   if (addr_limiter_.enabled()) {  // one getpeername per connection, only when capped
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr_key = ClientAddressLimiter::KeyOf(ss);
   }
   ++live_conns_;
-  llhttp_init(&c->parser, HTTP_REQUEST, &client_settings_);
-  c->parser.data = this;
+  c->session.Start(this, &session_limits_, c);
   c->list_index = clients_.size();
   clients_.push_back(c);
   c->deadline_ms = NowMs() + cfg_.gateway.timeouts.client_idle_ms;

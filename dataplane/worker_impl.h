@@ -1,7 +1,8 @@
-// Internal to the data plane: the worker's state and the declarations of its parts. The
-// member functions live in one file per responsibility (worker.cc: ring, loop, dispatch,
-// timers, accept; client_conn.cc; client_parse.cc; endpoints.cc; attempts.cc; upstream.cc;
-// relay.cc; stats.cc); this header is the only thing they share.
+// Internal to the data plane: the worker, which wires the components together. It is the
+// Handler of every connection's ClientSession (client_session.h: parsing, limits,
+// pipelining) and UpstreamCodec (upstream_codec.h: request bytes, response parsing). Its
+// member functions live in one file per step (worker.cc: ring, loop, dispatch, timers,
+// accept; client_conn.cc; endpoints.cc; attempts.cc; upstream.cc; relay.cc; stats.cc).
 #pragma once
 
 #include <liburing.h>
@@ -21,19 +22,21 @@
 #include "common/routing/router.h"
 #include "common/shm.h"
 #include "dataplane/access_log.h"
+#include "dataplane/client_session.h"
 #include "dataplane/client_address_limiter.h"
 #include "dataplane/error_reply.h"
 #include "dataplane/http_text.h"
 #include "dataplane/loop.h"
 #include "dataplane/rng.h"
 #include "dataplane/thread_stats.h"
+#include "dataplane/upstream_codec.h"
 #include "dataplane/upstream_pool.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
 
 namespace llmgw::dataplane {
 
-class WorkerImpl {
+class WorkerImpl final : private ClientSession::Handler, private UpstreamCodec::Handler {
  public:
   WorkerImpl(const Config& cfg, shm::ShmRegion* region, uint32_t index, std::vector<int> listen_fds)
       : cfg_(cfg), region_(region), index_(index), listen_fds_(std::move(listen_fds)),
@@ -51,10 +54,31 @@ class WorkerImpl {
  private:
   // ------------------------------------------------------------------ ring helpers
   io_uring_sqe* Sqe() { return loop_.Sqe(); }
-  static uint64_t Tag(Conn* c, Op op) { return reinterpret_cast<uint64_t>(c) | op; }
 
-  // Listener i's accept; its completions carry i above the op bits.
+  // Listener i's accept; its completions carry i (AcceptUserData).
   void ArmAccept(size_t i);
+
+  // A connection's completion targets name the handlers below (worker_internal.h).
+  static void ClientRecvDone(WorkerImpl* w, Conn* c, int res, uint32_t flags) {
+    w->OnClientRecv(static_cast<ClientConn*>(c), res, flags);
+  }
+  static void ClientSendDone(WorkerImpl* w, Conn* c, int res, uint32_t) {
+    w->OnClientSend(static_cast<ClientConn*>(c), res);
+  }
+  static void UpConnectDone(WorkerImpl* w, Conn* c, int res, uint32_t) {
+    w->OnUpConnect(static_cast<UpstreamConn*>(c), res);
+  }
+  static void UpSendDone(WorkerImpl* w, Conn* c, int res, uint32_t) { w->OnUpSend(static_cast<UpstreamConn*>(c), res); }
+  static void UpRecvDone(WorkerImpl* w, Conn* c, int res, uint32_t) { w->OnUpRecv(static_cast<UpstreamConn*>(c), res); }
+  static void Bind(ClientConn* c) {
+    c->recv_done = {&ClientRecvDone, c};
+    c->send_done = {&ClientSendDone, c};
+  }
+  static void Bind(UpstreamConn* u) {
+    u->connect_done = {&UpConnectDone, u};
+    u->send_done = {&UpSendDone, u};
+    u->recv_done = {&UpRecvDone, u};
+  }
 
   void Dispatch(uint64_t ud, int res, uint32_t flags);
 
@@ -97,7 +121,7 @@ class WorkerImpl {
 
   void OnClientRecv(ClientConn* c, int res, uint32_t flags);
 
-  // Parses straight from the ring buffer when nothing is pending; keeps the rest.
+  // The session parses straight from the ring buffer when it holds nothing.
   void FeedClient(ClientConn* c, const char* data, size_t n);
 
   void CloseClient(ClientConn* c);
@@ -115,36 +139,18 @@ class WorkerImpl {
 
   void FinishRequest(ClientConn* c);
 
-  // ------------------------------------------------------------------ request parsing
-  static ClientConn* Cur(llhttp_t* p);
-
-  // Runs llhttp over [p, p+n); returns how many bytes it consumed. A complete request
-  // pauses the parser and is dispatched at once; a broken one is answered and the rest of
-  // the connection's input is discarded (the stream cannot be resynchronised).
-  size_t ExecuteParser(ClientConn* c, const char* p, size_t n);
-
-  void ParseClient(ClientConn* c);
-
-  static int OnMessageBegin(llhttp_t* p);
-  static int HeadLimit(llhttp_t* p, size_t n);
-  static int OnUrl(llhttp_t* p, const char* at, size_t n);
-  // Header names and values are appended straight to the forwarded lines (a
-  // HeaderCollector); a header that must not go upstream is cut off again when its value
-  // is complete.
-  static int HeaderTooLarge(ClientConn* c);
-  static int OnHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int OnHeaderValue(llhttp_t* p, const char* at, size_t n);
-  static int OnHeaderValueComplete(llhttp_t* p);
-  static int OnHeadersComplete(llhttp_t* p);
-  static int OnBody(llhttp_t* p, const char* at, size_t n);
-  static int OnMessageComplete(llhttp_t* p);
-  static WorkerImpl* self(llhttp_t* p) { return static_cast<WorkerImpl*>(p->data); }
+  // ------------------------------------------------------------------ ClientSession::Handler
+  // What a connection's session parsed (client_session.h); owner() is the ClientConn.
+  RequestState* AcquireRequest(ClientSession* s) override;
+  void OnRequestStarted(ClientSession* s) override;  // the header deadline
+  void OnHeadComplete(ClientSession* s, bool sent_continue) override;  // the body deadline
+  void OnRequest(ClientSession* s) override;
+  void OnBadRequest(ClientSession* s, const Error& e) override;
 
   // Forwarded header lines take at most a little more than their bytes on the wire ("a:b"
   // becomes "a: b"), which max_header_bytes bounds.
   size_t HeaderCap() const { return cfg_.gateway.max_header_bytes + cfg_.gateway.max_header_bytes / 4 + 64; }
 
-  uint64_t MaxBody() const;
 
   // ------------------------------------------------------------------ local answers
   void BeginResponse(ClientConn* c);
@@ -199,19 +205,12 @@ class WorkerImpl {
 
   void OnUpRecv(UpstreamConn* u, int res);
 
-  static UpstreamConn* CurUp(llhttp_t* p) { return self(p)->current_up_; }
-
-  // The upstream's end-to-end headers are collected as lines for the client; framing
-  // (Content-Length / Transfer-Encoding) is redone by llmgw, hop-by-hop headers stay here.
-  static int OnUpHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int OnUpHeaderValue(llhttp_t* p, const char* at, size_t n);
-  static int OnUpHeaderValueComplete(llhttp_t* p);
-
-  static int OnUpHeadersComplete(llhttp_t* p);
-
-  static int OnUpBody(llhttp_t* p, const char* at, size_t n);
-
-  static int OnUpMessageComplete(llhttp_t* p);
+  // ------------------------------------------------------------------ UpstreamCodec::Handler
+  // What a connection's codec parsed (upstream_codec.h); owner() is the UpstreamConn.
+  // The final head: a 5xx / 429 not yet committed is refused (retry), else written out.
+  bool OnResponseHead(UpstreamCodec* codec, int status, int64_t content_length) override;
+  void OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) override;
+  void OnResponseComplete(UpstreamCodec* codec) override;
 
 
   // Detaches the client's upstream: back to the pool when reusable, else closed.
@@ -266,14 +265,10 @@ class WorkerImpl {
   int64_t live_conns_ = 0;
   std::unique_ptr<routing::AdmissionQueue> admission_;
   uint32_t admit_credits_ = 0;  // backend slots freed since the last admission pass  // connection objects not yet released (exit waits for them)
-  llhttp_settings_t client_settings_{};
-  llhttp_settings_t up_settings_{};
-  ClientConn* current_ = nullptr;
-  UpstreamConn* current_up_ = nullptr;
+  ClientSession::Limits session_limits_;  // every session reads them (worker.cc updates)
   std::string scratch_;
   Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };
 
-inline ClientConn* WorkerImpl::Cur(llhttp_t* p) { return self(p)->current_; }
 
 }  // namespace llmgw::dataplane

@@ -1,5 +1,5 @@
-// Internal to the data plane: the per-thread loop's constants, its clock, completion tags
-// and the connection/request objects the worker files share. Not an API.
+// Internal to the data plane: the per-thread loop's constants, its clock, completion
+// targets and the connection objects the worker files share. Not an API.
 #pragma once
 
 #include <llhttp.h>
@@ -15,10 +15,12 @@
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
 #include "dataplane/attempt.h"
-#include "dataplane/header_collector.h"
+#include "dataplane/client_session.h"
+#include "dataplane/request_state.h"
 #include "dataplane/response_writer.h"
 #include "dataplane/small_str.h"
 #include "dataplane/timer_wheel.h"
+#include "dataplane/upstream_codec.h"
 #include "dataplane/sse_relay.h"
 
 namespace llmgw::dataplane {
@@ -28,9 +30,6 @@ namespace llmgw::dataplane {
 constexpr uint32_t kRecvBufCount = 1024;  // power of two
 constexpr uint32_t kRecvBufSize = 4096;
 constexpr uint16_t kRecvBufGroup = 1;
-// Unparsed client bytes kept while a request is being answered (pipelining); above this
-// the connection stops reading until the answer is out.
-constexpr size_t kMaxPendingInput = 65536;
 constexpr size_t kUpstreamInCap = 16384; // one upstream read; relayed before the next
 constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kCqEntries = 16384;
@@ -54,17 +53,23 @@ inline uint64_t NowUs() { return t_now_us; }
 inline uint64_t NowMs() { return t_now_us / 1000; }
 
 
-// Completion tags: low 3 bits of user_data say which operation finished; the rest is the
-// connection object (16-byte aligned), or 0 for the listener and fire-and-forget ops.
-enum Op : uint64_t {
-  kOpNone = 0,
-  kOpAccept = 1,
-  kOpClientRecv = 2,
-  kOpClientSend = 3,
-  kOpUpConnect = 4,
-  kOpUpSend = 5,
-  kOpUpRecv = 6,
+class WorkerImpl;
+struct Conn;
+
+// Completion targets: a submission's user data is the address of the Completion it
+// completes — the connection, and the worker's handler for that operation — so a
+// completion is dispatched by one indirect call, without tag bits or a switch. Two user
+// data values are not addresses: 0 (fire-and-forget: cancels) and odd ones (an accept:
+// the listener's index << 1 | 1).
+struct Completion {
+  using Fn = void (*)(WorkerImpl* w, Conn* c, int res, uint32_t flags);
+  Fn fn = nullptr;
+  Conn* conn = nullptr;
+  uint64_t user_data() const { return reinterpret_cast<uint64_t>(this); }
 };
+static_assert(alignof(Completion) >= 2, "bit 0 of a target's address marks accepts");
+constexpr uint64_t kNoCompletion = 0;
+inline uint64_t AcceptUserData(size_t listener) { return (static_cast<uint64_t>(listener) << 1) | 1; }
 
 
 struct Conn {
@@ -82,18 +87,13 @@ struct UpstreamConn : Conn {
   uint16_t slot = 0;
   uint64_t backend_key = 0;
   ClientConn* client = nullptr;  // the request it serves now; null when idle
-  llhttp_t parser;
+  UpstreamCodec codec{this};     // the request's bytes out, the response parsed
+  Completion connect_done, send_done, recv_done;  // bound by the worker (WorkerImpl::Bind)
   char in[kUpstreamInCap];
   bool connected = false;
   bool reused = false;
   bool recv_armed = false;
   bool send_armed = false;
-  bool saw_response_byte = false;
-  Error error;            // what the response parser found wrong (kind kNone: nothing)
-  bool interim = false;   // parsing a 1xx interim answer: skipped, the final one follows
-  std::string head;       // request line and the headers llmgw sets
-  iovec iov[8];
-  int iov_cnt = 0;
   msghdr msg{};
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
@@ -103,54 +103,18 @@ struct UpstreamConn : Conn {
     pending_ops = 0;
     closed = false;
     client = nullptr;
-    connected = reused = recv_armed = send_armed = saw_response_byte = false;
-    if (error.kind() != ErrorKind::kNone) error = Error();
-    head.clear();
-    iov_cnt = 0;
-  }
-};
-
-// What a request needs while it is read and answered: header fields and the body. Taken
-// from a per-thread pool when a request starts and given back when its answer is out, so
-// an idle keep-alive connection holds none of it (and no big body's capacity).
-struct RequestState {
-  SmallStr<1024> url;
-  SmallStr<128> request_id;
-  SmallStr<256> hash_value;
-  // The client's end-to-end headers as "Name: value\r\n" lines, sent upstream as they
-  // are. Capacity reserved once (gateway.max_header_bytes and a margin); never grown.
-  HeaderCollector req_headers;
-  bool has_content_type = false;
-  // The upstream's end-to-end response headers, relayed to the client; same bound.
-  HeaderCollector resp_headers;
-  SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
-  std::string body;
-  std::string out;     // bytes for the client; one send in flight at a time
-  char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
-  int prefix_len = -1; // -1: not extracted yet
-  void Reset() {
-    url.Clear();
-    request_id.Clear();
-    hash_value.Clear();
-    req_headers.Clear();
-    has_content_type = false;
-    resp_headers.Clear();
-    user.Clear();
-    body.clear();
-    out.clear();
-    prefix_len = -1;
+    connected = reused = recv_armed = send_armed = false;
+    codec.Reset();
   }
 };
 
 struct ClientConn : Conn {
   ClientConn() : Conn(Kind::kClient) {}
-  llhttp_t parser;
-  std::string pending;    // unparsed bytes held while busy (pipelined requests)
-  size_t pending_off = 0;
+  ClientSession session;  // parsing, limits, pipelining order, keep-alive
+  Completion recv_done, send_done;  // bound by the worker (WorkerImpl::Bind)
   bool recv_armed = false;    // a multishot recv is active
   bool recv_paused = false;   // stopped on purpose (pending input full)
   bool recv_starved = false;  // the buffer ring ran dry; re-armed by the tick
-  bool discard_input = false; // framing broke: ignore whatever else arrives
   bool send_armed = false;
   bool peer_closed = false;
   size_t list_index = 0;  // position in the worker's client list
@@ -162,15 +126,9 @@ struct ClientConn : Conn {
   bool addr_counted = false;      // the current request counts against its address
   int deadline_status = 0;   // 408 for header/body timeouts, 0 for idle close
 
-  // --- current request (parsing) ---
-  bool in_message = false;
   RequestState* h = nullptr;  // taken from the thread's pool while a request is around
-  size_t head_bytes = 0;
-  bool has_cl = false, has_te = false, expect_continue = false;
-  Error parse_error;  // 400/413/431 decided inside a callback (kind kNone: none)
 
-  // --- current request (dispatch) ---
-  bool busy = false;          // a request is being answered; parsing is paused
+  // --- current request (dispatch; session.busy() while it is answered) ---
   bool response_done = false; // whole response queued in out
   bool streaming = false;
   ResponseWriter rw;  // the answer's framing toward the client

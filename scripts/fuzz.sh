@@ -24,9 +24,9 @@ TARGETS=(
   "request_json_fuzz   fuzz/corpus/request_json"   # data plane: JSON field reader alone
   "llmgw_request_fuzz  dataplane/fuzz/corpus"      # data plane: llhttp request stream + JSON reader
   "relay_fuzz          fuzz/corpus/relay"          # data plane: SSE relay + response framing
-  # Data plane, added with its restructuring (client request path with llmgw's own
-  # callbacks and limits, upstream response handling incl. 1xx/chunked, SSE relay and
-  # usage scan, Anthropic stream translator): one line each here, same format.
+  "client_session_fuzz fuzz/corpus/client_session" # data plane: client request path (ClientSession)
+  "upstream_codec_fuzz fuzz/corpus/upstream_codec" # data plane: upstream responses (UpstreamCodec)
+  # Still to come with their features (Anthropic stream translator): one line each, same format.
 )
 
 BUILD_DIR=build-fuzz
