@@ -53,7 +53,9 @@ void AccessLog::Write(const AccessRecord& r, Rng* rng) {
                             {"ttft_us", static_cast<unsigned long long>(r.ttft_us)},
                             {"bytes_out", static_cast<unsigned long long>(r.bytes_out)},
                             {"prompt_tokens", static_cast<unsigned long long>(r.prompt_tokens)},
-                            {"completion_tokens", static_cast<unsigned long long>(r.completion_tokens)}},
+                            {"completion_tokens", static_cast<unsigned long long>(r.completion_tokens)},
+                            {"resumes", r.resumes},
+                            {"resume", r.resume}},
                            r.request_id);
   ssize_t w = ::write(fd_, line, n);  // one write per line (O_APPEND): no interleaving
   (void)w;

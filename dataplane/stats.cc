@@ -25,9 +25,13 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   r.attempt_wait_us = (c->first_byte_us ? c->first_byte_us : NowUs()) - c->attempt_start_us;
   r.model = has_model ? c->attempt.orig_model() : -1;
   r.backend = c->attempt.backend();
-  r.prompt_tokens = c->relay.prompt_tokens();
-  r.completion_tokens = c->relay.completion_tokens();
+  // Through StreamFilter the counts cover every attempt of a resumed stream (and usage the
+  // client did not ask for); else the relay's scan of the answer.
+  r.prompt_tokens = c->filtering ? c->filter.prompt_tokens() : c->relay.prompt_tokens();
+  r.completion_tokens = c->filtering ? c->filter.completion_tokens() : c->relay.completion_tokens();
+  if (c->commit_us) r.ttfb_us = c->commit_us - c->start_us;  // the client's, not a continuation's
   stats_.EndRequest(r);
+  if (has_model && c->resume_outcome != ResumeOutcome::kCount) stats_.StreamResume(c->attempt.orig_model(), c->resume_outcome);
   if (access_log_.enabled()) {
     AccessRecord a;
     a.method = llhttp_method_name(c->session.method());
@@ -40,8 +44,10 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.duration_us = us;
     a.ttft_us = r.ttfb_us;
     a.bytes_out = c->bytes_out;
-    a.prompt_tokens = c->relay.prompt_tokens();
-    a.completion_tokens = c->relay.completion_tokens();
+    a.prompt_tokens = r.prompt_tokens;
+    a.completion_tokens = r.completion_tokens;
+    a.resumes = c->filtering ? c->filter.state().resumes() : 0;
+    if (c->resume_outcome != ResumeOutcome::kCount) a.resume = ResumeOutcomeName(c->resume_outcome);
     a.request_id = c->h->request_id.View();
     access_log_.Write(a, &rng_);
   }
