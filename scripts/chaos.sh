@@ -61,24 +61,13 @@ in_gw() { ip netns exec "$GW" "$@"; }
 partition() { ip -n "llmgw-$TAG-be$1" link set "b$TAG$1" down; }
 heal() { ip -n "llmgw-$TAG-be$1" link set "b$TAG$1" up; }
 
-wait_port() {
-  local out="$1" i
-  for i in $(seq 1 100); do
-    if grep -q '^listening ' "$out" 2>/dev/null; then
-      sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$out" | head -1
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "chaos.sh: no 'listening' line in $out" >&2
-  return 1
-}
+source "$(dirname "$0")/lib/listening_port.sh"  # listening_port FILE -> port
 
 for i in 0 1; do
   ip netns exec "llmgw-$TAG-be$i" "$BIN/llmgw-mock" --listen "10.77.$i.2:8000" --model m \
     --token-interval-ms 10 --output-tokens 20 >"$DIR/mock$i.out" 2>"$DIR/mock$i.log" &
   PIDS+=($!)
-  wait_port "$DIR/mock$i.out" >/dev/null
+  listening_port "$DIR/mock$i.out" >/dev/null
 done
 
 cat >"$DIR/llmgw.yaml" <<EOF
@@ -102,7 +91,7 @@ ip netns exec "$GW" "$BIN/llmcd" --config "$DIR/llmgw.yaml" >"$DIR/llmcd.out" 2>
 PIDS+=($!)
 ip netns exec "$GW" "$BIN/llmgw" --config "$DIR/llmgw.yaml" >"$DIR/llmgw.out" 2>"$DIR/llmgw.log" &
 PIDS+=($!)
-GW_PORT=$(wait_port "$DIR/llmgw.out")
+GW_PORT=$(listening_port "$DIR/llmgw.out")
 for _ in $(seq 1 100); do
   in_gw curl -sf -m 1 "http://127.0.0.1:$GW_PORT/ready" >/dev/null && break
   sleep 0.1

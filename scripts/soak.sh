@@ -35,26 +35,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a process whose first stdout line is "listening HOST:PORT"; echoes the port.
-wait_port() {
-  local out="$1" i
-  for i in $(seq 1 100); do
-    if grep -q '^listening ' "$out" 2>/dev/null; then
-      sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$out" | head -1
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "soak.sh: no 'listening' line in $out" >&2
-  return 1
-}
+source "$(dirname "$0")/lib/listening_port.sh"  # listening_port FILE -> port
 
 MOCK_PORTS=()
 for i in 0 1; do
   "$BIN/llmgw-mock" --listen 127.0.0.1:0 --model m --token-interval-ms 2 --output-tokens 16 \
     --max-num-seqs 64 >"$SOAK_DIR/mock$i.out" 2>"$SOAK_DIR/mock$i.log" &
   PIDS+=($!)
-  MOCK_PORTS+=("$(wait_port "$SOAK_DIR/mock$i.out")")
+  MOCK_PORTS+=("$(listening_port "$SOAK_DIR/mock$i.out")")
 done
 
 cat >"$SOAK_DIR/llmgw.yaml" <<EOF
@@ -77,7 +65,7 @@ PIDS+=("$CD_PID")
 "$BIN/llmgw" --config "$SOAK_DIR/llmgw.yaml" >"$SOAK_DIR/llmgw.out" 2>"$SOAK_DIR/llmgw.log" &
 GW_PID=$!
 PIDS+=("$GW_PID")
-GW_PORT=$(wait_port "$SOAK_DIR/llmgw.out")
+GW_PORT=$(listening_port "$SOAK_DIR/llmgw.out")
 for i in $(seq 1 100); do
   curl -sf -m 1 "http://127.0.0.1:$GW_PORT/ready" >/dev/null && break
   sleep 0.1

@@ -5,6 +5,7 @@
 # waiting for an HTTP endpoint, and starting llmgw-mock on port 0.
 # Source it with BIN (the build/bin directory) set; PROCS_TAG names the work dir and
 # prefixes messages.
+source "$(dirname "${BASH_SOURCE[0]}")/listening_port.sh"
 PROCS_TAG="${PROCS_TAG:-llmgw}"
 PROCS_WORK="$(mktemp -d "/tmp/llmgw-$PROCS_TAG.XXXXXX")"
 PROCS_PIDS=()
@@ -43,14 +44,7 @@ start_mock() {
   "$BIN/llmgw-mock" --listen 127.0.0.1:0 "$@" >"$PROCS_WORK/$name.out" 2>"$PROCS_WORK/$name.log" &
   PROCS_PIDS+=($!)
   echo $! >"$PROCS_WORK/$name.pid"
-  local i
-  for ((i = 0; i < 200; i++)); do
-    if grep -q '^listening ' "$PROCS_WORK/$name.out" 2>/dev/null; then
-      sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$PROCS_WORK/$name.out" | head -1
-      return 0
-    fi
-    sleep 0.05
-  done
+  listening_port "$PROCS_WORK/$name.out" 10 2>/dev/null && return 0
   echo "$PROCS_TAG: mock $name did not start (alive: $(kill -0 "$(cat "$PROCS_WORK/$name.pid")" 2>/dev/null && echo yes || echo no)):" >&2
   tail -5 "$PROCS_WORK/$name.log" >&2
   return 1

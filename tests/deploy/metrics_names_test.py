@@ -13,43 +13,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL:", msg, file=sys.stderr)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def http(port, path, body=None, timeout=5):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body,
-                                 headers={"Content-Type": "application/json"} if body else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
+from deploytest import BIN, ROOT, fail, exit_status, free_port, http
 
 
 def exported_names():
@@ -170,7 +141,7 @@ def main():
                 fail(f"alert {r['alert']} uses {n}, which llmcd does not export")
 
     print(f"metrics_names_test: {len(exprs)} dashboard queries, exported families: {len(exported)}")
-    return 1 if failures else 0
+    return exit_status()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ Usage: seccomp_test.py BIN_DIR
 import errno
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,23 +20,8 @@ import urllib.request
 
 import seccomp
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
+from deploytest import BIN, ROOT, fail, exit_status, free_port
 PROFILE = os.path.join(ROOT, "deploy/docker/seccomp-llmgw.json")
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL:", msg, file=sys.stderr)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def confined(names):
@@ -113,7 +96,7 @@ def main():
                 if os.path.exists(n):
                     os.unlink(n)
     print(f"seccomp_test: {len(names)} calls allowed; llmgw serves under the profile and refuses clearly without io_uring")
-    return 1 if failures else 0
+    return exit_status()
 
 
 if __name__ == "__main__":
