@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <unistd.h>
+
 #include <set>
 
 #include "common/resume_outcome.h"
@@ -259,6 +261,38 @@ TEST(StreamResumeTest, ContinuationsFailingTooSpendTheRetryBudget) {
   EXPECT_EQ(got.roles, 1);
   EXPECT_EQ(a.Stat("reset_mid_stream_total") + b.Stat("reset_mid_stream_total"), 2);
   EXPECT_GE(Eventually([&] { return ResumeCount(gw, ResumeOutcome::kFailed); }, 1), 1u);
+}
+
+// The official OpenAI Node SDK, unmodified, reads a resumed stream as a normal one. Needs
+// `npm ci` in tests/dataplane/sdk once (skipped, saying so, when the package is absent).
+TEST(StreamResumeTest, OfficialOpenAiNodeSdkSeesANormalStream) {
+  std::string dir = std::string(LLMGW_SOURCE_DIR) + "/tests/dataplane/sdk";
+  if (::access((dir + "/node_modules/openai/package.json").c_str(), R_OK) != 0 || ::access("/usr/bin/node", X_OK) != 0)
+    GTEST_SKIP() << "openai SDK not installed: run `npm ci` in tests/dataplane/sdk";
+  MockServer a({"--token-interval-ms", "1", "--output-tokens", "16"});
+  MockServer b({"--token-interval-ms", "1", "--output-tokens", "16"});
+  StreamSeen want = Read(Request(b.port(), Post("/v1/chat/completions", kChatUsage)).body);
+  ASSERT_TRUE(a.SetFaults(R"({"reset_mid_stream_after":5})"));
+  Gateway gw(OneModel({a.port(), b.port()}, kRoundRobin), kGatewayYaml);
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 4 && a.Stat("reset_mid_stream_total") < 1; ++i) {
+    std::string cmd = "timeout 20 node " + dir + "/sdk_stream.mjs http://127.0.0.1:" + std::to_string(gw.port()) + "/v1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    while (std::fgets(buf, sizeof(buf), p)) out += buf;
+    ASSERT_EQ(::pclose(p), 0) << out;
+    rapidjson::Document d;
+    d.Parse(out.c_str());
+    ASSERT_FALSE(d.HasParseError()) << out;
+    EXPECT_EQ(std::string(d["text"].GetString()), want.text) << out;
+    EXPECT_EQ(d["ids"].Size(), 1u) << out;
+    EXPECT_EQ(d["roles"].GetInt(), 1) << out;
+    EXPECT_STREQ(d["finish"].GetString(), "stop") << out;
+    EXPECT_EQ(d["usage"]["completion_tokens"].GetInt(), 16) << out;
+  }
+  EXPECT_EQ(a.Stat("reset_mid_stream_total"), 1);  // one stream was resumed
 }
 
 TEST(StreamResumeTest, UsageIsCountedForEveryStreamAndStrippedWhenNotAskedFor) {
