@@ -166,6 +166,14 @@ bool WorkerImpl::TryResume(ClientConn* c, const Error& e) {
   // Only a failure of the backend: not the total timeout, nor an error about the request.
   if (e.side() != ErrorSide::kUpstream || (c->total_deadline_ms && NowMs() >= c->total_deadline_ms)) return false;
   StreamFilter& f = c->filter;
+  if (f.done()) {
+    // [DONE] already went out; only the HTTP framing after it was lost: the stream is
+    // complete, end it as such.
+    c->rw.EndBody(&c->h->out);
+    c->response_done = true;
+    QueueSend(c);
+    return true;
+  }
   f.AttemptFailed();
   c->stream_error = 0;
   ResumeOutcome why = f.CanResume();

@@ -315,6 +315,24 @@ TEST(StreamResumeTest, UsageIsCountedForEveryStreamAndStrippedWhenNotAskedFor) {
   EXPECT_EQ(Eventually([&] { return CompletionTokens(gw); }, 14), 14u);
 }
 
+// An upstream that sent [DONE] but closed before the chunked terminator: the stream is
+// complete, so it ends cleanly (before, an error event followed the [DONE]).
+TEST(StreamResumeTest, ACloseAfterDoneIsAnOrdinaryEnd) {
+  TestUpstream::Options o;
+  o.events = 3;
+  o.no_terminator = true;
+  TestUpstream up(o);
+  Gateway gw(OneModel({up.port()}), kGatewayYaml);
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChatUsage));
+  ASSERT_TRUE(r.complete);
+  StreamSeen s = Read(r.body);
+  EXPECT_TRUE(s.done) << r.body;
+  EXPECT_FALSE(s.error_event) << r.body;
+  EXPECT_EQ(s.text, "t0t1t2");
+  EXPECT_EQ(r.body.find("[DONE]"), r.body.rfind("[DONE]")) << r.body;  // once
+}
+
 TEST(StreamResumeTest, ResumeOffStillStripsAndCounts) {
   MockServer m({"--token-interval-ms", "0", "--output-tokens", "5"});
   Gateway gw(OneModel({m.port()}), kGatewayYaml + "  resume_streams: false\n");
