@@ -262,7 +262,10 @@ bool ParseChunk(std::string_view json, ChunkInfo* out) {
   h.ms = &ms;
   h.json = json;
   rapidjson::ParseResult r = reader.Parse<rapidjson::kParseStopWhenDoneFlag>(ms, h);
-  if (r.IsError() || h.too_deep || !out->json_object) {
+  // Anything but whitespace after the object: not a chunk (its rewrite would keep it).
+  size_t end = ms.Tell();
+  while (end < json.size() && (json[end] == ' ' || json[end] == '\t' || json[end] == '\r' || json[end] == '\n')) ++end;
+  if (r.IsError() || h.too_deep || !out->json_object || end != json.size()) {
     *out = ChunkInfo{};
     return false;
   }

@@ -13,6 +13,7 @@ void StreamFilter::Begin(BufferPool* pool, const Options& o) {
   state_.SetRequestedChoices(o.requested_choices);
   passthrough_ = false;
   done_ = false;
+  error_ = false;
   error_code_ = 0;
 }
 

@@ -52,6 +52,7 @@ class StreamFilter {
     splitter_.Reset();
     state_.AttemptFailed();
     done_ = false;
+    error_ = false;
   }
   // Why a continuation cannot carry on, or kOk.
   ResumeOutcome CanResume() const {
@@ -79,11 +80,15 @@ class StreamFilter {
   StreamResumeState state_;
   bool passthrough_ = false;  // an event over kMaxEventBytes: bytes go on unsplit, no resume
   bool done_ = false;
+  bool error_ = false;  // an error event came: nothing more of this attempt goes out
   int64_t error_code_ = 0;
 };
 
 template <typename Emit>
 StreamFilter::Result StreamFilter::OnPiece(std::string_view piece, std::string* scratch, Emit&& emit) {
+  // Whatever follows [DONE] or an error event in this attempt is not relayed.
+  if (error_) return Result::kErrorEvent;
+  if (done_) return Result::kDone;
   if (passthrough_) {
     if (!piece.empty()) emit(piece);
     return Result::kOk;
@@ -119,6 +124,7 @@ StreamFilter::Result StreamFilter::OnPiece(std::string_view piece, std::string* 
     SplitEvent(ev, &v);
     if (v.name == "error") {
       error_code_ = 0;
+      error_ = true;
       result = Result::kErrorEvent;
       return;
     }
@@ -135,6 +141,7 @@ StreamFilter::Result StreamFilter::OnPiece(std::string_view piece, std::string* 
     }
     if (info.error) {
       error_code_ = info.error_code;
+      error_ = true;
       result = Result::kErrorEvent;
       return;
     }

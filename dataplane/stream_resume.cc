@@ -105,6 +105,7 @@ struct Range {
 // (and include_usage inside stream_options).
 struct RequestScan {
   size_t obj_close = 0;  // offset of the top-level '}'
+  size_t top_members = 0;  // members of the top-level object
   Range model;
   Range messages_close;  // the ']' of messages
   size_t num_messages = 0;
@@ -264,6 +265,7 @@ struct ReqHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ReqHandler> 
     key_end = ms->Tell();
     std::string_view k(s, len);
     if (depth == 1) {
+      ++out->top_members;
       ReqKey v = ReqKey::kOther;
       if (k == "model") v = ReqKey::kModel;
       else if (k == "messages") v = ReqKey::kMessages;
@@ -297,7 +299,9 @@ bool ScanRequest(std::string_view body, RequestScan* out) {
   h.ms = &ms;
   h.json = body;
   rapidjson::ParseResult r = reader.Parse<rapidjson::kParseStopWhenDoneFlag>(ms, h);
-  return !r.IsError() && !h.too_deep && out->obj_close > 0 && body[out->obj_close] == '}';
+  size_t end = ms.Tell();
+  while (end < body.size() && (body[end] == ' ' || body[end] == '\t' || body[end] == '\r' || body[end] == '\n')) ++end;
+  return !r.IsError() && !h.too_deep && end == body.size() && out->obj_close > 0 && body[out->obj_close] == '}';
 }
 
 // One edit: bytes [begin, end) of the source replaced by up to three pieces.
@@ -309,6 +313,15 @@ struct Edit {
 class Splicer {
  public:
   static constexpr int kMax = 12;
+  // Members added before the top-level '}' (each piece ",\"key\":value"): the first one
+  // loses its comma when the object had no member ("{}" stays valid JSON).
+  bool AddMembers(const RequestScan& s, std::string_view a, std::string_view b = {}, std::string_view c = {}) {
+    if (s.top_members == 0) {
+      std::string_view* first = !a.empty() ? &a : !b.empty() ? &b : &c;
+      if (!first->empty()) first->remove_prefix(1);
+    }
+    return Add(s.obj_close, s.obj_close, a, b, c);
+  }
   bool Add(size_t begin, size_t end, std::string_view a, std::string_view b = {}, std::string_view c = {}) {
     if (n_ == kMax) return false;
     edits_[n_++] = Edit{begin, end, a, b, c};
@@ -394,15 +407,15 @@ ResumeOutcome BuildContinuation(std::string_view body, bool chat, std::string_vi
   }
   bool add_so;
   IncludeUsageEdits(s, &sp, &add_so);
-  // Members llmgw adds go before the top-level '}' (the object has `model` at least).
+  // Members llmgw adds go before the top-level '}'.
   std::string_view so_member = add_so ? ",\"stream_options\":{\"include_usage\":true}" : "";
   if (chat) {
     if (s.continue_final.set) sp.Add(s.continue_final.begin, s.continue_final.end, "true");
     if (s.add_gen_prompt.set) sp.Add(s.add_gen_prompt.begin, s.add_gen_prompt.end, "false");
-    sp.Add(s.obj_close, s.obj_close, s.continue_final.set ? "" : ",\"continue_final_message\":true",
-           s.add_gen_prompt.set ? "" : ",\"add_generation_prompt\":false", so_member);
+    sp.AddMembers(s, s.continue_final.set ? "" : ",\"continue_final_message\":true",
+                  s.add_gen_prompt.set ? "" : ",\"add_generation_prompt\":false", so_member);
   } else if (add_so) {
-    sp.Add(s.obj_close, s.obj_close, so_member);
+    sp.AddMembers(s, so_member);
   }
   sp.Apply(body, out);
   return ResumeOutcome::kOk;
@@ -416,7 +429,7 @@ bool EnsureIncludeUsage(std::string_view body, std::string_view model, std::stri
   if (!model.empty() && s.model.set) sp.Add(s.model.begin, s.model.end, "\"", model, "\"");
   bool add_so;
   IncludeUsageEdits(s, &sp, &add_so);
-  if (add_so) sp.Add(s.obj_close, s.obj_close, ",\"stream_options\":{\"include_usage\":true}");
+  if (add_so) sp.AddMembers(s, ",\"stream_options\":{\"include_usage\":true}");
   sp.Apply(body, out);
   return true;
 }

@@ -26,6 +26,7 @@ TARGETS=(
   "relay_fuzz          fuzz/corpus/relay"          # data plane: SSE relay + response framing
   "client_session_fuzz fuzz/corpus/client_session" # data plane: client request path (ClientSession)
   "upstream_codec_fuzz fuzz/corpus/upstream_codec" # data plane: upstream responses (UpstreamCodec)
+  "stream_resume_fuzz  fuzz/corpus/stream_resume"  # data plane: StreamFilter, continuation bodies, rewriting
   # Still to come with their features (Anthropic stream translator): one line each, same format.
 )
 

@@ -169,6 +169,12 @@ TEST(StreamFilterTest, ErrorEventsAreHeldBack) {
     EXPECT_EQ(r.Feed(s), StreamFilter::Result::kErrorEvent);
     EXPECT_EQ(r.out, Ev(Chunk("first", " a", true)));
     EXPECT_EQ(r.f.error_code(), 500);
+    // Nothing more of this attempt goes out, in later pieces either (stream_resume_fuzz).
+    EXPECT_EQ(r.Feed(Ev(Chunk("first", " b", false))), StreamFilter::Result::kErrorEvent);
+    EXPECT_EQ(r.out, Ev(Chunk("first", " a", true)));
+    r.f.AttemptFailed();  // a continuation's events go out again
+    EXPECT_EQ(r.Feed(Ev(Chunk("second", " b", false))), StreamFilter::Result::kOk);
+    EXPECT_NE(r.out.find(" b"), std::string::npos);
   }
   {
     Filtered r(Opts(true));

@@ -204,6 +204,9 @@ TEST(ParseChunkTest, ToolCallsUsageAndErrors) {
   EXPECT_FALSE(c.UsageOnly());
 
   EXPECT_FALSE(ParseChunk("not json", &c));
+  // Trailing bytes after the object (stream_resume_fuzz): not a chunk, never rewritten.
+  EXPECT_FALSE(ParseChunk("{\"id\":\"b\",\"choion\":null}]}", &c));
+  EXPECT_TRUE(ParseChunk("{\"id\":\"b\"} \r", &c));
   EXPECT_FALSE(ParseChunk("[1,2]", &c));
   EXPECT_FALSE(c.json_object);
 }
@@ -404,6 +407,9 @@ TEST(EnsureIncludeUsageTest, AddsOrTurnsOnIncludeUsage) {
   ASSERT_TRUE(EnsureIncludeUsage(R"({"model":"a","stream_options":{"include_usage": false }})", "bb", &out));
   EXPECT_EQ(out, R"({"model":"bb","stream_options":{"include_usage": true }})");
   EXPECT_FALSE(EnsureIncludeUsage("[1]", "", &out));
+  // An empty object takes the member without a comma (stream_resume_fuzz).
+  ASSERT_TRUE(EnsureIncludeUsage("{ }", "", &out));
+  EXPECT_EQ(out, R"({ "stream_options":{"include_usage":true}})");
 }
 
 // --- RewriteChunk ---
