@@ -60,8 +60,15 @@ const CommandHelp kCommands[] = {
      "prints plain snapshots, one per update. --interval MS asks the server for that update\n"
      "interval (default 1000, minimum 100); --count N stops after N updates. With -o json\n"
      "(not on a terminal) each update is one StatusUpdate JSON object per line."},
-    {"fleet", "fleet", "gateways of the fleet controller",
-     "Calls Fleet.ListGateways: agent id, peer, last seen, requests, data-plane threads.\n"
+    {"fleet", "fleet [drain GATEWAY]", "gateways of the fleet controller; drain one",
+     "Calls Fleet.ListGateways. With fleet.etcd: the controllers, which leads and which\n"
+     "stand by, and their age. Then the gateways attached to this controller: agent id,\n"
+     "peer, age of the link, last seen, lag (snapshot generations behind), in-flight and\n"
+     "total requests, data-plane threads.\n"
+     "fleet drain GATEWAY (an agent id): the gateway's llmgw stops listening gracefully\n"
+     "(SIGTERM from its agent: in-flight requests finish within gateway.drain_ms), so its\n"
+     "clients move to the other gateways; start llmgw again to undrain. NOT_FOUND when no\n"
+     "such agent is attached to this controller.\n"
      "An llmcd that is not a fleet controller answers 'this llmcd is not a fleet controller'\n"
      "(exit 1)."},
     {"version", "version", "llmctl and llmcd versions",
@@ -464,17 +471,54 @@ int CmdFleet(const std::shared_ptr<grpc::Channel>& channel, const Options& o, st
     PrintJson(resp, out);
     return kExitOk;
   }
+  if (!resp.controllers().empty()) {  // an HA fleet (fleet.etcd): who leads, who stands by
+    Table c;
+    c.headers = {"CONTROLLER", "ADDR", "ROLE", "AGE"};
+    c.right = {false, false, false, true};
+    for (const auto& k : resp.controllers())
+      c.rows.push_back({k.id(), k.addr(), k.leader() ? "leader" : "standby", FormatDouble(k.age_seconds(), 0) + "s"});
+    c.Render(out);
+    if (!resp.is_leader())
+      out << "this controller stands by; agents attach to the leader" << (resp.leader().empty() ? "" : " " + resp.leader())
+          << "\n";
+    out << "\n";
+  }
   if (resp.gateways().empty()) {
     out << "no gateways connected\n";
     return kExitOk;
   }
+  // AGE: how long its link is up; LAG: snapshot generations it is behind the controller.
   Table t;
-  t.headers = {"AGENT", "PEER", "LAST_SEEN", "REQUESTS", "THREADS"};
-  t.right = {false, false, true, true, true};
+  t.headers = {"AGENT", "PEER", "AGE", "LAST_SEEN", "LAG", "ACTIVE", "REQUESTS", "THREADS"};
+  t.right = {false, false, true, true, true, true, true, true};
   for (const auto& g : resp.gateways())
-    t.rows.push_back({g.agent_id(), g.peer(), FormatDouble(g.last_seen_seconds_ago(), 1) + "s",
-                      std::to_string(g.requests_total()), std::to_string(g.dataplane_threads())});
+    t.rows.push_back({g.agent_id(), g.peer(), FormatDouble(g.connected_seconds(), 0) + "s",
+                      FormatDouble(g.last_seen_seconds_ago(), 1) + "s", std::to_string(g.lag_generations()),
+                      std::to_string(g.active_requests()), std::to_string(g.requests_total()),
+                      std::to_string(g.dataplane_threads())});
   t.Render(out);
+  return kExitOk;
+}
+
+int CmdFleetDrain(const std::shared_ptr<grpc::Channel>& channel, const Options& o, const std::string& gateway,
+                  std::ostream& out, std::ostream& err) {
+  admin::v1::Fleet::Stub stub(channel);
+  admin::v1::DrainGatewayRequest req;
+  req.set_agent_id(gateway);
+  admin::v1::DrainGatewayResponse resp;
+  auto ctx = NewContext(o);
+  grpc::Status st = stub.DrainGateway(ctx.get(), req, &resp);
+  if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    err << "llmctl: this llmcd is not a fleet controller\n";
+    return kExitError;
+  }
+  if (!st.ok()) return ReportRpcError(st, o, "DrainGateway", err);
+  if (o.output == OutputFormat::kJson) {
+    PrintJson(resp, out);
+    return kExitOk;
+  }
+  out << "draining gateway " << gateway << " (" << resp.gateway().peer()
+      << "): its llmgw stops listening and finishes what is in flight\n";
   return kExitOk;
 }
 
@@ -606,7 +650,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return CmdConfigCheck(o, rest[2], out, err);
   }
   auto no_args = [&]() { return rest.size() == 1; };
-  if ((cmd == "status" || cmd == "routing" || cmd == "fleet" || cmd == "version") && !no_args())
+  bool fleet_drain = cmd == "fleet" && rest.size() >= 2 && rest[1] == "drain";
+  if (fleet_drain && rest.size() != 3) return Usage(err, "fleet drain needs exactly one GATEWAY (its agent id)");
+  if ((cmd == "status" || cmd == "routing" || (cmd == "fleet" && !fleet_drain) || cmd == "version") && !no_args())
     return Usage(err, cmd + ": unexpected argument '" + rest[1] + "'");
 
   auto channel = MakeChannel(o);
@@ -617,6 +663,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return CmdBackendAction(stub, o, rest, out, err);
   if (cmd == "config") return CmdConfig(stub, o, rest, out, err);
   if (cmd == "routing") return CmdRouting(stub, o, out, err);
+  if (fleet_drain) return CmdFleetDrain(channel, o, rest[2], out, err);
   if (cmd == "fleet") return CmdFleet(channel, o, out, err);
   if (cmd == "version") return CmdVersion(stub, o, out);
   if (cmd == "watch") {

@@ -551,8 +551,16 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
       }
     }
   }
-  if (c->fleet.role == "agent" && c->fleet.controller.empty())
-    Error(root["fleet"], "fleet.controller", "is required when fleet.role is agent");
+  if (c->fleet.role == "agent" && c->fleet.controller.empty() && c->fleet.etcd.endpoints.empty())
+    Error(root["fleet"], "fleet.controller", "is required when fleet.role is agent (or fleet.etcd.endpoints)");
+  for (size_t i = 0; i < c->fleet.etcd.endpoints.size(); ++i) {
+    const std::string& e = c->fleet.etcd.endpoints[i];
+    if (e.rfind("http://", 0) != 0 || e.size() <= 7)
+      Error(root["fleet"]["etcd"]["endpoints"][i], "fleet.etcd.endpoints[" + std::to_string(i) + "]",
+            "must be http://HOST:PORT (etcd's client URL)");
+  }
+  if (c->fleet.etcd.prefix.empty() || c->fleet.etcd.prefix.front() != '/')
+    Error(root["fleet"]["etcd"]["prefix"], "fleet.etcd.prefix", "must start with '/'");
 }
 
 void Parser::Parse(const YAML::Node& root, Config* c) {

@@ -159,10 +159,18 @@ struct ControlConfig {
   double ewma_alpha = 0.2;
 };
 
+// fleet.etcd: several controllers elect a leader through etcd; agents find it there.
+struct EtcdConfig {
+  std::vector<std::string> endpoints;  // http://HOST:PORT of etcd members; empty = no HA
+  std::string prefix = "/llmgw/";      // every key llmgw keeps in etcd starts with it
+  uint32_t lease_ms = 3000;            // leadership lease; a dead leader is replaced after it
+};
+
 struct FleetConfig {
   std::string role = "controller";  // controller | agent
   std::string controller;           // HOST:PORT of the controller (agent role)
   std::string agent_id;             // default: hostname
+  EtcdConfig etcd;
 };
 
 struct BackendConfig {

@@ -141,6 +141,12 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
        "HOST:PORT of the controller (agents)"},
       {"fleet.agent_id", F(fleet.agent_id), A::kLlmcdRestart, 0, 0, K::kNone, {}, "<hostname>/<instance>",
        "name reported to the controller"},
+      {"fleet.etcd.endpoints", F(fleet.etcd.endpoints), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "etcd members (http://HOST:PORT); set: controllers elect a leader, agents find it"},
+      {"fleet.etcd.prefix", F(fleet.etcd.prefix), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "prefix of every key llmgw keeps in etcd"},
+      {"fleet.etcd.lease_ms", F(fleet.etcd.lease_ms), A::kLlmcdRestart, 1000, 600000, K::kNone, {}, {},
+       "leadership lease; a dead leader is replaced after it"},
 
       {"models", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "the models served"},
   };

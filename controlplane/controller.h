@@ -29,6 +29,7 @@
 #include "controlplane/circuit_breaker.h"
 #include "controlplane/controller_views.h"
 #include "controlplane/engine_metrics.h"
+#include "controlplane/fleet_stats.h"
 #include "controlplane/http_client.h"
 #include "controlplane/prober.h"
 
@@ -130,9 +131,21 @@ class Controller {
   // True while the publish loop runs: a publish (heartbeats included, at least every
   // control.heartbeat_ms) within the last 3 heartbeats (2 s at least). llmcd's /healthz.
   bool Publishing() const;
-  // In-flight counts per backend id reported by one agent session (empty map: forget it);
-  // added to the local data plane's in-flight in fleet_in_flight from the next tick.
-  void SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend);
+  // Fleet: the latest data-plane totals of gateway `name` (its agent's report). From the
+  // next tick every gateway's totals count in the controller's stats (status, backends,
+  // routing stats, /metrics) and its decisions (passive health, breakers, EWMAs, bandits,
+  // fleet_in_flight). A gateway seen for the first time (or whose counters started over)
+  // is a new baseline: its history is not taken for this tick's observations.
+  void ReportGateway(const std::string& name, shm::StatsTotals totals);
+  // The gateway's link closed: its gauges stop counting, its counters stay counted.
+  void GatewayGone(const std::string& name);
+  // Prompt prefixes a gateway routed (model slot, tag, new picks): placed with the local
+  // threads' reports at the next prefix tick, so prefix homes are the fleet's.
+  void ReportPrefixes(const std::vector<PrefixPick>& picks);
+  // Per gateway of the fleet (this controller's own data plane first) for /metrics.
+  std::vector<GatewayStatsView> GatewayStats() const;
+  // Name of this controller's own data plane among the fleet's gateways.
+  std::string LocalGatewayName() const;
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
 
@@ -188,7 +201,10 @@ class Controller {
   std::vector<ProbeResult> mailbox_;
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<bool> cancel_io_{false};
-  std::map<uint64_t, std::map<std::string, uint64_t>> remote_in_flight_;  // by agent session
+  FleetStats fleet_;                 // the agents' gateways (guarded by mu_)
+  bool fleet_rebaseline_ = false;    // a gateway joined: re-seed the per-backend deltas
+  shm::StatsTotals local_stats_;     // this host's data plane alone (stats_ is the fleet's)
+  std::vector<PrefixPick> fleet_prefixes_;  // agents' prefix picks (guarded by mu_)
   bool shut_down_ = false;
 };
 

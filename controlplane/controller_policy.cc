@@ -26,16 +26,34 @@ uint64_t BreakerFailures(const shm::BackendTotals& t) {
 }  // namespace
 
 void Controller::UpdateFromStats(uint64_t now) {
-  if (!shm_) return;
   uint64_t dead_after = std::max<uint64_t>(500, 3ull * cfg_.control.heartbeat_ms);
-  shm::SumStats(*shm_->region(), base_->num_backends, shm::NowUnixMs(), dead_after, &stats_);
-  bool alive = stats_.live_threads > 0;
+  if (shm_) {
+    shm::SumStats(*shm_->region(), base_->num_backends, shm::NowUnixMs(), dead_after, &local_stats_);
+  } else {  // tests of the pure logic: only the fleet's gateways count
+    local_stats_ = shm::StatsTotals();
+    local_stats_.models.resize(shm::kMaxModels);
+    local_stats_.backends.resize(base_->num_backends);
+  }
+  bool alive = local_stats_.live_threads > 0;
   if (alive != dataplane_alive_) {
-    if (alive) LOG_INFO("data plane attached", {{"threads", stats_.live_threads}});
+    if (alive) LOG_INFO("data plane attached", {{"threads", local_stats_.live_threads}});
     else if (dataplane_seen_) LOG_WARN("data plane heartbeat lost; no live llmgw thread", {});
     dataplane_alive_ = alive;
   }
   dataplane_seen_ |= alive;
+  // The fleet's view: this host's data plane plus every agent's gateway (fleet_stats.h).
+  stats_ = local_stats_;
+  std::map<uint64_t, size_t> key_to_row;
+  for (uint32_t i = 0; i < base_->num_backends && i < stats_.backends.size(); ++i)
+    if (base_->backends[i].id[0]) key_to_row[base_->backends[i].key] = i;
+  fleet_.AddTo(key_to_row, &stats_);
+  if (fleet_rebaseline_) {
+    // A gateway joined with its history: re-seed every delta instead of taking that
+    // history for this tick's observations (breakers, EWMAs, bandits, rates).
+    fleet_rebaseline_ = false;
+    for (auto& [id, b] : backends_) b->have_prev = false;
+    rate_window_.clear();
+  }
   // Gateway-wide rates over the last second or so.
   uint64_t errs = 0;
   for (size_t i = 1; i < std::size(stats_.errors_by_kind); ++i) errs += stats_.errors_by_kind[i];
@@ -55,11 +73,7 @@ void Controller::UpdateFromStats(uint64_t now) {
     const shm::BackendTotals& t = stats_.backends[b->slot];
     if (t.key != 0 && t.key != base_->backends[b->slot].key) continue;  // slot still counts for an old backend
     uint64_t prev_inflight = b->fleet_in_flight;
-    b->fleet_in_flight = t.in_flight;
-    for (const auto& [session, by_id] : remote_in_flight_) {  // the fleet's agents
-      auto r = by_id.find(id);
-      if (r != by_id.end()) b->fleet_in_flight += r->second;
-    }
+    b->fleet_in_flight = t.in_flight;  // every gateway's threads: stats_ is the fleet's
     b->requests_total = t.requests;
     if (prev_inflight != b->fleet_in_flight) dirty_ = true;
     if (!b->have_prev) {
@@ -158,6 +172,11 @@ void Controller::UpdatePrefixHomes(uint64_t now) {
       if (ModelRt* m = by_slot[model]) m->placer->Observe(tag, static_cast<double>(picks));
     });
   }
+  // The fleet's gateways report theirs through their agents: homes are the fleet's.
+  for (const PrefixPick& p : fleet_prefixes_)
+    if (p.model_slot < shm::kMaxModels)
+      if (ModelRt* m = by_slot[p.model_slot]) m->placer->Observe(p.tag, static_cast<double>(p.picks));
+  fleet_prefixes_.clear();
   std::vector<shm::PrefixHomeEntry> homes;
   std::vector<routing::PlacedHome> placed;
   for (uint32_t m = 0; m < shm::kMaxModels; ++m) {

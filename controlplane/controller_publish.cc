@@ -85,10 +85,61 @@ bool Controller::Publishing() const {
   return now < last_publish_ms_ || now - last_publish_ms_ <= limit;
 }
 
-void Controller::SetRemoteInFlight(uint64_t session, std::map<std::string, uint64_t> by_backend) {
+void Controller::ReportGateway(const std::string& name, shm::StatsTotals totals) {
   std::lock_guard<std::mutex> l(mu_);
-  if (by_backend.empty()) remote_in_flight_.erase(session);
-  else remote_in_flight_[session] = std::move(by_backend);
+  const auto& gws = fleet_.gateways();
+  auto it = gws.find(name);
+  // A new gateway, a returning one, or one whose counters started over: its history is
+  // not this tick's traffic.
+  if (it == gws.end() || !it->second.connected || totals.requests_total < it->second.last.requests_total)
+    fleet_rebaseline_ = true;
+  fleet_.Report(name, std::move(totals), Now());
+}
+
+void Controller::GatewayGone(const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  fleet_.Disconnected(name);
+}
+
+void Controller::ReportPrefixes(const std::vector<PrefixPick>& picks) {
+  std::lock_guard<std::mutex> l(mu_);
+  // Bounded: a controller whose prefix tick stalls does not grow without limit.
+  size_t room = picks.size() + fleet_prefixes_.size() <= 65536 ? picks.size() : 65536 - std::min<size_t>(65536, fleet_prefixes_.size());
+  fleet_prefixes_.insert(fleet_prefixes_.end(), picks.begin(), picks.begin() + static_cast<long>(room));
+}
+
+std::string Controller::LocalGatewayName() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return GatewayName(cfg_);
+}
+
+std::vector<GatewayStatsView> Controller::GatewayStats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<GatewayStatsView> out;
+  auto view = [](const std::string& name, const shm::StatsTotals& t, const shm::StatsTotals* base) {
+    GatewayStatsView v;
+    v.name = name;
+    v.requests_answered = AnsweredRequests(t) + (base ? AnsweredRequests(*base) : 0);
+    v.active_requests = t.active_requests;
+    v.live_threads = t.live_threads;
+    for (uint32_t k = 0; k < shm::kNumErrorKinds; ++k) {
+      uint64_t n = t.errors_by_kind[k] + (base ? base->errors_by_kind[k] : 0);
+      if (k != 0 && n) v.errors_by_kind.emplace_back(std::string(shm::ErrorKindLabel(k)), n);
+    }
+    return v;
+  };
+  GatewayStatsView local = view(GatewayName(cfg_), local_stats_, nullptr);
+  local.local = true;
+  local.connected = local_stats_.live_threads > 0;
+  out.push_back(std::move(local));
+  uint64_t now = Now();
+  for (const auto& [name, g] : fleet_.gateways()) {
+    GatewayStatsView v = view(name, g.last, &g.base);
+    v.connected = g.connected;
+    v.report_age_seconds = now >= g.reported_ms ? static_cast<double>(now - g.reported_ms) / 1000.0 : 0;
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 }  // namespace llmgw::cp

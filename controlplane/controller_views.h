@@ -61,4 +61,14 @@ struct RoutingStatsView {
   std::vector<Model> models;
 };
 
+// One gateway of the fleet as the controller counts it (its own data plane or an agent's).
+struct GatewayStatsView {
+  std::string name;
+  bool local = false;       // the controller's own host
+  bool connected = false;   // live link (local: a live data-plane thread)
+  double report_age_seconds = 0;
+  uint64_t requests_answered = 0, active_requests = 0, live_threads = 0;
+  std::vector<std::pair<std::string, uint64_t>> errors_by_kind;  // non-zero kinds only
+};
+
 }  // namespace llmgw::cp

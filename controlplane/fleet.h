@@ -1,12 +1,14 @@
 // The fleet: one llmcd is the controller, every other gateway host runs `llmcd --agent-of
 // HOST:PORT`. The agent streams the controller's snapshots (Fleet.Sync) into its local shm
-// and streams its local data-plane stats back; the controller adds the agents' in-flight
-// counts to fleet_in_flight and lists them in Fleet.ListGateways.
+// and streams its local data-plane totals and prompt prefixes back; the controller counts
+// them in its own view and decisions (fleet_stats.h) and lists the agents in
+// Fleet.ListGateways.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,8 +16,11 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "common/routing/prefix_placer.h"
 #include "common/shm.h"
 #include "controlplane/controller.h"
+#include "controlplane/etcd_client.h"
+#include "controlplane/fleet_stats.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cp {
@@ -29,23 +34,42 @@ class FleetRegistry {
   // Forgets the session and its in-flight contribution.
   void Disconnect(uint64_t session);
   admin::v1::ListGatewaysResponse List() const;
+  // llmctl fleet drain: marks the agent's sessions; Sync sends the drain down. False when
+  // no attached agent has that id. *out: the gateway's row.
+  bool RequestDrain(const std::string& agent_id, admin::v1::Gateway* out);
+  // Whether the session's agent is to drain its gateway (Sync polls it).
+  bool DrainRequested(uint64_t session) const;
 
  private:
   struct Agent {
     std::string peer;
     admin::v1::AgentStats last;
-    std::chrono::steady_clock::time_point seen;
+    std::chrono::steady_clock::time_point seen, connected;
+    std::string stats_error;  // why its stats were last ignored (logged once per reason)
+    bool drain = false;       // llmctl fleet drain asked for it
   };
+  void Fill(const Agent& a, uint64_t generation, std::chrono::steady_clock::time_point now,
+            admin::v1::Gateway* g) const;
   Controller* c_;
   mutable std::mutex mu_;
   uint64_t next_session_ = 1;
   std::map<uint64_t, Agent> agents_;
 };
 
-// llmgw.admin.v1.Fleet on the controller's admin listener.
+// Who leads an HA fleet (fleet.etcd). Without it (empty functions) this controller leads.
+struct Leadership {
+  std::function<bool()> is_leader;
+  // Fills leader, is_leader and controllers of a ListGateways answer.
+  std::function<void(admin::v1::ListGatewaysResponse*)> describe;
+};
+
+// llmgw.admin.v1.Fleet on the controller's admin listener. A standby refuses Sync with
+// FAILED_PRECONDITION (the agent then asks etcd again), and a leader that loses the lead
+// ends its streams the same way.
 std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<FleetRegistry> registry,
                                                 std::shared_ptr<const std::string> token,
-                                                std::shared_ptr<std::atomic<bool>> stopping);
+                                                std::shared_ptr<std::atomic<bool>> stopping,
+                                                Leadership leadership = {});
 
 // Agent side: owns the local shm object; Run() keeps one Sync stream to the controller
 // open (reconnecting with backoff) until stop. Without a controller the last snapshot
@@ -53,13 +77,20 @@ std::unique_ptr<grpc::Service> MakeFleetService(Controller* c, std::shared_ptr<F
 class FleetAgent {
  public:
   // cfg supplies the instance (local shm) and admin.token_file (sent to the controller).
+  // controller_addr empty: the leader is looked up in etcd (fleet.etcd), before every
+  // connection attempt, so the agent re-attaches to whichever controller leads.
   FleetAgent(Config cfg, std::string controller_addr);
   ~FleetAgent();
   Status Start();
   void Run(const std::atomic<bool>& stop);
   void Shutdown();
   const std::string& agent_id() const { return agent_id_; }
+  // The controller it is attached to (or tries to be) and its id, as etcd or the flag says.
+  std::string controller() const;
+  std::string controller_id() const;
   uint64_t snapshots_applied() const { return applied_.load(); }
+  // llmgw processes it sent SIGTERM on the controller's drain (llmctl fleet drain).
+  uint32_t gateways_drained() const { return drained_.load(); }
   // Why the controller's last snapshot was refused (another shm ABI version, damage);
   // empty once one is applied again.
   std::string last_rejection() const;
@@ -68,16 +99,26 @@ class FleetAgent {
  private:
   void Apply(const admin::v1::FleetSnapshot& f);
   admin::v1::AgentStats CollectStats(uint64_t sequence);
+  // The address to dial next: the flag's, or the leader etcd names ("" when none).
+  std::string Resolve();
 
   Config cfg_;
   std::string controller_, agent_id_, token_;
+  std::unique_ptr<EtcdKv> etcd_;  // set when the leader is found through etcd
+  std::string controller_id_;     // guarded by mu_, as is controller_ in etcd mode
+  std::string resolve_error_;     // last reason etcd named no leader (logged on change)
   std::unique_ptr<shm::ShmObject> shm_;
   std::unique_ptr<shm::SnapshotWriter> writer_;
   mutable std::mutex mu_;  // guards last_ and rejection_ (written by the stream reader)
   std::unique_ptr<shm::Snapshot> last_;
   std::string rejection_;
   bool have_last_ = false;
+  uint64_t last_generation_ = 0;                   // guarded by mu_
+  routing::PrefixReportCollector prefix_reports_;  // guarded by mu_
   std::atomic<uint64_t> applied_{0};
+  std::atomic<uint32_t> drained_{0};
+  bool drain_done_ = false;  // the drain is done once per agent run (reader thread only)
+  void DrainLocalGateways();
 };
 
 }  // namespace llmgw::cp

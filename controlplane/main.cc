@@ -16,11 +16,15 @@
 #include "common/config.h"
 #include "common/env_overrides.h"
 #include "common/log.h"
+#include "common/shm.h"
 #include "common/systemd_notify.h"
 #include "common/writer_lock.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/auth.h"
 #include "controlplane/controller.h"
+#include "controlplane/drain_sync.h"
+#include "controlplane/election.h"
+#include "controlplane/etcd_client.h"
 #include "controlplane/fleet.h"
 #include "controlplane/metrics_exporter.h"
 
@@ -61,7 +65,8 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   using namespace llmgw;
   std::string host, why;
   uint16_t port = 0;
-  if (!ParseHostPort(controller, &host, &port, &why)) {
+  // No address: the leader is found in etcd (fleet.etcd.endpoints).
+  if (!controller.empty() && !ParseHostPort(controller, &host, &port, &why)) {
     std::fprintf(stderr, "llmcd: --agent-of %s: %s\n", controller.c_str(), why.c_str());
     return 2;
   }
@@ -73,7 +78,7 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   }
   std::atomic<bool> stop{false};
   std::thread loop([&] { agent.Run(stop); });
-  llmgw::NotifyReady("agent of " + controller);
+  llmgw::NotifyReady("agent of " + (controller.empty() ? std::string("the fleet leader in etcd") : controller));
   for (;;) {
     int sig;
     if (NextSignalIsShutdown(set, &sig)) break;
@@ -84,6 +89,20 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   agent.Shutdown();
   LOG_INFO("stopped", {});
   return 0;
+}
+
+// Where agents reach this controller: admin.grpc_listen, a wildcard host replaced by the
+// host name (agents on other hosts cannot dial 0.0.0.0).
+std::string AdvertisedAddress(const std::string& listen) {
+  std::string host, why;
+  uint16_t port = 0;
+  if (!llmgw::ParseHostPort(listen, &host, &port, &why)) return listen;
+  if (host == "0.0.0.0" || host == "::" || host.empty()) {
+    char name[256] = {};
+    gethostname(name, sizeof(name) - 1);
+    host = name;
+  }
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -142,7 +161,7 @@ int main(int argc, char** argv) {
   if (agent_of.empty() && cr.config.fleet.role == "agent") agent_of = cr.config.fleet.controller;
   if (std::string w = cp::PlaintextTokenWarning(cr.config.admin, agent_of); !w.empty())
     LOG_WARN(w, {{"grpc_listen", agent_of.empty() ? cr.config.admin.grpc_listen : agent_of}});
-  if (!agent_of.empty()) return RunAgent(std::move(cr.config), agent_of, set);
+  if (!agent_of.empty() || cr.config.fleet.role == "agent") return RunAgent(std::move(cr.config), agent_of, set);
 
   AdminConfig admin_cfg = cr.config.admin;
   cp::Controller controller;
@@ -156,8 +175,40 @@ int main(int argc, char** argv) {
   // the admin listener, behind the same token. Wired here so that neither the admin
   // service nor the controller depends on the fleet.
   auto fleet_registry = std::make_shared<cp::FleetRegistry>(&controller);
-  admin.AddService([&controller, fleet_registry](auto token, auto stopping) {
-    return cp::MakeFleetService(&controller, fleet_registry, std::move(token), std::move(stopping));
+  // fleet.etcd: this controller campaigns for the lead; it serves agents only while it
+  // leads and keeps its state warm (config, probes, its own host's snapshots) meanwhile.
+  const EtcdConfig etcd_cfg = controller.CurrentConfig().fleet.etcd;
+  std::unique_ptr<cp::EtcdClient> etcd;
+  std::shared_ptr<cp::Election> election;
+  cp::Leadership leadership;
+  if (!etcd_cfg.endpoints.empty()) {
+    etcd = std::make_unique<cp::EtcdClient>(etcd_cfg.endpoints, std::min<uint32_t>(1000, etcd_cfg.lease_ms / 3));
+    cp::ElectionOptions eo;
+    eo.prefix = etcd_cfg.prefix;
+    eo.id = controller.LocalGatewayName();
+    eo.addr = AdvertisedAddress(admin_cfg.grpc_listen);
+    eo.lease_ms = etcd_cfg.lease_ms;
+    election = std::make_shared<cp::Election>(etcd.get(), eo);
+    leadership.is_leader = [election] { return election->is_leader(); };
+    leadership.describe = [election](llmgw::admin::v1::ListGatewaysResponse* r) {
+      r->set_is_leader(election->is_leader());
+      r->set_leader(election->leader().id);
+      uint64_t now = shm::NowUnixMs();
+      for (const auto& m : election->Members()) {
+        auto* c = r->add_controllers();
+        c->set_id(m.id);
+        c->set_addr(m.addr);
+        c->set_leader(m.leader);
+        c->set_age_seconds(m.registered_unix_ms && now > m.registered_unix_ms
+                               ? static_cast<double>(now - m.registered_unix_ms) / 1000.0
+                               : 0);
+      }
+    };
+    LOG_INFO("fleet: HA through etcd", {{"endpoints", etcd_cfg.endpoints.size()}, {"prefix", etcd_cfg.prefix},
+                                         {"lease_ms", etcd_cfg.lease_ms}, {"id", eo.id}, {"addr", eo.addr}});
+  }
+  admin.AddService([&controller, fleet_registry, leadership](auto token, auto stopping) {
+    return cp::MakeFleetService(&controller, fleet_registry, std::move(token), std::move(stopping), leadership);
   });
   st = admin.Start(admin_cfg);
   if (!st.ok()) {
@@ -178,6 +229,22 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stop{false};
   std::thread loop([&] { controller.Run(stop); });
+  std::thread elect;
+  if (election)
+    elect = std::thread([&] {
+      bool led = false;
+      cp::DrainSync drains(etcd.get(), etcd_cfg.prefix, &controller);
+      while (!stop.load()) {
+        election->Step();
+        bool leads = election->is_leader();
+        drains.Step(leads);  // operator drains survive a failover
+        if (leads && !led) controller.MarkDirty();  // a new leader publishes at once
+        led = leads;
+        for (uint32_t t = 0; t < election->step_ms() && !stop.load(); t += 10)
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      election->Resign();  // a clean stop hands over without waiting for the lease
+    });
   NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
   // Watch the directory, not the file: editors and config managers replace files by
@@ -224,6 +291,7 @@ int main(int argc, char** argv) {
   NotifyStopping();
   stop = true;
   loop.join();
+  if (elect.joinable()) elect.join();
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});

@@ -247,6 +247,28 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       }
       out.push_back(std::move(f));
     }
+    {
+      // The fleet per gateway (this host's data plane and every agent's); the unlabelled
+      // families above are the fleet's sums.
+      auto gws = c_->GatewayStats();
+      auto up = Family("llmcd_fleet_gateway_up", "1 while the gateway reports (its agent's link is up).", MetricType::Gauge);
+      auto age = Family("llmcd_fleet_gateway_report_age_seconds", "Time since the gateway's last report.", MetricType::Gauge);
+      auto req = Family("llmcd_fleet_gateway_requests_total", "Requests answered by the gateway.", MetricType::Counter);
+      auto err = Family("llmcd_fleet_gateway_errors_total", "Failures counted by the gateway, by error kind.", MetricType::Counter);
+      auto act = Family("llmcd_fleet_gateway_active_requests", "Requests in flight in the gateway.", MetricType::Gauge);
+      auto thr = Family("llmcd_fleet_gateway_threads", "Live data-plane threads of the gateway.", MetricType::Gauge);
+      for (const auto& gw : gws) {
+        std::vector<ClientMetric::Label> l{{"gateway", gw.name}};
+        up.metric.push_back(Value(MetricType::Gauge, gw.connected ? 1 : 0, l));
+        age.metric.push_back(Value(MetricType::Gauge, gw.report_age_seconds, l));
+        req.metric.push_back(Value(MetricType::Counter, static_cast<double>(gw.requests_answered), l));
+        for (const auto& [kind, n] : gw.errors_by_kind)
+          err.metric.push_back(Value(MetricType::Counter, static_cast<double>(n), {{"gateway", gw.name}, {"kind", kind}}));
+        act.metric.push_back(Value(MetricType::Gauge, static_cast<double>(gw.active_requests), l));
+        thr.metric.push_back(Value(MetricType::Gauge, static_cast<double>(gw.live_threads), l));
+      }
+      for (auto* f : {&up, &age, &req, &err, &act, &thr}) out.push_back(std::move(*f));
+    }
     g("llmcd_dataplane_alive", "1 when at least one llmgw thread has a fresh heartbeat.", status.dataplane_alive() ? 1 : 0);
     g("llmcd_dataplane_threads", "Live data-plane threads.", status.dataplane_threads());
     g("llmcd_snapshot_generation", "Generation of the last published snapshot.",

@@ -36,7 +36,9 @@
 
 namespace llmgw::dataplane {
 
-class WorkerImpl final : private ClientSession::Handler, private UpstreamCodec::Handler {
+// UpstreamCodec::Handler first: its OnResponseBody runs per body piece, and the first
+// base's virtual calls need no this-adjusting thunk.
+class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::Handler {
  public:
   WorkerImpl(const Config& cfg, shm::ShmRegion* region, uint32_t index, std::vector<int> listen_fds)
       : cfg_(cfg), region_(region), index_(index), listen_fds_(std::move(listen_fds)),

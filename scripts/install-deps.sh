@@ -15,11 +15,13 @@ PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   liburing-dev node-llhttp rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  googletest libgmock-dev libsystemd-dev python3-seccomp
+  googletest libgmock-dev libsystemd-dev python3-seccomp libcurl4-openssl-dev
   # packaging and operations kit: .deb, unit checks, Prometheus rule tests
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
+  # the HA fleet's tests: a real etcd on loopback (fleet.etcd), etcdctl to look inside
+  etcd-server etcd-client
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )

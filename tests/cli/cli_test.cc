@@ -562,11 +562,41 @@ TEST(CliFleetTest, ControllerListsGateways) {
   g->set_dataplane_threads(8);
   Result r = RunLlmctl({"--addr", server.addr(), "fleet"});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("AGENT +PEER +LAST_SEEN +REQUESTS +THREADS"));
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("host-a +ipv4:10.0.0.5:41000 +0.4s +777 +8"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("AGENT +PEER +AGE +LAST_SEEN +LAG +ACTIVE +REQUESTS +THREADS"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("host-a +ipv4:10.0.0.5:41000 +0s +0.4s +0 +0 +777 +8"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("CONTROLLER")));  // no etcd: no controllers table
   Result j = RunLlmctl({"--addr", server.addr(), "-o", "json", "fleet"});
   auto got = ParseJson<admin::v1::ListGatewaysResponse>(j.out);
   EXPECT_TRUE(SameMessage(got, server.fleet.gateways));
+}
+
+TEST(CliFleetTest, HaControllerListsLeaderStandbysAndAgentAgeAndLag) {
+  FakeServer server(/*with_fleet=*/true);
+  auto& f = server.fleet.gateways;
+  f.set_is_controller(true);
+  f.set_leader("ctl0");
+  auto* c0 = f.add_controllers();
+  c0->set_id("ctl0");
+  c0->set_addr("10.0.0.1:9090");
+  c0->set_leader(true);
+  c0->set_age_seconds(120);
+  auto* c1 = f.add_controllers();
+  c1->set_id("ctl1");
+  c1->set_addr("10.0.0.2:9090");
+  c1->set_age_seconds(30);
+  auto* g = f.add_gateways();
+  g->set_agent_id("gw-a");
+  g->set_peer("ipv4:10.0.0.5:41000");
+  g->set_connected_seconds(65);
+  g->set_lag_generations(2);
+  g->set_active_requests(3);
+  Result r = RunLlmctl({"--addr", server.addr(), "fleet"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("CONTROLLER +ADDR +ROLE +AGE"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("ctl0 +10.0.0.1:9090 +leader +120s"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("ctl1 +10.0.0.2:9090 +standby +30s"));
+  EXPECT_THAT(r.out, HasSubstr("this controller stands by; agents attach to the leader ctl0"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("gw-a +ipv4:10.0.0.5:41000 +65s +0.0s +2 +3 +0 +0"));
 }
 
 TEST_F(CliTest, VersionShowsServerVersion) {

@@ -80,6 +80,7 @@ std::map<std::string, std::string> ChangedValue(const ConfigKey<Config>& k, Conf
     return {{path, os.str()}};
   }
   if (auto* b = std::get_if<bool*>(&f)) return {{path, **b ? "false" : "true"}};
+  if (std::get_if<std::vector<std::string>*>(&f)) return {{path, "[\"http://127.0.0.1:2379\"]"}};
   if (auto* s = std::get_if<std::string*>(&f)) {
     switch (k.check) {
       case KeyCheck::kListen: return {{path, "\"127.0.0.1:1234\""}};
@@ -100,6 +101,7 @@ std::map<std::string, std::string> ChangedValue(const ConfigKey<Config>& k, Conf
         return {};
       }
       case KeyCheck::kNone:
+        if (path == "fleet.etcd.prefix") return {{path, "/changed/"}};
         if (path == "admin.tls_cert_file" || path == "admin.tls_key_file")
           return {{"admin.tls_cert_file", "/c.pem"}, {"admin.tls_key_file", "/k.pem"}};
         return {{path, "changed-value"}};
