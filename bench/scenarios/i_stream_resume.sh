@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scenario (h): streams that survive their backend (issue 14). N concurrent streams
+# Scenario (i): streams that survive their backend (issue 14). N concurrent streams
 # (closed loop, all streaming, ~2 s each) on three mocks; a few seconds in, one mock is
 # SIGKILLed with its streams in flight. Three runs, each on three fresh mocks: llmgw
 # (stream resume on, the default), llmgw with gateway.resume_streams: false, and nginx
@@ -8,7 +8,7 @@
 # streams (llm_gateway_stream_resumes_total) and the time their clients waited for the
 # next chunk across the failover (their longest inter-chunk gap, p50/p99, against the
 # other streams' longest gap).
-# usage: bench/scenarios/h_stream_resume.sh [--long] [--streams N]
+# usage: bench/scenarios/i_stream_resume.sh [--long] [--streams N]
 source "$(dirname "$0")/../lib/common.sh"
 N=200 DUR=8 KILL_AT=3
 while [ $# -gt 0 ]; do
@@ -19,9 +19,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-OUT=$(results_dir h_stream_resume)
+OUT=$(results_dir i_stream_resume)
 MOCK_FLAGS=(--model bench-model --token-interval-ms 20 --output-tokens 100 --max-num-seqs 1024)
-echo "scenario (h): $N concurrent streams (100 tokens, 20 ms/token) on 3 mocks for ${DUR}s; mock b1 SIGKILLed at ${KILL_AT}s; $(machine_note)"
+echo "scenario (i): $N concurrent streams (100 tokens, 20 ms/token) on 3 mocks for ${DUR}s; mock b1 SIGKILLed at ${KILL_AT}s; $(machine_note)"
 
 metrics_port() { sed -n 's/.*metrics_listen: 127.0.0.1:\([0-9]*\).*/\1/p' "$1"; }
 run_one() {  # run_one NAME : starts 3 mocks and the proxy, runs the load, kills b1 mid-run
@@ -68,7 +68,7 @@ def pct(v, p):
     if not v: return 0.0
     v = sorted(v); k = (len(v) - 1) * p / 100; f = int(k)
     return v[f] + (v[min(f + 1, len(v) - 1)] - v[f]) * (k - f)
-summary = {"scenario": "h_stream_resume", "machine": note, "streams": N, "duration_s": DUR, "kill_at_s": KILL_AT,
+summary = {"scenario": "i_stream_resume", "machine": note, "streams": N, "duration_s": DUR, "kill_at_s": KILL_AT,
            "proxies": {}}
 rows = []
 for p in ("llmgw", "llmgw_noresume", "nginx"):
