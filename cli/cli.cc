@@ -35,7 +35,9 @@ const CommandHelp kCommands[] = {
      "healthy/total backends, requests/s, errors/s, data-plane threads and config reloads."},
     {"backends", "backends [--model NAME]", "one row per backend, live signals",
      "Calls ListBackends. Columns: ID, MODEL, STATE, INFLIGHT, RUNNING, WAITING, KV%,\n"
-     "LAT_MS (EWMA latency), TTFT99_MS, ERR%. A '?' after KV% marks stale scraped metrics.\n"
+     "LAT_MS (EWMA latency), TTFT99_MS (p99 time to first token of streamed answers as\n"
+     "this gateway observed them, last 30 s), ERR%. A '?' after KV% marks stale scraped\n"
+     "metrics. -o json adds latency_p50/p99_ms and the backend's own scraped_ttft_p50/p99_ms.\n"
      "--model NAME shows only that model's backends."},
     {"drain", "drain ID", "stop new requests to a backend",
      "Calls DrainBackend. In-flight requests finish; the backend gets no new ones until\n"

@@ -561,6 +561,10 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
   }
   if (c->fleet.etcd.prefix.empty() || c->fleet.etcd.prefix.front() != '/')
     Error(root["fleet"]["etcd"]["prefix"], "fleet.etcd.prefix", "must start with '/'");
+  const std::string& otlp = c->tracing.otlp_endpoint;
+  if (!otlp.empty() && otlp.rfind("http://", 0) != 0 && otlp.rfind("https://", 0) != 0)
+    Error(root["tracing"]["otlp_endpoint"], "tracing.otlp_endpoint",
+          "must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://127.0.0.1:4318)");
 }
 
 void Parser::Parse(const YAML::Node& root, Config* c) {

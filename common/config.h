@@ -192,6 +192,16 @@ struct ModelConfig {
   int line = 0;
 };
 
+// OpenTelemetry traces (docs/OPERATIONS.md, "Tracing"): llmgw records spans into shared
+// memory, llmcd exports them over OTLP/HTTP. No endpoint: no spans recorded at all.
+struct TracingConfig {
+  std::string otlp_endpoint;            // e.g. http://127.0.0.1:4318 (POST <endpoint>/v1/traces)
+  std::string protocol = "http/protobuf";  // or http/json
+  double sample = 0.01;                 // head sampling of traces llmgw starts (0..1)
+  std::string service_name = "llmgw";   // resource attribute service.name
+  uint32_t max_queue_spans = 8192;      // llmcd's export queue; spans beyond it are dropped (counted)
+};
+
 struct Config {
   std::string instance = "default";
   std::string log_level = "info";
@@ -202,6 +212,7 @@ struct Config {
   RoutingConfig routing;
   ControlConfig control;
   FleetConfig fleet;
+  TracingConfig tracing;
   std::vector<ModelConfig> models;
 
   std::string source_file;  // where it was loaded from

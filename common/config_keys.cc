@@ -148,6 +148,17 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
       {"fleet.etcd.lease_ms", F(fleet.etcd.lease_ms), A::kLlmcdRestart, 1000, 600000, K::kNone, {}, {},
        "leadership lease; a dead leader is replaced after it"},
 
+      {"tracing.otlp_endpoint", F(tracing.otlp_endpoint), A::kRestart, 0, 0, K::kNone, {}, {},
+       "OTLP/HTTP collector base URL; empty = no tracing"},
+      {"tracing.protocol", F(tracing.protocol), A::kLlmcdRestart, 0, 0, K::kOneOf, "http/protobuf|http/json", {},
+       "OTLP/HTTP encoding"},
+      {"tracing.sample", F(tracing.sample), A::kLlmgwRestart, 0, 1, K::kNone, {}, {},
+       "fraction of traces llmgw starts that are recorded"},
+      {"tracing.service_name", F(tracing.service_name), A::kLlmcdRestart, 0, 0, K::kNone, {}, {},
+       "resource attribute service.name"},
+      {"tracing.max_queue_spans", F(tracing.max_queue_spans), A::kLlmcdRestart, 1, 1 << 22, K::kNone, {}, {},
+       "llmcd's export queue bound"},
+
       {"models", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "the models served"},
   };
   return keys;

@@ -32,6 +32,10 @@ admin::Backend ToProto(const BackendView& b) {
   o.set_ewma_ttft_ms(b.ewma_ttft_ms);
   o.set_ttft_p50_ms(b.ttft_p50_ms);
   o.set_ttft_p99_ms(b.ttft_p99_ms);
+  o.set_latency_p50_ms(b.latency_p50_ms);
+  o.set_latency_p99_ms(b.latency_p99_ms);
+  o.set_scraped_ttft_p50_ms(b.scraped_ttft_p50_ms);
+  o.set_scraped_ttft_p99_ms(b.scraped_ttft_p99_ms);
   o.set_error_rate(b.error_rate);
   o.set_requests_total(b.requests_total);
   o.set_max_concurrent(b.max_concurrent);

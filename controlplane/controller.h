@@ -146,6 +146,8 @@ class Controller {
   std::vector<GatewayStatsView> GatewayStats() const;
   // Name of this controller's own data plane among the fleet's gateways.
   std::string LocalGatewayName() const;
+  // The local shared memory (llmcd's tracing drains its span rings); null without shm.
+  shm::ShmRegion* shm_region() const { return shm_ ? shm_->region() : nullptr; }
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
 

@@ -17,6 +17,7 @@
 #include "controlplane/engine_metrics.h"
 #include "controlplane/http_client.h"
 #include "controlplane/prom_parser.h"
+#include "controlplane/recent_histogram.h"
 
 namespace llmgw::cp {
 
@@ -43,7 +44,11 @@ struct Controller::BackendRt {
   EngineSignals sig;
   std::vector<std::pair<double, double>> prev_ttft_buckets;
   double scraped_ttft_sum = 0, scraped_ttft_count = 0;
-  double ttft_p50_ms = 0, ttft_p99_ms = 0;
+  double scraped_ttft_p50_ms = 0, scraped_ttft_p99_ms = 0;  // never mixed into the observed ones
+  // Observed by the data plane, over the last 30 s (RecentHistogram): streams' TTFT and
+  // attempt latency.
+  RecentHistogram ttft_recent, latency_recent;
+  double ttft_p50_ms = 0, ttft_p99_ms = 0, latency_p50_ms = 0, latency_p99_ms = 0;
   // Passive signals from the data plane's stats.
   bool have_prev = false;
   shm::BackendTotals prev;

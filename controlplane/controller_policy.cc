@@ -75,6 +75,17 @@ void Controller::UpdateFromStats(uint64_t now) {
     uint64_t prev_inflight = b->fleet_in_flight;
     b->fleet_in_flight = t.in_flight;  // every gateway's threads: stats_ is the fleet's
     b->requests_total = t.requests;
+    // Quantiles over the recent window, recomputed every tick (they fall to 0 when the
+    // window holds no observation, instead of keeping a stale figure).
+    b->ttft_recent.Record(now, t.ttft);
+    b->latency_recent.Record(now, t.latency);
+    {
+      shm::HistogramTotals rt = b->ttft_recent.Recent(), rl = b->latency_recent.Recent();
+      b->ttft_p50_ms = rt.QuantileUs(0.5) / 1000.0;
+      b->ttft_p99_ms = rt.QuantileUs(0.99) / 1000.0;
+      b->latency_p50_ms = rl.QuantileUs(0.5) / 1000.0;
+      b->latency_p99_ms = rl.QuantileUs(0.99) / 1000.0;
+    }
     if (prev_inflight != b->fleet_in_flight) dirty_ = true;
     if (!b->have_prev) {
       b->prev = t;
@@ -104,8 +115,6 @@ void Controller::UpdateFromStats(uint64_t now) {
     if (ttft_n) {
       b->tick_ttft_ms = ttft_s / 1000.0 / ttft_n;
       b->ewma_ttft_ms = Ewma(b->ewma_ttft_ms, b->tick_ttft_ms, alpha, b->ewma_ttft_ms == 0);
-      b->ttft_p50_ms = t.ttft.QuantileUs(0.5) / 1000.0;
-      b->ttft_p99_ms = t.ttft.QuantileUs(0.99) / 1000.0;
     }
     if (ok + fail > 0) {
       b->error_rate = Ewma(b->error_rate, static_cast<double>(fail) / static_cast<double>(ok + fail), alpha, false);

@@ -114,19 +114,18 @@ void Controller::DrainMailbox(uint64_t now) {
       b->engine = sig.engine;
       if (b->last_error.rfind("scrape", 0) == 0) b->last_error.clear();
       // TTFT from the backend's own histogram, over the observations since the last scrape.
+      // Kept in scraped_* fields: the observed figures (ttft_p99_ms, ewma_ttft_ms) come from
+      // the data plane alone; alternating the two sources made llmctl's TTFT99 jump.
       if (sig.has_ttft) {
-        double dc = sig.ttft_count - b->scraped_ttft_count, ds = sig.ttft_sum_s - b->scraped_ttft_sum;
-        if (b->scraped_once && dc > 0 && ds >= 0 && b->prev.ttft.count == 0)
-          b->ewma_ttft_ms = Ewma(b->ewma_ttft_ms, ds / dc * 1000.0, cfg_.control.ewma_alpha, b->ewma_ttft_ms == 0);
         double q;
         if (HistogramQuantile(sig.ttft_buckets, b->scraped_once ? b->prev_ttft_buckets
                                                                   : std::vector<std::pair<double, double>>{},
                               0.5, &q))
-          b->ttft_p50_ms = q * 1000;
+          b->scraped_ttft_p50_ms = q * 1000;
         if (HistogramQuantile(sig.ttft_buckets, b->scraped_once ? b->prev_ttft_buckets
                                                                   : std::vector<std::pair<double, double>>{},
                               0.99, &q))
-          b->ttft_p99_ms = q * 1000;
+          b->scraped_ttft_p99_ms = q * 1000;
         b->prev_ttft_buckets = sig.ttft_buckets;
         b->scraped_ttft_count = sig.ttft_count;
         b->scraped_ttft_sum = sig.ttft_sum_s;

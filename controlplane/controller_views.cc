@@ -55,6 +55,10 @@ void Controller::FillBackend(const BackendRt& b, BackendView* o) const {
   o->ewma_ttft_ms = b.ewma_ttft_ms;
   o->ttft_p50_ms = b.ttft_p50_ms;
   o->ttft_p99_ms = b.ttft_p99_ms;
+  o->latency_p50_ms = b.latency_p50_ms;
+  o->latency_p99_ms = b.latency_p99_ms;
+  o->scraped_ttft_p50_ms = b.scraped_ttft_p50_ms;
+  o->scraped_ttft_p99_ms = b.scraped_ttft_p99_ms;
   o->error_rate = b.error_rate;
   o->requests_total = b.requests_total;
   o->max_concurrent = b.max_concurrent;

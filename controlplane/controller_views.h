@@ -20,6 +20,8 @@ struct BackendView {
   double running = 0, waiting = 0, kv_cache_usage = 0;  // scraped; 0 when not exported
   bool metrics_stale = true;
   double ewma_latency_ms = 0, ewma_ttft_ms = 0, ttft_p50_ms = 0, ttft_p99_ms = 0;
+  double latency_p50_ms = 0, latency_p99_ms = 0;
+  double scraped_ttft_p50_ms = 0, scraped_ttft_p99_ms = 0;
   double error_rate = 0;
   uint64_t requests_total = 0;
   uint32_t max_concurrent = 0;

@@ -27,6 +27,7 @@
 #include "controlplane/etcd_client.h"
 #include "controlplane/fleet.h"
 #include "controlplane/metrics_exporter.h"
+#include "controlplane/tracing_service.h"
 
 namespace {
 
@@ -70,10 +71,18 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
     std::fprintf(stderr, "llmcd: --agent-of %s: %s\n", controller.c_str(), why.c_str());
     return 2;
   }
+  TracingConfig tracing = cfg.tracing;
+  std::string instance = cfg.instance;
   cp::FleetAgent agent(std::move(cfg), controller);
   Status st = agent.Start();
   if (!st.ok()) {
     LOG_ERROR("cannot start fleet agent", {{"error", st.error().message()}});
+    return 1;
+  }
+  auto traces = cp::TracingService::Start(tracing, instance, agent.region());
+  if (!traces.ok()) {
+    LOG_ERROR("cannot start tracing", {{"error", traces.error().message()}});
+    agent.Shutdown();
     return 1;
   }
   std::atomic<bool> stop{false};
@@ -86,6 +95,7 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   }
   stop = true;
   loop.join();
+  traces.value().reset();
   agent.Shutdown();
   LOG_INFO("stopped", {});
   return 0;
@@ -164,6 +174,8 @@ int main(int argc, char** argv) {
   if (!agent_of.empty() || cr.config.fleet.role == "agent") return RunAgent(std::move(cr.config), agent_of, set);
 
   AdminConfig admin_cfg = cr.config.admin;
+  TracingConfig tracing_cfg = cr.config.tracing;
+  std::string instance = cr.config.instance;
   cp::Controller controller;
   Status st = controller.StartWithConfig(std::move(cr.config));
   if (!st.ok()) {
@@ -217,6 +229,27 @@ int main(int argc, char** argv) {
     return 1;
   }
   cp::MetricsExporter metrics(&controller);
+  if (!admin_cfg.token_file.empty()) {  // /dashboard is behind the admin token (read by admin.Start above)
+    auto t = cp::ReadTokenFile(admin_cfg.token_file);
+    if (!t.ok()) {  // never serve the dashboard open when a token is configured
+      LOG_ERROR("cannot read admin.token_file for /dashboard", {{"error", t.error().message()}});
+      admin.Stop();
+      controller.Shutdown();
+      return 1;
+    }
+    metrics.SetDashboardToken(t.value());
+  }
+  auto traces = cp::TracingService::Start(tracing_cfg, instance, controller.shm_region());
+  if (!traces.ok()) {
+    LOG_ERROR("cannot start tracing", {{"error", traces.error().message()}});
+    admin.Stop();
+    controller.Shutdown();
+    return 1;
+  }
+  if (traces.value()) {
+    cp::TracingService* t = traces.value().get();
+    metrics.SetSpanCounters([t] { return t->counters(); });
+  }
   if (!admin_cfg.metrics_listen.empty()) {
     st = metrics.Start(admin_cfg.metrics_listen);
     if (!st.ok()) {
@@ -295,6 +328,7 @@ int main(int argc, char** argv) {
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});
+  traces.value().reset();  // the data plane's last spans, one final export
   // Release shm before stopping the exposer, so the data plane sees the writer gone first.
   controller.Shutdown();
   LOG_DEBUG("shared memory released", {});

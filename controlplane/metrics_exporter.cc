@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -27,6 +28,7 @@
 #include "common/log.h"
 #include "common/snapshot_builder.h"
 #include "controlplane/admin_convert.h"
+#include "controlplane/dashboard.h"
 
 namespace llmgw::cp {
 
@@ -101,7 +103,7 @@ class FamilySet {
 };
 
 // Exports one totals row (thread, model or backend) entry by entry of its list; scope is
-// the model= or url= label (empty for thread stats). Elements of a vector that are still
+// the model= or id= label (empty for thread stats). Elements of a vector that are still
 // 0 are left out, as a never-seen status code is.
 struct RowExporter {
   FamilySet* fams;
@@ -141,6 +143,100 @@ struct RowExporter {
 };
 
 std::atomic<const Controller*> g_load_stats_controller{nullptr};
+// The dashboard's token, set before the exposer's threads start and not changed while
+// they run (Start/Stop order it).
+std::string g_dashboard_token;
+// Event streams open now. Each holds one civetweb worker for its lifetime, so they are
+// capped below the worker count: /metrics and /healthz always find a free worker.
+std::atomic<int> g_dashboard_streams{0};
+constexpr int kExposerThreads = 8;
+constexpr int kMaxDashboardStreams = 5;
+constexpr int kDashboardEventMs = 500;  // two events a second
+
+uint64_t UnixMs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string PercentEncode(std::string_view v) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : v) {
+    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out.push_back(static_cast<char>(ch));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[ch >> 4]);
+      out.push_back(hex[ch & 15]);
+    }
+  }
+  return out;
+}
+
+void Reply(mg_connection* conn, const char* status, const char* type, std::string_view body,
+           const std::string& extra_headers = "") {
+  mg_printf(conn,
+            "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+            "X-Content-Type-Options: nosniff\r\n%sConnection: close\r\n\r\n",
+            status, type, body.size(), extra_headers.c_str());
+  mg_write(conn, body.data(), body.size());
+}
+
+// GET /dashboard, /dashboard/state, /dashboard/events. Returns the status sent.
+int ServeDashboard(mg_connection* conn, const mg_request_info* ri, const Controller* c, std::string_view path) {
+  const char* auth = mg_get_header(conn, "Authorization");
+  const char* cookie = mg_get_header(conn, "Cookie");
+  std::string_view query = ri->query_string ? ri->query_string : "";
+  if (!DashboardAuthorized(auth ? auth : "", cookie ? cookie : "", query, g_dashboard_token)) {
+    Reply(conn, "401 Unauthorized", "text/plain; charset=utf-8",
+          "llmgw dashboard: the admin token is required: open /dashboard?token=<admin token> "
+          "(or send Authorization: Bearer <token>)\n",
+          "WWW-Authenticate: Bearer realm=\"llmgw\"\r\n");
+    return 401;
+  }
+  if (std::strcmp(ri->request_method, "GET") != 0) {
+    Reply(conn, "405 Method Not Allowed", "text/plain; charset=utf-8", "GET only\n", "Allow: GET\r\n");
+    return 405;
+  }
+  if (path == "/dashboard" || path == "/dashboard/") {
+    // The page's own script and style only; it talks to this origin alone.
+    std::string headers =
+        "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:\r\nX-Frame-Options: DENY\r\n";
+    std::string token = QueryParam(query, "token");
+    if (!g_dashboard_token.empty() && !token.empty())
+      headers += "Set-Cookie: llmgw_admin_token=" + PercentEncode(token) + "; Path=/dashboard; HttpOnly; SameSite=Strict\r\n";
+    Reply(conn, "200 OK", "text/html; charset=utf-8", DashboardPage(), headers);
+    return 200;
+  }
+  if (path == "/dashboard/state") {
+    Reply(conn, "200 OK", "application/json", DashboardStateJson(*c, UnixMs()));
+    return 200;
+  }
+  if (path != "/dashboard/events") {
+    Reply(conn, "404 Not Found", "text/plain; charset=utf-8", "not found\n");
+    return 404;
+  }
+  if (g_dashboard_streams.fetch_add(1) >= kMaxDashboardStreams) {
+    g_dashboard_streams.fetch_sub(1);
+    Reply(conn, "503 Service Unavailable", "text/plain; charset=utf-8", "too many dashboard viewers\n",
+          "Retry-After: 5\r\n");
+    return 503;
+  }
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n");
+  // One event now and then every kDashboardEventMs, until the viewer leaves (a failed
+  // write) or the exporter stops (it clears g_load_stats_controller first, then joins).
+  while (g_load_stats_controller.load() == c) {
+    std::string ev = "event: state\ndata: " + DashboardStateJson(*c, UnixMs()) + "\n\n";
+    if (mg_write(conn, ev.data(), ev.size()) <= 0) break;
+    for (int waited = 0; waited < kDashboardEventMs && g_load_stats_controller.load() == c; waited += 50)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  g_dashboard_streams.fetch_sub(1);
+  return 200;
+}
 
 int BeginRequest(mg_connection* conn) {
   const mg_request_info* ri = mg_get_request_info(conn);
@@ -158,7 +254,9 @@ int BeginRequest(mg_connection* conn) {
               ok ? "200 OK" : "503 Service Unavailable", std::strlen(body), body);
     return ok ? 200 : 503;
   }
-  if (std::strcmp(ri->local_uri, "/load-stats") != 0) return 0;
+  std::string_view uri = ri->local_uri;
+  if (uri == "/dashboard" || uri.rfind("/dashboard/", 0) == 0) return ServeDashboard(conn, ri, c, uri);
+  if (uri != "/load-stats") return 0;
   std::string body = LoadStatsJson(*c);
   mg_printf(conn,
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
@@ -173,6 +271,7 @@ int BeginRequest(mg_connection* conn) {
 class MetricsExporter::Collector : public prometheus::Collectable {
  public:
   explicit Collector(Controller* c) : c_(c) {}
+  std::function<SpanExporterCounters()> span_counters;  // set before the exposer starts
   std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
     shm::StatsTotals st = c_->StatsCopy();
@@ -183,7 +282,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     auto status = ToProto(c_->GetStatus());
 
     std::vector<std::pair<std::string, uint64_t>> backend_keys;
-    for (const auto& b : backends) backend_keys.emplace_back(b.url(), BackendKey(b.id()));
+    for (const auto& b : backends) backend_keys.emplace_back(b.id(), BackendKey(b.id()));
     AppendStatFamilies(st, models, backend_keys, &out);
     auto g = [&](const char* n, const char* h, double v) {
       auto f = Family(n, h, MetricType::Gauge);
@@ -199,9 +298,18 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 
     auto per_backend = [&](const char* n, const char* h, MetricType t, auto fn) {
       auto f = Family(n, h, t);
-      for (const auto& b : backends) f.metric.push_back(Value(t, fn(b), {{"url", b.url()}}));
+      for (const auto& b : backends) f.metric.push_back(Value(t, fn(b), {{"id", b.id()}}));
       out.push_back(std::move(f));
     };
+    {
+      // Backends are labelled by id everywhere (as in llmctl and the access log); the URL,
+      // model and engine are here, for joins: `* on(id) group_left(url) llm_worker_info`.
+      auto f = Family("llm_worker_info", "1 for every backend, with its URL, model and engine.", MetricType::Gauge);
+      for (const auto& b : backends)
+        f.metric.push_back(Value(MetricType::Gauge, 1,
+                                 {{"engine", b.engine()}, {"id", b.id()}, {"model", b.model()}, {"url", b.url()}}));
+      out.push_back(std::move(f));
+    }
     per_backend("llm_worker_running_requests", "Running requests scraped from the backend.", MetricType::Gauge,
                 [](const admin::Backend& b) { return b.running(); });
     per_backend("llm_worker_waiting_requests", "Waiting requests scraped from the backend.", MetricType::Gauge,
@@ -223,7 +331,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     {
       auto f = Family("llm_worker_state", "1 for the backend's current state.", MetricType::Gauge);
       for (const auto& b : backends)
-        f.metric.push_back(Value(MetricType::Gauge, 1, {{"state", std::string(StateName(b.state()))}, {"url", b.url()}}));
+        f.metric.push_back(Value(MetricType::Gauge, 1, {{"id", b.id()}, {"state", std::string(StateName(b.state()))}}));
       out.push_back(std::move(f));
     }
 
@@ -269,6 +377,22 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       }
       for (auto* f : {&up, &age, &req, &err, &act, &thr}) out.push_back(std::move(*f));
     }
+    if (span_counters) {
+      SpanExporterCounters sc = span_counters();
+      cnt("llmcd_spans_exported_total", "Spans the OTLP collector accepted.", static_cast<double>(sc.exported));
+      auto f = Family("llmcd_spans_dropped_total", "Spans dropped before export, by reason.", MetricType::Counter);
+      f.metric.push_back(Value(MetricType::Counter, static_cast<double>(sc.dropped_queue_full), {{"reason", "queue_full"}}));
+      f.metric.push_back(
+          Value(MetricType::Counter, static_cast<double>(sc.dropped_export_failed), {{"reason", "export_failed"}}));
+      f.metric.push_back(
+          Value(MetricType::Counter, static_cast<double>(sc.dropped_data_plane), {{"reason", "data_plane_ring_full"}}));
+      out.push_back(std::move(f));
+      cnt("llmcd_span_export_requests_total", "OTLP export requests (batches) completed or given up.",
+          static_cast<double>(sc.requests));
+      cnt("llmcd_span_export_failures_total", "OTLP export attempts that failed (retried or dropped).",
+          static_cast<double>(sc.request_failures));
+      g("llmcd_span_export_queue", "Spans waiting for export.", static_cast<double>(sc.queued));
+    }
     g("llmcd_dataplane_alive", "1 when at least one llmgw thread has a fresh heartbeat.", status.dataplane_alive() ? 1 : 0);
     g("llmcd_dataplane_threads", "Live data-plane threads.", status.dataplane_threads());
     g("llmcd_snapshot_generation", "Generation of the last published snapshot.",
@@ -299,9 +423,9 @@ void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<
   std::unordered_map<uint64_t, shm::BackendTotals> by_key;
   for (const auto& row : st.backends)
     if (row.key != 0) AddTotals(row, &by_key[row.key]);
-  for (const auto& [url, key] : backends) {
+  for (const auto& [id, key] : backends) {
     auto it = by_key.find(key);
-    if (it != by_key.end()) shm::VisitBackendStats(it->second, RowExporter{&fams, {{"url", url}}});
+    if (it != by_key.end()) shm::VisitBackendStats(it->second, RowExporter{&fams, {{"id", id}}});
   }
 }
 
@@ -421,15 +545,17 @@ Status MetricsExporter::Start(const std::string& listen) {
     return Error(ErrorKind::kConfig, ErrorSide::kInternal, false, "admin.metrics_listen: %s", why.c_str());
   static CivetCallbacks callbacks;
   callbacks.begin_request = BeginRequest;
+  g_dashboard_token = dashboard_token_;
   g_load_stats_controller.store(c_);
   std::string addr = host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
                                                          : host + ":" + std::to_string(port);
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(addr, 2, &callbacks);
+    exposer_ = std::make_unique<prometheus::Exposer>(addr, kExposerThreads, &callbacks);
   } catch (const std::exception& e) {
     return Error(ErrorKind::kIo, ErrorSide::kInternal, false, "admin.metrics_listen: cannot listen on %s: %s",
                  addr.c_str(), e.what());
   }
+  collector_->span_counters = span_counters_;
   exposer_->RegisterCollectable(collector_);
   host_ = host;
   auto ports = exposer_->GetListeningPorts();

@@ -1,11 +1,13 @@
 // Prometheus exposition of llmcd on admin.metrics_listen (prometheus-cpp's civetweb
 // Exposer): the DESIGN.md metric names computed at scrape time from the summed
 // data-plane stats and the controller's state, plus GET /load-stats in the vLLM Router
-// JSON shape.
+// JSON shape, GET /healthz and the live dashboard (GET /dashboard, /dashboard/events:
+// controlplane/dashboard.h).
 #pragma once
 
 #include <prometheus/metric_family.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +15,7 @@
 
 #include "common/error.h"
 #include "controlplane/controller.h"
+#include "controlplane/span_exporter.h"
 
 namespace prometheus {
 class Exposer;
@@ -25,7 +28,7 @@ std::string LoadStatsJson(const Controller& c);
 
 // Appends a family for every data-plane stat (the lists in common/shm_layout.h): thread
 // stats without labels, model stats per (name, model slot) with model=, backend stats per
-// (url, BackendKey(id)) with url=. The exporter's scrape and tests use it.
+// (id, BackendKey(id)) with id=. The exporter's scrape and tests use it.
 void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
                         const std::vector<std::pair<std::string, uint64_t>>& backends,
                         std::vector<prometheus::MetricFamily>* out);
@@ -34,7 +37,12 @@ class MetricsExporter {
  public:
   explicit MetricsExporter(Controller* c);
   ~MetricsExporter();
-  // Listens on HOST:PORT (port 0 allowed). Only one exporter per process serves /load-stats.
+  // Counters of llmcd's trace export (llmcd_spans_*); call before Start.
+  void SetSpanCounters(std::function<SpanExporterCounters()> f) { span_counters_ = std::move(f); }
+  // The admin token guarding /dashboard (empty: none). Call before Start.
+  void SetDashboardToken(std::string token) { dashboard_token_ = std::move(token); }
+  // Listens on HOST:PORT (port 0 allowed). Only one exporter per process serves
+  // /load-stats, /healthz and /dashboard.
   Status Start(const std::string& listen);
   int port() const { return port_; }
   // Stops listening. Idempotent; also done by the destructor.
@@ -46,6 +54,8 @@ class MetricsExporter {
   std::shared_ptr<Collector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string host_;
+  std::string dashboard_token_;
+  std::function<SpanExporterCounters()> span_counters_;
   int port_ = 0;
 };
 

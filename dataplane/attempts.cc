@@ -48,6 +48,8 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
   }
   at.Started(slot);
   if (c->continuing) c->resumed = true;
+  if (spans_.enabled()) c->trace.NewAttempt(&rng_);
+  c->attempt_open = true;
   const shm::BackendEntry& be = snap_->backends[slot];
   ++local_[slot].in_flight;
   ++local_[slot].awaiting;  // until its first byte (upstream.cc) or its release without one
@@ -85,6 +87,7 @@ void WorkerImpl::Enqueue(ClientConn* c) {
   auto r = admission_->Push(reinterpret_cast<uint64_t>(c), c->priority, &evicted);
   if (r == routing::AdmissionQueue::PushResult::kFull) return RejectOverloaded(c);
   c->queued = true;
+  c->log_flags |= kFlagLimited;
   c->attempt.Requeue();
   stats_.AdmissionQueued();
   if (r == routing::AdmissionQueue::PushResult::kQueuedEvicted) {
@@ -95,6 +98,7 @@ void WorkerImpl::Enqueue(ClientConn* c) {
 }
 
 void WorkerImpl::RejectOverloaded(ClientConn* c) {
+  c->log_flags |= kFlagLimited;
   stats_.AdmissionRejected(c->attempt.orig_model());
   c->retry_after_s = admission_->RetryAfterSeconds();
   SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
@@ -133,6 +137,7 @@ void WorkerImpl::RetryStale(ClientConn* c) {
 // error's reply (error_reply.h). After: end the stream with an SSE error event and close.
 void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
   stats_.CountError(e.kind());
+  EndAttempt(c, e.upstream_status(), e.kind());
   if (c->up) ReleaseUpstream(c, false);
   c->up_deadline_ms = 0;
   if (!c->rw.committed()) {
@@ -144,6 +149,7 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
                                               draining_, NowMs(), &rng_);
     if (next == Attempt::Next::kFail) return SendFailure(c, e);
     stats_.Retry(c->attempt.orig_model());
+    c->log_flags |= kFlagRetried;
     if (next == Attempt::Next::kRetryNow) return StartAttempt(c);
     ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
     return;
@@ -203,6 +209,7 @@ bool WorkerImpl::TryResume(ClientConn* c, const Error& e) {
       why = ResumeOutcome::kNoRetries;
     } else {
       c->continuing = true;
+      c->log_flags |= kFlagResumed;
       c->resume_outcome = ResumeOutcome::kFailed;  // until a continuation finishes the stream
       stats_.Retry(c->attempt.orig_model());
       LOG_INFO("stream continues on another backend",
@@ -243,12 +250,12 @@ void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, s
   if (c->up) ReleaseUpstream(c, false);
   c->rw.CloseAfterSend();
   c->response_done = true;
+  c->status = kStreamCutStatus;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
     // Through StreamFilter only whole events went out: the error event needs no separator.
     c->rw.AppendStreamError(&c->h->out, reply, message, c->filtering ? std::string_view() : c->relay.EventSeparator());
     QueueSend(c);
   } else {
-    c->status = 502;
     if (c->out_off >= c->h->out.size()) CloseClient(c);
     else QueueSend(c);
   }

@@ -150,12 +150,21 @@ int ClientSession::OnHeaderValueComplete(llhttp_t* p) {
     s->has_cl_ = true;
   } else if (EqualsNoCase(name, "transfer-encoding")) {
     s->has_te_ = true;
+  } else if (EqualsNoCase(name, "traceparent")) {
+    // Kept aside, not forwarded as a line: the upstream request gets one traceparent,
+    // written by the codec (tracing: the attempt's span as parent).
+    h->traceparent.Clear();
+    if (value.size() <= 64) h->traceparent.Append(value.data(), value.size());
   } else if (EqualsNoCase(name, "host")) {
     // llmgw sets Host (the backend's) and the framing itself.
   } else if (hc.DropIfHopByHop(name, value)) {
     return 0;
   } else {
     if (EqualsNoCase(name, "content-type")) h->has_content_type = true;
+    else if (EqualsNoCase(name, "tracestate") && h->tracestate.len == 0 && value.size() <= 255)
+      h->tracestate.Append(value.data(), value.size());
+    else if (EqualsNoCase(name, "user-agent") && h->user_agent.len == 0)
+      h->user_agent.Append(value.data(), value.size() < 200 ? value.size() : 200);
     const char* hh = s->limits_->hash_header;
     if (hh[0] && EqualsNoCase(name, hh)) {
       h->hash_value.Clear();

@@ -71,6 +71,8 @@ class ClientSession {
   bool in_message() const { return in_message_; }
   bool discarding() const { return discard_; }
   size_t held_bytes() const { return pending_.size() - pending_off_; }
+  // The current request's request line and header bytes as parsed (the access log's bytes_in).
+  size_t head_bytes() const { return head_bytes_; }
   void* owner() const { return owner_; }
   // Method, version and keep-alive of the request being answered.
   llhttp_method_t method() const { return static_cast<llhttp_method_t>(parser_.method); }

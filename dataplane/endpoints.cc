@@ -30,11 +30,18 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->status = 0;
   c->start_us = NowUs();
   c->first_byte_us = 0;
+  c->first_token_us = 0;
+  c->trace_begun = false;
+  c->start_unix_ns = 0;
+  c->attempt_open = false;
+  c->n_notes = 0;
+  c->log_flags = 0;
   c->up = nullptr;
   c->attempt.Reset();
   c->up_deadline_ms = 0;
   c->total_deadline_ms = 0;
-  c->bytes_in = c->bytes_out = 0;
+  c->bytes_out = 0;
+  c->bytes_in = c->session.head_bytes() + c->h->body.size();  // this request's, as parsed
   c->queued = false;
   c->retry_after_s = 0;
   c->deadline_ms = 0;
@@ -183,6 +190,7 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   }
   if (!post) return wrong_method();
   std::memcpy(c->api_path, api, std::strlen(api) + 1);  // every api path fits
+  BeginTrace(c);
   if (!has_snapshot_) {
     return SendError(c, 503, "gateway has no routing snapshot yet", "service_unavailable", nullptr,
                      "not_ready");

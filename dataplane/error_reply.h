@@ -53,6 +53,12 @@ inline ErrorReply ReplyFor(const Error& e) { return ReplyFor(e.kind(), e.side(),
 
 // Not a failure of the request but the gateway stopping: drain_ms passed while it was
 // still being answered (not an ErrorKind: those size the shm stats slot).
+// The status counted and access-logged for an answer cut after its first byte reached
+// the client (an upstream failure mid-stream, the drain deadline): the client already has
+// a 200 head, but the request failed, so it must not count as one. Not an HTTP status
+// anyone sends; in the 5xx range so 5xx error-rate alerts see it (docs/OPERATIONS.md).
+constexpr int kStreamCutStatus = 520;
+
 constexpr ErrorReply kShuttingDownReply{503, "service_unavailable", "shutting_down"};
 
 }  // namespace llmgw::dataplane

@@ -106,7 +106,6 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
   }
   c->first_byte_us = NowUs();
   if (local_[u->slot].awaiting) --local_[u->slot].awaiting;
-  if (c->attempt.backend() >= 0) stats_.FirstByte(c->attempt.backend(), c->first_byte_us - c->start_us);
   WriteHead(c, status, {}, content_length, c->h->resp_headers.lines());
   c->status = status;
   c->commit_us = c->first_byte_us;
@@ -116,8 +115,13 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
 
 void WorkerImpl::OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
-  uint64_t gap;
-  if (c->relay.OnPiece(std::string_view(at, n), NowUs(), &gap)) stats_.InterToken(gap);
+  uint64_t gap, now = NowUs();
+  int model = c->has_model ? c->attempt.orig_model() : -1;
+  if (c->relay.OnPiece(std::string_view(at, n), now, &gap)) stats_.InterToken(model, c->attempt.backend(), gap);
+  if (c->relay.is_sse() && !c->first_token_us) {  // TTFT: streams only, their first event
+    c->first_token_us = now;
+    stats_.FirstToken(model, c->attempt.backend(), now - c->start_us);
+  }
   if (!c->filtering) return c->rw.AppendBody(&c->h->out, at, n);
   if (c->stream_error) return;  // nothing after an error event goes out
   StreamFilter::Result r = c->filter.OnPiece(std::string_view(at, n), &filter_scratch_, [&](std::string_view b) {

@@ -24,6 +24,12 @@ struct RequestState {
   // The upstream's end-to-end response headers, relayed to the client; same bound.
   HeaderCollector resp_headers;
   SmallStr<128> user;  // the body's `user`: consistent_hash key when the header is absent
+  // W3C Trace Context as the client sent it (llmgw writes traceparent upstream itself:
+  // the attempt's span when tracing, else the client's value unchanged); tracestate is
+  // also forwarded as a header line. User-Agent for the access log.
+  SmallStr<64> traceparent;
+  SmallStr<256> tracestate;
+  SmallStr<200> user_agent;
   std::string body;
   std::string out;     // bytes for the client; one send in flight at a time
   char prefix[1024];   // prompt prefix for prefix_affinity, extracted on first need
@@ -36,6 +42,9 @@ struct RequestState {
     has_content_type = false;
     resp_headers.Clear();
     user.Clear();
+    traceparent.Clear();
+    tracestate.Clear();
+    user_agent.Clear();
     body.clear();
     out.clear();
     prefix_len = -1;

@@ -73,7 +73,6 @@ class ThreadStats {
     shm::Bump(slot_->admission_rejected);
     shm::Bump(slot_->models[model].rejected);
   }
-  void InterToken(uint64_t us) { shm::Observe(slot_->inter_token, us); }
 
   // ---- a model
   void RequestRouted(int model) { shm::Bump(slot_->models[model].active); }
@@ -103,10 +102,19 @@ class ThreadStats {
   void UpstreamError(int backend, shm::UpstreamErr e) {
     shm::Bump(slot_->backends[backend].errors[static_cast<size_t>(e)]);
   }
-  // The first byte of an answer arrived `ttft_us` after the request started.
-  void FirstByte(int backend, uint64_t ttft_us) {
+  // A streamed answer's first event arrived `ttft_us` after the request started. Only
+  // streams count: a buffered answer's first byte is its whole generation, and mixing it
+  // in made TTFT figures jump between stream and non-stream timings (issue 16).
+  void FirstToken(int model, int backend, uint64_t ttft_us) {
     shm::Observe(slot_->ttft, ttft_us);
-    shm::Observe(slot_->backends[backend].ttft, ttft_us);
+    if (model >= 0) shm::Observe(slot_->models[model].ttft, ttft_us);
+    if (backend >= 0) shm::Observe(slot_->backends[backend].ttft, ttft_us);
+  }
+  // `us` passed between two pieces of a streamed answer.
+  void InterToken(int model, int backend, uint64_t us) {
+    shm::Observe(slot_->inter_token, us);
+    if (model >= 0) shm::Observe(slot_->models[model].inter_token, us);
+    if (backend >= 0) shm::Observe(slot_->backends[backend].inter_token, us);
   }
 
   // The request is over (answered, failed, or the client left).
@@ -114,8 +122,12 @@ class ThreadStats {
     int status = r.status == 0 ? 499 : r.status;
     shm::Bump(slot_->requests_total);
     shm::Observe(slot_->latency, r.duration_us);
-    if (r.model < 0) return;
+    if (r.model < 0) {  // unknown model, other paths: counted, with no model label
+      shm::Bump(slot_->unrouted_by_code[shm::StatusCodeIndex(static_cast<uint16_t>(status))]);
+      return;
+    }
     auto& ms = slot_->models[r.model];
+    shm::Observe(ms.latency, r.duration_us);
     shm::Bump(ms.requests_by_code[shm::StatusCodeIndex(static_cast<uint16_t>(status))]);
     uint64_t a = ms.active.load(std::memory_order_relaxed);
     if (a) shm::Set(ms.active, a - 1);

@@ -25,6 +25,12 @@ void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm:
   r.api_path = c->api_path;
   r.host_header = be.host_header;
   r.request_id = c->h->request_id.View();
+  if (c->trace_begun) {  // tracing: this attempt's span is the upstream's parent
+    c->trace.UpstreamTraceparent(c->traceparent_out);
+    r.traceparent = std::string_view(c->traceparent_out, kTraceparentLen);
+  } else {
+    r.traceparent = c->h->traceparent.View();  // tracing off: the client's, unchanged
+  }
   r.has_content_type = c->h->has_content_type;
   r.header_lines = c->h->req_headers.lines();
   r.body = c->h->body;

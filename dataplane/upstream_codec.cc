@@ -30,6 +30,10 @@ void UpstreamCodec::WriteRequest(const Request& r) {
   h.append("\r\nX-Request-ID: ");
   h.append(r.request_id);
   if (!r.has_content_type) h.append("\r\nContent-Type: application/json");
+  if (!r.traceparent.empty()) {
+    h.append("\r\ntraceparent: ");
+    h.append(r.traceparent);
+  }
   h.append("\r\nConnection: keep-alive\r\n");
   // The client's own end-to-end headers follow from the request state, uncopied.
   size_t head_len = h.size();

@@ -31,6 +31,7 @@ class UpstreamCodec {
     std::string_view api_path;      // /v1/chat/completions, ...
     std::string_view host_header;
     std::string_view request_id;
+    std::string_view traceparent;   // empty: none
     bool has_content_type = false;  // else llmgw says application/json
     std::string_view header_lines;  // the client's end-to-end headers, "Name: value\r\n" each
     std::string_view body;

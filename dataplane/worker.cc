@@ -38,6 +38,9 @@ Status WorkerImpl::Init() {
   if (Status st = access_log_.Open(cfg_.gateway.access_log); !st.ok()) return st;
   if (Status st = stats_.Claim(region_, index_, cfg_.circuit_breaker.slow_call_ms); !st.ok()) return st;
   router_.SetPrefixReport(stats_.slot()->prefix_report, shm::kPrefixReportEntries);
+  // The span ring beside this thread's stats slot (same index).
+  spans_.Attach(&region_->span_rings[stats_.slot() - region_->slots], !cfg_.tracing.otlp_endpoint.empty(),
+                cfg_.tracing.sample);
   snap_ = std::make_unique<shm::Snapshot>();
   admission_ = std::make_unique<routing::AdmissionQueue>(cfg_.gateway.admission.queue_size,
                                                          cfg_.gateway.admission.queue_timeout_ms);
@@ -366,10 +369,13 @@ void WorkerImpl::NewClient(int fd) {
   }
   c->fd = fd;
   Bind(c);
-  if (addr_limiter_.enabled()) {  // one getpeername per connection, only when capped
+  if (addr_limiter_.enabled() || access_log_.enabled()) {  // one getpeername per connection, only when needed
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr_key = ClientAddressLimiter::KeyOf(ss);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (addr_limiter_.enabled()) c->addr_key = ClientAddressLimiter::KeyOf(ss);
+      if (access_log_.enabled()) FormatPeer(ss, c->client_addr, sizeof(c->client_addr));
+    }
   }
   ++live_conns_;
   c->session.Start(this, &session_limits_, c);

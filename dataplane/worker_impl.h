@@ -28,6 +28,7 @@
 #include "dataplane/http_text.h"
 #include "dataplane/loop.h"
 #include "dataplane/rng.h"
+#include "dataplane/span_recorder.h"
 #include "dataplane/thread_stats.h"
 #include "dataplane/upstream_codec.h"
 #include "dataplane/upstream_pool.h"
@@ -236,6 +237,10 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   void EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message);
 
   void EndRequestStats(ClientConn* c, int status);
+  // Tracing (tracing.otlp_endpoint): the request's trace context from its traceparent,
+  // then one span per finished attempt (status 0: no answer) and one for the request.
+  void BeginTrace(ClientConn* c);
+  void EndAttempt(ClientConn* c, uint16_t status, ErrorKind kind);
 
   uint64_t NextRandom() { return rng_.Next(); }
 
@@ -264,6 +269,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   bool drain_cut_ = false;            // CutAtDrainDeadline ran; now only flushing
   ThreadStats stats_;
   AccessLog access_log_;
+  SpanRecorder spans_;
   uint64_t reopen_seen_ = 0;  // the g_reopen_logs generation the access log was opened at
   shm::SnapshotReader reader_;
   std::unique_ptr<shm::Snapshot> snap_;

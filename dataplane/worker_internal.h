@@ -14,12 +14,14 @@
 #include "common/error.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
+#include "dataplane/access_log.h"
 #include "dataplane/attempt.h"
 #include "dataplane/client_session.h"
 #include "dataplane/request_state.h"
 #include "dataplane/response_writer.h"
 #include "dataplane/small_str.h"
 #include "dataplane/timer_wheel.h"
+#include "dataplane/trace_context.h"
 #include "dataplane/upstream_codec.h"
 #include "dataplane/sse_relay.h"
 #include "dataplane/stream_filter.h"
@@ -136,6 +138,7 @@ struct ClientConn : Conn {
   SseRelay relay;     // what is read from the answer on the way (SSE, usage)
   uint64_t start_us = 0;
   uint64_t first_byte_us = 0;
+  uint64_t first_token_us = 0;  // first piece of a streamed (SSE) answer; 0: none yet
   uint64_t attempt_start_us = 0;  // when the current attempt picked its backend
   uint64_t total_deadline_ms = 0;
   uint64_t up_deadline_ms = 0;  // connect / first byte / idle deadline of the attempt
@@ -164,6 +167,17 @@ struct ClientConn : Conn {
   ResumeOutcome resume_outcome = ResumeOutcome::kCount;  // kCount: the stream never broke
   StreamFilter filter;
   std::string* up_body = nullptr;  // the body sent upstream when it is not the client's
+
+  // --- tracing and the access log's per-attempt notes (span_recorder.h, access_log.h) ---
+  TraceContext trace;             // begun for API requests when tracing is on
+  bool trace_begun = false;
+  uint64_t start_unix_ns = 0;     // wall clock at start_us (sampled traces only)
+  bool attempt_open = false;      // an attempt span started and not yet recorded
+  char traceparent_out[kTraceparentLen];  // what the current attempt sends upstream
+  AttemptNote notes[kMaxAttemptNotes];
+  unsigned n_notes = 0;
+  uint32_t log_flags = 0;         // AccessFlag bits
+  char client_addr[56] = {};      // "ip:port", filled at accept when the access log is on
 };
 
 }  // namespace llmgw::dataplane

@@ -22,6 +22,9 @@ PACKAGES=(
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
   # the HA fleet's tests: a real etcd on loopback (fleet.etcd), etcdctl to look inside
   etcd-server etcd-client
+  # observability tests: the dashboard in a real headless browser, an OTLP/HTTP receiver
+  # decoding protobuf; libcurl posts llmcd's OTLP exports
+  chromium python3-protobuf libcurl4-openssl-dev
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )

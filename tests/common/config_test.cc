@@ -136,6 +136,8 @@ const std::string kTls = WithModels("admin:\n  tls_cert_file: /c.pem\n");
 const std::string kBadGrpcListen = WithModels("admin:\n  grpc_listen: 127.0.0.1:http\n");
 const std::string kBadFleet = WithModels("fleet:\n  role: boss\n");
 const std::string kAgentNoController = WithModels("fleet:\n  role: agent\n");
+const std::string kBadOtlp = WithModels("tracing:\n  otlp_endpoint: 127.0.0.1:4318\n");
+const std::string kBadOtlpProtocol = WithModels("tracing:\n  protocol: grpc\n");
 const std::string kBoundedLoad = WithModels("routing:\n  bounded_load: 0.5\n");
 
 const BadCase kBadCases[] = {
@@ -160,6 +162,8 @@ const BadCase kBadCases[] = {
     {"grpc listen port", kBadGrpcListen.c_str(), 2, "admin.grpc_listen", "port must be a number"},
     {"fleet role", kBadFleet.c_str(), 2, "fleet.role", "controller or agent"},
     {"agent needs controller", kAgentNoController.c_str(), 2, "fleet.controller", "required"},
+    {"otlp endpoint not a URL", kBadOtlp.c_str(), 2, "tracing.otlp_endpoint", "http:// or https://"},
+    {"otlp protocol", kBadOtlpProtocol.c_str(), 2, "tracing.protocol", "http/protobuf"},
     {"bounded load", kBoundedLoad.c_str(), 2, "routing.bounded_load", "between 1 and 100"},
     {"no models", "instance: x\n", 1, "models", "at least one model"},
     {"empty models", "models: []\n", 1, "models", "at least one model"},

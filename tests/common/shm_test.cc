@@ -493,3 +493,36 @@ TEST(ShmTest, VectorStatsAreSizedByTheirEnum) {
 
 }  // namespace
 }  // namespace llmgw::shm
+
+namespace llmgw::shm {
+namespace {
+
+// HistBucketFor (binary search) puts every value where the plain definition does: the
+// first bucket whose upper bound is >= the value, +Inf past the last bound.
+TEST(HistogramBucketsTest, BinarySearchMatchesTheDefinition) {
+  auto linear = [](uint64_t us) {
+    uint32_t i = 0;
+    while (i < kHistBuckets - 1 && us > kHistBoundsUs[i]) ++i;
+    return i;
+  };
+  for (uint32_t i = 0; i + 1 < kHistBuckets; ++i) {
+    uint64_t b = kHistBoundsUs[i];
+    for (uint64_t v : {b - 1, b, b + 1}) {
+      EXPECT_EQ(HistBucketFor(v), linear(v)) << v;
+    }
+    if (i) {
+      EXPECT_LT(kHistBoundsUs[i - 1], b) << "bounds ascend";
+    }
+  }
+  EXPECT_EQ(HistBucketFor(0), 0u);
+  EXPECT_EQ(HistBucketFor(UINT64_MAX), kHistBuckets - 1);
+  // From 1 ms to 10 s neighbouring bounds are at most a third apart (quantile accuracy).
+  for (uint32_t i = 1; i + 1 < kHistBuckets; ++i) {
+    if (kHistBoundsUs[i - 1] >= 1000 && kHistBoundsUs[i] <= 10000000) {
+      EXPECT_LE(kHistBoundsUs[i] * 3, kHistBoundsUs[i - 1] * 4) << kHistBoundsUs[i];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmgw::shm

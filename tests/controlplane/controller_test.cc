@@ -362,6 +362,54 @@ TEST_F(ControllerTest, OpenCircuitGoesHalfOpenThenClosesOnSuccess) {
   shm::ReleaseStatsSlot(slot);
 }
 
+// Issue 16: llmctl's TTFT99 jumped between ~60 ms and ~960 ms under steady streaming load:
+// a since-start histogram (an early slow burst stayed in it for good) alternated with the
+// backend's scraped histogram. Now: the gateway's own observations, last 30 s, only.
+TEST_F(ControllerTest, TtftP99IsObservedOverARecentWindowAndNeverTheScrapedOne) {
+  std::atomic<int> scrapes{0};
+  prober_->Set([&](const std::string&, const std::string& path) {
+    if (path != "/metrics") return Ok();
+    // The backend's own TTFT histogram: every first token after 0.96 s, more each scrape.
+    int n = 100 * ++scrapes;
+    std::string body = kVllmMetrics;
+    body += "vllm:time_to_first_token_seconds_bucket{le=\"0.5\"} 0\n"
+            "vllm:time_to_first_token_seconds_bucket{le=\"1.0\"} " + std::to_string(n) + "\n"
+            "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} " + std::to_string(n) + "\n"
+            "vllm:time_to_first_token_seconds_sum " + std::to_string(0.96 * n) + "\n"
+            "vllm:time_to_first_token_seconds_count " + std::to_string(n) + "\n";
+    return Ok(body);
+  });
+  Start(Yaml(UniqueInstance(), {kUrlA}));
+  Error err;
+  shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
+  ASSERT_NE(slot, nullptr);
+  shm::Set(slot->backends[0].key, Published(0).key);
+  Step();
+  for (int i = 0; i < 100; ++i) shm::Observe(slot->backends[0].ttft, 900000);  // an early slow burst
+  Step(1000);
+  EXPECT_GT(c_->Backends()[0].ttft_p99_ms, 500);
+  // Then 60 s of steady 48 ms first tokens, 10 every 100 ms.
+  int checked = 0;
+  for (int t = 0; t < 600; ++t) {
+    for (int i = 0; i < 10; ++i) shm::Observe(slot->backends[0].ttft, 48000);
+    Step(100);
+    if (t < 320) continue;  // the burst leaves the 30 s window
+    BackendView b = c_->Backends()[0];
+    ASSERT_GE(b.ttft_p99_ms, 40) << "at step " << t;
+    ASSERT_LE(b.ttft_p99_ms, 50) << "at step " << t << ": the scraped or since-start figure leaked in";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 280);
+  EXPECT_GT(scrapes.load(), 10);
+  BackendView b = c_->Backends()[0];
+  EXPECT_GT(b.scraped_ttft_p99_ms, 500) << "the backend's own figure, kept apart";
+  EXPECT_LE(b.scraped_ttft_p99_ms, 1000);
+  // No stream for 30 s: no figure rather than a stale one.
+  for (int t = 0; t < 310; ++t) Step(100);
+  EXPECT_EQ(c_->Backends()[0].ttft_p99_ms, 0);
+  shm::ReleaseStatsSlot(slot);
+}
+
 // Issue 16: a reload that only changed max_concurrent was summarised as "no changes".
 TEST_F(ControllerTest, ReloadSummaryListsEveryChangedKey) {
   std::string inst = UniqueInstance();

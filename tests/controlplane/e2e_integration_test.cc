@@ -101,7 +101,7 @@ class E2eTest : public ::testing::Test {
   // 0 closed, 1 open, 2 half-open, -1 unknown: from llmcd's Prometheus exposition.
   int BreakerState(Proc* mock) {
     HttpResult m = HttpCall(metrics_port_, "GET", "/metrics", "", 2000);
-    std::string key = "llm_circuit_breaker_state{url=\"" + mock->url() + "\"} ";
+    std::string key = "llm_circuit_breaker_state{id=\"" + Id(mock) + "\"} ";
     size_t p = m.body.find(key);
     return p == std::string::npos ? -1 : std::atoi(m.body.c_str() + p + key.size());
   }

@@ -115,9 +115,9 @@ TEST_F(LlmcdIntegrationTest, ServesProbesReloadsAndExitsCleanly) {
   // Prometheus exposition and /load-stats.
   HttpResponse m = Get(metrics_port_, "/metrics");
   ASSERT_TRUE(m.ok()) << m.error;
-  EXPECT_NE(m.body.find("llm_worker_running_requests{url=\"" + a.url() + "\"} 5"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("llm_worker_running_requests{id=\"" + a.url() + "\"} 5"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("llm_gateway_healthy_workers 2"), std::string::npos);
-  EXPECT_NE(m.body.find("llm_circuit_breaker_state{url=\"" + b_url + "\"} 0"), std::string::npos);
+  EXPECT_NE(m.body.find("llm_circuit_breaker_state{id=\"" + b_url + "\"} 0"), std::string::npos);
   HttpResponse ls = Get(metrics_port_, "/load-stats");
   ASSERT_TRUE(ls.ok()) << ls.error;
   EXPECT_EQ(ls.status, 200);

@@ -101,14 +101,14 @@ TEST(StatsExpositionTest, EveryListedStatIsExportedWithItsLabels) {
   st.backends[2].key = BackendKey("gpu-1");
 
   std::vector<prometheus::MetricFamily> fams;
-  AppendStatFamilies(st, {{"llama", 4}}, {{"http://127.0.0.1:8001", BackendKey("gpu-1")}}, &fams);
+  AppendStatFamilies(st, {{"llama", 4}}, {{"gpu-1", BackendKey("gpu-1")}}, &fams);
   std::string text = Render(fams);
 
   uint64_t expect_seq = 0;
   int seen = 0;
   shm::VisitThreadStats(st, Expect{&text, &expect_seq, {}, &seen});
   shm::VisitModelStats(st.models[4], Expect{&text, &expect_seq, {{"model", "llama"}}, &seen});
-  shm::VisitBackendStats(st.backends[2], Expect{&text, &expect_seq, {{"url", "http://127.0.0.1:8001"}}, &seen});
+  shm::VisitBackendStats(st.backends[2], Expect{&text, &expect_seq, {{"id", "gpu-1"}}, &seen});
   EXPECT_EQ(static_cast<size_t>(seen),
             std::size(shm::kThreadStatInfo) + std::size(shm::kModelStatInfo) + std::size(shm::kBackendStatInfo));
 
@@ -133,6 +133,8 @@ TEST(StatsExpositionTest, KeepsTheDesignMetricNamesAndLabels) {
   st.models[1].requests_by_code[shm::StatusCodeIndex(302)] = 1;
   st.models[1].prompt_tokens = 5;
   st.models[1].completion_tokens = 9;
+  st.models[1].ttft.count = 2;
+  st.unrouted_by_code[shm::StatusCodeIndex(404)] = 3;  // unknown model: no model label
   std::vector<prometheus::MetricFamily> fams;
   AppendStatFamilies(st, {{"m", 1}}, {}, &fams);
   std::string text = Render(fams);
@@ -141,13 +143,15 @@ TEST(StatsExpositionTest, KeepsTheDesignMetricNamesAndLabels) {
                            "llm_gateway_ttft_seconds_count 0", "llm_gateway_inter_token_seconds_count 0",
                            "llm_gateway_requests_total{code=\"200\",model=\"m\"} 7",
                            "llm_gateway_requests_total{code=\"other\",model=\"m\"} 1",
+                           "llm_gateway_requests_total{code=\"404\"} 3",
+                           "llm_gateway_model_ttft_seconds_count{model=\"m\"} 2",
                            "llm_gateway_tokens_total{kind=\"prompt\",model=\"m\"} 5",
                            "llm_gateway_tokens_total{kind=\"completion\",model=\"m\"} 9",
                            "# TYPE llm_gateway_active_requests gauge",
                            "# TYPE llm_gateway_request_latency_seconds histogram"})
     EXPECT_NE(text.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n" << text;
   // A status code never seen has no series (as before the lists).
-  EXPECT_EQ(text.find("code=\"404\""), std::string::npos);
+  EXPECT_EQ(text.find("code=\"503\""), std::string::npos);
 }
 
 TEST(StatsExpositionTest, BackendRowsAreFoundByKeyNotBySlotOrder) {
@@ -159,9 +163,9 @@ TEST(StatsExpositionTest, BackendRowsAreFoundByKeyNotBySlotOrder) {
   st.backends[1].key = BackendKey("old");  // a slot's previous backend: not b's
   st.backends[1].picks = 100;
   std::vector<prometheus::MetricFamily> fams;
-  AppendStatFamilies(st, {}, {{"http://b", BackendKey("b")}, {"http://never-counted", BackendKey("c")}}, &fams);
+  AppendStatFamilies(st, {}, {{"b", BackendKey("b")}, {"never-counted", BackendKey("c")}}, &fams);
   std::string text = Render(fams);
-  EXPECT_NE(text.find("\nllm_worker_picks_total{url=\"http://b\"} 4\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nllm_worker_picks_total{id=\"b\"} 4\n"), std::string::npos) << text;
   EXPECT_EQ(text.find(" 100\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("never-counted"), std::string::npos) << text;
 }

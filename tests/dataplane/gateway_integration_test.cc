@@ -473,7 +473,7 @@ TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
   {
     Gateway gw(OneModel({up.port()}), "  access_log: { enabled: true, path: \"" + path + "\" }\n");
     ASSERT_TRUE(gw.WaitReady());
-    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: logged-1\r\n")).status, 200);
+    ASSERT_EQ(Request(gw.port(), Post("/v1/chat/completions", kChat, "X-Request-ID: logged-1\r\nUser-Agent: test-agent/1\r\n")).status, 200);
     // The line is written when the response has fully left; a graceful stop waits for it.
     EXPECT_EQ(gw.Stop(SIGTERM), 0);
   }
@@ -489,10 +489,59 @@ TEST(GatewayTest, AccessLogWritesOneJsonLinePerRequest) {
     EXPECT_NE(l.find("\"status\":200"), std::string::npos) << l;
     EXPECT_NE(l.find("\"model\":\"m1\""), std::string::npos) << l;
     EXPECT_NE(l.find("\"completion_tokens\":7"), std::string::npos) << l;
+    // What nginx/Envoy operators expect (issue 16).
+    EXPECT_NE(l.find("\"client\":\"127.0.0.1:"), std::string::npos) << l;
+    EXPECT_NE(l.find("\"upstream\":\"127.0.0.1:" + std::to_string(up.port()) + "\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"upstream_status\":\"200\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"user_agent\":\"test-agent/1\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"bytes_in\":"), std::string::npos) << l;
+    EXPECT_EQ(l.find("\"bytes_in\":0,"), std::string::npos) << l;
   }
   std::fclose(f);
   ::unlink(path.c_str());
   EXPECT_TRUE(found);
+}
+
+// Issue 16: a stream cut after its first byte was counted and logged as 200 (the head the
+// client got); it is a failure with its own code, 520, in the stats and the access log.
+// An unknown model's 404 was never counted in llm_gateway_requests_total.
+TEST(GatewayTest, StreamCutAfterTheFirstByteCountsAs520AndUnknownModelAs404) {
+  TestUpstream::Options o;
+  o.events = 5;
+  o.close_after_events = 2;
+  TestUpstream up(o);
+  std::string path = "/tmp/dp-access-cut-" + std::to_string(::getpid()) + ".log";
+  ::unlink(path.c_str());
+  {
+    Gateway gw(OneModel({up.port()}), "  retries: { max: 0 }\n  access_log: { enabled: true, path: \"" +
+                                          path + "\" }\n");
+    ASSERT_TRUE(gw.WaitReady());
+    Response r = Request(gw.port(), Post("/v1/chat/completions", R"({"model":"m1","stream":true})",
+                                         "X-Request-ID: cut-1\r\n"));
+    EXPECT_EQ(r.status, 200) << "the head had left before the cut";
+    Response nf = Request(gw.port(), Post("/v1/chat/completions", R"({"model":"nope"})"));
+    EXPECT_EQ(nf.status, 404);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    shm::StatsTotals t;
+    SumStatsNow(gw, &t);
+    EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(520)], 1u);
+    EXPECT_EQ(t.models[0].requests_by_code[shm::StatusCodeIndex(200)], 0u);
+    EXPECT_EQ(t.unrouted_by_code[shm::StatusCodeIndex(404)], 1u);
+    EXPECT_EQ(gw.Stop(SIGTERM), 0);
+  }
+  std::string log;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) log.append(buf, n);
+    std::fclose(f);
+  }
+  ::unlink(path.c_str());
+  size_t at = log.find("cut-1");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string l = log.substr(log.rfind('\n', at) == std::string::npos ? 0 : log.rfind('\n', at) + 1);
+  l = l.substr(0, l.find('\n'));
+  EXPECT_NE(l.find("\"status\":520"), std::string::npos) << l;
+  EXPECT_NE(l.find("stream_cut"), std::string::npos) << l;
 }
 
 TEST(GatewayTest, PipelinedInputBeyondTheBufferLimitWaitsAndStaysInOrder) {

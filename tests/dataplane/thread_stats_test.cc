@@ -27,7 +27,8 @@ TEST_F(ThreadStatsTest, SuccessCountsForModelAndBackend) {
   stats.RequestRouted(2);
   EXPECT_EQ(Get(slot->models[2].active), 1u);
   stats.BackendPicked(5, 77, 1);
-  stats.FirstByte(5, 1500);
+  stats.FirstToken(2, 5, 1500);
+  stats.InterToken(2, 5, 300);
   RequestOutcome r;
   r.status = 200;
   r.duration_us = 20000;
@@ -47,6 +48,24 @@ TEST_F(ThreadStatsTest, SuccessCountsForModelAndBackend) {
   EXPECT_EQ(Get(slot->backends[5].slow_calls), 0u);
   EXPECT_EQ(Get(slot->backends[5].ttft.count), 1u);
   EXPECT_EQ(Get(slot->ttft.sum_us), 1500u);
+  // Per model and per backend: latency, TTFT and inter-token histograms.
+  EXPECT_EQ(Get(slot->models[2].ttft.sum_us), 1500u);
+  EXPECT_EQ(Get(slot->models[2].latency.sum_us), 20000u);
+  EXPECT_EQ(Get(slot->models[2].inter_token.sum_us), 300u);
+  EXPECT_EQ(Get(slot->backends[5].inter_token.count), 1u);
+  EXPECT_EQ(Get(slot->inter_token.count), 1u);
+}
+
+TEST_F(ThreadStatsTest, StreamCutCountsUnderItsOwnCodeAndNotAsSuccess) {
+  RequestOutcome r;
+  r.status = 520;  // kStreamCutStatus: the head was 200, the stream broke
+  r.model = 1;
+  r.backend = 2;
+  stats.EndRequest(r);
+  EXPECT_EQ(Get(slot->models[1].requests_by_code[shm::StatusCodeIndex(520)]), 1u);
+  EXPECT_EQ(Get(slot->models[1].requests_by_code[shm::StatusCodeIndex(200)]), 0u);
+  EXPECT_EQ(shm::StatusCodeLabel(shm::StatusCodeIndex(520)), "520");
+  EXPECT_EQ(Get(slot->backends[2].successes), 0u);
 }
 
 TEST_F(ThreadStatsTest, FailuresAndClientGone) {
@@ -83,6 +102,8 @@ TEST_F(ThreadStatsTest, RequestWithoutModelCountsOnlyTheThread) {
   EXPECT_EQ(Get(slot->requests_total), 1u);
   EXPECT_EQ(Get(slot->latency.count), 1u);
   for (const auto& m : slot->models) EXPECT_EQ(Get(m.requests_by_code[shm::StatusCodeIndex(404)]), 0u);
+  // ...but counted by code (llm_gateway_requests_total without a model label).
+  EXPECT_EQ(Get(slot->unrouted_by_code[shm::StatusCodeIndex(404)]), 1u);
 }
 
 TEST_F(ThreadStatsTest, SlowCallIsASlowHeadNotALongStream) {
@@ -129,6 +150,45 @@ TEST(AccessLogTest, OneJsonLinePerRequest) {
   EXPECT_NE(line.find("\"attempts\":2"), std::string::npos) << line;
   EXPECT_NE(line.find("abc"), std::string::npos) << line;
   EXPECT_EQ(line.back(), '\n');
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+// The fields nginx and Envoy operators expect: client, user agent, bytes both ways, the
+// upstream address, status and time per attempt, response flags, trace id.
+TEST(AccessLogTest, OperatorFields) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  AccessLog log;
+  log.UseFd(p[1], 1.0);
+  Rng rng(1);
+  AccessRecord a;
+  a.method = "POST";
+  a.path = "/v1/chat/completions";
+  a.status = 520;
+  a.client_addr = "10.1.2.3:51000";
+  a.user_agent = "OpenAI/Python 1.40.0 \"quoted\"";
+  a.bytes_in = 321;
+  a.bytes_out = 4567;
+  a.upstream_addr = "10.0.0.2:8001";
+  a.attempt_notes[0] = {503, 4500};
+  a.attempt_notes[1] = {0, 2000000};
+  a.attempt_notes[2] = {200, 812250};
+  a.notes = 3;
+  a.flags = kFlagRetried | kFlagStreamCut | kFlagUpstreamTimeout;
+  a.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  log.Write(a, &rng);
+  char buf[4096];
+  ssize_t n = ::read(p[0], buf, sizeof(buf));
+  ASSERT_GT(n, 0);
+  std::string line(buf, static_cast<size_t>(n));
+  for (const char* want : {"\"status\":520", "\"client\":\"10.1.2.3:51000\"",
+                           "\"user_agent\":\"OpenAI/Python 1.40.0 \\\"quoted\\\"\"", "\"bytes_in\":321",
+                           "\"bytes_out\":4567", "\"upstream\":\"10.0.0.2:8001\"", "\"upstream_status\":\"503,0,200\"",
+                           "\"upstream_time_ms\":\"4.500,2000.000,812.250\"",
+                           "\"flags\":\"retried,stream_cut,upstream_timeout\"",
+                           "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""})
+    EXPECT_NE(line.find(want), std::string::npos) << want << "\n" << line;
   ::close(p[0]);
   ::close(p[1]);
 }
