@@ -171,7 +171,7 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
 bool WorkerImpl::TryResume(ClientConn* c, const Error& e) {
   // Only a failure of the backend: not the total timeout, nor an error about the request.
   if (e.side() != ErrorSide::kUpstream || (c->total_deadline_ms && NowMs() >= c->total_deadline_ms)) return false;
-  StreamFilter& f = c->filter;
+  StreamFilter& f = *c->filter;
   if (f.done()) {
     // [DONE] already went out; only the HTTP framing after it was lost: the stream is
     // complete, end it as such.
@@ -235,12 +235,16 @@ void WorkerImpl::ResumeImpossible(ClientConn* c, ResumeOutcome why, const Error&
            {{"request_id", c->h->request_id.View()},
             {"reason", ResumeOutcomeName(why)},
             {"error", e.message()},
-            {"broken_attempts", static_cast<unsigned long long>(c->filter.state().resumes())}});
+            {"broken_attempts", static_cast<unsigned long long>(c->filter ? c->filter->state().resumes() : 0)}});
   EndCommittedWithError(c, ReplyFor(e), e.message());
 }
 
 void WorkerImpl::ReleaseStreamBuffers(ClientConn* c) {
-  if (c->filter_wanted) c->filter.Release();
+  if (c->filter) {
+    c->filter->Release();
+    free_filters_.push_back(c->filter);
+    c->filter = nullptr;
+  }
   c->filter_wanted = c->filtering = false;
   stream_pool_.Give(c->up_body);
   c->up_body = nullptr;

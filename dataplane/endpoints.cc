@@ -249,7 +249,13 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
       o.client_wants_usage = !c->add_usage;
       o.requested_choices = f.n;
       o.chat = c->chat;
-      c->filter.Begin(&stream_pool_, o);
+      if (!free_filters_.empty()) {
+        c->filter = free_filters_.back();
+        free_filters_.pop_back();
+      } else {
+        c->filter = new StreamFilter();  // once per concurrent stream; reused after
+      }
+      c->filter->Begin(&stream_pool_, o);
     }
   }
   c->h->user.Clear();

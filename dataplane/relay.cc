@@ -72,7 +72,7 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
 // event, or the end before [DONE]. A failure of the backend like a reset.
 void WorkerImpl::StreamBroke(ClientConn* c, UpstreamConn* u) {
   bool error_event = c->stream_error == 1;
-  int64_t code = c->filter.error_code();
+  int64_t code = c->filter->error_code();
   stats_.UpstreamError(u->slot, error_event ? shm::UpstreamErr::kStatus5xx : shm::UpstreamErr::kProtocol);
   Error e(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "%s",
           error_event ? "upstream sent an error inside the stream" : "upstream ended the stream before [DONE]");
@@ -124,7 +124,7 @@ void WorkerImpl::OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) 
   }
   if (!c->filtering) return c->rw.AppendBody(&c->h->out, at, n);
   if (c->stream_error) return;  // nothing after an error event goes out
-  StreamFilter::Result r = c->filter.OnPiece(std::string_view(at, n), &filter_scratch_, [&](std::string_view b) {
+  StreamFilter::Result r = c->filter->OnPiece(std::string_view(at, n), &filter_scratch_, [&](std::string_view b) {
     c->rw.AppendBody(&c->h->out, b.data(), b.size());
   });
   if (r == StreamFilter::Result::kErrorEvent) c->stream_error = 1;
@@ -134,7 +134,7 @@ void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
   if (c->filtering) {
     if (c->stream_error) return;  // OnUpRecv fails the attempt
-    if (!c->filter.done()) {      // an OpenAI stream ends with [DONE]; without it, it broke
+    if (!c->filter->done()) {      // an OpenAI stream ends with [DONE]; without it, it broke
       c->stream_error = 2;
       return;
     }

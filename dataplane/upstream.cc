@@ -41,7 +41,7 @@ void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm:
     // continuation (stream_resume.h), or a stream asking for usage the client did not.
     if (!c->up_body) c->up_body = stream_pool_.Take();
     bool built = c->continuing
-                     ? BuildContinuation(c->h->body, c->chat, new_model, c->filter.state(), c->up_body) ==
+                     ? BuildContinuation(c->h->body, c->chat, new_model, c->filter->state(), c->up_body) ==
                            ResumeOutcome::kOk
                      : EnsureIncludeUsage(c->h->body, new_model, c->up_body);
     if (built) {

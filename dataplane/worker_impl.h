@@ -48,6 +48,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
     for (RequestState* r : free_requests_) delete r;
+    for (StreamFilter* f : free_filters_) delete f;
   }
 
   Status Init();
@@ -286,6 +287,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   ClientSession::Limits session_limits_;  // every session reads them (worker.cc updates)
   std::string scratch_;
   BufferPool stream_pool_;      // StreamFilter's and the upstream bodies' buffers
+  std::vector<StreamFilter*> free_filters_;  // StreamFilters between streams
   std::string filter_scratch_;  // rewritten events on their way to the client
   Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };

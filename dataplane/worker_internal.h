@@ -165,7 +165,8 @@ struct ClientConn : Conn {
   uint8_t stream_error = 0;      // this attempt's stream broke: 1 an error event, 2 no [DONE]
   uint64_t commit_us = 0;        // when the answer's head was written (the client's TTFB)
   ResumeOutcome resume_outcome = ResumeOutcome::kCount;  // kCount: the stream never broke
-  StreamFilter filter;
+  // Taken from the worker's stock while a stream needs it: an idle connection holds none.
+  StreamFilter* filter = nullptr;
   std::string* up_body = nullptr;  // the body sent upstream when it is not the client's
 
   // --- tracing and the access log's per-attempt notes (span_recorder.h, access_log.h) ---
