@@ -44,6 +44,7 @@ struct ClientConn {
   size_t sent_off = 0;
   double start_s = 0;
   double last_token_s = 0;
+  double max_gap_s = 0;  // the stream's longest wait for a token (a failover shows here)
   bool got_first = false;
   int status = 0;
   int tokens = 0;
@@ -82,6 +83,7 @@ class Runner {
             if (t_runner->st_->Steady(c->start_s)) t_runner->st_->ttft_steady_s.Add(now - c->start_s);
           } else {
             t_runner->st_->inter_token_s.Add(now - c->last_token_s);
+            if (now - c->last_token_s > c->max_gap_s) c->max_gap_s = now - c->last_token_s;
           }
           c->last_token_s = now;
           ++c->tokens;
@@ -200,6 +202,7 @@ void Runner::StartRequest(ClientConn* c, double start_s) {
   c->got_first = false;
   c->status = 0;
   c->tokens = 0;
+  c->max_gap_s = 0;
   c->complete = false;
   c->stream_error = false;
   c->sse.clear();
@@ -254,6 +257,7 @@ void Runner::Finish(ClientConn* c) {
     if (st_->Steady(c->start_s)) st_->e2e_steady_s.Add(now - c->start_s);
     st_->MarkOk(now, now - c->start_s);
     st_->tokens.Add(c->tokens);
+    if (c->req.stream && c->tokens > 1) st_->stream_max_gap_s.Add(c->max_gap_s);
   }
   if (!llhttp_should_keep_alive(&c->parser)) {
     CloseConn(c);
