@@ -223,8 +223,8 @@ class Server {
   bool ProviderRoute(Conn* c, std::string_view path, std::string* routed);
   void SendProviderError(Conn* c, int status, std::string_view type, std::string_view message);
   void HandleAnthropicModels(Conn* c);
-  void AppendAnthropicEvents(std::string* out, const Req* r, int first_index, int count, bool finished) const;
-  void AppendAnthropicMessage(std::string* out, const Req* r) const;
+  void AppendAnthropicEvents(std::string* out, Req* r, int first_index, int count, bool finished);
+  void AppendAnthropicMessage(std::string* out, Req* r);
   bool HandleEmbeddings(Conn* c);
   void HandleModels(Conn* c);
   void HandleStats(Conn* c);
