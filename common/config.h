@@ -97,6 +97,10 @@ struct GatewayConfig {
   // threads; beyond it 429. 0: no cap (behind a NAT or L7 balancer every client shares
   // an address).
   uint32_t max_requests_per_client = 0;
+  // Stream resume: a stream whose backend fails after the first byte is continued on
+  // another backend (docs/DATAPLANE.md); at most this much text is kept per stream.
+  bool resume_streams = true;
+  uint32_t resume_max_bytes = 262144;
   TimeoutsConfig timeouts;
   RetriesConfig retries;
   AccessLogConfig access_log;

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "common/resume_outcome.h"
 #include "common/span_ring.h"
 
 namespace llmgw::shm {
@@ -22,9 +23,11 @@ constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
 // (errors_by_kind sized by ErrorKind::kCount, was 32); 4: per-model latency/TTFT/inter-token
 // histograms, per-backend inter-token histogram, answers without a model by code, 520,
 // finer histogram buckets, span rings (common/span_ring.h). 5: BackendEntry tls/provider
-// and the BackendUpstream table (issue 13). 6: client API keys
-// and limits (key table in the snapshot, per-limit use in the stats slots, the lease region).
-constexpr uint32_t kShmAbiVersion = 6;
+// and the BackendUpstream table (issue 13).
+// 6: per-model stream resumes and the resume limits (gateway.resume_streams, resume_max_bytes).
+// 7: client API keys and limits (key table in the snapshot, per-limit use in the stats
+// slots, the lease region).
+constexpr uint32_t kShmAbiVersion = 7;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -172,6 +175,8 @@ struct Limits {
   float bounded_load;
   uint32_t prefix_bytes;
   uint32_t virtual_nodes;
+  uint32_t resume_streams;    // gateway.resume_streams (0/1)
+  uint32_t resume_max_bytes;  // gateway.resume_max_bytes
   char hash_header[64];
   uint32_t global_rps;     // 0 = no global limit
   uint32_t global_burst;   // bucket capacity of the global limit
@@ -268,6 +273,7 @@ enum class UpstreamErr : uint8_t {
 };
 constexpr uint32_t kNumUpstreamErrs = static_cast<uint32_t>(UpstreamErr::kCount);
 constexpr uint32_t kNumErrorKinds = static_cast<uint32_t>(ErrorKind::kCount);
+constexpr uint32_t kNumResumeOutcomes = static_cast<uint32_t>(ResumeOutcome::kCount);
 
 // Status codes counted per model. Index with StatusCodeIndex().
 // 520 is llmgw's own: an answer cut after its first byte reached the client (the client
@@ -283,6 +289,7 @@ inline uint32_t StatusCodeIndex(uint16_t code) {
 
 // Label values of the enum-indexed counters (Prometheus label of each array element).
 constexpr std::string_view ErrorKindLabel(uint32_t i) { return ErrorKindName(static_cast<ErrorKind>(i)); }
+constexpr std::string_view ResumeOutcomeLabel(uint32_t i) { return ResumeOutcomeName(static_cast<ResumeOutcome>(i)); }
 constexpr std::string_view UpstreamErrLabel(uint32_t i) {
   switch (static_cast<UpstreamErr>(i)) {
     case UpstreamErr::kConnect: return "connect";
@@ -330,6 +337,7 @@ constexpr std::string_view StatusCodeLabel(uint32_t i) {
 }
 static_assert(detail::LabelsComplete(ErrorKindLabel, kNumErrorKinds), "every ErrorKind needs a label");
 static_assert(detail::LabelsComplete(UpstreamErrLabel, kNumUpstreamErrs), "every UpstreamErr needs a label");
+static_assert(detail::LabelsComplete(ResumeOutcomeLabel, kNumResumeOutcomes), "every ResumeOutcome needs a label");
 static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status code labels");
 
 // ---- The stats, declared once ----------------------------------------------------------
@@ -391,7 +399,10 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")              \
   HISTOGRAM(latency, "llm_gateway_model_request_latency_seconds", "End-to-end request latency, by model.") \
   HISTOGRAM(ttft, "llm_gateway_model_ttft_seconds", "Time to first token of streamed answers, by model.") \
-  HISTOGRAM(inter_token, "llm_gateway_model_inter_token_seconds", "Time between streamed tokens, by model.")
+  HISTOGRAM(inter_token, "llm_gateway_model_inter_token_seconds", "Time between streamed tokens, by model.") \
+  COUNTER_VEC(stream_resumes, kNumResumeOutcomes, "outcome", ResumeOutcomeLabel,                          \
+              "llm_gateway_stream_resumes_total",                                                        \
+              "Streams whose backend failed after the first byte, by model and what became of them.")
 
 // Per backend slot (BackendStats), label id="..." (the url is on llm_worker_info). llm_worker_in_flight (fleet-wide, from
 // llmcd) stays the figure the policies use; local_in_flight is this gateway's threads only.
@@ -577,6 +588,7 @@ inline KeyModelStats* KeyModelRow(StatsSlot& s, uint64_t key_hash, uint32_t mode
 static_assert(std::extent_v<decltype(StatsSlot::errors_by_kind)> == static_cast<size_t>(ErrorKind::kCount));
 static_assert(std::extent_v<decltype(BackendStats::errors)> == static_cast<size_t>(UpstreamErr::kCount));
 static_assert(std::extent_v<decltype(ModelStats::requests_by_code)> == std::size(kStatusCodes) + 1);
+static_assert(std::extent_v<decltype(ModelStats::stream_resumes)> == static_cast<size_t>(ResumeOutcome::kCount));
 
 // ---------------------------------------------------------------------------------------
 

@@ -154,6 +154,8 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
   l.retries_backoff_ms = g.retries.backoff_ms;
   l.admission_queue_size = g.admission.queue_size;
   l.admission_timeout_ms = g.admission.queue_timeout_ms;
+  l.resume_streams = g.resume_streams ? 1 : 0;
+  l.resume_max_bytes = g.resume_max_bytes;
   const RoutingConfig& r = c.routing;
   l.w_waiting = static_cast<float>(r.w_waiting);
   l.w_running = static_cast<float>(r.w_running);

@@ -101,7 +101,9 @@ void AccessLog::Write(const AccessRecord& r, Rng* rng) {
                             {"upstream_status", std::string_view(statuses, sn)},
                             {"upstream_time_ms", std::string_view(times, tn)},
                             {"flags", std::string_view(flags, fn)},
-                            {"trace_id", r.trace_id}},
+                            {"trace_id", r.trace_id},
+                            {"resumes", r.resumes},
+                            {"resume", r.resume}},
                            r.request_id);
   ssize_t w = ::write(fd_, line, n);  // one write per line (O_APPEND): no interleaving
   (void)w;

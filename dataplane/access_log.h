@@ -61,6 +61,10 @@ struct AccessRecord {
   uint64_t bytes_out = 0;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  // Stream resume: continuations started, and what became of a stream whose backend
+  // failed after the first byte (ResumeOutcomeName; empty when none did).
+  unsigned resumes = 0;
+  std::string_view resume;
   std::string_view request_id;
   std::string_view key;  // the client API key's id ("anonymous"; empty before auth) — never the secret
   std::string_view client_addr;    // "ip:port" of the client

@@ -37,6 +37,8 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     }
   });
   if (slot == routing::kNoBackend) {
+    // A stream's continuation with no backend left: the stream ends here.
+    if (c->rw.committed()) return ResumeImpossible(c, ResumeOutcome::kNoBackend, at.last_error());
     if (at.failed()) return SendFailure(c, at.last_error());
     // Every backend is busy (not broken): wait in the admission queue for a free slot.
     if (at.attempts() == 0 && admission_ && router_.AllAtCapacity(at.orig_model(), local_)) return Enqueue(c);
@@ -45,6 +47,7 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
                                 "no eligible backend for this model"));
   }
   at.Started(slot);
+  if (c->continuing) c->resumed = true;
   if (spans_.enabled()) c->trace.NewAttempt(&rng_);
   c->attempt_open = true;
   const shm::BackendEntry& be = snap_->backends[slot];
@@ -156,7 +159,100 @@ void WorkerImpl::UpstreamFailed(ClientConn* c, const Error& e) {
     ScheduleDeadline(c);  // the timer starts the next attempt at retry_at_ms
     return;
   }
+  if (c->filtering && TryResume(c, e)) return;
+  if (!c->filtering && c->relay.is_sse() && e.side() == ErrorSide::kUpstream && !snap_->limits.resume_streams) {
+    // A stream broke and resume is off: counted, so an operator sees what it would save.
+    c->resume_outcome = ResumeOutcome::kDisabled;
+    LOG_WARN("stream not resumed; it ends with an error event",
+             {{"request_id", c->h->request_id.View()}, {"reason", "disabled"}, {"error", e.message()}});
+  }
   EndCommittedWithError(c, ReplyFor(e), e.message());
+}
+
+// After the first byte: the stream is continued on another backend of the model (a
+// continuation request, stream_resume.h) under the same retry budget, breakers and
+// admission as a retry, when its backend failed and what was sent allows it. The
+// continuation's chunks are spliced into the client's stream by StreamFilter.
+bool WorkerImpl::TryResume(ClientConn* c, const Error& e) {
+  // Only a failure of the backend: not the total timeout, nor an error about the request.
+  if (e.side() != ErrorSide::kUpstream || (c->total_deadline_ms && NowMs() >= c->total_deadline_ms)) return false;
+  StreamFilter& f = *c->filter;
+  if (f.done()) {
+    // [DONE] already went out; only the HTTP framing after it was lost: the stream is
+    // complete, end it as such.
+    c->rw.EndBody(&c->h->out);
+    c->response_done = true;
+    QueueSend(c);
+    return true;
+  }
+  f.AttemptFailed();
+  c->stream_error = 0;
+  ResumeOutcome why = f.CanResume();
+  if (why == ResumeOutcome::kOk && f.state().finished()) {
+    // The text is complete, only the end was lost: written here as the backend would
+    // have (usage when asked for, [DONE]); nothing to continue.
+    filter_scratch_.clear();
+    f.AppendEnd(&filter_scratch_);
+    c->rw.AppendBody(&c->h->out, filter_scratch_.data(), filter_scratch_.size());
+    c->rw.EndBody(&c->h->out);
+    c->response_done = true;
+    c->resume_outcome = c->continuing ? ResumeOutcome::kOk : ResumeOutcome::kEnded;
+    QueueSend(c);
+    return true;
+  }
+  if (why == ResumeOutcome::kOk) {
+    // What the continuation request would be refused for (its shape, max_tokens spent).
+    if (!c->up_body) c->up_body = stream_pool_.Take();
+    why = BuildContinuation(c->h->body, c->chat, {}, f.state(), c->up_body);
+  }
+  if (why == ResumeOutcome::kOk) {
+    Error again(e.kind(), e.side(), true, "%s", e.message());
+    again.set_upstream_status(e.upstream_status());
+    Attempt::Next next = c->attempt.OnFailure(again, snap_->limits.retries_max, snap_->limits.retries_backoff_ms,
+                                              draining_, NowMs(), &rng_);
+    if (next == Attempt::Next::kFail) {
+      why = ResumeOutcome::kNoRetries;
+    } else {
+      c->continuing = true;
+      c->log_flags |= kFlagResumed;
+      c->resume_outcome = ResumeOutcome::kFailed;  // until a continuation finishes the stream
+      stats_.Retry(c->attempt.orig_model());
+      LOG_INFO("stream continues on another backend",
+               {{"request_id", c->h->request_id.View()},
+                {"failed_backend", c->attempt.backend() >= 0 ? std::string_view(snap_->backends[c->attempt.backend()].id)
+                                                             : std::string_view()},
+                {"error", e.message()},
+                {"text_bytes", static_cast<unsigned long long>(f.state().kept_bytes())},
+                {"tokens", static_cast<unsigned long long>(f.state().tokens_before())}});
+      if (next == Attempt::Next::kRetryNow) StartAttempt(c);
+      else ScheduleDeadline(c);  // the timer starts the continuation at retry_at_ms
+      return true;
+    }
+  }
+  ResumeImpossible(c, why, e);
+  return true;
+}
+
+void WorkerImpl::ResumeImpossible(ClientConn* c, ResumeOutcome why, const Error& e) {
+  // After a continuation ran, the stream as a whole failed (whatever stopped the last).
+  c->resume_outcome = c->resumed ? ResumeOutcome::kFailed : why;
+  LOG_WARN("stream not resumed; it ends with an error event",
+           {{"request_id", c->h->request_id.View()},
+            {"reason", ResumeOutcomeName(why)},
+            {"error", e.message()},
+            {"broken_attempts", static_cast<unsigned long long>(c->filter ? c->filter->state().resumes() : 0)}});
+  EndCommittedWithError(c, ReplyFor(e), e.message());
+}
+
+void WorkerImpl::ReleaseStreamBuffers(ClientConn* c) {
+  if (c->filter) {
+    c->filter->Release();
+    free_filters_.push_back(c->filter);
+    c->filter = nullptr;
+  }
+  c->filter_wanted = c->filtering = false;
+  stream_pool_.Give(c->up_body);
+  c->up_body = nullptr;
 }
 
 void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message) {
@@ -165,7 +261,8 @@ void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, s
   c->response_done = true;
   c->status = kStreamCutStatus;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
-    c->rw.AppendStreamError(&c->h->out, reply, message, c->relay.EventSeparator());
+    // Through StreamFilter only whole events went out: the error event needs no separator.
+    c->rw.AppendStreamError(&c->h->out, reply, message, c->filtering ? std::string_view() : c->relay.EventSeparator());
     QueueSend(c);
   } else {
     if (c->out_off >= c->h->out.size()) CloseClient(c);

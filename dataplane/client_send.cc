@@ -89,6 +89,7 @@ void WorkerImpl::AfterClientDrained(ClientConn* c) {
 }
 
 void WorkerImpl::ReleaseRequest(ClientConn* c) {
+  ReleaseStreamBuffers(c);
   RequestState* r = c->h;
   if (!r) return;
   c->h = nullptr;

@@ -51,6 +51,10 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->key_hash = 0;
   c->key_conc_held = false;
   c->rl_headers.Clear();
+  c->filter_wanted = c->filtering = c->add_usage = c->continuing = c->resumed = false;
+  c->stream_error = 0;
+  c->commit_us = 0;
+  c->resume_outcome = ResumeOutcome::kCount;
   // The session knows the request's version and keep-alive (client_session.h).
   c->rw.Begin(c->session.http10(), !c->session.keep_alive());
   if (c->h->request_id.len == 0) {
@@ -275,6 +279,29 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   c->model_begin = f.model_raw_begin;
   c->model_end = f.model_raw_end;
   c->streaming = f.stream;
+  c->chat = std::strcmp(api, "/v1/chat/completions") == 0;
+  if (f.stream && std::strcmp(api, "/v1/embeddings") != 0) {
+    // Tokens are counted for every stream: a client that did not ask for usage gets it
+    // asked for anyway and stripped again (StreamFilter). Resume needs the events too.
+    const auto& lim = snap_->limits;
+    c->add_usage = !f.include_usage;
+    c->filter_wanted = lim.resume_streams || c->add_usage;
+    if (c->filter_wanted) {
+      StreamFilter::Options o;
+      o.resume = lim.resume_streams != 0;
+      o.resume_max_bytes = lim.resume_max_bytes;
+      o.client_wants_usage = !c->add_usage;
+      o.requested_choices = f.n;
+      o.chat = c->chat;
+      if (!free_filters_.empty()) {
+        c->filter = free_filters_.back();
+        free_filters_.pop_back();
+      } else {
+        c->filter = new StreamFilter();  // once per concurrent stream; reused after
+      }
+      c->filter->Begin(&stream_pool_, o);
+    }
+  }
   c->h->user.Clear();
   c->h->user.Append(f.user, f.user_len);
   if (!addr_limiter_.Acquire(c->addr_key)) {

@@ -36,6 +36,7 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
       else AfterClientDrained(c);
       return;
     }
+    if (c->stream_error) return StreamBroke(c, u);  // a close-delimited stream ended before [DONE]
     if (u->reused && !u->codec.saw_bytes()) return RetryStale(c);
     stats_.UpstreamError(u->slot, shm::UpstreamErr::kReset);
     return UpstreamFailed(c, Error(ErrorKind::kConnectionReset, ErrorSide::kUpstream, true,
@@ -52,6 +53,7 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
       stats_.UpstreamError(u->slot, shm::UpstreamErr::kProtocol);
     return UpstreamFailed(c, u->codec.error());
   }
+  if (c->stream_error) return StreamBroke(c, u);
   if (c->response_done) {
     bool keep = u->codec.keep_alive();
     ReleaseUpstream(c, keep);
@@ -66,9 +68,38 @@ void WorkerImpl::OnUpRecv(UpstreamConn* u, int res) {
   }
 }
 
+// StreamFilter found the attempt's stream broken inside a complete HTTP answer: an error
+// event, or the end before [DONE]. A failure of the backend like a reset.
+void WorkerImpl::StreamBroke(ClientConn* c, UpstreamConn* u) {
+  bool error_event = c->stream_error == 1;
+  int64_t code = c->filter->error_code();
+  stats_.UpstreamError(u->slot, error_event ? shm::UpstreamErr::kStatus5xx : shm::UpstreamErr::kProtocol);
+  Error e(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "%s",
+          error_event ? "upstream sent an error inside the stream" : "upstream ended the stream before [DONE]");
+  // An error about the request itself (4xx but 429) would come back from any backend.
+  if (error_event && code >= 400 && code < 500 && code != 429)
+    e = Error(ErrorKind::kUpstreamStatus, ErrorSide::kDownstream, false, "upstream sent an error inside the stream (%lld)",
+              static_cast<long long>(code));
+  e.set_upstream_status(static_cast<uint16_t>(error_event && code >= 400 && code < 600 ? code : 502));
+  UpstreamFailed(c, e);
+}
+
 bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t content_length) {
   UpstreamConn* u = static_cast<UpstreamConn*>(codec->owner());
   ClientConn* c = u->client;
+  if (c->continuing) {
+    // A continuation's head is not the client's (that went out with the first attempt):
+    // only an SSE 200 can carry the stream on; anything else fails this attempt.
+    if (status != 200 || !c->relay.is_sse()) {
+      stats_.UpstreamError(u->slot, status == 429   ? shm::UpstreamErr::kStatus429
+                                    : status >= 500 ? shm::UpstreamErr::kStatus5xx
+                                                    : shm::UpstreamErr::kProtocol);
+      return false;
+    }
+    c->first_byte_us = NowUs();
+    if (local_[u->slot].awaiting) --local_[u->slot].awaiting;
+    return true;
+  }
   if ((status >= 500 || status == 429) && !c->rw.committed()) {
     stats_.UpstreamError(u->slot, status == 429 ? shm::UpstreamErr::kStatus429 : shm::UpstreamErr::kStatus5xx);
     return false;  // the codec makes the error; UpstreamFailed decides on a retry
@@ -77,6 +108,8 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
   if (local_[u->slot].awaiting) --local_[u->slot].awaiting;
   WriteHead(c, status, {}, content_length, c->h->resp_headers.lines());
   c->status = status;
+  c->commit_us = c->first_byte_us;
+  c->filtering = c->filter_wanted && status == 200 && c->relay.is_sse();
   return true;
 }
 
@@ -89,11 +122,24 @@ void WorkerImpl::OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) 
     c->first_token_us = now;
     stats_.FirstToken(model, c->attempt.backend(), now - c->start_us);
   }
-  c->rw.AppendBody(&c->h->out, at, n);
+  if (!c->filtering) return c->rw.AppendBody(&c->h->out, at, n);
+  if (c->stream_error) return;  // nothing after an error event goes out
+  StreamFilter::Result r = c->filter->OnPiece(std::string_view(at, n), &filter_scratch_, [&](std::string_view b) {
+    c->rw.AppendBody(&c->h->out, b.data(), b.size());
+  });
+  if (r == StreamFilter::Result::kErrorEvent) c->stream_error = 1;
 }
 
 void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
+  if (c->filtering) {
+    if (c->stream_error) return;  // OnUpRecv fails the attempt
+    if (!c->filter->done()) {      // an OpenAI stream ends with [DONE]; without it, it broke
+      c->stream_error = 2;
+      return;
+    }
+    if (c->continuing) c->resume_outcome = ResumeOutcome::kOk;
+  }
   c->rw.EndBody(&c->h->out);
   c->response_done = true;
 }

@@ -12,7 +12,7 @@
 namespace llmgw::dataplane {
 namespace {
 
-enum class Field { kOther, kModel, kStream, kUser, kPriority };
+enum class Field { kOther, kModel, kStream, kUser, kPriority, kStreamOptions, kIncludeUsage, kN };
 
 // RapidJSON's reader recurses once per nesting level: a body of a few thousand '[' used
 // to overflow the worker's stack and kill llmgw (found by request_json_fuzz). Real
@@ -27,6 +27,8 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
   bool too_deep = false;
   Field pending = Field::kOther;
   size_t key_end = 0;
+  bool in_stream_options = false;  // depth 2 is the stream_options object
+  Field top_key = Field::kOther;   // the last key at depth 1
 
   // Values only count at depth 1 (members of the top-level object).
   bool AtTop() const { return depth == 1; }
@@ -42,6 +44,7 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
   }
   bool Bool(bool b) {
     if (AtTop() && pending == Field::kStream) out->stream = b;
+    if (depth == 2 && in_stream_options && pending == Field::kIncludeUsage) out->include_usage = b;
     Done();
     return true;
   }
@@ -49,6 +52,7 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
   bool Uint(unsigned u) { return Int64(u); }
   bool Uint64(uint64_t u) { return Int64(static_cast<int64_t>(u > INT64_MAX ? INT64_MAX : u)); }
   bool Int64(int64_t i) {
+    if (AtTop() && pending == Field::kN) out->n = i;
     if (AtTop() && pending == Field::kPriority) {
       out->has_priority = true;
       out->priority = i;
@@ -95,13 +99,18 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
   bool StartObject() {
     if (depth == 0) out->is_object = true;
     if (++depth > kMaxDepth) return TooDeep();
+    if (depth == 2 && top_key == Field::kStreamOptions) in_stream_options = true;
     Done();
     return true;
   }
   bool Key(const char* s, rapidjson::SizeType len, bool) {
     pending = Field::kOther;
-    if (depth != 1) return true;
     std::string_view k(s, len);
+    if (depth == 2 && in_stream_options) {
+      if (k == "include_usage") pending = Field::kIncludeUsage;
+      return true;
+    }
+    if (depth != 1) return true;
     if (k == "model") {
       pending = Field::kModel;
       out->has_model = true;
@@ -109,13 +118,19 @@ struct TopLevelHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLeve
       pending = Field::kStream;
     } else if (k == "user") {
       pending = Field::kUser;
+    } else if (k == "stream_options") {
+      pending = Field::kStreamOptions;
+    } else if (k == "n") {
+      pending = Field::kN;
     } else if (!priority_field.empty() && k == priority_field) {
       pending = Field::kPriority;
     }
+    top_key = pending;
     key_end = stream->Tell();
     return true;
   }
   bool EndObject(rapidjson::SizeType) {
+    if (depth == 2) in_stream_options = false;
     --depth;
     Done();
     return true;

@@ -23,6 +23,8 @@ struct RequestFields {
   bool model_is_string = false;
   bool model_too_long = false;  // longer than kMaxModelName; `model` holds its first bytes
   bool stream = false;
+  bool include_usage = false;   // stream_options.include_usage: true
+  int64_t n = 1;                // choices asked for
   bool has_priority = false;
   int64_t priority = 0;
   char model[kMaxModelName + 1] = {};

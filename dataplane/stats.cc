@@ -89,8 +89,8 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     q.model = has_model ? c->attempt.model() : -1;
     q.backend = c->attempt.backend();
     if (q.backend >= 0) q.backend_key = snap_->backends[q.backend].key;
-    q.prompt_tokens = Clamp32(c->relay.prompt_tokens());
-    q.completion_tokens = Clamp32(c->relay.completion_tokens());
+    q.prompt_tokens = Clamp32(c->filtering ? c->filter->prompt_tokens() : c->relay.prompt_tokens());
+    q.completion_tokens = Clamp32(c->filtering ? c->filter->completion_tokens() : c->relay.completion_tokens());
     q.bytes_in = Clamp32(c->bytes_in);
     q.bytes_out = Clamp32(c->bytes_out);
     // The model as the client named it: the raw JSON string, without its quotes.
@@ -107,9 +107,13 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
   r.attempt_wait_us = (c->first_byte_us ? c->first_byte_us : NowUs()) - c->attempt_start_us;
   r.model = has_model ? c->attempt.orig_model() : -1;
   r.backend = c->attempt.backend();
-  r.prompt_tokens = c->relay.prompt_tokens();
-  r.completion_tokens = c->relay.completion_tokens();
+  // Through StreamFilter the counts cover every attempt of a resumed stream (and usage the
+  // client did not ask for); else the relay's scan of the answer.
+  r.prompt_tokens = c->filtering ? c->filter->prompt_tokens() : c->relay.prompt_tokens();
+  r.completion_tokens = c->filtering ? c->filter->completion_tokens() : c->relay.completion_tokens();
+  if (c->commit_us) r.ttfb_us = c->commit_us - c->start_us;  // the client's, not a continuation's
   stats_.EndRequest(r);
+  if (has_model && c->resume_outcome != ResumeOutcome::kCount) stats_.StreamResume(c->attempt.orig_model(), c->resume_outcome);
   if (access_log_.enabled()) {
     AccessRecord a;
     a.method = llhttp_method_name(c->session.method());
@@ -122,8 +126,10 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     a.duration_us = us;
     a.ttft_us = c->first_token_us ? c->first_token_us - c->start_us : 0;
     a.bytes_out = c->bytes_out;
-    a.prompt_tokens = c->relay.prompt_tokens();
-    a.completion_tokens = c->relay.completion_tokens();
+    a.prompt_tokens = r.prompt_tokens;
+    a.completion_tokens = r.completion_tokens;
+    a.resumes = c->filtering ? c->filter->state().resumes() : 0;
+    if (c->resume_outcome != ResumeOutcome::kCount) a.resume = ResumeOutcomeName(c->resume_outcome);
     a.request_id = c->h->request_id.View();
     a.key = c->key_slot >= 0 ? std::string_view(snap_->keys[c->key_slot].id)
             : c->key_hash    ? kAnonymousKeyId

@@ -78,6 +78,10 @@ class ThreadStats {
   void RequestRouted(int model) { shm::Bump(slot_->models[model].active); }
   void NoBackend(int model) { shm::Bump(slot_->models[model].rejected); }
   void Fallback(int model) { shm::Bump(slot_->models[model].fallbacks); }
+  // A stream's backend failed after the first byte; what became of the stream.
+  void StreamResume(int model, ResumeOutcome outcome) {
+    shm::Bump(slot_->models[model].stream_resumes[static_cast<size_t>(outcome)]);
+  }
   void Retry(int model) {
     shm::Bump(slot_->retries);
     shm::Bump(slot_->models[model].retries);

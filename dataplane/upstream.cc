@@ -34,9 +34,24 @@ void WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm:
   r.has_content_type = c->h->has_content_type;
   r.header_lines = c->h->req_headers.lines();
   r.body = c->h->body;
-  if (c->attempt.rewrite()) {
+  std::string_view new_model = c->attempt.rewrite() ? std::string_view(snap_->models[c->attempt.model()].name)
+                                                    : std::string_view();
+  if (c->continuing || c->add_usage) {
+    // A body of llmgw's making (a pooled buffer, kept until the request ends): a stream's
+    // continuation (stream_resume.h), or a stream asking for usage the client did not.
+    if (!c->up_body) c->up_body = stream_pool_.Take();
+    bool built = c->continuing
+                     ? BuildContinuation(c->h->body, c->chat, new_model, c->filter->state(), c->up_body) ==
+                           ResumeOutcome::kOk
+                     : EnsureIncludeUsage(c->h->body, new_model, c->up_body);
+    if (built) {
+      r.body = *c->up_body;
+      new_model = {};  // already in the built body
+    }
+  }
+  if (!new_model.empty()) {
     r.rewrite_model = true;
-    r.new_model = snap_->models[c->attempt.model()].name;
+    r.new_model = new_model;
     r.model_begin = c->model_begin;
     r.model_end = c->model_end;
   }

@@ -50,6 +50,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   ~WorkerImpl() {
     for (ClientConn* c : free_clients_) delete c;
     for (RequestState* r : free_requests_) delete r;
+    for (StreamFilter* f : free_filters_) delete f;
   }
 
   Status Init();
@@ -216,6 +217,8 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   bool OnResponseHead(UpstreamCodec* codec, int status, int64_t content_length) override;
   void OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) override;
   void OnResponseComplete(UpstreamCodec* codec) override;
+  // The answer ended cleanly but its stream did not (an error event, no [DONE]).
+  void StreamBroke(ClientConn* c, UpstreamConn* u);
 
 
   // Detaches the client's upstream: back to the pool when reusable, else closed.
@@ -223,6 +226,14 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
 
   // The one place a failed attempt is judged: retry, fallback, or the client's answer.
   void UpstreamFailed(ClientConn* c, const Error& e);
+
+  // A stream's backend failed after bytes went to the client: continue it on another
+  // backend when that is possible (true), else record why not (false).
+  bool TryResume(ClientConn* c, const Error& e);
+  // The stream cannot go on: `why` is logged and counted, the client gets `e`'s SSE error.
+  void ResumeImpossible(ClientConn* c, ResumeOutcome why, const Error& e);
+  // Gives back what the request held for StreamFilter.
+  void ReleaseStreamBuffers(ClientConn* c);
 
   // Bytes already went to the client: a stream ends with the SSE error event `reply` (on
   // a line of its own), anything else is cut; the connection closes after it.
@@ -289,6 +300,9 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   uint32_t admit_credits_ = 0;  // backend slots freed since the last admission pass  // connection objects not yet released (exit waits for them)
   ClientSession::Limits session_limits_;  // every session reads them (worker.cc updates)
   std::string scratch_;
+  BufferPool stream_pool_;      // StreamFilter's and the upstream bodies' buffers
+  std::vector<StreamFilter*> free_filters_;  // StreamFilters between streams
+  std::string filter_scratch_;  // rewritten events on their way to the client
   Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };
 

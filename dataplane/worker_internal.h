@@ -24,6 +24,7 @@
 #include "dataplane/trace_context.h"
 #include "dataplane/upstream_codec.h"
 #include "dataplane/sse_relay.h"
+#include "dataplane/stream_filter.h"
 
 namespace llmgw::dataplane {
 
@@ -158,6 +159,21 @@ struct ClientConn : Conn {
   uint64_t key_hash = 0;            // KeyEntry::id_hash, or the anonymous hash
   bool key_conc_held = false;       // holds one of the key's max_concurrent slots
   SmallStr<384> rl_headers;         // x-ratelimit-* lines, on every answer of a limited key
+
+  // --- stream resume and usage stripping (docs/DATAPLANE.md, "Streams that survive
+  // their backend"); buffers from the worker's BufferPool while a request holds them ---
+  bool chat = false;             // /v1/chat/completions (else completions)
+  bool filter_wanted = false;    // a stream that needs StreamFilter (resume on, or usage to strip)
+  bool filtering = false;        // ... and the answer is SSE: bytes go through `filter`
+  bool add_usage = false;        // the client streams without include_usage: asked anyway
+  bool continuing = false;       // the current attempt is a continuation
+  bool resumed = false;          // a continuation got a backend at least once
+  uint8_t stream_error = 0;      // this attempt's stream broke: 1 an error event, 2 no [DONE]
+  uint64_t commit_us = 0;        // when the answer's head was written (the client's TTFB)
+  ResumeOutcome resume_outcome = ResumeOutcome::kCount;  // kCount: the stream never broke
+  // Taken from the worker's stock while a stream needs it: an idle connection holds none.
+  StreamFilter* filter = nullptr;
+  std::string* up_body = nullptr;  // the body sent upstream when it is not the client's
 
   // --- tracing and the access log's per-attempt notes (span_recorder.h, access_log.h) ---
   TraceContext trace;             // begun for API requests when tracing is on

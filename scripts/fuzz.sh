@@ -27,6 +27,7 @@ TARGETS=(
   "client_session_fuzz fuzz/corpus/client_session" # data plane: client request path (ClientSession)
   "upstream_codec_fuzz fuzz/corpus/upstream_codec" # data plane: upstream responses (UpstreamCodec)
   "anthropic_stream_fuzz fuzz/corpus/anthropic_stream"  # Anthropic SSE -> OpenAI chunks
+  "stream_resume_fuzz  fuzz/corpus/stream_resume"  # data plane: StreamFilter, continuation bodies, rewriting
 )
 
 BUILD_DIR=build-fuzz

@@ -22,6 +22,8 @@ PACKAGES=(
   dpkg-dev fakeroot shellcheck systemd prometheus
   # tests and benchmarks
   curl wrk nginx-light haproxy gnuplot-nox python3 python3-yaml bc procps
+  # chaos suite (scripts/chaos.sh): packet loss and the NFQUEUE delay where there is no netem
+  iptables
   # the HA fleet's tests: a real etcd on loopback (fleet.etcd), etcdctl to look inside
   etcd-server etcd-client
   # observability tests: the dashboard in a real headless browser, an OTLP/HTTP receiver

@@ -44,11 +44,13 @@ struct ClientConn {
   size_t sent_off = 0;
   double start_s = 0;
   double last_token_s = 0;
+  double max_gap_s = 0;  // the stream's longest wait for a token (a failover shows here)
   bool got_first = false;
   int status = 0;
   int tokens = 0;
   bool complete = false;
   bool stream_error = false;  // the stream carried an error event
+  uint64_t answers = 0;       // answers completed on this connection (it is reused when > 0)
   std::string sse;   // undelivered SSE bytes (an event split across reads)
   std::string body;  // non-streaming body (for usage.completion_tokens)
 };
@@ -81,6 +83,7 @@ class Runner {
             if (t_runner->st_->Steady(c->start_s)) t_runner->st_->ttft_steady_s.Add(now - c->start_s);
           } else {
             t_runner->st_->inter_token_s.Add(now - c->last_token_s);
+            if (now - c->last_token_s > c->max_gap_s) c->max_gap_s = now - c->last_token_s;
           }
           c->last_token_s = now;
           ++c->tokens;
@@ -199,6 +202,7 @@ void Runner::StartRequest(ClientConn* c, double start_s) {
   c->got_first = false;
   c->status = 0;
   c->tokens = 0;
+  c->max_gap_s = 0;
   c->complete = false;
   c->stream_error = false;
   c->sse.clear();
@@ -236,6 +240,7 @@ void Runner::Fail(ClientConn* c, const std::string& kind) {
 void Runner::Finish(ClientConn* c) {
   double now = NowS();
   c->busy = false;
+  ++c->answers;
   --in_flight_;
   if (c->status != 200) {
     st_->AddError("http_" + std::to_string(c->status), now);
@@ -252,6 +257,7 @@ void Runner::Finish(ClientConn* c) {
     if (st_->Steady(c->start_s)) st_->e2e_steady_s.Add(now - c->start_s);
     st_->MarkOk(now, now - c->start_s);
     st_->tokens.Add(c->tokens);
+    if (c->req.stream && c->tokens > 1) st_->stream_max_gap_s.Add(c->max_gap_s);
   }
   if (!llhttp_should_keep_alive(&c->parser)) {
     CloseConn(c);
@@ -279,7 +285,7 @@ void Runner::OnEvent(ClientConn* c, uint32_t events) {
   if (c->busy && c->sent_off < c->req.raw.size() && c->connected) {
     ssize_t w = send(c->fd, c->req.raw.data() + c->sent_off, c->req.raw.size() - c->sent_off, MSG_NOSIGNAL);
     if (w < 0 && errno != EAGAIN) {
-      Fail(c, "reset");
+      Fail(c, c->answers > 0 ? "closed_on_reuse" : "reset");
       return;
     }
     if (w > 0) c->sent_off += static_cast<size_t>(w);
@@ -290,7 +296,14 @@ void Runner::OnEvent(ClientConn* c, uint32_t events) {
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {
-      if (c->busy) Fail(c, c->got_first ? "closed_mid_stream" : "reset");
+      // After the status line a non-streamed answer can only be cut (the server's one
+      // way to fail it once its head is out); a stream should have ended with an error
+      // event instead. Before it, the connection died with no answer at all.
+      if (c->busy)
+        Fail(c, c->got_first || (c->status != 0 && c->req.stream) ? "closed_mid_stream"
+                : c->status != 0                                   ? "closed_mid_body"
+                : c->answers > 0                                   ? "closed_on_reuse"
+                                                                   : "reset");
       else CloseConn(c);
       return;
     }

@@ -61,6 +61,13 @@ void AppendCounts(std::string& o, const std::vector<uint64_t>& v) {
 
 }  // namespace
 
+std::vector<double> Samples::Top(size_t n) {
+  Sort();
+  std::vector<double> out;
+  for (size_t i = v_.size(); i-- > 0 && out.size() < n;) out.push_back(v_[i]);
+  return out;
+}
+
 std::string SummaryJson(Samples& s, double scale) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -94,6 +101,16 @@ std::string RunStatsJson(RunStats& r, const std::string& config_json) {
   o += ",\"inter_token_ms\":" + SummaryJson(r.inter_token_s, 1000.0);
   o += ",\"e2e_ms\":" + SummaryJson(r.e2e_s, 1000.0);
   o += ",\"tokens_per_request\":" + SummaryJson(r.tokens);
+  // Streams resumed after a backend failure show as the longest per-stream gaps: the
+  // scenario takes the top k (k = resumed streams) from this list.
+  o += ",\"stream_max_gap_ms\":" + SummaryJson(r.stream_max_gap_s, 1000.0);
+  o += ",\"stream_max_gaps_top_ms\":[";
+  std::vector<double> top = r.stream_max_gap_s.Top(1000);
+  for (size_t i = 0; i < top.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.3f", i ? "," : "", top[i] * 1000.0);
+    o += buf;
+  }
+  o += "]";
   if (r.warmup_s > 0) {
     o += ",\"warmup_s\":" + std::to_string(r.warmup_s);
     o += ",\"ttft_steady_ms\":" + SummaryJson(r.ttft_steady_s, 1000.0);

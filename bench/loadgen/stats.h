@@ -24,6 +24,8 @@ class Samples {
   double Min();
   double Max();
   double Stddev() const;
+  // The n largest values, largest first.
+  std::vector<double> Top(size_t n);
 
  private:
   void Sort();
@@ -37,6 +39,7 @@ std::string SummaryJson(Samples& s, double scale = 1.0);
 struct RunStats {
   Samples ttft_s;         // streaming requests: send -> first token event
   Samples inter_token_s;  // gaps between token events
+  Samples stream_max_gap_s;  // per successful stream: its longest gap between token events
   Samples e2e_s;          // send -> complete response
   Samples tokens;         // output tokens per successful request
   // Steady state: the same for requests sent at least warmup_s after the start (--warmup),

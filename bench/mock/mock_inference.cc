@@ -1,6 +1,7 @@
 // llmgw-mock's OpenAI endpoints: /v1/chat/completions and /v1/completions (request checks,
 // the fast path, engine submission, SSE token emission, the non-streaming answer) and
 // /v1/embeddings, plus the die_after count of finished inference requests.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -129,6 +130,37 @@ bool Server::HandleInference(Conn* c, Api api) {
     SendError(c, 400, err, param);
     return true;
   }
+  // continue_final_message (vLLM's, chat only): the final assistant message is continued,
+  // not answered; its words count as already generated toward --output-tokens.
+  bool continue_final = false;
+  int already = 0;
+  if (api == Api::kChat && d.HasMember("continue_final_message")) {
+    if (!d["continue_final_message"].IsBool()) {
+      SendError(c, 400, "continue_final_message must be a boolean", "continue_final_message");
+      return true;
+    }
+    continue_final = d["continue_final_message"].GetBool();
+  }
+  if (continue_final) {
+    const auto& msgs = d["messages"];
+    const auto& last = msgs[msgs.Size() - 1];
+    bool add_gen = !d.HasMember("add_generation_prompt") ||
+                   (d["add_generation_prompt"].IsBool() && d["add_generation_prompt"].GetBool());
+    if (add_gen) {  // vLLM refuses the combination
+      SendError(c, 400, "continue_final_message and add_generation_prompt cannot both be true",
+                "add_generation_prompt");
+      return true;
+    }
+    if (std::string_view(last["role"].GetString()) != "assistant") {
+      SendError(c, 400, "continue_final_message needs a final assistant message", "messages");
+      return true;
+    }
+    if (last.HasMember("content") && last["content"].IsString()) {
+      std::string_view t(last["content"].GetString(), last["content"].GetStringLength());
+      for (size_t i = 0; i < t.size(); ++i)
+        if (t[i] != ' ' && (i == 0 || t[i - 1] == ' ')) ++already;
+    }
+  }
   if (d.HasMember("stream")) {
     if (!d["stream"].IsBool()) {
       SendError(c, 400, "stream must be a boolean", "stream");
@@ -161,12 +193,15 @@ bool Server::HandleInference(Conn* c, Api api) {
   }
   // The model "stops" (EOS) after --output-tokens unless max_tokens cuts it short, or
   // ignore_eos (vLLM's extension) asks for exactly max_tokens.
-  int64_t n = opts_.output_tokens;
+  int64_t n = std::max(1, opts_.output_tokens - already);
   if (max_tokens > 0 && (ignore_eos || max_tokens < n)) {
     n = max_tokens;
     r.length_limited = true;
   }
   r.output_tokens = static_cast<int>(std::min<int64_t>(n, opts_.max_model_len));
+
+  r.ctx_hash = Fnv1a(kFnvBasis, prompt);
+  if (api == Api::kChat && !continue_final) r.ctx_hash = Fnv1a(r.ctx_hash, "<|assistant|>");
 
   ++requests_total_;
   if (faults_.error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < faults_.error_rate) {
@@ -183,9 +218,10 @@ bool Server::HandleInference(Conn* c, Api api) {
   const bool delayed = faults_.hang_first_byte || faults_.slow_first_byte_ms > 0;
   if (immediate_ && !delayed) {
     // Fast path for gateway benchmarks: answered before returning, so the request never
-    // needs to outlive this call (no map entry, no copy of the prompt).
+    // needs to outlive this call (no map entry, no copy of the prompt) unless a stall
+    // fault keeps it (then it owns active_req).
     StartRequest(&r, prompt);
-    return !c->dead;
+    return !c->dead && c->active_req == 0;
   }
   c->active_req = r.id;
   Req& stored = reqs_.emplace(r.id, std::move(r)).first->second;
@@ -212,10 +248,11 @@ void Server::StartRequest(Req* r, std::string_view prompt) {
   RearmTimer();
 }
 
-void Server::AppendWord(std::string* out, const Req* r, int index) const {
-  uint64_t h = SplitMix(opts_.seed ^ (r->id * 0x100000001b3ull) ^ static_cast<uint64_t>(index));
+void Server::AppendWord(std::string* out, Req* r) {
+  const char* w = kVocab[SplitMix(opts_.seed ^ r->ctx_hash) % kVocabSize];
   out->push_back(' ');
-  out->append(kVocab[h % kVocabSize]);
+  out->append(w);
+  r->ctx_hash = Fnv1a(Fnv1a(r->ctx_hash, " "), w);
 }
 
 void Server::AppendUsage(std::string* out, const Req* r) const {
@@ -228,7 +265,7 @@ void Server::AppendUsage(std::string* out, const Req* r) const {
   out->append(",\"prompt_tokens_details\":null}");
 }
 
-void Server::AppendChunkEvent(std::string* out, const Req* r, int index, bool finished) const {
+void Server::AppendChunkEvent(std::string* out, Req* r, int index, bool finished) {
   // One SSE event inside one HTTP chunk; the chunk size is patched in once the event is built.
   size_t size_at = out->size();
   out->append("00000000\r\n");
@@ -250,7 +287,7 @@ void Server::AppendChunkEvent(std::string* out, const Req* r, int index, bool fi
       if (index == 0) out->append("\"role\":\"assistant\",");
       out->append("\"content\":\"");
     }
-    AppendWord(out, r, index);
+    AppendWord(out, r);
     out->append(chat ? "\"},\"logprobs\":null,\"finish_reason\":" : "\",\"logprobs\":null,\"finish_reason\":");
     out->append(!finished ? "null" : (r->length_limited ? "\"length\"" : "\"stop\""));
     out->append("}]}\n\n");
@@ -262,6 +299,7 @@ void Server::AppendChunkEvent(std::string* out, const Req* r, int index, bool fi
 
 void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64_t now) {
   Conn* c = r->conn;
+  if (r->stalled) return;  // the stall fault: nothing more leaves
   if (first_index == 0) {
     metrics_.ttft_seconds.Observe(static_cast<double>(now - r->arrival_us) / 1e6);
   } else {
@@ -270,9 +308,23 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
   for (int i = 1; i < count; ++i) metrics_.inter_token_seconds.Observe(0);
   r->last_token_us = now;
   metrics_.generation_tokens_total += static_cast<uint64_t>(count);
-  int close_after = faults_.close_mid_stream_after;
-  bool cut = close_after > 0 && first_index + count >= close_after && !(finished && first_index + count <= close_after);
-  if (cut) count = std::max(0, std::min(count, close_after - first_index));
+  // The earliest mid-stream fault that applies; the close fault also cuts non-streaming
+  // answers, the others are about streams.
+  enum class Cut { kNone, kClose, kReset, kStall, kErrorEvent } kind = Cut::kNone;
+  int at = 0;
+  auto consider = [&](int after, Cut k, bool stream_only) {
+    if (after <= 0 || (stream_only && !r->stream)) return;
+    if (kind == Cut::kNone || after < at) {
+      kind = k;
+      at = after;
+    }
+  };
+  consider(faults_.close_mid_stream_after, Cut::kClose, false);
+  consider(faults_.reset_mid_stream_after, Cut::kReset, true);
+  consider(faults_.stall_mid_stream_after, Cut::kStall, true);
+  consider(faults_.error_event_mid_stream_after, Cut::kErrorEvent, true);
+  bool cut = kind != Cut::kNone && first_index + count >= at && !(finished && first_index + count <= at);
+  if (cut) count = std::max(0, std::min(count, at - first_index));
 
   std::string& s = scratch_;
   s.clear();
@@ -292,22 +344,58 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
       if (r->include_usage) AppendChunkEvent(&s, r, -1, true);
       s.append("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
     }
+    if (cut && kind == Cut::kErrorEvent) {
+      // What vLLM sends when generation fails inside a stream: an error object as a data
+      // event, then [DONE]; the HTTP answer itself ends cleanly.
+      static constexpr std::string_view kEvent =
+          "data: {\"error\":{\"object\":\"error\",\"message\":\"injected mid-stream error\","
+          "\"type\":\"InternalServerError\",\"param\":null,\"code\":500}}\n\n";
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", kEvent.size());
+      s.append(size).append(kEvent).append("\r\n");
+      s.append("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
+    }
     Send(c, s);
   }
   if (c->dead) return;  // Send failed: CloseConn cancelled the request and freed *r
   r->sent = first_index + count;
-  if (cut) {
-    ++closed_mid_stream_;
-    uint64_t id = r->id;
-    c->active_req = 0;
-    engine_.Cancel(id, NowUs());
-    reqs_.erase(id);
-    CountRequestDone();
-    CloseConn(c);
-    RearmTimer();
+  if (!cut) {
+    if (finished) CompleteRequest(r);
     return;
   }
-  if (finished) CompleteRequest(r);
+  uint64_t id = r->id;
+  engine_.Cancel(id, NowUs());
+  RearmTimer();
+  switch (kind) {
+    case Cut::kErrorEvent:
+      ++error_events_mid_stream_;
+      EndExchange(r);
+      return;
+    case Cut::kStall:
+      // Sends nothing more and keeps the connection (its parser paused) until the client
+      // gives up; a fast-path request is kept in reqs_ for that.
+      ++stalled_mid_stream_;
+      r->stalled = true;
+      if (c->active_req != id) {
+        reqs_.emplace(id, *r);
+        c->active_req = id;
+      }
+      CountRequestDone();
+      return;
+    case Cut::kReset: {
+      ++reset_mid_stream_;
+      linger lg{1, 0};  // close() then sends RST instead of FIN
+      setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      break;
+    }
+    default:
+      ++closed_mid_stream_;
+      break;
+  }
+  c->active_req = 0;
+  reqs_.erase(id);
+  CountRequestDone();
+  CloseConn(c);
 }
 
 void Server::CompleteRequest(Req* r) {
@@ -329,7 +417,7 @@ void Server::CompleteRequest(Req* r) {
     AppendJsonString(&body, opts_.model);
     body.append(chat ? ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\""
                      : ",\"choices\":[{\"index\":0,\"text\":\"");
-    for (int i = 0; i < r->output_tokens; ++i) AppendWord(&body, r, i);
+    for (int i = 0; i < r->output_tokens; ++i) AppendWord(&body, r);
     body.append(chat ? "\"},\"logprobs\":null,\"finish_reason\":" : "\",\"logprobs\":null,\"finish_reason\":");
     body.append(r->length_limited ? "\"length\"" : "\"stop\"");
     body.append("}],");
@@ -341,9 +429,17 @@ void Server::CompleteRequest(Req* r) {
   metrics_.queue_seconds.Observe(0);
   (r->length_limited ? metrics_.success_length : metrics_.success_stop)++;
   ++completed_total_;
+  EndExchange(r);
+}
+
+// A request's answer is out (completely, or ended by a fault that keeps the connection):
+// forget it and go on with the connection's next request.
+void Server::EndExchange(Req* r) {
+  Conn* c = r->conn;
+  const uint64_t id = r->id;
   // Only requests that outlived their Dispatch call are in reqs_ and own active_req.
-  const bool was_async = c->active_req == r->id;
-  reqs_.erase(r->id);
+  const bool was_async = c->active_req == id;
+  reqs_.erase(id);
   if (c->dead) return;
   c->active_req = 0;
   CountRequestDone();

@@ -55,7 +55,8 @@ const char* MockUsage() {
          "  --deployment NAME           azure flavour's deployment (default mock-deployment)\n"
          "faults (also at runtime: POST /mock/faults):\n"
          "  --error-rate X --error-status N --hang-first-byte --slow-first-byte-ms N\n"
-         "  --close-mid-stream-after N --refuse-connections --die-after N\n";
+         "  --close-mid-stream-after N (alias --die-after-chunks N) --refuse-connections --die-after N\n"
+         "  --reset-after-chunks N --stall-after-chunks N --error-event-after-chunks N   (streams)\n";
 }
 
 bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool* help) {
@@ -162,9 +163,18 @@ bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool
     } else if (a == "--slow-first-byte-ms") {
       ok = ParseInt(v, 0, 1 << 30, &n);
       o->faults.slow_first_byte_ms = static_cast<int>(n);
-    } else if (a == "--close-mid-stream-after") {
+    } else if (a == "--close-mid-stream-after" || a == "--die-after-chunks") {
       ok = ParseInt(v, 0, 1 << 30, &n);
       o->faults.close_mid_stream_after = static_cast<int>(n);
+    } else if (a == "--reset-after-chunks") {
+      ok = ParseInt(v, 0, 1 << 30, &n);
+      o->faults.reset_mid_stream_after = static_cast<int>(n);
+    } else if (a == "--stall-after-chunks") {
+      ok = ParseInt(v, 0, 1 << 30, &n);
+      o->faults.stall_mid_stream_after = static_cast<int>(n);
+    } else if (a == "--error-event-after-chunks") {
+      ok = ParseInt(v, 0, 1 << 30, &n);
+      o->faults.error_event_mid_stream_after = static_cast<int>(n);
     } else if (a == "--die-after") {
       ok = ParseInt(v, 0, INT64_MAX, &n);
       o->faults.die_after = n;

@@ -235,7 +235,7 @@ bool ExtractAnthropicPrompt(const JsonValue& d, std::string* prompt, std::string
   return true;
 }
 
-void Server::AppendAnthropicEvents(std::string* out, const Req* r, int first_index, int count, bool finished) const {
+void Server::AppendAnthropicEvents(std::string* out, Req* r, int first_index, int count, bool finished) {
   std::string data;
   if (first_index == 0) {
     data = "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock" + std::to_string(r->id) +
@@ -251,7 +251,7 @@ void Server::AppendAnthropicEvents(std::string* out, const Req* r, int first_ind
   }
   for (int i = 0; i < count; ++i) {
     data = "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"";
-    AppendWord(&data, r, first_index + i);
+    AppendWord(&data, r);  // words follow the context (continuable text)
     data.append("\"}}");
     AppendSse(out, "content_block_delta", data);
   }
@@ -267,13 +267,13 @@ void Server::AppendAnthropicEvents(std::string* out, const Req* r, int first_ind
   }
 }
 
-void Server::AppendAnthropicMessage(std::string* out, const Req* r) const {
+void Server::AppendAnthropicMessage(std::string* out, Req* r) {
   out->append("{\"id\":\"msg_mock");
   AppendInt(out, static_cast<int64_t>(r->id));
   out->append("\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
   AppendJsonString(out, opts_.model);
   out->append(",\"content\":[{\"type\":\"text\",\"text\":\"");
-  for (int i = 0; i < r->output_tokens; ++i) AppendWord(out, r, i);
+  for (int i = 0; i < r->output_tokens; ++i) AppendWord(out, r);
   out->append("\"}],\"stop_reason\":");
   out->append(r->length_limited ? "\"max_tokens\"" : "\"end_turn\"");
   out->append(",\"stop_sequence\":null,\"usage\":{\"input_tokens\":");

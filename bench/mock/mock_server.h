@@ -17,6 +17,10 @@ struct Faults {
   bool hang_first_byte = false;  // accept the request, never answer
   int slow_first_byte_ms = 0;    // delay before the request enters the engine
   int close_mid_stream_after = 0;  // close the connection after this many tokens (0 = off)
+  // Streams only (what a gateway's stream resume must survive), after this many tokens:
+  int reset_mid_stream_after = 0;        // reset the connection (RST)
+  int stall_mid_stream_after = 0;        // send nothing more, keep the connection open
+  int error_event_mid_stream_after = 0;  // an `error` event, then [DONE] (as vLLM does)
   bool refuse_connections = false; // reset every new connection right after accept
   int64_t die_after = 0;           // exit after this many inference requests (0 = never)
 };

@@ -41,6 +41,13 @@ inline int64_t NowUs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
+// FNV-1a, continued from `h` (the mock's context hash).
+inline uint64_t Fnv1a(uint64_t h, std::string_view s) {
+  for (char ch : s) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kFnvBasis = 1469598103934665603ull;
+
 inline uint64_t SplitMix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -87,6 +94,12 @@ struct Req {
   bool stream = false;
   bool include_usage = false;
   bool length_limited = false;  // finish_reason "length" rather than "stop"
+  bool stalled = false;         // stall fault: nothing more is sent; waits for the client to go
+  // The generated text is a function of the context before each word (prompt, then the
+  // words so far), like greedy decoding: a continuation request (chat with
+  // continue_final_message, completions with the text appended to the prompt) goes on
+  // with exactly the words an unbroken request would have produced.
+  uint64_t ctx_hash = 0;
   int prompt_tokens = 0;
   int output_tokens = 0;
   int sent = 0;
@@ -210,8 +223,8 @@ class Server {
   bool ProviderRoute(Conn* c, std::string_view path, std::string* routed);
   void SendProviderError(Conn* c, int status, std::string_view type, std::string_view message);
   void HandleAnthropicModels(Conn* c);
-  void AppendAnthropicEvents(std::string* out, const Req* r, int first_index, int count, bool finished) const;
-  void AppendAnthropicMessage(std::string* out, const Req* r) const;
+  void AppendAnthropicEvents(std::string* out, Req* r, int first_index, int count, bool finished);
+  void AppendAnthropicMessage(std::string* out, Req* r);
   bool HandleEmbeddings(Conn* c);
   void HandleModels(Conn* c);
   void HandleStats(Conn* c);
@@ -220,14 +233,18 @@ class Server {
   void StartRequest(Req* r, std::string_view prompt);
   void EmitTokens(Req* r, int first_index, int count, bool finished, int64_t now);
   void CompleteRequest(Req* r);
-  void AppendWord(std::string* out, const Req* r, int index) const;
-  void AppendChunkEvent(std::string* out, const Req* r, int index, bool finished) const;
+  void AppendWord(std::string* out, Req* r);
+  void AppendChunkEvent(std::string* out, Req* r, int index, bool finished);
+  void EndExchange(Req* r);
   void AppendUsage(std::string* out, const Req* r) const;
   void RunTimers();
   void RearmTimer();
   void CountRequestDone();
   // Inference requests finished in any way die_after counts: answered, failed, or cut.
-  uint64_t DoneCount() const { return completed_total_ + errors_injected_ + closed_mid_stream_; }
+  uint64_t DoneCount() const {
+    return completed_total_ + errors_injected_ + closed_mid_stream_ + reset_mid_stream_ + stalled_mid_stream_ +
+           error_events_mid_stream_;
+  }
 
   const MockOptions& opts_;
   Faults faults_;
@@ -257,6 +274,7 @@ class Server {
   uint64_t http_requests_total_ = 0, requests_total_ = 0, completed_total_ = 0;
   uint64_t cancelled_total_ = 0, errors_injected_ = 0, closed_mid_stream_ = 0, bad_requests_ = 0;
   uint64_t provider_auth_failures_ = 0;  // requests a provider flavour refused for their key
+  uint64_t reset_mid_stream_ = 0, stalled_mid_stream_ = 0, error_events_mid_stream_ = 0;
 };
 
 }  // namespace llmgw::mock::internal

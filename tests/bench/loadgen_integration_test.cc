@@ -115,10 +115,14 @@ TEST(LoadgenIntegrationTest, OracleModeSendsEachGroupOnlyToItsTarget) {
 
 // A stand-in upstream whose every answer is a 200 SSE stream: one token, then `event:
 // error` (what llmgw sends when the upstream fails mid-stream), then a clean end of the
-// chunked body. Keep-alive, one thread per connection, stops at destruction.
+// chunked body. Keep-alive, one thread per connection, stops at destruction. The other
+// modes close the connection (FIN) instead: after that answer although it did not say
+// `Connection: close`, with no answer at all, or after the head and part of the body of
+// a non-streamed answer.
 class ErrorStreamServer {
  public:
-  ErrorStreamServer() {
+  enum Mode { kKeepAlive, kCloseAfterAnswer, kCloseWithoutAnswer, kCutNonStreamedBody };
+  explicit ErrorStreamServer(Mode mode = kKeepAlive) : mode_(mode) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -135,7 +139,7 @@ class ErrorStreamServer {
         if (c < 0) return;
         std::lock_guard<std::mutex> l(mu_);
         conns_.push_back(c);
-        workers_.emplace_back([c] { Serve(c); });
+        workers_.emplace_back([this, c] { Serve(c, mode_); });
       }
     });
   }
@@ -151,7 +155,7 @@ class ErrorStreamServer {
   int port() const { return port_; }
 
  private:
-  static void Serve(int c) {
+  static void Serve(int c, Mode mode) {
     std::string in;
     char buf[8192];
     for (;;) {
@@ -161,6 +165,16 @@ class ErrorStreamServer {
         size_t body = cl == std::string::npos ? 0 : std::strtoul(in.c_str() + cl + 16, nullptr, 10);
         if (in.size() >= hdr + 4 + body) {
           in.erase(0, hdr + 4 + body);
+          if (mode == kCloseWithoutAnswer) {
+            ::shutdown(c, SHUT_RDWR);
+            return;
+          }
+          if (mode == kCutNonStreamedBody) {
+            std::string r = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":";
+            ::send(c, r.data(), r.size(), MSG_NOSIGNAL);
+            ::shutdown(c, SHUT_RDWR);
+            return;
+          }
           auto chunk = [](const std::string& d) {
             char h[16];
             std::snprintf(h, sizeof h, "%zx\r\n", d.size());
@@ -173,6 +187,10 @@ class ErrorStreamServer {
                     "\"upstream_error\",\"param\":null,\"code\":\"upstream_protocol\"}}\n\n") +
               "0\r\n\r\n";
           if (::send(c, r.data(), r.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(r.size())) return;
+          if (mode == kCloseAfterAnswer) {
+            ::shutdown(c, SHUT_RDWR);
+            return;
+          }
           continue;
         }
       }
@@ -181,6 +199,7 @@ class ErrorStreamServer {
       in.append(buf, static_cast<size_t>(n));
     }
   }
+  Mode mode_;
   int fd_ = -1;
   int port_ = 0;
   std::thread accept_;
@@ -200,6 +219,38 @@ TEST(LoadgenIntegrationTest, StreamEndedByErrorEventIsAFailure) {
   EXPECT_EQ(Num(j, "ok"), 0) << j;
   EXPECT_EQ(Num(j, "stream_error"), 10) << j;
   EXPECT_EQ(Num(j, "errors_total"), 10) << j;
+}
+
+// What a failure looked like is in its kind (the chaos suite tells a clean failure from a
+// broken one by it): before these kinds existed, all three were "reset".
+TEST(LoadgenIntegrationTest, KeptAliveConnectionClosedUnderTheNextRequestIsClosedOnReuse) {
+  ErrorStreamServer srv(ErrorStreamServer::kCloseAfterAnswer);
+  ASSERT_GT(srv.port(), 0);
+  std::string j = RunBench("--target 127.0.0.1:" + std::to_string(srv.port()) +
+                           " --concurrency 1 --requests 6 --duration 10 --model m --stream-ratio 1");
+  EXPECT_EQ(Num(j, "sent"), 6) << j;
+  EXPECT_GE(Num(j, "stream_error"), 3) << j;     // every fresh connection's answer
+  EXPECT_GE(Num(j, "closed_on_reuse"), 1) << j;  // the next request, sent on the closed one
+  EXPECT_EQ(Num(j, "reset"), -1) << j;           // not in the errors at all
+  EXPECT_EQ(Num(j, "stream_error") + Num(j, "closed_on_reuse"), 6) << j;
+}
+
+TEST(LoadgenIntegrationTest, ConnectionClosedWithNoAnswerIsReset) {
+  ErrorStreamServer srv(ErrorStreamServer::kCloseWithoutAnswer);
+  ASSERT_GT(srv.port(), 0);
+  std::string j = RunBench("--target 127.0.0.1:" + std::to_string(srv.port()) +
+                           " --concurrency 1 --requests 4 --duration 10 --model m --stream-ratio 1");
+  EXPECT_EQ(Num(j, "sent"), 4) << j;
+  EXPECT_EQ(Num(j, "reset"), 4) << j;
+}
+
+TEST(LoadgenIntegrationTest, NonStreamedAnswerCutAfterItsHeadIsClosedMidBody) {
+  ErrorStreamServer srv(ErrorStreamServer::kCutNonStreamedBody);
+  ASSERT_GT(srv.port(), 0);
+  std::string j = RunBench("--target 127.0.0.1:" + std::to_string(srv.port()) +
+                           " --concurrency 1 --requests 4 --duration 10 --model m --stream-ratio 0");
+  EXPECT_EQ(Num(j, "sent"), 4) << j;
+  EXPECT_EQ(Num(j, "closed_mid_body"), 4) << j;
 }
 
 }  // namespace

@@ -207,6 +207,126 @@ TEST(MockIntegrationTest, FaultCloseMidStream) {
   EXPECT_EQ(Stat(m.port(), "closed_mid_stream_total"), 1);
 }
 
+// The generated words of a raw streamed answer (chat "content" or completions "text").
+std::string StreamText(const std::string& raw) {
+  std::string text;
+  for (std::string_view key : {"\"content\":\"", "\"text\":\""})
+    for (size_t p = raw.find(key); p != std::string::npos; p = raw.find(key, p + 1)) {
+      size_t b = p + key.size(), e = raw.find('"', b);
+      text.append(raw, b, e - b);
+    }
+  return text;
+}
+
+std::string StreamOf(int port, const std::string& path, const std::string& body) {
+  Client c(port);
+  EXPECT_TRUE(c.Send(Post(path, body)));
+  std::string out;
+  EXPECT_TRUE(c.ReadUntil("0\r\n\r\n", 5000, &out));
+  return out;
+}
+
+// Like greedy decoding: the same context gives the same words, and a continuation
+// (continue_final_message with the text so far) goes on exactly where the text stopped.
+TEST(MockIntegrationTest, ChatContinuationGoesOnWithTheSameWords) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--output-tokens", "12", "--token-interval-ms", "0"});
+  std::string whole = StreamOf(m.port(), "/v1/chat/completions", kChatStream);
+  std::string text = StreamText(whole);
+  EXPECT_EQ(StreamText(StreamOf(m.port(), "/v1/chat/completions", kChatStream)), text);  // deterministic
+  size_t cut = 0;
+  for (int words = 0; words < 5; ++words) cut = text.find(' ', cut + 1);  // after 5 words
+  std::string head = text.substr(0, cut);
+  std::string cont = StreamOf(
+      m.port(), "/v1/chat/completions",
+      R"({"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"},)"
+      R"({"role":"assistant","content":")" + head + R"("}],"continue_final_message":true,"add_generation_prompt":false})");
+  EXPECT_EQ(head + StreamText(cont), text);
+  EXPECT_NE(cont.find("\"completion_tokens\":7"), std::string::npos);  // 12 - the 5 already there
+  EXPECT_NE(cont.find("\"finish_reason\":\"stop\""), std::string::npos);
+  // A different prompt gives different words.
+  EXPECT_NE(StreamText(StreamOf(m.port(), "/v1/chat/completions",
+                                R"({"model":"m","stream":true,"messages":[{"role":"user","content":"bye"}]})")),
+            text);
+  // vLLM refuses continue_final_message with add_generation_prompt (its default: true).
+  Client c(m.port());
+  EXPECT_EQ(StatusOf(c.Request("POST", "/v1/chat/completions",
+                               R"({"model":"m","messages":[{"role":"assistant","content":"x"}],"continue_final_message":true})")),
+            400);
+  EXPECT_EQ(StatusOf(c.Request("POST", "/v1/chat/completions",
+                               R"({"model":"m","messages":[{"role":"user","content":"x"}],"continue_final_message":true,"add_generation_prompt":false})")),
+            400);
+}
+
+TEST(MockIntegrationTest, CompletionContinuationIsThePromptPlusTheText) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--token-interval-ms", "0"});
+  std::string text =
+      StreamText(StreamOf(m.port(), "/v1/completions", R"({"model":"m","stream":true,"prompt":"Once","max_tokens":9})"));
+  size_t cut = 0;
+  for (int words = 0; words < 4; ++words) cut = text.find(' ', cut + 1);
+  std::string head = text.substr(0, cut);
+  std::string cont = StreamOf(m.port(), "/v1/completions",
+                              R"({"model":"m","stream":true,"prompt":"Once)" + head + R"(","max_tokens":5})");
+  EXPECT_EQ(head + StreamText(cont), text);
+  EXPECT_NE(cont.find("\"finish_reason\":\"length\""), std::string::npos);
+}
+
+TEST(MockIntegrationTest, FaultResetMidStream) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--output-tokens", "20", "--token-interval-ms", "2",
+                 "--reset-after-chunks", "4"});
+  Client c(m.port());
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", kChatStream)));
+  std::string out;
+  ssize_t n;
+  int64_t deadline = NowMs() + 2000;
+  do {  // until the connection ends; a reset, not an orderly close
+    char buf[4096];
+    pollfd p{c.fd(), POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) {
+      n = 1;
+      continue;
+    }
+    n = recv(c.fd(), buf, sizeof buf, 0);
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+  } while (n > 0 && NowMs() < deadline);
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_EQ(CountOf(out, "\"content\":"), 4u);
+  EXPECT_EQ(out.find("[DONE]"), std::string::npos);
+  EXPECT_EQ(Stat(m.port(), "reset_mid_stream_total"), 1);
+}
+
+TEST(MockIntegrationTest, FaultStallMidStream) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--output-tokens", "20", "--token-interval-ms", "2"});
+  ASSERT_TRUE(SetFaults(m.port(), R"({"stall_mid_stream_after":3})"));
+  Client c(m.port());
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", kChatStream)));
+  std::string out;
+  EXPECT_TRUE(c.ReadFor(600, &out));  // still open after 600 ms
+  EXPECT_EQ(CountOf(out, "\"content\":"), 3u);
+  EXPECT_EQ(out.find("[DONE]"), std::string::npos);
+  EXPECT_EQ(Stat(m.port(), "stalled_mid_stream_total"), 1);
+  c.Close();  // the client gives up: the request is cancelled
+  int64_t deadline = NowMs() + 2000;
+  while (Stat(m.port(), "cancelled_total") != 1 && NowMs() < deadline) usleep(10000);
+  EXPECT_EQ(Stat(m.port(), "cancelled_total"), 1);
+}
+
+TEST(MockIntegrationTest, FaultErrorEventMidStream) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--output-tokens", "20", "--token-interval-ms", "0",
+                 "--error-event-after-chunks", "2"});
+  Client c(m.port());
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", kChatStream)));
+  std::string out;
+  ASSERT_TRUE(c.ReadUntil("0\r\n\r\n", 2000, &out));
+  EXPECT_EQ(CountOf(out, "\"content\":"), 2u);
+  size_t err = out.find("data: {\"error\":{");
+  ASSERT_NE(err, std::string::npos);
+  EXPECT_GT(out.find("data: [DONE]"), err);
+  EXPECT_EQ(Stat(m.port(), "error_events_mid_stream_total"), 1);
+  // The connection is kept: the next request on it is answered.
+  EXPECT_EQ(StatusOf(c.Request("POST", "/v1/chat/completions", kChat)), 200);
+}
+
 TEST(MockIntegrationTest, ClientDisconnectMidStreamCancels) {
   MockProcess m({"--listen", "127.0.0.1:0", "--model", "m", "--output-tokens", "1000", "--token-interval-ms", "5"});
   {
@@ -306,7 +426,8 @@ TEST(MockIntegrationTest, StatsCarryTheContractKeys) {
   EXPECT_EQ(StatNum(s, "cancelled_total"), 0) << s;
   std::string f = BodyOf(c.Request("GET", "/mock/faults"));
   for (const char* k : {"error_rate", "error_status", "hang_first_byte", "slow_first_byte_ms",
-                        "close_mid_stream_after", "refuse_connections", "die_after"})
+                        "close_mid_stream_after", "reset_mid_stream_after", "stall_mid_stream_after",
+                        "error_event_mid_stream_after", "refuse_connections", "die_after"})
     EXPECT_NE(f.find(std::string("\"") + k + "\":"), std::string::npos) << k;
 }
 

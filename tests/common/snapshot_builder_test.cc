@@ -245,7 +245,7 @@ TEST(SnapshotBuilderTest, ReloadableGatewayKeysReachTheSnapshotLimits) {
         << path << " is marked reload but does not reach llmgw";
     ++checked;
   }
-  EXPECT_EQ(checked, 16);
+  EXPECT_EQ(checked, 18);
 }
 
 }  // namespace

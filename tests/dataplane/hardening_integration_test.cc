@@ -261,25 +261,40 @@ TEST(HardeningTest, DrainDeadlineEndsAStreamWithTheSseErrorEvent) {
 // An upstream that dies in the middle of an SSE line: llmgw's error event must not be
 // glued onto the half-written line (SSE parsers would never see it).
 TEST(HardeningTest, ErrorEventAfterAHalfWrittenSseLineStartsOnItsOwn) {
+  // The byte path (resume off, the client asked for usage: no StreamFilter): the upstream's
+  // half-written event went out, so the error event needs a blank line before it.
+  const std::string byte_path = "  resume_streams: false\n";
+  const std::string with_usage =
+      R"({"model":"m1","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]})";
   TestUpstream::Options o;
   o.events = 5;
   o.close_after_events = 2;
   o.partial_event = "data: {\"choices\":[{\"delta\":{\"content\":\"tr";
   TestUpstream up(o);
-  Gateway gw(OneModel({up.port()}));
+  Gateway gw(OneModel({up.port()}), byte_path);
   ASSERT_TRUE(gw.WaitReady());
-  Response r = Request(gw.port(), Post("/v1/chat/completions", kStreamChat), 5000);
+  Response r = Request(gw.port(), Post("/v1/chat/completions", with_usage), 5000);
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("\"content\":\"tr\n\nevent: error\ndata: {\"error\":"), std::string::npos) << r.body;
   // After whole events nothing is added before the event.
   TestUpstream::Options o2 = o;
   o2.partial_event.clear();
   TestUpstream up2(o2);
-  Gateway gw2(OneModel({up2.port()}));
+  Gateway gw2(OneModel({up2.port()}), byte_path);
   ASSERT_TRUE(gw2.WaitReady());
-  Response r2 = Request(gw2.port(), Post("/v1/chat/completions", kStreamChat), 5000);
+  Response r2 = Request(gw2.port(), Post("/v1/chat/completions", with_usage), 5000);
   EXPECT_NE(r2.body.find("\"pad\":\"\"}\n\nevent: error\n"), std::string::npos) << r2.body;
   EXPECT_EQ(r2.body.find("\n\n\n"), std::string::npos) << r2.body;
+  // Through StreamFilter (resume on: the default) only whole events reach the client: the
+  // half-written one never does, and the error event follows the last whole one.
+  TestUpstream up3(o);
+  Gateway gw3(OneModel({up3.port()}));
+  ASSERT_TRUE(gw3.WaitReady());
+  Response r3 = Request(gw3.port(), Post("/v1/chat/completions", kStreamChat), 5000);
+  EXPECT_EQ(r3.status, 200);
+  EXPECT_EQ(r3.body.find("\"content\":\"tr"), std::string::npos) << r3.body;
+  EXPECT_NE(r3.body.find("\"pad\":\"\"}\n\nevent: error\n"), std::string::npos) << r3.body;
+  EXPECT_EQ(r3.body.find("\n\n\n"), std::string::npos) << r3.body;
 }
 
 

@@ -191,6 +191,7 @@ class TestUpstream {
     bool hang = false;               // read the request, never answer
     int close_after_events = -1;     // streaming: drop the connection after N events
     std::string partial_event;       // streaming: sent (as is) just before that drop
+    bool no_terminator = false;      // streaming: [DONE], then a close without the last chunk
     size_t event_pad = 0;            // streaming: extra bytes of padding per event
     bool close_after_response = false;  // keep-alive in words, then close anyway
     std::string extra_headers;          // "Name: value\r\n" lines added to 200 answers
@@ -375,6 +376,10 @@ class TestUpstream {
       }
       char hex[16];
       std::snprintf(hex, sizeof(hex), "%zx\r\n", done.size());
+      if (opt_.no_terminator) {
+        SendAll(fd, std::string(hex) + done + "\r\n");
+        break;
+      }
       if (!SendAll(fd, std::string(hex) + done + "\r\n0\r\n\r\n")) break;
     }
     open_--;
