@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
