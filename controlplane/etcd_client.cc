@@ -229,8 +229,8 @@ Result<bool> EtcdClient::CreateIfAbsent(const std::string& key, const std::strin
   std::string k = Q(Base64Encode(key));
   std::string body =
       Obj({{"compare", Arr(Obj({{"key", k}, {"target", Q("CREATE")}, {"create_revision", Q("0")}}))},
-           {"success", "[" + Obj({{"request_put", Obj({{"key", k}, {"value", Q(Base64Encode(value))},
-                                                       {"lease", Q(std::to_string(lease))}})}}) + "]"},
+           {"success", Arr(Obj({{"request_put", Obj({{"key", k}, {"value", Q(Base64Encode(value))},
+                                                       {"lease", Q(std::to_string(lease))}})}}))},
            {"failure", Arr(Obj({{"request_range", Obj({{"key", k}})}}))}});
   auto d = Parse(Call("/v3/kv/txn", body));
   if (!d.ok()) return d.error();
