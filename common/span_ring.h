@@ -153,7 +153,7 @@ class SpanRingReader {
 // Copies a string into a fixed field, NUL-terminated, truncating.
 inline void CopySpanText(char* dst, size_t cap, std::string_view s) {
   size_t n = s.size() < cap - 1 ? s.size() : cap - 1;
-  std::memcpy(dst, s.data(), n);
+  if (n) std::memcpy(dst, s.data(), n);  // an empty view's data() may be null
   dst[n] = 0;
 }
 

@@ -491,21 +491,36 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
       }
       done = true;
     });
-    bool silent = false;
-    while (!stop.load() && !done.load()) {
-      if (NowMs() - last_rx_ms.load() > silence_ms) {
-        silent = true;
-        break;
+    // The silence watch runs on its own thread: on a link that died without a reset a
+    // Write can block (the call never starts on the dead connection), so the writing loop
+    // below cannot be the one that notices. Cancelling unblocks both Write and Read.
+    std::atomic<bool> silent{false}, finished{false};
+    std::thread watch([&] {
+      while (!finished.load() && !done.load() && !stop.load()) {
+        if (NowMs() - last_rx_ms.load() > silence_ms) {
+          silent = true;
+          ctx.TryCancel();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
+    });
+    while (!stop.load() && !done.load() && !silent.load()) {
       if (!stream->Write(CollectStats(++sequence))) break;
       writer_->Heartbeat();
-      for (auto end = Clock::now() + tick; Clock::now() < end && !stop.load() && !done.load();)
+      for (auto end = Clock::now() + tick; Clock::now() < end && !stop.load() && !done.load() && !silent.load();)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    finished = true;
+    watch.join();
     // The controller ended the call (done): its status says why (a refused token, a
     // standby), which a cancel would overwrite. Otherwise cancel to unblock the reader.
     if (!done.load()) ctx.TryCancel();
     reader.join();
+    // A silent link's connection is dead without the kernel knowing: the next call must
+    // not ride the same channel (gRPC would wait for TCP's retransmission timeout, up to
+    // minutes) but dial afresh, even when etcd still names the same controller.
+    if (silent.load()) dialled.clear();
     grpc::Status st = stream->Finish();
     if (stop.load()) break;
     if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
@@ -517,7 +532,7 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
     }
     if (was_connected.exchange(false))
       LOG_WARN("lost the fleet controller; serving on the last snapshot",
-               {{"error", silent ? std::string("no snapshot for ") + std::to_string(silence_ms.load()) + " ms" : st.error_message()}});
+               {{"error", silent.load() ? std::string("no snapshot for ") + std::to_string(silence_ms.load()) + " ms" : st.error_message()}});
     writer_->Heartbeat();
     sleep_for(std::chrono::milliseconds(200));
   }

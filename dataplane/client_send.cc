@@ -33,6 +33,11 @@ void WorkerImpl::CloseClient(ClientConn* c) {
   c->session.Stop();
   loop_.timers().Cancel(&c->timer);
   ::shutdown(c->fd, SHUT_RDWR);  // completes our pending recv at once
+  // A send prepared in this batch but not yet submitted names the socket by its number;
+  // issued after the close, it would find whatever the number means then — a connection
+  // accepted meanwhile takes the lowest free number — and write this client's answer to
+  // another client. Submitting first binds it to this socket (as UpstreamPool does).
+  if (c->pending_ops) loop_.Submit();
   ::close(c->fd);
   // Remove from the list by swapping with the last.
   size_t i = c->list_index;

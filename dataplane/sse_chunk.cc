@@ -263,9 +263,7 @@ bool ParseChunk(std::string_view json, ChunkInfo* out) {
   h.json = json;
   rapidjson::ParseResult r = reader.Parse<rapidjson::kParseStopWhenDoneFlag>(ms, h);
   // Anything but whitespace after the object: not a chunk (its rewrite would keep it).
-  size_t end = ms.Tell();
-  while (end < json.size() && (json[end] == ' ' || json[end] == '\t' || json[end] == '\r' || json[end] == '\n')) ++end;
-  if (r.IsError() || h.too_deep || !out->json_object || end != json.size()) {
+  if (r.IsError() || h.too_deep || !out->json_object || !OnlyJsonWhitespaceFrom(json, ms.Tell())) {
     *out = ChunkInfo{};
     return false;
   }

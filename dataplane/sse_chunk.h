@@ -160,4 +160,12 @@ struct ChunkInfo {
 // only that). Never allocates beyond the thread's reused reader stack.
 bool ParseChunk(std::string_view json, ChunkInfo* out);
 
+// True when s holds only JSON whitespace from pos on: a document parsed with
+// kParseStopWhenDoneFlag is whole only then (ParseChunk and ScanRequest both ask).
+inline bool OnlyJsonWhitespaceFrom(std::string_view s, size_t pos) {
+  for (; pos < s.size(); ++pos)
+    if (s[pos] != ' ' && s[pos] != '\t' && s[pos] != '\r' && s[pos] != '\n') return false;
+  return true;
+}
+
 }  // namespace llmgw::dataplane

@@ -299,9 +299,8 @@ bool ScanRequest(std::string_view body, RequestScan* out) {
   h.ms = &ms;
   h.json = body;
   rapidjson::ParseResult r = reader.Parse<rapidjson::kParseStopWhenDoneFlag>(ms, h);
-  size_t end = ms.Tell();
-  while (end < body.size() && (body[end] == ' ' || body[end] == '\t' || body[end] == '\r' || body[end] == '\n')) ++end;
-  return !r.IsError() && !h.too_deep && end == body.size() && out->obj_close > 0 && body[out->obj_close] == '}';
+  return !r.IsError() && !h.too_deep && OnlyJsonWhitespaceFrom(body, ms.Tell()) && out->obj_close > 0 &&
+         body[out->obj_close] == '}';
 }
 
 // One edit: bytes [begin, end) of the source replaced by up to three pieces.

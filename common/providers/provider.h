@@ -26,7 +26,8 @@ class OutBuf {
       overflow_ = true;
       return *this;
     }
-    std::memcpy(p_ + len_, s.data(), s.size());
+    // An empty view may carry a null data(): memcpy's arguments must not be null even for 0.
+    if (!s.empty()) std::memcpy(p_ + len_, s.data(), s.size());
     len_ += s.size();
     return *this;
   }

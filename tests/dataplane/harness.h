@@ -87,6 +87,7 @@ struct Response {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;                            // de-chunked
   bool complete = false;
+  bool malformed = false;  // the framing was broken (ParseResponse reported a failure)
   std::string Header(const std::string& k) const {
     auto it = headers.find(k);
     return it == headers.end() ? "" : it->second;
@@ -133,7 +134,21 @@ inline bool ParseResponse(std::string* buf, Response* r) {
     while (true) {
       size_t le = buf->find("\r\n", p);
       if (le == std::string::npos) return false;
-      size_t n = std::stoul(buf->substr(p, le - p), nullptr, 16);
+      // Not std::stoul: a malformed size line from the gateway must fail the test with the
+      // bytes shown, not throw out of a client thread (std::terminate, then a hang to the
+      // ctest timeout).
+      std::string size_line = buf->substr(p, le - p);
+      char* size_end = nullptr;
+      size_t n = std::strtoul(size_line.c_str(), &size_end, 16);
+      if (size_line.empty() || size_end == size_line.c_str() || (*size_end != '\0' && *size_end != ';')) {
+        ADD_FAILURE() << "malformed chunk size line '" << size_line << "' in a chunked answer:\n" << *buf;
+        out.body = body;
+        buf->clear();
+        out.complete = true;
+        out.malformed = true;
+        *r = out;
+        return true;
+      }
       if (buf->size() < le + 2 + n + 2) return false;
       body.append(*buf, le + 2, n);
       p = le + 2 + n + 2;

@@ -20,7 +20,13 @@ std::string Chunk(const std::string& id, const std::string& content, bool role, 
                   "\",\"choices\":[{\"index\":0,\"delta\":{";
   if (role) s += "\"role\":\"assistant\",";
   s += "\"content\":\"" + content + "\"},\"logprobs\":null,\"finish_reason\":";
-  s += finish ? "\"" + std::string(finish) + "\"" : "null";
+  if (finish) {  // appends: "\"" + std::string trips GCC 12's -O3 -Wrestrict false positive
+    s += '"';
+    s += finish;
+    s += '"';
+  } else {
+    s += "null";
+  }
   return s + "}]}";
 }
 std::string Usage(const std::string& id, int p, int c) {
