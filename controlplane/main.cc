@@ -142,11 +142,33 @@ int main(int argc, char** argv) {
   }
   SetLogComponent("llmcd");
   UseJournalPriorities();
+  // Watch the directory, not the file: editors and config managers replace files by
+  // rename, which would silently end a watch on the old inode. The keys file
+  // (auth.keys_file) is watched the same way, and again whenever a reload names another.
+  // The watches are in place before the files are read and before the first snapshot is
+  // published: an edit made as soon as llmgw serves (a provisioning script adding a key)
+  // must not fall between the read and the watch (KeysTest.KeysFileChangesApplyWithoutRestart
+  // lost such an edit in ~1 of 6 runs on a loaded machine).
+  int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  std::map<int, std::set<std::string>> watched;  // watch descriptor -> file names in that folder
+  auto watch = [&](const std::string& path) {
+    if (ino < 0 || path.empty()) return;
+    int wd = inotify_add_watch(ino, DirOf(path).c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
+    if (wd < 0) {
+      LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC",
+               {{"file", path}, {"error", strerror(errno)}});
+      return;
+    }
+    watched[wd].insert(BaseOf(path));
+  };
+  watch(config_path);
   ConfigResult cr = LoadConfigFile(config_path, /*read_backend_keys=*/true);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s", cr.ErrorText().c_str());
     return 1;
   }
+  std::string keys_file = cr.config.keys_file_path;
+  watch(keys_file);
   LogLevel lvl;
   if (ParseLogLevel(log_level.empty() ? cr.config.log_level : log_level, &lvl)) SetLogLevel(lvl);
   for (const std::string& o : EnvOverridesInEffect())
@@ -285,24 +307,6 @@ int main(int argc, char** argv) {
     });
   NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
-  // Watch the directory, not the file: editors and config managers replace files by
-  // rename, which would silently end a watch on the old inode. The keys file
-  // (auth.keys_file) is watched the same way, and again whenever a reload names another.
-  int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  std::map<int, std::set<std::string>> watched;  // watch descriptor -> file names in that folder
-  auto watch = [&](const std::string& path) {
-    if (ino < 0 || path.empty()) return;
-    int wd = inotify_add_watch(ino, DirOf(path).c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
-    if (wd < 0) {
-      LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC",
-               {{"file", path}, {"error", strerror(errno)}});
-      return;
-    }
-    watched[wd].insert(BaseOf(path));
-  };
-  watch(config_path);
-  std::string keys_file = controller.KeysFilePath();
-  watch(keys_file);
   uint64_t reload_due_ms = 0;
   auto now_ms = [] {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
