@@ -255,16 +255,21 @@ void WorkerImpl::ReleaseStreamBuffers(ClientConn* c) {
   c->up_body = nullptr;
 }
 
+// A chunked stream ended by the error event and its terminating chunk is a complete
+// HTTP answer (only the upstream failed, the client's framing is intact): the connection
+// stays open for the client's next request, as its head said (docs/DATAPLANE.md). Any
+// other committed answer cannot end cleanly and the close is how the client sees it.
 void WorkerImpl::EndCommittedWithError(ClientConn* c, const ErrorReply& reply, std::string_view message) {
   if (c->up) ReleaseUpstream(c, false);
-  c->rw.CloseAfterSend();
   c->response_done = true;
   c->status = kStreamCutStatus;
   if (c->relay.is_sse() && c->rw.CanEndWithEvent()) {
     // Through StreamFilter only whole events went out: the error event needs no separator.
     c->rw.AppendStreamError(&c->h->out, reply, message, c->filtering ? std::string_view() : c->relay.EventSeparator());
+    if (draining_) c->rw.CloseAfterSend();
     QueueSend(c);
   } else {
+    c->rw.CloseAfterSend();
     if (c->out_off >= c->h->out.size()) CloseClient(c);
     else QueueSend(c);
   }

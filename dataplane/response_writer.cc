@@ -22,7 +22,9 @@ void AppendErrorJson(std::string* b, std::string_view message, std::string_view 
 
 void ResponseWriter::AppendStreamError(std::string* out, const ErrorReply& reply, std::string_view message,
                                        std::string_view separator) {
-  close_after_send_ = true;
+  // A chunked body ends cleanly with its last chunk (the connection may be kept); one
+  // delimited by the close ends only that way.
+  if (close_delimited_) close_after_send_ = true;
   // Built in fixed buffers (no allocation): a chunk needs its length up front.
   char msg[256];
   size_t m = JsonEscapeInto(msg, 0, sizeof(msg), message);

@@ -104,7 +104,8 @@ class ResponseWriter {
   // delivered (the body is framed by chunks or by the close, not by a length).
   bool CanEndWithEvent() const { return chunked_ || close_delimited_; }
   // Appends `event: error` with the OpenAI error object (after `separator`, see
-  // SseRelay::EventSeparator), then ends the body; the connection closes after it.
+  // SseRelay::EventSeparator), then ends the body: with the terminating chunk (the
+  // connection can carry the next request), or, close-delimited, by the close.
   void AppendStreamError(std::string* out, const ErrorReply& reply, std::string_view message,
                          std::string_view separator = {});
 

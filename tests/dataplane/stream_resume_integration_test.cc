@@ -239,6 +239,44 @@ TEST(StreamResumeTest, ImpossibleContinuationsEndWithTheSseError) {
   }
 }
 
+// A stream its backend broke and that cannot be continued ends with the SSE error event
+// and the terminating chunk: a complete HTTP answer whose head said keep-alive. The
+// client's next request on that connection gets its answer (llmgw used to close the
+// connection after the error event: a pooling client's next request got nothing). Both
+// through StreamFilter (resume on) and on the byte path (resume off, usage asked for).
+TEST(StreamResumeTest, TheConnectionCarriesTheNextRequestAfterAStreamEndedByTheError) {
+  MockServer a({"--token-interval-ms", "1", "--output-tokens", "16"});
+  for (const char* extra : {"", "  resume_streams: false\n"}) {
+    SCOPED_TRACE(extra);
+    ASSERT_TRUE(a.SetFaults(R"({"reset_mid_stream_after":5})"));
+    Gateway gw(OneModel({a.port()}), kGatewayYaml + extra);  // no other backend: no continuation
+    ASSERT_TRUE(gw.WaitReady());
+    long before = a.Stat("reset_mid_stream_total");
+    int fd = ConnectTo(gw.port());
+    ASSERT_GE(fd, 0);
+    std::string buf;
+    ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", kChatUsage)));
+    Response r = ReadResponse(fd, &buf, 8000);
+    ASSERT_TRUE(r.complete) << buf;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.Header("connection"), "keep-alive");
+    StreamSeen got = Read(r.body);
+    EXPECT_TRUE(got.error_event) << r.body;
+    EXPECT_FALSE(got.done) << r.body;
+    EXPECT_EQ(a.Stat("reset_mid_stream_total"), before + 1);
+    // The next request on the same connection, the backend healthy again: answered.
+    ASSERT_TRUE(a.SetFaults(R"({"reset":true})"));
+    ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", kChatUsage)));
+    Response next = ReadResponse(fd, &buf, 8000);
+    ASSERT_TRUE(next.complete) << "no answer on the kept-alive connection: " << buf;
+    EXPECT_EQ(next.status, 200);
+    StreamSeen whole = Read(next.body);
+    EXPECT_TRUE(whole.done) << next.body;
+    EXPECT_FALSE(whole.error_event) << next.body;
+    ::close(fd);
+  }
+}
+
 TEST(StreamResumeTest, ContinuationsFailingTooSpendTheRetryBudget) {
   // Both mocks reset every stream: the first continuation breaks as well, and then no
   // backend is left. The client gets the text sent so far once, and the error event.
