@@ -4,14 +4,27 @@
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace llmgw::dataplane {
 
 void SplitEvent(std::string_view event, SseEventView* out) {
   *out = SseEventView{};
   size_t pos = 0;
+  // Without a '\r' anywhere a line ends at the next '\n': memchr instead of a byte loop.
+  const bool lf_only = event.empty() || !std::memchr(event.data(), '\r', event.size());
   while (pos < event.size()) {
     size_t eol = pos;
-    while (eol < event.size() && event[eol] != '\n' && event[eol] != '\r') ++eol;
+    if (lf_only) {
+      const void* nl = std::memchr(event.data() + pos, '\n', event.size() - pos);
+      eol = nl ? static_cast<size_t>(static_cast<const char*>(nl) - event.data()) : event.size();
+    } else {
+      while (eol < event.size() && event[eol] != '\n' && event[eol] != '\r') ++eol;
+    }
     std::string_view line = event.substr(pos, eol - pos);
     size_t colon = line.find(':');
     std::string_view field = colon == std::string_view::npos ? line : line.substr(0, colon);
@@ -46,9 +59,12 @@ enum class Field : uint8_t {
 
 constexpr int kMaxDepth = 128;
 
-struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandler> {
+// Src: where the reader is (Tell(): the offset just past what it consumed) — RapidJSON's
+// MemoryStream, or FastChunkReader.
+template <typename Src>
+struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandler<Src>> {
   ChunkInfo* out;
-  const rapidjson::MemoryStream* ms;
+  const Src* ms;
   std::string_view json;
   int depth = 0;
   Field key[5] = {};         // the current key at depths 1..4
@@ -112,7 +128,7 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
         case Field::kError: out->error = true; break;
         // vLLM's older shape: the error fields at the top, {"object":"error",...,"code":500}
         case Field::kObject:
-          if (std::string_view(s, len) == "error") out->error = true;
+          if (Is(std::string_view(s, len), "error")) out->error = true;
           break;
         case Field::kCode: {
           int64_t v = 0;
@@ -210,37 +226,46 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
     --depth;
     return true;
   }
+  // k equals the literal (its length known at compile time: an inlined compare).
+  template <size_t N>
+  static bool Is(std::string_view k, const char (&lit)[N]) {
+    return k.size() == N - 1 && std::memcmp(k.data(), lit, N - 1) == 0;
+  }
   bool Key(const char* s, rapidjson::SizeType len, bool) {
     key_end = Tell();
     std::string_view k(s, len);
-    // The raw key is k with quotes when it had no escapes.
-    key_begin = key_end >= len + 2 && json.substr(key_end - len - 2, len + 2).substr(1, len) == k ? key_end - len - 2
-                                                                                                     : key_end;
+    // The raw key is k with quotes when it had no escapes. FastChunkReader hands over the
+    // key where it stands in the chunk (no escapes, or it would not have): no compare.
+    if (key_end >= len + 2 && s == json.data() + key_end - len - 1)
+      key_begin = key_end - len - 2;
+    else
+      key_begin = key_end >= len + 2 && json.substr(key_end - len - 2, len + 2).substr(1, len) == k ? key_end - len - 2
+                                                                                                      : key_end;
     using K = Field;
     Field v = K::kOther;
     if (depth == 1) {
-      if (k == "id") v = K::kId;
-      else if (k == "created") v = K::kCreated;
-      else if (k == "model") v = K::kModel;
-      else if (k == "choices") v = K::kChoices;
-      else if (k == "usage") v = K::kUsage;
-      else if (k == "error") v = K::kError;
-      else if (k == "object") v = K::kObject;
-      else if (k == "code") v = K::kCode;
+      if (Is(k, "id")) v = K::kId;
+      else if (Is(k, "created")) v = K::kCreated;
+      else if (Is(k, "model")) v = K::kModel;
+      else if (Is(k, "choices")) v = K::kChoices;
+      else if (Is(k, "usage")) v = K::kUsage;
+      else if (Is(k, "error")) v = K::kError;
+      else if (Is(k, "object")) v = K::kObject;
+      else if (Is(k, "code")) v = K::kCode;
     } else if (depth == 2 && in_usage) {
-      if (k == "prompt_tokens") v = K::kPromptTokens;
-      else if (k == "completion_tokens") v = K::kCompletionTokens;
+      if (Is(k, "prompt_tokens")) v = K::kPromptTokens;
+      else if (Is(k, "completion_tokens")) v = K::kCompletionTokens;
     } else if (depth == 2 && in_error) {
-      if (k == "code") v = K::kCode;
+      if (Is(k, "code")) v = K::kCode;
     } else if (depth == 3 && choice) {
-      if (k == "index") v = K::kIndex;
-      else if (k == "delta") v = K::kDelta;
-      else if (k == "text") v = K::kText;
-      else if (k == "finish_reason") v = K::kFinish;
+      if (Is(k, "index")) v = K::kIndex;
+      else if (Is(k, "delta")) v = K::kDelta;
+      else if (Is(k, "text")) v = K::kText;
+      else if (Is(k, "finish_reason")) v = K::kFinish;
     } else if (depth == 4 && in_delta) {
-      if (k == "content") v = K::kContent;
-      else if (k == "role") v = K::kRole;
-      else if (k == "tool_calls" || k == "function_call") v = K::kToolCalls;
+      if (Is(k, "content")) v = K::kContent;
+      else if (Is(k, "role")) v = K::kRole;
+      else if (Is(k, "tool_calls") || Is(k, "function_call")) v = K::kToolCalls;
     }
     if (depth >= 1 && depth <= 4) key[depth] = v;
     return true;
@@ -249,15 +274,253 @@ struct ChunkHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ChunkHandl
     too_deep = true;
     return false;
   }
+  // Whether the handler reads the characters of the string value that comes next (not
+  // only its position): FastChunkReader hands over escaped strings undecoded, so for
+  // these it leaves the chunk to RapidJSON.
+  bool ReadsStringValue() const {
+    return (depth == 1 && (Cur() == Field::kObject || Cur() == Field::kCode)) ||
+           (depth == 2 && in_error && Cur() == Field::kCode);
+  }
+};
+
+// A hand-written JSON reader for the chunks backends send on every token. It makes the
+// same handler calls as RapidJSON's Reader (same order, same offsets) without decoding
+// strings (a chunk's text is kept JSON-escaped anyway), at a fraction of the cost. It
+// accepts only what it is sure RapidJSON accepts alike — integers, plain decimals,
+// strings without surrogate escapes, keys without escapes, nesting up to kMaxFastDepth —
+// and answers kUnsure for everything else, invalid JSON included: RapidJSON then reads
+// the chunk and has the last word (sse_chunk_test compares the two on every shape, the
+// stream_resume fuzzer on arbitrary bytes).
+class FastChunkReader {
+ public:
+  enum class Result : uint8_t { kOk, kUnsure };
+  static constexpr int kMaxFastDepth = 16;
+
+  explicit FastChunkReader(std::string_view json)
+      : b_(json.data()), p_(json.data()), e_(json.data() + json.size()) {}
+  size_t Tell() const { return static_cast<size_t>(p_ - b_); }
+
+  // The root value, then stops (as kParseStopWhenDoneFlag); the caller checks what follows.
+  template <typename H>
+  Result Parse(H& h) {
+    SkipWs();
+    if (p_ == e_ || *p_ != '{') return Result::kUnsure;  // not a chunk, or empty: RapidJSON says which
+    return Value(h, 0) ? Result::kOk : Result::kUnsure;
+  }
+
+ private:
+  static bool Ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+  void SkipWs() {
+    while (p_ < e_ && Ws(*p_)) ++p_;
+  }
+  bool Lit(const char* w, size_t n) {
+    if (static_cast<size_t>(e_ - p_) < n || std::memcmp(p_, w, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+  static bool Hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+  // At the opening quote. On success p_ is past the closing quote; [*s, *s + *len) are
+  // the raw bytes inside, *escaped whether there was a backslash.
+  bool Str(const char** s, size_t* len, bool* escaped) {
+    ++p_;
+    const char* start = p_;
+    bool esc = false;
+    while (p_ < e_) {
+      SkipPlain();
+      if (p_ == e_) break;
+      unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *s = start;
+        *len = static_cast<size_t>(p_ - start);
+        *escaped = esc;
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return false;  // RapidJSON refuses raw control characters
+      if (c == '\\') {
+        esc = true;
+        if (e_ - p_ < 2) return false;
+        char x = p_[1];
+        if (x == 'u') {
+          if (e_ - p_ < 6 || !Hex(p_[2]) || !Hex(p_[3]) || !Hex(p_[4]) || !Hex(p_[5])) return false;
+          // A surrogate (D800-DFFF) must pair up: RapidJSON's rules, not repeated here.
+          char h0 = p_[2], h1 = p_[3];
+          if ((h0 == 'd' || h0 == 'D') && !(h1 >= '0' && h1 <= '7')) return false;
+          p_ += 6;
+          continue;
+        }
+        if (x != '"' && x != '\\' && x != '/' && x != 'b' && x != 'f' && x != 'n' && x != 'r' && x != 't') return false;
+        p_ += 2;
+        continue;
+      }
+      ++p_;
+    }
+    return false;
+  }
+  // Past the string bytes that need no look: up to a '"', a '\\' or a control character.
+  void SkipPlain() {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+    while (e_ - p_ >= 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+      __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));  // v <= 0x1F
+      int mask = _mm_movemask_epi8(hit);
+      if (mask) {
+        p_ += __builtin_ctz(static_cast<unsigned>(mask));
+        return;
+      }
+      p_ += 16;
+    }
+#endif
+    while (p_ < e_) {
+      unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"' || c == '\\' || c < 0x20) return;
+      ++p_;
+    }
+  }
+  // Integers up to 18 digits (Int64 / Uint64 as RapidJSON's would carry them) and plain
+  // decimals (Double, whose value the handler ignores); exponents and longer numbers unsure.
+  template <typename H>
+  bool Num(H& h) {
+    bool neg = false;
+    if (*p_ == '-') {
+      neg = true;
+      ++p_;
+    }
+    if (p_ == e_ || *p_ < '0' || *p_ > '9') return false;
+    uint64_t v = 0;
+    int digits = 0;
+    if (*p_ == '0') {
+      ++p_;
+      digits = 1;
+      if (p_ < e_ && *p_ >= '0' && *p_ <= '9') return false;  // a leading zero
+    } else {
+      while (p_ < e_ && *p_ >= '0' && *p_ <= '9') {
+        if (++digits > 18) return false;
+        v = v * 10 + static_cast<uint64_t>(*p_++ - '0');
+      }
+    }
+    bool frac = false;
+    if (p_ < e_ && *p_ == '.') {
+      ++p_;
+      if (p_ == e_ || *p_ < '0' || *p_ > '9') return false;
+      while (p_ < e_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      frac = true;
+    }
+    if (p_ < e_ && (*p_ == 'e' || *p_ == 'E')) return false;
+    if (frac) return h.Double(0.0);
+    return neg ? h.Int64(-static_cast<int64_t>(v)) : h.Uint64(v);
+  }
+  template <typename H>
+  bool Value(H& h, int depth) {
+    if (p_ == e_) return false;
+    switch (*p_) {
+      case '{': {
+        if (depth >= kMaxFastDepth) return false;
+        ++p_;
+        if (!h.StartObject()) return false;
+        SkipWs();
+        if (p_ < e_ && *p_ == '}') {
+          ++p_;
+          return h.EndObject(0);
+        }
+        rapidjson::SizeType members = 0;
+        for (;;) {
+          if (p_ == e_ || *p_ != '"') return false;
+          const char* k;
+          size_t klen;
+          bool kesc;
+          if (!Str(&k, &klen, &kesc) || kesc) return false;
+          if (!h.Key(k, static_cast<rapidjson::SizeType>(klen), false)) return false;
+          SkipWs();
+          if (p_ == e_ || *p_ != ':') return false;
+          ++p_;
+          SkipWs();
+          if (!Value(h, depth + 1)) return false;
+          ++members;
+          SkipWs();
+          if (p_ == e_) return false;
+          if (*p_ == ',') {
+            ++p_;
+            SkipWs();
+            continue;
+          }
+          if (*p_ != '}') return false;
+          ++p_;
+          return h.EndObject(members);
+        }
+      }
+      case '[': {
+        if (depth >= kMaxFastDepth) return false;
+        ++p_;
+        if (!h.StartArray()) return false;
+        SkipWs();
+        if (p_ < e_ && *p_ == ']') {
+          ++p_;
+          return h.EndArray(0);
+        }
+        rapidjson::SizeType n = 0;
+        for (;;) {
+          if (!Value(h, depth + 1)) return false;
+          ++n;
+          SkipWs();
+          if (p_ == e_) return false;
+          if (*p_ == ',') {
+            ++p_;
+            SkipWs();
+            continue;
+          }
+          if (*p_ != ']') return false;
+          ++p_;
+          return h.EndArray(n);
+        }
+      }
+      case '"': {
+        const char* s;
+        size_t len;
+        bool esc;
+        if (!Str(&s, &len, &esc)) return false;
+        if (esc && h.ReadsStringValue()) return false;
+        return h.String(s, static_cast<rapidjson::SizeType>(len), false);
+      }
+      case 't': return Lit("true", 4) && h.Bool(true);
+      case 'f': return Lit("false", 5) && h.Bool(false);
+      case 'n': return Lit("null", 4) && h.Null();
+      default: return Num(h);
+    }
+  }
+
+  const char* b_;
+  const char* p_;
+  const char* e_;
 };
 
 }  // namespace
 
 bool ParseChunk(std::string_view json, ChunkInfo* out) {
+  return ParseChunkFast(json, out) || ParseChunkFull(json, out);
+}
+
+bool ParseChunkFast(std::string_view json, ChunkInfo* out) {
+  *out = ChunkInfo{};
+  FastChunkReader fr(json);
+  ChunkHandler<FastChunkReader> h;
+  h.out = out;
+  h.ms = &fr;
+  h.json = json;
+  if (fr.Parse(h) == FastChunkReader::Result::kOk && !h.too_deep && out->json_object &&
+      OnlyJsonWhitespaceFrom(json, fr.Tell()))
+    return true;
+  *out = ChunkInfo{};
+  return false;
+}
+
+bool ParseChunkFull(std::string_view json, ChunkInfo* out) {
   *out = ChunkInfo{};
   thread_local rapidjson::Reader reader;
   rapidjson::MemoryStream ms(json.data(), json.size());
-  ChunkHandler h;
+  ChunkHandler<rapidjson::MemoryStream> h;
   h.out = out;
   h.ms = &ms;
   h.json = json;

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -48,34 +49,9 @@ class SseEventSplitter {
   template <typename OnEvent>
   bool Feed(std::string_view piece, OnEvent&& on_event, size_t* consumed) {
     size_t start = 0;  // first byte of piece not yet in an event or the buffer
-    for (size_t i = 0; i < piece.size(); ++i) {
-      char ch = piece[i];
-      bool eol = false;
-      if (ch == '\n') {
-        if (cr_) {  // the '\n' of "\r\n": its '\r' ended the line already
-          cr_ = false;
-          continue;
-        }
-        eol = true;
-      } else if (ch == '\r') {
-        cr_ = true;
-        eol = true;
-      } else {
-        cr_ = false;
-        ++line_len_;
-      }
-      if (!eol) continue;
-      if (line_len_ > 0) {
-        line_len_ = 0;
-        continue;
-      }
-      // A blank line: the event ends here (a "\r\n" ending takes its '\n' along).
-      size_t end = i + 1;
-      if (ch == '\r' && end < piece.size() && piece[end] == '\n') {
-        ++end;
-        ++i;
-        cr_ = false;
-      }
+    // An event ends at `end` (just past its blank line): whole in `piece`, or completing
+    // what the buffer holds.
+    auto event_to = [&](size_t end) {
       if (buf_ && !buf_->empty()) {
         buf_->append(piece.data() + start, end - start);
         on_event(std::string_view(*buf_));
@@ -84,17 +60,66 @@ class SseEventSplitter {
         on_event(piece.substr(start, end - start));
       }
       start = end;
+    };
+    const char* p = piece.data();
+    const size_t n = piece.size();
+    if (!cr_ && (n == 0 || !std::memchr(p, '\r', n))) {
+      // The common case, "\n" line ends only: memchr from line end to line end.
+      size_t pos = 0;  // start of the current line (or of the piece)
+      while (pos < n) {
+        const char* nl = static_cast<const char*>(std::memchr(p + pos, '\n', n - pos));
+        if (!nl) {
+          line_len_ += n - pos;
+          break;
+        }
+        size_t i = static_cast<size_t>(nl - p);
+        size_t len = line_len_ + (i - pos);
+        line_len_ = 0;
+        pos = i + 1;
+        if (len == 0) event_to(pos);  // a blank line: the event ends here
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        char ch = p[i];
+        bool eol = false;
+        if (ch == '\n') {
+          if (cr_) {  // the '\n' of "\r\n": its '\r' ended the line already
+            cr_ = false;
+            continue;
+          }
+          eol = true;
+        } else if (ch == '\r') {
+          cr_ = true;
+          eol = true;
+        } else {
+          cr_ = false;
+          ++line_len_;
+        }
+        if (!eol) continue;
+        if (line_len_ > 0) {
+          line_len_ = 0;
+          continue;
+        }
+        // A blank line: the event ends here (a "\r\n" ending takes its '\n' along).
+        size_t end = i + 1;
+        if (ch == '\r' && end < n && p[end] == '\n') {
+          ++end;
+          ++i;
+          cr_ = false;
+        }
+        event_to(end);
+      }
     }
-    if (start < piece.size()) {
+    if (start < n) {
       if (!buf_) buf_ = pool_->Take();
-      if (buf_->size() + (piece.size() - start) > max_event_) {
+      if (buf_->size() + (n - start) > max_event_) {
         overflow_ = true;
         *consumed = start;
         return false;
       }
-      buf_->append(piece.data() + start, piece.size() - start);
+      buf_->append(p + start, n - start);
     }
-    *consumed = piece.size();
+    *consumed = n;
     return true;
   }
   std::string_view held() const { return buf_ ? std::string_view(*buf_) : std::string_view(); }
@@ -128,6 +153,7 @@ struct ByteRange {
   bool empty() const { return end <= begin; }
   uint32_t size() const { return end - begin; }
   std::string_view In(std::string_view s) const { return s.substr(begin, end - begin); }
+  bool operator==(const ByteRange&) const = default;
 };
 
 struct ChunkChoice {
@@ -137,6 +163,7 @@ struct ChunkChoice {
   ByteRange role;        // the whole `"role":"..."` member of delta with one adjacent comma
   bool tool_calls = false;  // delta.tool_calls (or the legacy function_call) with a value
   bool finished = false;    // finish_reason not null
+  bool operator==(const ChunkChoice&) const = default;
 };
 
 struct ChunkInfo {
@@ -154,11 +181,18 @@ struct ChunkInfo {
   uint64_t completion_tokens = 0;
   // The chunk stream_options.include_usage adds at the end: no choices, only usage.
   bool UsageOnly() const { return has_usage && has_choices && num_choices == 0; }
+  bool operator==(const ChunkInfo&) const = default;  // ParseChunk against ParseChunkFull
 };
 
 // Parses a chunk's JSON payload. False when it is not a JSON object (ChunkInfo then says
-// only that). Never allocates beyond the thread's reused reader stack.
+// only that). Never allocates beyond the thread's reused reader stack. The ordinary chunk
+// is read by a hand-written reader; whatever it is not sure of goes to ParseChunkFull.
 bool ParseChunk(std::string_view json, ChunkInfo* out);
+// ParseChunk's two halves. Fast: the hand-written reader; true when it was sure (a JSON
+// object it reads exactly as RapidJSON would), false when the chunk needs the full
+// parse. Full: RapidJSON's SAX reader, the reference (tests and the fuzzer compare them).
+bool ParseChunkFast(std::string_view json, ChunkInfo* out);
+bool ParseChunkFull(std::string_view json, ChunkInfo* out);
 
 // True when s holds only JSON whitespace from pos on: a document parsed with
 // kParseStopWhenDoneFlag is whole only then (ParseChunk and ScanRequest both ask).

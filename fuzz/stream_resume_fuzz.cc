@@ -31,6 +31,13 @@ bool JsonObject(std::string_view s) {
   return !d.HasParseError() && d.IsObject();
 }
 
+// ParseChunk's own reader and RapidJSON's (ParseChunkFull) must agree on every payload.
+void SameAsFullParse(std::string_view json) {
+  llmgw::dataplane::ChunkInfo a, b;
+  bool x = llmgw::dataplane::ParseChunk(json, &a), y = llmgw::dataplane::ParseChunkFull(json, &b);
+  if (x != y || !(a == b)) std::abort();
+}
+
 // Feeds `stream` cut at 0xFF bytes; emitted bytes go to *out; `rewritten` checks events
 // that came out of the scratch buffer (llmgw's own bytes).
 void Feed(llmgw::dataplane::StreamFilter* f, std::string_view stream, std::string* scratch, std::string* out) {
@@ -51,6 +58,14 @@ void Feed(llmgw::dataplane::StreamFilter* f, std::string_view stream, std::strin
       }
       out->append(b);
     });
+  }
+  // Every event's payload (and the whole stream) read both ways.
+  SameAsFullParse(stream);
+  for (size_t pos = 0; (pos = stream.find("data:", pos)) != std::string_view::npos; pos += 5) {
+    size_t eol = stream.find('\n', pos);
+    std::string_view d = stream.substr(pos + 5, eol == std::string_view::npos ? std::string_view::npos : eol - pos - 5);
+    if (!d.empty() && d.front() == ' ') d.remove_prefix(1);
+    SameAsFullParse(d);
   }
 }
 

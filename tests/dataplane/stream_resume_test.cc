@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -222,6 +223,107 @@ TEST(ParseChunkTest, RoleAsTheOnlyOrLastMemberTakesTheCommaBefore) {
   ASSERT_TRUE(ParseChunk(j, &c));
   cut = j.substr(0, c.choices[0].role.begin) + j.substr(c.choices[0].role.end);
   EXPECT_EQ(cut, "{\"choices\":[{\"index\":0,\"delta\":{}}]}");
+}
+
+// ParseChunk reads ordinary chunks with its own reader and leaves the rest to RapidJSON
+// (ParseChunkFull): both must say the same of every input, down to each byte range.
+std::string Describe(const ChunkInfo& c) {
+  auto r = [](ByteRange b) { return std::to_string(b.begin) + "-" + std::to_string(b.end); };
+  std::string s = "obj" + std::to_string(c.json_object) + " err" + std::to_string(c.error) + "/" +
+                  std::to_string(c.error_code) + " id" + r(c.id) + " cr" + r(c.created) + " mo" + r(c.model) +
+                  " hc" + std::to_string(c.has_choices) + " n" + std::to_string(c.num_choices) + " hu" +
+                  std::to_string(c.has_usage) + " u" + r(c.usage) + " p" + std::to_string(c.prompt_tokens) + " c" +
+                  std::to_string(c.completion_tokens);
+  for (int i = 0; i < std::min(c.num_choices, ChunkInfo::kMaxChoices); ++i) {
+    const ChunkChoice& ch = c.choices[i];
+    s += " [" + std::to_string(ch.index) + " t" + r(ch.text) + std::to_string(ch.has_text) + " r" + r(ch.role) +
+         " tc" + std::to_string(ch.tool_calls) + " f" + std::to_string(ch.finished) + "]";
+  }
+  return s;
+}
+
+TEST(ParseChunkTest, AgreesWithTheFullParserOnEveryShape) {
+  std::vector<std::string> cases = {
+      ChatChunk("chatcmpl-1", "hello", true),
+      ChatChunk("chatcmpl-1", " w\\n\\\"q\\\" \\u00e9 \\ud83d\\ude00 \\/", false, true, "m2", 1),
+      UsageChunk("x", 10, 7),
+      "{\"id\":\"cmpl-1\",\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":2,\"text\":\" w\","
+      "\"finish_reason\":\"length\"}]}",
+      "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+      "{\"arguments\":\"{\\\"a\"}}]},\"finish_reason\":null}]}",
+      "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"function_call\":{\"name\":\"f\"}}}]}",
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\" , \"role\":\"assistant\"}}]}",
+      "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}",
+      "{\"error\":{\"message\":\"boom\",\"code\":500}}",
+      "{\"error\":{\"message\":\"boom\",\"code\":\"429\"}}",
+      "{\"error\":{\"message\":\"boom\",\"code\":\"4\\u0032\"}}",
+      "{\"object\":\"error\",\"message\":\"x\",\"code\":503}",
+      "{\"object\":\"\\u0065rror\",\"message\":\"x\",\"code\":503}",
+      "{\"id\":\"x\",\"error\":null,\"choices\":[]}",
+      "{\"id\":\"x\",\"error\":false}",
+      "{\"id\":\"x\",\"error\":[1]}",
+      "{\"id\":\"x\",\"created\":-3,\"usage\":null,\"choices\":[{\"index\":-1,\"logprobs\":{\"content\":[{\"logprob\":"
+      "-0.0123,\"bytes\":[72,105]}]},\"delta\":{\"content\":\"a\"}}]}",
+      "{\"created\":1.5e3}",
+      "{\"created\":123456789012345678901234}",
+      "{\"created\":18446744073709551615,\"usage\":{\"prompt_tokens\":9223372036854775808}}",
+      "{\"created\":01}",
+      "{\"created\":-}",
+      "{\"created\":1.}",
+      "{\"k\\u0065y\":1,\"id\":\"a\"}",
+      "{\"id\":\"a\\ud800\"}",
+      "{\"id\":\"a\\udc00\"}",
+      "{\"id\":\"a\\x\"}",
+      "{\"id\":\"a\tb\"}",
+      std::string("{\"id\":\"a\0b\"}", 12),
+      "{\"id\":\"a\"} \r\n",
+      "{\"id\":\"a\"} x",
+      "{\"id\":\"a\",}",
+      "{\"id\":\"a\" \"b\":1}",
+      "{\"a\":[1,2,]}",
+      "{\"a\":tru}",
+      "{\"a\":nul}",
+      "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]}",
+      "  {\"id\" : \"a\" , \"choices\" : [ { \"index\" : 0 , \"delta\" : { \"role\" : \"assistant\" } } ] }  ",
+      "[1,2]",
+      "\"s\"",
+      "",
+      "{",
+      "{\"id\":\"a\"",
+      "{\"id\":\"a",
+      "{\"choices\":[{},{},{},{},{},{},{},{},{},{\"index\":9,\"text\":\"z\"}]}",
+  };
+  // The shapes backends send on every token are read by the fast reader itself.
+  const std::vector<std::string> everyday = {
+      ChatChunk("chatcmpl-1", "hello", true),
+      ChatChunk("chatcmpl-1", " w\\n\\\"q\\\" \\u00e9 \\/", false, true, "m2"),
+      UsageChunk("x", 10, 7),
+      "{\"id\":\"cmpl-1\",\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\" w\","
+      "\"finish_reason\":\"length\"}]}",
+      "{\"id\":\"x\",\"usage\":null,\"choices\":[{\"index\":0,\"logprobs\":{\"content\":[{\"logprob\":-0.0123}]},"
+      "\"delta\":{\"content\":\"a\"}}]}",
+      " { \"id\" : \"a\" , \"choices\" : [ { \"index\" : 0 , \"delta\" : { \"role\" : \"assistant\" } } ] } \r",
+  };
+  for (const std::string& j : everyday) {
+    ChunkInfo fast, full;
+    EXPECT_TRUE(ParseChunkFast(j, &fast)) << j;
+    ASSERT_TRUE(ParseChunkFull(j, &full)) << j;
+    EXPECT_TRUE(fast == full) << j << "\n" << Describe(fast) << "\n" << Describe(full);
+  }
+  cases.insert(cases.end(), everyday.begin(), everyday.end());
+  for (const std::string& j : cases) {
+    ChunkInfo fast, full;
+    bool a = ParseChunk(j, &fast);
+    bool b = ParseChunkFull(j, &full);
+    EXPECT_EQ(a, b) << j;
+    EXPECT_TRUE(fast == full) << j << "\n" << Describe(fast) << "\n" << Describe(full);
+    // Every prefix, too (a reader cut short must never claim a chunk).
+    for (size_t n = 0; n < j.size(); ++n) {
+      std::string_view p(j.data(), n);
+      EXPECT_EQ(ParseChunk(p, &fast), ParseChunkFull(p, &full)) << p;
+      EXPECT_TRUE(fast == full) << p << "\n" << Describe(fast) << "\n" << Describe(full);
+    }
+  }
 }
 
 // --- StreamResumeState ---
