@@ -300,6 +300,16 @@ class FastChunkReader {
       : b_(json.data()), p_(json.data()), e_(json.data() + json.size()) {}
   size_t Tell() const { return static_cast<size_t>(p_ - b_); }
 
+  // One JSON string whose opening quote is at `at` (ChunkShapeMemo's text): true when it
+  // is one this reader accepts; Tell() is then just past its closing quote.
+  bool StringAt(size_t at) {
+    p_ = b_ + at;
+    const char* s;
+    size_t len;
+    bool esc;
+    return p_ < e_ && *p_ == '"' && Str(&s, &len, &esc);
+  }
+
   // The root value, then stops (as kParseStopWhenDoneFlag); the caller checks what follows.
   template <typename H>
   Result Parse(H& h) {
@@ -497,6 +507,48 @@ class FastChunkReader {
 };
 
 }  // namespace
+
+// --- ChunkShapeMemo ---
+
+bool ChunkShapeMemo::Parse(std::string_view json, ChunkInfo* out) {
+  const size_t n = json.size();
+  if (valid_ && n >= size_t{plen_} + slen_ && std::memcmp(json.data(), prefix_, plen_) == 0 &&
+      std::memcmp(json.data() + n - slen_, suffix_, slen_) == 0) {
+    // The text is a JSON string from the prefix's opening quote to the suffix's '"'.
+    size_t text_end = n - slen_;
+    FastChunkReader fr(json.substr(0, text_end + 1));
+    if (fr.StringAt(plen_ - 1) && fr.Tell() == text_end + 1) {
+      *out = info_;
+      out->choices[0].text.end = static_cast<uint32_t>(text_end);
+      ++hits_;
+      return true;
+    }
+  }
+  if (!ParseChunkFast(json, out)) {
+    valid_ = false;
+    return ParseChunkFull(json, out);
+  }
+  Remember(json, *out);
+  return true;
+}
+
+void ChunkShapeMemo::Remember(std::string_view json, const ChunkInfo& info) {
+  valid_ = false;
+  if (info.num_choices != 1 || !info.choices[0].has_text) return;
+  const ChunkChoice& c = info.choices[0];
+  const uint32_t tb = c.text.begin, te = c.text.end;
+  // Every other range before the text: they stay where they are in the next chunk.
+  for (const ByteRange& r : {info.id, info.created, info.model, info.usage, c.role})
+    if (!r.empty() && r.end > tb) return;
+  if (tb == 0 || json[tb - 1] != '"' || te >= json.size() || json[te] != '"') return;
+  if (tb > kMaxPrefix || json.size() - te > kMaxSuffix) return;
+  plen_ = static_cast<uint16_t>(tb);
+  slen_ = static_cast<uint16_t>(json.size() - te);
+  std::memcpy(prefix_, json.data(), plen_);
+  std::memcpy(suffix_, json.data() + te, slen_);
+  info_ = info;
+  valid_ = true;
+}
 
 bool ParseChunk(std::string_view json, ChunkInfo* out) {
   return ParseChunkFast(json, out) || ParseChunkFull(json, out);

@@ -194,6 +194,33 @@ bool ParseChunk(std::string_view json, ChunkInfo* out);
 bool ParseChunkFast(std::string_view json, ChunkInfo* out);
 bool ParseChunkFull(std::string_view json, ChunkInfo* out);
 
+// The last chunk of a stream, remembered so that the next one can be read without a
+// parse when it differs only in its text — what a backend sends on nearly every token:
+// the same id, object, created, model, index, logprobs and finish_reason around a new
+// delta. A chunk equal to the remembered one before the text's first byte and after its
+// closing quote, with a valid JSON string in between, tokenises exactly like it, so its
+// ChunkInfo is the remembered one with the text's end moved (the memo only keeps chunks
+// with one choice whose every other range lies before the text). Anything else goes to
+// ParseChunk and, when it qualifies, becomes the remembered chunk. No allocation: the
+// bytes are kept in fixed arrays (a longer chunk is simply not remembered).
+class ChunkShapeMemo {
+ public:
+  static constexpr size_t kMaxPrefix = 320, kMaxSuffix = 192;
+  // Same result as ParseChunk(json, out).
+  bool Parse(std::string_view json, ChunkInfo* out);
+  void Clear() { valid_ = false; }
+  uint64_t hits() const { return hits_; }  // chunks read through the memo (tests)
+
+ private:
+  void Remember(std::string_view json, const ChunkInfo& info);
+  bool valid_ = false;
+  uint16_t plen_ = 0, slen_ = 0;  // prefix: up to the text's first byte; suffix: from its closing quote
+  char prefix_[kMaxPrefix];
+  char suffix_[kMaxSuffix];
+  ChunkInfo info_;
+  uint64_t hits_ = 0;
+};
+
 // True when s holds only JSON whitespace from pos on: a document parsed with
 // kParseStopWhenDoneFlag is whole only then (ParseChunk and ScanRequest both ask).
 inline bool OnlyJsonWhitespaceFrom(std::string_view s, size_t pos) {

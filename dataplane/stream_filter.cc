@@ -9,6 +9,7 @@ void StreamFilter::Begin(BufferPool* pool, const Options& o) {
   opts_ = o;
   pool_ = pool;
   splitter_.Begin(pool, kMaxEventBytes);
+  memo_.Clear();
   state_.Begin(pool, o.resume_max_bytes);
   state_.SetRequestedChoices(o.requested_choices);
   passthrough_ = false;

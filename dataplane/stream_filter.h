@@ -66,6 +66,7 @@ class StreamFilter {
   void AppendEnd(std::string* out) const;
 
   const StreamResumeState& state() const { return state_; }
+  const ChunkShapeMemo& memo() const { return memo_; }
   bool done() const { return done_; }
   bool passthrough() const { return passthrough_; }
   int64_t error_code() const { return error_code_; }  // of the last error event (0: none given)
@@ -77,6 +78,7 @@ class StreamFilter {
   Options opts_;
   BufferPool* pool_ = nullptr;
   SseEventSplitter splitter_;
+  ChunkShapeMemo memo_;  // most chunks differ from the one before only in their text
   StreamResumeState state_;
   bool passthrough_ = false;  // an event over kMaxEventBytes: bytes go on unsplit, no resume
   bool done_ = false;
@@ -135,7 +137,7 @@ StreamFilter::Result StreamFilter::OnPiece(std::string_view piece, std::string* 
       return as_is(ev);
     }
     ChunkInfo info;
-    if (v.data_lines > 1 || !ParseChunk(v.data, &info)) {
+    if (v.data_lines > 1 || !memo_.Parse(v.data, &info)) {
       state_.OnUnrecognised();
       return as_is(ev);
     }

@@ -31,11 +31,13 @@ bool JsonObject(std::string_view s) {
   return !d.HasParseError() && d.IsObject();
 }
 
-// ParseChunk's own reader and RapidJSON's (ParseChunkFull) must agree on every payload.
-void SameAsFullParse(std::string_view json) {
-  llmgw::dataplane::ChunkInfo a, b;
+// ParseChunk's own reader, a ChunkShapeMemo fed the payloads in order, and RapidJSON's
+// (ParseChunkFull) must agree on every payload.
+void SameAsFullParse(std::string_view json, llmgw::dataplane::ChunkShapeMemo* memo) {
+  llmgw::dataplane::ChunkInfo a, b, c;
   bool x = llmgw::dataplane::ParseChunk(json, &a), y = llmgw::dataplane::ParseChunkFull(json, &b);
-  if (x != y || !(a == b)) std::abort();
+  bool z = memo->Parse(json, &c);
+  if (x != y || !(a == b) || z != y || !(c == b)) std::abort();
 }
 
 // Feeds `stream` cut at 0xFF bytes; emitted bytes go to *out; `rewritten` checks events
@@ -60,12 +62,13 @@ void Feed(llmgw::dataplane::StreamFilter* f, std::string_view stream, std::strin
     });
   }
   // Every event's payload (and the whole stream) read both ways.
-  SameAsFullParse(stream);
+  llmgw::dataplane::ChunkShapeMemo memo;
+  SameAsFullParse(stream, &memo);
   for (size_t pos = 0; (pos = stream.find("data:", pos)) != std::string_view::npos; pos += 5) {
     size_t eol = stream.find('\n', pos);
     std::string_view d = stream.substr(pos + 5, eol == std::string_view::npos ? std::string_view::npos : eol - pos - 5);
     if (!d.empty() && d.front() == ' ') d.remove_prefix(1);
-    SameAsFullParse(d);
+    SameAsFullParse(d, &memo);
   }
 }
 

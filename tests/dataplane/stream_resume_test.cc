@@ -326,6 +326,49 @@ TEST(ParseChunkTest, AgreesWithTheFullParserOnEveryShape) {
   }
 }
 
+// ChunkShapeMemo reads a chunk that differs from the last only in its text without a
+// parse; whatever it returns must be what the full parser says, for every sequence.
+TEST(ChunkShapeMemoTest, SameAsTheFullParserAlongAStream) {
+  std::string cut_id = ChatChunk("chatcmpl-2", "x");
+  std::vector<std::string> seq = {
+      ChatChunk("chatcmpl-1", "", true),
+      ChatChunk("chatcmpl-1", "Once"),
+      ChatChunk("chatcmpl-1", " upon"),
+      ChatChunk("chatcmpl-1", ""),
+      ChatChunk("chatcmpl-1", " a \\\"time\\\" \\u00e9\\n"),
+      ChatChunk("chatcmpl-1", " bad \\ud800 surrogate"),   // unsure: RapidJSON decides
+      ChatChunk("chatcmpl-1", " bad \\q escape"),           // invalid
+      ChatChunk("chatcmpl-1", std::string(" raw \x01 ctl")),  // invalid
+      ChatChunk("chatcmpl-1", " quote\" inside"),            // invalid: the string ends early
+      ChatChunk("chatcmpl-1", " there"),
+      ChatChunk("chatcmpl-1", std::string(400, 'w')),
+      ChatChunk("chatcmpl-1", " was", false, true),
+      cut_id,
+      cut_id.substr(0, cut_id.size() - 1),  // cut short
+      ChatChunk("chatcmpl-1", " a"),
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"role\":\"assistant\"}}]}",  // role after the text
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"bb\",\"role\":\"assistant\"}}]}",
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],\"usage\":{\"prompt_tokens\":1}}",  // usage after
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"bbb\"}}],\"usage\":{\"prompt_tokens\":1}}",
+      "{\"choices\":[{\"index\":0,\"text\":\"a\"},{\"index\":1,\"text\":\"b\"}]}",  // two choices
+      "{\"choices\":[{\"index\":0,\"text\":\"c\"},{\"index\":1,\"text\":\"d\"}]}",
+      ChatChunk("chatcmpl-1", " end"),
+      ChatChunk("chatcmpl-1", " end") + " x",  // trailing bytes: not a chunk
+      UsageChunk("chatcmpl-1", 3, 9),
+  };
+  ChunkShapeMemo memo;
+  for (const std::string& j : seq) {
+    ChunkInfo a, b;
+    bool x = memo.Parse(j, &a), y = ParseChunkFull(j, &b);
+    EXPECT_EQ(x, y) << j;
+    EXPECT_TRUE(a == b) << j << "\n" << Describe(a) << "\n" << Describe(b);
+  }
+  // Read without a parse: " upon", "" and the escaped text (after "Once"), and the 400
+  // w's (after " there"); never a chunk after an invalid one, a changed id or finish,
+  // nor one shaped like those whose role, usage or second choice follows the text.
+  EXPECT_EQ(memo.hits(), 4u);
+}
+
 // --- StreamResumeState ---
 
 struct Fed {
