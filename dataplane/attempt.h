@@ -105,6 +105,7 @@ class Attempt {
   uint16_t orig_model() const { return orig_model_; }  // the model the client named
   bool rewrite() const { return rewrite_; }            // another model name goes upstream
   uint8_t attempts() const { return attempts_; }
+  std::span<const uint16_t> tried() const { return {tried_, tried_count_}; }  // backends picked so far
   int backend() const { return backend_; }             // the last backend started, -1: none
   uint64_t retry_at_ms() const { return retry_at_ms_; }
   bool failed() const { return last_error_.kind() != ErrorKind::kNone; }

@@ -37,8 +37,14 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     }
   });
   if (slot == routing::kNoBackend) {
-    // A stream's continuation with no backend left: the stream ends here.
-    if (c->rw.committed()) return ResumeImpossible(c, ResumeOutcome::kNoBackend, at.last_error());
+    if (c->rw.committed()) {
+      // A stream's continuation. Every backend it may still use busy (not broken): it
+      // waits in the admission queue for a free slot like a fresh request (within the
+      // queue's timeout; RejectOverloaded ends the stream if none frees). Else no backend
+      // is left and the stream ends here.
+      if (admission_ && router_.AllAtCapacity(at.orig_model(), local_, at.tried())) return Enqueue(c);
+      return ResumeImpossible(c, ResumeOutcome::kNoBackend, at.last_error());
+    }
     if (at.failed()) return SendFailure(c, at.last_error());
     // Every backend is busy (not broken): wait in the admission queue for a free slot.
     if (at.attempts() == 0 && admission_ && router_.AllAtCapacity(at.orig_model(), local_)) return Enqueue(c);
@@ -105,9 +111,11 @@ void WorkerImpl::Enqueue(ClientConn* c) {
 void WorkerImpl::RejectOverloaded(ClientConn* c) {
   c->log_flags |= kFlagLimited;
   stats_.AdmissionRejected(c->attempt.orig_model());
+  Error e(ErrorKind::kOverloaded, ErrorSide::kInternal, false, "every backend of this model is at capacity; retry later");
+  // A continuation that found no free slot in time: its stream ends with the error event.
+  if (c->rw.committed()) return ResumeImpossible(c, ResumeOutcome::kNoBackend, e);
   c->retry_after_s = admission_->RetryAfterSeconds();
-  SendFailure(c, Error(ErrorKind::kOverloaded, ErrorSide::kInternal, false,
-                       "every backend of this model is at capacity; retry later"));
+  SendFailure(c, e);
 }
 
 // A backend slot freed up: let the best waiter try again (one per freed slot).

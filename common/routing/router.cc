@@ -100,10 +100,12 @@ bool Router::Eligible(const shm::BackendEntry& b, const LocalLoad& l) const {
   return EstimatedInFlight(b, l) < b.max_concurrent;
 }
 
-bool Router::AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local) const {
+bool Router::AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local,
+                           std::span<const uint16_t> exclude) const {
   if (!snap_ || model_slot >= model_backends_.size()) return false;
   bool any_healthy = false;
   for (uint16_t s : model_backends_[model_slot]) {
+    if (std::find(exclude.begin(), exclude.end(), s) != exclude.end()) continue;
     const auto& b = snap_->backends[s];
     auto st = static_cast<BackendState>(b.state);
     if (st != BackendState::kHealthy && st != BackendState::kHalfOpen) continue;

@@ -77,8 +77,10 @@ class Router {
   bool Eligible(const shm::BackendEntry& b, const LocalLoad& l) const;
 
   // True when every backend of the model is eligible-but-full (so admission should queue)
-  // rather than ineligible (so the request should fail over or fail at once).
-  bool AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local) const;
+  // rather than ineligible (so the request should fail over or fail at once). Backends in
+  // `exclude` (a stream continuation's failed ones) do not count either way.
+  bool AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local,
+                     std::span<const uint16_t> exclude = {}) const;
 
  private:
   size_t CollectEligible(uint16_t model_slot, std::span<const LocalLoad> local,

@@ -203,6 +203,14 @@ TEST(EveryPolicyTest, SkipsIneligibleAndAnswersNoBackendAtOnce) {
     f.Publish();
     EXPECT_EQ(f.Pick(), kNoBackend);
     EXPECT_TRUE(f.router.AllAtCapacity(0, f.local)) << "backend 3 is full, not down";
+    // A continuation that already tried backend 3: nothing left to wait for.
+    const uint16_t tried3[] = {3};
+    EXPECT_FALSE(f.router.AllAtCapacity(0, f.local, tried3)) << "the only full backend was tried";
+    // Backend 4 back and free but tried (a continuation's failed backend): still at capacity.
+    f.SetState(4, BackendState::kHealthy);
+    f.Publish();
+    EXPECT_FALSE(f.router.AllAtCapacity(0, f.local)) << "backend 4 is free";
+    EXPECT_TRUE(f.router.AllAtCapacity(0, f.local, ex)) << "backend 4 was tried; 3 is full";
   }
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <thread>
 
 #include "common/resume_outcome.h"
 #include "tests/dataplane/harness.h"
@@ -275,6 +276,46 @@ TEST(StreamResumeTest, TheConnectionCarriesTheNextRequestAfterAStreamEndedByTheE
     EXPECT_FALSE(whole.error_event) << next.body;
     ::close(fd);
   }
+}
+
+// A continuation finds every other backend busy (max_concurrent 1, another stream on
+// it): it waits in the admission queue like a fresh request and continues once that
+// stream ends, instead of ending with no_backend. Two streams, one on each mock; the
+// one on `a` is reset after 5 chunks, whichever it is.
+TEST(StreamResumeTest, AContinuationWaitsForAFullBackendInTheAdmissionQueue) {
+  MockServer a({"--token-interval-ms", "2", "--output-tokens", "16"});
+  MockServer b({"--token-interval-ms", "25", "--output-tokens", "16"});
+  StreamSeen want = Read(Request(b.port(), Post("/v1/chat/completions", kChatUsage)).body);
+  ASSERT_TRUE(want.done);
+  ASSERT_TRUE(a.SetFaults(R"({"reset_mid_stream_after":5})"));
+  std::string yaml = "models:\n  - name: m1\n    policy: round_robin\n    backends:\n";
+  for (uint16_t p : {a.port(), b.port()})
+    yaml += "      - { url: \"http://127.0.0.1:" + std::to_string(p) + "\", max_concurrent: 1 }\n";
+  Gateway gw(yaml, kGatewayYaml + "  admission: { queue_size: 8, queue_timeout_ms: 5000 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  std::string got[2];
+  std::thread t0([&] { got[0] = RawAnswer(gw.port(), "/v1/chat/completions", kChatUsage, 8000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // one stream per backend
+  std::thread t1([&] { got[1] = RawAnswer(gw.port(), "/v1/chat/completions", kChatUsage, 8000); });
+  t0.join();
+  t1.join();
+  // One reset, or two when the first continuation found b still free.
+  EXPECT_GE(a.Stat("reset_mid_stream_total"), 1);
+  for (const std::string& raw : got) {
+    StreamSeen s = Read(raw);
+    EXPECT_TRUE(s.done) << raw;
+    EXPECT_FALSE(s.error_event) << raw;
+    EXPECT_EQ(s.text, want.text) << raw;
+    EXPECT_EQ(s.ids.size(), 1u) << raw;
+    EXPECT_EQ(s.roles, 1) << raw;
+  }
+  EXPECT_GE(Eventually([&] { return ResumeCount(gw, ResumeOutcome::kOk); }, 1), 1u);
+  EXPECT_EQ(ResumeCount(gw, ResumeOutcome::kNoBackend), 0u);
+  shm::StatsTotals t;
+  // `now` a second ahead, as GatewayTest's SumStatsNow (a heartbeat newer than our clock).
+  shm::SumStats(*gw.region(), 4, shm::NowUnixMs() + 1000, 10000, &t);
+  EXPECT_GE(t.admission_queued, 1u);  // a continuation waited
+  EXPECT_EQ(t.admission_rejected, 0u);
 }
 
 TEST(StreamResumeTest, ContinuationsFailingTooSpendTheRetryBudget) {
