@@ -195,6 +195,8 @@ Status WorkerImpl::StartTls(UpstreamConn* u, int slot, const shm::BackendEntry& 
   u->tls = true;
   u->tls_fingerprint = bu.tls_fingerprint;
   u->tls_out_len = u->tls_out_off = 0;
+  LOG_DEBUG("upstream TLS connection", {{"backend", std::string_view(be.id)},
+                                        {"cached_session", tls_ctx_.sessions()->Get(tls_ctx_.SessionKey(s)) ? "yes" : "no"}});
   return u->tls_session.Start(*ctx, name, tls_ctx_.sessions(), tls_ctx_.SessionKey(s));
 }
 
@@ -206,6 +208,8 @@ void WorkerImpl::TlsAdvance(UpstreamConn* u) {
   if (!hs.ok()) return TlsFailed(u, hs.error());
   if (hs.value() && u->tls_request_waits) {
     u->tls_request_waits = false;
+    LOG_DEBUG("upstream TLS handshake done", {{"backend", std::string_view(snap_->backends[u->slot].id)},
+                                              {"resumed", u->tls_session.resumed() ? "yes" : "no"}});
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
     Status st = TlsWriteRequest(u);
     if (!st.ok()) return TlsFailed(u, st.error());
