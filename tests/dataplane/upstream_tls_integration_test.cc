@@ -257,6 +257,37 @@ TEST_F(UpstreamTlsTest, AnthropicAnswersAreTranslatedWithUsageAndErrorsInOpenAiS
   EXPECT_NE(bad.body.find("\"message\""), std::string::npos) << bad.body;
 }
 
+TEST_F(UpstreamTlsTest, AnthropicOverloadIsRetriedElsewhereAndItsErrorsKeepTheirStatus) {
+  // 529 (overloaded) and 5xx from Anthropic fail over like any backend's.
+  MockServer busy({"--token-interval-ms", "0", "--provider", "anthropic", "--api-key", "ak"});
+  MockServer good({"--token-interval-ms", "0", "--provider", "anthropic", "--api-key", "ak"});
+  ASSERT_GT(busy.port(), 0);
+  ASSERT_GT(good.port(), 0);
+  ASSERT_TRUE(busy.SetFaults(R"({"error_rate":1,"error_status":529})"));
+  std::string key = KeyFile(pki_.dir(), "a.key", "ak");
+  auto backend = [&](uint16_t port) {
+    return "      - { url: \"http://127.0.0.1:" + std::to_string(port) + "\", provider: anthropic, api_key_file: \"" + key +
+           "\" }\n";
+  };
+  {
+    Gateway gw("models:\n  - name: m1\n    policy: round_robin\n    backends:\n" + backend(busy.port()) +
+                   backend(good.port()),
+               "  retries: { max: 2, backoff_ms: 1 }\n");
+    ASSERT_TRUE(gw.WaitReady());
+    for (int i = 0; i < 6; ++i) ExpectChatCompletion(Request(gw.port(), Post("/v1/chat/completions", kChat)));
+    EXPECT_GE(busy.Stat("http_requests_total"), 3);  // round robin: it was tried first for half of them
+  }
+  // Anthropic refusing the key: its 401 comes back as 401, in OpenAI's error shape.
+  std::string wrong = KeyFile(pki_.dir(), "w.key", "wrong");
+  Gateway gw("models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(good.port()) +
+             "\", provider: anthropic, api_key_file: \"" + wrong + "\" }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(r.body.rfind("{\"error\":{", 0), 0u) << r.body;
+  EXPECT_EQ(r.body.find("\"type\":\"error\""), std::string::npos) << "Anthropic's own shape reached the client: " << r.body;
+}
+
 TEST_F(UpstreamTlsTest, ClientAuthorizationNeverReachesABackendWithItsOwnKey) {
   TestUpstream up;
   std::string key = KeyFile(pki_.dir(), "v.key", "vllm-key");
