@@ -327,6 +327,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   std::vector<routing::LocalLoad> local_;
   UpstreamPool pool_;
   UpstreamTlsContexts tls_ctx_;  // per https backend slot; synced with each snapshot
+  std::string tls_gather_;       // a request's pieces gathered into one TLS record
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;

@@ -14,6 +14,7 @@
 #include "tests/dataplane/harness.h"
 #include "tests/dataplane/mock_server.h"
 #include "tests/tls/test_pki.h"
+#include "tests/tls/tls_http_server.h"
 
 namespace llmgw::testing {
 namespace {
@@ -168,6 +169,39 @@ TEST_F(UpstreamTlsTest, BadCertificateIsRefusedWithItsReasonAndFailsOver) {
   Response r = Request(named.port(), Post("/v1/chat/completions", kChat));
   EXPECT_EQ(r.status, 502) << r.body;
   EXPECT_NE(r.body.find("certificate verify failed"), std::string::npos) << r.body;
+}
+
+// tls.server_name is the SNI sent (and the name checked) for a URL that is an IP address;
+// a backend that requires a client certificate gets tls.client_cert_file, and refuses a
+// gateway that has none.
+TEST_F(UpstreamTlsTest, ServerNameIsSentAsSniAndClientCertificatesAreShown) {
+  const std::string answer = R"({"id":"x","object":"chat.completion","choices":[{"index":0,)"
+                             R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]})";
+  llmgw::test::TlsHttpServer server(
+      pki_.server_cert(), pki_.server_key(), [&](const std::string&) { return llmgw::test::TlsHttpServer::Answer{200, answer}; },
+      pki_.ca_cert());
+  ASSERT_TRUE(server.ok());
+  auto config = [&](const std::string& client) {
+    return "models:\n  - name: m1\n    backends:\n      - { url: \"https://127.0.0.1:" + std::to_string(server.port()) +
+           "\", tls: { ca_file: \"" + pki_.ca_cert() + "\", server_name: backend.test" + client + " } }\n";
+  };
+  {
+    Gateway gw(config(", client_cert_file: \"" + pki_.client_cert() + "\", client_key_file: \"" + pki_.client_key() +
+                      "\""),
+               "  retries: { max: 0 }\n");
+    ASSERT_TRUE(gw.WaitReady());
+    ExpectChatCompletion(Request(gw.port(), Post("/v1/chat/completions", kChat)));
+    ASSERT_EQ(server.server_names().size(), 1u);
+    EXPECT_EQ(server.server_names()[0], "backend.test");
+    EXPECT_EQ(server.heads()[0].rfind("POST /v1/chat/completions HTTP/1.1\r\n", 0), 0u) << server.heads()[0];
+  }
+  Gateway gw(config(""), "  retries: { max: 0 }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  Response r = Request(gw.port(), Post("/v1/chat/completions", kChat));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_NE(r.body.find("tls"), std::string::npos) << r.body;
+  EXPECT_EQ(server.heads().size(), 1u);  // the refused gateway's request was never read
+  EXPECT_GE(server.handshakes_failed(), 1);
 }
 
 TEST_F(UpstreamTlsTest, HttpsBackendIsNeverSentPlaintext) {
