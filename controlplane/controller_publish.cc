@@ -25,6 +25,10 @@ void Controller::Publish(uint64_t now) {
   }
   std::memcpy(s.models, base_->models, sizeof(shm::ModelEntry) * s.num_models);
   std::memcpy(s.backends, base_->backends, sizeof(shm::BackendEntry) * s.num_backends);
+  // What llmgw needs to reach each backend (provider key, TLS settings, upstream model):
+  // changes only with the config, like the keys. Without it llmgw saw no key and no TLS
+  // settings for any backend.
+  std::memcpy(s.upstreams, base_->upstreams, sizeof(shm::BackendUpstream) * s.num_backends);
   for (auto& [id, b] : backends_) {
     shm::BackendEntry& e = s.backends[b->slot];
     e.state = PublishedState(*b);

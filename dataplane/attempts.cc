@@ -63,11 +63,6 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
   c->first_byte_us = 0;
   c->attempt_start_us = NowUs();
 
-  // Until TLS and the providers are wired into the upstream path (issue 13), such a
-  // backend is never sent plaintext: the attempt fails over like a refused connect.
-  if (be.tls || be.provider != 0)
-    return UpstreamFailed(c, Error(ErrorKind::kConnectFailed, ErrorSide::kInternal, true,
-                                   "https and hosted-provider backends are not served by this llmgw yet"));
   bool reused;
   UpstreamConn* u = pool_.Take(slot, be, &reused);
   if (!u)
@@ -77,10 +72,24 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
   Bind(u);
   u->client = c;
   c->up = u;
-  BuildUpstreamRequest(c, u, be);
+  if (be.tls && !reused) {
+    // https: the handshake runs after the connect (upstream.cc); the request waits for it.
+    Status st = StartTls(u, slot, be);
+    if (!st.ok()) {
+      stats_.UpstreamError(slot, shm::UpstreamErr::kConnect);
+      return UpstreamFailed(c, st.error());
+    }
+    u->tls_request_waits = true;
+  }
+  Status built = BuildUpstreamRequest(c, u, be);
+  if (!built.ok()) return UpstreamFailed(c, built.error());
   u->codec.BeginResponse(this, &c->h->resp_headers, &c->relay);
   if (u->connected) {
     SetUpDeadline(c, 2, snap_->limits.first_byte_ms);
+    if (u->tls) {
+      Status st = TlsWriteRequest(u);
+      if (!st.ok()) return TlsFailed(u, st.error());
+    }
     ArmUpSend(u);
     // The response read is queued with the request: no loop turn between them.
     ArmUpRecv(u);
@@ -261,6 +270,7 @@ void WorkerImpl::ReleaseStreamBuffers(ClientConn* c) {
   c->filter_wanted = c->filtering = false;
   stream_pool_.Give(c->up_body);
   c->up_body = nullptr;
+  ReleaseTranslation(c);
 }
 
 // A chunked stream ended by the error event and its terminating chunk is a complete

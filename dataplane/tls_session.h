@@ -81,6 +81,13 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
+  // Back to the state of a new object (a pooled connection object serving another
+  // socket): the SSL freed as the destructor does, a healthy session left resumable.
+  void Reset();
+  bool started() const { return ssl_ != nullptr; }
+  // Plaintext or ciphertext already inside OpenSSL that Read() can still return.
+  bool HasBufferedInput() const;
+
   // Prepares a client handshake: SNI and the checked name are server_name (an IP address
   // is checked as one and sent without SNI); cache and cache_key (optional) offer and keep
   // resumable sessions. The first Handshake() produces the ClientHello.

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "dataplane/http_text.h"
+#include "dataplane/presented_key.h"
 
 namespace llmgw::dataplane {
 
@@ -21,8 +22,12 @@ void UpstreamCodec::WriteRequest(const Request& r) {
   std::string& h = head_;
   h.clear();
   h.append("POST ");
-  h.append(r.base_path);
-  h.append(r.api_path);
+  if (!r.target.empty()) {
+    h.append(r.target);
+  } else {
+    h.append(r.base_path);
+    h.append(r.api_path);
+  }
   h.append(" HTTP/1.1\r\nHost: ");
   h.append(r.host_header);
   h.append("\r\nContent-Length: ");
@@ -35,11 +40,25 @@ void UpstreamCodec::WriteRequest(const Request& r) {
     h.append(r.traceparent);
   }
   h.append("\r\nConnection: keep-alive\r\n");
+  h.append(r.auth_lines);
+  std::string_view lines = r.header_lines;
+  if (r.drop_client_credentials && !lines.empty()) {
+    // Copied into the head without the credential lines (the head's capacity stays with
+    // the pooled connection: no allocation once it has seen a head this long).
+    while (!lines.empty()) {
+      size_t eol = lines.find("\r\n");
+      std::string_view line = lines.substr(0, eol == std::string_view::npos ? lines.size() : eol + 2);
+      lines.remove_prefix(line.size());
+      size_t colon = line.find(':');
+      if (colon != std::string_view::npos && IsClientCredential(line.substr(0, colon))) continue;
+      h.append(line);
+    }
+  }
   // The client's own end-to-end headers follow from the request state, uncopied.
   size_t head_len = h.size();
   iov_cnt_ = 0;
   iov_[iov_cnt_++] = {h.data(), head_len};
-  if (!r.header_lines.empty()) iov_[iov_cnt_++] = {const_cast<char*>(r.header_lines.data()), r.header_lines.size()};
+  if (!lines.empty()) iov_[iov_cnt_++] = {const_cast<char*>(lines.data()), lines.size()};
   static const char kEndOfHead[] = "\r\n";
   iov_[iov_cnt_++] = {const_cast<char*>(kEndOfHead), 2};
   char* body = const_cast<char*>(r.body.data());

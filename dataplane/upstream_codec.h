@@ -29,6 +29,12 @@ class UpstreamCodec {
   struct Request {
     std::string_view base_path;     // the backend's URL path prefix
     std::string_view api_path;      // /v1/chat/completions, ...
+    std::string_view target;        // non-empty: the whole request target (a provider's
+                                    // path and query), instead of base_path + api_path
+    std::string_view auth_lines;    // the backend's credential headers, "Name: value\r\n" each
+    // The client's credential headers (Authorization, api-key, x-api-key) are left out of
+    // header_lines: a backend with credentials of its own never sees the client's.
+    bool drop_client_credentials = false;
     std::string_view host_header;
     std::string_view request_id;
     std::string_view traceparent;   // empty: none

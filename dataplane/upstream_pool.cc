@@ -77,6 +77,9 @@ void UpstreamPool::Close(UpstreamConn* u) {
     io_uring_submit(ring_);
   }
   ::close(u->fd);
+  // The SSL goes with the socket (a healthy session stays in the thread's cache for the
+  // next connection); a send still pending keeps tls_out, which lives with the object.
+  u->tls_session.Reset();
 }
 
 void UpstreamPool::Recycle(UpstreamConn* u) {
@@ -93,9 +96,11 @@ size_t UpstreamPool::PruneIdle(const shm::Snapshot& snap) {
     const bool present = slot < snap.num_backends &&
                          snap.backends[slot].state != static_cast<uint8_t>(shm::BackendState::kEmpty);
     const uint64_t key = present ? snap.backends[slot].key : 0;
+    // New TLS settings (CA, verification, client certificate) mean new connections.
+    const uint64_t tls_fp = present && snap.backends[slot].tls ? snap.upstreams[slot].tls_fingerprint : 0;
     size_t kept = 0;
     for (UpstreamConn* u : pool) {
-      if (present && u->backend_key == key) {
+      if (present && u->backend_key == key && u->tls_fingerprint == tls_fp) {
         pool[kept++] = u;
         continue;
       }

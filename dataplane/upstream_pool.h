@@ -73,7 +73,8 @@ class UpstreamPool {
   // Shutdown: every idle connection closed and recycled.
   void CloseIdle();
   // A new snapshot: idle connections to a backend it no longer has in their slot (removed
-  // by a reload, or the slot reused by another) are closed and recycled. Without this
+  // by a reload, or the slot reused by another), or made with TLS settings it changed,
+  // are closed and recycled. Without this
   // they stayed open for the life of the process: the next Take of the slot only closed
   // them if the slot was ever picked again. Returns how many were closed.
   size_t PruneIdle(const shm::Snapshot& snap);

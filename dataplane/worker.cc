@@ -160,6 +160,7 @@ void WorkerImpl::RefreshSnapshot() {
   session_limits_.max_body_bytes = snap_->limits.max_body_bytes ? snap_->limits.max_body_bytes
                                                                 : cfg_.gateway.max_body_bytes;
   router_.OnSnapshot(*snap_);
+  tls_ctx_.Sync(*snap_);  // new TLS settings: a new context (the old one lives on in its SSLs)
   pool_.PruneIdle(*snap_);
   stats_.SnapshotCopied(reader_.generation());
 }

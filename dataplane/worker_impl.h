@@ -34,6 +34,7 @@
 #include "dataplane/thread_stats.h"
 #include "dataplane/upstream_codec.h"
 #include "dataplane/upstream_pool.h"
+#include "dataplane/upstream_tls.h"
 #include "dataplane/worker.h"
 #include "dataplane/worker_internal.h"
 
@@ -51,6 +52,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
     for (ClientConn* c : free_clients_) delete c;
     for (RequestState* r : free_requests_) delete r;
     for (StreamFilter* f : free_filters_) delete f;
+    for (providers::AnthropicStreamTranslator* t : free_translators_) delete t;
   }
 
   Status Init();
@@ -195,7 +197,9 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
 
   void SetUpDeadline(ClientConn* c, uint8_t kind, uint32_t ms);
 
-  void BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be);
+  // The request for backend `be` into u's codec: the provider's path and credentials
+  // (common/providers), Anthropic's body translated. An error fails the attempt.
+  Status BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const shm::BackendEntry& be);
 
   void ArmUpSend(UpstreamConn* u);
 
@@ -210,6 +214,26 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   void ArmUpRecv(UpstreamConn* u);
 
   void OnUpRecv(UpstreamConn* u, int res);
+  // The upstream closed (res 0) or its read failed: a close-delimited end, a stale pooled
+  // connection, or a failure.
+  void OnUpClosed(UpstreamConn* u, ClientConn* c, int res);
+  // Answer bytes through the codec; false when that ended the attempt.
+  bool ParseUp(UpstreamConn* u, ClientConn* c, const char* p, size_t n);
+  // After a read: release when complete, relay to the client, or read on.
+  void AfterUpParse(UpstreamConn* u, ClientConn* c);
+
+  // ------------------------------------------------------------------ https upstreams (upstream.cc)
+  // A new connection to https backend `slot` gets its TlsSession (SNI, verification,
+  // resumption from the thread's cache).
+  Status StartTls(UpstreamConn* u, int slot, const shm::BackendEntry& be);
+  // Handshake step; when done, the waiting request is encrypted and sent.
+  void TlsAdvance(UpstreamConn* u);
+  Status TlsWriteRequest(UpstreamConn* u);
+  // Sends the session's pending ciphertext (one send at a time).
+  void TlsFlush(UpstreamConn* u);
+  // A TLS failure: a refused certificate or failed handshake is a connect failure.
+  void TlsFailed(UpstreamConn* u, const Error& e);
+  void OnUpTlsRecv(UpstreamConn* u, ClientConn* c, size_t n);
 
   // ------------------------------------------------------------------ UpstreamCodec::Handler
   // What a connection's codec parsed (upstream_codec.h); owner() is the UpstreamConn.
@@ -219,6 +243,16 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   void OnResponseComplete(UpstreamCodec* codec) override;
   // The answer ended cleanly but its stream did not (an error event, no [DONE]).
   void StreamBroke(ClientConn* c, UpstreamConn* u);
+  // A body piece on its way to the client (SSE accounting, StreamFilter, framing).
+  void RelayBody(ClientConn* c, const char* at, size_t n);
+  // Anthropic (providers that translate): a streamed answer through a translator from the
+  // stock, a whole one collected and translated at its end (errors in OpenAI's shape).
+  static constexpr size_t kMaxTranslatedAnswer = 8u << 20;
+  static constexpr size_t kTranslatedSliceOut = 64 * 1024;
+  void BeginTranslatedStream(ClientConn* c);
+  void TranslateBody(ClientConn* c, const char* at, size_t n);
+  void FinishTranslatedAnswer(ClientConn* c);
+  void ReleaseTranslation(ClientConn* c);
 
 
   // Detaches the client's upstream: back to the pool when reusable, else closed.
@@ -292,6 +326,8 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   routing::Router router_;
   std::vector<routing::LocalLoad> local_;
   UpstreamPool pool_;
+  UpstreamTlsContexts tls_ctx_;  // per https backend slot; synced with each snapshot
+  std::string tls_gather_;       // a request's pieces gathered into one TLS record
   std::vector<ClientConn*> clients_;
   std::vector<ClientConn*> free_clients_;
   std::vector<RequestState*> free_requests_;
@@ -303,6 +339,11 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   BufferPool stream_pool_;      // StreamFilter's and the upstream bodies' buffers
   std::vector<StreamFilter*> free_filters_;  // StreamFilters between streams
   std::string filter_scratch_;  // rewritten events on their way to the client
+  // Anthropic translation: stream translators between streams, and grow-only buffers
+  // (translated answers, RapidJSON's parse memory).
+  std::vector<providers::AnthropicStreamTranslator*> free_translators_;
+  std::string xlate_out_;
+  std::string xlate_scratch_;
   Rng rng_{0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(::getpid()) << 16) ^ ClockUs()};
 };
 

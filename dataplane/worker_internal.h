@@ -9,9 +9,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "common/error.h"
+#include "common/providers/anthropic_translate.h"
 #include "common/routing/prefix.h"
 #include "common/shm_layout.h"
 #include "dataplane/access_log.h"
@@ -21,6 +23,7 @@
 #include "dataplane/response_writer.h"
 #include "dataplane/small_str.h"
 #include "dataplane/timer_wheel.h"
+#include "dataplane/tls_session.h"
 #include "dataplane/trace_context.h"
 #include "dataplane/upstream_codec.h"
 #include "dataplane/sse_relay.h"
@@ -34,6 +37,7 @@ constexpr uint32_t kRecvBufCount = 1024;  // power of two
 constexpr uint32_t kRecvBufSize = 4096;
 constexpr uint16_t kRecvBufGroup = 1;
 constexpr size_t kUpstreamInCap = 16384; // one upstream read; relayed before the next
+constexpr size_t kTlsOutCap = 16384;     // ciphertext of an https upstream, one send
 constexpr uint32_t kRingEntries = 4096;
 constexpr uint32_t kCqEntries = 16384;
 constexpr uint32_t kMaxIdlePerBackend = 64;
@@ -100,6 +104,16 @@ struct UpstreamConn : Conn {
   msghdr msg{};
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
+  // https backends (docs/DATAPLANE.md "Upstream TLS"): the session lives with the pooled
+  // connection, so a reused one skips the handshake. The ring moves ciphertext: recvs
+  // land in `in` and are fed to the session (then `in` takes the plaintext), sends go out
+  // of tls_out, allocated the first time this object serves https and kept with it.
+  bool tls = false;
+  bool tls_request_waits = false;  // the request is encrypted once the handshake is done
+  uint64_t tls_fingerprint = 0;    // the TLS settings the session was made with
+  TlsSession tls_session;
+  std::unique_ptr<char[]> tls_out;
+  size_t tls_out_len = 0, tls_out_off = 0;
   // A recycled object for a new socket: every field as new, the head's capacity kept.
   void ResetForReuse() {
     fd = -1;
@@ -107,6 +121,10 @@ struct UpstreamConn : Conn {
     closed = false;
     client = nullptr;
     connected = reused = recv_armed = send_armed = false;
+    tls = tls_request_waits = false;
+    tls_fingerprint = 0;
+    tls_session.Reset();
+    tls_out_len = tls_out_off = 0;
     codec.Reset();
   }
 };
@@ -174,6 +192,17 @@ struct ClientConn : Conn {
   // Taken from the worker's stock while a stream needs it: an idle connection holds none.
   StreamFilter* filter = nullptr;
   std::string* up_body = nullptr;  // the body sent upstream when it is not the client's
+
+  // --- a backend whose provider translates (Anthropic, docs/DATAPLANE.md "Hosted
+  // providers"): the request body in its shape, the answer translated back; pooled
+  // buffers and a translator from the worker's stock while the request holds them ---
+  bool xlate = false;             // this attempt's backend translates
+  bool xlate_stream = false;      // ... and the answer is streamed
+  bool xlate_buffering = false;   // a whole (non-streamed) answer is collected in xlate_answer
+  int xlate_status = 0;           // its status
+  std::string* xlate_body = nullptr;    // the translated request
+  std::string* xlate_answer = nullptr;  // the collected answer
+  providers::AnthropicStreamTranslator* translator = nullptr;
 
   // --- tracing and the access log's per-attempt notes (span_recorder.h, access_log.h) ---
   TraceContext trace;             // begun for API requests when tracing is on

@@ -38,7 +38,7 @@ $servers    keepalive 256;
   server {
     listen 127.0.0.1:$port reuseport;
     location / {
-      proxy_pass http://backends;
+      proxy_pass ${NGINX_UPSTREAM_SCHEME:-http}://backends;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
@@ -106,7 +106,8 @@ write_gateway_config() {
     for u in "$@"; do
       w=1
       case $u in *:*) w=${u#*:}; u=${u%%:*} ;; esac
-      echo "      - { id: b$i, url: \"http://127.0.0.1:$u\", max_concurrent: ${GW_MAX_CONCURRENT:-100000}, weight: $w }"
+      # GW_BACKEND_SCHEME=https and GW_BACKEND_EXTRA (say, "tls: { ca_file: ... }") for TLS backends.
+      echo "      - { id: b$i, url: \"${GW_BACKEND_SCHEME:-http}://127.0.0.1:$u\", max_concurrent: ${GW_MAX_CONCURRENT:-100000}, weight: $w${GW_BACKEND_EXTRA:+, $GW_BACKEND_EXTRA} }"
       i=$((i + 1))
     done
   } >"$file"

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "bench/mock/mock_server_internal.h"
+#include "bench/mock/mock_tls.h"
 
 namespace llmgw::mock::internal {
 
@@ -32,6 +33,8 @@ void Server::HandleStats(Conn* c) {
   kv("connections_total", connections_total_);
   kv("connections_open", connections_open_);
   kv("connections_refused", connections_refused_);
+  kv("tls_handshakes_total", TlsHandshakes());
+  kv("tls_resumed_total", TlsResumed());
   kv("http_requests_total", http_requests_total_);
   kv("requests_total", requests_total_);
   kv("completed_total", completed_total_);

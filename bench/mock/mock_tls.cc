@@ -12,10 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 namespace llmgw::mock {
 namespace {
+
+std::atomic<uint64_t> g_handshakes{0}, g_resumed{0};
 
 bool WriteAll(int fd, const char* p, size_t n) {
   while (n > 0) {
@@ -34,6 +37,8 @@ void Pump(SSL_CTX* ctx, int client, uint16_t inner_port) {
   SSL_set_fd(ssl, client);
   int inner = -1;
   if (SSL_accept(ssl) == 1) {
+    g_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (SSL_session_reused(ssl)) g_resumed.fetch_add(1, std::memory_order_relaxed);
     timeval none{0, 0};
     setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
     inner = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -70,6 +75,9 @@ void Pump(SSL_CTX* ctx, int client, uint16_t inner_port) {
 }
 
 }  // namespace
+
+uint64_t TlsHandshakes() { return g_handshakes.load(std::memory_order_relaxed); }
+uint64_t TlsResumed() { return g_resumed.load(std::memory_order_relaxed); }
 
 bool StartTlsFront(const std::string& cert, const std::string& key, int public_fd, uint16_t inner_port,
                    std::string* err) {

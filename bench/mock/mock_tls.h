@@ -14,4 +14,9 @@ namespace llmgw::mock {
 bool StartTlsFront(const std::string& cert, const std::string& key, int public_fd, uint16_t inner_port,
                    std::string* err);
 
+// Completed handshakes, and those that resumed a session (GET /mock/stats reports both:
+// tests and the TLS benchmark count how often a client pays a full handshake).
+uint64_t TlsHandshakes();
+uint64_t TlsResumed();
+
 }  // namespace llmgw::mock

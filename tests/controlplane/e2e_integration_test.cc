@@ -12,6 +12,7 @@
 
 #include "common/shm.h"
 #include "e2e_process.h"
+#include "tests/tls/test_pki.h"
 
 namespace llmgw::e2e {
 namespace {
@@ -116,6 +117,58 @@ class E2eTest : public ::testing::Test {
   std::unique_ptr<Proc> cd_, gw_;
   std::unique_ptr<pb::Admin::Stub> stub_;
 };
+
+// Issue 13 through llmcd: the snapshot llmcd publishes carries each backend's key and TLS
+// settings (the BackendUpstream table), so llmgw reaches an https backend of a hosted
+// provider with its key. (llmcd's Publish copied the backend entries but not that table:
+// llmgw saw no TLS context and no key, and answered 502 "tls: no TLS context".)
+TEST_F(E2eTest, HttpsHostedBackendGetsItsTlsSettingsAndKeyFromLlmcd) {
+  llmgw::test::TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  mocks_.push_back(std::make_unique<Proc>(
+      std::vector<std::string>{LLMGW_MOCK_BIN, "--listen", "127.0.0.1:0", "--model", "m", "--token-interval-ms", "0",
+                               "--output-tokens", "4", "--provider", "openai", "--api-key", "sk-e2e", "--tls",
+                               pki.server_cert(), pki.server_key()},
+      dir_ + "/mock.log", true));
+  ASSERT_GT(mocks_.back()->port(), 0);
+  WriteFileAtomically(dir_ + "/openai.key", "sk-e2e\n");
+  std::string y = Config({}) + "      - { id: b0, url: \"https://127.0.0.1:" + std::to_string(mocks_.back()->port()) +
+                  "\", provider: openai, api_key_file: openai.key, tls: { ca_file: \"" + pki.ca_cert() + "\" } }\n";
+  WriteFileAtomically(config_, y);
+  ASSERT_TRUE(StartAll(1)) << Logs();
+  EXPECT_EQ(Sequential(5), 5) << Logs();
+  std::remove((dir_ + "/openai.key").c_str());
+}
+
+// A provider key rotated under load: the key file is rewritten and llmcd reloaded
+// (SIGHUP); llmgw sends the new key from the next snapshot on. The mock accepts only
+// "sk-1": rotating to "sk-2" makes the provider refuse llmgw's requests (the client sees
+// its 401), rotating back makes them succeed again, both while a load runs.
+TEST_F(E2eTest, RotatedProviderKeyFileIsUsedAfterAReloadUnderLoad) {
+  mocks_.push_back(std::make_unique<Proc>(
+      std::vector<std::string>{LLMGW_MOCK_BIN, "--listen", "127.0.0.1:0", "--model", "m", "--token-interval-ms", "0",
+                               "--output-tokens", "4", "--provider", "openai", "--api-key", "sk-1"},
+      dir_ + "/mock.log", true));
+  ASSERT_GT(mocks_.back()->port(), 0);
+  const std::string key = dir_ + "/openai.key";
+  WriteFileAtomically(key, "sk-1\n");
+  WriteFileAtomically(config_, Config({}) + "      - { id: b0, url: \"" + mocks_.back()->url() +
+                                   "\", provider: openai, api_key_file: openai.key }\n");
+  ASSERT_TRUE(StartAll(1)) << Logs();
+  Load load(gw_->port(), 2);
+  ASSERT_TRUE(load.WaitMore(20, 10000)) << load.failures() << Logs();
+  auto status = [&] { return HttpCall(gw_->port(), "POST", "/v1/chat/completions", kChatBody, 5000).status; };
+  EXPECT_EQ(status(), 200);
+  WriteFileAtomically(key, "sk-2\n");
+  ::kill(cd_->pid(), SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return status() == 401; }, 5000)) << "llmgw still sends the old key\n" << Logs();
+  WriteFileAtomically(key, "sk-1\n");
+  ::kill(cd_->pid(), SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return status() == 200; }, 5000)) << "llmgw does not send the restored key\n" << Logs();
+  load.Stop();
+  EXPECT_GE(Status().config_reloads(), 2u);
+  std::remove(key.c_str());
+}
 
 TEST_F(E2eTest, KilledMockIsUnhealthyWithinTwoIntervalsAndClientsSeeNoErrors) {
   Proc* a = StartMock();

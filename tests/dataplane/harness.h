@@ -431,12 +431,7 @@ class Gateway {
     FILE* f = std::fopen(path_.c_str(), "w");
     std::fputs(yaml_.c_str(), f);
     std::fclose(f);
-    auto cr = ParseConfig(yaml_, path_);
-    if (!cr.ok()) {
-      std::fprintf(stderr, "bad test config: %s\n", cr.ErrorText().c_str());
-      return;
-    }
-    cfg_ = cr.config;
+    if (!Parse()) return;
     auto obj = shm::ShmObject::Open(cfg_.ShmName());
     if (!obj.ok()) {
       std::fprintf(stderr, "shm open failed: %s\n", obj.error().message());
@@ -471,6 +466,13 @@ class Gateway {
   void Publish() {
     auto snap = BuildSnap();
     PublishBuilt(snap.get());
+  }
+  // What llmcd does on a reload: the config parsed again, backend key files read again
+  // (ResolveBackendKeys), the snapshot published.
+  bool Reload() {
+    if (!Parse()) return false;
+    Publish();
+    return true;
   }
   void Start() { pid_ = Spawn(&port_); }
   // Starts another llmgw on the same config file (say, the new binary of an upgrade) and
@@ -534,6 +536,16 @@ class Gateway {
     return kb;
   }
   shm::ShmRegion* region() { return shm_->region(); }
+  bool Parse() {
+    auto cr = ParseConfig(yaml_, path_);
+    if (cr.ok()) ResolveBackendKeys(&cr.config, &cr.errors);  // as llmcd does (api_key_file / api_key_env)
+    if (!cr.ok()) {
+      std::fprintf(stderr, "bad test config: %s\n", cr.ErrorText().c_str());
+      return false;
+    }
+    cfg_ = cr.config;
+    return true;
+  }
   const Config& config() const { return cfg_; }
   bool WaitReady(int timeout_ms = 3000) {
     uint64_t end = MonoMs() + static_cast<uint64_t>(timeout_ms);

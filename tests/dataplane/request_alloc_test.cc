@@ -6,6 +6,8 @@
 // scripted upstreams on threads, the client on the test thread, all on loopback.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -27,6 +30,7 @@
 #include "common/shm.h"
 #include "common/snapshot_builder.h"
 #include "dataplane/worker.h"
+#include "tests/tls/test_pki.h"
 
 // Our operator new/delete pair malloc/free; GCC cannot see that through the inlined
 // std::allocator and would warn about a mismatch that is not there.
@@ -52,6 +56,33 @@ void* operator new(size_t n) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
 
+// OpenSSL allocates with malloc, not operator new: its allocations on the worker's thread
+// are counted too (installed before OpenSSL allocates anything). OpenSSL 3's record writer
+// mallocs a 40-byte WPACKET sub-packet per record it writes (crypto/packet.c) whatever
+// the caller does; those are counted apart, every other OpenSSL allocation with ours.
+std::atomic<size_t> g_ssl_packet_allocs{0};
+namespace {
+bool CountedHere() {
+  return g_armed.load(std::memory_order_relaxed) && g_have_worker.load(std::memory_order_acquire) &&
+         pthread_equal(pthread_self(), g_worker);
+}
+void CountSsl(const char* file) {
+  if (!CountedHere()) return;
+  if (file && std::strstr(file, "crypto/packet.c")) g_ssl_packet_allocs.fetch_add(1, std::memory_order_relaxed);
+  else g_allocs.fetch_add(1, std::memory_order_relaxed);
+}
+void* SslMalloc(size_t n, const char* file, int) {
+  CountSsl(file);
+  return std::malloc(n);
+}
+void* SslRealloc(void* p, size_t n, const char* file, int) {
+  CountSsl(file);
+  return std::realloc(p, n);
+}
+void SslFree(void* p, const char*, int) { std::free(p); }
+const bool g_ssl_counted = CRYPTO_set_mem_functions(SslMalloc, SslRealloc, SslFree) == 1;
+}  // namespace
+
 namespace llmgw::dataplane {
 namespace {
 
@@ -69,8 +100,24 @@ int Listen(uint16_t* port) {
   return fd;
 }
 
+// A connection's byte stream: the socket, or TLS over it (the https upstream).
+struct Io {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  ssize_t Recv(char* p, size_t n) {
+    if (!ssl) return ::recv(fd, p, n, 0);
+    int r = SSL_read(ssl, p, static_cast<int>(n));
+    return r > 0 ? r : -1;
+  }
+  ssize_t Send(const std::string& s) {
+    if (!ssl) return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    int r = SSL_write(ssl, s.data(), static_cast<int>(s.size()));
+    return r > 0 ? r : -1;
+  }
+};
+
 // Reads one HTTP message head (and a Content-Length body) from fd into *msg.
-bool ReadRequest(int fd, std::string* buf, std::string* msg) {
+bool ReadRequest(Io* io, std::string* buf, std::string* msg) {
   char tmp[8192];
   while (true) {
     size_t he = buf->find("\r\n\r\n");
@@ -84,7 +131,7 @@ bool ReadRequest(int fd, std::string* buf, std::string* msg) {
         return true;
       }
     }
-    ssize_t n = ::recv(fd, tmp, sizeof(tmp), 0);
+    ssize_t n = io->Recv(tmp, sizeof(tmp));
     if (n <= 0) return false;
     buf->append(tmp, static_cast<size_t>(n));
   }
@@ -94,7 +141,8 @@ bool ReadRequest(int fd, std::string* buf, std::string* msg) {
 // an SSE stream when it asks for one, else a small JSON answer with usage.
 class Upstream {
  public:
-  explicit Upstream(std::string name) : name_(std::move(name)) {
+  // tls: serves HTTPS with this context (the caller keeps it alive).
+  explicit Upstream(std::string name, SSL_CTX* tls = nullptr) : name_(std::move(name)), tls_(tls) {
     fd_ = Listen(&port_);
     thread_ = std::thread([this] { Serve(); });
   }
@@ -122,11 +170,21 @@ class Upstream {
   }
   void Conn(int c) {
     std::string buf, req;
-    while (ReadRequest(c, &buf, &req)) {
+    Io io{c, nullptr};
+    if (tls_) {
+      io.ssl = SSL_new(tls_);
+      SSL_set_fd(io.ssl, c);
+      if (SSL_accept(io.ssl) != 1) {
+        SSL_free(io.ssl);
+        io.ssl = nullptr;
+        buf = "x";  // nothing is served on a failed handshake
+      }
+    }
+    while ((!tls_ || io.ssl) && ReadRequest(&io, &buf, &req)) {
       std::string out;
       if (req.find("\"fail\":\"" + name_ + "\"") != std::string::npos) {
         out = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        (void)!::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+        (void)!io.Send(out);
         break;
       }
       if (req.find("\"stream\":true") != std::string::npos) {
@@ -149,13 +207,15 @@ class Upstream {
         out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
               std::to_string(body.size()) + "\r\n\r\n" + body;
       }
-      if (::send(c, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
+      if (io.Send(out) < 0) break;
     }
+    if (io.ssl) SSL_free(io.ssl);
     std::lock_guard<std::mutex> lock(mu_);
     open_.erase(c);
     ::close(c);
   }
   std::string name_;
+  SSL_CTX* tls_ = nullptr;
   std::mutex mu_;
   std::set<int> open_;             // connections still served
   std::vector<std::thread> conns_;  // one thread each, joined at the end
@@ -281,6 +341,88 @@ TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
   g_stop_requested = true;
   loop.join();
   g_stop_requested = false;
+}
+
+// https backends (issue 13): once the pooled TLS connections are up, requests over them
+// (encrypt, decrypt, relay) allocate nothing either — operator new and OpenSSL's mallocs,
+// but for the sub-packets OpenSSL 3's record writer mallocs per record (counted apart).
+// One backend is a hosted provider (its path and key header written per request).
+TEST(RequestAllocationTest, HttpsRequestsOnPooledConnectionsAllocateNothing) {
+  ASSERT_TRUE(g_ssl_counted) << "CRYPTO_set_mem_functions came too late";
+  llmgw::test::TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  SSL_CTX* sctx = SSL_CTX_new(TLS_server_method());
+  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(sctx, pki.server_cert().c_str()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(sctx, pki.server_key().c_str(), SSL_FILETYPE_PEM), 1);
+  ::setenv("LLMGW_ALLOC_TEST_KEY", "sk-alloc", 1);
+  {
+    Upstream a("A", sctx), b("B", sctx);
+    std::string tls = "tls: { ca_file: \"" + pki.ca_cert() + "\" }";
+    std::string yaml = "instance: alloc-test-tls\nlog_level: error\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n"
+                       "models:\n  - name: m\n    backends:\n"
+                       "      - { url: \"https://127.0.0.1:" + std::to_string(a.port()) + "\", " + tls + " }\n"
+                       "      - { url: \"https://127.0.0.1:" + std::to_string(b.port()) + "\", " + tls +
+                       ", provider: openai, api_key_env: LLMGW_ALLOC_TEST_KEY }\n";
+    ConfigResult cr = ParseConfig(yaml, "alloc.yaml");
+    if (cr.ok()) ResolveBackendKeys(&cr.config, &cr.errors);
+    ASSERT_TRUE(cr.ok()) << cr.ErrorText();
+    const Config& cfg = cr.config;
+    auto region = std::make_unique<shm::ShmRegion>();
+    auto snap = std::make_unique<shm::Snapshot>();
+    SlotAssigner slots;
+    ASSERT_TRUE(BuildSnapshot(cfg, &slots, snap.get()).ok());
+    shm::SnapshotWriter(region.get()).Publish(snap.get());
+    Result<int> lfd = OpenListener("127.0.0.1", 0);
+    ASSERT_TRUE(lfd.ok());
+    sockaddr_in la{};
+    socklen_t ll = sizeof(la);
+    getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
+    uint16_t port = ntohs(la.sin_port);
+    Worker worker(cfg, region.get(), 0, std::vector<int>{lfd.value()});
+    Status st = worker.Init();
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    g_stop_requested = false;
+    std::thread loop([&] {
+      g_worker = pthread_self();
+      g_have_worker.store(true, std::memory_order_release);
+      worker.Run();
+    });
+    const std::string plain = R"({"model":"m","messages":[{"role":"user","content":"hello"}]})";
+    const std::string stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]})";
+    {
+      Client c(port);
+      ASSERT_TRUE(c.ok());
+      std::string ans;
+      auto round = [&](int n) {
+        for (int i = 0; i < n; ++i) {
+          ASSERT_EQ(c.Post(plain, &ans), 200) << ans;
+          ASSERT_NE(ans.find("\"content\":\"hi\""), std::string::npos) << ans;
+          ASSERT_EQ(c.Post(stream, &ans), 200) << ans;
+          ASSERT_NE(ans.find("data: [DONE]"), std::string::npos) << ans;
+        }
+      };
+      round(50);
+      uint64_t requests_before = region->slots[0].requests_total.load();
+      g_allocs = 0;
+      g_ssl_packet_allocs = 0;
+      g_armed = true;
+      round(100);
+      g_armed = false;
+      EXPECT_EQ(g_allocs.load(), 0u) << "heap allocations on the worker thread during 200 https requests";
+      // OpenSSL's own per-record sub-packets (see above): 4 per request here, the request
+      // going out as one record (SSL_MODE_RELEASE_BUFFERS, say, would add its record
+      // buffers to g_allocs; a record per request piece made it ~11).
+      EXPECT_LE(g_ssl_packet_allocs.load(), 200u * 6);
+      // The worker's counters reach shm at its next tick: wait for the 200 counted requests.
+      for (int i = 0; i < 100 && region->slots[0].requests_total.load() < requests_before + 200; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      EXPECT_GE(region->slots[0].requests_total.load(), requests_before + 200);
+    }
+    g_stop_requested = true;
+    loop.join();
+    g_stop_requested = false;
+  }
+  SSL_CTX_free(sctx);
 }
 
 // The counter itself sees an allocation made on the counted thread.
