@@ -77,6 +77,10 @@ class QuotaLeaser {
   // The pool of a rate limiter (tests, llmctl views); 0 for unknown limiters.
   double Pool(uint32_t index) const;
   uint64_t generation() const { return generation_; }
+  // A host holding only a share of a fleet-wide limit keeps its idle floors small: a
+  // floor left with an idle thread when the host's share moves away is spent later on
+  // top of the share the other hosts got (fleet_leaser.h).
+  void set_idle_floor_share(double s) { o_.idle_floor_share = s; }
 
  private:
   struct ThreadState {
