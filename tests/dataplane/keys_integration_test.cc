@@ -32,7 +32,8 @@ std::string ReadAll(const std::string& path) {
 // llmgw (from Gateway, which does not publish) plus llmcd on the same config file.
 class KeysTest : public ::testing::Test {
  protected:
-  void Start(const std::string& extra, int upstream_delay_ms = 0) {
+  // models: replaces the two-model list ($UP1 and $UP2 stand for the upstreams' URLs).
+  void Start(const std::string& extra, int upstream_delay_ms = 0, std::string models_override = "") {
     TestUpstream::Options o;
     o.head_delay_ms = upstream_delay_ms;
     up1_ = std::make_unique<TestUpstream>(o);
@@ -41,6 +42,12 @@ class KeysTest : public ::testing::Test {
     std::string models = "models:\n  - name: m1\n    backends: [{ url: \"http://127.0.0.1:" + std::to_string(up1_->port()) +
                          "\" }]\n  - name: m2\n    backends: [{ url: \"http://127.0.0.1:" +
                          std::to_string(up2_->port()) + "\" }]\n";
+    if (!models_override.empty()) {
+      for (auto [name, up] : {std::pair{std::string("$UP1"), up1_.get()}, std::pair{std::string("$UP2"), up2_.get()}})
+        for (size_t p; (p = models_override.find(name)) != std::string::npos;)
+          models_override.replace(p, name.size(), "http://127.0.0.1:" + std::to_string(up->port()));
+      models = models_override;
+    }
     std::string gw = "  access_log: { enabled: true, path: \"" + log_ + "\" }\n"
                      "admin: { grpc_listen: \"127.0.0.1:0\", metrics_listen: \"127.0.0.1:0\" }\n"
                      "control: { tick_ms: 20, heartbeat_ms: 200 }\n" + extra;
@@ -133,6 +140,41 @@ TEST_F(KeysTest, RpmLimitAnswers429WithItsHeaders) {
   EXPECT_EQ(last429.Header("x-ratelimit-remaining-requests"), "0");
   // Requests without a key are anonymous here (auth not required) and not limited by it.
   EXPECT_EQ(Call(kChat, "").status, 200);
+}
+
+// models[].backends[].rps: a backend at its rate is skipped like a full one — the model's
+// other backend takes the rest and nothing fails — and when it is the only one left, the
+// client gets 429 rate_limit_exceeded (not a 502/503) with Retry-After.
+TEST_F(KeysTest, BackendAtItsRpsIsSkippedByTheRouter) {
+  Start("", 0,
+        "models:\n  - name: m1\n    policy: round_robin\n    backends:\n"
+        "      - { id: slow, url: \"$UP1\", rps: 2 }\n      - { id: free, url: \"$UP2\" }\n"
+        "  - name: m2\n    backends: [{ id: only, url: \"$UP1\", rps: 2 }]\n");
+  for (int i = 0; i < 20; ++i) {
+    Response r = Call(kChat, "");
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  // A bucket of 2 refilling at 2/s over the ~run: a few, never half of 20 (round robin).
+  EXPECT_LE(up1_->requests(), 2 + 2 * 1 + 2) << "the rate-limited backend was not skipped";
+  EXPECT_GE(up2_->requests(), 20 - (2 + 2 * 1 + 2));
+  int ok = 0, limited = 0;
+  Response r429;
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // llmcd ticks every 20 ms
+    Response r = Call(kChat2, "");
+    if (r.status == 200) {
+      ++ok;
+    } else if (r.status == 429) {
+      ++limited;
+      r429 = r;
+    } else {
+      ADD_FAILURE() << r.status << " " << r.body;
+    }
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(limited, 1) << "ten in 0.3 s through a backend of 2 per second";
+  EXPECT_NE(r429.body.find("\"code\":\"rate_limit_exceeded\""), std::string::npos) << r429.body;
+  EXPECT_GE(std::atoi(r429.Header("retry-after").c_str()), 1);
 }
 
 TEST_F(KeysTest, TpmLimitCountsTheAnswersTokens) {

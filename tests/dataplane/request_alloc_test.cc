@@ -286,7 +286,8 @@ TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
 
 // The same with client API keys and every kind of limit set: authentication, the model
 // check, the limiter's admission (rates, tokens, concurrency) with its x-ratelimit-*
-// headers, the tokens charged at the end, and a wrong key's 401, allocate nothing either.
+// headers, the tokens charged at the end, a backend's rps), and a wrong key's 401, allocate
+// nothing either.
 TEST(RequestAllocationTest, KeyedAndLimitedRequestsAllocateNothingAfterWarmUp) {
   Upstream a("A"), b("B");
   const std::string secret = "sk-alloc-test-0123456789";
@@ -295,7 +296,7 @@ TEST(RequestAllocationTest, KeyedAndLimitedRequestsAllocateNothingAfterWarmUp) {
                      "keys:\n  - { id: team, key_sha256: \"" + Sha256Hex(secret) +
                      "\", models: [m], limits: { rpm: 1000000, tpm: 100000000, max_concurrent: 8 } }\n"
                      "models:\n  - name: m\n    rps: 100000\n    backends:\n"
-                     "      - { url: \"http://127.0.0.1:" + std::to_string(a.port()) + "\" }\n"
+                     "      - { url: \"http://127.0.0.1:" + std::to_string(a.port()) + "\", rps: 100000 }\n"
                      "      - { url: \"http://127.0.0.1:" + std::to_string(b.port()) + "\" }\n";
   ConfigResult cr = ParseConfig(yaml, "alloc.yaml");
   ASSERT_TRUE(cr.ok()) << cr.ErrorText();
