@@ -33,9 +33,12 @@ std::string ReadAll(const std::string& path) {
 class KeysTest : public ::testing::Test {
  protected:
   // models: replaces the two-model list ($UP1 and $UP2 stand for the upstreams' URLs).
-  void Start(const std::string& extra, int upstream_delay_ms = 0, std::string models_override = "") {
+  void Start(const std::string& extra, int upstream_delay_ms = 0, std::string models_override = "",
+             int stream_events = 3, int stream_interval_ms = 0) {
     TestUpstream::Options o;
     o.head_delay_ms = upstream_delay_ms;
+    o.events = stream_events;
+    o.interval_ms = stream_interval_ms;
     up1_ = std::make_unique<TestUpstream>(o);
     up2_ = std::make_unique<TestUpstream>(o);
     log_ = "/tmp/llmgw-keys-access-" + std::to_string(::getpid()) + ".log";
@@ -194,6 +197,27 @@ TEST_F(KeysTest, TpmLimitCountsTheAnswersTokens) {
   EXPECT_EQ(limited.Header("x-ratelimit-limit-tokens"), "20");
   EXPECT_EQ(limited.Header("x-ratelimit-remaining-tokens"), "0");
   EXPECT_NE(limited.body.find("tokens"), std::string::npos) << limited.body;
+}
+
+// A stream's output tokens count against tpm as they are relayed, not only when it ends:
+// while a long stream (no include_usage: llmgw asks the backend for usage and strips it)
+// is still running past the key's tpm, another request of the key is refused. The client
+// sees no usage chunk it did not ask for.
+TEST_F(KeysTest, StreamedTokensCountAgainstTpmAsTheyStream) {
+  // 60 events 25 ms apart (1.5 s); the key may have 40 tokens a minute.
+  Start("keys:\n" + Key("stream", kSecretA, ", limits: { tpm: 40 }"), 0, "", 60, 25);
+  const std::string stream = R"({"model":"m1","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+  Response a;
+  std::thread t([&] { a = Call(stream, Bearer(kSecretA)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1250));  // ~50 events relayed, A still running
+  EXPECT_LT(up1_->events_sent(), 60) << "the stream ended before the check: the test proves nothing";
+  Response b = Call(kChat, Bearer(kSecretA));
+  t.join();
+  EXPECT_EQ(b.status, 429) << "the running stream's tokens were not charged yet: " << b.body;
+  EXPECT_NE(b.body.find("tokens"), std::string::npos) << b.body;
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_NE(a.body.find("data: [DONE]"), std::string::npos) << a.body;
+  EXPECT_EQ(a.body.find("\"usage\""), std::string::npos) << "a usage chunk the client did not ask for: " << a.body;
 }
 
 TEST_F(KeysTest, MaxConcurrentRefusesTheSecondInFlight) {
