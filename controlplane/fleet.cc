@@ -322,6 +322,7 @@ FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
   agent_id_ = GatewayName(cfg_);
   local_leaser_.set_idle_floor_share(kFleetIdleFloorShare);
+  local_leaser_.set_start_empty(true);
   if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
     etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd.endpoints, 1000);
 }

@@ -43,7 +43,9 @@ void FleetLeaser::Report(const std::string& host, uint64_t now_ms, uint64_t acke
     d.in_flight = std::max(static_cast<double>(u.spent + dd), 0.5 * d.in_flight);
   }
   h.last_report_ms = now_ms;
-  h.acked = std::max(h.acked, acked_generation);
+  // A generation this leaser never published is another controller's (the agent came
+  // over from a leader that failed): it acknowledges nothing here.
+  if (acked_generation <= generation_) h.acked = std::max(h.acked, acked_generation);
   h.gone = false;
 }
 

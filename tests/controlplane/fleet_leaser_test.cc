@@ -221,6 +221,27 @@ TEST(FleetLeaserTest, ConcurrencySharesNeverAddUpPastTheLimit) {
   EXPECT_GE(l.Units("b", 3), 2u);
 }
 
+// An agent that comes over from another controller acknowledges that controller's
+// generations; they must not count as acknowledging this leaser's lowerings.
+TEST(FleetLeaserTest, AnotherControllersGenerationAcknowledgesNothing) {
+  FleetLeaser l;
+  LimiterSpec spec{3, 9, 2, 0, true};
+  uint64_t now = 1000;
+  for (int i = 0; i < 3; ++i) {
+    l.Report("a", now, l.generation(), {HostUse{3, 9, 2, 0, 0}});
+    l.Report("b", now, l.generation(), {HostUse{3, 9, 0, 0, 0}});
+    l.Tick(now += 100, {spec});
+  }
+  ASSERT_EQ(l.Units("a", 3), 2u);
+  for (int i = 0; i < 5; ++i) {
+    // a now idle but still on the old lease, reporting a huge generation from elsewhere.
+    l.Report("a", now, 1000000, {HostUse{3, 9, 0, 0, 0}});
+    l.Report("b", now, l.generation(), {HostUse{3, 9, 0, uint64_t(10 * (i + 1)), uint64_t(10 * (i + 1))}});
+    l.Tick(now += 100, {spec});
+    EXPECT_EQ(l.Units("b", 3), 0u) << "raised from a share a has not given up";
+  }
+}
+
 TEST(FleetLeaserTest, ApplyLeaseReplacesTheSpecsAndRefusesWhatItDoesNotCover) {
   std::vector<LimiterSpec> specs = {{1, 7, 600, 10, false}, {2, 8, 5, 0, true}, {3, 9, 100, 100, false}};
   HostLease lease;
