@@ -204,13 +204,16 @@ TEST_F(KeysTest, TpmLimitCountsTheAnswersTokens) {
 // is still running past the key's tpm, another request of the key is refused. The client
 // sees no usage chunk it did not ask for.
 TEST_F(KeysTest, StreamedTokensCountAgainstTpmAsTheyStream) {
-  // 60 events 25 ms apart (1.5 s); the key may have 40 tokens a minute.
-  Start("keys:\n" + Key("stream", kSecretA, ", limits: { tpm: 40 }"), 0, "", 60, 25);
+  // 120 events 25 ms apart (3 s); the key may have 40 tokens a minute.
+  Start("keys:\n" + Key("stream", kSecretA, ", limits: { tpm: 40 }"), 0, "", 120, 25);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a few ticks: the thread's lease
   const std::string stream = R"({"model":"m1","stream":true,"messages":[{"role":"user","content":"hi"}]})";
   Response a;
-  std::thread t([&] { a = Call(stream, Bearer(kSecretA)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(1250));  // ~50 events relayed, A still running
-  EXPECT_LT(up1_->events_sent(), 60) << "the stream ended before the check: the test proves nothing";
+  std::thread t([&] { a = Request(gw_->port(), Post("/v1/chat/completions", stream, Bearer(kSecretA)), 15000); });
+  // Past the tpm (55 events relayed; a loaded machine may be slower than 25 ms an event).
+  for (int i = 0; i < 500 && up1_->events_sent() < 55; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // relayed by llmgw
+  EXPECT_LT(up1_->events_sent(), 120) << "the stream ended before the check: the test proves nothing";
   Response b = Call(kChat, Bearer(kSecretA));
   t.join();
   EXPECT_EQ(b.status, 429) << "the running stream's tokens were not charged yet: " << b.body;
