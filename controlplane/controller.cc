@@ -150,7 +150,16 @@ void Controller::Tick() {
   if (shm_) {
     // Leases follow the configured limits (base_: a reload changes them at once).
     ShmLeaseIo io(shm_->region());
-    leaser_.Tick(now, LimiterSpecs(*base_), &io);
+    std::vector<LimiterSpec> specs = LimiterSpecs(*base_);
+    if (fleet_lease_) {
+      std::vector<LimiterSpec> mine = fleet_lease_(specs, SumHostUse(io, specs));
+      bool shared = false;  // another gateway holds part of some limit
+      for (size_t i = 0; i < mine.size() && i < specs.size(); ++i)
+        if (mine[i].capacity < specs[i].capacity) shared = true;
+      leaser_.set_idle_floor_share(shared ? kFleetIdleFloorShare : QuotaLeaserOptions().idle_floor_share);
+      specs = std::move(mine);
+    }
+    leaser_.Tick(now, specs, &io);
   }
   for (auto& [id, b] : backends_) b->breaker->Advance();
   UpdateBandits();
@@ -175,6 +184,11 @@ void Controller::Run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
           std::chrono::milliseconds(20), next - std::chrono::steady_clock::now()));
   }
+}
+
+void Controller::SetFleetLeaseHook(FleetLeaseHook h) {
+  std::lock_guard<std::mutex> l(mu_);
+  fleet_lease_ = std::move(h);
 }
 
 void Controller::MarkDirty() {

@@ -32,6 +32,7 @@
 #include "controlplane/fleet_stats.h"
 #include "controlplane/http_client.h"
 #include "controlplane/prober.h"
+#include "controlplane/fleet_leaser.h"
 #include "controlplane/quota_leaser.h"
 
 namespace llmgw::cp {
@@ -151,6 +152,12 @@ class Controller {
   shm::ShmRegion* shm_region() const { return shm_ ? shm_->region() : nullptr; }
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
+  // Fleet-wide leasing (fleet_leaser.h): called every tick with the limits and this host's
+  // use of them (summed over its threads); returns the specs this host's threads lease
+  // from (its share of each limit). Unset: the whole limits. Set before Run.
+  using FleetLeaseHook =
+      std::function<std::vector<LimiterSpec>(const std::vector<LimiterSpec>& specs, const std::vector<HostUse>& use)>;
+  void SetFleetLeaseHook(FleetLeaseHook h);
 
   // Client API keys (controller_keys.cc). AddKey generates the secret, appends its SHA-256
   // to auth.keys_file and reloads; RevokeKey removes a key from that file and reloads. A
@@ -230,6 +237,7 @@ class Controller {
   };
   std::deque<KeyUsageSample> key_usage_;
   QuotaLeaser leaser_;  // rebalances the data-plane threads' leases every tick
+  FleetLeaseHook fleet_lease_;  // this host's share of the fleet's limits (controller role)
   std::mutex keys_edit_mu_;  // one AddKey/RevokeKey at a time (each is read, write, reload)
   bool shut_down_ = false;
 };

@@ -22,6 +22,47 @@ using Clock = std::chrono::steady_clock;
 
 // ---- controller side ------------------------------------------------------------------
 
+namespace {
+uint64_t SteadyMs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
+FleetRegistry::FleetRegistry(Controller* c) : c_(c), self_(c->LocalGatewayName()) {
+  // An agent that has not reported for three heartbeats (what it waits itself before it
+  // takes the link for dead) is lost: its lease expires and its share is reclaimed.
+  leaser_.set_expiry_ms(std::max<uint64_t>(1000, 3ull * c->CurrentConfig().control.heartbeat_ms));
+}
+
+std::vector<LimiterSpec> FleetRegistry::LeaseLocal(const std::vector<LimiterSpec>& specs,
+                                                   const std::vector<HostUse>& use) {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t now = SteadyMs();
+  leaser_.Report(self_, now, local_acked_, use);
+  leaser_.Tick(now, specs);
+  HostLease lease = leaser_.Lease(self_);
+  local_acked_ = lease.generation;  // applied by the caller in this same tick
+  return ApplyLease(specs, lease);
+}
+
+bool FleetRegistry::AgentLease(uint64_t session, uint64_t after, admin::FleetLease* out) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = agents_.find(session);
+  if (it == agents_.end() || leaser_.generation() <= after) return false;
+  HostLease lease = leaser_.Lease(HostName(it->second));
+  if (lease.generation == 0) return false;  // not reported yet
+  out->set_generation(lease.generation);
+  for (const HostShare& s : lease.shares) {
+    auto* p = out->add_shares();
+    p->set_limiter(s.limiter);
+    p->set_identity(s.identity);
+    p->set_capacity(s.capacity);
+    p->set_refill_per_s(s.refill_per_s);
+  }
+  return true;
+}
+
 uint64_t FleetRegistry::Connect(const std::string& peer) {
   std::lock_guard<std::mutex> l(mu_);
   uint64_t id = next_session_++;
@@ -43,6 +84,12 @@ void FleetRegistry::Update(uint64_t session, const admin::AgentStats& s) {
     it->second.last.clear_prefixes();
     it->second.seen = Clock::now();
     name = s.agent_id().empty() ? it->second.peer : s.agent_id();
+    if (s.link_version() >= 3) {  // an agent that leases: its use is its demand
+      std::vector<HostUse> use;
+      use.reserve(static_cast<size_t>(s.limiter_use_size()));
+      for (const auto& u : s.limiter_use()) use.push_back(HostUse{u.limiter(), u.identity(), u.spent(), u.denied(), u.checked()});
+      leaser_.Report(name, SteadyMs(), s.lease_generation(), use);
+    }
   }
   if (s.has_totals()) {
     shm::StatsTotals t;
@@ -182,7 +229,7 @@ class FleetServiceImpl final : public admin::Fleet::Service {
       while (stream->Read(&s)) reg_->Update(session, s);
       reader_done = true;
     });
-    uint64_t sent = 0, sent_config = 0;
+    uint64_t sent = 0, sent_config = 0, lease_sent = 0;
     bool lost_lead = false, drain_sent = false;
     while (!ctx->IsCancelled() && !stopping_->load() && !reader_done.load()) {
       if (!Leading()) {  // a standby now: the agent goes to the new leader
@@ -196,6 +243,14 @@ class FleetServiceImpl final : public admin::Fleet::Service {
         d.set_drain_gateway(true);
         if (!stream->Write(d)) break;
         drain_sent = true;
+      }
+      if (admin::FleetLease lease; reg_->AgentLease(session, lease_sent, &lease)) {
+        admin::FleetSnapshot m;
+        m.set_link_version(kFleetLinkVersion);
+        m.set_controller_id(self_);
+        lease_sent = lease.generation();
+        *m.mutable_lease() = std::move(lease);
+        if (!stream->Write(m)) break;
       }
       uint64_t gen = c_->published_generation();
       if (gen != 0 && gen != sent) {
@@ -266,6 +321,8 @@ int64_t NowMs() {
 FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
   agent_id_ = GatewayName(cfg_);
+  local_leaser_.set_idle_floor_share(kFleetIdleFloorShare);
+  local_leaser_.set_start_empty(true);
   if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
     etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd.endpoints, 1000);
 }
@@ -355,7 +412,40 @@ void FleetAgent::DrainLocalGateways() {
   LOG_WARN("fleet: the controller drains this gateway; llmgw asked to stop listening", {{"llmgw_processes", n}});
 }
 
+HostLease FleetAgent::lease() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return lease_;
+}
+
+void FleetAgent::LeaseTick() {
+  std::vector<LimiterSpec> specs;
+  HostLease lease;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!have_last_) return;  // no snapshot yet: no limits known, nothing admitted anyway
+    specs = LimiterSpecs(*last_);
+    lease = lease_;
+  }
+  // Without a lease for a limit (none received yet, or one for a limit this host does not
+  // know yet) its threads get nothing of it: the fleet's sum stays within the limit.
+  ShmLeaseIo io(shm_->region());
+  local_leaser_.Tick(static_cast<uint64_t>(NowMs()), ApplyLease(specs, lease), &io);
+  std::vector<HostUse> use = SumHostUse(io, specs);
+  std::lock_guard<std::mutex> l(mu_);
+  lease_applied_ = lease.generation;
+  lease_use_ = std::move(use);
+}
+
 void FleetAgent::Apply(const admin::FleetSnapshot& f) {
+  if (f.has_lease()) {
+    // The newest lease replaces the last; it stays in force while the controller is away.
+    HostLease l;
+    l.generation = f.lease().generation();
+    for (const auto& p : f.lease().shares())
+      l.shares.push_back(HostShare{p.limiter(), p.identity(), p.capacity(), p.refill_per_s()});
+    std::lock_guard<std::mutex> g(mu_);
+    lease_ = std::move(l);
+  }
   if (f.drain_gateway() && !drain_done_) {
     drain_done_ = true;
     DrainLocalGateways();
@@ -403,6 +493,15 @@ admin::AgentStats FleetAgent::CollectStats(uint64_t sequence) {
   s.set_snapshots_applied(applied_.load());
   s.set_last_generation(last_generation_);
   s.set_gateways_drained(drained_.load());
+  s.set_lease_generation(lease_applied_);
+  for (const HostUse& u : lease_use_) {
+    auto* p = s.add_limiter_use();
+    p->set_limiter(u.limiter);
+    p->set_identity(u.identity);
+    p->set_spent(u.spent);
+    p->set_denied(u.denied);
+    p->set_checked(u.checked);
+  }
   // A row no thread has stamped with its backend's key yet counts for the backend the
   // snapshot has in that slot (the controller matches rows by key).
   for (uint32_t i = 0; i < n && i < t.backends.size(); ++i)
@@ -450,6 +549,14 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
     for (auto end = Clock::now() + d; Clock::now() < end && !stop.load();)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   };
+  // The local threads' leases are rebalanced every tick whether the controller is there
+  // or not (fail-static: on the last lease without it).
+  std::thread leases([&] {
+    while (!stop.load()) {
+      LeaseTick();
+      sleep_for(tick);
+    }
+  });
   while (!stop.load()) {
     std::string addr = Resolve();  // the flag's address, or the leader etcd names now
     if (addr.empty()) {
@@ -536,6 +643,7 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
     writer_->Heartbeat();
     sleep_for(std::chrono::milliseconds(200));
   }
+  leases.join();
 }
 
 }  // namespace llmgw::cp

@@ -20,6 +20,7 @@
 #include "common/shm.h"
 #include "controlplane/controller.h"
 #include "controlplane/etcd_client.h"
+#include "controlplane/fleet_leaser.h"
 #include "controlplane/fleet_stats.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
@@ -28,7 +29,8 @@ namespace llmgw::cp {
 // Controller side: the connected agents, by session.
 class FleetRegistry {
  public:
-  explicit FleetRegistry(Controller* c) : c_(c) {}
+  // c must be started (its heartbeat sets how long a silent agent's lease lasts).
+  explicit FleetRegistry(Controller* c);
   uint64_t Connect(const std::string& peer);
   void Update(uint64_t session, const admin::v1::AgentStats& s);
   // Forgets the session and its in-flight contribution.
@@ -40,6 +42,13 @@ class FleetRegistry {
   // Whether the session's agent is to drain its gateway (Sync polls it).
   bool DrainRequested(uint64_t session) const;
 
+  // Fleet-wide leases (fleet_leaser.h). LeaseLocal is the controller's tick (its
+  // Controller::FleetLeaseHook): it counts this host's use, rebalances every limit over the
+  // hosts and returns this host's specs. AgentLease: the session's agent's lease when its
+  // generation is newer than `after` (Sync sends it down).
+  std::vector<LimiterSpec> LeaseLocal(const std::vector<LimiterSpec>& specs, const std::vector<HostUse>& use);
+  bool AgentLease(uint64_t session, uint64_t after, admin::v1::FleetLease* out) const;
+
  private:
   struct Agent {
     std::string peer;
@@ -50,10 +59,14 @@ class FleetRegistry {
   };
   void Fill(const Agent& a, uint64_t generation, std::chrono::steady_clock::time_point now,
             admin::v1::Gateway* g) const;
+  static std::string HostName(const Agent& a) { return a.last.agent_id().empty() ? a.peer : a.last.agent_id(); }
   Controller* c_;
   mutable std::mutex mu_;
   uint64_t next_session_ = 1;
   std::map<uint64_t, Agent> agents_;
+  std::string self_;          // this controller's own gateway host among the leased ones
+  FleetLeaser leaser_;        // guarded by mu_
+  uint64_t local_acked_ = 0;  // the lease generation this host's threads lease from
 };
 
 // Who leads an HA fleet (fleet.etcd). Without it (empty functions) this controller leads.
@@ -89,6 +102,8 @@ class FleetAgent {
   std::string controller() const;
   std::string controller_id() const;
   uint64_t snapshots_applied() const { return applied_.load(); }
+  // The fleet lease the local threads lease from (tests, views).
+  HostLease lease() const;
   // llmgw processes it sent SIGTERM on the controller's drain (llmctl fleet drain).
   uint32_t gateways_drained() const { return drained_.load(); }
   // Why the controller's last snapshot was refused (another shm ABI version, damage);
@@ -98,6 +113,8 @@ class FleetAgent {
 
  private:
   void Apply(const admin::v1::FleetSnapshot& f);
+  // This host's threads' leases from its fleet lease (every tick, controller or not).
+  void LeaseTick();
   admin::v1::AgentStats CollectStats(uint64_t sequence);
   // The address to dial next: the flag's, or the leader etcd names ("" when none).
   std::string Resolve();
@@ -119,6 +136,12 @@ class FleetAgent {
   std::atomic<uint64_t> applied_{0};
   std::atomic<uint32_t> drained_{0};
   bool drain_done_ = false;  // the drain is done once per agent run (reader thread only)
+  // Fleet-wide leases: the controller's last lease (kept without a controller:
+  // fail-static), the generation the threads lease from, and this host's use. Guarded by mu_.
+  HostLease lease_;
+  uint64_t lease_applied_ = 0;
+  std::vector<HostUse> lease_use_;
+  QuotaLeaser local_leaser_;  // LeaseTick's thread only
   void DrainLocalGateways();
 };
 

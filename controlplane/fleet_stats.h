@@ -23,7 +23,7 @@ struct PrefixPick {
 };
 
 // Bumped when the agent <-> controller link changes meaning (fields are only added).
-constexpr uint32_t kFleetLinkVersion = 2;
+constexpr uint32_t kFleetLinkVersion = 3;  // 3: fleet-wide leases (limiter_use up, lease down)
 
 // A gateway's name in the fleet: fleet.agent_id, by default HOSTNAME/INSTANCE (several
 // gateways may share a host; the instance tells them apart).

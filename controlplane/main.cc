@@ -246,6 +246,13 @@ int main(int argc, char** argv) {
     LOG_INFO("fleet: HA through etcd", {{"endpoints", etcd_cfg.endpoints.size()}, {"prefix", etcd_cfg.prefix},
                                          {"lease_ms", etcd_cfg.lease_ms}, {"id", eo.id}, {"addr", eo.addr}});
   }
+  // Fleet-wide leases: this host's threads lease from its share of each limit. A standby
+  // (fleet.etcd) leases nothing to agents and keeps the whole limits for its own host.
+  controller.SetFleetLeaseHook([fleet_registry, leadership](const std::vector<cp::LimiterSpec>& specs,
+                                                            const std::vector<cp::HostUse>& use) {
+    if (leadership.is_leader && !leadership.is_leader()) return specs;
+    return fleet_registry->LeaseLocal(specs, use);
+  });
   admin.AddService([&controller, fleet_registry, leadership](auto token, auto stopping) {
     return cp::MakeFleetService(&controller, fleet_registry, std::move(token), std::move(stopping), leadership);
   });

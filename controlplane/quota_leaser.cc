@@ -62,6 +62,7 @@ void QuotaLeaser::TickRate(uint64_t now_ms, double dt, const LimiterSpec& spec, 
     st.fresh = false;
     st.threads.resize(n);
     st.pool = TokenBucket(spec.capacity, spec.refill_per_s, now_ms);
+    if (o_.start_empty) st.pool.Charge(st.pool.level());
   }
   st.pool.Reconfigure(spec.capacity, spec.refill_per_s);
   uint64_t sum_dspent = 0, sum_admitted = 0;

@@ -65,6 +65,10 @@ struct QuotaLeaserOptions {
   double horizon_s = 0.3;       // how long a thread's lease should last at its fair rate
   double demand_alpha = 0.5;    // EWMA weight of the latest tick's demand
   double idle_floor_share = 0.25;  // the idle floors together hold at most this share of capacity
+  // A new limiter's bucket starts empty rather than full. A fleet agent's: the fleet's
+  // bucket started full once, on the controller; an agent's share of it fills by refill
+  // (else every agent joining, or starting after its lease arrived, brings a new burst).
+  bool start_empty = false;
 };
 
 class QuotaLeaser {
@@ -77,6 +81,11 @@ class QuotaLeaser {
   // The pool of a rate limiter (tests, llmctl views); 0 for unknown limiters.
   double Pool(uint32_t index) const;
   uint64_t generation() const { return generation_; }
+  // A host holding only a share of a fleet-wide limit keeps its idle floors small: a
+  // floor left with an idle thread when the host's share moves away is spent later on
+  // top of the share the other hosts got (fleet_leaser.h).
+  void set_idle_floor_share(double s) { o_.idle_floor_share = s; }
+  void set_start_empty(bool e) { o_.start_empty = e; }
 
  private:
   struct ThreadState {

@@ -36,6 +36,8 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
       info->prefix = std::string_view(h->prefix, static_cast<size_t>(h->prefix_len));
     }
   });
+  // Backends skipped at their rate count as refused by their limiter (unmet demand).
+  for (uint16_t s : router_.RateSkipped()) limiter_.Refuse(shm::LimiterIndex(shm::LimitKind::kBackendRps, s));
   if (slot == routing::kNoBackend) {
     if (c->rw.committed()) {
       // A stream's continuation. Every backend it may still use busy (not broken): it
@@ -48,11 +50,19 @@ void WorkerImpl::StartAttempt(ClientConn* c) {
     if (at.failed()) return SendFailure(c, at.last_error());
     // Every backend is busy (not broken): wait in the admission queue for a free slot.
     if (at.attempts() == 0 && admission_ && router_.AllAtCapacity(at.orig_model(), local_)) return Enqueue(c);
+    if (!router_.RateSkipped().empty()) {
+      // Only backends at their models[].backends[].rps were left: the caller may retry soon.
+      c->retry_after_s = 1;
+      return SendFailure(c, Error(ErrorKind::kRateLimited, ErrorSide::kDownstream, false,
+                                  "Every backend of this model is at its request rate limit; retry shortly."));
+    }
     stats_.NoBackend(at.orig_model());
     return SendFailure(c, Error(ErrorKind::kNoBackend, ErrorSide::kInternal, false,
                                 "no eligible backend for this model"));
   }
   at.Started(slot);
+  if (snap_->backends[slot].rps)  // models[].backends[].rps: attempts per second
+    limiter_.Admit({{shm::LimiterIndex(shm::LimitKind::kBackendRps, static_cast<uint32_t>(slot)), ThreadLimiter::Mode::kTake}});
   if (c->continuing) c->resumed = true;
   if (spans_.enabled()) c->trace.NewAttempt(&rng_);
   c->attempt_open = true;

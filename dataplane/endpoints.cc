@@ -50,6 +50,9 @@ void WorkerImpl::BeginResponse(ClientConn* c) {
   c->key_slot = c->key_model = -1;
   c->key_hash = 0;
   c->key_conc_held = false;
+  c->tpm_live = false;
+  c->tpm_events = 0;
+  c->tpm_charged = 0;
   c->rl_headers.Clear();
   c->filter_wanted = c->filtering = c->add_usage = c->continuing = c->resumed = false;
   c->stream_error = 0;

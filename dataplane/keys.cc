@@ -104,6 +104,7 @@ bool WorkerImpl::AdmitLimits(ClientConn* c, int m) {
   int refused = limiter_.Admit(checks, n);
   if (refused < 0) {
     c->key_conc_held = key && key->max_concurrent;
+    c->tpm_live = key && key->tpm;
     FormatRateLimitHeaders(c);
     return true;
   }
@@ -135,16 +136,37 @@ bool WorkerImpl::AdmitLimits(ClientConn* c, int m) {
   return false;
 }
 
+void WorkerImpl::ChargeStreamedTokens(ClientConn* c, std::string_view piece) {
+  // A stream's output tokens count against the key's tpm as they are relayed, so a long
+  // answer uses the budget while it runs rather than only when it ends: the stream
+  // filter counts the chunks it relayed; on the byte path each `data:` event is about
+  // one token. The settlement at the end charges what the usage says beyond that.
+  uint64_t tokens;
+  if (c->filtering) {
+    tokens = c->filter->completion_tokens();
+  } else {
+    for (size_t p = 0; (p = piece.find("data:", p)) != std::string_view::npos; p += 5) ++c->tpm_events;
+    tokens = c->tpm_events;
+  }
+  if (tokens <= c->tpm_charged || c->key_slot < 0 || static_cast<uint32_t>(c->key_slot) >= snap_->num_keys) return;
+  limiter_.Charge(LimiterIndex(LimitKind::kKeyTpm, static_cast<uint32_t>(c->key_slot)), tokens - c->tpm_charged);
+  c->tpm_charged = tokens;
+}
+
 void WorkerImpl::EndKeyRequest(ClientConn* c, int status) {
   if (c->key_hash == 0) return;  // refused before anyone was known (401, or no API request)
   uint64_t prompt = c->relay.prompt_tokens(), completion = c->relay.completion_tokens();
   if (c->key_slot >= 0 && static_cast<uint32_t>(c->key_slot) < snap_->num_keys) {
     uint32_t slot = static_cast<uint32_t>(c->key_slot);
     if (c->key_conc_held) limiter_.Leave(LimiterIndex(LimitKind::kKeyConcurrency, slot));
-    // Input and output tokens, settled from the answer's usage.
-    if (prompt + completion) limiter_.Charge(LimiterIndex(LimitKind::kKeyTpm, slot), prompt + completion);
+    // Input and output tokens, settled from the answer's usage, less what was charged
+    // while it streamed (ChargeStreamedTokens).
+    if (prompt + completion > c->tpm_charged)
+      limiter_.Charge(LimiterIndex(LimitKind::kKeyTpm, slot), prompt + completion - c->tpm_charged);
   }
   c->key_conc_held = false;
+  c->tpm_live = false;
+  c->tpm_charged = 0;
   if (c->key_model >= 0) {
     if (shm::KeyModelStats* row = shm::KeyModelRow(*stats_.slot(), c->key_hash, static_cast<uint32_t>(c->key_model))) {
       shm::Bump(row->requests_by_code[shm::StatusCodeIndex(static_cast<uint16_t>(status))]);

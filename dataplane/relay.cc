@@ -162,12 +162,16 @@ void WorkerImpl::RelayBody(ClientConn* c, const char* at, size_t n) {
     c->first_token_us = now;
     stats_.FirstToken(model, c->attempt.backend(), now - c->start_us);
   }
-  if (!c->filtering) return c->rw.AppendBody(&c->h->out, at, n);
+  if (!c->filtering) {
+    if (c->tpm_live && c->relay.is_sse()) ChargeStreamedTokens(c, std::string_view(at, n));
+    return c->rw.AppendBody(&c->h->out, at, n);
+  }
   if (c->stream_error) return;  // nothing after an error event goes out
   StreamFilter::Result r = c->filter->OnPiece(std::string_view(at, n), &filter_scratch_, [&](std::string_view b) {
     c->rw.AppendBody(&c->h->out, b.data(), b.size());
   });
   if (r == StreamFilter::Result::kErrorEvent) c->stream_error = 1;
+  if (c->tpm_live) ChargeStreamedTokens(c, {});
 }
 
 void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {

@@ -82,6 +82,16 @@ class ThreadLimiter {
     return Admit(checks.begin(), static_cast<uint32_t>(checks.size()));
   }
 
+  // A request turned away from this limiter without an Admit (the router skipping a
+  // backend at its rate): counted as checked and refused, which llmcd reads as demand.
+  void Refuse(uint32_t limiter) {
+    Bump(use_[limiter].checked);
+    Bump(use_[limiter].denied);
+  }
+  // The thread's copy of its leases and its use, by limiter (the router's rate view).
+  const uint64_t* grants() const { return grant_.data(); }
+  const uint64_t* spents() const { return spent_.data(); }
+
   // Units taken after admission (tokens as they are counted); may exceed the lease, which
   // llmcd then pays from the limit's bucket.
   void Charge(uint32_t limiter, uint64_t units) { Add(limiter, units); }

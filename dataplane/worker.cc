@@ -41,6 +41,9 @@ Status WorkerImpl::Init() {
   // The leases of stats slot i are leases[i] (shm_layout.h).
   limiter_.Attach(stats_.slot()->limiter_use, &region_->leases[stats_.slot() - region_->slots],
                   &stats_.slot()->lease_seen, region_->limiter_level);
+  // models[].backends[].rps: the router skips a backend whose rate lease is used up.
+  constexpr uint32_t kBackendRates = shm::LimiterBase(shm::LimitKind::kBackendRps);
+  router_.SetBackendRates(limiter_.grants() + kBackendRates, limiter_.spents() + kBackendRates);
   // The span ring beside this thread's stats slot (same index).
   spans_.Attach(&region_->span_rings[stats_.slot() - region_->slots], !cfg_.tracing.otlp_endpoint.empty(),
                 cfg_.tracing.sample);

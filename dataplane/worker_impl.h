@@ -282,6 +282,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   bool AdmitLimits(ClientConn* c, int m);
   // The request is over: its key's concurrency slot back, its tokens charged, counted.
   void EndKeyRequest(ClientConn* c, int status);
+  void ChargeStreamedTokens(ClientConn* c, std::string_view piece);
   // x-ratelimit-{limit,remaining,reset}-{requests,tokens} for the request's key.
   void FormatRateLimitHeaders(ClientConn* c);
   // Tracing (tracing.otlp_endpoint): the request's trace context from its traceparent,

@@ -176,6 +176,9 @@ struct ClientConn : Conn {
   int32_t key_model = -1;           // model slot the key's counters are kept under
   uint64_t key_hash = 0;            // KeyEntry::id_hash, or the anonymous hash
   bool key_conc_held = false;       // holds one of the key's max_concurrent slots
+  bool tpm_live = false;            // the key has a tpm limit: streamed tokens are charged as they come
+  uint32_t tpm_events = 0;          // SSE events relayed on the byte path (about one token each)
+  uint64_t tpm_charged = 0;         // tokens charged while streaming (EndKeyRequest settles the rest)
   SmallStr<384> rl_headers;         // x-ratelimit-* lines, on every answer of a limited key
 
   // --- stream resume and usage stripping (docs/DATAPLANE.md, "Streams that survive

@@ -80,6 +80,8 @@ void Router::OnSnapshot(const shm::Snapshot& snap) {
     model_backends_[m] = std::move(list);
   }
   cand_.resize(std::max<size_t>(widest, 1));
+  rate_skipped_.resize(cand_.size());
+  rate_skipped_n_ = 0;
   prefix_affinity_.homes().ApplyPublished(snap);
 }
 
@@ -111,6 +113,7 @@ bool Router::AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local
     if (st != BackendState::kHealthy && st != BackendState::kHalfOpen) continue;
     const auto& l = LoadAt(local, s);
     if (st == BackendState::kHalfOpen && l.in_flight >= b.half_open_budget) continue;
+    if (AtRate(b, s)) continue;  // frees up with the next lease, not with a completion
     any_healthy = true;
     if (EstimatedInFlight(b, l) < b.max_concurrent) return false;
   }
@@ -121,12 +124,17 @@ size_t Router::CollectEligible(uint16_t model_slot, std::span<const LocalLoad> l
                                std::span<const uint16_t> exclude) {
   const auto& list = model_backends_[model_slot];
   size_t n = 0;
+  rate_skipped_n_ = 0;
   for (size_t k = 0; k < list.size(); ++k) {
     uint16_t s = list[k];
     if (Excluded(exclude, s)) continue;
     const auto& b = snap_->backends[s];
     const auto& l = LoadAt(local, s);
     if (!Eligible(b, l)) continue;
+    if (AtRate(b, s)) {
+      if (rate_skipped_n_ < rate_skipped_.size()) rate_skipped_[rate_skipped_n_++] = s;
+      continue;
+    }
     cand_[n] = Candidate{s, static_cast<uint16_t>(k), EstimatedInFlight(b, l)};
     ++n;
   }
@@ -140,6 +148,7 @@ std::string_view Router::CappedPrefix(std::string_view p) const {
 
 int Router::Pick(uint16_t model_slot, const RequestInfo& req, std::span<const LocalLoad> local,
                  std::span<const uint16_t> exclude) {
+  rate_skipped_n_ = 0;
   if (!snap_ || model_slot >= model_backends_.size()) return kNoBackend;
   size_t n = CollectEligible(model_slot, local, exclude);
   if (n == 0) return kNoBackend;

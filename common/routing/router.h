@@ -78,9 +78,25 @@ class Router {
 
   // True when every backend of the model is eligible-but-full (so admission should queue)
   // rather than ineligible (so the request should fail over or fail at once). Backends in
-  // `exclude` (a stream continuation's failed ones) do not count either way.
+  // `exclude` (a stream continuation's failed ones) do not count either way. A backend at
+  // its rate counts as neither: with only such backends left the request fails at once.
   bool AllAtCapacity(uint16_t model_slot, std::span<const LocalLoad> local,
                      std::span<const uint16_t> exclude = {}) const;
+
+  // Per-backend rates (models[].backends[].rps): this thread's lease and use of each
+  // backend's rate limiter, indexed by backend slot (ThreadLimiter's arrays from the
+  // backend_rps base; they must outlive the router). A backend with an rps whose lease is
+  // used up is skipped like a full one. Unset (tests, simulator): rates are not checked.
+  void SetBackendRates(const uint64_t* grant, const uint64_t* spent) {
+    rate_grant_ = grant;
+    rate_spent_ = spent;
+  }
+  bool AtRate(const shm::BackendEntry& b, uint16_t slot) const {
+    return b.rps && rate_grant_ && rate_spent_[slot] >= rate_grant_[slot];
+  }
+  // The backends the last Pick skipped because they were at their rate (the worker counts
+  // them as refused by their limiter: llmcd reads refusals as demand).
+  std::span<const uint16_t> RateSkipped() const { return {rate_skipped_.data(), rate_skipped_n_}; }
 
  private:
   size_t CollectEligible(uint16_t model_slot, std::span<const LocalLoad> local,
@@ -97,6 +113,10 @@ class Router {
   PrefixAffinity prefix_affinity_;  // owns the prefix-home table
   // Per-pick scratch, sized in OnSnapshot so Pick never allocates.
   std::vector<Candidate> cand_;
+  const uint64_t* rate_grant_ = nullptr;
+  const uint64_t* rate_spent_ = nullptr;
+  std::vector<uint16_t> rate_skipped_;  // sized in OnSnapshot, like cand_
+  size_t rate_skipped_n_ = 0;
 };
 
 }  // namespace llmgw::routing

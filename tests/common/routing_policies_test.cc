@@ -428,5 +428,61 @@ TEST(RouterTest, NoSnapshotMeansNoBackend) {
   EXPECT_FALSE(r.AllAtCapacity(0, local));
 }
 
+// models[].backends[].rps: a backend whose rate lease this thread has used up is skipped
+// like a full one (reported in RateSkipped, so the worker counts the refusal as demand);
+// with only such backends left there is no pick and no queueing (the request fails).
+TEST(BackendRateTest, BackendAtItsRateIsSkippedNotAnErrorUnlessAllAre) {
+  for (Policy policy : {Policy::kRoundRobin, Policy::kLeastConnections, Policy::kConsistentHash}) {
+    Fleet f(policy, 3);
+    f.b(0).rps = 10;
+    f.b(1).rps = 10;  // b2 has no rate limit
+    f.Publish();
+    std::vector<uint64_t> grant(shm::kMaxBackends, 0), spent(shm::kMaxBackends, 0);
+    grant[0] = 5;
+    spent[0] = 5;  // b0 at its rate
+    grant[1] = 5;
+    spent[1] = 2;  // b1 below it
+    f.router.SetBackendRates(grant.data(), spent.data());
+    for (int i = 0; i < 30; ++i) {
+      RequestInfo req;
+      std::string user = testing::Named("user-", static_cast<uint64_t>(i));
+      req.hash_key = user;
+      int s = f.router.Pick(0, req, f.local, {});
+      EXPECT_NE(s, 0) << "picked a backend at its rate";
+      EXPECT_NE(s, kNoBackend);
+      ASSERT_EQ(f.router.RateSkipped().size(), 1u);
+      EXPECT_EQ(f.router.RateSkipped()[0], 0);
+    }
+    EXPECT_FALSE(f.router.AllAtCapacity(0, f.local));
+    // b1 at its rate too and b2 full: the one with room left is... none; b2 frees up with
+    // a completion, so the request queues.
+    spent[1] = 5;
+    f.b(2).max_concurrent = 1;
+    f.local[2].in_flight = 1;
+    EXPECT_EQ(f.Pick(), kNoBackend);
+    EXPECT_EQ(f.router.RateSkipped().size(), 2u);
+    EXPECT_TRUE(f.router.AllAtCapacity(0, f.local));
+    // b2 gone: only backends at their rate are left, nothing to wait for in the queue.
+    f.SetState(2, BackendState::kUnhealthy);
+    f.Publish();
+    EXPECT_EQ(f.Pick(), kNoBackend);
+    EXPECT_EQ(f.router.RateSkipped().size(), 2u);
+    EXPECT_FALSE(f.router.AllAtCapacity(0, f.local));
+    // A new lease: picked again.
+    grant[0] = 10;
+    EXPECT_EQ(f.Pick(), 0);
+    EXPECT_TRUE(f.router.RateSkipped().size() == 1u && f.router.RateSkipped()[0] == 1);
+  }
+}
+
+// Without rate arrays (simulator, tests) an rps is not checked.
+TEST(BackendRateTest, WithoutRatesTheRouterIgnoresRps) {
+  Fleet f(Policy::kRoundRobin, 1);
+  f.b(0).rps = 1;
+  f.Publish();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(f.Pick(), 0);
+  EXPECT_TRUE(f.router.RateSkipped().empty());
+}
+
 }  // namespace
 }  // namespace llmgw::routing

@@ -222,6 +222,25 @@ TEST(QuotaLeaserTest, OvershootIsPaidBack) {
   EXPECT_GE(static_cast<double>(charged), 0.95 * (cap + rate * 60) - 2 * 250);
 }
 
+// A fleet agent's leaser starts a new limiter's bucket empty (the fleet's burst is the
+// controller's): in the first second only the refill is admitted, not the capacity.
+TEST(QuotaLeaserTest, StartEmptyGivesNoBurstAtStart) {
+  for (bool empty : {false, true}) {
+    SimThreads sim(2);
+    QuotaLeaser leaser;
+    leaser.set_start_empty(empty);
+    std::vector<LimiterSpec> specs = {{kLimiter, 42, 600, 10, false}};
+    uint64_t now = 1000, admitted = 0;
+    for (int step = 0; step < 100; ++step) {  // 1 s, everything asked for
+      if (step % 10 == 0) leaser.Tick(now, specs, &sim);
+      for (uint32_t t = 0; t < 2; ++t) admitted += sim.ServeRate(t, 5);
+      now += 10;
+    }
+    if (empty) EXPECT_LE(admitted, 10u + 1) << "a burst out of a bucket that should start empty";
+    else EXPECT_GE(admitted, 300u) << "a fresh limit allows a burst";
+  }
+}
+
 // max_concurrent 16 over four threads; requests hold a slot for 50 steps; demand (40 in
 // flight wanted) moves between threads. The in-flight sum over threads never exceeds 16,
 // and is at least 95% of it on average once rebalanced.

@@ -32,15 +32,25 @@ std::string ReadAll(const std::string& path) {
 // llmgw (from Gateway, which does not publish) plus llmcd on the same config file.
 class KeysTest : public ::testing::Test {
  protected:
-  void Start(const std::string& extra, int upstream_delay_ms = 0) {
+  // models: replaces the two-model list ($UP1 and $UP2 stand for the upstreams' URLs).
+  void Start(const std::string& extra, int upstream_delay_ms = 0, std::string models_override = "",
+             int stream_events = 3, int stream_interval_ms = 0) {
     TestUpstream::Options o;
     o.head_delay_ms = upstream_delay_ms;
+    o.events = stream_events;
+    o.interval_ms = stream_interval_ms;
     up1_ = std::make_unique<TestUpstream>(o);
     up2_ = std::make_unique<TestUpstream>(o);
     log_ = "/tmp/llmgw-keys-access-" + std::to_string(::getpid()) + ".log";
     std::string models = "models:\n  - name: m1\n    backends: [{ url: \"http://127.0.0.1:" + std::to_string(up1_->port()) +
                          "\" }]\n  - name: m2\n    backends: [{ url: \"http://127.0.0.1:" +
                          std::to_string(up2_->port()) + "\" }]\n";
+    if (!models_override.empty()) {
+      for (auto [name, up] : {std::pair{std::string("$UP1"), up1_.get()}, std::pair{std::string("$UP2"), up2_.get()}})
+        for (size_t p; (p = models_override.find(name)) != std::string::npos;)
+          models_override.replace(p, name.size(), "http://127.0.0.1:" + std::to_string(up->port()));
+      models = models_override;
+    }
     std::string gw = "  access_log: { enabled: true, path: \"" + log_ + "\" }\n"
                      "admin: { grpc_listen: \"127.0.0.1:0\", metrics_listen: \"127.0.0.1:0\" }\n"
                      "control: { tick_ms: 20, heartbeat_ms: 200 }\n" + extra;
@@ -135,6 +145,41 @@ TEST_F(KeysTest, RpmLimitAnswers429WithItsHeaders) {
   EXPECT_EQ(Call(kChat, "").status, 200);
 }
 
+// models[].backends[].rps: a backend at its rate is skipped like a full one — the model's
+// other backend takes the rest and nothing fails — and when it is the only one left, the
+// client gets 429 rate_limit_exceeded (not a 502/503) with Retry-After.
+TEST_F(KeysTest, BackendAtItsRpsIsSkippedByTheRouter) {
+  Start("", 0,
+        "models:\n  - name: m1\n    policy: round_robin\n    backends:\n"
+        "      - { id: slow, url: \"$UP1\", rps: 2 }\n      - { id: free, url: \"$UP2\" }\n"
+        "  - name: m2\n    backends: [{ id: only, url: \"$UP1\", rps: 2 }]\n");
+  for (int i = 0; i < 20; ++i) {
+    Response r = Call(kChat, "");
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  // A bucket of 2 refilling at 2/s over the ~run: a few, never half of 20 (round robin).
+  EXPECT_LE(up1_->requests(), 2 + 2 * 1 + 2) << "the rate-limited backend was not skipped";
+  EXPECT_GE(up2_->requests(), 20 - (2 + 2 * 1 + 2));
+  int ok = 0, limited = 0;
+  Response r429;
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // llmcd ticks every 20 ms
+    Response r = Call(kChat2, "");
+    if (r.status == 200) {
+      ++ok;
+    } else if (r.status == 429) {
+      ++limited;
+      r429 = r;
+    } else {
+      ADD_FAILURE() << r.status << " " << r.body;
+    }
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(limited, 1) << "ten in 0.3 s through a backend of 2 per second";
+  EXPECT_NE(r429.body.find("\"code\":\"rate_limit_exceeded\""), std::string::npos) << r429.body;
+  EXPECT_GE(std::atoi(r429.Header("retry-after").c_str()), 1);
+}
+
 TEST_F(KeysTest, TpmLimitCountsTheAnswersTokens) {
   // The upstream's usage says 12 tokens per answer; the key may have 20 a minute.
   Start("keys:\n" + Key("tok", kSecretA, ", limits: { tpm: 20 }"));
@@ -152,6 +197,30 @@ TEST_F(KeysTest, TpmLimitCountsTheAnswersTokens) {
   EXPECT_EQ(limited.Header("x-ratelimit-limit-tokens"), "20");
   EXPECT_EQ(limited.Header("x-ratelimit-remaining-tokens"), "0");
   EXPECT_NE(limited.body.find("tokens"), std::string::npos) << limited.body;
+}
+
+// A stream's output tokens count against tpm as they are relayed, not only when it ends:
+// while a long stream (no include_usage: llmgw asks the backend for usage and strips it)
+// is still running past the key's tpm, another request of the key is refused. The client
+// sees no usage chunk it did not ask for.
+TEST_F(KeysTest, StreamedTokensCountAgainstTpmAsTheyStream) {
+  // 120 events 25 ms apart (3 s); the key may have 40 tokens a minute.
+  Start("keys:\n" + Key("stream", kSecretA, ", limits: { tpm: 40 }"), 0, "", 120, 25);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a few ticks: the thread's lease
+  const std::string stream = R"({"model":"m1","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+  Response a;
+  std::thread t([&] { a = Request(gw_->port(), Post("/v1/chat/completions", stream, Bearer(kSecretA)), 15000); });
+  // Past the tpm (55 events relayed; a loaded machine may be slower than 25 ms an event).
+  for (int i = 0; i < 500 && up1_->events_sent() < 55; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // relayed by llmgw
+  EXPECT_LT(up1_->events_sent(), 120) << "the stream ended before the check: the test proves nothing";
+  Response b = Call(kChat, Bearer(kSecretA));
+  t.join();
+  EXPECT_EQ(b.status, 429) << "the running stream's tokens were not charged yet: " << b.body;
+  EXPECT_NE(b.body.find("tokens"), std::string::npos) << b.body;
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_NE(a.body.find("data: [DONE]"), std::string::npos) << a.body;
+  EXPECT_EQ(a.body.find("\"usage\""), std::string::npos) << "a usage chunk the client did not ask for: " << a.body;
 }
 
 TEST_F(KeysTest, MaxConcurrentRefusesTheSecondInFlight) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/sha256.h"
 #include "common/shm.h"
 #include "common/snapshot_builder.h"
 #include "dataplane/worker.h"
@@ -240,8 +241,8 @@ class Client {
   }
   ~Client() { ::close(fd_); }
   bool ok() const { return ok_; }
-  int Post(const std::string& body, std::string* answer) {
-    std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+  int Post(const std::string& body, std::string* answer, const std::string& headers = "") {
+    std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" + headers +
                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) < 0) return -1;
     char tmp[8192];
@@ -423,6 +424,88 @@ TEST(RequestAllocationTest, HttpsRequestsOnPooledConnectionsAllocateNothing) {
     g_stop_requested = false;
   }
   SSL_CTX_free(sctx);
+}
+
+// The same with client API keys and every kind of limit set: authentication, the model
+// check, the limiter's admission (rates, tokens, concurrency) with its x-ratelimit-*
+// headers, the tokens charged at the end, a backend's rps), and a wrong key's 401, allocate
+// nothing either.
+TEST(RequestAllocationTest, KeyedAndLimitedRequestsAllocateNothingAfterWarmUp) {
+  Upstream a("A"), b("B");
+  const std::string secret = "sk-alloc-test-0123456789";
+  std::string yaml = "instance: alloc-keys-test\nlog_level: error\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n"
+                     "auth: { required: true }\nlimits: { global: { rps: 100000 } }\n"
+                     "keys:\n  - { id: team, key_sha256: \"" + Sha256Hex(secret) +
+                     "\", models: [m], limits: { rpm: 1000000, tpm: 100000000, max_concurrent: 8 } }\n"
+                     "models:\n  - name: m\n    rps: 100000\n    backends:\n"
+                     "      - { url: \"http://127.0.0.1:" + std::to_string(a.port()) + "\", rps: 100000 }\n"
+                     "      - { url: \"http://127.0.0.1:" + std::to_string(b.port()) + "\" }\n";
+  ConfigResult cr = ParseConfig(yaml, "alloc.yaml");
+  ASSERT_TRUE(cr.ok()) << cr.ErrorText();
+  const Config& cfg = cr.config;
+
+  auto region = std::make_unique<shm::ShmRegion>();
+  auto snap = std::make_unique<shm::Snapshot>();
+  SlotAssigner slots;
+  ASSERT_TRUE(BuildSnapshot(cfg, &slots, snap.get()).ok());
+  shm::SnapshotWriter(region.get()).Publish(snap.get());
+  // llmcd's quota leaser is not here: every thread slot gets a lease far above the run.
+  for (auto& lease : region->leases) {
+    for (uint32_t i = 0; i < shm::kNumLimiters; ++i) lease.grant[i].store(1000000000, std::memory_order_relaxed);
+    lease.generation.store(1, std::memory_order_release);
+  }
+
+  Result<int> lfd = OpenListener("127.0.0.1", 0);
+  ASSERT_TRUE(lfd.ok());
+  sockaddr_in la{};
+  socklen_t ll = sizeof(la);
+  getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
+  uint16_t port = ntohs(la.sin_port);
+
+  Worker worker(cfg, region.get(), 0, std::vector<int>{lfd.value()});
+  Status st = worker.Init();
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  g_stop_requested = false;
+  std::thread loop([&] {
+    g_worker = pthread_self();
+    g_have_worker.store(true, std::memory_order_release);
+    worker.Run();
+  });
+
+  const std::string key = "Authorization: Bearer " + secret + "\r\n";
+  const std::string wrong = "Authorization: Bearer sk-not-a-key\r\n";
+  const std::string plain = R"({"model":"m","messages":[{"role":"user","content":"hello"}]})";
+  const std::string stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]})";
+  const uint32_t rpm = shm::LimiterIndex(shm::LimitKind::kKeyRpm, 0);
+  {
+    Client c(port);
+    ASSERT_TRUE(c.ok());
+    std::string ans;
+    auto round = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        ASSERT_EQ(c.Post(plain, &ans, key), 200) << ans;
+        ASSERT_NE(ans.find("x-ratelimit-remaining-requests"), std::string::npos) << ans;
+        ASSERT_EQ(c.Post(stream, &ans, key), 200) << ans;
+        ASSERT_NE(ans.find("data: [DONE]"), std::string::npos) << ans;
+        ASSERT_EQ(c.Post(plain, &ans, wrong), 401) << ans;
+      }
+    };
+    round(50);
+    uint64_t checked_before = 0;
+    for (const auto& slot : region->slots) checked_before += slot.limiter_use[rpm].checked.load();
+    g_allocs = 0;
+    g_armed = true;
+    round(100);
+    g_armed = false;
+    EXPECT_EQ(g_allocs.load(), 0u) << "heap allocations on the worker thread during 300 keyed requests";
+    // The key's limiter really ran while counting.
+    uint64_t checked = 0;
+    for (const auto& slot : region->slots) checked += slot.limiter_use[rpm].checked.load();
+    EXPECT_EQ(checked - checked_before, 200u);
+  }
+  g_stop_requested = true;
+  loop.join();
+  g_stop_requested = false;
 }
 
 // The counter itself sees an allocation made on the counted thread.

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Scenario (j), issue 13: upstream TLS. The same fast llmgw-mock behind a plain port and
+# Scenario (k), issue 13: upstream TLS. The same fast llmgw-mock behind a plain port and
 # behind --tls (a throwaway CA made here); wrk (keep-alive POSTs of a small chat request)
 # through llmgw to the plain backend, llmgw to the TLS backend, and nginx to the TLS
 # backend with proxy_ssl_session_reuse and a keep-alive upstream. Reported per proxy: req/s,
 # the proxy's CPU time per request (/proc utime+stime ÷ requests) and the TLS handshakes
 # the backend saw per 1,000 requests (its /mock/stats tls_handshakes_total, resumed ones
 # apart). The proxy is pinned to core 0, the mock and wrk to core 1 (--no-pin: unpinned).
-# usage: bench/scenarios/j_tls_upstream.sh [--rounds N] [--duration S] [--connections C] [--no-pin]
+# usage: bench/scenarios/k_tls_upstream.sh [--rounds N] [--duration S] [--connections C] [--no-pin]
 source "$(dirname "$0")/../lib/common.sh"
 ROUNDS=3 DUR=5 CONNS=64 PIN=1
 while [ $# -gt 0 ]; do
@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-OUT=$(results_dir j_tls_upstream)
+OUT=$(results_dir k_tls_upstream)
 if [ "$PIN" = 1 ]; then PCPU=0 OCPU=1; else PCPU=0,1 OCPU=0,1; fi
 
 # Throwaway CA and a server certificate for 127.0.0.1 / localhost.
@@ -63,7 +63,7 @@ for port in $GW_PLAIN_PORT $GW_TLS_PORT $NPORT; do
   if [ "$code" != 200 ]; then echo "proxy on port $port answered $code: $(cat "$BENCH_WORK/check.out")" >&2; exit 1; fi
 done
 
-echo "scenario (j): wrk -c$CONNS, ${ROUNDS} rounds x ${DUR}s per proxy; $(machine_note)"
+echo "scenario (k): wrk -c$CONNS, ${ROUNDS} rounds x ${DUR}s per proxy; $(machine_note)"
 echo "proxy,round,rps,p50_us,p99_us,cpu_us_per_req,handshakes_per_1000,resumed_per_1000,non2xx,errors" >"$OUT/runs.csv"
 for ((r = 1; r <= ROUNDS; r++)); do
   for t in llmgw_plain llmgw_tls nginx_tls; do
@@ -99,7 +99,7 @@ import csv, sys
 from report import median, table, write_json
 out, note = sys.argv[1], sys.argv[2]
 runs = list(csv.DictReader(open(f"{out}/runs.csv")))
-summary = {"scenario": "j_tls_upstream", "machine": note, "by_proxy": {}}
+summary = {"scenario": "k_tls_upstream", "machine": note, "by_proxy": {}}
 rows = []
 for p in ("llmgw_plain", "llmgw_tls", "nginx_tls"):
     rs = [r for r in runs if r["proxy"] == p]
