@@ -267,7 +267,7 @@ FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
   agent_id_ = GatewayName(cfg_);
   if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
-    etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd.endpoints, 1000);
+    etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd, 1000);
 }
 
 std::string FleetAgent::controller() const {
