@@ -324,14 +324,9 @@ int main(int argc, char** argv) {
     elect = std::thread([&] {
       bool led = false;
       cp::DrainSync drains(etcd.get(), etcd_cfg.prefix, &controller);
-      cp::ConfigSync configs(
-          etcd.get(), etcd_cfg.prefix,
-          [&controller](const std::string& yaml, int64_t rev) { return controller.ApplyFleetConfig(yaml, rev); },
-          fleet_rev);
       while (!stop.load()) {
         election->Step();
         bool leads = election->is_leader();
-        configs.Step();     // leader and standbys serve the stored fleet config
         drains.Step(leads);  // operator drains survive a failover
         if (leads && !led) controller.MarkDirty();  // a new leader publishes at once
         led = leads;
@@ -339,6 +334,21 @@ int main(int argc, char** argv) {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       election->Resign();  // a clean stop hands over without waiting for the lease
+    });
+  // The stored fleet config, leader and standbys alike, in its own thread: applying one
+  // resolves backend host names, which must never delay the election's lease renewals.
+  std::thread config_sync;
+  if (etcd)
+    config_sync = std::thread([&] {
+      cp::ConfigSync configs(
+          etcd.get(), etcd_cfg.prefix,
+          [&controller](const std::string& yaml, int64_t rev) { return controller.ApplyFleetConfig(yaml, rev); },
+          fleet_rev);
+      uint32_t every = std::max<uint32_t>(50, etcd_cfg.lease_ms / 4);
+      while (!stop.load()) {
+        configs.Step();
+        for (uint32_t t = 0; t < every && !stop.load(); t += 10) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     });
   NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
@@ -385,6 +395,7 @@ int main(int argc, char** argv) {
   stop = true;
   loop.join();
   if (elect.joinable()) elect.join();
+  if (config_sync.joinable()) config_sync.join();
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});
