@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -48,13 +49,18 @@ const CommandHelp kCommands[] = {
      "Calls UndrainBackend for backend ID."},
     {"reset", "reset ID", "close a backend's circuit breaker",
      "Calls ResetCircuit: the breaker of backend ID closes and its failure count restarts."},
-    {"config", "config show|reload|check|diff [FILE]", "show, reload, check or diff the config",
+    {"config", "config show|reload|check|diff|push [FILE]", "show, reload, check, diff or push the config",
      "config show          print the running config (YAML, secrets redacted)\n"
      "config reload        make llmcd re-read its config file; prints what changed\n"
      "config check FILE    validate FILE offline with llmcd's validator (no server needed);\n"
      "                     prints FILE:LINE: key: message per error and exits 2\n"
      "config diff FILE     what loading FILE would change against the running config:\n"
-     "                     models and backends added/removed/changed, other keys changed"},
+     "                     models and backends added/removed/changed, other keys changed\n"
+     "config push FILE     HA fleet (fleet.etcd): store FILE in etcd as the fleet-wide config;\n"
+     "                     every controller merges it with its local file and applies it.\n"
+     "                     FILE holds only fleet-wide keys (models, keys, health, routing,\n"
+     "                     limits, ...; see docs/CONFIG.md); it is checked first and refused,\n"
+     "                     never stored, when it is invalid (FILE:LINE: key: message, exit 2)"},
     {"routing", "routing", "per model: policy, pick distribution",
      "Calls GetRoutingStats: per model the policy, requests, retries, fallbacks, rejected,\n"
      "and per backend its picks and share of picks."},
@@ -388,12 +394,42 @@ int CmdConfigDiff(Admin::Stub& stub, const Options& o, const std::string& file, 
   return kExitOk;
 }
 
+int CmdConfigPush(Admin::Stub& stub, const Options& o, const std::string& file, std::ostream& out,
+                  std::ostream& err) {
+  std::ifstream in(file);
+  if (!in) {
+    err << "llmctl: error: cannot read " << file << ": " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  admin::v1::PushConfigRequest req;
+  req.set_yaml(ss.str());
+  req.set_filename(file);
+  admin::v1::PushConfigResponse resp;
+  auto ctx = NewContext(o);
+  grpc::Status st = stub.PushConfig(ctx.get(), req, &resp);
+  if (!st.ok()) return ReportRpcError(st, o, "PushConfig", err);
+  if (o.output == OutputFormat::kJson) PrintJson(resp, out);
+  if (!resp.ok()) {
+    err << "llmctl: error: config refused, nothing stored; the fleet keeps its running config\n";
+    for (const auto& e : resp.errors()) err << e << "\n";
+    return kExitUsage;
+  }
+  if (o.output == OutputFormat::kTable) {
+    out << "stored in etcd: revision " << resp.revision() << " (every controller applies it)\n";
+    if (!resp.summary().empty()) out << resp.summary() << (resp.summary().back() == '\n' ? "" : "\n");
+  }
+  return kExitOk;
+}
+
 int CmdConfig(Admin::Stub& stub, const Options& o, const std::vector<std::string>& args,
               std::ostream& out, std::ostream& err) {
-  if (args.size() < 2) return Usage(err, "config needs a subcommand: show, reload, check, diff");
+  if (args.size() < 2) return Usage(err, "config needs a subcommand: show, reload, check, diff, push");
   const std::string& sub = args[1];
-  if (sub == "check" || sub == "diff") {
+  if (sub == "check" || sub == "diff" || sub == "push") {
     if (args.size() != 3) return Usage(err, "config " + sub + " needs exactly one FILE");
+    if (sub == "push") return CmdConfigPush(stub, o, args[2], out, err);
     return sub == "check" ? CmdConfigCheck(o, args[2], out, err)
                           : CmdConfigDiff(stub, o, args[2], out, err);
   }
@@ -432,7 +468,7 @@ int CmdConfig(Admin::Stub& stub, const Options& o, const std::vector<std::string
     }
     return kExitOk;
   }
-  return Usage(err, "unknown config subcommand '" + sub + "' (show, reload, check, diff)");
+  return Usage(err, "unknown config subcommand '" + sub + "' (show, reload, check, diff, push)");
 }
 
 std::string JoinList(const google::protobuf::RepeatedPtrField<std::string>& v, const char* empty) {
@@ -875,8 +911,8 @@ std::string BashCompletionScript() {
          "    help) [[ -z \"$sub\" ]] && COMPREPLY=( $(compgen -W \"" + words + "\" -- \"$cur\") ) ;;\n"
          "    config)\n"
          "      if [[ -z \"$sub\" ]]; then\n"
-         "        COMPREPLY=( $(compgen -W \"show reload check diff\" -- \"$cur\") )\n"
-         "      elif [[ \"$sub\" == check || \"$sub\" == diff ]]; then\n"
+         "        COMPREPLY=( $(compgen -W \"show reload check diff push\" -- \"$cur\") )\n"
+         "      elif [[ \"$sub\" == check || \"$sub\" == diff || \"$sub\" == push ]]; then\n"
          "        COMPREPLY=( $(compgen -f -- \"$cur\") )\n"
          "      fi ;;\n"
          "    completion) [[ -z \"$sub\" ]] && COMPREPLY=( $(compgen -W \"bash\" -- \"$cur\") ) ;;\n"

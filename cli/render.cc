@@ -98,6 +98,9 @@ void RenderStatus(const admin::v1::GetStatusResponse& s, std::ostream& out) {
   row("errors/s", FormatDouble(s.errors_per_second(), 2));  // errors are rarer: one more digit
   row("requests", std::to_string(s.requests_total()) + " total, " +
                       std::to_string(s.active_requests()) + " active");
+  // Every gateway of the fleet over the last 30 s (streams for TTFT).
+  row("ttft p50/p99", FormatDouble(s.ttft_p50_ms(), 0) + " / " + FormatDouble(s.ttft_p99_ms(), 0) + " ms (30 s)");
+  row("latency p50/p99", FormatDouble(s.latency_p50_ms(), 0) + " / " + FormatDouble(s.latency_p99_ms(), 0) + " ms (30 s)");
   row("dataplane", s.dataplane_alive()
                        ? "alive, " + std::to_string(s.dataplane_threads()) + " threads"
                        : std::string("NOT RUNNING"));

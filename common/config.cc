@@ -647,10 +647,16 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
     Error(root["fleet"], "fleet.controller", "is required when fleet.role is agent (or fleet.etcd.endpoints)");
   for (size_t i = 0; i < c->fleet.etcd.endpoints.size(); ++i) {
     const std::string& e = c->fleet.etcd.endpoints[i];
-    if (e.rfind("http://", 0) != 0 || e.size() <= 7)
+    bool http = e.rfind("http://", 0) == 0 && e.size() > 7, https = e.rfind("https://", 0) == 0 && e.size() > 8;
+    if (!http && !https)
       Error(root["fleet"]["etcd"]["endpoints"][i], "fleet.etcd.endpoints[" + std::to_string(i) + "]",
-            "must be http://HOST:PORT (etcd's client URL)");
+            "must be http://HOST:PORT or https://HOST:PORT (etcd's client URL)");
   }
+  const EtcdConfig& etcd = c->fleet.etcd;
+  if (etcd.client_cert_file.empty() != etcd.client_key_file.empty())
+    Error(root["fleet"]["etcd"], "fleet.etcd.client_cert_file", "client_cert_file and client_key_file go together");
+  if (etcd.username.empty() != etcd.password_file.empty())
+    Error(root["fleet"]["etcd"], "fleet.etcd.username", "username and password_file go together");
   if (c->fleet.etcd.prefix.empty() || c->fleet.etcd.prefix.front() != '/')
     Error(root["fleet"]["etcd"]["prefix"], "fleet.etcd.prefix", "must start with '/'");
   if (c->limits.global.burst && !c->limits.global.rps)

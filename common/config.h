@@ -165,6 +165,14 @@ struct EtcdConfig {
   std::vector<std::string> endpoints;  // http://HOST:PORT of etcd members; empty = no HA
   std::string prefix = "/llmgw/";      // every key llmgw keeps in etcd starts with it
   uint32_t lease_ms = 3000;            // leadership lease; a dead leader is replaced after it
+  // https:// endpoints: the CA etcd's server certificate is checked with (empty: the
+  // system store) and a client certificate for etcd's --client-cert-auth.
+  std::string ca_file;
+  std::string client_cert_file;
+  std::string client_key_file;
+  // etcd with auth enabled: this user's token (from /v3/auth/authenticate) on every call.
+  std::string username;
+  std::string password_file;  // the password, one line; re-read whenever a token is asked
 };
 
 struct FleetConfig {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,19 @@ Result<std::unique_ptr<ShmObject>> ShmObject::Open(const std::string& name) {
   for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
     int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) {
+      // The object is sparse, but its pages get written as threads and backends are used;
+      // on a /dev/shm smaller than the object (Docker's default is 64 MB) the write that
+      // finds it full kills llmgw and llmcd with SIGBUS, without a log line, under load.
+      // Refuse at start instead, saying what to do.
+      struct statvfs fs;
+      if (::fstatvfs(fd, &fs) == 0 && static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < size) {
+        uint64_t free_mib = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize >> 20;
+        ::close(fd);
+        ::shm_unlink(name.c_str());
+        return Error(ErrorKind::kShm, ErrorSide::kInternal, false,
+                     "/dev/shm has %llu MiB free, %s needs %zu MiB: enlarge it (docker run --shm-size=256m)",
+                     static_cast<unsigned long long>(free_mib), name.c_str(), (size + (1 << 20) - 1) >> 20);
+      }
       if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
         int e = errno;
         ::close(fd);

@@ -71,6 +71,10 @@ admin::GetStatusResponse ToProto(const StatusView& v) {
   s.set_config_reloads(v.config_reloads);
   s.set_config_reload_failures(v.config_reload_failures);
   s.set_models(v.models);
+  s.set_ttft_p50_ms(v.ttft_p50_ms);
+  s.set_ttft_p99_ms(v.ttft_p99_ms);
+  s.set_latency_p50_ms(v.latency_p50_ms);
+  s.set_latency_p99_ms(v.latency_p99_ms);
   return s;
 }
 
@@ -79,6 +83,7 @@ admin::GetConfigResponse ToProto(const ConfigText& c) {
   r.set_yaml(c.yaml);
   r.set_path(c.path);
   r.set_version(c.version);
+  r.set_fleet_config_revision(c.fleet_config_revision);
   return r;
 }
 

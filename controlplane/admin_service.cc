@@ -86,6 +86,18 @@ class AdminServiceImpl final : public admin::Admin::Service {
     for (const auto& e : o.errors) r->add_errors(e);
     return grpc::Status::OK;
   }
+  grpc::Status PushConfig(grpc::ServerContext* ctx, const admin::PushConfigRequest* q,
+                          admin::PushConfigResponse* r) override {
+    if (!Auth(ctx)) return Unauth();
+    LOG_INFO("fleet config push requested over gRPC", {{"peer", ctx->peer()}, {"file", q->filename()}});
+    int64_t revision = 0;
+    ReloadOutcome o = c_->PushFleetConfig(q->yaml(), q->filename(), &revision);
+    r->set_ok(o.ok);
+    for (const auto& e : o.errors) r->add_errors(e);
+    r->set_revision(revision);
+    r->set_summary(o.summary);
+    return grpc::Status::OK;  // a refused config is an answer, as for ReloadConfig
+  }
   grpc::Status GetRoutingStats(grpc::ServerContext* ctx, const admin::GetRoutingStatsRequest*,
                                admin::GetRoutingStatsResponse* r) override {
     if (!Auth(ctx)) return Unauth();

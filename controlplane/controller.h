@@ -34,6 +34,7 @@
 #include "controlplane/prober.h"
 #include "controlplane/fleet_leaser.h"
 #include "controlplane/quota_leaser.h"
+#include "controlplane/recent_histogram.h"
 
 namespace llmgw::cp {
 
@@ -101,6 +102,23 @@ class Controller {
   ReloadOutcome ReloadFromFile();
   ReloadOutcome ReloadFromText(const std::string& yaml, const std::string& filename);
   static ReloadOutcome Validate(const std::string& yaml, const std::string& filename);
+
+  // The config stored in etcd for an HA fleet (common/fleet_config.h). ApplyFleetConfig
+  // runs the local file merged with `yaml` (empty: the local file alone, the stored config
+  // was deleted); when it is refused the running config stays, and so does the last good
+  // stored one, which later reloads of the local file keep merging. revision is etcd's
+  // mod_revision of the stored key (0: none).
+  ReloadOutcome ApplyFleetConfig(const std::string& yaml, int64_t revision);
+  // Before Start: the stored config the first config was merged with.
+  void NoteFleetConfig(const std::string& yaml, int64_t revision);
+  int64_t fleet_config_revision() const;
+  // `llmctl config push`: checks `yaml` as every controller will run it (on its own, then
+  // merged with this host's file, then built into a snapshot); only a config that passes
+  // is handed to `store` (which puts it into etcd and returns its revision). *revision is
+  // that revision; the summary is what it changes against the running config.
+  using FleetConfigStore = std::function<llmgw::Result<int64_t>(const std::string& yaml)>;
+  void SetFleetConfigStore(FleetConfigStore store);
+  ReloadOutcome PushFleetConfig(const std::string& yaml, const std::string& filename, int64_t* revision);
 
   // Operator actions; false when the id is unknown. Effective in the next snapshot.
   // `out` (optional) gets the backend's view after the action.
@@ -176,6 +194,8 @@ class Controller {
   struct ProbeResult;
 
   ReloadOutcome Apply(ConfigResult parsed);
+  // The checks of Apply without applying: errors, or the snapshot it would build.
+  std::vector<std::string> Prepare(const ConfigResult& parsed, SlotAssigner* slots, shm::Snapshot* built) const;
   void RebuildRuntime(const Config& cfg, std::string* summary);
   void DispatchJobs(uint64_t now);
   void DrainMailbox(uint64_t now);
@@ -195,6 +215,9 @@ class Controller {
   mutable std::mutex mu_;
   Config cfg_;
   std::string config_path_;
+  std::string fleet_yaml_;       // the stored fleet config merged into cfg_ ("" = none)
+  int64_t fleet_revision_ = 0;
+  FleetConfigStore fleet_store_;
   uint64_t config_version_ = 0;
   SlotAssigner slots_;
   std::unique_ptr<shm::Snapshot> base_;       // as built from the config
@@ -225,6 +248,8 @@ class Controller {
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<bool> cancel_io_{false};
   FleetStats fleet_;                 // the agents' gateways (guarded by mu_)
+  // Every gateway's (this host's and the agents') TTFT and latency, last 30 s.
+  RecentHistogram fleet_ttft_recent_, fleet_latency_recent_;
   bool fleet_rebaseline_ = false;    // a gateway joined: re-seed the per-backend deltas
   shm::StatsTotals local_stats_;     // this host's data plane alone (stats_ is the fleet's)
   std::vector<PrefixPick> fleet_prefixes_;  // agents' prefix picks (guarded by mu_)

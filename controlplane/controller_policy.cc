@@ -47,6 +47,7 @@ void Controller::UpdateFromStats(uint64_t now) {
   for (uint32_t i = 0; i < base_->num_backends && i < stats_.backends.size(); ++i)
     if (base_->backends[i].id[0]) key_to_row[base_->backends[i].key] = i;
   fleet_.AddTo(key_to_row, &stats_);
+  bool rebaseline = fleet_rebaseline_;
   if (fleet_rebaseline_) {
     // A gateway joined with its history: re-seed every delta instead of taking that
     // history for this tick's observations (breakers, EWMAs, bandits, rates).
@@ -54,6 +55,13 @@ void Controller::UpdateFromStats(uint64_t now) {
     for (auto& [id, b] : backends_) b->have_prev = false;
     rate_window_.clear();
   }
+  // The whole fleet's TTFT and latency over the recent window (status, dashboard).
+  if (rebaseline) {
+    fleet_ttft_recent_.Rebaseline(stats_.ttft);
+    fleet_latency_recent_.Rebaseline(stats_.latency);
+  }
+  fleet_ttft_recent_.Record(now, stats_.ttft);
+  fleet_latency_recent_.Record(now, stats_.latency);
   // Gateway-wide rates over the last second or so.
   uint64_t errs = 0;
   for (size_t i = 1; i < std::size(stats_.errors_by_kind); ++i) errs += stats_.errors_by_kind[i];
@@ -77,6 +85,10 @@ void Controller::UpdateFromStats(uint64_t now) {
     b->requests_total = t.requests;
     // Quantiles over the recent window, recomputed every tick (they fall to 0 when the
     // window holds no observation, instead of keeping a stale figure).
+    if (rebaseline) {  // a joining gateway's history is not the last 30 s
+      b->ttft_recent.Rebaseline(t.ttft);
+      b->latency_recent.Rebaseline(t.latency);
+    }
     b->ttft_recent.Record(now, t.ttft);
     b->latency_recent.Record(now, t.latency);
     {

@@ -7,11 +7,15 @@
 #include <set>
 
 #include "common/config_keys.h"
+#include "common/fleet_config.h"
 #include "common/log.h"
 #include "controlplane/controller.h"
 #include "controlplane/controller_internal.h"
 
 namespace llmgw::cp {
+
+// How errors and logs name the config stored in etcd.
+constexpr const char* kFleetConfigName = "<fleet config in etcd>";
 
 // Rebuilds per-backend runtime state from cfg, keeping what is known about backends
 // that stay (health, breaker, EWMAs, drain flag), so a reload loses no signal.
@@ -148,12 +152,105 @@ ReloadOutcome Controller::Validate(const std::string& yaml, const std::string& f
 }
 
 ReloadOutcome Controller::ReloadFromFile() {
+  std::string path, fleet;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    path = config_path_;
+    fleet = fleet_yaml_;
+  }
+  // A rotated key file is re-read. With a stored fleet config the local file changes only
+  // what is local to this host; the fleet-wide keys stay the stored ones.
+  if (!fleet.empty()) return Apply(LoadConfigWithFleet(path, fleet, kFleetConfigName, /*read_backend_keys=*/true));
+  return Apply(LoadConfigFile(path, /*read_backend_keys=*/true));
+}
+
+void Controller::NoteFleetConfig(const std::string& yaml, int64_t revision) {
+  std::lock_guard<std::mutex> l(mu_);
+  fleet_yaml_ = yaml;
+  fleet_revision_ = yaml.empty() ? 0 : revision;
+}
+
+int64_t Controller::fleet_config_revision() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return fleet_revision_;
+}
+
+ReloadOutcome Controller::ApplyFleetConfig(const std::string& yaml, int64_t revision) {
   std::string path;
   {
     std::lock_guard<std::mutex> l(mu_);
     path = config_path_;
   }
-  return Apply(LoadConfigFile(path, /*read_backend_keys=*/true));  // a rotated key file is re-read
+  ReloadOutcome o = Apply(yaml.empty() ? LoadConfigFile(path, true)
+                                       : LoadConfigWithFleet(path, yaml, kFleetConfigName, true));
+  if (o.ok) NoteFleetConfig(yaml, revision);
+  return o;
+}
+
+void Controller::SetFleetConfigStore(FleetConfigStore store) {
+  std::lock_guard<std::mutex> l(mu_);
+  fleet_store_ = std::move(store);
+}
+
+ReloadOutcome Controller::PushFleetConfig(const std::string& yaml, const std::string& filename, int64_t* revision) {
+  ReloadOutcome o;
+  std::string path;
+  FleetConfigStore store;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    path = config_path_;
+    store = fleet_store_;
+  }
+  if (!store) {
+    o.errors.push_back("this llmcd has no fleet.etcd: a config can be pushed only to a controller of an HA fleet");
+    return o;
+  }
+  // Errors name the pushed file as the operator knows it.
+  std::string name = filename.empty() ? std::string(kFleetConfigName) : filename;
+  ConfigResult merged = LoadConfigWithFleet(path, yaml, name, true);
+  for (const auto& e : merged.errors) o.errors.push_back(e.ToString());
+  if (!o.errors.empty()) return o;
+  SlotAssigner slots;
+  auto built = std::make_unique<shm::Snapshot>();
+  std::memset(built.get(), 0, sizeof(shm::Snapshot));
+  o.errors = Prepare(merged, &slots, built.get());
+  if (!o.errors.empty()) return o;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    o.summary = ConfigChangesSummary(DiffConfigs(cfg_, merged.config));
+    o.version = config_version_;
+  }
+  auto rev = store(yaml);
+  if (!rev.ok()) {
+    o.errors.push_back("cannot store the config in etcd: " + std::string(rev.error().message()));
+    return o;
+  }
+  if (revision) *revision = rev.value();
+  LOG_INFO("fleet config stored in etcd", {{"revision", static_cast<long>(rev.value())}, {"file", name}});
+  o.ok = true;
+  return o;
+}
+
+std::vector<std::string> Controller::Prepare(const ConfigResult& parsed, SlotAssigner* slots,
+                                             shm::Snapshot* built) const {
+  if (!parsed.ok()) {
+    std::vector<std::string> errs;
+    for (const auto& e : parsed.errors) errs.push_back(e.ToString());
+    return errs;
+  }
+  std::string old_instance;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    *slots = slots_;
+    old_instance = cfg_.instance;
+  }
+  if (parsed.config.instance != old_instance)
+    return {parsed.config.source_file + ":0: instance: cannot change from '" + old_instance + "' to '" +
+            parsed.config.instance + "' on reload; restart llmcd"};
+  // Outside the lock: hostname resolution may block.
+  Status st = BuildSnapshot(parsed.config, slots, built);
+  if (!st.ok()) return {parsed.config.source_file + ":0: models: " + std::string(st.error().message())};
+  return {};
 }
 
 ReloadOutcome Controller::ReloadFromText(const std::string& yaml, const std::string& filename) {
@@ -174,26 +271,10 @@ ReloadOutcome Controller::Apply(ConfigResult parsed) {
     for (const auto& e : o.errors) LOG_ERROR("config reload rejected; keeping the running config", {{"error", e}});
     return o;
   };
-  if (!parsed.ok()) {
-    std::vector<std::string> errs;
-    for (const auto& e : parsed.errors) errs.push_back(e.ToString());
-    return reject(std::move(errs));
-  }
   SlotAssigner slots;
-  std::string old_instance;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    slots = slots_;
-    old_instance = cfg_.instance;
-  }
-  if (parsed.config.instance != old_instance)
-    return reject({parsed.config.source_file + ":0: instance: cannot change from '" + old_instance +
-                   "' to '" + parsed.config.instance + "' on reload; restart llmcd"});
-  // Built outside the lock: hostname resolution may block.
   auto built = std::make_unique<shm::Snapshot>();
   std::memset(built.get(), 0, sizeof(shm::Snapshot));
-  Status st = BuildSnapshot(parsed.config, &slots, built.get());
-  if (!st.ok()) return reject({parsed.config.source_file + ":0: models: " + std::string(st.error().message())});
+  if (auto errs = Prepare(parsed, &slots, built.get()); !errs.empty()) return reject(std::move(errs));
 
   std::lock_guard<std::mutex> l(mu_);
   // Every changed key, model field and backend field, from the config key tables.

@@ -90,6 +90,11 @@ StatusView Controller::GetStatus() const {
   s.config_reloads = counters_.config_reloads;
   s.config_reload_failures = counters_.config_reload_failures;
   s.models = static_cast<uint32_t>(cfg_.models.size());
+  shm::HistogramTotals ttft = fleet_ttft_recent_.Recent(), lat = fleet_latency_recent_.Recent();
+  s.ttft_p50_ms = ttft.QuantileUs(0.5) / 1000.0;
+  s.ttft_p99_ms = ttft.QuantileUs(0.99) / 1000.0;
+  s.latency_p50_ms = lat.QuantileUs(0.5) / 1000.0;
+  s.latency_p99_ms = lat.QuantileUs(0.99) / 1000.0;
   return s;
 }
 
@@ -122,7 +127,7 @@ ConfigText Controller::ConfigView() const {
   std::lock_guard<std::mutex> l(mu_);
   // Secrets never live in the YAML itself (token and keys come from files), so the text
   // is returned as loaded.
-  return ConfigText{cfg_.source_text, config_path_, config_version_};
+  return ConfigText{cfg_.source_text, config_path_, config_version_, fleet_revision_};
 }
 
 RoutingStatsView Controller::RoutingStats() const {

@@ -42,12 +42,15 @@ struct StatusView {
   std::string instance, role, config_file;
   uint64_t config_reloads = 0, config_reload_failures = 0;
   uint32_t models = 0;
+  // Every gateway of the fleet (this host's alone without one), last 30 s; 0 = none seen.
+  double ttft_p50_ms = 0, ttft_p99_ms = 0, latency_p50_ms = 0, latency_p99_ms = 0;
 };
 
 struct ConfigText {
   std::string yaml;  // as loaded (secrets live in files, never in the YAML)
   std::string path;
   uint64_t version = 0;
+  int64_t fleet_config_revision = 0;  // the stored fleet config merged in (0: none)
 };
 
 struct RoutingStatsView {

@@ -148,7 +148,9 @@ std::string DashboardStateJson(const Controller& c, uint64_t unix_ms) {
   }
   w.Key("prompt_tokens"); w.Uint64(prompt);
   w.Key("completion_tokens"); w.Uint64(completion);
-  w.Key("ttft_p99_ms"); w.Double(totals.ttft.QuantileUs(0.99) / 1000.0);  // since start; the page shows backends' recent ones
+  // Every gateway of the fleet, last 30 s (a since-start figure hides a recent change).
+  w.Key("ttft_p99_ms"); w.Double(st.ttft_p99_ms);
+  w.Key("latency_p99_ms"); w.Double(st.latency_p99_ms);
   w.EndObject();
 
   w.Key("models");

@@ -64,6 +64,8 @@ constexpr char kPage[] = R"HTML(<!DOCTYPE html>
     <div class="tile"><div class="k">active requests</div><div class="v" id="active">-</div></div>
     <div class="tile"><div class="k">tokens/s (out)</div><div class="v" id="tps">-</div></div>
     <div class="tile"><div class="k">requests total</div><div class="v" id="requests">-</div></div>
+    <div class="tile"><div class="k">TTFT p99 ms (30 s, fleet)</div><div class="v" id="ttft99">-</div></div>
+    <div class="tile"><div class="k">latency p99 ms (30 s, fleet)</div><div class="v" id="lat99">-</div></div>
     <div class="tile"><div class="k">backends healthy</div><div class="v" id="healthy">-</div></div>
     <div class="tile"><div class="k">data plane</div><div class="v" id="dataplane">-</div></div>
     <div class="tile"><div class="k">snapshot gen.</div><div class="v" id="generation">-</div></div>
@@ -172,6 +174,7 @@ function render(s) {
   setText("instance", st.instance); setText("role", st.role); setText("version", st.version);
   setText("active", st.active);
   setText("requests", s.totals.requests);
+  setText("ttft99", fmt(s.totals.ttft_p99_ms, 0)); setText("lat99", fmt(s.totals.latency_p99_ms, 0));
   setText("healthy", st.backends_healthy + " / " + st.backends_total);
   setText("dataplane", st.dataplane_alive ? st.dataplane_threads + " threads" : "DOWN");
   setText("generation", st.generation);

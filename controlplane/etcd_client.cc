@@ -7,8 +7,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 namespace llmgw::cp {
 
@@ -73,6 +75,16 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
+// etcd's answer, shortened (an Error holds 160 characters); the one refusal that puzzles
+// operators is said in words that tell what to do.
+std::string Answer(long status, const std::string& body) {
+  if (body.find("CommonName of client") != std::string::npos)
+    return std::to_string(status) + ", with auth on etcd's gateway refuses a client certificate with a CN: use one without";
+  std::string s = std::to_string(status) + " " + body.substr(0, 100);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
 Error EtcdError(const char* fmt, const std::string& a, const std::string& b = {}) {
   return Error(ErrorKind::kIo, ErrorSide::kUpstream, true, fmt, a.c_str(), b.c_str());
 }
@@ -127,13 +139,15 @@ EtcdClient::EtcdClient(std::vector<std::string> endpoints, uint32_t timeout_ms)
   curl_ = curl_easy_init();
 }
 
+EtcdClient::EtcdClient(const EtcdConfig& cfg, uint32_t timeout_ms) : EtcdClient(cfg.endpoints, timeout_ms) {
+  tls_auth_ = cfg;
+}
+
 EtcdClient::~EtcdClient() {
   if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
 }
 
-Result<std::string> EtcdClient::Call(const std::string& path, const std::string& body) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (!curl_ || endpoints_.empty()) return EtcdError("etcd: no client%s%s", "", "");
+Result<std::string> EtcdClient::Post(const std::string& path, const std::string& body, long* status) {
   CURL* c = static_cast<CURL*>(curl_);
   std::string last_error;
   for (size_t attempt = 0; attempt < endpoints_.size(); ++attempt) {
@@ -141,6 +155,8 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
     std::string url = endpoints_[idx] + path, resp;
     curl_easy_reset(c);
     curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    // etcd's gateway passes Authorization on as the token (no "Bearer").
+    if (!token_.empty()) headers = curl_slist_append(headers, ("Authorization: " + token_).c_str());
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
@@ -149,26 +165,80 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms_));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_ms_));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!tls_auth_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, tls_auth_.ca_file.c_str());
+    if (!tls_auth_.client_cert_file.empty()) {
+      curl_easy_setopt(c, CURLOPT_SSLCERT, tls_auth_.client_cert_file.c_str());
+      curl_easy_setopt(c, CURLOPT_SSLKEY, tls_auth_.client_key_file.c_str());
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
     CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    *status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
       last_error = endpoints_[idx] + ": " + curl_easy_strerror(rc);
       continue;
     }
-    if (status != 200) {
-      // etcd answered: an error of the request itself, no use asking another member.
-      current_ = idx;
-      return EtcdError("etcd %s: %s", path, std::to_string(status) + " " + resp.substr(0, 100));
-    }
     current_ = idx;
     return resp;
   }
   return EtcdError("etcd unreachable: %s%s", last_error, "");
+}
+
+Status EtcdClient::Authenticate() {
+  std::ifstream in(tls_auth_.password_file);
+  if (!in) return EtcdError("etcd: cannot read fleet.etcd.password_file %s: %s", tls_auth_.password_file, std::strerror(errno));
+  std::string password;
+  std::getline(in, password);
+  while (!password.empty() && (password.back() == '\r' || password.back() == ' ')) password.pop_back();
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);  // escapes what the user and password hold
+  w.StartObject();
+  w.Key("name");
+  w.String(tls_auth_.username.c_str(), static_cast<rapidjson::SizeType>(tls_auth_.username.size()));
+  w.Key("password");
+  w.String(password.c_str(), static_cast<rapidjson::SizeType>(password.size()));
+  w.EndObject();
+  token_.clear();
+  long status = 0;
+  auto r = Post("/v3/auth/authenticate", buf.GetString(), &status);
+  if (!r.ok()) return r.error();
+  if (status != 200)  // the password never appears in the message
+    return EtcdError("etcd refused user '%s': %s", tls_auth_.username, Answer(status, r.value()));
+  rapidjson::Document d;
+  d.Parse(r.value().c_str());
+  token_ = d.HasParseError() ? std::string() : Str(d, "token");
+  if (token_.empty()) return EtcdError("etcd: authenticate gave no token for user '%s'%s", tls_auth_.username);
+  return Status::Ok();
+}
+
+Result<std::string> EtcdClient::Call(const std::string& path, const std::string& body) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!curl_ || endpoints_.empty()) return EtcdError("etcd: no client%s%s", "", "");
+  bool auth = !tls_auth_.username.empty();
+  for (int round = 0; round < 2; ++round) {
+    if (auth && token_.empty()) {
+      Status st = Authenticate();
+      if (!st.ok()) return st.error();
+    }
+    long status = 0;
+    auto r = Post(path, body, &status);
+    if (!r.ok()) return r;
+    if (status == 200) return r;
+    // An expired or forgotten token: etcd says so (401 through the gateway, or its
+    // "invalid auth token" / "user name is empty" errors); ask for a new one once.
+    bool token_refused = status == 401 || r.value().find("auth token") != std::string::npos ||
+                         r.value().find("user name is empty") != std::string::npos;
+    if (auth && token_refused && round == 0) {
+      token_.clear();
+      continue;
+    }
+    // etcd answered: an error of the request itself, no use asking another member.
+    return EtcdError("etcd %s: %s", path, Answer(status, r.value()));
+  }
+  return EtcdError("etcd %s: %s", path, "token refused twice");
 }
 
 namespace {

@@ -1,7 +1,9 @@
 // etcd v3 for llmcd's HA fleet, through etcd's JSON gateway (POST /v3/..., keys and values
 // base64) over libcurl: the few calls the leader election and agent discovery need.
 // EtcdKv is the interface the election is written against, so its logic is unit-tested
-// on a fake (tests/controlplane/election_test.cc); EtcdClient is the real one.
+// on a fake (tests/controlplane/election_test.cc); EtcdClient is the real one: http:// or
+// https:// (fleet.etcd.ca_file, client certificate), and with etcd's auth enabled a token
+// from /v3/auth/authenticate (fleet.etcd.username / password_file) on every call.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/error.h"
 
 namespace llmgw::cp {
@@ -48,6 +51,8 @@ class EtcdClient final : public EtcdKv {
   // endpoints: http://HOST:PORT of the members; a call tries them in turn, starting with
   // the last that answered. timeout_ms bounds each HTTP request.
   EtcdClient(std::vector<std::string> endpoints, uint32_t timeout_ms);
+  // With fleet.etcd's TLS and auth settings.
+  EtcdClient(const EtcdConfig& cfg, uint32_t timeout_ms);
   ~EtcdClient() override;
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
@@ -63,10 +68,17 @@ class EtcdClient final : public EtcdKv {
   Status DeleteIfValue(const std::string& key, const std::string& value) override;
 
  private:
-  // POSTs body to path on a member; the response body (a JSON object) or an error.
+  // POSTs body to path on a member; the response body (a JSON object) or an error. With
+  // auth: authenticates first when there is no token, and again once when etcd answers
+  // that the token is no longer valid (tokens expire, a restarted etcd forgets them).
   Result<std::string> Call(const std::string& path, const std::string& body);
+  // One POST, trying the members in turn; *status is etcd's HTTP status. mu_ held.
+  Result<std::string> Post(const std::string& path, const std::string& body, long* status);
+  Status Authenticate();  // mu_ held
   std::vector<std::string> endpoints_;
   uint32_t timeout_ms_;
+  EtcdConfig tls_auth_;  // ca_file, client cert, username, password_file
+  std::string token_;    // etcd auth token; empty = none yet
   std::mutex mu_;  // one call at a time on the reused handle
   void* curl_ = nullptr;
   size_t current_ = 0;

@@ -324,7 +324,7 @@ FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
   local_leaser_.set_idle_floor_share(kFleetIdleFloorShare);
   local_leaser_.set_start_empty(true);
   if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
-    etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd.endpoints, 1000);
+    etcd_ = std::make_unique<EtcdClient>(cfg_.fleet.etcd, 1000);
 }
 
 std::string FleetAgent::controller() const {

@@ -18,12 +18,14 @@
 
 #include "common/config.h"
 #include "common/env_overrides.h"
+#include "common/fleet_config.h"
 #include "common/log.h"
 #include "common/shm.h"
 #include "common/systemd_notify.h"
 #include "common/writer_lock.h"
 #include "controlplane/admin_service.h"
 #include "controlplane/auth.h"
+#include "controlplane/config_sync.h"
 #include "controlplane/controller.h"
 #include "controlplane/drain_sync.h"
 #include "controlplane/election.h"
@@ -200,10 +202,38 @@ int main(int argc, char** argv) {
     LOG_WARN(w, {{"grpc_listen", agent_of.empty() ? cr.config.admin.grpc_listen : agent_of}});
   if (!agent_of.empty() || cr.config.fleet.role == "agent") return RunAgent(std::move(cr.config), agent_of, set);
 
+  // fleet.etcd: the client for the election, drains and the stored fleet config. A stored
+  // config is merged in before the first snapshot, so a controller never publishes its
+  // local file's models first; while etcd cannot be read it starts on its local file and
+  // takes the stored config once etcd answers (ConfigSync below).
+  const EtcdConfig etcd_cfg = cr.config.fleet.etcd;
+  std::unique_ptr<cp::EtcdClient> etcd;
+  std::string fleet_yaml;
+  int64_t fleet_rev = 0;
+  if (!etcd_cfg.endpoints.empty()) {
+    etcd = std::make_unique<cp::EtcdClient>(etcd_cfg, std::min<uint32_t>(1000, etcd_cfg.lease_ms / 3));
+    auto stored = etcd->Get(cp::FleetConfigKey(etcd_cfg.prefix));
+    if (!stored.ok()) {
+      LOG_WARN("fleet config: cannot read it from etcd at start; serving the local file until etcd answers",
+               {{"error", stored.error().message()}});
+    } else if (stored.value()) {
+      ConfigResult merged = LoadConfigWithFleet(config_path, stored.value()->value, "<fleet config in etcd>", true);
+      if (merged.ok()) {
+        cr = std::move(merged);
+        fleet_yaml = stored.value()->value;
+        fleet_rev = stored.value()->mod_revision;
+        LOG_INFO("fleet config from etcd merged with the local file", {{"revision", static_cast<long>(fleet_rev)}});
+      } else {
+        LOG_ERROR("fleet config in etcd does not apply here; serving the local file",
+                  {{"revision", static_cast<long>(stored.value()->mod_revision)}, {"error", merged.errors.front().ToString()}});
+      }
+    }
+  }
   AdminConfig admin_cfg = cr.config.admin;
   TracingConfig tracing_cfg = cr.config.tracing;
   std::string instance = cr.config.instance;
   cp::Controller controller;
+  controller.NoteFleetConfig(fleet_yaml, fleet_rev);
   Status st = controller.StartWithConfig(std::move(cr.config));
   if (!st.ok()) {
     LOG_ERROR("cannot start", {{"error", st.error().message()}});
@@ -216,12 +246,12 @@ int main(int argc, char** argv) {
   auto fleet_registry = std::make_shared<cp::FleetRegistry>(&controller);
   // fleet.etcd: this controller campaigns for the lead; it serves agents only while it
   // leads and keeps its state warm (config, probes, its own host's snapshots) meanwhile.
-  const EtcdConfig etcd_cfg = controller.CurrentConfig().fleet.etcd;
-  std::unique_ptr<cp::EtcdClient> etcd;
   std::shared_ptr<cp::Election> election;
   cp::Leadership leadership;
-  if (!etcd_cfg.endpoints.empty()) {
-    etcd = std::make_unique<cp::EtcdClient>(etcd_cfg.endpoints, std::min<uint32_t>(1000, etcd_cfg.lease_ms / 3));
+  if (etcd) {
+    controller.SetFleetConfigStore([kv = etcd.get(), prefix = etcd_cfg.prefix](const std::string& yaml) {
+      return cp::StoreFleetConfig(kv, prefix, yaml);
+    });
     cp::ElectionOptions eo;
     eo.prefix = etcd_cfg.prefix;
     eo.id = controller.LocalGatewayName();
@@ -312,6 +342,21 @@ int main(int argc, char** argv) {
       }
       election->Resign();  // a clean stop hands over without waiting for the lease
     });
+  // The stored fleet config, leader and standbys alike, in its own thread: applying one
+  // resolves backend host names, which must never delay the election's lease renewals.
+  std::thread config_sync;
+  if (etcd)
+    config_sync = std::thread([&] {
+      cp::ConfigSync configs(
+          etcd.get(), etcd_cfg.prefix,
+          [&controller](const std::string& yaml, int64_t rev) { return controller.ApplyFleetConfig(yaml, rev); },
+          fleet_rev);
+      uint32_t every = std::max<uint32_t>(50, etcd_cfg.lease_ms / 4);
+      while (!stop.load()) {
+        configs.Step();
+        for (uint32_t t = 0; t < every && !stop.load(); t += 10) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
   NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
 
   uint64_t reload_due_ms = 0;
@@ -357,6 +402,7 @@ int main(int argc, char** argv) {
   stop = true;
   loop.join();
   if (elect.joinable()) elect.join();
+  if (config_sync.joinable()) config_sync.join();
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});

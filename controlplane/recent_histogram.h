@@ -46,6 +46,29 @@ class RecentHistogram {
     return out;
   }
 
+  // The cumulative histogram jumped by history that is not news (a fleet gateway joined
+  // with its since-start counts): every kept sample moves by the jump, so the window
+  // keeps what it held and the joining history never shows as recent. The observations
+  // of the current tick fall with it, as the other fleet deltas' re-baseline does.
+  void Rebaseline(const shm::HistogramTotals& cumulative) {
+    if (samples_.empty()) return;
+    const shm::HistogramTotals now = samples_.back().second;
+    if (cumulative.count < now.count || cumulative.sum_us < now.sum_us) {
+      samples_.clear();  // went backwards: nothing to keep
+      return;
+    }
+    for (uint32_t i = 0; i < shm::kHistBuckets; ++i)
+      if (cumulative.buckets[i] < now.buckets[i]) {
+        samples_.clear();
+        return;
+      }
+    for (auto& [ms, h] : samples_) {
+      for (uint32_t i = 0; i < shm::kHistBuckets; ++i) h.buckets[i] += cumulative.buckets[i] - now.buckets[i];
+      h.count += cumulative.count - now.count;
+      h.sum_us += cumulative.sum_us - now.sum_us;
+    }
+  }
+
   // Quantile q of the window in milliseconds; 0 when the window saw nothing.
   double QuantileMs(double q) const { return Recent().QuantileUs(q) / 1000.0; }
   uint64_t window_ms() const { return window_ms_; }

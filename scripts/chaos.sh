@@ -466,7 +466,7 @@ for _ in $(seq 1 200); do
     [ "$(mock_requests 1)" = "$a" ] && drained=$(( ($(date +%s%N) - healed_at) / 1000000 ))
   fi
   [ -n "$drained" ] && break
-  [ "$now_ms" -gt 20000 ] && break
+  [ "$now_ms" -gt 10000 ] && break  # measured 6.0-6.1 s (re-attach), 6.6-6.7 s (drain)
   sleep 0.1
 done
 age=$(link_age)
@@ -486,7 +486,7 @@ check fleet "the controller stopped hearing the agent during the cut ($seen_cut 
   '[ "$seen_cut" != absent ] && awk -v s="$seen_cut" "BEGIN { exit !(s >= 3) }" || [ "$seen_cut" = absent ]'
 check fleet "cut off, the agent kept its last snapshot: the drain did not reach it" '[ "$r1b" -gt "$r1a" ]'
 check fleet "the agent noticed the silent link and logged it ($lost_log)" '[ "$lost_log" -ge 1 ]'
-check fleet "re-attached within 20 s of the heal (${reattach:-never} ms) on a new link (logged: $connected)" \
+check fleet "re-attached within 10 s of the heal (${reattach:-never} ms) on a new link (logged: $connected)" \
   '[ -n "$reattach" ] && [ "$connected" -ge 1 ]'
 check fleet "and then applied the drain made meanwhile (${drained:-never} ms)" '[ -n "$drained" ]'
 

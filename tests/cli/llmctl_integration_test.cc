@@ -157,7 +157,7 @@ TEST(LlmctlBinaryTest, BashCompletion) {
   EXPECT_EQ(Complete("llmctl \"\"", 1),
             "status backends drain undrain reset config routing watch fleet keys version help completion");
   EXPECT_EQ(Complete("llmctl con", 1), "config");
-  EXPECT_EQ(Complete("llmctl -o json config \"\"", 4), "show reload check diff");
+  EXPECT_EQ(Complete("llmctl -o json config \"\"", 4), "show reload check diff push");
   EXPECT_EQ(Complete("llmctl -o \"\"", 2), "table json");
   EXPECT_EQ(Complete("llmctl help wa", 2), "watch");
   EXPECT_EQ(Complete("llmctl keys \"\"", 2), "list add revoke");

@@ -113,6 +113,10 @@ std::map<std::string, std::string> ChangedValue(const ConfigKey<Config>& k, Conf
         if (path == "fleet.etcd.prefix") return {{path, "/changed/"}};
         if (path == "admin.tls_cert_file" || path == "admin.tls_key_file")
           return {{"admin.tls_cert_file", "/c.pem"}, {"admin.tls_key_file", "/k.pem"}};
+        if (path == "fleet.etcd.client_cert_file" || path == "fleet.etcd.client_key_file")
+          return {{"fleet.etcd.client_cert_file", "/c.pem"}, {"fleet.etcd.client_key_file", "/k.pem"}};
+        if (path == "fleet.etcd.username" || path == "fleet.etcd.password_file")
+          return {{"fleet.etcd.username", "u"}, {"fleet.etcd.password_file", "/p"}};
         if (path == "tracing.otlp_endpoint") return {{path, "\"http://127.0.0.1:4318\""}};  // a URL only
         return {{path, "changed-value"}};
     }

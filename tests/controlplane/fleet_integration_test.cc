@@ -65,6 +65,23 @@ class FleetTest : public ::testing::Test {
     ctl_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/controller.yaml"},
                                   dir_ + "/controller.log", false);
   }
+  // The controller with both backends, then the agent and its llmgw, ready only once a
+  // snapshot arrived (the agent's instance has no other writer). Check HasFatalFailure().
+  void StartFleet() {
+    StartController();
+    ASSERT_TRUE(WaitFor([&] {
+      pb::GetStatusResponse s;
+      return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
+    }, 5000)) << Logs();
+    agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
+                                                             "127.0.0.1:" + std::to_string(ctl_grpc_)},
+                                    dir_ + "/agent.log", false);
+    gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
+                                 dir_ + "/llmgw.log", true);
+    ASSERT_GT(gw_->port(), 0) << Logs();
+    ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
+        << Logs();
+  }
   pb::ListGatewaysResponse Gateways() {
     pb::ListGatewaysResponse r;
     CliResult c = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "fleet", "-o", "json"}, 10000);
@@ -115,20 +132,8 @@ class FleetTest : public ::testing::Test {
 };
 
 TEST_F(FleetTest, AgentServesTheControllersSnapshotsAndReportsItsLoad) {
-  StartController();
-  ASSERT_TRUE(WaitFor([&] {
-    pb::GetStatusResponse s;
-    return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
-  }, 5000)) << Logs();
-  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
-                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
-                                  dir_ + "/agent.log", false);
-  gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
-                               dir_ + "/llmgw.log", true);
-  ASSERT_GT(gw_->port(), 0) << Logs();
-  // Ready only once a snapshot arrived: the agent's instance has no other writer.
-  ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
-      << Logs();
+  StartFleet();
+  if (HasFatalFailure()) return;
   ASSERT_EQ(Sequential(10), 10) << Logs();
 
   // The controller lists the agent with its data plane's numbers.
@@ -195,19 +200,8 @@ TEST_F(FleetTest, AgentsTrafficAndErrorsCountInTheControllersViewAndDecisions) {
   std::string y = ReadFile(dir_ + "/controller.yaml");
   y.insert(y.find("models:"), "circuit_breaker: { failure_threshold: 2 }\n");
   WriteFileAtomically(dir_ + "/controller.yaml", y);
-  StartController();
-  ASSERT_TRUE(WaitFor([&] {
-    pb::GetStatusResponse s;
-    return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
-  }, 5000)) << Logs();
-  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
-                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
-                                  dir_ + "/agent.log", false);
-  gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
-                               dir_ + "/llmgw.log", true);
-  ASSERT_GT(gw_->port(), 0) << Logs();
-  ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
-      << Logs();
+  StartFleet();
+  if (HasFatalFailure()) return;
   ASSERT_EQ(Sequential(12), 12) << Logs();
   // The controller has no llmgw of its own: every request it counts is the agent's.
   pb::GetStatusResponse st;
@@ -300,19 +294,8 @@ TEST_F(FleetTest, AgentWithAWrongTokenIsRefusedAndLogged) {
 // llmctl fleet drain GATEWAY: the gateway's llmgw stops listening, finishes the request in
 // flight and exits 0; an unknown gateway is NOT_FOUND.
 TEST_F(FleetTest, FleetDrainStopsTheGatewaysListenerGracefully) {
-  StartController();
-  ASSERT_TRUE(WaitFor([&] {
-    pb::GetStatusResponse s;
-    return stub_->GetStatus(Ctx().get(), {}, &s).ok() && s.backends_total() == 2;
-  }, 5000)) << Logs();
-  agent_ = std::make_unique<Proc>(std::vector<std::string>{LLMCD_BIN, "--config", dir_ + "/agent.yaml", "--agent-of",
-                                                           "127.0.0.1:" + std::to_string(ctl_grpc_)},
-                                  dir_ + "/agent.log", false);
-  gw_ = std::make_unique<Proc>(std::vector<std::string>{LLMGW_BIN, "--config", dir_ + "/agent.yaml"},
-                               dir_ + "/llmgw.log", true);
-  ASSERT_GT(gw_->port(), 0) << Logs();
-  ASSERT_TRUE(WaitFor([&] { return HttpCall(gw_->port(), "GET", "/ready", "", 1000).status == 200; }, 5000))
-      << Logs();
+  StartFleet();
+  if (HasFatalFailure()) return;
   pb::ListGatewaysResponse g;
   ASSERT_TRUE(WaitFor([&] {
     g = Gateways();

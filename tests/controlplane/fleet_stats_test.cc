@@ -234,6 +234,47 @@ TEST_F(FleetControllerTest, AgentsTrafficMovesTheControllersCountersAndIn_flight
   EXPECT_FALSE(c_->GatewayStats()[2].connected);
 }
 
+// Issue 16 in a fleet: the TTFT and latency figures of llmctl status, the dashboard and
+// llmctl backends are the whole fleet's recent window (agents' streams included), and a
+// gateway that joins with a slow history does not show it as recent.
+TEST_F(FleetControllerTest, AgentsStreamsMoveTheRecentTtftAndLatencyFigures) {
+  Step();
+  auto agent = [](uint64_t n, uint64_t ttft_us, uint64_t lat_us, shm::StatsTotals* t) {
+    for (auto* h : {&t->ttft, &t->backends[0].ttft}) {
+      h->buckets[shm::HistBucketFor(ttft_us)] += n;
+      h->count += n;
+      h->sum_us += n * ttft_us;
+    }
+    for (auto* h : {&t->latency, &t->backends[0].latency}) {
+      h->buckets[shm::HistBucketFor(lat_us)] += n;
+      h->count += n;
+      h->sum_us += n * lat_us;
+    }
+  };
+  // gw-a joins with an hour of 3 s TTFTs: history, not the last 30 s.
+  shm::StatsTotals a = Agent(1000, 0, 0);
+  a.backends[0].latency = {};
+  agent(1000, 3000000, 9000000, &a);
+  c_->ReportGateway("gw-a", a);
+  for (int i = 0; i < 60; ++i) Step();  // 1.2 s: two samples of the window
+  EXPECT_EQ(c_->GetStatus().ttft_p99_ms, 0) << "a joining gateway's history showed as recent";
+  EXPECT_EQ(B("b0").ttft_p99_ms, 0);
+  // Then its streams see a 48 ms TTFT: the controller's figures say so.
+  agent(200, 48000, 400000, &a);
+  a.requests_total += 200;
+  a.backends[0].requests += 200;
+  a.backends[0].successes += 200;
+  c_->ReportGateway("gw-a", a);
+  for (int i = 0; i < 60; ++i) Step();
+  StatusView st = c_->GetStatus();
+  EXPECT_GT(st.ttft_p99_ms, 30);
+  EXPECT_LT(st.ttft_p99_ms, 100);
+  EXPECT_GT(st.latency_p99_ms, 250);
+  EXPECT_LT(st.latency_p99_ms, 1000);
+  EXPECT_GT(B("b0").ttft_p99_ms, 30);
+  EXPECT_LT(B("b0").ttft_p99_ms, 100);
+}
+
 TEST_F(FleetControllerTest, AgentsServerErrorsOpenTheControllersBreaker) {
   Step();
   // The agent joins with a history of failures: a baseline, not this tick's news.

@@ -12,9 +12,7 @@
 
 #include "common/shm.h"
 #include "common/snapshot_codec.h"
-#include "controlplane/admin_service.h"
-#include "controlplane/controller.h"
-#include "controlplane/fleet.h"
+#include "fleet_fixture.h"
 #include "test_http_server.h"
 #include "test_support.h"
 
@@ -50,67 +48,18 @@ using testing::TestHttpServer;
 using testing::TestResponse;
 using Clock = std::chrono::steady_clock;
 using llmgw::test::WaitFor;
-
-Config ParseOrDie(const std::string& yaml) {
-  ConfigResult cr = ParseConfig(yaml, "test.yaml");
-  EXPECT_TRUE(cr.ok()) << cr.ErrorText();
-  return cr.config;
-}
-
-std::string Yaml(const std::string& instance, const std::string& url) {
-  return "instance: " + instance +
-         "\nadmin: { grpc_listen: 127.0.0.1:0 }\n"
-         "health: { interval_ms: 100, timeout_ms: 100, unhealthy_after: 2, healthy_after: 1, scrape_metrics: false }\n"
-         "control: { tick_ms: 20, heartbeat_ms: 100 }\n"
-         "models:\n  - name: m\n    backends:\n      - { id: b0, url: \"" + url + "\" }\n";
-}
-
-// The state of backend 0 in what is currently published in region r.
-int PublishedState(const shm::ShmRegion* r) {
-  auto snap = std::make_unique<shm::Snapshot>();
-  shm::SnapshotReader reader(r);
-  if (!reader.Refresh(snap.get()) || snap->num_backends == 0) return -1;
-  return snap->backends[0].state;
-}
+using namespace fleet_test;
 
 TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   TestHttpServer backend([](const std::string&) { return TestResponse{200, "ok"}; });
   std::string ctl_instance = "fleetut-" + std::to_string(getpid()) + "-c";
   std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-a";
-  struct Unlinker {  // also when an assertion returns early
-    std::string a, b;
-    ~Unlinker() {
-      shm::Unlink("/llmgw-" + a);
-      shm::Unlink("/llmgw-" + b);
-    }
-  } unlinker{ctl_instance, agent_instance};
-
-  Controller controller;
-  Config ctl_cfg = ParseOrDie(Yaml(ctl_instance, backend.url()));
-  ASSERT_TRUE(controller.StartWithConfig(ctl_cfg).ok());
-  AdminServer admin(&controller);
-  admin.AddService([&controller](auto token, auto stopping) {  // as llmcd's main wires it
-    return MakeFleetService(&controller, std::make_shared<FleetRegistry>(&controller), token, stopping);
-  });
-  ASSERT_TRUE(admin.Start(ctl_cfg.admin).ok());
-  std::atomic<bool> stop_controller{false}, stop_agent{false};
-  std::thread loop([&] { controller.Run(stop_controller); });
-
-  FleetAgent agent(ParseOrDie(Yaml(agent_instance, "http://127.0.0.1:1")), "127.0.0.1:" + std::to_string(admin.port()));
-  ASSERT_TRUE(agent.Start().ok());
-  std::thread agent_loop([&] { agent.Run(stop_agent); });
-  struct Joiner {  // a failed assertion returns early: stop and join, never std::terminate
-    std::atomic<bool>& s1;
-    std::atomic<bool>& s2;
-    std::thread& t1;
-    std::thread& t2;
-    ~Joiner() {
-      s1 = true;
-      s2 = true;
-      if (t1.joinable()) t1.join();
-      if (t2.joinable()) t2.join();
-    }
-  } joiner{stop_agent, stop_controller, agent_loop, loop};
+  InProcessController ctl;
+  ASSERT_TRUE(ctl.Start(ParseOrDie(Yaml(ctl_instance, backend.url()))).ok());
+  Controller& controller = ctl.controller;
+  InProcessAgent a(ParseOrDie(Yaml(agent_instance, "http://127.0.0.1:1")), ctl.addr());
+  ASSERT_TRUE(a.Start().ok());
+  FleetAgent& agent = a.agent;
 
   // The agent's shm carries the controller's table (its own config names another URL).
   ASSERT_TRUE(WaitFor([&] { return agent.snapshots_applied() > 0; }, 5000));
@@ -139,8 +88,7 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   }, 3000));
 
   // The controller lists the agent.
-  auto stub = admin::v1::Fleet::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(admin.port()), grpc::InsecureChannelCredentials()));
+  auto stub = admin::v1::Fleet::NewStub(grpc::CreateChannel(ctl.addr(), grpc::InsecureChannelCredentials()));
   admin::v1::ListGatewaysResponse gw;
   ASSERT_TRUE(WaitFor([&] {
     grpc::ClientContext ctx;
@@ -153,13 +101,8 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
 
   // Both sides stop promptly: the agent first, then the controller's stream handler.
   auto t0 = Clock::now();
-  stop_agent = true;
-  agent_loop.join();
-  agent.Shutdown();
-  stop_controller = true;
-  loop.join();
-  admin.Stop();
-  controller.Shutdown();
+  a.Stop();
+  ctl.Stop();
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
 }
 

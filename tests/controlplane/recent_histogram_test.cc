@@ -73,5 +73,47 @@ TEST(RecentHistogramTest, ResetCountsStartOver) {
   EXPECT_EQ(r.Recent().count, 0u) << "no negative counts";
 }
 
+// A fleet gateway joins with hours of slow history: the controller's cumulative histogram
+// jumps by it, and without the re-baseline the window would show it as the last 30 s.
+TEST(RecentHistogramTest, RebaselineKeepsAJoiningGatewaysHistoryOutOfTheWindow) {
+  RecentHistogram r(10000);
+  shm::HistogramTotals h;
+  r.Record(0, h);
+  Observe(&h, 48000, 100);
+  r.Record(1000, h);
+  shm::HistogramTotals joined = h;
+  Observe(&joined, 2000000, 50000);  // the gateway's since-start history: 2 s answers
+  r.Rebaseline(joined);
+  r.Record(2000, joined);
+  EXPECT_EQ(r.Recent().count, 100u);
+  EXPECT_LT(r.QuantileMs(0.99), 100);
+  // New observations after it count as usual, fast or slow.
+  Observe(&joined, 1500000, 100);
+  r.Record(3000, joined);
+  EXPECT_EQ(r.Recent().count, 200u);
+  EXPECT_GT(r.QuantileMs(0.99), 1000);
+  // Without the re-baseline the history would have been the figure.
+  RecentHistogram plain(10000);
+  shm::HistogramTotals p;
+  plain.Record(0, p);
+  Observe(&p, 48000, 100);
+  plain.Record(1000, p);
+  Observe(&p, 2000000, 50000);
+  plain.Record(2000, p);
+  EXPECT_GT(plain.QuantileMs(0.5), 1000);
+}
+
+TEST(RecentHistogramTest, RebaselineOnCountsThatWentBackwardsStartsOver) {
+  RecentHistogram r(10000);
+  shm::HistogramTotals h;
+  Observe(&h, 48000, 100);
+  r.Record(0, h);
+  Observe(&h, 48000, 100);
+  r.Record(1000, h);
+  r.Rebaseline(shm::HistogramTotals{});
+  EXPECT_EQ(r.Recent().count, 0u);
+  r.Rebaseline(shm::HistogramTotals{});  // on nothing: no-op
+}
+
 }  // namespace
 }  // namespace llmgw::cp
