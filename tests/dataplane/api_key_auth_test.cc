@@ -5,24 +5,45 @@
 
 #include <gtest/gtest.h>
 
+#include <openssl/crypto.h>
+
+#include <atomic>
 #include <cstddef>
+#include <cstdlib>
+#include <new>
 #include <memory>
 #include <string>
 
 #include "common/config.h"
 #include "common/snapshot_builder.h"
 
-// Counts every malloc (glibc's, interposed: operator new and OpenSSL's CRYPTO_malloc both
-// end there), so the lookup can be shown to make none. OpenSSL 3's one-shot SHA256()
-// made three per call (an EVP fetch and context); common/sha256.h avoids it.
-extern "C" void* __libc_malloc(size_t);
+// Counts every allocation: operator new, and OpenSSL's through CRYPTO_set_mem_functions
+// (installed before OpenSSL allocates anything), so the lookup can be shown to make none.
+// OpenSSL 3's one-shot SHA256() made three per call (an EVP fetch and context);
+// common/sha256.h avoids it. Not by interposing malloc: ASan and TSan own malloc, and a
+// test binary that replaces it dies at start under them (CI's sanitizer job).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 namespace {
-size_t g_allocs = 0;
-}  // namespace
-extern "C" void* malloc(size_t n) {
-  ++g_allocs;
-  return __libc_malloc(n);
+std::atomic<size_t> g_allocs{0};
+void* SslMalloc(size_t n, const char*, int) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n);
 }
+void* SslRealloc(void* p, size_t n, const char*, int) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return std::realloc(p, n);
+}
+void SslFree(void* p, const char*, int) { std::free(p); }
+const bool g_ssl_counted = CRYPTO_set_mem_functions(SslMalloc, SslRealloc, SslFree) == 1;
+}  // namespace
+void* operator new(size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  void* p = std::malloc(n ? n : 1);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace llmgw::dataplane {
 namespace {
@@ -116,14 +137,15 @@ TEST(ApiKeyAuthTest, ModelAllowList) {
 TEST(ApiKeyAuthTest, LookupAllocatesNothing) {
   auto s = Build("");
   std::string header = std::string("Bearer ") + kSecretA;
-  size_t before = g_allocs;
+  ASSERT_TRUE(g_ssl_counted) << "CRYPTO_set_mem_functions came too late";
+  size_t before = g_allocs.load();
   int found = 0;
   for (int i = 0; i < 1000; ++i) {
     PresentedKey k;
     k.OnHeader("Authorization", header);
     found += ApiKeyAuth::Authenticate(*s, k).outcome == ApiKeyAuth::Outcome::kKey;
   }
-  EXPECT_EQ(g_allocs, before);
+  EXPECT_EQ(g_allocs.load(), before);
   EXPECT_EQ(found, 1000);
 }
 
