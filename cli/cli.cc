@@ -1,6 +1,7 @@
 // llmctl: argument parsing, help, and the commands that are one RPC each (status,
-// backends, drain/undrain/reset, config *, keys, routing, fleet, version). `watch` lives in
-// watch.cc, the config comparison in config_diff.cc, the table/JSON rendering in render.cc.
+// backends, drain/undrain/reset, version). The command groups live in their own files:
+// config_cmds.cc, keys_cmds.cc, fleet_cmds.cc (routing, fleet); `watch` in watch.cc, the
+// config comparison in config_diff.cc, the table/JSON rendering in render.cc.
 #include "cli/cli.h"
 
 #include <algorithm>
@@ -132,10 +133,14 @@ void PrintCommandHelp(const CommandHelp& c, std::ostream& out) {
       << "\n";
 }
 
+}  // namespace
+
 int Usage(std::ostream& err, const std::string& msg) {
   err << "llmctl: " << msg << " (see `llmctl help`)\n";
   return kExitUsage;
 }
+
+namespace {
 
 std::string Trim(std::string s) {
   const char* ws = " \t\r\n";
@@ -238,7 +243,8 @@ std::chrono::system_clock::time_point Deadline(const Options& o) {
   return std::chrono::system_clock::now() + o.timeout;
 }
 
-// A ClientContext with the bearer token and the per-RPC deadline.
+}  // namespace
+
 std::unique_ptr<grpc::ClientContext> NewContext(const Options& o) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   AddAuth(ctx.get(), o);
@@ -258,6 +264,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Options& o) {
 }
 
 void PrintJson(const google::protobuf::Message& m, std::ostream& out) { out << ToJson(m) << "\n"; }
+
+namespace {
 
 // ---- commands ----
 
@@ -327,366 +335,6 @@ int CmdBackendAction(Admin::Stub& stub, const Options& o, const std::vector<std:
     if (resp.has_backend()) out << " (state " << StateName(b.state()) << ")";
     out << "\n";
   }
-  return kExitOk;
-}
-
-void PrintConfigErrors(const std::vector<ConfigError>& errors, std::ostream& err) {
-  for (const auto& e : errors) err << e.ToString() << "\n";
-}
-
-int CmdConfigCheck(const Options& o, const std::string& file, std::ostream& out,
-                   std::ostream& err) {
-  ConfigResult r = LoadConfigFile(file);
-  if (o.output == OutputFormat::kJson) {
-    admin::v1::ValidateConfigResponse resp;
-    resp.set_ok(r.ok());
-    for (const auto& e : r.errors) resp.add_errors(e.ToString());
-    PrintJson(resp, out);
-  }
-  if (!r.ok()) {
-    PrintConfigErrors(r.errors, err);
-    return kExitUsage;
-  }
-  if (o.output == OutputFormat::kTable) {
-    size_t backends = 0;
-    for (const auto& m : r.config.models) backends += m.backends.size();
-    out << file << ": ok (" << r.config.models.size() << " models, " << backends
-        << " backends)\n";
-  }
-  return kExitOk;
-}
-
-int CmdConfigDiff(Admin::Stub& stub, const Options& o, const std::string& file, std::ostream& out,
-                  std::ostream& err) {
-  // Validate the local file first: a broken file is the user's problem, no server needed.
-  ConfigResult next = LoadConfigFile(file);
-  if (!next.ok()) {
-    PrintConfigErrors(next.errors, err);
-    return kExitUsage;
-  }
-  admin::v1::GetConfigResponse resp;
-  auto ctx = NewContext(o);
-  grpc::Status st = stub.GetConfig(ctx.get(), {}, &resp);
-  if (!st.ok()) return ReportRpcError(st, o, "GetConfig", err);
-  std::string running_name = resp.path().empty() ? "<running>" : resp.path() + " (running)";
-  ConfigResult running = ParseConfig(resp.yaml(), running_name);
-  if (!running.ok()) {
-    err << "llmctl: error: the running config from llmcd does not parse: "
-        << running.errors.front().ToString() << "\n";
-    return kExitError;
-  }
-  auto changes = DiffConfigs(running.config, next.config);
-  if (o.output == OutputFormat::kJson) {
-    out << ConfigChangesJson(changes) << "\n";
-    return kExitOk;
-  }
-  if (changes.empty()) {
-    out << "no changes: " << file << " matches the running config\n";
-    return kExitOk;
-  }
-  for (const auto& c : changes) {
-    char sign = c.kind == ConfigChange::kAdded ? '+' : c.kind == ConfigChange::kRemoved ? '-' : '~';
-    out << sign << " " << c.what << " " << c.name;
-    if (!c.detail.empty()) out << ": " << c.detail;
-    if (c.applies != Applies::kReload) out << " (takes effect after: " << AppliesName(c.applies) << ")";
-    out << "\n";
-  }
-  return kExitOk;
-}
-
-int CmdConfigPush(Admin::Stub& stub, const Options& o, const std::string& file, std::ostream& out,
-                  std::ostream& err) {
-  std::ifstream in(file);
-  if (!in) {
-    err << "llmctl: error: cannot read " << file << ": " << std::strerror(errno) << "\n";
-    return kExitUsage;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  admin::v1::PushConfigRequest req;
-  req.set_yaml(ss.str());
-  req.set_filename(file);
-  admin::v1::PushConfigResponse resp;
-  auto ctx = NewContext(o);
-  grpc::Status st = stub.PushConfig(ctx.get(), req, &resp);
-  if (!st.ok()) return ReportRpcError(st, o, "PushConfig", err);
-  if (o.output == OutputFormat::kJson) PrintJson(resp, out);
-  if (!resp.ok()) {
-    err << "llmctl: error: config refused, nothing stored; the fleet keeps its running config\n";
-    for (const auto& e : resp.errors()) err << e << "\n";
-    return kExitUsage;
-  }
-  if (o.output == OutputFormat::kTable) {
-    out << "stored in etcd: revision " << resp.revision() << " (every controller applies it)\n";
-    if (!resp.summary().empty()) out << resp.summary() << (resp.summary().back() == '\n' ? "" : "\n");
-  }
-  return kExitOk;
-}
-
-int CmdConfig(Admin::Stub& stub, const Options& o, const std::vector<std::string>& args,
-              std::ostream& out, std::ostream& err) {
-  if (args.size() < 2) return Usage(err, "config needs a subcommand: show, reload, check, diff, push");
-  const std::string& sub = args[1];
-  if (sub == "check" || sub == "diff" || sub == "push") {
-    if (args.size() != 3) return Usage(err, "config " + sub + " needs exactly one FILE");
-    if (sub == "push") return CmdConfigPush(stub, o, args[2], out, err);
-    return sub == "check" ? CmdConfigCheck(o, args[2], out, err)
-                          : CmdConfigDiff(stub, o, args[2], out, err);
-  }
-  if (args.size() != 2) return Usage(err, "config " + sub + ": unexpected argument '" + args[2] + "'");
-  if (sub == "show") {
-    admin::v1::GetConfigResponse resp;
-    auto ctx = NewContext(o);
-    grpc::Status st = stub.GetConfig(ctx.get(), {}, &resp);
-    if (!st.ok()) return ReportRpcError(st, o, "GetConfig", err);
-    if (o.output == OutputFormat::kJson) {
-      PrintJson(resp, out);
-    } else {
-      out << "# " << (resp.path().empty() ? "(no file)" : resp.path()) << ", version "
-          << resp.version() << "\n"
-          << resp.yaml();
-      if (!resp.yaml().empty() && resp.yaml().back() != '\n') out << "\n";
-    }
-    return kExitOk;
-  }
-  if (sub == "reload") {
-    admin::v1::ReloadConfigResponse resp;
-    auto ctx = NewContext(o);
-    grpc::Status st = stub.ReloadConfig(ctx.get(), {}, &resp);
-    if (!st.ok()) return ReportRpcError(st, o, "ReloadConfig", err);
-    if (o.output == OutputFormat::kJson) PrintJson(resp, out);
-    if (!resp.ok()) {
-      // The old config keeps serving; the file on the server is what is invalid.
-      err << "llmctl: error: reload rejected, the running config is unchanged\n";
-      for (const auto& e : resp.errors()) err << e << "\n";
-      return kExitUsage;
-    }
-    if (o.output == OutputFormat::kTable) {
-      out << "reloaded: config version " << resp.version() << "\n";
-      if (resp.summary().empty()) out << "no changes\n";
-      else out << resp.summary() << (resp.summary().back() == '\n' ? "" : "\n");
-    }
-    return kExitOk;
-  }
-  return Usage(err, "unknown config subcommand '" + sub + "' (show, reload, check, diff, push)");
-}
-
-std::string JoinList(const google::protobuf::RepeatedPtrField<std::string>& v, const char* empty) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s.empty() ? empty : s;
-}
-
-// "123/600" (use against limit) or the use alone when there is no limit.
-std::string UseOf(double used, uint32_t limit) {
-  std::string s = FormatDouble(used, 0);
-  if (limit) s += "/" + std::to_string(limit);
-  return s;
-}
-
-int CmdKeys(Admin::Stub& stub, const Options& o, const std::vector<std::string>& args, std::ostream& out,
-            std::ostream& err) {
-  if (args.size() < 2) return Usage(err, "keys needs a subcommand: list, add, revoke");
-  const std::string& sub = args[1];
-  if (sub == "list") {
-    if (args.size() != 2) return Usage(err, "keys list: unexpected argument '" + args[2] + "'");
-    admin::v1::ListKeysResponse resp;
-    auto ctx = NewContext(o);
-    grpc::Status st = stub.ListKeys(ctx.get(), {}, &resp);
-    if (!st.ok()) return ReportRpcError(st, o, "ListKeys", err);
-    if (o.output == OutputFormat::kJson) {
-      PrintJson(resp, out);
-      return kExitOk;
-    }
-    out << "auth " << (resp.auth_required() ? "required" : "optional (no key: anonymous)");
-    if (!resp.keys_file().empty()) out << ", keys file " << resp.keys_file();
-    out << "\n";
-    if (resp.keys().empty()) {
-      out << "no keys\n";
-      return kExitOk;
-    }
-    Table t;
-    t.headers = {"ID", "MODELS", "PRIO", "REQ/MIN", "TOK/MIN", "INFLIGHT", "REJECTED", "SHA256", "FILE"};
-    t.right = {false, false, true, true, true, true, true, false, false};
-    for (const auto& k : resp.keys())
-      t.rows.push_back({k.id(), JoinList(k.models(), "*"), std::to_string(k.priority()),
-                        UseOf(k.requests_last_minute(), k.rpm()), UseOf(k.tokens_last_minute(), k.tpm()),
-                        UseOf(static_cast<double>(k.in_flight()), k.max_concurrent()),
-                        std::to_string(k.rejected_total()), k.key_sha256_prefix(),
-                        k.in_keys_file() ? "keys_file" : "config"});
-    t.Render(out);
-    return kExitOk;
-  }
-  if (sub == "add") {
-    if (args.size() < 3 || args[2].empty() || args[2][0] == '-') return Usage(err, "keys add needs a key ID");
-    admin::v1::AddKeyRequest req;
-    req.set_id(args[2]);
-    for (size_t i = 3; i < args.size(); ++i) {
-      std::string flag = args[i], value;
-      size_t eq = flag.find('=');
-      if (eq != std::string::npos) {
-        value = flag.substr(eq + 1);
-        flag = flag.substr(0, eq);
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
-      } else {
-        return Usage(err, "keys add: " + flag + " needs a value");
-      }
-      auto number = [&](uint32_t max, uint32_t* v) {
-        char* end = nullptr;
-        errno = 0;
-        unsigned long n = std::strtoul(value.c_str(), &end, 10);
-        if (value.empty() || *end || errno || value[0] == '-' || n > max) return false;
-        *v = static_cast<uint32_t>(n);
-        return true;
-      };
-      uint32_t v = 0;
-      if (flag == "--models") {
-        for (size_t start = 0; start <= value.size();) {
-          size_t comma = value.find(',', start);
-          std::string m = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-          if (m.empty()) return Usage(err, "keys add: --models needs names separated by commas");
-          req.add_models(m);
-          if (comma == std::string::npos) break;
-          start = comma + 1;
-        }
-      } else if (flag == "--priority") {
-        if (!number(10, &v)) return Usage(err, "keys add: --priority needs 0..10");
-        req.set_priority(v);
-      } else if (flag == "--rpm" || flag == "--tpm" || flag == "--max-concurrent") {
-        if (!number(UINT32_MAX, &v)) return Usage(err, "keys add: " + flag + " needs a whole number (0 = no limit)");
-        if (flag == "--rpm") req.set_rpm(v);
-        else if (flag == "--tpm") req.set_tpm(v);
-        else req.set_max_concurrent(v);
-      } else {
-        return Usage(err, "keys add: unknown flag '" + flag + "'");
-      }
-    }
-    admin::v1::AddKeyResponse resp;
-    auto ctx = NewContext(o);
-    grpc::Status st = stub.AddKey(ctx.get(), req, &resp);
-    if (!st.ok()) return ReportRpcError(st, o, "AddKey", err);
-    if (o.output == OutputFormat::kJson) {
-      PrintJson(resp, out);
-      return kExitOk;
-    }
-    out << "key " << resp.key().id() << " added (config version " << resp.config_version() << ")\n"
-        << "secret: " << resp.secret() << "\n"
-        << "This is the only time the secret is shown; only its SHA-256 is stored.\n";
-    return kExitOk;
-  }
-  if (sub == "revoke") {
-    if (args.size() != 3 || args[2].empty()) return Usage(err, "keys revoke needs exactly one key ID");
-    admin::v1::RevokeKeyRequest req;
-    req.set_id(args[2]);
-    admin::v1::RevokeKeyResponse resp;
-    auto ctx = NewContext(o);
-    grpc::Status st = stub.RevokeKey(ctx.get(), req, &resp);
-    if (!st.ok()) return ReportRpcError(st, o, "RevokeKey", err);
-    if (o.output == OutputFormat::kJson) PrintJson(resp, out);
-    else out << "key " << args[2] << " revoked (config version " << resp.config_version() << ")\n";
-    return kExitOk;
-  }
-  return Usage(err, "unknown keys subcommand '" + sub + "' (list, add, revoke)");
-}
-
-int CmdRouting(Admin::Stub& stub, const Options& o, std::ostream& out, std::ostream& err) {
-  admin::v1::GetRoutingStatsResponse resp;
-  auto ctx = NewContext(o);
-  grpc::Status st = stub.GetRoutingStats(ctx.get(), {}, &resp);
-  if (!st.ok()) return ReportRpcError(st, o, "GetRoutingStats", err);
-  if (o.output == OutputFormat::kJson) {
-    PrintJson(resp, out);
-    return kExitOk;
-  }
-  if (resp.models().empty()) {
-    out << "no models\n";
-    return kExitOk;
-  }
-  bool first = true;
-  for (const auto& m : resp.models()) {
-    if (!first) out << "\n";
-    first = false;
-    out << "model " << m.model() << "  policy " << m.policy() << "  requests " << m.requests()
-        << "  retries " << m.retries() << "  fallbacks " << m.fallbacks() << "  rejected "
-        << m.rejected() << "\n";
-    uint64_t total = 0;
-    for (const auto& p : m.picks()) total += p.picks();
-    Table t;
-    t.headers = {"  BACKEND", "PICKS", "SHARE%"};
-    t.right = {false, true, true};
-    for (const auto& p : m.picks())
-      t.rows.push_back({"  " + p.id(), std::to_string(p.picks()),
-                        total ? FormatPercent(static_cast<double>(p.picks()) / total) : "-"});
-    if (t.rows.empty()) out << "  no picks yet\n";
-    else t.Render(out);
-  }
-  return kExitOk;
-}
-
-int CmdFleet(const std::shared_ptr<grpc::Channel>& channel, const Options& o, std::ostream& out,
-             std::ostream& err) {
-  admin::v1::Fleet::Stub stub(channel);
-  admin::v1::ListGatewaysResponse resp;
-  auto ctx = NewContext(o);
-  grpc::Status st = stub.ListGateways(ctx.get(), {}, &resp);
-  if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED || (st.ok() && !resp.is_controller())) {
-    err << "llmctl: this llmcd is not a fleet controller\n";
-    return kExitError;
-  }
-  if (!st.ok()) return ReportRpcError(st, o, "ListGateways", err);
-  if (o.output == OutputFormat::kJson) {
-    PrintJson(resp, out);
-    return kExitOk;
-  }
-  if (!resp.controllers().empty()) {  // an HA fleet (fleet.etcd): who leads, who stands by
-    Table c;
-    c.headers = {"CONTROLLER", "ADDR", "ROLE", "AGE"};
-    c.right = {false, false, false, true};
-    for (const auto& k : resp.controllers())
-      c.rows.push_back({k.id(), k.addr(), k.leader() ? "leader" : "standby", FormatDouble(k.age_seconds(), 0) + "s"});
-    c.Render(out);
-    if (!resp.is_leader())
-      out << "this controller stands by; agents attach to the leader" << (resp.leader().empty() ? "" : " " + resp.leader())
-          << "\n";
-    out << "\n";
-  }
-  if (resp.gateways().empty()) {
-    out << "no gateways connected\n";
-    return kExitOk;
-  }
-  // AGE: how long its link is up; LAG: snapshot generations it is behind the controller.
-  Table t;
-  t.headers = {"AGENT", "PEER", "AGE", "LAST_SEEN", "LAG", "ACTIVE", "REQUESTS", "THREADS"};
-  t.right = {false, false, true, true, true, true, true, true};
-  for (const auto& g : resp.gateways())
-    t.rows.push_back({g.agent_id(), g.peer(), FormatDouble(g.connected_seconds(), 0) + "s",
-                      FormatDouble(g.last_seen_seconds_ago(), 1) + "s", std::to_string(g.lag_generations()),
-                      std::to_string(g.active_requests()), std::to_string(g.requests_total()),
-                      std::to_string(g.dataplane_threads())});
-  t.Render(out);
-  return kExitOk;
-}
-
-int CmdFleetDrain(const std::shared_ptr<grpc::Channel>& channel, const Options& o, const std::string& gateway,
-                  std::ostream& out, std::ostream& err) {
-  admin::v1::Fleet::Stub stub(channel);
-  admin::v1::DrainGatewayRequest req;
-  req.set_agent_id(gateway);
-  admin::v1::DrainGatewayResponse resp;
-  auto ctx = NewContext(o);
-  grpc::Status st = stub.DrainGateway(ctx.get(), req, &resp);
-  if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-    err << "llmctl: this llmcd is not a fleet controller\n";
-    return kExitError;
-  }
-  if (!st.ok()) return ReportRpcError(st, o, "DrainGateway", err);
-  if (o.output == OutputFormat::kJson) {
-    PrintJson(resp, out);
-    return kExitOk;
-  }
-  out << "draining gateway " << gateway << " (" << resp.gateway().peer()
-      << "): its llmgw stops listening and finishes what is in flight\n";
   return kExitOk;
 }
 

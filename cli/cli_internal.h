@@ -73,5 +73,22 @@ std::vector<std::string> RenderWatchFrame(const admin::v1::StatusUpdate& u, size
 int ReportRpcError(const grpc::Status& st, const Options& opts, const std::string& what,
                    std::ostream& err);
 void AddAuth(grpc::ClientContext* ctx, const Options& opts);
+// A usage error: one stderr line, kExitUsage.
+int Usage(std::ostream& err, const std::string& msg);
+// A ClientContext with the bearer token and the per-RPC deadline.
+std::unique_ptr<grpc::ClientContext> NewContext(const Options& o);
+void PrintJson(const google::protobuf::Message& m, std::ostream& out);
+
+// ---- command groups (cli.cc dispatches) ----
+int CmdConfigCheck(const Options& o, const std::string& file, std::ostream& out, std::ostream& err);
+int CmdConfig(admin::v1::Admin::Stub& stub, const Options& o, const std::vector<std::string>& args,
+              std::ostream& out, std::ostream& err);
+int CmdKeys(admin::v1::Admin::Stub& stub, const Options& o, const std::vector<std::string>& args,
+            std::ostream& out, std::ostream& err);
+int CmdRouting(admin::v1::Admin::Stub& stub, const Options& o, std::ostream& out, std::ostream& err);
+int CmdFleet(const std::shared_ptr<grpc::Channel>& channel, const Options& o, std::ostream& out,
+             std::ostream& err);
+int CmdFleetDrain(const std::shared_ptr<grpc::Channel>& channel, const Options& o, const std::string& gateway,
+                  std::ostream& out, std::ostream& err);
 
 }  // namespace llmgw::cli

@@ -7,7 +7,6 @@
 
 #include "common/config_keys.h"
 
-#include <openssl/sha.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -26,124 +25,9 @@
 
 #include "common/utf8.h"
 
+#include "common/config_parser.h"
+
 namespace llmgw {
-
-namespace {
-constexpr std::string_view kPolicyNames[] = {
-    "round_robin", "weighted_round_robin", "least_connections", "least_queue", "capacity",
-    "p2c_kv",      "consistent_hash",      "prefix_affinity",   "adaptive"};
-constexpr std::string_view kEngineNames[] = {"auto", "vllm", "sglang", "tgi", "llamacpp", "trtllm"};
-}  // namespace
-
-std::string_view PolicyName(Policy p) {
-  auto i = static_cast<size_t>(p);
-  return i < std::size(kPolicyNames) ? kPolicyNames[i] : "unknown";
-}
-bool ParsePolicy(std::string_view s, Policy* out) {
-  for (size_t i = 0; i < std::size(kPolicyNames); ++i) {
-    if (s == kPolicyNames[i]) {
-      *out = static_cast<Policy>(i);
-      return true;
-    }
-  }
-  return false;
-}
-std::string_view EngineName(Engine e) {
-  auto i = static_cast<size_t>(e);
-  return i < std::size(kEngineNames) ? kEngineNames[i] : "unknown";
-}
-bool ParseEngine(std::string_view s, Engine* out) {
-  for (size_t i = 0; i < std::size(kEngineNames); ++i) {
-    if (s == kEngineNames[i]) {
-      *out = static_cast<Engine>(i);
-      return true;
-    }
-  }
-  return false;
-}
-
-bool ParseHostPort(std::string_view s, std::string* host, uint16_t* port, std::string* why,
-                   bool allow_zero_port) {
-  size_t colon;
-  if (!s.empty() && s[0] == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      *why = "expected [IPV6]:PORT";
-      return false;
-    }
-    *host = std::string(s.substr(1, close - 1));
-    colon = close + 1;
-  } else {
-    colon = s.rfind(':');
-    if (colon == std::string_view::npos) {
-      *why = "expected HOST:PORT";
-      return false;
-    }
-    *host = std::string(s.substr(0, colon));
-  }
-  if (host->empty()) {
-    *why = "empty host";
-    return false;
-  }
-  std::string_view p = s.substr(colon + 1);
-  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit)) {
-    *why = "port must be a number";
-    return false;
-  }
-  long v = std::strtol(std::string(p).c_str(), nullptr, 10);
-  if (v > 65535 || (v == 0 && !allow_zero_port)) {
-    *why = "port out of range";
-    return false;
-  }
-  *port = static_cast<uint16_t>(v);
-  return true;
-}
-
-bool ParseUrl(std::string_view s, Url* out, std::string* why) {
-  constexpr std::string_view kHttp = "http://", kHttps = "https://";
-  bool tls = s.substr(0, kHttps.size()) == kHttps;
-  if (!tls && s.substr(0, kHttp.size()) != kHttp) {
-    *why = "URL must start with http:// or https://";
-    return false;
-  }
-  uint16_t default_port = tls ? 443 : 80;
-  std::string_view rest = s.substr(tls ? kHttps.size() : kHttp.size());
-  size_t slash = rest.find('/');
-  std::string_view hostport = rest.substr(0, slash);
-  out->path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
-  while (!out->path.empty() && out->path.back() == '/') out->path.pop_back();
-  if (hostport.empty()) {
-    *why = "URL has no host";
-    return false;
-  }
-  if (hostport.find('@') != std::string_view::npos) {
-    *why = "credentials in the URL (user:password@) are not supported";
-    return false;
-  }
-  if (hostport.find_first_of(" \t?#") != std::string_view::npos) {
-    *why = "URL host contains an invalid character";
-    return false;
-  }
-  bool has_port = hostport.back() != ']' && hostport.find(':') != std::string_view::npos;
-  if (has_port) {
-    if (!ParseHostPort(hostport, &out->host, &out->port, why, false)) return false;
-  } else {
-    out->host = hostport[0] == '[' ? std::string(hostport.substr(1, hostport.size() - 2))
-                                   : std::string(hostport);
-    out->port = default_port;
-  }
-  out->scheme = tls ? "https" : "http";
-  return true;
-}
-
-std::string RedactUrlCredentials(std::string_view url) {
-  size_t scheme = url.find("://");
-  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  size_t end = url.find_first_of("/?#", start);
-  size_t at = url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start).rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(start + at));
-}
 
 uint32_t GatewayConfig::EffectiveThreads() const {
   uint32_t n = threads ? threads : std::thread::hardware_concurrency();
@@ -159,210 +43,8 @@ const ModelConfig* Config::FindModel(std::string_view name_or_alias) const {
   return nullptr;
 }
 
-std::string ConfigError::ToString() const {
-  std::ostringstream os;
-  os << file << ":" << line << ": " << key << ": " << message;
-  return os.str();
-}
+namespace config_internal {
 
-std::string ConfigResult::ErrorText() const {
-  std::string out;
-  for (const auto& e : errors) out += e.ToString() + "\n";
-  return out;
-}
-
-std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& candidates) {
-  // Levenshtein distance; suggest when at most a third of the word differs.
-  auto dist = [](std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-      cur[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j) {
-        size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-      }
-      std::swap(prev, cur);
-    }
-    return prev[b.size()];
-  };
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (auto c : candidates) {
-    size_t d = dist(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = std::string(c);
-    }
-  }
-  size_t limit = std::max<size_t>(2, word.size() / 3);
-  return best_d <= limit ? best : std::string();
-}
-
-namespace {
-
-class Parser {
- public:
-  Parser(std::string_view file, std::vector<ConfigError>* errors) : file_(file), errors_(errors) {}
-
-  void Error(const YAML::Node& n, const std::string& key, const std::string& msg) {
-    int line = n.IsDefined() ? n.Mark().line + 1 : 0;
-    if (line <= 0) line = last_line_;
-    errors_->push_back({file_, line, key, msg});
-  }
-
-  static std::string Join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : path + "." + std::string(key);
-  }
-
-  // Checks n is a map and every key is known; returns false when n is not a map.
-  bool CheckMap(const YAML::Node& n, const std::string& path,
-                const std::vector<std::string_view>& keys) {
-    if (!n.IsMap()) {
-      Error(n, path, "must be a mapping");
-      return false;
-    }
-    last_line_ = n.Mark().line + 1;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string k = it->first.Scalar();
-      if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-        std::string hint = DidYouMean(k, keys);
-        Error(it->first, Join(path, k),
-              "unknown key" + (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"));
-      }
-    }
-    return true;
-  }
-
-  bool Str(const YAML::Node& parent, std::string_view key, const std::string& path,
-           std::string* out) {
-    YAML::Node n = parent[std::string(key)];
-    if (!n.IsDefined() || n.IsNull()) return false;
-    if (!n.IsScalar()) {
-      Error(n, Join(path, key), "must be a string");
-      return false;
-    }
-    *out = n.Scalar();
-    return true;
-  }
-
-  bool Bool(const YAML::Node& parent, std::string_view key, const std::string& path, bool* out) {
-    YAML::Node n = parent[std::string(key)];
-    if (!n.IsDefined() || n.IsNull()) return false;
-    const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
-    if (s == "true" || s == "yes" || s == "on") {
-      *out = true;
-    } else if (s == "false" || s == "no" || s == "off") {
-      *out = false;
-    } else {
-      Error(n, Join(path, key), "must be true or false, got '" + s + "'");
-      return false;
-    }
-    return true;
-  }
-
-  // Unsigned integer; min_value 1 for durations and counts that must be positive.
-  template <typename T>
-  bool Uint(const YAML::Node& parent, std::string_view key, const std::string& path, T* out,
-            uint64_t min_value, uint64_t max_value = UINT64_MAX) {
-    YAML::Node n = parent[std::string(key)];
-    if (!n.IsDefined() || n.IsNull()) return false;
-    std::string s = n.IsScalar() ? n.Scalar() : std::string();
-    std::string k = Join(path, key);
-    if (s.empty() || !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
-      Error(n, k, "must be a whole number, got '" + s + "'");
-      return false;
-    }
-    errno = 0;
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    if (errno != 0 || *end != 0) {
-      Error(n, k, "must be a whole number, got '" + s + "'");
-      return false;
-    }
-    if (v < 0) {
-      Error(n, k, "must not be negative, got " + s);
-      return false;
-    }
-    uint64_t tmax = std::min<uint64_t>(max_value, static_cast<uint64_t>(std::numeric_limits<T>::max()));
-    if (static_cast<uint64_t>(v) < min_value) {
-      Error(n, k, min_value == 1 ? "must be greater than zero, got " + s
-                                 : "must be at least " + std::to_string(min_value) + ", got " + s);
-      return false;
-    }
-    if (static_cast<uint64_t>(v) > tmax) {
-      Error(n, k, "must be at most " + std::to_string(tmax) + ", got " + s);
-      return false;
-    }
-    *out = static_cast<T>(v);
-    return true;
-  }
-
-  bool Double(const YAML::Node& parent, std::string_view key, const std::string& path, double* out,
-              double min_value, double max_value) {
-    YAML::Node n = parent[std::string(key)];
-    if (!n.IsDefined() || n.IsNull()) return false;
-    std::string s = n.IsScalar() ? n.Scalar() : std::string();
-    char* end = nullptr;
-    errno = 0;
-    double v = std::strtod(s.c_str(), &end);
-    std::string k = Join(path, key);
-    if (s.empty() || errno != 0 || *end != 0 || !std::isfinite(v)) {
-      Error(n, k, "must be a number, got '" + s + "'");
-      return false;
-    }
-    if (v < min_value || v > max_value) {
-      std::ostringstream os;
-      os << "must be between " << min_value << " and " << max_value << ", got " << s;
-      Error(n, k, os.str());
-      return false;
-    }
-    *out = v;
-    return true;
-  }
-
-  bool StrList(const YAML::Node& parent, std::string_view key, const std::string& path,
-               std::vector<std::string>* out) {
-    YAML::Node n = parent[std::string(key)];
-    if (!n.IsDefined() || n.IsNull()) return false;
-    std::string k = Join(path, key);
-    if (!n.IsSequence()) {
-      Error(n, k, "must be a list of strings");
-      return false;
-    }
-    for (size_t i = 0; i < n.size(); ++i) {
-      if (!n[i].IsScalar() || n[i].Scalar().empty()) {
-        Error(n[i], k + "[" + std::to_string(i) + "]", "must be a non-empty string");
-        continue;
-      }
-      out->push_back(n[i].Scalar());
-    }
-    return true;
-  }
-
-  void Parse(const YAML::Node& root, Config* c);
-
- private:
-  template <typename Root>
-  void Walk(const YAML::Node& n, const std::string& shown, std::string_view prefix,
-            const std::vector<ConfigKey<Root>>& keys, Root* root);
-  template <typename Root>
-  void Leaf(const YAML::Node& parent, std::string_view name, const std::string& shown,
-            const ConfigKey<Root>& key, Root* root);
-  void ParseModel(const YAML::Node& n, const std::string& path, ModelConfig* m);
-  void ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b);
-  void CrossCheck(const YAML::Node& root, Config* c);
- public:
-  // A `keys:` list (inline or a keys file's); checks each key's models against c.
-  void ParseKeys(const YAML::Node& list, const std::string& path, const Config& c, std::vector<KeyConfig>* out);
- private:
-
-  std::string file_;
-  std::vector<ConfigError>* errors_;
-  int last_line_ = 1;
-};
-
-// The keys directly under `prefix` ("" = the root) in table order: leaves and sections.
 template <typename Root>
 std::vector<std::string_view> ChildNames(const std::vector<ConfigKey<Root>>& keys, std::string_view prefix) {
   std::vector<std::string_view> out;
@@ -420,7 +102,7 @@ void Parser::Leaf(const YAML::Node& parent, std::string_view name, const std::st
   } else if (auto* pol = std::get_if<Policy*>(&field)) {
     std::string policy;
     if (Str(parent, name, shown, &policy) && !ParsePolicy(policy, *pol)) {
-      std::vector<std::string_view> names(std::begin(kPolicyNames), std::end(kPolicyNames));
+      std::vector<std::string_view> names = PolicyNames();
       std::string hint = DidYouMean(policy, names);
       Error(parent[std::string(name)], k,
             "unknown policy '" + policy + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
@@ -428,7 +110,7 @@ void Parser::Leaf(const YAML::Node& parent, std::string_view name, const std::st
   } else if (auto* eng = std::get_if<Engine*>(&field)) {
     std::string engine;
     if (Str(parent, name, shown, &engine) && !ParseEngine(engine, *eng)) {
-      std::vector<std::string_view> names(std::begin(kEngineNames), std::end(kEngineNames));
+      std::vector<std::string_view> names = EngineNames();
       std::string hint = DidYouMean(engine, names);
       Error(parent[std::string(name)], k,
             "unknown engine '" + engine + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
@@ -496,6 +178,10 @@ void Parser::Leaf(const YAML::Node& parent, std::string_view name, const std::st
     }
   }
 }
+
+// Keys files walk their rows too (Parser::ParseKeys in config_keys_file.cc).
+template void Parser::Walk<KeyConfig>(const YAML::Node&, const std::string&, std::string_view,
+                                      const std::vector<ConfigKey<KeyConfig>>&, KeyConfig*);
 
 void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendConfig* b) {
   b->line = n.Mark().line + 1;
@@ -567,42 +253,6 @@ void Parser::ParseModel(const YAML::Node& n, const std::string& path, ModelConfi
   }
 }
 
-void Parser::ParseKeys(const YAML::Node& list, const std::string& path, const Config& c,
-                       std::vector<KeyConfig>* out) {
-  if (!list.IsDefined() || list.IsNull()) return;
-  if (!list.IsSequence()) {
-    Error(list, path, "must be a list of keys");
-    return;
-  }
-  for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node& n = list[i];
-    std::string kp = path + "[" + std::to_string(i) + "]";
-    KeyConfig k;
-    k.source = file_;
-    k.line = n.Mark().line + 1;
-    if (!n.IsMap()) {
-      Error(n, kp, "must be a mapping");
-      continue;
-    }
-    Walk(n, kp, "", KeyKeys(), &k);
-    if (k.id.empty()) Error(n, kp + ".id", "is required");
-    if (k.key_sha256.empty()) Error(n, kp + ".key_sha256", "is required");
-    if (k.id == kAnonymousKeyId) Error(n["id"], kp + ".id", "'anonymous' is reserved for requests without a key");
-    for (size_t m = 0; m < k.models.size(); ++m) {
-      if (c.FindModel(k.models[m])) continue;
-      std::vector<std::string_view> cand;
-      for (const auto& mm : c.models) {
-        cand.push_back(mm.name);
-        for (const auto& a : mm.aliases) cand.push_back(a);
-      }
-      std::string hint = DidYouMean(k.models[m], cand);
-      Error(n["models"][m], kp + ".models[" + std::to_string(m) + "]",
-            "unknown model '" + k.models[m] + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
-    }
-    out->push_back(std::move(k));
-  }
-}
-
 void Parser::CrossCheck(const YAML::Node& root, Config* c) {
   YAML::Node models = root["models"];
   std::set<std::string> names;
@@ -667,26 +317,6 @@ void Parser::CrossCheck(const YAML::Node& root, Config* c) {
           "must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://127.0.0.1:4318)");
 }
 
-// Ids and hashes must be unique over the inline keys and the keys file together: an id is
-// what metrics and llmctl show, and two ids for one secret would make its limits ambiguous.
-void CheckKeysUnique(const std::vector<KeyConfig>& keys, std::vector<ConfigError>* errors) {
-  std::map<std::string, const KeyConfig*> ids, hashes;
-  for (const auto& k : keys) {
-    if (!k.id.empty()) {
-      auto [it, fresh] = ids.emplace(k.id, &k);
-      if (!fresh)
-        errors->push_back({k.source, k.line, "keys", "duplicate key id '" + k.id + "' (also at " +
-                                                         it->second->source + ":" + std::to_string(it->second->line) + ")"});
-    }
-    if (k.key_sha256.size() == 64) {
-      auto [it, fresh] = hashes.emplace(k.key_sha256, &k);
-      if (!fresh)
-        errors->push_back({k.source, k.line, "keys", "key '" + k.id + "' has the same key_sha256 as key '" +
-                                                         it->second->id + "'"});
-    }
-  }
-}
-
 std::string ReadWholeFile(const std::string& path, std::string* why) {
   std::ifstream in(path);
   if (!in) {
@@ -696,34 +326,6 @@ std::string ReadWholeFile(const std::string& path, std::string* why) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The keys of a keys file: a list, or a mapping whose only key is `keys`.
-void ParseKeysText(std::string_view yaml, std::string_view filename, const Config& c, std::vector<KeyConfig>* out,
-                   std::vector<ConfigError>* errors) {
-  if (size_t bad = FirstInvalidUtf8(yaml); bad != std::string_view::npos) {
-    errors->push_back({std::string(filename), 1, "(encoding)", "not valid UTF-8; save the file as UTF-8"});
-    return;
-  }
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    errors->push_back({std::string(filename), e.mark.line + 1, "(syntax)", e.msg});
-    return;
-  }
-  Parser p(filename, errors);
-  try {
-    if (!root.IsDefined() || root.IsNull()) return;  // an empty keys file holds no keys
-    if (root.IsMap()) {
-      if (!p.CheckMap(root, "", {"keys"})) return;
-      p.ParseKeys(root["keys"], "keys", c, out);
-    } else {
-      p.ParseKeys(root, "keys", c, out);
-    }
-  } catch (const YAML::Exception& e) {
-    errors->push_back({std::string(filename), e.mark.line + 1, "(yaml)", e.msg});
-  }
 }
 
 void Parser::Parse(const YAML::Node& root, Config* c) {
@@ -759,50 +361,12 @@ void Parser::Parse(const YAML::Node& root, Config* c) {
   ParseKeys(root["keys"], "keys", *c, &c->keys);
 }
 
-}  // namespace
+}  // namespace config_internal
 
-std::string ResolveKeysFile(const std::string& config_file, const std::string& keys_file) {
-  if (keys_file.empty() || keys_file[0] == '/') return keys_file;
-  size_t slash = config_file.rfind('/');
-  return slash == std::string::npos ? keys_file : config_file.substr(0, slash + 1) + keys_file;
-}
-
-std::vector<ConfigError> ParseKeysFile(std::string_view yaml, std::string_view filename, const Config& c,
-                                       std::vector<KeyConfig>* out) {
-  std::vector<ConfigError> errors;
-  ParseKeysText(yaml, filename, c, out, &errors);
-  return errors;
-}
-
-std::string RenderKeysFile(const std::vector<KeyConfig>& keys) {
-  std::string s =
-      "# Client API keys of llmgw (auth.keys_file). Written by `llmctl keys add|revoke`; hand edits\n"
-      "# are fine. Only the SHA-256 of each secret is stored.\n"
-      "keys:\n";
-  if (keys.empty()) return s.substr(0, s.size() - 1) + " []\n";
-  auto quoted = [](const std::string& v) { return "\"" + v + "\""; };
-  for (const auto& k : keys) {
-    s += "  - { id: " + quoted(k.id) + ", key_sha256: " + quoted(k.key_sha256);
-    if (!k.models.empty()) {
-      s += ", models: [";
-      for (size_t i = 0; i < k.models.size(); ++i) s += (i ? ", " : "") + quoted(k.models[i]);
-      s += "]";
-    }
-    if (k.priority != kDefaultClientPriority) s += ", priority: " + std::to_string(k.priority);
-    if (k.limits.rpm || k.limits.tpm || k.limits.max_concurrent) {
-      std::string l;
-      auto add = [&](const char* name, uint32_t v) {
-        if (v) l += std::string(l.empty() ? "" : ", ") + name + ": " + std::to_string(v);
-      };
-      add("rpm", k.limits.rpm);
-      add("tpm", k.limits.tpm);
-      add("max_concurrent", k.limits.max_concurrent);
-      s += ", limits: { " + l + " }";
-    }
-    s += " }\n";
-  }
-  return s;
-}
+using config_internal::CheckKeysUnique;
+using config_internal::Parser;
+using config_internal::ParseKeysText;
+using config_internal::ReadWholeFile;
 
 ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
   ConfigResult r;
@@ -854,67 +418,6 @@ ConfigResult ParseConfig(std::string_view yaml, std::string_view filename) {
   std::stable_sort(r.errors.begin(), r.errors.end(),
                    [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
   return r;
-}
-
-void ResolveBackendKeys(Config* config, std::vector<ConfigError>* errors) {
-  std::string dir;
-  if (size_t slash = config->source_file.rfind('/'); slash != std::string::npos)
-    dir = config->source_file.substr(0, slash + 1);
-  for (size_t i = 0; i < config->models.size(); ++i) {
-    for (size_t j = 0; j < config->models[i].backends.size(); ++j) {
-      BackendConfig& b = config->models[i].backends[j];
-      std::string key = "models[" + std::to_string(i) + "].backends[" + std::to_string(j) + "]";
-      b.api_key.clear();
-      std::string secret;
-      if (!b.api_key_file.empty()) {
-        std::string file = b.api_key_file[0] == '/' ? b.api_key_file : dir + b.api_key_file;
-        std::ifstream in(file);
-        if (!in) {
-          errors->push_back({config->source_file, b.line, key + ".api_key_file",
-                             "cannot read " + file + ": " + std::strerror(errno)});
-          continue;
-        }
-        std::stringstream ss;
-        ss << in.rdbuf();
-        secret = ss.str();
-      } else if (!b.api_key_env.empty()) {
-        const char* v = std::getenv(b.api_key_env.c_str());
-        if (!v || !*v) {
-          errors->push_back({config->source_file, b.line, key + ".api_key_env",
-                             "environment variable " + b.api_key_env + " is not set"});
-          continue;
-        }
-        secret = v;
-      } else {
-        continue;
-      }
-      // A trailing newline (echo > file) is not part of the key.
-      while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' '))
-        secret.pop_back();
-      bool printable = !secret.empty();
-      for (char ch : secret)
-        if (static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f) printable = false;
-      if (secret.size() > 255) printable = false;
-      if (!printable) {
-        // Never echo the content: say only what is wrong with it.
-        errors->push_back({config->source_file, b.line, key + (b.api_key_file.empty() ? ".api_key_env" : ".api_key_file"),
-                           secret.empty()          ? "the key is empty"
-                           : secret.size() > 255   ? "the key is longer than 255 characters"
-                                                   : "the key contains whitespace or non-printable characters"});
-        continue;
-      }
-      b.api_key = std::move(secret);
-    }
-  }
-}
-
-std::string KeyFingerprint(std::string_view secret) {
-  if (secret.empty()) return {};
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), md);
-  char out[32];
-  std::snprintf(out, sizeof out, "sha256:%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
-  return out;
 }
 
 ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys) {

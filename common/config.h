@@ -216,6 +216,15 @@ struct BackendConfig {
   bool hosted() const { return provider != "openai_compatible"; }
 };
 
+// What a model's tokens cost, in USD per million tokens (`models[].price`). llmcd turns
+// the tokens the data plane counts per (key, model) into llm_gateway_cost_usd_total;
+// the data plane itself never handles money. 0 = not priced (no cost series).
+struct ModelPrice {
+  double input_per_mtok = 0;   // prompt tokens
+  double output_per_mtok = 0;  // completion tokens
+  bool priced() const { return input_per_mtok > 0 || output_per_mtok > 0; }
+};
+
 struct ModelConfig {
   std::string name;
   std::vector<std::string> aliases;
@@ -223,6 +232,7 @@ struct ModelConfig {
   std::vector<std::string> fallbacks;
   std::vector<BackendConfig> backends;
   uint32_t rps = 0;  // requests per second for this model (whole gateway/fleet); 0 = no limit
+  ModelPrice price;
   int line = 0;
 };
 

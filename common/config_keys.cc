@@ -192,6 +192,10 @@ const std::vector<ConfigKey<ModelConfig>>& ModelKeys() {
       {"policy", F(policy), A::kReload, 0, 0, K::kNone, {}, {}, "routing policy"},
       {"fallbacks", F(fallbacks), A::kReload, 0, 0, K::kNone, {}, {}, "models tried when this one cannot serve"},
       {"rps", F(rps), A::kReload, 0, 0, K::kNone, {}, {}, "requests per second for the model; 0 = no limit"},
+      {"price.input_per_mtok", F(price.input_per_mtok), A::kReload, 0, 1e6, K::kNone, {}, {},
+       "USD per million prompt tokens (llm_gateway_cost_usd_total)"},
+      {"price.output_per_mtok", F(price.output_per_mtok), A::kReload, 0, 1e6, K::kNone, {}, {},
+       "USD per million completion tokens"},
       {"backends", SECTION, A::kReload, 0, 0, K::kNone, {}, "required", "its backends"},
   };
   return keys;

@@ -291,7 +291,10 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       const shm::KeyEntry& e = configured->keys[k];
       if (e.present) keys.push_back({e.id, static_cast<int>(k), e.rpm, e.tpm, e.max_concurrent});
     }
-    AppendStatFamilies(st, models, backend_keys, &out, keys, configured.get());
+    std::map<std::string, ModelPrice> prices;
+    for (const auto& m : c_->CurrentConfig().models)
+      if (m.price.priced()) prices[m.name] = m.price;
+    AppendStatFamilies(st, models, backend_keys, &out, keys, configured.get(), prices);
     auto g = [&](const char* n, const char* h, double v) {
       auto f = Family(n, h, MetricType::Gauge);
       f.metric.push_back(Value(MetricType::Gauge, v));
@@ -415,7 +418,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
                         const std::vector<std::pair<std::string, uint64_t>>& backends,
                         std::vector<MetricFamily>* out, const std::vector<KeyLabel>& keys,
-                        const shm::Snapshot* limits) {
+                        const shm::Snapshot* limits, const std::map<std::string, ModelPrice>& prices) {
   FamilySet fams(out);
   shm::VisitThreadStats(st, RowExporter{&fams, {}});
   // Every model entry's family exists even before the first model is configured.
@@ -450,6 +453,24 @@ void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<
     if (k == key_ids.end() || m == model_names.end()) continue;  // a key or model no longer configured
     shm::VisitKeyModelStats(row, RowExporter{&fams, {{"key", *k->second}, {"model", *m->second}}});
   }
+
+  // Cost: the data plane counts tokens per (key, model); money is computed here, at scrape
+  // time, from the running price table, so the hot path never does floating point. A
+  // model without a price has no series (its cost is unknown, not zero).
+  auto cost = Family("llm_gateway_cost_usd_total",
+                     "Cost in USD of the tokens answered, by client API key and model (models[].price).",
+                     MetricType::Counter);
+  for (const auto& [who, row] : st.key_models) {
+    auto k = key_ids.find(who.first);
+    auto m = model_names.find(static_cast<int>(who.second));
+    if (k == key_ids.end() || m == model_names.end()) continue;
+    auto p = prices.find(*m->second);
+    if (p == prices.end() || !p->second.priced()) continue;
+    double usd = static_cast<double>(row.prompt_tokens) * p->second.input_per_mtok / 1e6 +
+                 static_cast<double>(row.completion_tokens) * p->second.output_per_mtok / 1e6;
+    cost.metric.push_back(Value(MetricType::Counter, usd, {{"key", *k->second}, {"model", *m->second}}));
+  }
+  out->push_back(std::move(cost));
 
   // The limiters that are set: requests checked against each and refused by it.
   if (st.limiters.size() != shm::kNumLimiters) return;

@@ -8,6 +8,7 @@
 #include <prometheus/metric_family.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,11 +39,12 @@ struct KeyLabel {
 // stats without labels, model stats per (name, model slot) with model=, backend stats per
 // (id, BackendKey(id)) with id=, key-model stats per (key, model) with key= and model=,
 // and the limiters' llm_rate_limiter_{requests,rejected}_total{limit=...} with key=,
-// model= or id= (the global limit with none). The exporter's scrape and tests use it.
+// model= or id= (the global limit with none), and llm_gateway_cost_usd_total{key,model}
+// from each priced model's (key, model) tokens. The exporter's scrape and tests use it.
 void AppendStatFamilies(const shm::StatsTotals& st, const std::vector<std::pair<std::string, int>>& models,
                         const std::vector<std::pair<std::string, uint64_t>>& backends,
                         std::vector<prometheus::MetricFamily>* out, const std::vector<KeyLabel>& keys = {},
-                        const shm::Snapshot* limits = nullptr);
+                        const shm::Snapshot* limits = nullptr, const std::map<std::string, ModelPrice>& prices = {});
 
 class MetricsExporter {
  public:

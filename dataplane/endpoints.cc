@@ -225,6 +225,7 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   if (path == "/v1/chat/completions") api = "/v1/chat/completions";
   else if (path == "/v1/completions") api = "/v1/completions";
   else if (path == "/v1/embeddings") api = "/v1/embeddings";
+  else if (path == "/v1/responses") api = "/v1/responses";  // passed through; anthropic backends skipped (upstream.cc)
   if (!api) {
     return SendFailure(c, Error(ErrorKind::kNotFound, ErrorSide::kDownstream, false, "unknown path"));
   }
@@ -283,7 +284,10 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   c->model_end = f.model_raw_end;
   c->streaming = f.stream;
   c->chat = std::strcmp(api, "/v1/chat/completions") == 0;
-  if (f.stream && std::strcmp(api, "/v1/embeddings") != 0) {
+  // The Responses API streams its own events (response.output_text.delta, ...), not chat
+  // chunks: its body and stream pass through untouched (no usage asked for, no resume).
+  const bool passthrough = std::strcmp(api, "/v1/responses") == 0;
+  if (f.stream && std::strcmp(api, "/v1/embeddings") != 0 && !passthrough) {
     // Tokens are counted for every stream: a client that did not ask for usage gets it
     // asked for anyway and stripped again (StreamFilter). Resume needs the events too.
     const auto& lim = snap_->limits;

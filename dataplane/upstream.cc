@@ -98,7 +98,8 @@ Status WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const sh
     r.drop_client_credentials = true;
   }
   if (c->xlate) {
-    // Anthropic: chat completions only, the body in the Messages shape.
+    // Anthropic: chat completions only, the body in the Messages shape. Other paths
+    // (completions, embeddings, responses) skip the backend: the attempt fails over.
     if (r.api_path != "/v1/chat/completions")
       return Error(ErrorKind::kNoBackend, ErrorSide::kInternal, true, "%.*s backends serve only /v1/chat/completions",
                    static_cast<int>(providers::ProviderName(provider.kind()).size()),

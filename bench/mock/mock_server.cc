@@ -312,6 +312,9 @@ bool Server::Dispatch(Conn* c) {
   } else if (path == "/v1/embeddings") {
     if (!post) wrong_method();
     else done = HandleEmbeddings(c);
+  } else if (path == "/v1/responses" && opts_.provider != MockProvider::kAnthropic) {
+    if (!post) wrong_method();
+    else done = HandleResponses(c);
   } else if (path == "/health") {
     if (!get) wrong_method();
     else SendSimple(c, 200, "application/json", "");

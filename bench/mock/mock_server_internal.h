@@ -226,6 +226,7 @@ class Server {
   void AppendAnthropicEvents(std::string* out, Req* r, int first_index, int count, bool finished);
   void AppendAnthropicMessage(std::string* out, Req* r);
   bool HandleEmbeddings(Conn* c);
+  bool HandleResponses(Conn* c);  // POST /v1/responses (mock_responses.cc)
   void HandleModels(Conn* c);
   void HandleStats(Conn* c);
   void HandleFaultsGet(Conn* c);

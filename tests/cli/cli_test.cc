@@ -481,7 +481,7 @@ models:
   Result r = Cli({"config", "diff", file});
   ASSERT_EQ(r.rc, kExitOk) << r.err;
   EXPECT_THAT(r.out, HasSubstr("~ model llama-3.1-8b: policy: p2c_kv -> least_queue\n"));
-  EXPECT_THAT(r.out, HasSubstr("+ model qwen: aliases [], fallbacks [], policy round_robin, rps 0, 1 backends\n"));
+  EXPECT_THAT(r.out, HasSubstr("+ model qwen: aliases [], fallbacks [], policy round_robin, price.input_per_mtok 0, price.output_per_mtok 0, rps 0, 1 backends\n"));
   EXPECT_THAT(r.out, HasSubstr("~ backend http://127.0.0.1:8001: weight: 1 -> 2\n"));
   EXPECT_THAT(r.out, HasSubstr("+ backend http://127.0.0.1:8003: "));
   EXPECT_THAT(r.out, HasSubstr("+ backend http://127.0.0.1:9001: "));

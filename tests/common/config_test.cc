@@ -240,6 +240,14 @@ const BadCase kBadCases[] = {
      "models[0].aliases", "list of strings"},
     {"unknown model key", "models:\n  - name: m\n    polcy: p2c_kv\n    backends: [{url: http://h:1}]\n", 3,
      "models[0].polcy", "did you mean 'policy'"},
+    {"negative price",
+     "models:\n  - name: m\n    price: { input_per_mtok: 2.5,\n             output_per_mtok: -1 }\n"
+     "    backends: [{url: http://h:1}]\n",
+     4, "models[0].price.output_per_mtok", "must be between 0 and"},
+    {"price not a number", "models:\n  - name: m\n    price:\n      input_per_mtok: cheap\n    backends: [{url: http://h:1}]\n",
+     4, "models[0].price.input_per_mtok", "must be a number"},
+    {"unknown price key", "models:\n  - name: m\n    price:\n      input_per_token: 1\n    backends: [{url: http://h:1}]\n",
+     4, "models[0].price.input_per_token", "did you mean 'input_per_mtok'"},
 };
 
 INSTANTIATE_TEST_SUITE_P(All, BadConfigTest, ::testing::ValuesIn(kBadCases),
@@ -249,6 +257,22 @@ INSTANTIATE_TEST_SUITE_P(All, BadConfigTest, ::testing::ValuesIn(kBadCases),
                              n += std::isalnum(static_cast<unsigned char>(*p)) ? *p : '_';
                            return n;
                          });
+
+TEST(ConfigTest, ModelPriceParsesPerMillionTokens) {
+  ConfigResult r = ParseConfig(
+      "models:\n"
+      "  - name: priced\n"
+      "    price: { input_per_mtok: 2.5, output_per_mtok: 10 }\n"
+      "    backends: [{url: http://h:1}]\n"
+      "  - name: free\n"
+      "    backends: [{url: http://h:2}]\n",
+      "p.yaml");
+  ASSERT_TRUE(r.ok()) << r.ErrorText();
+  EXPECT_DOUBLE_EQ(r.config.models[0].price.input_per_mtok, 2.5);
+  EXPECT_DOUBLE_EQ(r.config.models[0].price.output_per_mtok, 10);
+  EXPECT_TRUE(r.config.models[0].price.priced());
+  EXPECT_FALSE(r.config.models[1].price.priced());
+}
 
 TEST(ConfigTest, ReportsEveryErrorNotJustTheFirst) {
   ConfigResult r = ParseConfig(

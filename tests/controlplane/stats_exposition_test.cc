@@ -129,6 +129,32 @@ TEST(StatsExpositionTest, EveryListedStatIsExportedWithItsLabels) {
   }
 }
 
+// llm_gateway_cost_usd_total{key,model} = prompt tokens x input price + completion tokens x
+// output price (per million), only for priced models.
+TEST(StatsExpositionTest, CostIsTokensTimesThePriceOfPricedModels) {
+  shm::StatsTotals st;
+  st.models.resize(shm::kMaxModels);
+  auto& a = st.key_models[{BackendKey("team-a"), 1}];
+  a.prompt_tokens = 400000;
+  a.completion_tokens = 250000;
+  auto& anon = st.key_models[{BackendKey("anonymous"), 1}];
+  anon.prompt_tokens = 1000000;
+  anon.completion_tokens = 0;
+  auto& unpriced = st.key_models[{BackendKey("team-a"), 2}];
+  unpriced.prompt_tokens = 7;
+  std::vector<prometheus::MetricFamily> fams;
+  AppendStatFamilies(st, {{"llama", 1}, {"free", 2}}, {}, &fams, {{"anonymous", -1, 0, 0, 0}, {"team-a", 3, 0, 0, 0}},
+                     nullptr, {{"llama", ModelPrice{2.5, 10}}});
+  std::string text = Render(fams);
+  EXPECT_NE(text.find("\nllm_gateway_cost_usd_total{key=\"team-a\",model=\"llama\"} 3.5\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nllm_gateway_cost_usd_total{key=\"anonymous\",model=\"llama\"} 2.5\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("llm_gateway_cost_usd_total{key=\"team-a\",model=\"free\"}"), std::string::npos)
+      << "a model without a price has no cost series\n" << text;
+  EXPECT_NE(text.find("# TYPE llm_gateway_cost_usd_total counter"), std::string::npos) << text;
+}
+
 TEST(StatsExpositionTest, KeepsTheDesignMetricNamesAndLabels) {
   shm::StatsTotals st;
   st.models.resize(shm::kMaxModels);

@@ -1,0 +1,104 @@
+// POST /v1/responses through llmgw: routed by its "model" like chat completions, the body
+// and the answer (streamed events too) passed through unchanged to OpenAI-compatible
+// backends (the real llmgw-mock, and a scripted upstream that records the bytes it got);
+// an anthropic backend of the model is skipped (the request fails over), and a model with
+// only anthropic backends answers an OpenAI-shaped error.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "tests/dataplane/harness.h"
+#include "tests/dataplane/mock_server.h"
+
+namespace llmgw::testing {
+namespace {
+
+// A model "m1" with an anthropic backend and an OpenAI-compatible one, and a model "claude"
+// with the anthropic backend only. The anthropic mock must never be asked.
+class ResponsesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::setenv("LLMGW_TEST_ANTHROPIC_KEY", "mock-key", 1);  // the anthropic flavour's default key
+    oai_ = std::make_unique<MockServer>(std::vector<std::string>{"--token-interval-ms", "0"});
+    ant_ = std::make_unique<MockServer>(std::vector<std::string>{"--provider", "anthropic", "--token-interval-ms", "0"});
+    ASSERT_NE(oai_->port(), 0);
+    ASSERT_NE(ant_->port(), 0);
+    std::string ant = "{ url: \"http://127.0.0.1:" + std::to_string(ant_->port()) +
+                      "\", provider: anthropic, upstream_model: m1, api_key_env: LLMGW_TEST_ANTHROPIC_KEY";
+    std::string models = "models:\n"
+                         "  - name: m1\n    policy: round_robin\n    backends:\n"
+                         "      - " + ant + ", id: ant-a }\n"
+                         "      - { url: \"http://127.0.0.1:" + std::to_string(oai_->port()) + "\", id: oai }\n"
+                         "  - name: claude\n    backends:\n"
+                         "      - " + ant + ", id: ant-b }\n";
+    gw_ = std::make_unique<Gateway>(models);
+    ASSERT_TRUE(gw_->WaitReady());
+  }
+  Response Call(const std::string& body) {
+    return Request(gw_->port(), Post("/v1/responses", body), 5000);
+  }
+  std::unique_ptr<MockServer> oai_, ant_;
+  std::unique_ptr<Gateway> gw_;
+};
+
+TEST_F(ResponsesTest, RoutedByModelAnthropicBackendSkipped) {
+  for (int i = 0; i < 4; ++i) {
+    Response r = Call(R"({"model":"m1","input":"hello there"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/json");
+    EXPECT_NE(r.body.find("\"object\":\"response\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"type\":\"output_text\",\"text\":\"Hello from the mock\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"input_tokens\":"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(oai_->Stat("requests_total"), 4);
+  EXPECT_EQ(ant_->Stat("requests_total"), 0) << "an anthropic backend cannot serve /v1/responses";
+}
+
+TEST_F(ResponsesTest, StreamedEventsPassThroughUnchanged) {
+  for (int i = 0; i < 2; ++i) {  // round robin: one of them is first offered the anthropic backend
+    Response r = Call(R"({"model":"m1","input":"hi","stream":true})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("content-type").rfind("text/event-stream", 0), 0u) << r.Header("content-type");
+    EXPECT_NE(r.body.find("event: response.created\n"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"type\":\"response.output_text.delta\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"delta\":\" mock\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("event: response.completed\n"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("[DONE]"), std::string::npos) << "not rewritten into chat chunks\n" << r.body;
+    EXPECT_EQ(r.body.find("chat.completion"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(ant_->Stat("requests_total"), 0);
+}
+
+TEST_F(ResponsesTest, ModelWithOnlyAnthropicBackendsGetsAnOpenAiError) {
+  Response r = Call(R"({"model":"claude","input":"hi"})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("\"error\":{\"message\":"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("anthropic backends serve only /v1/chat/completions"), std::string::npos) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+  EXPECT_EQ(ant_->Stat("requests_total"), 0);
+  // Chat completions to the same model still reach it (the skip is per endpoint).
+  Response chat = Request(gw_->port(),
+                          Post("/v1/chat/completions", R"({"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"hi"}]})"),
+                          5000);
+  EXPECT_EQ(chat.status, 200) << chat.body;
+}
+
+// The body reaches the backend byte for byte (fields llmgw does not know included) and the
+// backend's answer reaches the client as it was.
+TEST(ResponsesPassThroughTest, BodyAndAnswerUnchanged) {
+  TestUpstream up;
+  Gateway gw(OneModel({up.port()}));
+  ASSERT_TRUE(gw.WaitReady());
+  const std::string body =
+      R"({"model":"m1","input":[{"role":"user","content":"hi"}],"instructions":"be brief","store":false,"reasoning":{"effort":"low"}})";
+  Response r = Request(gw.port(), Post("/v1/responses", body), 5000);
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string seen = up.last_request();
+  EXPECT_EQ(seen.rfind("POST /v1/responses HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_NE(seen.find("\r\n\r\n" + body), std::string::npos) << seen;
+  EXPECT_NE(r.body.find("\"port\":" + std::to_string(up.port())), std::string::npos) << r.body;
+}
+
+}  // namespace
+}  // namespace llmgw::testing
