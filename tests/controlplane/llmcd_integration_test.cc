@@ -224,13 +224,18 @@ TEST_F(LlmcdIntegrationTest, HostedTlsBackendsAreProbedWithTheirKeysAndRotatedKe
         if (b.id() == id) return b;
     return pb::Backend();
   };
+  // The errors are read from the same listing that showed the states: a second call could
+  // fail under load (its deadline) and return an empty Backend (flaky when run at -j2).
+  pb::Backend seen_an, seen_untrusted;
   ASSERT_TRUE(WaitFor([&] {
-    return backend("az").state() == pb::HEALTHY && backend("an").state() == pb::UNHEALTHY &&
-           backend("untrusted").state() == pb::UNHEALTHY;
+    seen_an = backend("an");
+    seen_untrusted = backend("untrusted");
+    return backend("az").state() == pb::HEALTHY && seen_an.state() == pb::UNHEALTHY &&
+           seen_untrusted.state() == pb::UNHEALTHY && !seen_an.last_error().empty() &&
+           !seen_untrusted.last_error().empty();
   }, 5000)) << ReadFile(log_);
-  EXPECT_NE(backend("an").last_error().find("HTTP 401"), std::string::npos) << backend("an").last_error();
-  EXPECT_NE(backend("untrusted").last_error().find("certificate"), std::string::npos)
-      << backend("untrusted").last_error();
+  EXPECT_NE(seen_an.last_error().find("HTTP 401"), std::string::npos) << seen_an.last_error();
+  EXPECT_NE(seen_untrusted.last_error().find("certificate"), std::string::npos) << seen_untrusted.last_error();
 
   WriteFileAtomically(dir_ + "/ak.key", "ak-good-key\n");
   kill(proc.pid(), SIGHUP);
