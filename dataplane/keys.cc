@@ -49,7 +49,7 @@ void AppendTrio(SmallStr<384>* out, const char* what, uint32_t limit, uint64_t r
 }  // namespace
 
 bool WorkerImpl::AuthenticateClient(ClientConn* c) {
-  ApiKeyAuth::Result who = ApiKeyAuth::Authenticate(*snap_, c->h->api_key);
+  ApiKeyAuth::Result who = ApiKeyAuth::Authenticate(*snap_, c->h->api_key, &key_cache_);
   switch (who.outcome) {
     case ApiKeyAuth::Outcome::kKey:
       c->key_slot = who.slot;
