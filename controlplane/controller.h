@@ -159,6 +159,10 @@ class Controller {
   void ReportGateway(const std::string& name, shm::StatsTotals totals);
   // The gateway's link closed: its gauges stop counting, its counters stay counted.
   void GatewayGone(const std::string& name);
+  // Fleet: gateway `name`'s limiter use as its agent reported it (AgentStats.limiter_use,
+  // cumulative since its llmgw started), so `llmctl keys list` counts the whole fleet's
+  // use of each key, not only this host's (controller_keys.cc).
+  void ReportLimiterUse(const std::string& name, std::vector<HostUse> use);
   // Prompt prefixes a gateway routed (model slot, tag, new picks): placed with the local
   // threads' reports at the next prefix tick, so prefix homes are the fleet's.
   void ReportPrefixes(const std::vector<PrefixPick>& picks);
@@ -256,6 +260,15 @@ class Controller {
   std::map<uint64_t, std::map<std::string, uint64_t>> remote_in_flight_;  // by agent session
   // Per key slot: (ms, requests spent, tokens spent) samples about a second apart over
   // the last minute, for ListKeys' "last minute" figures.
+  // The agents' last reported limiter use, by gateway name (guarded by mu_); a gone
+  // gateway's in-flight count is zeroed, its counters stay.
+  std::map<std::string, std::vector<HostUse>> agent_limiter_use_;
+  struct KeyUse {
+    uint64_t spent = 0, denied = 0, checked = 0;
+  };
+  // Limiter `kind` of key slot `slot`: this host's threads plus every agent's report for
+  // the same key (matched by limiter and the key's id hash). With mu_ held.
+  KeyUse FleetKeyUse(shm::LimitKind kind, uint32_t slot) const;
   struct KeyUsageSample {
     uint64_t ms = 0;
     std::vector<std::pair<uint64_t, uint64_t>> by_slot;  // kMaxKeys entries

@@ -109,15 +109,38 @@ KeyEditResult Fail(KeyEditResult::Code code, std::string why) {
 
 }  // namespace
 
+Controller::KeyUse Controller::FleetKeyUse(shm::LimitKind kind, uint32_t slot) const {
+  KeyUse u;
+  uint32_t index = shm::LimiterIndex(kind, slot);
+  if (!stats_.limiters.empty()) {
+    u.spent = stats_.limiters[index].spent;
+    u.denied = stats_.limiters[index].denied;
+    u.checked = stats_.limiters[index].checked;
+  }
+  uint64_t identity = slot < base_->num_keys ? base_->keys[slot].id_hash : 0;
+  for (const auto& [name, use] : agent_limiter_use_)
+    for (const HostUse& h : use)
+      if (h.limiter == index && h.identity == identity) {
+        u.spent += h.spent;
+        u.denied += h.denied;
+        u.checked += h.checked;
+      }
+  return u;
+}
+
+void Controller::ReportLimiterUse(const std::string& name, std::vector<HostUse> use) {
+  std::lock_guard<std::mutex> l(mu_);
+  agent_limiter_use_[name] = std::move(use);
+}
+
 void Controller::UpdateKeyUsage(uint64_t now) {
   if (!key_usage_.empty() && now - key_usage_.back().ms < 1000) return;
-  if (stats_.limiters.empty()) return;
+  if (stats_.limiters.empty() && agent_limiter_use_.empty()) return;
   KeyUsageSample s;
   s.ms = now;
   s.by_slot.resize(shm::kMaxKeys);
   for (uint32_t k = 0; k < shm::kMaxKeys; ++k)
-    s.by_slot[k] = {stats_.limiters[shm::LimiterIndex(shm::LimitKind::kKeyRpm, k)].spent,
-                    stats_.limiters[shm::LimiterIndex(shm::LimitKind::kKeyTpm, k)].spent};
+    s.by_slot[k] = {FleetKeyUse(shm::LimitKind::kKeyRpm, k).spent, FleetKeyUse(shm::LimitKind::kKeyTpm, k).spent};
   key_usage_.push_back(std::move(s));
   while (key_usage_.size() > 2 && now - key_usage_[1].ms >= kUsageWindowMs) key_usage_.pop_front();
 }
@@ -136,8 +159,9 @@ KeyView Controller::MakeKeyView(const KeyConfig& k) const {
   int slot = -1;
   for (uint32_t i = 0; i < base_->num_keys; ++i)
     if (base_->keys[i].present && k.id == base_->keys[i].id) slot = static_cast<int>(i);
-  if (slot < 0 || stats_.limiters.empty()) return v;
-  auto at = [&](shm::LimitKind kind) { return stats_.limiters[shm::LimiterIndex(kind, static_cast<uint32_t>(slot))]; };
+  if (slot < 0 || (stats_.limiters.empty() && agent_limiter_use_.empty())) return v;
+  // The whole fleet's use: this host's threads and every agent's last report.
+  auto at = [&](shm::LimitKind kind) { return FleetKeyUse(kind, static_cast<uint32_t>(slot)); };
   v.in_flight = at(shm::LimitKind::kKeyConcurrency).spent;
   // Every request of the key is counted on its rpm limiter (limited or not).
   v.requests_total = at(shm::LimitKind::kKeyRpm).checked;

@@ -115,6 +115,13 @@ void Controller::ReportGateway(const std::string& name, shm::StatsTotals totals)
 void Controller::GatewayGone(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
   fleet_.Disconnected(name);
+  // Its requests in flight are no longer anyone's; what it counted stays counted.
+  auto use = agent_limiter_use_.find(name);
+  if (use != agent_limiter_use_.end())
+    for (HostUse& h : use->second)
+      if (h.limiter >= shm::LimiterIndex(shm::LimitKind::kKeyConcurrency, 0) &&
+          h.limiter < shm::LimiterIndex(shm::LimitKind::kKeyConcurrency, shm::kMaxKeys))
+        h.spent = 0;
 }
 
 void Controller::ReportPrefixes(const std::vector<PrefixPick>& picks) {

@@ -73,6 +73,8 @@ uint64_t FleetRegistry::Connect(const std::string& peer) {
 
 void FleetRegistry::Update(uint64_t session, const admin::AgentStats& s) {
   std::string name;
+  std::vector<HostUse> limiter_use;  // for the controller's keys view, outside mu_
+  bool has_limiter_use = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = agents_.find(session);
@@ -89,8 +91,11 @@ void FleetRegistry::Update(uint64_t session, const admin::AgentStats& s) {
       use.reserve(static_cast<size_t>(s.limiter_use_size()));
       for (const auto& u : s.limiter_use()) use.push_back(HostUse{u.limiter(), u.identity(), u.spent(), u.denied(), u.checked()});
       leaser_.Report(name, SteadyMs(), s.lease_generation(), use);
+      limiter_use = std::move(use);
+      has_limiter_use = true;
     }
   }
+  if (has_limiter_use) c_->ReportLimiterUse(name, std::move(limiter_use));
   if (s.has_totals()) {
     shm::StatsTotals t;
     std::string why;
@@ -418,19 +423,25 @@ HostLease FleetAgent::lease() const {
 }
 
 void FleetAgent::LeaseTick() {
-  std::vector<LimiterSpec> specs;
+  std::vector<LimiterSpec> specs, counted;
   HostLease lease;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!have_last_) return;  // no snapshot yet: no limits known, nothing admitted anyway
     specs = LimiterSpecs(*last_);
     lease = lease_;
+    // Reported too: the request counter of every key without an rpm limit (no lease, so
+    // no spec), so the controller's `llmctl keys list` counts the key's requests here.
+    counted = specs;
+    for (uint32_t k = 0; k < last_->num_keys && k < shm::kMaxKeys; ++k)
+      if (last_->keys[k].present && !last_->keys[k].rpm)
+        counted.push_back({shm::LimiterIndex(shm::LimitKind::kKeyRpm, k), last_->keys[k].id_hash, 0, 0, false});
   }
   // Without a lease for a limit (none received yet, or one for a limit this host does not
   // know yet) its threads get nothing of it: the fleet's sum stays within the limit.
   ShmLeaseIo io(shm_->region());
   local_leaser_.Tick(static_cast<uint64_t>(NowMs()), ApplyLease(specs, lease), &io);
-  std::vector<HostUse> use = SumHostUse(io, specs);
+  std::vector<HostUse> use = SumHostUse(io, counted);
   std::lock_guard<std::mutex> l(mu_);
   lease_applied_ = lease.generation;
   lease_use_ = std::move(use);

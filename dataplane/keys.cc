@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "dataplane/api_key_auth.h"
+#include "dataplane/ratelimit_headers.h"
 #include "dataplane/worker_impl.h"
 
 namespace llmgw::dataplane {
@@ -18,38 +19,10 @@ using shm::LimitKind;
 using shm::LimiterIndex;
 using Mode = ThreadLimiter::Mode;
 
-// OpenAI's duration format for x-ratelimit-reset-*: "20ms", "1.5s", "6m0s".
-void AppendReset(SmallStr<384>* out, double seconds) {
-  char buf[32];
-  int n;
-  if (seconds < 1) {
-    n = std::snprintf(buf, sizeof buf, "%dms", static_cast<int>(std::ceil(seconds * 1000)));
-  } else if (seconds < 60) {
-    n = std::snprintf(buf, sizeof buf, "%gs", std::ceil(seconds * 10) / 10);
-  } else {
-    long s = static_cast<long>(std::ceil(seconds));
-    n = std::snprintf(buf, sizeof buf, "%ldm%lds", s / 60, s % 60);
-  }
-  out->Append(buf, static_cast<size_t>(n));
-}
-
-void AppendTrio(SmallStr<384>* out, const char* what, uint32_t limit, uint64_t remaining) {
-  char buf[96];
-  int n = std::snprintf(buf, sizeof buf, "x-ratelimit-limit-%s: %u\r\nx-ratelimit-remaining-%s: %llu\r\n", what, limit,
-                        what, static_cast<unsigned long long>(remaining > limit ? limit : remaining));
-  out->Append(buf, static_cast<size_t>(n));
-  n = std::snprintf(buf, sizeof buf, "x-ratelimit-reset-%s: ", what);
-  out->Append(buf, static_cast<size_t>(n));
-  // Until the bucket is full again at limit per minute.
-  double missing = static_cast<double>(limit) - static_cast<double>(remaining > limit ? limit : remaining);
-  AppendReset(out, missing * 60.0 / limit);
-  out->Append("\r\n", 2);
-}
-
 }  // namespace
 
 bool WorkerImpl::AuthenticateClient(ClientConn* c) {
-  ApiKeyAuth::Result who = ApiKeyAuth::Authenticate(*snap_, c->h->api_key);
+  ApiKeyAuth::Result who = ApiKeyAuth::Authenticate(*snap_, c->h->api_key, &key_cache_);
   switch (who.outcome) {
     case ApiKeyAuth::Outcome::kKey:
       c->key_slot = who.slot;
@@ -76,8 +49,8 @@ void WorkerImpl::FormatRateLimitHeaders(ClientConn* c) {
   if (c->key_slot < 0) return;
   const shm::KeyEntry& k = snap_->keys[c->key_slot];
   uint32_t slot = static_cast<uint32_t>(c->key_slot);
-  if (k.rpm) AppendTrio(&c->rl_headers, "requests", k.rpm, limiter_.LimitRemaining(LimiterIndex(LimitKind::kKeyRpm, slot)));
-  if (k.tpm) AppendTrio(&c->rl_headers, "tokens", k.tpm, limiter_.LimitRemaining(LimiterIndex(LimitKind::kKeyTpm, slot)));
+  if (k.rpm) AppendRateLimitLines(&c->rl_headers, "requests", k.rpm, limiter_.LimitRemaining(LimiterIndex(LimitKind::kKeyRpm, slot)));
+  if (k.tpm) AppendRateLimitLines(&c->rl_headers, "tokens", k.tpm, limiter_.LimitRemaining(LimiterIndex(LimitKind::kKeyTpm, slot)));
 }
 
 bool WorkerImpl::AdmitLimits(ClientConn* c, int m) {

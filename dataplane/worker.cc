@@ -157,6 +157,7 @@ void WorkerImpl::MaybeFree(Conn* c) {
 void WorkerImpl::RefreshSnapshot() {
   if (!reader_.Refresh(snap_.get())) return;
   has_snapshot_ = true;
+  key_cache_.Clear();  // a revoked or replaced key must not outlive the snapshot that had it
   session_limits_.forward_credentials = snap_->num_keys == 0 && !snap_->limits.auth_required;
   for (auto& l : local_) l.in_flight_at_snapshot = l.in_flight;
   // The snapshot's body limit, when it sets one, wins over the config's.

@@ -27,6 +27,7 @@
 #include "dataplane/client_address_limiter.h"
 #include "dataplane/error_reply.h"
 #include "dataplane/http_text.h"
+#include "dataplane/key_cache.h"
 #include "dataplane/loop.h"
 #include "dataplane/rng.h"
 #include "dataplane/thread_limiter.h"
@@ -317,6 +318,7 @@ class WorkerImpl final : private UpstreamCodec::Handler, private ClientSession::
   bool drain_cut_ = false;            // CutAtDrainDeadline ran; now only flushing
   ThreadStats stats_;
   ThreadLimiter limiter_;  // this thread's leases of every limit (thread_limiter.h)
+  KeyCache key_cache_;     // secrets this thread verified in this snapshot (key_cache.h)
   const uint64_t anonymous_hash_ = BackendKey(kAnonymousKeyId);  // key="anonymous" rows
   AccessLog access_log_;
   SpanRecorder spans_;

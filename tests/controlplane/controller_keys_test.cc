@@ -3,7 +3,8 @@
 // the key at once; RevokeKey takes it out the same way; keys inline in the config, unknown
 // models and duplicate ids are refused with the right kind of answer. And the leases: the
 // controller's quota leaser, through real shared memory, gives a data-plane thread
-// (ThreadLimiter on a claimed stats slot) a lease within a key's limit.
+// (ThreadLimiter on a claimed stats slot) a lease within a key's limit. In a fleet, the
+// keys view adds the agents' reported use to this host's.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -186,6 +187,58 @@ TEST_F(ControllerKeysTest, ThreadsGetLeasesWithinTheKeysLimit) {
   ASSERT_EQ(v.keys.size(), 1u);
   EXPECT_EQ(v.keys[0].requests_total, 1500u);
   EXPECT_EQ(v.keys[0].rejected_total, 1500u - admitted);
+  shm::ReleaseStatsSlot(slot);
+}
+
+// In a fleet, `llmctl keys list` on the controller counts every gateway's use of a key:
+// this host's threads plus what each agent reported (AgentStats.limiter_use), matched by
+// limiter and the key's id hash (a report for another key that had the slot before a
+// reload is not counted). A gone agent's requests in flight stop counting; its counters stay.
+TEST_F(ControllerKeysTest, KeysListCountsTheAgentsReportedUse) {
+  Start("keys: [{ id: k, key_sha256: \"" + std::string(64, 'b') + "\", limits: { rpm: 600, tpm: 100000, max_concurrent: 8 } }]\n");
+  Error err;
+  shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
+  ASSERT_NE(slot, nullptr);
+  uint32_t index = static_cast<uint32_t>(slot - shm_->region()->slots);
+  dataplane::ThreadLimiter lim;
+  lim.Attach(slot->limiter_use, &shm_->region()->leases[index], &slot->lease_seen);
+  const uint32_t rpm = shm::LimiterIndex(shm::LimitKind::kKeyRpm, 0);
+  const uint32_t tpm = shm::LimiterIndex(shm::LimitKind::kKeyTpm, 0);
+  const uint32_t conc = shm::LimiterIndex(shm::LimitKind::kKeyConcurrency, 0);
+  Step();
+  Step();
+  lim.Refresh();
+  // This host: 3 requests, one still in flight.
+  for (int i = 0; i < 3; ++i) ASSERT_LT(lim.Admit({{rpm, dataplane::ThreadLimiter::Mode::kTake}}), 0);
+  ASSERT_LT(lim.Admit({{conc, dataplane::ThreadLimiter::Mode::kEnter}}), 0);
+  lim.Charge(tpm, 50);
+  const uint64_t id = BackendKey("k");
+  auto agent = [&](uint64_t requests, uint64_t refused, uint64_t tokens, uint64_t in_flight) {
+    return std::vector<HostUse>{{rpm, id, requests - refused, refused, requests},
+                                {tpm, id, tokens, 0, requests - refused},
+                                {conc, id, in_flight, 0, requests - refused},
+                                // Another key's counters in the same slot: never counted.
+                                {rpm, id + 1, 1000, 1000, 1000}};
+  };
+  c_->ReportLimiterUse("gw-a", agent(10, 2, 400, 2));
+  c_->ReportLimiterUse("gw-b", agent(5, 0, 100, 1));
+  Step(1000);
+  KeysView v = c_->ListKeys();
+  ASSERT_EQ(v.keys.size(), 1u);
+  EXPECT_EQ(v.keys[0].requests_total, 3u + 10 + 5);
+  EXPECT_EQ(v.keys[0].rejected_total, 2u);
+  EXPECT_EQ(v.keys[0].in_flight, 1u + 2 + 1);
+  // The last minute's figures move with the agents' reports too.
+  c_->ReportLimiterUse("gw-a", agent(30, 2, 1400, 2));
+  Step(1000);
+  v = c_->ListKeys();
+  EXPECT_EQ(v.keys[0].requests_total, 3u + 30 + 5);
+  EXPECT_GE(v.keys[0].requests_last_minute, 20.0);
+  EXPECT_GE(v.keys[0].tokens_last_minute, 1000.0);
+  c_->GatewayGone("gw-a");
+  v = c_->ListKeys();
+  EXPECT_EQ(v.keys[0].in_flight, 1u + 1) << "gw-a's requests in flight went with it";
+  EXPECT_EQ(v.keys[0].requests_total, 3u + 30 + 5) << "what gw-a counted stays counted";
   shm::ReleaseStatsSlot(slot);
 }
 

@@ -1,11 +1,13 @@
 // Fleet-wide key leases with real processes on loopback: a controller llmcd and two agents
 // (`llmcd --agent-of`), each agent with its own llmgw, share one key's rpm. Demand (four
 // times the limit) is all on one gateway, then all on the other: over every 10 s window
-// the fleet admits no more than the limit (within 5%) and no less than 95% of it.
+// the fleet admits no more than the limit (within 5%) and no less than 95% of it; and the
+// controller's `llmctl keys list` counts both agents' use of the key.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -186,6 +188,26 @@ TEST_F(FleetKeysTest, TwoGatewaysShareOneKeysRpmWhileDemandMoves) {
   long second = std::count_if(ms.begin(), ms.end(), [](long t) { return t >= 18000 && t < 28000; });
   EXPECT_GE(first, 0.95 * rate * 10);
   EXPECT_GE(second, 0.95 * rate * 10);
+  // `llmctl keys list` on the controller (which serves nothing itself) counts the agents'
+  // reported use: every request either gateway checked, and every one refused.
+  const long want_total = static_cast<long>(ms.size()) + load.refused.load();
+  auto field = [](const std::string& json, const std::string& name) {
+    size_t at = json.find("\"" + name + "\":");
+    if (at == std::string::npos) return -1L;
+    at += name.size() + 3;
+    while (at < json.size() && (json[at] == ' ' || json[at] == '"')) ++at;  // uint64 is a JSON string
+    return std::atol(json.c_str() + at);
+  };
+  CliResult keys;
+  bool counted = WaitFor(
+      [&] {
+        keys = RunLlmctl({"--addr", "127.0.0.1:" + std::to_string(ctl_grpc_), "keys", "list", "-o", "json"}, 5000);
+        return keys.code == 0 && field(keys.out, "requests_total") == want_total &&
+               field(keys.out, "rejected_total") == load.refused.load();
+      },
+      5000);
+  EXPECT_TRUE(counted) << "want requests_total " << want_total << ", rejected_total " << load.refused.load()
+                       << "; llmctl keys list: " << keys.out << keys.err;
 }
 
 }  // namespace
