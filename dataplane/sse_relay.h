@@ -79,6 +79,11 @@ class SseRelay {
       ++q;
     }
     if (!usage) return;
+    // The Responses API (/v1/responses, passed through) names them input/output_tokens,
+    // in the answer and in the stream's response.completed event: without them its tokens
+    // escaped tokens/min limits and cost. Chat/completions names are read last and win.
+    Grab(data, usage, "\"input_tokens\":", &prompt_tokens_);
+    Grab(data, usage, "\"output_tokens\":", &completion_tokens_);
     Grab(data, usage, "\"prompt_tokens\":", &prompt_tokens_);
     Grab(data, usage, "\"completion_tokens\":", &completion_tokens_);
   }

@@ -138,6 +138,25 @@ TEST(SseRelayTest, UsageScan) {
   EXPECT_EQ(r.prompt_tokens(), 0u);
 }
 
+// /v1/responses (passed through): its usage says input_tokens / output_tokens, in the
+// whole answer and in the stream's response.completed event (after a response.created
+// whose usage is null).
+TEST(SseRelayTest, UsageScanReadsTheResponsesApiNames) {
+  SseRelay r;
+  r.Begin();
+  uint64_t gap;
+  r.OnPiece(R"({"object":"response","usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":0},"output_tokens":4,"total_tokens":13}})", 1, &gap);
+  EXPECT_EQ(r.prompt_tokens(), 9u);
+  EXPECT_EQ(r.completion_tokens(), 4u);
+  r.Begin();
+  r.SetContentType("text/event-stream");
+  r.OnPiece("event: response.created\ndata: {\"response\":{\"usage\":null}}\n\n", 1, &gap);
+  EXPECT_EQ(r.completion_tokens(), 0u);
+  r.OnPiece("event: response.completed\ndata: {\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":5}}}\n\n", 2, &gap);
+  EXPECT_EQ(r.prompt_tokens(), 3u);
+  EXPECT_EQ(r.completion_tokens(), 5u);
+}
+
 }  // namespace
 }  // namespace llmgw::dataplane
 

@@ -5,8 +5,11 @@
 // only anthropic backends answers an OpenAI-shaped error.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "tests/dataplane/harness.h"
 #include "tests/dataplane/mock_server.h"
@@ -35,6 +38,19 @@ class ResponsesTest : public ::testing::Test {
     gw_ = std::make_unique<Gateway>(models);
     ASSERT_TRUE(gw_->WaitReady());
   }
+  uint64_t Tokens(std::atomic<uint64_t> shm::ModelStats::*field) {
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < shm::kMaxStatsSlots; ++i)
+      for (uint32_t m = 0; m < shm::kMaxModels; ++m) n += (gw_->region()->slots[i].models[m].*field).load();
+    return n;
+  }
+  // Stats are written when the request ends, just after its last bytes: wait a moment.
+  template <typename F>
+  uint64_t Eventually(F f, uint64_t want) {
+    uint64_t v = 0;
+    for (int i = 0; i < 100 && (v = f()) < want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return v;
+  }
   Response Call(const std::string& body) {
     return Request(gw_->port(), Post("/v1/responses", body), 5000);
   }
@@ -53,6 +69,10 @@ TEST_F(ResponsesTest, RoutedByModelAnthropicBackendSkipped) {
   }
   EXPECT_EQ(oai_->Stat("requests_total"), 4);
   EXPECT_EQ(ant_->Stat("requests_total"), 0) << "an anthropic backend cannot serve /v1/responses";
+  // Its usage (input_tokens / output_tokens) is counted like chat's: tokens/min limits and
+  // cost see /v1/responses traffic too.
+  EXPECT_GE(Eventually([&] { return Tokens(&shm::ModelStats::completion_tokens); }, 4 * 4), 4u * 4);
+  EXPECT_GE(Tokens(&shm::ModelStats::prompt_tokens), 4u);
 }
 
 TEST_F(ResponsesTest, StreamedEventsPassThroughUnchanged) {
