@@ -79,14 +79,17 @@ TEST_F(CostTest, CostIsTheKeysTokensTimesTheModelsPrice) {
   const std::string kl = "{key=\"team-a\",model=\"priced\"}";
   const std::string prompt_s = "llm_gateway_key_tokens_total{kind=\"prompt\",key=\"team-a\",model=\"priced\"}";
   const std::string completion_s = "llm_gateway_key_tokens_total{kind=\"completion\",key=\"team-a\",model=\"priced\"}";
+  const std::string anonymous_s = "llm_gateway_key_tokens_total{kind=\"completion\",key=\"anonymous\",model=\"priced\"}";
   std::string text;
   double prompt = 0, completion = 0;
-  // llmcd folds the data plane's counters every tick: wait until all three answers count.
+  // llmcd folds the data plane's counters every tick, and each llmgw thread publishes its
+  // own at its own tick: wait until the key's three answers and the anonymous one count
+  // (they may have been served by different threads: waiting for the key's alone failed in CI).
   for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < end;) {
     text = Metrics();
     prompt = Series(text, prompt_s);
     completion = Series(text, completion_s);
-    if (prompt >= 15 && completion >= 21) break;
+    if (prompt >= 15 && completion >= 21 && Series(text, anonymous_s) >= 7) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_EQ(prompt, 15) << text;      // 3 answers x 5
