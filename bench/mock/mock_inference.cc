@@ -120,6 +120,7 @@ bool Server::HandleInference(Conn* c, Api api) {
     SendError(c, 400, "model: Field required", "model");
     return true;
   }
+  if (!ProviderAcceptsFields(c, d, api)) return true;
   Req r;
   r.api = api;
   std::string err, param;

@@ -53,6 +53,7 @@ const char* MockUsage() {
          "                              paths, request and answer shapes); default: vLLM's\n"
          "  --api-key KEY               key a provider flavour accepts (default mock-key)\n"
          "  --deployment NAME           azure flavour's deployment (default mock-deployment)\n"
+         "  --organization ORG          openai flavour: requests must name it in OpenAI-Organization\n"
          "faults (also at runtime: POST /mock/faults):\n"
          "  --error-rate X --error-status N --hang-first-byte --slow-first-byte-ms N\n"
          "  --close-mid-stream-after N (alias --die-after-chunks N) --refuse-connections --die-after N\n"
@@ -112,6 +113,9 @@ bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool
     } else if (a == "--deployment") {
       ok = !v.empty();
       o->deployment = v;
+    } else if (a == "--organization") {
+      ok = !v.empty();
+      o->organization = v;
     } else if (a == "--listen") {
       o->listen = v;
     } else if (a == "--model") {

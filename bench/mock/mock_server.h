@@ -44,6 +44,7 @@ struct MockOptions {
   MockProvider provider = MockProvider::kNone;
   std::string api_key = "mock-key";   // the key a provider flavour accepts
   std::string deployment = "mock-deployment";  // azure flavour
+  std::string organization;           // openai flavour: when set, OpenAI-Organization must name it
   std::string tls_cert, tls_key;      // --tls CERT KEY: serve HTTPS
 };
 

@@ -66,6 +66,20 @@ class Provider {
   virtual void WriteAuthHeaders(const ProviderParams& p, OutBuf* out) const;
   // A GET that proves the backend is reachable and the key accepted, spending no tokens.
   virtual void WriteProbePath(const ProviderParams& p, OutBuf* out) const { WritePath(p, "/v1/models", out); }
+  // Whether the provider serves this OpenAI path at all ("/v1/responses", ...): a backend
+  // whose provider does not is skipped for the request, which fails over to the model's
+  // other backends.
+  virtual bool Serves(std::string_view openai_path) const {
+    (void)openai_path;
+    return true;
+  }
+  // The model name the body must carry on this path when the provider dictates it (Azure's
+  // Responses API: the deployment); empty: the usual rules (upstream_model, alias rewrite).
+  virtual std::string_view BodyModel(const ProviderParams& p, std::string_view openai_path) const {
+    (void)p;
+    (void)openai_path;
+    return {};
+  }
   // True when requests and answers are not OpenAI's shape and go through a translator.
   virtual bool translates() const { return false; }
   // Whether llmcd scrapes the backend's /metrics (engines we run do; hosted APIs have none).

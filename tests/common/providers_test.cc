@@ -86,6 +86,31 @@ TEST(ProvidersTest, GeminiOpenAiCompatibleEndpoint) {
   EXPECT_EQ(w.probe, "/v1beta/openai/models");
 }
 
+// Which OpenAI endpoints each provider serves (the others skip its backends), and the
+// Responses API on Azure: its versionless v1 path, the deployment as the body's model.
+TEST(ProvidersTest, EndpointsServedAndAzureResponsesApi) {
+  for (auto k : {ProviderKind::kOpenAiCompatible, ProviderKind::kOpenAi, ProviderKind::kAzure}) {
+    SCOPED_TRACE(ProviderName(k));
+    for (std::string_view op : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"})
+      EXPECT_TRUE(ProviderFor(k).Serves(op)) << op;
+  }
+  const Provider& anthropic = ProviderFor(ProviderKind::kAnthropic);
+  EXPECT_TRUE(anthropic.Serves("/v1/chat/completions"));
+  for (std::string_view op : {"/v1/completions", "/v1/embeddings", "/v1/responses"}) EXPECT_FALSE(anthropic.Serves(op));
+  const Provider& gemini = ProviderFor(ProviderKind::kGemini);
+  EXPECT_TRUE(gemini.Serves("/v1/chat/completions"));
+  EXPECT_TRUE(gemini.Serves("/v1/embeddings"));
+  EXPECT_FALSE(gemini.Serves("/v1/responses"));
+  EXPECT_FALSE(gemini.Serves("/v1/completions"));
+
+  ProviderParams p{.api_key = "az", .deployment = "gpt-4o", .api_version = "2024-10-21", .base_path = "/pfx"};
+  EXPECT_EQ(Write(ProviderKind::kAzure, p, "/v1/responses").path, "/pfx/openai/v1/responses");
+  const Provider& azure = ProviderFor(ProviderKind::kAzure);
+  EXPECT_EQ(azure.BodyModel(p, "/v1/responses"), "gpt-4o");
+  EXPECT_EQ(azure.BodyModel(p, "/v1/chat/completions"), "");  // the deployment URL names it
+  EXPECT_EQ(ProviderFor(ProviderKind::kOpenAi).BodyModel(p, "/v1/responses"), "");
+}
+
 TEST(ProvidersTest, OutBufStopsAtItsEndAndSaysSo) {
   char buf[8];
   OutBuf o(buf, sizeof buf);

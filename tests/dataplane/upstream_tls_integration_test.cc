@@ -3,7 +3,8 @@
 // answers non-streaming and streaming, pooled TLS connections reused (handshakes counted
 // by the mock), a bad certificate refused with its reason, the client's credentials never
 // reaching a backend, a rotated key file picked up under load, and the official OpenAI
-// Node SDK through llmgw to the Anthropic and Azure flavours. Everything on loopback.
+// Node SDK through llmgw to all four flavours (openai, azure, anthropic, gemini), streamed
+// answers included. Everything on loopback.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
@@ -385,7 +386,11 @@ std::string RunSdk(uint16_t port) {
   return out;
 }
 
-TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAnthropicAndAzureOverTls) {
+// Each flavour checks its provider's key header, path and request fields (an unknown
+// field is refused, as the real API refuses vLLM's extras), so an SDK call that passes
+// proves llmgw sent that provider what it expects; the answers reach the SDK in OpenAI's
+// shape, streamed included.
+TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAllFourProvidersOverTls) {
   std::string dir = std::string(LLMGW_SOURCE_DIR) + "/tests/dataplane/sdk";
   ASSERT_EQ(std::system("command -v node >/dev/null 2>&1"), 0) << "node is not installed: run scripts/install-deps.sh";
   ASSERT_EQ(::access((dir + "/node_modules/openai/package.json").c_str(), R_OK), 0)
@@ -396,8 +401,9 @@ TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAnthropicAndAzureOver
     const char* extra;
     std::vector<std::string> mock;
   };
-  for (const Case& k : {Case{"anthropic", "", {}},
-                        Case{"azure", ", deployment: gpt-4o, api_version: \"2024-10-21\"", {"--deployment", "gpt-4o"}}}) {
+  for (const Case& k : {Case{"openai", ", organization: org-llmgw", {"--organization", "org-llmgw"}},
+                        Case{"azure", ", deployment: gpt-4o, api_version: \"2024-10-21\"", {"--deployment", "gpt-4o"}},
+                        Case{"anthropic", "", {}}, Case{"gemini", "", {}}}) {
     SCOPED_TRACE(k.provider);
     std::vector<std::string> args = {"--token-interval-ms", "0", "--output-tokens", "3", "--provider", k.provider,
                                      "--api-key", "hosted-key", "--tls", pki_.server_cert(), pki_.server_key()};
@@ -416,6 +422,10 @@ TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAnthropicAndAzureOver
     EXPECT_NE(out.find("\"deltas\":[\""), std::string::npos) << out;
     EXPECT_NE(out.find("\"models\":[\"m1\",\"alias1\"]"), std::string::npos) << out;
     EXPECT_NE(out.find("\"error_status\":404"), std::string::npos) << out;
+    // Both chat calls (the plain one and the stream) reached the provider and were accepted
+    // (the key, the organization, the path and every field the provider checks).
+    EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "requests_total"), 2);
+    EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "provider_auth_failures_total"), 0);
   }
 }
 
