@@ -94,10 +94,12 @@ void WorkerImpl::AfterUpParse(UpstreamConn* u, ClientConn* c) {
 // event, or the end before [DONE]. A failure of the backend like a reset.
 void WorkerImpl::StreamBroke(ClientConn* c, UpstreamConn* u) {
   bool error_event = c->stream_error == 1;
-  int64_t code = c->filter->error_code();
+  int64_t code = c->filter ? c->filter->error_code() : 0;  // no filter: an untranslatable stream
   stats_.UpstreamError(u->slot, error_event ? shm::UpstreamErr::kStatus5xx : shm::UpstreamErr::kProtocol);
   Error e(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "%s",
-          error_event ? "upstream sent an error inside the stream" : "upstream ended the stream before [DONE]");
+          error_event              ? "upstream sent an error inside the stream"
+          : c->stream_error == 3 ? "upstream stream is not in its provider's shape (not translatable)"
+                                   : "upstream ended the stream before [DONE]");
   // An error about the request itself (4xx but 429) would come back from any backend.
   if (error_event && code >= 400 && code < 500 && code != 429)
     e = Error(ErrorKind::kUpstreamStatus, ErrorSide::kDownstream, false, "upstream sent an error inside the stream (%lld)",
@@ -177,8 +179,8 @@ void WorkerImpl::RelayBody(ClientConn* c, const char* at, size_t n) {
 void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
   if (c->xlate_buffering) return FinishTranslatedAnswer(c);
+  if (c->stream_error) return;  // OnUpRecv fails the attempt (StreamBroke)
   if (c->filtering) {
-    if (c->stream_error) return;  // OnUpRecv fails the attempt
     if (!c->filter->done()) {      // an OpenAI stream ends with [DONE]; without it, it broke
       c->stream_error = 2;
       return;
@@ -228,13 +230,15 @@ void WorkerImpl::TranslateBody(ClientConn* c, const char* at, size_t n) {
     providers::OutBuf out(xlate_out_.data(), xlate_out_.size());
     Status st = c->translator->Feed(std::string_view(at, k), &out);
     if (!st.ok() || !out.ok()) {
-      // Not Anthropic's stream: nothing more is relayed; without [DONE] the stream counts
-      // as broken when it is filtered (resume), else it ends where it stopped.
+      // Not Anthropic's stream: nothing more is relayed, and the stream is broken whether
+      // it is filtered or not (ParseUp: StreamBroke). Resumed when it can be, else it ends
+      // like any broken stream, with the SSE error event and the terminating chunk — never
+      // with a clean end the client would take for a complete answer.
       LOG_WARN("anthropic stream not translatable", {{"request_id", c->h->request_id.View()},
                                                      {"error", st.ok() ? "chunk too large" : st.error().message()}});
       free_translators_.push_back(c->translator);
       c->translator = nullptr;
-      if (c->filtering) c->stream_error = 2;
+      c->stream_error = 3;
       return;
     }
     if (out.size()) RelayBody(c, out.view().data(), out.size());

@@ -189,7 +189,8 @@ struct ClientConn : Conn {
   bool add_usage = false;        // the client streams without include_usage: asked anyway
   bool continuing = false;       // the current attempt is a continuation
   bool resumed = false;          // a continuation got a backend at least once
-  uint8_t stream_error = 0;      // this attempt's stream broke: 1 an error event, 2 no [DONE]
+  uint8_t stream_error = 0;      // this attempt's stream broke: 1 an error event, 2 no [DONE],
+                                 // 3 not translatable (an Anthropic stream that is not its shape)
   uint64_t commit_us = 0;        // when the answer's head was written (the client's TTFB)
   ResumeOutcome resume_outcome = ResumeOutcome::kCount;  // kCount: the stream never broke
   // Taken from the worker's stock while a stream needs it: an idle connection holds none.

@@ -280,7 +280,7 @@ class Server {
   uint64_t http_requests_total_ = 0, requests_total_ = 0, completed_total_ = 0;
   uint64_t cancelled_total_ = 0, errors_injected_ = 0, closed_mid_stream_ = 0, bad_requests_ = 0;
   uint64_t provider_auth_failures_ = 0;  // requests a provider flavour refused for their key
-  uint64_t reset_mid_stream_ = 0, stalled_mid_stream_ = 0, error_events_mid_stream_ = 0;
+  uint64_t reset_mid_stream_ = 0, stalled_mid_stream_ = 0, error_events_mid_stream_ = 0, garbage_events_mid_stream_ = 0;
 };
 
 }  // namespace llmgw::mock::internal

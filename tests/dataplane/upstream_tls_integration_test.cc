@@ -292,6 +292,56 @@ TEST_F(UpstreamTlsTest, AnthropicAnswersAreTranslatedWithUsageAndErrorsInOpenAiS
   EXPECT_NE(bad.body.find("\"message\""), std::string::npos) << bad.body;
 }
 
+// An Anthropic stream that stops being Anthropic's shape after output started (an event
+// whose data is cut JSON, then a clean end of the HTTP answer) ends like every broken
+// stream in llmgw: the SSE error event and the terminating chunk, the client connection
+// kept alive for its next request. Before, with resume off and the client asking for
+// usage itself (no stream filter), it just ended: a truncated answer that looked complete.
+TEST_F(UpstreamTlsTest, AnthropicStreamUntranslatableMidWayEndsWithTheErrorEventLikeAnyBrokenStream) {
+  MockServer mock({"--token-interval-ms", "1", "--output-tokens", "8", "--provider", "anthropic", "--api-key", "ak"});
+  ASSERT_GT(mock.port(), 0);
+  std::string key = KeyFile(pki_.dir(), "a.key", "ak");
+  const std::string models = "models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" +
+                             std::to_string(mock.port()) + "\", provider: anthropic, api_key_file: \"" + key + "\" }\n";
+  const std::string usage = R"({"model":"m1","stream":true,"stream_options":{"include_usage":true},)"
+                            R"("messages":[{"role":"user","content":"hello"}]})";
+  for (const char* resume : {"  resume_streams: false\n", ""}) {
+    for (const std::string& body : {usage, kStream}) {
+      SCOPED_TRACE(std::string(resume) + body);
+      ASSERT_TRUE(mock.SetFaults(R"({"reset":true,"garbage_event_mid_stream_after":3})"));
+      Gateway gw(models, resume);
+      ASSERT_TRUE(gw.WaitReady());
+      int fd = ConnectTo(gw.port());
+      ASSERT_GE(fd, 0);
+      std::string buf;
+      ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", body)));
+      Response r = ReadResponse(fd, &buf, 8000);
+      ASSERT_TRUE(r.complete) << buf;
+      EXPECT_FALSE(r.malformed);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.Header("connection"), "keep-alive");
+      EXPECT_NE(r.body.find("\"delta\":{\"content\":"), std::string::npos) << "output had started\n" << r.body;
+      size_t err = r.body.find("event: error\ndata: {\"error\":{");
+      EXPECT_NE(err, std::string::npos) << r.body;
+      EXPECT_NE(r.body.find("not translatable"), std::string::npos) << r.body;
+      EXPECT_EQ(r.body.find("[DONE]"), std::string::npos) << r.body;
+      EXPECT_EQ(r.body.find("\"finish_reason\":\"stop\""), std::string::npos) << "a cut answer passed off as done\n" << r.body;
+      if (err != std::string::npos) {
+        EXPECT_EQ(r.body.substr(err).find("\n\n"), r.body.size() - err - 2) << "the error event is the last\n" << r.body;
+      }
+      EXPECT_GE(mock.Stat("garbage_events_mid_stream_total"), 1);
+      // The next request on the same connection, the backend sane again: a whole stream.
+      ASSERT_TRUE(mock.SetFaults(R"({"reset":true})"));
+      ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", body)));
+      Response next = ReadResponse(fd, &buf, 8000);
+      ASSERT_TRUE(next.complete) << "no answer on the kept-alive connection: " << buf;
+      ExpectChunks(next);
+      EXPECT_EQ(next.body.find("event: error"), std::string::npos) << next.body;
+      ::close(fd);
+    }
+  }
+}
+
 TEST_F(UpstreamTlsTest, AnthropicOverloadIsRetriedElsewhereAndItsErrorsKeepTheirStatus) {
   // 529 (overloaded) and 5xx from Anthropic fail over like any backend's.
   MockServer busy({"--token-interval-ms", "0", "--provider", "anthropic", "--api-key", "ak"});
