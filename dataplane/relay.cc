@@ -118,6 +118,7 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
       stats_.UpstreamError(u->slot, status == 429   ? shm::UpstreamErr::kStatus429
                                     : status >= 500 ? shm::UpstreamErr::kStatus5xx
                                                     : shm::UpstreamErr::kProtocol);
+      c->relay.KeepClientStream();
       return false;
     }
     c->first_byte_us = NowUs();

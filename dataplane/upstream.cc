@@ -72,6 +72,14 @@ Status WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const sh
     return Error(ErrorKind::kNoBackend, ErrorSide::kInternal, true, "%.*s backends do not serve %.*s",
                  static_cast<int>(name.size()), name.data(), static_cast<int>(r.api_path.size()), r.api_path.data());
   }
+  if (c->continuing && !provider.continues_streams()) {
+    // A continuation (stream resume) needs a backend that continues a final assistant
+    // message: this one would refuse vLLM's fields or answer a new turn. Skipped.
+    const std::string_view name = providers::ProviderName(provider.kind());
+    // Upstream side: TryResume goes on to the model's next backend, as after a refused head.
+    return Error(ErrorKind::kNoBackend, ErrorSide::kUpstream, true, "%.*s backends cannot continue a stream",
+                 static_cast<int>(name.size()), name.data());
+  }
   std::string_view new_model = provider.BodyModel(pp, r.api_path);
   if (new_model.empty())
     new_model = bu.upstream_model[0] ? std::string_view(bu.upstream_model)

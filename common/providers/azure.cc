@@ -11,6 +11,7 @@ namespace {
 class Azure final : public Provider {
  public:
   ProviderKind kind() const override { return ProviderKind::kAzure; }
+  bool continues_streams() const override { return false; }
   void WritePath(const ProviderParams& p, std::string_view openai_path, OutBuf* out) const override {
     std::string_view op = openai_path;
     if (op.substr(0, 3) == "/v1") op.remove_prefix(3);  // "/chat/completions"

@@ -12,6 +12,7 @@ namespace {
 class Gemini final : public Provider {
  public:
   ProviderKind kind() const override { return ProviderKind::kGemini; }
+  bool continues_streams() const override { return false; }
   void WritePath(const ProviderParams& p, std::string_view openai_path, OutBuf* out) const override {
     std::string_view op = openai_path;
     if (op.substr(0, 3) == "/v1") op.remove_prefix(3);

@@ -80,6 +80,12 @@ class Provider {
     (void)openai_path;
     return {};
   }
+  // Whether a stream broken on another backend can be continued here (stream resume): the
+  // continuation ends with the text so far as a final assistant message to be continued —
+  // vLLM's and SGLang's continue_final_message, Anthropic's prefill. OpenAI, Azure and
+  // Gemini have no such continuation (they refuse vLLM's fields, and would answer a new
+  // turn): their backends are skipped for continuations.
+  virtual bool continues_streams() const { return true; }
   // True when requests and answers are not OpenAI's shape and go through a translator.
   virtual bool translates() const { return false; }
   // Whether llmcd scrapes the backend's /metrics (engines we run do; hosted APIs have none).

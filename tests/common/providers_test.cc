@@ -111,6 +111,16 @@ TEST(ProvidersTest, EndpointsServedAndAzureResponsesApi) {
   EXPECT_EQ(ProviderFor(ProviderKind::kOpenAi).BodyModel(p, "/v1/responses"), "");
 }
 
+// Stream resume continues a final assistant message: vLLM/SGLang (continue_final_message)
+// and Anthropic (prefill) can; OpenAI, Azure and Gemini cannot and are skipped.
+TEST(ProvidersTest, WhoContinuesAStream) {
+  EXPECT_TRUE(ProviderFor(ProviderKind::kOpenAiCompatible).continues_streams());
+  EXPECT_TRUE(ProviderFor(ProviderKind::kAnthropic).continues_streams());
+  EXPECT_FALSE(ProviderFor(ProviderKind::kOpenAi).continues_streams());
+  EXPECT_FALSE(ProviderFor(ProviderKind::kAzure).continues_streams());
+  EXPECT_FALSE(ProviderFor(ProviderKind::kGemini).continues_streams());
+}
+
 TEST(ProvidersTest, OutBufStopsAtItsEndAndSaysSo) {
   char buf[8];
   OutBuf o(buf, sizeof buf);
