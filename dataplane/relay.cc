@@ -143,6 +143,13 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
     }
     BeginTranslatedStream(c);
     content_length = -1;  // the translated stream's length is not the upstream's
+  } else if (c->reshape_errors && status >= 400) {
+    // An error answer not in OpenAI's shape (Gemini's array): collected, rewritten at its end.
+    c->xlate_buffering = true;
+    c->xlate_status = status;
+    if (!c->xlate_answer) c->xlate_answer = stream_pool_.Take();
+    c->xlate_answer->clear();
+    return true;
   }
   WriteHead(c, status, {}, content_length, c->h->resp_headers.lines());
   c->status = status;
@@ -153,7 +160,7 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
 
 void WorkerImpl::OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
-  if (c->xlate) return TranslateBody(c, at, n);  // Anthropic's answer: OpenAI's shape first
+  if (c->xlate || c->xlate_buffering) return TranslateBody(c, at, n);  // OpenAI's shape first
   RelayBody(c, at, n);
 }
 
@@ -210,6 +217,7 @@ void WorkerImpl::ReleaseTranslation(ClientConn* c) {
   if (c->translator) free_translators_.push_back(c->translator);
   c->translator = nullptr;
   c->xlate = c->xlate_stream = c->xlate_buffering = false;
+  c->reshape_errors = nullptr;
   stream_pool_.Give(c->xlate_body);
   stream_pool_.Give(c->xlate_answer);
   c->xlate_body = c->xlate_answer = nullptr;
@@ -257,7 +265,10 @@ void WorkerImpl::FinishTranslatedAnswer(ClientConn* c) {
   providers::OutBuf out(xlate_out_.data(), xlate_out_.size());
   int status = c->xlate_status;
   bool ok = status != -1;
-  if (ok && status >= 200 && status < 300) {
+  if (ok && !c->xlate && c->reshape_errors) {  // a provider's error, in OpenAI's shape
+    status = c->reshape_errors->ReshapeError(status, answer, xlate_scratch_.data(), xlate_scratch_.size(), &out);
+    ok = out.ok();
+  } else if (ok && status >= 200 && status < 300) {
     ok = providers::OpenAiResponseFromAnthropic(answer, static_cast<int64_t>(shm::NowUnixMs() / 1000),
                                                 xlate_scratch_.data(), xlate_scratch_.size(), &out)
              .ok() &&
@@ -269,7 +280,7 @@ void WorkerImpl::FinishTranslatedAnswer(ClientConn* c) {
   if (!ok) {
     status = 502;
     out.Reset();
-    out.Put(R"j({"error":{"message":"the upstream's answer is not Anthropic's shape, or too large",)j"
+    out.Put(R"j({"error":{"message":"the upstream's answer is not its provider's shape, or too large",)j"
             R"j("type":"upstream_error","param":null,"code":"upstream_error"}})j");
   }
   WriteHead(c, status, {}, static_cast<int64_t>(out.size()), c->h->resp_headers.lines());

@@ -86,6 +86,7 @@ Status WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const sh
                 : c->attempt.rewrite() ? std::string_view(snap_->models[c->attempt.model()].name)
                                        : std::string_view();
   c->xlate = provider.translates();
+  c->reshape_errors = provider.reshapes_errors() ? &provider : nullptr;
   c->xlate_buffering = false;  // what a failed attempt's translation left
   if (c->translator) {
     free_translators_.push_back(c->translator);

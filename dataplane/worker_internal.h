@@ -201,6 +201,9 @@ struct ClientConn : Conn {
   // providers"): the request body in its shape, the answer translated back; pooled
   // buffers and a translator from the worker's stock while the request holds them ---
   bool xlate = false;             // this attempt's backend translates
+  // this attempt's provider rewrites its error answers into OpenAI's shape (Gemini's);
+  // null: they pass as they are
+  const providers::Provider* reshape_errors = nullptr;
   bool xlate_stream = false;      // ... and the answer is streamed
   bool xlate_buffering = false;   // a whole (non-streamed) answer is collected in xlate_answer
   int xlate_status = 0;           // its status

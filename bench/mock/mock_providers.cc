@@ -72,6 +72,13 @@ void Server::SendProviderError(Conn* c, int status, std::string_view type, std::
     body.append("{\"type\":\"error\",\"error\":{\"type\":\"").append(type).append("\",\"message\":");
     AppendJsonString(&body, message);
     body.append("}}");
+  } else if (opts_.provider == MockProvider::kGemini) {
+    // Google's API error, in the JSON array its OpenAI-compatible endpoint answers with.
+    body.append("[{\"error\":{\"code\":");
+    AppendInt(&body, status);
+    body.append(",\"message\":");
+    AppendJsonString(&body, message);
+    body.append(",\"status\":\"").append(type).append("\"}}]");
   } else if (opts_.provider == MockProvider::kAzure) {
     body.append("{\"error\":{\"code\":\"").append(type).append("\",\"message\":");
     AppendJsonString(&body, message);
@@ -109,7 +116,7 @@ bool Server::ProviderRoute(Conn* c, std::string_view path, std::string* routed) 
       *routed = std::string(path);
       return true;
     case MockProvider::kGemini:
-      if (c->h_authorization != bearer) return refuse_key("API_KEY_INVALID", "API key not valid. Please pass a valid API key.");
+      if (c->h_authorization != bearer) return refuse_key("UNAUTHENTICATED", "API key not valid. Please pass a valid API key.");
       if (path.substr(0, 15) != "/v1beta/openai/") break;
       // Gemini's OpenAI-compatible endpoint serves chat completions, embeddings and the
       // model list, not the legacy completions nor the Responses API.
@@ -153,7 +160,10 @@ bool Server::ProviderRoute(Conn* c, std::string_view path, std::string* routed) 
       *routed = std::string(path);
       return true;
   }
-  SendProviderError(c, 404, opts_.provider == MockProvider::kAnthropic ? "not_found_error" : "404",
+  SendProviderError(c, 404,
+                    opts_.provider == MockProvider::kAnthropic ? "not_found_error"
+                    : opts_.provider == MockProvider::kGemini  ? "NOT_FOUND"
+                                                               : "404",
                     "not found: " + std::string(path));
   return false;
 }
@@ -195,7 +205,7 @@ bool Server::ProviderAcceptsFields(Conn* c, const JsonValue& body, Api api) {
     std::string msg;
     if (opts_.provider == MockProvider::kGemini) {
       msg.append("Invalid JSON payload received. Unknown name \"").append(name).append("\": Cannot find field.");
-      SendProviderError(c, 400, "INVALID_ARGUMENT", msg);
+      SendProviderError(c, 400, "INVALID_ARGUMENT", msg);  // Google's status name
     } else {
       msg.append("Unrecognized request argument supplied: ").append(name);
       SendProviderError(c, 400, "unrecognized_argument", msg);
@@ -343,6 +353,19 @@ void Server::AppendAnthropicMessage(std::string* out, Req* r) {
   out->append(",\"output_tokens\":");
   AppendInt(out, r->output_tokens);
   out->append("}}");
+}
+
+// Google's status name for an HTTP status (the gemini flavour's errors).
+const char* GoogleStatusFor(int status) {
+  switch (status) {
+    case 400: return "INVALID_ARGUMENT";
+    case 401: return "UNAUTHENTICATED";
+    case 403: return "PERMISSION_DENIED";
+    case 404: return "NOT_FOUND";
+    case 429: return "RESOURCE_EXHAUSTED";
+    case 503: return "UNAVAILABLE";
+    default: return status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
+  }
 }
 
 // Used by SendError for the anthropic flavour.

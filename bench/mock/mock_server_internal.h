@@ -31,6 +31,7 @@ using JsonValue = rapidjson::GenericValue<rapidjson::UTF8<>, rapidjson::MemoryPo
 // system, stop_sequences, tools, temperature) and collects its text as the prompt.
 bool ExtractAnthropicPrompt(const JsonValue& d, std::string* prompt, std::string* err, std::string* param);
 const char* AnthropicErrorTypeFor(int status);
+const char* GoogleStatusFor(int status);  // the gemini flavour's error status names
 
 constexpr size_t kMaxBodyBytes = 16u << 20;
 constexpr size_t kMaxUrlBytes = 8192;

@@ -86,6 +86,17 @@ class Provider {
   // Gemini have no such continuation (they refuse vLLM's fields, and would answer a new
   // turn): their backends are skipped for continuations.
   virtual bool continues_streams() const { return true; }
+  // Whether the provider's error answers (status >= 400) are not OpenAI's shape and are
+  // rewritten by ReshapeError before they reach the client (Gemini: a JSON array).
+  virtual bool reshapes_errors() const { return false; }
+  // `body`, the provider's error answer with `status`, in OpenAI's error shape into `out`
+  // (scratch: the JSON parser's memory); returns the status for the client.
+  virtual int ReshapeError(int status, std::string_view body, char* scratch, size_t scratch_len, OutBuf* out) const {
+    (void)scratch;
+    (void)scratch_len;
+    out->Put(body);
+    return status;
+  }
   // True when requests and answers are not OpenAI's shape and go through a translator.
   virtual bool translates() const { return false; }
   // Whether llmcd scrapes the backend's /metrics (engines we run do; hosted APIs have none).

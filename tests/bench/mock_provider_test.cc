@@ -173,7 +173,13 @@ TEST_F(MockProviderTest, GeminiFlavourServesItsOpenAiCompatibleEndpoint) {
   Reply extra = Fetch(Base(m) + "/v1beta/openai/chat/completions", {"Authorization: Bearer g-good"},
                       R"({"model":"m1","messages":[{"role":"user","content":"hi"}],"top_k":5})");
   EXPECT_EQ(extra.status, 400) << extra.body;
-  EXPECT_NE(extra.body.find("Unknown name \\\"top_k\\\""), std::string::npos) << extra.body;
+  // Google's error shape: a JSON array of API errors.
+  auto e = Json(extra.body);
+  ASSERT_TRUE(e.IsArray() && e.Size() == 1 && e[0].HasMember("error")) << extra.body;
+  EXPECT_EQ(e[0]["error"]["status"].GetString(), std::string("INVALID_ARGUMENT"));
+  EXPECT_EQ(e[0]["error"]["code"].GetInt(), 400);
+  EXPECT_EQ(e[0]["error"]["message"].GetString(),
+            std::string("Invalid JSON payload received. Unknown name \"top_k\": Cannot find field."));
 }
 
 TEST_F(MockProviderTest, AnthropicFlavourChecksTheMessagesShapeAndAnswersInIt) {

@@ -111,6 +111,38 @@ TEST(ProvidersTest, EndpointsServedAndAzureResponsesApi) {
   EXPECT_EQ(ProviderFor(ProviderKind::kOpenAi).BodyModel(p, "/v1/responses"), "");
 }
 
+// Gemini's errors (a JSON array of Google API errors) become OpenAI's error object; one
+// already in OpenAI's shape is kept; anything else still gets OpenAI's shape.
+TEST(ProvidersTest, GeminiErrorsAreReshapedIntoOpenAis) {
+  const Provider& g = ProviderFor(ProviderKind::kGemini);
+  EXPECT_TRUE(g.reshapes_errors());
+  EXPECT_FALSE(ProviderFor(ProviderKind::kOpenAi).reshapes_errors());
+  EXPECT_FALSE(ProviderFor(ProviderKind::kAzure).reshapes_errors());
+  char scratch[8192], buf[1024];
+  auto reshape = [&](int status, std::string_view body, int* out_status) {
+    OutBuf out(buf, sizeof buf);
+    *out_status = g.ReshapeError(status, body, scratch, sizeof scratch, &out);
+    EXPECT_TRUE(out.ok());
+    return std::string(out.view());
+  };
+  int st = 0;
+  EXPECT_EQ(reshape(400,
+                    R"([{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"top_k\": Cannot find field.",)"
+                    R"("status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest"}]}}])",
+                    &st),
+            R"({"error":{"message":"Invalid JSON payload received. Unknown name \"top_k\": Cannot find field.",)"
+            R"("type":"invalid_request_error","param":null,"code":"INVALID_ARGUMENT"}})");
+  EXPECT_EQ(st, 400);
+  EXPECT_EQ(reshape(404, R"({"error":{"code":404,"message":"models/x is not found","status":"NOT_FOUND"}})", &st),
+            R"({"error":{"message":"models/x is not found","type":"not_found_error","param":null,"code":"NOT_FOUND"}})");
+  const std::string openai = R"({"error":{"message":"m","type":"invalid_request_error","param":null,"code":null}})";
+  EXPECT_EQ(reshape(400, openai, &st), openai);
+  EXPECT_EQ(reshape(401, "<html>nope</html>", &st),
+            R"({"error":{"message":"the gemini backend answered with an error","type":"authentication_error",)"
+            R"("param":null,"code":"UNKNOWN"}})");
+  EXPECT_EQ(st, 401);
+}
+
 // Stream resume continues a final assistant message: vLLM/SGLang (continue_final_message)
 // and Anthropic (prefill) can; OpenAI, Azure and Gemini cannot and are skipped.
 TEST(ProvidersTest, WhoContinuesAStream) {

@@ -342,6 +342,30 @@ TEST_F(UpstreamTlsTest, AnthropicStreamUntranslatableMidWayEndsWithTheErrorEvent
   }
 }
 
+// Gemini's OpenAI-compatible endpoint answers errors as a JSON array of Google API errors,
+// which OpenAI's SDKs cannot read: llmgw gives the client OpenAI's error object with the
+// same status. Here the client sends a vLLM-only field Gemini does not know.
+TEST_F(UpstreamTlsTest, GeminiErrorsReachTheClientInOpenAisShape) {
+  MockServer mock({"--token-interval-ms", "0", "--provider", "gemini", "--api-key", "gk"});
+  ASSERT_GT(mock.port(), 0);
+  std::string key = KeyFile(pki_.dir(), "g.key", "gk");
+  Gateway gw("models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(mock.port()) +
+             "\", provider: gemini, api_key_file: \"" + key + "\" }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  for (const std::string& stream : {std::string(), std::string("\"stream\":true,")}) {
+    Response r = Request(gw.port(), Post("/v1/chat/completions", "{\"model\":\"m1\"," + stream +
+                                                                     "\"top_k\":5,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"));
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/json");
+    EXPECT_EQ(r.body,
+              "{\"error\":{\"message\":\"Invalid JSON payload received. Unknown name \\\"top_k\\\": Cannot find field.\","
+              "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"INVALID_ARGUMENT\"}}");
+  }
+  // The same backend's answers are untouched.
+  ExpectChatCompletion(Request(gw.port(), Post("/v1/chat/completions", kChat)));
+  ExpectChunks(Request(gw.port(), Post("/v1/chat/completions", kStream)));
+}
+
 TEST_F(UpstreamTlsTest, AnthropicOverloadIsRetriedElsewhereAndItsErrorsKeepTheirStatus) {
   // 529 (overloaded) and 5xx from Anthropic fail over like any backend's.
   MockServer busy({"--token-interval-ms", "0", "--provider", "anthropic", "--api-key", "ak"});
