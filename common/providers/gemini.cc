@@ -36,8 +36,12 @@ class Gemini final : public Provider {
   // Google's status name. An answer already in OpenAI's shape is kept as it is.
   bool reshapes_errors() const override { return true; }
   int ReshapeError(int status, std::string_view body, char* scratch, size_t scratch_len, OutBuf* out) const override {
-    Alloc values(scratch, scratch_len - scratch_len / 4), stack(scratch + (scratch_len - scratch_len / 4), scratch_len / 4);
-    Doc doc(&values, scratch_len / 4, &stack);
+    // Both pools on a 16-byte boundary (RapidJSON puts pointer-holding chunk headers there).
+    size_t skip = (16 - reinterpret_cast<uintptr_t>(scratch) % 16) % 16;
+    size_t len = scratch_len > skip ? scratch_len - skip : 0;
+    size_t split = (len - len / 4) & ~size_t{15};
+    Alloc values(scratch + skip, split), stack(scratch + skip + split, len - split);
+    Doc doc(&values, len - split, &stack);
     doc.Parse(body.data(), body.size());
     const Value* e = nullptr;
     if (!doc.HasParseError()) {

@@ -141,6 +141,14 @@ TEST(ProvidersTest, GeminiErrorsAreReshapedIntoOpenAis) {
             R"({"error":{"message":"the gemini backend answered with an error","type":"authentication_error",)"
             R"("param":null,"code":"UNKNOWN"}})");
   EXPECT_EQ(st, 401);
+  // Any scratch alignment and size (the data plane's is answer * 2 + 4096 bytes).
+  for (size_t offset : {1, 3, 7}) {
+    OutBuf out(buf, sizeof buf);
+    EXPECT_EQ(g.ReshapeError(404, R"([{"error":{"code":404,"message":"x","status":"NOT_FOUND"}}])", scratch + offset,
+                             sizeof scratch - 13, &out),
+              404);
+    EXPECT_NE(out.view().find("\"code\":\"NOT_FOUND\""), std::string_view::npos) << out.view();
+  }
 }
 
 // Stream resume continues a final assistant message: vLLM/SGLang (continue_final_message)
