@@ -225,7 +225,7 @@ void WorkerImpl::HandleRequest(ClientConn* c) {
   if (path == "/v1/chat/completions") api = "/v1/chat/completions";
   else if (path == "/v1/completions") api = "/v1/completions";
   else if (path == "/v1/embeddings") api = "/v1/embeddings";
-  else if (path == "/v1/responses") api = "/v1/responses";  // passed through; anthropic backends skipped (upstream.cc)
+  else if (path == "/v1/responses") api = "/v1/responses";  // passed through; anthropic and gemini backends skipped (upstream.cc)
   if (!api) {
     return SendFailure(c, Error(ErrorKind::kNotFound, ErrorSide::kDownstream, false, "unknown path"));
   }

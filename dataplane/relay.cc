@@ -94,10 +94,12 @@ void WorkerImpl::AfterUpParse(UpstreamConn* u, ClientConn* c) {
 // event, or the end before [DONE]. A failure of the backend like a reset.
 void WorkerImpl::StreamBroke(ClientConn* c, UpstreamConn* u) {
   bool error_event = c->stream_error == 1;
-  int64_t code = c->filter->error_code();
+  int64_t code = c->filter ? c->filter->error_code() : 0;  // no filter: an untranslatable stream
   stats_.UpstreamError(u->slot, error_event ? shm::UpstreamErr::kStatus5xx : shm::UpstreamErr::kProtocol);
   Error e(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "%s",
-          error_event ? "upstream sent an error inside the stream" : "upstream ended the stream before [DONE]");
+          error_event              ? "upstream sent an error inside the stream"
+          : c->stream_error == 3 ? "upstream stream is not in its provider's shape (not translatable)"
+                                   : "upstream ended the stream before [DONE]");
   // An error about the request itself (4xx but 429) would come back from any backend.
   if (error_event && code >= 400 && code < 500 && code != 429)
     e = Error(ErrorKind::kUpstreamStatus, ErrorSide::kDownstream, false, "upstream sent an error inside the stream (%lld)",
@@ -116,6 +118,7 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
       stats_.UpstreamError(u->slot, status == 429   ? shm::UpstreamErr::kStatus429
                                     : status >= 500 ? shm::UpstreamErr::kStatus5xx
                                                     : shm::UpstreamErr::kProtocol);
+      c->relay.KeepClientStream();
       return false;
     }
     c->first_byte_us = NowUs();
@@ -140,6 +143,13 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
     }
     BeginTranslatedStream(c);
     content_length = -1;  // the translated stream's length is not the upstream's
+  } else if (c->reshape_errors && status >= 400) {
+    // An error answer not in OpenAI's shape (Gemini's array): collected, rewritten at its end.
+    c->xlate_buffering = true;
+    c->xlate_status = status;
+    if (!c->xlate_answer) c->xlate_answer = stream_pool_.Take();
+    c->xlate_answer->clear();
+    return true;
   }
   WriteHead(c, status, {}, content_length, c->h->resp_headers.lines());
   c->status = status;
@@ -150,7 +160,7 @@ bool WorkerImpl::OnResponseHead(UpstreamCodec* codec, int status, int64_t conten
 
 void WorkerImpl::OnResponseBody(UpstreamCodec* codec, const char* at, size_t n) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
-  if (c->xlate) return TranslateBody(c, at, n);  // Anthropic's answer: OpenAI's shape first
+  if (c->xlate || c->xlate_buffering) return TranslateBody(c, at, n);  // OpenAI's shape first
   RelayBody(c, at, n);
 }
 
@@ -177,8 +187,8 @@ void WorkerImpl::RelayBody(ClientConn* c, const char* at, size_t n) {
 void WorkerImpl::OnResponseComplete(UpstreamCodec* codec) {
   ClientConn* c = static_cast<UpstreamConn*>(codec->owner())->client;
   if (c->xlate_buffering) return FinishTranslatedAnswer(c);
+  if (c->stream_error) return;  // OnUpRecv fails the attempt (StreamBroke)
   if (c->filtering) {
-    if (c->stream_error) return;  // OnUpRecv fails the attempt
     if (!c->filter->done()) {      // an OpenAI stream ends with [DONE]; without it, it broke
       c->stream_error = 2;
       return;
@@ -207,6 +217,7 @@ void WorkerImpl::ReleaseTranslation(ClientConn* c) {
   if (c->translator) free_translators_.push_back(c->translator);
   c->translator = nullptr;
   c->xlate = c->xlate_stream = c->xlate_buffering = false;
+  c->reshape_errors = nullptr;
   stream_pool_.Give(c->xlate_body);
   stream_pool_.Give(c->xlate_answer);
   c->xlate_body = c->xlate_answer = nullptr;
@@ -228,13 +239,15 @@ void WorkerImpl::TranslateBody(ClientConn* c, const char* at, size_t n) {
     providers::OutBuf out(xlate_out_.data(), xlate_out_.size());
     Status st = c->translator->Feed(std::string_view(at, k), &out);
     if (!st.ok() || !out.ok()) {
-      // Not Anthropic's stream: nothing more is relayed; without [DONE] the stream counts
-      // as broken when it is filtered (resume), else it ends where it stopped.
+      // Not Anthropic's stream: nothing more is relayed, and the stream is broken whether
+      // it is filtered or not (ParseUp: StreamBroke). Resumed when it can be, else it ends
+      // like any broken stream, with the SSE error event and the terminating chunk — never
+      // with a clean end the client would take for a complete answer.
       LOG_WARN("anthropic stream not translatable", {{"request_id", c->h->request_id.View()},
                                                      {"error", st.ok() ? "chunk too large" : st.error().message()}});
       free_translators_.push_back(c->translator);
       c->translator = nullptr;
-      if (c->filtering) c->stream_error = 2;
+      c->stream_error = 3;
       return;
     }
     if (out.size()) RelayBody(c, out.view().data(), out.size());
@@ -252,7 +265,10 @@ void WorkerImpl::FinishTranslatedAnswer(ClientConn* c) {
   providers::OutBuf out(xlate_out_.data(), xlate_out_.size());
   int status = c->xlate_status;
   bool ok = status != -1;
-  if (ok && status >= 200 && status < 300) {
+  if (ok && !c->xlate && c->reshape_errors) {  // a provider's error, in OpenAI's shape
+    status = c->reshape_errors->ReshapeError(status, answer, xlate_scratch_.data(), xlate_scratch_.size(), &out);
+    ok = out.ok();
+  } else if (ok && status >= 200 && status < 300) {
     ok = providers::OpenAiResponseFromAnthropic(answer, static_cast<int64_t>(shm::NowUnixMs() / 1000),
                                                 xlate_scratch_.data(), xlate_scratch_.size(), &out)
              .ok() &&
@@ -264,7 +280,7 @@ void WorkerImpl::FinishTranslatedAnswer(ClientConn* c) {
   if (!ok) {
     status = 502;
     out.Reset();
-    out.Put(R"j({"error":{"message":"the upstream's answer is not Anthropic's shape, or too large",)j"
+    out.Put(R"j({"error":{"message":"the upstream's answer is not its provider's shape, or too large",)j"
             R"j("type":"upstream_error","param":null,"code":"upstream_error"}})j");
   }
   WriteHead(c, status, {}, static_cast<int64_t>(out.size()), c->h->resp_headers.lines());

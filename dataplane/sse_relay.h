@@ -27,6 +27,10 @@ class SseRelay {
     has_cache_control_ = false;
   }
   void SetContentType(std::string_view v) { is_sse_ = StartsWithNoCase(v, "text/event-stream"); }
+  // A stream's continuation was refused by its head (not an SSE 200): the client's answer
+  // is still the stream the first attempt committed, and ends as one (error event,
+  // terminating chunk), whatever content type the refused head named.
+  void KeepClientStream() { is_sse_ = true; }
   void SawCacheControl() { has_cache_control_ = true; }
 
   // One piece of the body arrived at `now_us`. True when it continues an SSE stream:

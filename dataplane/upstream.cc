@@ -56,10 +56,37 @@ Status WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const sh
   const auto kind = static_cast<providers::ProviderKind>(be.provider);
   const providers::Provider& provider =
       providers::ProviderFor(kind < providers::ProviderKind::kCount ? kind : providers::ProviderKind::kOpenAiCompatible);
-  std::string_view new_model = bu.upstream_model[0] ? std::string_view(bu.upstream_model)
-                               : c->attempt.rewrite() ? std::string_view(snap_->models[c->attempt.model()].name)
-                                                      : std::string_view();
+  providers::ProviderParams pp;
+  pp.api_key = bu.api_key;
+  pp.organization = bu.organization;
+  pp.deployment = bu.deployment;
+  pp.api_version = bu.api_version;
+  pp.base_path = be.base_path;
+  if (!provider.Serves(r.api_path)) {
+    // Not this provider's endpoint (Anthropic: chat completions only; Gemini: no Responses
+    // API): the backend is skipped, the attempt fails over to the model's others.
+    const std::string_view name = providers::ProviderName(provider.kind());
+    if (provider.translates())
+      return Error(ErrorKind::kNoBackend, ErrorSide::kInternal, true, "%.*s backends serve only /v1/chat/completions",
+                   static_cast<int>(name.size()), name.data());
+    return Error(ErrorKind::kNoBackend, ErrorSide::kInternal, true, "%.*s backends do not serve %.*s",
+                 static_cast<int>(name.size()), name.data(), static_cast<int>(r.api_path.size()), r.api_path.data());
+  }
+  if (c->continuing && !provider.continues_streams()) {
+    // A continuation (stream resume) needs a backend that continues a final assistant
+    // message: this one would refuse vLLM's fields or answer a new turn. Skipped.
+    const std::string_view name = providers::ProviderName(provider.kind());
+    // Upstream side: TryResume goes on to the model's next backend, as after a refused head.
+    return Error(ErrorKind::kNoBackend, ErrorSide::kUpstream, true, "%.*s backends cannot continue a stream",
+                 static_cast<int>(name.size()), name.data());
+  }
+  std::string_view new_model = provider.BodyModel(pp, r.api_path);
+  if (new_model.empty())
+    new_model = bu.upstream_model[0] ? std::string_view(bu.upstream_model)
+                : c->attempt.rewrite() ? std::string_view(snap_->models[c->attempt.model()].name)
+                                       : std::string_view();
   c->xlate = provider.translates();
+  c->reshape_errors = provider.reshapes_errors() ? &provider : nullptr;
   c->xlate_buffering = false;  // what a failed attempt's translation left
   if (c->translator) {
     free_translators_.push_back(c->translator);
@@ -83,12 +110,6 @@ Status WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const sh
   char target[512], auth[512];
   providers::OutBuf target_out(target, sizeof target), auth_out(auth, sizeof auth);
   if (be.provider != 0 || bu.api_key[0]) {
-    providers::ProviderParams pp;
-    pp.api_key = bu.api_key;
-    pp.organization = bu.organization;
-    pp.deployment = bu.deployment;
-    pp.api_version = bu.api_version;
-    pp.base_path = be.base_path;
     provider.WritePath(pp, r.api_path, &target_out);
     provider.WriteAuthHeaders(pp, &auth_out);
     if (!target_out.ok() || !auth_out.ok())
@@ -98,12 +119,7 @@ Status WorkerImpl::BuildUpstreamRequest(ClientConn* c, UpstreamConn* u, const sh
     r.drop_client_credentials = true;
   }
   if (c->xlate) {
-    // Anthropic: chat completions only, the body in the Messages shape. Other paths
-    // (completions, embeddings, responses) skip the backend: the attempt fails over.
-    if (r.api_path != "/v1/chat/completions")
-      return Error(ErrorKind::kNoBackend, ErrorSide::kInternal, true, "%.*s backends serve only /v1/chat/completions",
-                   static_cast<int>(providers::ProviderName(provider.kind()).size()),
-                   providers::ProviderName(provider.kind()).data());
+    // Anthropic: the body in the Messages shape (other paths were skipped above).
     if (!c->xlate_body) c->xlate_body = stream_pool_.Take();
     size_t cap = r.body.size() * 2 + 4096;
     if (c->xlate_body->size() < cap) c->xlate_body->resize(cap);

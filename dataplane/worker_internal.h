@@ -189,7 +189,8 @@ struct ClientConn : Conn {
   bool add_usage = false;        // the client streams without include_usage: asked anyway
   bool continuing = false;       // the current attempt is a continuation
   bool resumed = false;          // a continuation got a backend at least once
-  uint8_t stream_error = 0;      // this attempt's stream broke: 1 an error event, 2 no [DONE]
+  uint8_t stream_error = 0;      // this attempt's stream broke: 1 an error event, 2 no [DONE],
+                                 // 3 not translatable (an Anthropic stream that is not its shape)
   uint64_t commit_us = 0;        // when the answer's head was written (the client's TTFB)
   ResumeOutcome resume_outcome = ResumeOutcome::kCount;  // kCount: the stream never broke
   // Taken from the worker's stock while a stream needs it: an idle connection holds none.
@@ -200,6 +201,9 @@ struct ClientConn : Conn {
   // providers"): the request body in its shape, the answer translated back; pooled
   // buffers and a translator from the worker's stock while the request holds them ---
   bool xlate = false;             // this attempt's backend translates
+  // this attempt's provider rewrites its error answers into OpenAI's shape (Gemini's);
+  // null: they pass as they are
+  const providers::Provider* reshape_errors = nullptr;
   bool xlate_stream = false;      // ... and the answer is streamed
   bool xlate_buffering = false;   // a whole (non-streamed) answer is collected in xlate_answer
   int xlate_status = 0;           // its status

@@ -46,6 +46,7 @@ void Server::HandleStats(Conn* c) {
   kv("reset_mid_stream_total", reset_mid_stream_);
   kv("stalled_mid_stream_total", stalled_mid_stream_);
   kv("error_events_mid_stream_total", error_events_mid_stream_);
+  kv("garbage_events_mid_stream_total", garbage_events_mid_stream_);
   kv("bad_requests_total", bad_requests_);
   kv("provider_auth_failures_total", provider_auth_failures_);
   kv("prompt_tokens_total", metrics_.prompt_tokens_total);
@@ -82,6 +83,8 @@ void Server::HandleFaultsGet(Conn* c) {
   AppendInt(&b, faults_.stall_mid_stream_after);
   b.append(",\"error_event_mid_stream_after\":");
   AppendInt(&b, faults_.error_event_mid_stream_after);
+  b.append(",\"garbage_event_mid_stream_after\":");
+  AppendInt(&b, faults_.garbage_event_mid_stream_after);
   b.append(",\"refuse_connections\":").append(faults_.refuse_connections ? "true" : "false");
   b.append(",\"die_after\":");
   int64_t left = die_at_ > 0 ? die_at_ - static_cast<int64_t>(DoneCount()) : 0;
@@ -122,13 +125,15 @@ bool Server::HandleFaultsPost(Conn* c) {
       if (!v.IsBool()) return bad("must be a boolean");
       (k == "hang_first_byte" ? f.hang_first_byte : f.refuse_connections) = v.GetBool();
     } else if (k == "slow_first_byte_ms" || k == "close_mid_stream_after" || k == "reset_mid_stream_after" ||
-               k == "stall_mid_stream_after" || k == "error_event_mid_stream_after") {
+               k == "stall_mid_stream_after" || k == "error_event_mid_stream_after" ||
+               k == "garbage_event_mid_stream_after") {
       if (!v.IsInt() || v.GetInt() < 0) return bad("must be a non-negative integer");
       int* dst = k == "slow_first_byte_ms"       ? &f.slow_first_byte_ms
                  : k == "close_mid_stream_after" ? &f.close_mid_stream_after
                  : k == "reset_mid_stream_after" ? &f.reset_mid_stream_after
                  : k == "stall_mid_stream_after" ? &f.stall_mid_stream_after
-                                                 : &f.error_event_mid_stream_after;
+                 : k == "error_event_mid_stream_after" ? &f.error_event_mid_stream_after
+                                                       : &f.garbage_event_mid_stream_after;
       *dst = v.GetInt();
     } else if (k == "die_after") {
       if (!v.IsInt64() || v.GetInt64() < 0) return bad("must be a non-negative integer");

@@ -120,6 +120,7 @@ bool Server::HandleInference(Conn* c, Api api) {
     SendError(c, 400, "model: Field required", "model");
     return true;
   }
+  if (!ProviderAcceptsFields(c, d, api)) return true;
   Req r;
   r.api = api;
   std::string err, param;
@@ -310,7 +311,7 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
   metrics_.generation_tokens_total += static_cast<uint64_t>(count);
   // The earliest mid-stream fault that applies; the close fault also cuts non-streaming
   // answers, the others are about streams.
-  enum class Cut { kNone, kClose, kReset, kStall, kErrorEvent } kind = Cut::kNone;
+  enum class Cut { kNone, kClose, kReset, kStall, kErrorEvent, kGarbage } kind = Cut::kNone;
   int at = 0;
   auto consider = [&](int after, Cut k, bool stream_only) {
     if (after <= 0 || (stream_only && !r->stream)) return;
@@ -323,6 +324,7 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
   consider(faults_.reset_mid_stream_after, Cut::kReset, true);
   consider(faults_.stall_mid_stream_after, Cut::kStall, true);
   consider(faults_.error_event_mid_stream_after, Cut::kErrorEvent, true);
+  consider(faults_.garbage_event_mid_stream_after, Cut::kGarbage, true);
   bool cut = kind != Cut::kNone && first_index + count >= at && !(finished && first_index + count <= at);
   if (cut) count = std::max(0, std::min(count, at - first_index));
 
@@ -355,6 +357,16 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
       s.append(size).append(kEvent).append("\r\n");
       s.append("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
     }
+    if (cut && kind == Cut::kGarbage) {
+      // An event in the flavour's framing whose data is cut JSON, then a clean end.
+      const std::string_view ev = r->api == Api::kAnthropic
+                                      ? std::string_view("event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                                                         "\"index\":0,\"delta\":{\"type\":\"text_del\n\n")
+                                      : std::string_view("data: {\"id\":\"chatcmpl-cut\",\"choices\":[{\"delta\n\n");
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", ev.size());
+      s.append(size).append(ev).append("\r\n0\r\n\r\n");
+    }
     Send(c, s);
   }
   if (c->dead) return;  // Send failed: CloseConn cancelled the request and freed *r
@@ -369,6 +381,10 @@ void Server::EmitTokens(Req* r, int first_index, int count, bool finished, int64
   switch (kind) {
     case Cut::kErrorEvent:
       ++error_events_mid_stream_;
+      EndExchange(r);
+      return;
+    case Cut::kGarbage:
+      ++garbage_events_mid_stream_;
       EndExchange(r);
       return;
     case Cut::kStall:

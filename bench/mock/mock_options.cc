@@ -53,10 +53,12 @@ const char* MockUsage() {
          "                              paths, request and answer shapes); default: vLLM's\n"
          "  --api-key KEY               key a provider flavour accepts (default mock-key)\n"
          "  --deployment NAME           azure flavour's deployment (default mock-deployment)\n"
+         "  --organization ORG          openai flavour: requests must name it in OpenAI-Organization\n"
          "faults (also at runtime: POST /mock/faults):\n"
          "  --error-rate X --error-status N --hang-first-byte --slow-first-byte-ms N\n"
          "  --close-mid-stream-after N (alias --die-after-chunks N) --refuse-connections --die-after N\n"
-         "  --reset-after-chunks N --stall-after-chunks N --error-event-after-chunks N   (streams)\n";
+         "  --reset-after-chunks N --stall-after-chunks N --error-event-after-chunks N\n"
+         "  --garbage-event-after-chunks N   (streams)\n";
 }
 
 bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool* help) {
@@ -112,6 +114,9 @@ bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool
     } else if (a == "--deployment") {
       ok = !v.empty();
       o->deployment = v;
+    } else if (a == "--organization") {
+      ok = !v.empty();
+      o->organization = v;
     } else if (a == "--listen") {
       o->listen = v;
     } else if (a == "--model") {
@@ -175,6 +180,9 @@ bool ParseMockArgs(int argc, char** argv, MockOptions* o, std::string* err, bool
     } else if (a == "--error-event-after-chunks") {
       ok = ParseInt(v, 0, 1 << 30, &n);
       o->faults.error_event_mid_stream_after = static_cast<int>(n);
+    } else if (a == "--garbage-event-after-chunks") {
+      ok = ParseInt(v, 0, 1 << 30, &n);
+      o->faults.garbage_event_mid_stream_after = static_cast<int>(n);
     } else if (a == "--die-after") {
       ok = ParseInt(v, 0, INT64_MAX, &n);
       o->faults.die_after = n;

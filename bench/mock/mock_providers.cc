@@ -61,6 +61,7 @@ void Conn::KeepHeader() {
   else if (IEquals(hdr_name, "api-key")) h_api_key = hdr_value;
   else if (IEquals(hdr_name, "x-api-key")) h_x_api_key = hdr_value;
   else if (IEquals(hdr_name, "anthropic-version")) h_anthropic_version = hdr_value;
+  else if (IEquals(hdr_name, "openai-organization")) h_openai_organization = hdr_value;
   hdr_name.clear();
   hdr_value.clear();
 }
@@ -71,6 +72,13 @@ void Server::SendProviderError(Conn* c, int status, std::string_view type, std::
     body.append("{\"type\":\"error\",\"error\":{\"type\":\"").append(type).append("\",\"message\":");
     AppendJsonString(&body, message);
     body.append("}}");
+  } else if (opts_.provider == MockProvider::kGemini) {
+    // Google's API error, in the JSON array its OpenAI-compatible endpoint answers with.
+    body.append("[{\"error\":{\"code\":");
+    AppendInt(&body, status);
+    body.append(",\"message\":");
+    AppendJsonString(&body, message);
+    body.append(",\"status\":\"").append(type).append("\"}}]");
   } else if (opts_.provider == MockProvider::kAzure) {
     body.append("{\"error\":{\"code\":\"").append(type).append("\",\"message\":");
     AppendJsonString(&body, message);
@@ -99,17 +107,31 @@ bool Server::ProviderRoute(Conn* c, std::string_view path, std::string* routed) 
     case MockProvider::kNone: break;
     case MockProvider::kOpenAi:
       if (c->h_authorization != bearer) return refuse_key("invalid_api_key", "Incorrect API key provided.");
+      // A key used for an organization it does not name (or none, when --organization
+      // says requests must name one) is refused as OpenAI refuses a mismatched one.
+      if (!opts_.organization.empty() && c->h_openai_organization != opts_.organization)
+        return refuse_key("mismatched_organization",
+                          "OpenAI-Organization header should match organization for API key");
       if (path.substr(0, 4) != "/v1/") break;
       *routed = std::string(path);
       return true;
     case MockProvider::kGemini:
-      if (c->h_authorization != bearer) return refuse_key("API_KEY_INVALID", "API key not valid. Please pass a valid API key.");
+      if (c->h_authorization != bearer) return refuse_key("UNAUTHENTICATED", "API key not valid. Please pass a valid API key.");
       if (path.substr(0, 15) != "/v1beta/openai/") break;
+      // Gemini's OpenAI-compatible endpoint serves chat completions, embeddings and the
+      // model list, not the legacy completions nor the Responses API.
+      if (path == "/v1beta/openai/responses" || path == "/v1beta/openai/completions") break;
       *routed = "/v1/" + std::string(path.substr(15));
       return true;
     case MockProvider::kAzure: {
       if (c->h_api_key != opts_.api_key)
         return refuse_key("401", "Access denied due to invalid subscription key or wrong API endpoint.");
+      // The Responses API is served by the versionless v1 surface (the deployment is the
+      // body's model, checked in HandleResponses), not under a deployment's URL.
+      if (path == "/openai/v1/responses") {
+        *routed = "/v1/responses";
+        return true;
+      }
       if (QueryParam(c->url, "api-version").empty()) {
         SendProviderError(c, 404, "404", "Resource not found");  // what Azure answers without it
         return false;
@@ -138,9 +160,59 @@ bool Server::ProviderRoute(Conn* c, std::string_view path, std::string* routed) 
       *routed = std::string(path);
       return true;
   }
-  SendProviderError(c, 404, opts_.provider == MockProvider::kAnthropic ? "not_found_error" : "404",
+  SendProviderError(c, 404,
+                    opts_.provider == MockProvider::kAnthropic ? "not_found_error"
+                    : opts_.provider == MockProvider::kGemini  ? "NOT_FOUND"
+                                                               : "404",
                     "not found: " + std::string(path));
   return false;
+}
+
+bool Server::ProviderAcceptsFields(Conn* c, const JsonValue& body, Api api) {
+  // The request fields each API documents; anything else (vLLM's continue_final_message,
+  // ignore_eos, top_k, ...) is refused the way the real API refuses it.
+  static constexpr std::string_view kChat[] = {
+      "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+      "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model", "n",
+      "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort",
+      "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+      "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+      "web_search_options"};
+  static constexpr std::string_view kCompletion[] = {
+      "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "model", "n",
+      "presence_penalty", "prompt", "seed", "stop", "stream", "stream_options", "suffix", "temperature",
+      "top_p", "user"};
+  static constexpr std::string_view kGeminiChat[] = {
+      "audio", "extra_body", "frequency_penalty", "logprobs", "max_completion_tokens", "max_tokens",
+      "messages", "modalities", "model", "n", "presence_penalty", "reasoning_effort", "response_format",
+      "seed", "stop", "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs",
+      "top_p", "user"};
+  if (opts_.provider == MockProvider::kNone || opts_.provider == MockProvider::kAnthropic) return true;
+  const std::string_view* begin = kChat;
+  const std::string_view* end = kChat + std::size(kChat);
+  if (opts_.provider == MockProvider::kGemini) {
+    begin = kGeminiChat;
+    end = kGeminiChat + std::size(kGeminiChat);
+  } else if (api == Api::kCompletion) {
+    begin = kCompletion;
+    end = kCompletion + std::size(kCompletion);
+  }
+  for (auto m = body.MemberBegin(); m != body.MemberEnd(); ++m) {
+    std::string_view name(m->name.GetString(), m->name.GetStringLength());
+    bool known = std::find(begin, end, name) != end;
+    if (!known && opts_.provider == MockProvider::kAzure && name == "data_sources") known = true;  // "On Your Data"
+    if (known) continue;
+    std::string msg;
+    if (opts_.provider == MockProvider::kGemini) {
+      msg.append("Invalid JSON payload received. Unknown name \"").append(name).append("\": Cannot find field.");
+      SendProviderError(c, 400, "INVALID_ARGUMENT", msg);  // Google's status name
+    } else {
+      msg.append("Unrecognized request argument supplied: ").append(name);
+      SendProviderError(c, 400, "unrecognized_argument", msg);
+    }
+    return false;
+  }
+  return true;
 }
 
 void Server::HandleAnthropicModels(Conn* c) {
@@ -281,6 +353,19 @@ void Server::AppendAnthropicMessage(std::string* out, Req* r) {
   out->append(",\"output_tokens\":");
   AppendInt(out, r->output_tokens);
   out->append("}}");
+}
+
+// Google's status name for an HTTP status (the gemini flavour's errors).
+const char* GoogleStatusFor(int status) {
+  switch (status) {
+    case 400: return "INVALID_ARGUMENT";
+    case 401: return "UNAUTHENTICATED";
+    case 403: return "PERMISSION_DENIED";
+    case 404: return "NOT_FOUND";
+    case 429: return "RESOURCE_EXHAUSTED";
+    case 503: return "UNAVAILABLE";
+    default: return status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
+  }
 }
 
 // Used by SendError for the anthropic flavour.

@@ -16,7 +16,9 @@ bool Server::HandleResponses(Conn* c) {
     SendError(c, 400, "request body must be a JSON object");
     return true;
   }
-  if (!d.HasMember("model") || !d["model"].IsString() || opts_.model != d["model"].GetString()) {
+  // Azure's Responses API (its v1 surface) names the deployment in the model field.
+  const std::string& want = opts_.provider == MockProvider::kAzure ? opts_.deployment : opts_.model;
+  if (!d.HasMember("model") || !d["model"].IsString() || want != d["model"].GetString()) {
     SendError(c, 404, "The model does not exist.", "model");
     return true;
   }

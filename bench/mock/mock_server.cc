@@ -270,6 +270,7 @@ void Server::SendSimple(Conn* c, int status, std::string_view content_type, std:
 
 void Server::SendError(Conn* c, int status, std::string_view message, std::string_view param) {
   if (opts_.provider == MockProvider::kAnthropic) return SendProviderError(c, status, AnthropicErrorTypeFor(status), message);
+  if (opts_.provider == MockProvider::kGemini) return SendProviderError(c, status, GoogleStatusFor(status), message);
   std::string body;
   body.reserve(160 + message.size());
   body.append("{\"error\":{\"message\":");

@@ -21,6 +21,9 @@ struct Faults {
   int reset_mid_stream_after = 0;        // reset the connection (RST)
   int stall_mid_stream_after = 0;        // send nothing more, keep the connection open
   int error_event_mid_stream_after = 0;  // an `error` event, then [DONE] (as vLLM does)
+  // An event whose data is cut JSON (not the provider's stream), then the HTTP answer ends
+  // cleanly: what a gateway that parses or translates the stream must not pass off as done.
+  int garbage_event_mid_stream_after = 0;
   bool refuse_connections = false; // reset every new connection right after accept
   int64_t die_after = 0;           // exit after this many inference requests (0 = never)
 };
@@ -44,6 +47,7 @@ struct MockOptions {
   MockProvider provider = MockProvider::kNone;
   std::string api_key = "mock-key";   // the key a provider flavour accepts
   std::string deployment = "mock-deployment";  // azure flavour
+  std::string organization;           // openai flavour: when set, OpenAI-Organization must name it
   std::string tls_cert, tls_key;      // --tls CERT KEY: serve HTTPS
 };
 

@@ -31,6 +31,7 @@ using JsonValue = rapidjson::GenericValue<rapidjson::UTF8<>, rapidjson::MemoryPo
 // system, stop_sequences, tools, temperature) and collects its text as the prompt.
 bool ExtractAnthropicPrompt(const JsonValue& d, std::string* prompt, std::string* err, std::string* param);
 const char* AnthropicErrorTypeFor(int status);
+const char* GoogleStatusFor(int status);  // the gemini flavour's error status names
 
 constexpr size_t kMaxBodyBytes = 16u << 20;
 constexpr size_t kMaxUrlBytes = 8192;
@@ -128,7 +129,7 @@ struct Conn {
   // The request headers a provider flavour checks (mock_providers.cc), and llhttp's
   // pieces of the header being read.
   std::string hdr_name, hdr_value;
-  std::string h_authorization, h_api_key, h_x_api_key, h_anthropic_version;
+  std::string h_authorization, h_api_key, h_x_api_key, h_anthropic_version, h_openai_organization;
   void KeepHeader();  // files hdr_name/hdr_value under one of the h_ fields, then clears them
 };
 
@@ -154,6 +155,7 @@ class Server {
       c->h_api_key.clear();
       c->h_x_api_key.clear();
       c->h_anthropic_version.clear();
+      c->h_openai_organization.clear();
       return 0;
     };
     settings_.on_header_field = [](llhttp_t* p, const char* at, size_t n) -> int {
@@ -222,6 +224,10 @@ class Server {
   // path and maps it to the mock's own path; false after answering with the provider's error.
   bool ProviderRoute(Conn* c, std::string_view path, std::string* routed);
   void SendProviderError(Conn* c, int status, std::string_view type, std::string_view message);
+  // The OpenAI-shaped flavours (openai, azure, gemini) refuse request fields their API does
+  // not know, as the real ones do (vLLM's extras such as ignore_eos among them): false after
+  // answering 400 in the provider's error shape.
+  bool ProviderAcceptsFields(Conn* c, const JsonValue& body, Api api);
   void HandleAnthropicModels(Conn* c);
   void AppendAnthropicEvents(std::string* out, Req* r, int first_index, int count, bool finished);
   void AppendAnthropicMessage(std::string* out, Req* r);
@@ -275,7 +281,7 @@ class Server {
   uint64_t http_requests_total_ = 0, requests_total_ = 0, completed_total_ = 0;
   uint64_t cancelled_total_ = 0, errors_injected_ = 0, closed_mid_stream_ = 0, bad_requests_ = 0;
   uint64_t provider_auth_failures_ = 0;  // requests a provider flavour refused for their key
-  uint64_t reset_mid_stream_ = 0, stalled_mid_stream_ = 0, error_events_mid_stream_ = 0;
+  uint64_t reset_mid_stream_ = 0, stalled_mid_stream_ = 0, error_events_mid_stream_ = 0, garbage_events_mid_stream_ = 0;
 };
 
 }  // namespace llmgw::mock::internal

@@ -16,6 +16,7 @@ class Anthropic final : public Provider {
     if (!p.api_key.empty()) out->Put("x-api-key: ").Put(p.api_key).Put("\r\n");
     out->Put("anthropic-version: 2023-06-01\r\n");
   }
+  bool Serves(std::string_view openai_path) const override { return openai_path == "/v1/chat/completions"; }
   bool translates() const override { return true; }
 };
 

@@ -16,12 +16,23 @@ using Alloc = rapidjson::MemoryPoolAllocator<>;
 using Doc = rapidjson::GenericDocument<rapidjson::UTF8<>, Alloc, Alloc>;
 using Value = rapidjson::GenericValue<rapidjson::UTF8<>, Alloc>;
 
-// A document whose values and parse stack live in the caller's scratch.
+// A document whose values and parse stack live in the caller's scratch. Both pools start
+// on a 16-byte boundary: RapidJSON writes its chunk headers (pointers) at their start, and
+// a caller's buffer of any size split at 3/4 was misaligned (UBSan: misaligned ChunkHeader).
 struct ScratchDoc {
-  ScratchDoc(char* scratch, size_t len)
-      : values(scratch, len - len / 4), stack(scratch + (len - len / 4), len / 4), doc(&values, len / 4, &stack) {}
+  ScratchDoc(char* scratch, size_t len) : ScratchDoc(Aligned(scratch, &len), len, Split(len)) {}
   Alloc values, stack;
   Doc doc;
+
+ private:
+  ScratchDoc(char* p, size_t len, size_t split)
+      : values(p, split), stack(p + split, len - split), doc(&values, len - split, &stack) {}
+  static char* Aligned(char* p, size_t* len) {
+    size_t skip = (16 - reinterpret_cast<uintptr_t>(p) % 16) % 16;
+    *len = *len > skip ? *len - skip : 0;
+    return p + skip;
+  }
+  static size_t Split(size_t len) { return (len - len / 4) & ~size_t{15}; }
 };
 
 Error Bad(const char* fmt, const char* detail = "") {

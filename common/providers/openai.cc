@@ -8,6 +8,7 @@ namespace {
 class OpenAi final : public Provider {
  public:
   ProviderKind kind() const override { return ProviderKind::kOpenAi; }
+  bool continues_streams() const override { return false; }
   void WriteAuthHeaders(const ProviderParams& p, OutBuf* out) const override {
     Provider::WriteAuthHeaders(p, out);
     if (!p.organization.empty()) out->Put("OpenAI-Organization: ").Put(p.organization).Put("\r\n");

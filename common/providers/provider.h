@@ -66,6 +66,37 @@ class Provider {
   virtual void WriteAuthHeaders(const ProviderParams& p, OutBuf* out) const;
   // A GET that proves the backend is reachable and the key accepted, spending no tokens.
   virtual void WriteProbePath(const ProviderParams& p, OutBuf* out) const { WritePath(p, "/v1/models", out); }
+  // Whether the provider serves this OpenAI path at all ("/v1/responses", ...): a backend
+  // whose provider does not is skipped for the request, which fails over to the model's
+  // other backends.
+  virtual bool Serves(std::string_view openai_path) const {
+    (void)openai_path;
+    return true;
+  }
+  // The model name the body must carry on this path when the provider dictates it (Azure's
+  // Responses API: the deployment); empty: the usual rules (upstream_model, alias rewrite).
+  virtual std::string_view BodyModel(const ProviderParams& p, std::string_view openai_path) const {
+    (void)p;
+    (void)openai_path;
+    return {};
+  }
+  // Whether a stream broken on another backend can be continued here (stream resume): the
+  // continuation ends with the text so far as a final assistant message to be continued —
+  // vLLM's and SGLang's continue_final_message, Anthropic's prefill. OpenAI, Azure and
+  // Gemini have no such continuation (they refuse vLLM's fields, and would answer a new
+  // turn): their backends are skipped for continuations.
+  virtual bool continues_streams() const { return true; }
+  // Whether the provider's error answers (status >= 400) are not OpenAI's shape and are
+  // rewritten by ReshapeError before they reach the client (Gemini: a JSON array).
+  virtual bool reshapes_errors() const { return false; }
+  // `body`, the provider's error answer with `status`, in OpenAI's error shape into `out`
+  // (scratch: the JSON parser's memory); returns the status for the client.
+  virtual int ReshapeError(int status, std::string_view body, char* scratch, size_t scratch_len, OutBuf* out) const {
+    (void)scratch;
+    (void)scratch_len;
+    out->Put(body);
+    return status;
+  }
   // True when requests and answers are not OpenAI's shape and go through a translator.
   virtual bool translates() const { return false; }
   // Whether llmcd scrapes the backend's /metrics (engines we run do; hosted APIs have none).

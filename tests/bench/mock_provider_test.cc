@@ -98,6 +98,32 @@ TEST_F(MockProviderTest, OpenAiFlavourWantsItsBearerKey) {
   EXPECT_EQ(Json(yes.body)["choices"][0]["message"]["role"].GetString(), std::string("assistant"));
   Reply stats = Fetch(Base(m) + "/mock/stats", {});
   EXPECT_EQ(Json(stats.body)["provider_auth_failures_total"].GetInt(), 1);
+  // A field OpenAI does not know (vLLM's extras) is refused as OpenAI refuses it.
+  Reply extra = Fetch(Base(m) + "/v1/chat/completions", {"Authorization: Bearer sk-good"},
+                      R"({"model":"m1","messages":[{"role":"user","content":"hi"}],"ignore_eos":true})");
+  EXPECT_EQ(extra.status, 400) << extra.body;
+  EXPECT_EQ(Json(extra.body)["error"]["message"].GetString(),
+            std::string("Unrecognized request argument supplied: ignore_eos"));
+  Reply legacy = Fetch(Base(m) + "/v1/completions", {"Authorization: Bearer sk-good"},
+                       R"({"model":"m1","prompt":"hi","max_tokens":2,"messages":[]})");
+  EXPECT_EQ(legacy.status, 400) << legacy.body;  // messages is chat's, not completions'
+  EXPECT_EQ(Fetch(Base(m) + "/v1/completions", {"Authorization: Bearer sk-good"},
+                  R"({"model":"m1","prompt":"hi","max_tokens":2})").status, 200);
+}
+
+TEST_F(MockProviderTest, OpenAiFlavourWithAnOrganizationWantsItNamed) {
+  MockProcess m({"--listen", "127.0.0.1:0", "--model", "m1", "--token-interval-ms", "0", "--provider", "openai",
+                 "--api-key", "sk-good", "--organization", "org-1"});
+  ASSERT_GT(m.port(), 0);
+  Reply none = Fetch(Base(m) + "/v1/chat/completions", {"Authorization: Bearer sk-good"}, kChat);
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(Json(none.body)["error"]["code"].GetString(), std::string("mismatched_organization"));
+  EXPECT_EQ(Fetch(Base(m) + "/v1/chat/completions", {"Authorization: Bearer sk-good", "OpenAI-Organization: org-2"}, kChat)
+                .status,
+            401);
+  EXPECT_EQ(Fetch(Base(m) + "/v1/chat/completions", {"Authorization: Bearer sk-good", "OpenAI-Organization: org-1"}, kChat)
+                .status,
+            200);
 }
 
 TEST_F(MockProviderTest, AzureFlavourWantsDeploymentPathApiVersionAndApiKey) {
@@ -116,6 +142,16 @@ TEST_F(MockProviderTest, AzureFlavourWantsDeploymentPathApiVersionAndApiKey) {
   EXPECT_EQ(Fetch(Base(m) + path + "?api-version=1", {"Authorization: Bearer az-good"}, kChat).status, 401);
   Reply models = Fetch(Base(m) + "/openai/models?api-version=2024-10-21", {"api-key: az-good"});
   EXPECT_EQ(models.status, 200);
+  Reply extra = Fetch(Base(m) + path + "?api-version=1", {"api-key: az-good"},
+                      R"({"messages":[{"role":"user","content":"hi"}],"continue_final_message":true})");
+  EXPECT_EQ(extra.status, 400) << extra.body;
+  // The Responses API: the versionless v1 path, the deployment named in the body's model.
+  Reply resp = Fetch(Base(m) + "/openai/v1/responses", {"api-key: az-good"}, R"({"model":"gpt-4o","input":"hi"})");
+  EXPECT_EQ(resp.status, 200) << resp.body;
+  EXPECT_EQ(Json(resp.body)["object"].GetString(), std::string("response"));
+  EXPECT_EQ(Fetch(Base(m) + "/openai/v1/responses", {"api-key: az-good"}, R"({"model":"m1","input":"hi"})").status, 404);
+  EXPECT_EQ(Fetch(Base(m) + "/openai/v1/responses", {"api-key: wrong"}, R"({"model":"gpt-4o","input":"hi"})").status,
+            401);
 }
 
 TEST_F(MockProviderTest, GeminiFlavourServesItsOpenAiCompatibleEndpoint) {
@@ -127,6 +163,23 @@ TEST_F(MockProviderTest, GeminiFlavourServesItsOpenAiCompatibleEndpoint) {
   EXPECT_EQ(Fetch(Base(m) + "/v1/chat/completions", {"Authorization: Bearer g-good"}, kChat).status, 404);
   EXPECT_EQ(Fetch(Base(m) + "/v1beta/openai/models", {"Authorization: Bearer g-good"}).status, 200);
   EXPECT_EQ(Fetch(Base(m) + "/v1beta/openai/models", {"x-goog-api-key: g-good"}).status, 401);
+  // Not served by Gemini's OpenAI-compatible endpoint: the Responses API, legacy completions.
+  EXPECT_EQ(Fetch(Base(m) + "/v1beta/openai/responses", {"Authorization: Bearer g-good"}, R"({"model":"m1","input":"hi"})")
+                .status,
+            404);
+  EXPECT_EQ(Fetch(Base(m) + "/v1beta/openai/completions", {"Authorization: Bearer g-good"},
+                  R"({"model":"m1","prompt":"hi"})").status,
+            404);
+  Reply extra = Fetch(Base(m) + "/v1beta/openai/chat/completions", {"Authorization: Bearer g-good"},
+                      R"({"model":"m1","messages":[{"role":"user","content":"hi"}],"top_k":5})");
+  EXPECT_EQ(extra.status, 400) << extra.body;
+  // Google's error shape: a JSON array of API errors.
+  auto e = Json(extra.body);
+  ASSERT_TRUE(e.IsArray() && e.Size() == 1 && e[0].HasMember("error")) << extra.body;
+  EXPECT_EQ(e[0]["error"]["status"].GetString(), std::string("INVALID_ARGUMENT"));
+  EXPECT_EQ(e[0]["error"]["code"].GetInt(), 400);
+  EXPECT_EQ(e[0]["error"]["message"].GetString(),
+            std::string("Invalid JSON payload received. Unknown name \"top_k\": Cannot find field."));
 }
 
 TEST_F(MockProviderTest, AnthropicFlavourChecksTheMessagesShapeAndAnswersInIt) {

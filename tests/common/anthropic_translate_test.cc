@@ -141,6 +141,29 @@ TEST(AnthropicTranslateTest, AnswerWithTextAndToolCallsBecomesAChatCompletion) {
   EXPECT_FALSE(OpenAiResponseFromAnthropic("{\"type\":\"message\"}", 1, g_scratch, sizeof g_scratch, &bad).ok());
 }
 
+// The data plane's scratch is a buffer of any size (answer * 2 + 4096): the parser's pools
+// must still start aligned (UBSan, as CI runs these tests, reported a misaligned
+// RapidJSON chunk header when they were split at 3/4 of an odd size).
+TEST(AnthropicTranslateTest, ScratchOfAnyAlignmentAndSize) {
+  alignas(16) static char scratch[20000];
+  static char buf[4096];
+  for (size_t offset : {0, 1, 3, 7}) {
+    for (size_t len : {size_t{8191}, size_t{12345}, size_t{16001}}) {
+      OutBuf out(buf, sizeof buf);
+      Status st = OpenAiResponseFromAnthropic(
+          R"({"id":"m","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"hi"}],)"
+          R"("stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}})",
+          1, scratch + offset, len, &out);
+      ASSERT_TRUE(st.ok()) << offset << " " << len << ": " << st.error().message();
+      EXPECT_NE(out.view().find("\"content\":\"hi\""), std::string_view::npos) << out.view();
+      OutBuf err(buf, sizeof buf);
+      EXPECT_EQ(OpenAiErrorFromAnthropic(529, R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})",
+                                         scratch + offset, len, &err),
+                503);
+    }
+  }
+}
+
 TEST(AnthropicTranslateTest, ErrorsComeBackInOpenAisShape) {
   char buf[1024];
   OutBuf out(buf, sizeof buf);

@@ -2,7 +2,9 @@
 // and the answer (streamed events too) passed through unchanged to OpenAI-compatible
 // backends (the real llmgw-mock, and a scripted upstream that records the bytes it got);
 // an anthropic backend of the model is skipped (the request fails over), and a model with
-// only anthropic backends answers an OpenAI-shaped error.
+// only anthropic backends answers an OpenAI-shaped error. Per provider: azure serves it on
+// its versionless v1 path with the deployment as the model, gemini (whose OpenAI-compatible
+// endpoint has no Responses API) is skipped like anthropic.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -101,6 +103,48 @@ TEST_F(ResponsesTest, ModelWithOnlyAnthropicBackendsGetsAnOpenAiError) {
   Response chat = Request(gw_->port(),
                           Post("/v1/chat/completions", R"({"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"hi"}]})"),
                           5000);
+  EXPECT_EQ(chat.status, 200) << chat.body;
+}
+
+// Azure serves /v1/responses (its mock flavour answers only on /openai/v1/responses with
+// the deployment as the body's model and its api-key); a gemini backend of the same model
+// is skipped, and a model with only gemini backends gets an OpenAI-shaped error.
+TEST(ResponsesProviderTest, AzureServesItGeminiIsSkipped) {
+  ::setenv("LLMGW_TEST_HOSTED_KEY", "hosted-key", 1);
+  MockServer azure({"--provider", "azure", "--api-key", "hosted-key", "--deployment", "gpt-4o", "--token-interval-ms", "0"});
+  MockServer gemini({"--provider", "gemini", "--api-key", "hosted-key", "--token-interval-ms", "0"});
+  ASSERT_NE(azure.port(), 0);
+  ASSERT_NE(gemini.port(), 0);
+  std::string gem = "{ url: \"http://127.0.0.1:" + std::to_string(gemini.port()) +
+                    "\", provider: gemini, upstream_model: m1, api_key_env: LLMGW_TEST_HOSTED_KEY";
+  Gateway gw("models:\n"
+             "  - name: m1\n    policy: round_robin\n    backends:\n"
+             "      - " + gem + ", id: gem-a }\n"
+             "      - { url: \"http://127.0.0.1:" + std::to_string(azure.port()) +
+                 "\", id: az, provider: azure, api_key_env: LLMGW_TEST_HOSTED_KEY, deployment: gpt-4o, "
+                 "api_version: \"2024-10-21\" }\n"
+             "  - name: g\n    backends:\n"
+             "      - " + gem + ", id: gem-b }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  for (int i = 0; i < 4; ++i) {
+    Response r = Request(gw.port(), Post("/v1/responses", R"({"model":"m1","input":"hello there"})"), 5000);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find("\"object\":\"response\""), std::string::npos) << r.body;
+  }
+  Response s = Request(gw.port(), Post("/v1/responses", R"({"model":"m1","input":"hi","stream":true})"), 5000);
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_NE(s.body.find("event: response.completed\n"), std::string::npos) << s.body;
+  EXPECT_EQ(azure.Stat("requests_total"), 5);
+  EXPECT_EQ(azure.Stat("provider_auth_failures_total"), 0);
+  // Every HTTP request the gemini mock got, this stats read included: nothing else.
+  EXPECT_EQ(gemini.Stat("http_requests_total"), 1) << "gemini cannot serve /v1/responses";
+  Response g = Request(gw.port(), Post("/v1/responses", R"({"model":"g","input":"hi"})"), 5000);
+  EXPECT_EQ(g.status, 503) << g.body;
+  EXPECT_NE(g.body.find("\"error\":{\"message\":"), std::string::npos) << g.body;
+  EXPECT_NE(g.body.find("gemini backends do not serve /v1/responses"), std::string::npos) << g.body;
+  EXPECT_EQ(gemini.Stat("http_requests_total"), 2);  // the two stats reads
+  // Chat completions to the gemini-only model still reach it.
+  Response chat = Request(gw.port(), Post("/v1/chat/completions", R"({"model":"g","messages":[{"role":"user","content":"hi"}]})"), 5000);
   EXPECT_EQ(chat.status, 200) << chat.body;
 }
 

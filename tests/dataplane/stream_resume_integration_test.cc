@@ -342,6 +342,90 @@ TEST(StreamResumeTest, ContinuationsFailingTooSpendTheRetryBudget) {
   EXPECT_GE(Eventually([&] { return ResumeCount(gw, ResumeOutcome::kFailed); }, 1), 1u);
 }
 
+// Hosted OpenAI-shaped providers (openai, azure, gemini) cannot continue a stream: they
+// refuse vLLM's continue_final_message (400 Unrecognized request argument, which the
+// openai mock flavour answers too) and have no prefill. A stream broken on a vLLM backend
+// is continued on another vLLM backend, never sent to them: with only a hosted one left it
+// ends with the error event, and the hosted backend never saw a request it refused.
+TEST(StreamResumeTest, HostedOpenAiBackendsAreNeverAskedToContinueAStream) {
+  ::setenv("LLMGW_TEST_RESUME_OPENAI_KEY", "sk-h", 1);
+  MockServer a({"--token-interval-ms", "1", "--output-tokens", "16"});
+  MockServer h({"--token-interval-ms", "1", "--output-tokens", "16", "--provider", "openai", "--api-key", "sk-h"});
+  MockServer b({"--token-interval-ms", "1", "--output-tokens", "16"});
+  ASSERT_GT(h.port(), 0);
+  StreamSeen want = Read(Request(b.port(), Post("/v1/chat/completions", kChatUsage)).body);
+  ASSERT_TRUE(a.SetFaults(R"({"reset_mid_stream_after":5})"));
+  auto url = [](const MockServer& m) { return "\"http://127.0.0.1:" + std::to_string(m.port()) + "\""; };
+  const std::string hosted = "      - { url: " + url(h) + ", provider: openai, api_key_env: LLMGW_TEST_RESUME_OPENAI_KEY }\n";
+  for (bool with_b : {false, true}) {
+    SCOPED_TRACE(with_b ? "a, hosted, b" : "a, hosted");
+    Gateway gw("models:\n  - name: m1\n" + kRoundRobin + "    backends:\n      - { url: " + url(a) + " }\n" + hosted +
+                   (with_b ? "      - { url: " + url(b) + " }\n" : ""),
+               kGatewayYaml);
+    ASSERT_TRUE(gw.WaitReady());
+    bool hit = false;
+    for (int i = 0; i < 6 && !hit; ++i) {
+      long before = a.Stat("reset_mid_stream_total");
+      Response r = Request(gw.port(), Post("/v1/chat/completions", kChatUsage), 8000);
+      ASSERT_TRUE(r.complete);
+      EXPECT_EQ(r.status, 200) << r.body;
+      StreamSeen got = Read(r.body);
+      hit = a.Stat("reset_mid_stream_total") > before;
+      if (hit && !with_b) {
+        EXPECT_TRUE(got.error_event) << r.body;
+        EXPECT_FALSE(got.done) << r.body;
+        EXPECT_NE(r.body.find("openai backends cannot continue a stream"), std::string::npos) << r.body;
+        EXPECT_EQ(want.text.substr(0, got.text.size()), got.text) << r.body;
+      } else {
+        EXPECT_TRUE(got.done) << r.body;  // served whole (by h or b), or continued on b
+        EXPECT_FALSE(got.error_event) << r.body;
+        if (hit) {
+          EXPECT_EQ(got.text, want.text) << r.body;
+        }
+      }
+    }
+    EXPECT_TRUE(hit) << "no stream reached the failing backend";
+  }
+  // Every HTTP request the hosted backend got (this stats read aside) it accepted.
+  long http = h.Stat("http_requests_total");
+  EXPECT_EQ(http - 1, h.Stat("requests_total")) << "a continuation with vLLM's fields reached the hosted backend";
+}
+
+// A continuation refused by its head (a 4xx or 5xx JSON answer) when no other backend is
+// left: the stream ends like any broken one, the SSE error event and the terminating chunk.
+// Before, the refused head's content type (JSON) made llmgw take the client's answer for
+// a non-stream and close it cut, with neither.
+TEST(StreamResumeTest, AContinuationRefusedByItsHeadEndsWithTheSseError) {
+  for (int status : {400, 503}) {
+    SCOPED_TRACE(status);
+    MockServer a({"--token-interval-ms", "1", "--output-tokens", "16"});
+    MockServer b({"--token-interval-ms", "1", "--output-tokens", "16"});
+    ASSERT_TRUE(a.SetFaults(R"({"reset_mid_stream_after":5})"));
+    ASSERT_TRUE(b.SetFaults(R"({"error_rate":1,"error_status":)" + std::to_string(status) + "}"));
+    Gateway gw(OneModel({a.port(), b.port()}, kRoundRobin), kGatewayYaml);
+    ASSERT_TRUE(gw.WaitReady());
+    bool hit = false;
+    for (int i = 0; i < 6 && !hit; ++i) {
+      long before = a.Stat("reset_mid_stream_total");
+      int fd = ConnectTo(gw.port());
+      ASSERT_GE(fd, 0);
+      std::string buf;
+      ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", kChatUsage)));
+      Response r = ReadResponse(fd, &buf, 8000);
+      ::close(fd);
+      hit = a.Stat("reset_mid_stream_total") > before;
+      if (!hit) continue;  // b answered first: its error, a whole answer
+      ASSERT_TRUE(r.complete) << "the stream was cut without its end: " << buf;
+      EXPECT_EQ(r.status, 200);
+      StreamSeen got = Read(r.body);
+      EXPECT_TRUE(got.error_event) << r.body;
+      EXPECT_FALSE(got.done) << r.body;
+      EXPECT_GT(got.text.size(), 0u) << r.body;
+    }
+    EXPECT_TRUE(hit) << "no stream reached the failing backend";
+  }
+}
+
 // The official OpenAI Node SDK, unmodified, reads a resumed stream as a normal one. Fails,
 // like GatewayTest.OfficialOpenAiNodeSdkWorksUnmodified, when the SDK is absent: a skip would
 // pass in CI while testing nothing (scripts/test.sh runs `npm ci` in tests/dataplane/sdk).

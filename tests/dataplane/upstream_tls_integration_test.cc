@@ -3,7 +3,8 @@
 // answers non-streaming and streaming, pooled TLS connections reused (handshakes counted
 // by the mock), a bad certificate refused with its reason, the client's credentials never
 // reaching a backend, a rotated key file picked up under load, and the official OpenAI
-// Node SDK through llmgw to the Anthropic and Azure flavours. Everything on loopback.
+// Node SDK through llmgw to all four flavours (openai, azure, anthropic, gemini), streamed
+// answers included. Everything on loopback.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
@@ -291,6 +292,80 @@ TEST_F(UpstreamTlsTest, AnthropicAnswersAreTranslatedWithUsageAndErrorsInOpenAiS
   EXPECT_NE(bad.body.find("\"message\""), std::string::npos) << bad.body;
 }
 
+// An Anthropic stream that stops being Anthropic's shape after output started (an event
+// whose data is cut JSON, then a clean end of the HTTP answer) ends like every broken
+// stream in llmgw: the SSE error event and the terminating chunk, the client connection
+// kept alive for its next request. Before, with resume off and the client asking for
+// usage itself (no stream filter), it just ended: a truncated answer that looked complete.
+TEST_F(UpstreamTlsTest, AnthropicStreamUntranslatableMidWayEndsWithTheErrorEventLikeAnyBrokenStream) {
+  MockServer mock({"--token-interval-ms", "1", "--output-tokens", "8", "--provider", "anthropic", "--api-key", "ak"});
+  ASSERT_GT(mock.port(), 0);
+  std::string key = KeyFile(pki_.dir(), "a.key", "ak");
+  const std::string models = "models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" +
+                             std::to_string(mock.port()) + "\", provider: anthropic, api_key_file: \"" + key + "\" }\n";
+  const std::string usage = R"({"model":"m1","stream":true,"stream_options":{"include_usage":true},)"
+                            R"("messages":[{"role":"user","content":"hello"}]})";
+  for (const char* resume : {"  resume_streams: false\n", ""}) {
+    for (const std::string& body : {usage, kStream}) {
+      SCOPED_TRACE(std::string(resume) + body);
+      ASSERT_TRUE(mock.SetFaults(R"({"reset":true,"garbage_event_mid_stream_after":3})"));
+      Gateway gw(models, resume);
+      ASSERT_TRUE(gw.WaitReady());
+      int fd = ConnectTo(gw.port());
+      ASSERT_GE(fd, 0);
+      std::string buf;
+      ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", body)));
+      Response r = ReadResponse(fd, &buf, 8000);
+      ASSERT_TRUE(r.complete) << buf;
+      EXPECT_FALSE(r.malformed);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.Header("connection"), "keep-alive");
+      EXPECT_NE(r.body.find("\"delta\":{\"content\":"), std::string::npos) << "output had started\n" << r.body;
+      size_t err = r.body.find("event: error\ndata: {\"error\":{");
+      EXPECT_NE(err, std::string::npos) << r.body;
+      EXPECT_NE(r.body.find("not translatable"), std::string::npos) << r.body;
+      EXPECT_EQ(r.body.find("[DONE]"), std::string::npos) << r.body;
+      EXPECT_EQ(r.body.find("\"finish_reason\":\"stop\""), std::string::npos) << "a cut answer passed off as done\n" << r.body;
+      if (err != std::string::npos) {
+        EXPECT_EQ(r.body.substr(err).find("\n\n"), r.body.size() - err - 2) << "the error event is the last\n" << r.body;
+      }
+      EXPECT_GE(mock.Stat("garbage_events_mid_stream_total"), 1);
+      // The next request on the same connection, the backend sane again: a whole stream.
+      ASSERT_TRUE(mock.SetFaults(R"({"reset":true})"));
+      ASSERT_TRUE(SendAll(fd, Post("/v1/chat/completions", body)));
+      Response next = ReadResponse(fd, &buf, 8000);
+      ASSERT_TRUE(next.complete) << "no answer on the kept-alive connection: " << buf;
+      ExpectChunks(next);
+      EXPECT_EQ(next.body.find("event: error"), std::string::npos) << next.body;
+      ::close(fd);
+    }
+  }
+}
+
+// Gemini's OpenAI-compatible endpoint answers errors as a JSON array of Google API errors,
+// which OpenAI's SDKs cannot read: llmgw gives the client OpenAI's error object with the
+// same status. Here the client sends a vLLM-only field Gemini does not know.
+TEST_F(UpstreamTlsTest, GeminiErrorsReachTheClientInOpenAisShape) {
+  MockServer mock({"--token-interval-ms", "0", "--provider", "gemini", "--api-key", "gk"});
+  ASSERT_GT(mock.port(), 0);
+  std::string key = KeyFile(pki_.dir(), "g.key", "gk");
+  Gateway gw("models:\n  - name: m1\n    backends:\n      - { url: \"http://127.0.0.1:" + std::to_string(mock.port()) +
+             "\", provider: gemini, api_key_file: \"" + key + "\" }\n");
+  ASSERT_TRUE(gw.WaitReady());
+  for (const std::string& stream : {std::string(), std::string("\"stream\":true,")}) {
+    Response r = Request(gw.port(), Post("/v1/chat/completions", "{\"model\":\"m1\"," + stream +
+                                                                     "\"top_k\":5,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"));
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/json");
+    EXPECT_EQ(r.body,
+              "{\"error\":{\"message\":\"Invalid JSON payload received. Unknown name \\\"top_k\\\": Cannot find field.\","
+              "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"INVALID_ARGUMENT\"}}");
+  }
+  // The same backend's answers are untouched.
+  ExpectChatCompletion(Request(gw.port(), Post("/v1/chat/completions", kChat)));
+  ExpectChunks(Request(gw.port(), Post("/v1/chat/completions", kStream)));
+}
+
 TEST_F(UpstreamTlsTest, AnthropicOverloadIsRetriedElsewhereAndItsErrorsKeepTheirStatus) {
   // 529 (overloaded) and 5xx from Anthropic fail over like any backend's.
   MockServer busy({"--token-interval-ms", "0", "--provider", "anthropic", "--api-key", "ak"});
@@ -385,7 +460,11 @@ std::string RunSdk(uint16_t port) {
   return out;
 }
 
-TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAnthropicAndAzureOverTls) {
+// Each flavour checks its provider's key header, path and request fields (an unknown
+// field is refused, as the real API refuses vLLM's extras), so an SDK call that passes
+// proves llmgw sent that provider what it expects; the answers reach the SDK in OpenAI's
+// shape, streamed included.
+TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAllFourProvidersOverTls) {
   std::string dir = std::string(LLMGW_SOURCE_DIR) + "/tests/dataplane/sdk";
   ASSERT_EQ(std::system("command -v node >/dev/null 2>&1"), 0) << "node is not installed: run scripts/install-deps.sh";
   ASSERT_EQ(::access((dir + "/node_modules/openai/package.json").c_str(), R_OK), 0)
@@ -396,8 +475,9 @@ TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAnthropicAndAzureOver
     const char* extra;
     std::vector<std::string> mock;
   };
-  for (const Case& k : {Case{"anthropic", "", {}},
-                        Case{"azure", ", deployment: gpt-4o, api_version: \"2024-10-21\"", {"--deployment", "gpt-4o"}}}) {
+  for (const Case& k : {Case{"openai", ", organization: org-llmgw", {"--organization", "org-llmgw"}},
+                        Case{"azure", ", deployment: gpt-4o, api_version: \"2024-10-21\"", {"--deployment", "gpt-4o"}},
+                        Case{"anthropic", "", {}}, Case{"gemini", "", {}}}) {
     SCOPED_TRACE(k.provider);
     std::vector<std::string> args = {"--token-interval-ms", "0", "--output-tokens", "3", "--provider", k.provider,
                                      "--api-key", "hosted-key", "--tls", pki_.server_cert(), pki_.server_key()};
@@ -416,6 +496,10 @@ TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAnthropicAndAzureOver
     EXPECT_NE(out.find("\"deltas\":[\""), std::string::npos) << out;
     EXPECT_NE(out.find("\"models\":[\"m1\",\"alias1\"]"), std::string::npos) << out;
     EXPECT_NE(out.find("\"error_status\":404"), std::string::npos) << out;
+    // Both chat calls (the plain one and the stream) reached the provider and were accepted
+    // (the key, the organization, the path and every field the provider checks).
+    EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "requests_total"), 2);
+    EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "provider_auth_failures_total"), 0);
   }
 }
 
