@@ -326,7 +326,10 @@ int64_t NowMs() {
 FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
   agent_id_ = GatewayName(cfg_);
-  creds_ = HostCredentials(cfg_.source_file);
+  creds_ = HostCredentials(cfg_.source_file, [this](const std::string& path) {  // mu_ held (Fill)
+    if (std::string why; !key_watch_.Watch(path, &why))
+      LOG_WARN("inotify watch failed; after rotating this key file send llmcd SIGHUP", {{"file", path}, {"error", why}});
+  });
   local_leaser_.set_idle_floor_share(kFleetIdleFloorShare);
   local_leaser_.set_start_empty(true);
   if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
@@ -491,6 +494,11 @@ void FleetAgent::PublishLocked(std::unique_ptr<shm::Snapshot> snap) {
   writer_->Publish(snap.get());
   std::swap(last_, snap);
   have_last_ = true;
+}
+
+bool FleetAgent::KeyFilesChanged() {
+  std::lock_guard<std::mutex> l(mu_);
+  return key_watch_.Changed();
 }
 
 void FleetAgent::RefreshKeys() {

@@ -10,7 +10,8 @@
 
 namespace llmgw::cp {
 
-HostCredentials::HostCredentials(const std::string& config_file) {
+HostCredentials::HostCredentials(const std::string& config_file, std::function<void(const std::string&)> before_read)
+    : before_read_(std::move(before_read)) {
   if (size_t slash = config_file.rfind('/'); slash != std::string::npos) dir_ = config_file.substr(0, slash + 1);
 }
 
@@ -29,13 +30,15 @@ uint32_t HostCredentials::Fill(shm::Snapshot* s) {
     if (file.empty() && env.empty()) continue;
     std::string source = file.empty() ? "env:" : "file:";
     source.append(file.empty() ? env : file);
+    std::string path = file.empty() || file[0] == '/' ? file : dir_ + file;
     auto it = cache_.find(source);
     if (it == cache_.end()) {
+      if (!path.empty() && before_read_) before_read_(path);
       Read r;
       r.ok = ReadBackendKey(file, env, dir_, &r.key, &r.why);
       it = cache_.emplace(source, std::move(r)).first;
     }
-    if (!file.empty()) files.push_back(file[0] == '/' ? file : dir_ + file);
+    if (!path.empty()) files.push_back(path);
     if (it->second.ok && it->second.key.size() < sizeof(up.api_key)) {
       std::memcpy(up.api_key, it->second.key.data(), it->second.key.size());
       keyed.insert(be.id);

@@ -6,6 +6,7 @@
 // UNHEALTHY, so llmgw routes around it rather than sending it keyless requests.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -17,7 +18,10 @@ namespace llmgw::cp {
 class HostCredentials {
  public:
   // config_file: this host's config file; relative api_key_file paths are under its folder.
-  explicit HostCredentials(const std::string& config_file);
+  // before_read, when set, is called with a key file's path before the file is read (the
+  // agent watches it there: a rotation right after the read must not go unnoticed).
+  explicit HostCredentials(const std::string& config_file,
+                           std::function<void(const std::string&)> before_read = nullptr);
 
   // For every used backend slot of s that names api_key_file or api_key_env: the key as
   // this host has it (read once, then cached until Invalidate). A backend whose key cannot
@@ -39,6 +43,7 @@ class HostCredentials {
     std::string key, why;
   };
   std::string dir_;                     // the config file's folder, with its '/'
+  std::function<void(const std::string&)> before_read_;
   std::map<std::string, Read> cache_;   // "file:PATH" or "env:NAME" -> what was read
   std::map<std::string, std::string> problems_;
   std::vector<std::string> files_;

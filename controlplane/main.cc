@@ -88,7 +88,6 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   // Backend keys are this host's (host_credentials.h): a rewritten key file, noticed
   // like llmcd notices its config file, or SIGHUP makes the agent read them again and
   // republish; the rest of the config is the controller's.
-  cp::FileWatch key_files;
   uint64_t reread_due_ms = 0;
   auto now_ms = [] {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -103,16 +102,13 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
       LOG_INFO("SIGHUP: re-reading backend keys (the rest of an agent's config comes from the controller)", {});
       reread = true;
     }
-    if (key_files.Changed()) reread_due_ms = now_ms() + 100;  // debounce bursts of writes
+    if (agent.KeyFilesChanged()) reread_due_ms = now_ms() + 100;  // debounce bursts of writes
     if (reread_due_ms && now_ms() >= reread_due_ms) {
       reread_due_ms = 0;
       LOG_INFO("backend key file changed: re-reading backend keys", {});
       reread = true;
     }
     if (reread) agent.RefreshKeys();
-    for (const std::string& f : agent.key_files())
-      if (std::string why; !key_files.Watch(f, &why))
-        LOG_WARN("inotify watch failed; after rotating this key file send llmcd SIGHUP", {{"file", f}, {"error", why}});
   }
   stop = true;
   loop.join();
