@@ -158,6 +158,9 @@ struct ControlConfig {
   uint32_t tick_ms = 100;        // publish cadence of llmcd
   uint32_t heartbeat_ms = 1000;  // publish at least this often even when nothing changed
   double ewma_alpha = 0.2;
+  // Backend host names are resolved again this often (a change is published at once);
+  // 0: only on load and reload.
+  uint32_t resolve_interval_ms = 30000;
 };
 
 // fleet.etcd: several controllers elect a leader through etcd; agents find it there.

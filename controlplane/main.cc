@@ -362,14 +362,30 @@ int main(int argc, char** argv) {
         for (uint32_t t = 0; t < every && !stop.load(); t += 10) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     });
-  NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
-
-  uint64_t reload_due_ms = 0;
   auto now_ms = [] {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now().time_since_epoch())
                                      .count());
   };
+  // Backend host names re-resolved every control.resolve_interval_ms, in a thread of
+  // their own: a lookup blocks (up to the resolver's timeouts) and must delay neither
+  // the publish loop nor the election. Only a changed address is republished.
+  std::thread names([&] {
+    cp::NameRefresher refresher(SystemResolve);
+    uint64_t last = now_ms();
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      uint32_t every = controller.resolve_interval_ms();
+      if (every == 0 || now_ms() - last < every) continue;
+      last = now_ms();
+      uint64_t version = 0;
+      std::vector<cp::BackendHost> hosts = controller.BackendHosts(&version);
+      controller.ApplyResolvedAddresses(version, refresher.Refresh(hosts));
+    }
+  });
+  NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
+
+  uint64_t reload_due_ms = 0;
   int exit_code = 0;
   for (;;) {
     int sig;
@@ -395,6 +411,7 @@ int main(int argc, char** argv) {
   loop.join();
   if (elect.joinable()) elect.join();
   if (config_sync.joinable()) config_sync.join();
+  names.join();
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});
