@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <map>
 #include <string>
 
@@ -28,7 +29,9 @@ BackendHost Host(int slot, const std::string& host, ResolvedAddr addr) {
   BackendHost h;
   h.slot = slot;
   h.key = 100 + static_cast<uint64_t>(slot);
-  h.id = "b" + std::to_string(slot);
+  char id[16];  // not "b" + std::to_string: GCC 12 -O3 warns falsely (-Wrestrict) on it
+  std::snprintf(id, sizeof id, "b%d", slot);
+  h.id = id;
   h.host = host;
   h.port = 443;
   h.addr = addr;
