@@ -217,6 +217,7 @@ void Parser::ParseBackend(const YAML::Node& n, const std::string& path, BackendC
     Error(n["tls"], path + ".tls.client_cert_file", "client_cert_file and client_key_file go together");
   // These land in fixed-size snapshot fields (shm_layout.h BackendUpstream).
   struct { const std::string* v; size_t max; const char* key; } lens[] = {
+      {&b->api_key_file, 159, "api_key_file"}, {&b->api_key_env, 63, "api_key_env"},
       {&b->upstream_model, 95, "upstream_model"}, {&b->organization, 63, "organization"},
       {&b->deployment, 63, "deployment"}, {&b->api_version, 31, "api_version"},
       {&b->tls.server_name, 95, "tls.server_name"}, {&b->tls.ca_file, 159, "tls.ca_file"},

@@ -158,6 +158,9 @@ struct ControlConfig {
   uint32_t tick_ms = 100;        // publish cadence of llmcd
   uint32_t heartbeat_ms = 1000;  // publish at least this often even when nothing changed
   double ewma_alpha = 0.2;
+  // Backend host names are resolved again this often (a change is published at once);
+  // 0: only on load and reload.
+  uint32_t resolve_interval_ms = 30000;
 };
 
 // fleet.etcd: several controllers elect a leader through etcd; agents find it there.
@@ -337,6 +340,12 @@ ConfigResult LoadConfigFile(const std::string& path, bool read_backend_keys = fa
 // by LoadConfigFile and by whoever parses config text it will run (llmcd's reload); not by
 // ParseConfig, so llmctl's local checks never read the server's secrets.
 void ResolveBackendKeys(Config* config, std::vector<ConfigError>* errors);
+// One backend's key: api_key_file (a relative path is taken under dir, which ends in '/'
+// or is empty) or else api_key_env, trailing newline dropped and checked to be a usable
+// header value. False with *why (names the file or variable, never the content). Also
+// used by a fleet agent, which reads the keys a controller's snapshot names on its own host.
+bool ReadBackendKey(const std::string& api_key_file, const std::string& api_key_env, const std::string& dir,
+                    std::string* key, std::string* why);
 // A short, non-reversible tag of a secret for diffs and logs ("sha256:1a2b3c4d"): shows
 // that a key changed without showing the key. Empty for an empty secret.
 std::string KeyFingerprint(std::string_view secret);

@@ -135,6 +135,8 @@ const std::vector<ConfigKey<Config>>& ConfigKeys() {
        "publish at least this often"},
       {"control.ewma_alpha", F(control.ewma_alpha), A::kReload, 0.001, 1, K::kNone, {}, {},
        "smoothing of EWMA latency and TTFT"},
+      {"control.resolve_interval_ms", F(control.resolve_interval_ms), A::kReload, 0, 0, K::kNone, {}, {},
+       "re-resolve backend host names this often; 0: only on load and reload"},
 
       {"fleet.role", F(fleet.role), A::kLlmcdRestart, 0, 0, K::kOneOf, "controller|agent", {}, "controller or agent"},
       {"fleet.controller", F(fleet.controller), A::kLlmcdRestart, 0, 0, K::kHostPortOpt, {}, {},

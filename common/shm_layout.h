@@ -27,7 +27,9 @@ constexpr uint32_t kShmMagic = 0x4c4d4757;  // "WGML" little-endian: llmgw
 // 6: per-model stream resumes and the resume limits (gateway.resume_streams, resume_max_bytes).
 // 7: client API keys and limits (key table in the snapshot, per-limit use in the stats
 // slots, the lease region).
-constexpr uint32_t kShmAbiVersion = 7;
+// 8: BackendUpstream names where its key comes from (api_key_file, api_key_env), so a
+// fleet agent reads the key on its own host (the fleet wire form never carries keys).
+constexpr uint32_t kShmAbiVersion = 8;
 
 constexpr uint32_t kMaxBackends = 1024;
 constexpr uint32_t kMaxModels = 64;
@@ -121,9 +123,13 @@ struct BackendEntry {
 // What llmgw needs to reach a backend beyond its address: the provider's parameters, the
 // TLS settings and the provider key (read by llmcd from api_key_file / api_key_env). Kept
 // apart from BackendEntry so the routing scans stay compact; copied with the used backend
-// range. The fleet wire form leaves api_key out (snapshot_codec.cc).
+// range. The fleet wire form leaves api_key out (snapshot_codec.cc) and keeps where it
+// comes from (api_key_file / api_key_env, as the config names them): each fleet agent
+// reads the key on its own host (controlplane/host_credentials.h).
 struct BackendUpstream {
   char api_key[256];
+  char api_key_file[160];         // as configured (relative: to each host's config file)
+  char api_key_env[64];
   char upstream_model[kNameLen];  // empty: the model's name
   char organization[64];
   char deployment[64];

@@ -228,6 +228,8 @@ Status BuildSnapshot(const Config& c, SlotAssigner* slots, shm::Snapshot* out, c
       be.provider = static_cast<uint8_t>(kind);
       shm::BackendUpstream& up = out->upstreams[bs];
       CopyStr(up.api_key, sizeof(up.api_key), b.api_key);
+      CopyStr(up.api_key_file, sizeof(up.api_key_file), b.api_key_file);
+      CopyStr(up.api_key_env, sizeof(up.api_key_env), b.api_key_env);
       CopyStr(up.upstream_model, sizeof(up.upstream_model), b.upstream_model);
       CopyStr(up.organization, sizeof(up.organization), b.organization);
       CopyStr(up.deployment, sizeof(up.deployment), b.deployment);

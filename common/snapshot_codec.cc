@@ -25,8 +25,8 @@ std::string EncodeSnapshot(const Snapshot& s) {
   ForEachUsedRange(s, [&](size_t off, size_t len) {
     size_t at = out.size();
     out.append(reinterpret_cast<const char*>(&s) + off, len);
-    // Provider keys never travel on the fleet channel (it has no TLS): an agent's own
-    // config must name them.
+    // Provider keys never travel on the fleet link: the snapshot keeps where each key
+    // comes from (api_key_file / api_key_env) and every agent reads it on its own host.
     if (off == offsetof(Snapshot, upstreams))
       for (size_t i = 0; i * sizeof(BackendUpstream) < len; ++i)
         std::memset(out.data() + at + i * sizeof(BackendUpstream) + offsetof(BackendUpstream, api_key), 0,

@@ -169,6 +169,56 @@ void Controller::Tick() {
   Publish(now);
 }
 
+std::vector<BackendHost> Controller::BackendHosts(uint64_t* version) const {
+  std::lock_guard<std::mutex> l(mu_);
+  *version = config_version_;
+  std::map<uint64_t, int> slot_of;  // BackendEntry::key -> slot
+  for (uint32_t i = 0; i < base_->num_backends && i < shm::kMaxBackends; ++i)
+    if (base_->backends[i].id[0]) slot_of[base_->backends[i].key] = static_cast<int>(i);
+  std::vector<BackendHost> out;
+  for (const auto& m : cfg_.models)
+    for (const auto& b : m.backends) {
+      auto it = slot_of.find(BackendKey(b.id));
+      if (it == slot_of.end()) continue;
+      const shm::BackendEntry& e = base_->backends[it->second];
+      BackendHost h;
+      h.slot = it->second;
+      h.key = e.key;
+      h.id = b.id;
+      h.host = b.parsed.host;
+      h.port = b.parsed.port;
+      h.addr.family = e.family;
+      std::memcpy(h.addr.addr, e.addr, sizeof(h.addr.addr));
+      out.push_back(std::move(h));
+    }
+  return out;
+}
+
+size_t Controller::ApplyResolvedAddresses(uint64_t version, const std::vector<AddrChange>& changes) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (version != config_version_) return 0;
+  size_t n = 0;
+  for (const AddrChange& c : changes) {
+    if (c.slot < 0 || static_cast<uint32_t>(c.slot) >= base_->num_backends) continue;
+    shm::BackendEntry& e = base_->backends[c.slot];
+    if (e.key != c.key) continue;
+    ResolvedAddr now;
+    now.family = e.family;
+    std::memcpy(now.addr, e.addr, sizeof(now.addr));
+    if (SameAddr(now, c.addr)) continue;
+    e.family = c.addr.family;
+    std::memcpy(e.addr, c.addr.addr, sizeof(e.addr));
+    ++n;
+  }
+  if (n) dirty_ = true;  // published by the next tick
+  return n;
+}
+
+uint32_t Controller::resolve_interval_ms() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return cfg_.control.resolve_interval_ms;
+}
+
 void Controller::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     auto start = std::chrono::steady_clock::now();

@@ -31,6 +31,7 @@
 #include "controlplane/engine_metrics.h"
 #include "controlplane/fleet_stats.h"
 #include "controlplane/http_client.h"
+#include "controlplane/name_refresher.h"
 #include "controlplane/prober.h"
 #include "controlplane/fleet_leaser.h"
 #include "controlplane/quota_leaser.h"
@@ -174,6 +175,14 @@ class Controller {
   shm::ShmRegion* shm_region() const { return shm_ ? shm_->region() : nullptr; }
   // Forces the next tick to publish (tests, operator actions).
   void MarkDirty();
+  // Backend host names re-resolved while running (name_refresher.h): every configured
+  // backend with its slot, host and published address, and the config version they
+  // belong to. ApplyResolvedAddresses takes the changes found for that version (none when
+  // a reload came between: its own build resolved afresh); a changed address goes out in
+  // the next tick's snapshot. Returns how many changed.
+  std::vector<BackendHost> BackendHosts(uint64_t* version) const;
+  size_t ApplyResolvedAddresses(uint64_t version, const std::vector<AddrChange>& changes);
+  uint32_t resolve_interval_ms() const;
   // Fleet-wide leasing (fleet_leaser.h): called every tick with the limits and this host's
   // use of them (summed over its threads); returns the specs this host's threads lease
   // from (its share of each limit). Unset: the whole limits. Set before Run.

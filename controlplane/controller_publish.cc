@@ -76,6 +76,9 @@ void Controller::Publish(uint64_t now) {
     std::memcpy(published_->prefix_homes, s.prefix_homes, sizeof(shm::PrefixHomeEntry) * s.num_prefix_homes);
   std::memcpy(published_->models, s.models, sizeof(shm::ModelEntry) * s.num_models);
   std::memcpy(published_->backends, s.backends, sizeof(shm::BackendEntry) * s.num_backends);
+  // The upstream table too: the fleet's agents get theirs from this copy (TLS settings,
+  // deployment, upstream model, where each key comes from); without it they had none.
+  std::memcpy(published_->upstreams, s.upstreams, sizeof(shm::BackendUpstream) * s.num_backends);
   published_->generation = generation_;
   last_publish_ms_ = now == 0 ? 1 : now;
   dirty_ = false;

@@ -326,6 +326,10 @@ int64_t NowMs() {
 FleetAgent::FleetAgent(Config cfg, std::string controller_addr)
     : cfg_(std::move(cfg)), controller_(std::move(controller_addr)), last_(std::make_unique<shm::Snapshot>()) {
   agent_id_ = GatewayName(cfg_);
+  creds_ = HostCredentials(cfg_.source_file, [this](const std::string& path) {  // mu_ held (Fill)
+    if (std::string why; !key_watch_.Watch(path, &why))
+      LOG_WARN("inotify watch failed; after rotating this key file send llmcd SIGHUP", {{"file", path}, {"error", why}});
+  });
   local_leaser_.set_idle_floor_share(kFleetIdleFloorShare);
   local_leaser_.set_start_empty(true);
   if (controller_.empty() && !cfg_.fleet.etcd.endpoints.empty())
@@ -475,12 +479,46 @@ void FleetAgent::Apply(const admin::FleetSnapshot& f) {
   }
   std::lock_guard<std::mutex> l(mu_);
   rejection_.clear();
-  writer_->Publish(snap.get());
-  std::swap(last_, snap);
-  have_last_ = true;
+  // The YAML comes with the first snapshot of a link and after every reload of the
+  // controller: this host reads its key files again then, as the controller did.
+  if (!f.config_yaml().empty()) creds_.Invalidate();
+  received_ = f.shm_snapshot();
+  PublishLocked(std::move(snap));
   last_generation_ = f.generation();
   if (applied_.fetch_add(1) == 0)
     LOG_INFO("first snapshot from the controller published", {{"generation", f.generation()}});
+}
+
+void FleetAgent::PublishLocked(std::unique_ptr<shm::Snapshot> snap) {
+  creds_.Fill(snap.get());
+  writer_->Publish(snap.get());
+  std::swap(last_, snap);
+  have_last_ = true;
+}
+
+bool FleetAgent::KeyFilesChanged() {
+  std::lock_guard<std::mutex> l(mu_);
+  return key_watch_.Changed();
+}
+
+void FleetAgent::RefreshKeys() {
+  std::lock_guard<std::mutex> l(mu_);
+  creds_.Invalidate();
+  if (!have_last_ || !writer_) return;
+  auto snap = std::make_unique<shm::Snapshot>();
+  std::string why;
+  if (!shm::DecodeSnapshot(received_, snap.get(), &why)) return;  // applied once, so it decodes
+  PublishLocked(std::move(snap));
+}
+
+std::vector<std::string> FleetAgent::key_files() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return creds_.files();
+}
+
+std::map<std::string, std::string> FleetAgent::key_problems() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return creds_.problems();
 }
 
 std::string FleetAgent::last_rejection() const {

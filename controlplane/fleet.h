@@ -21,7 +21,9 @@
 #include "controlplane/controller.h"
 #include "controlplane/etcd_client.h"
 #include "controlplane/fleet_leaser.h"
+#include "controlplane/file_watch.h"
 #include "controlplane/fleet_stats.h"
+#include "controlplane/host_credentials.h"
 #include "llmgw/admin/v1/admin.grpc.pb.h"
 
 namespace llmgw::cp {
@@ -110,9 +112,20 @@ class FleetAgent {
   // empty once one is applied again.
   std::string last_rejection() const;
   shm::ShmRegion* region() const { return shm_ ? shm_->region() : nullptr; }  // tests
+  // Backend keys: each snapshot's are read on this host (host_credentials.h), every key
+  // file watched before it is read. KeyFilesChanged: whether one changed since the last
+  // call (never blocks); RefreshKeys reads them again and republishes the last snapshot
+  // with them (a key file changed, SIGHUP); key_problems: backend id -> why this host has
+  // no key for it (the backend is not used here).
+  bool KeyFilesChanged();
+  void RefreshKeys();
+  std::vector<std::string> key_files() const;
+  std::map<std::string, std::string> key_problems() const;
 
  private:
   void Apply(const admin::v1::FleetSnapshot& f);
+  // Fills this host's backend keys into snap and publishes it as the current snapshot. mu_ held.
+  void PublishLocked(std::unique_ptr<shm::Snapshot> snap);
   // This host's threads' leases from its fleet lease (every tick, controller or not).
   void LeaseTick();
   admin::v1::AgentStats CollectStats(uint64_t sequence);
@@ -128,7 +141,10 @@ class FleetAgent {
   std::unique_ptr<shm::ShmObject> shm_;
   std::unique_ptr<shm::SnapshotWriter> writer_;
   mutable std::mutex mu_;  // guards last_ and rejection_ (written by the stream reader)
-  std::unique_ptr<shm::Snapshot> last_;
+  std::unique_ptr<shm::Snapshot> last_;  // as published here (this host's keys filled in)
+  std::string received_;                 // the controller's last snapshot, as it came (no keys)
+  FileWatch key_watch_;  // the key files creds_ read
+  HostCredentials creds_{""};
   std::string rejection_;
   bool have_last_ = false;
   uint64_t last_generation_ = 0;                   // guarded by mu_

@@ -3,13 +3,13 @@
 // them together here, then turn signals and config file changes into reloads or a clean
 // exit.
 #include <signal.h>
-#include <sys/inotify.h>
 
 #include <map>
 #include <set>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +30,7 @@
 #include "controlplane/drain_sync.h"
 #include "controlplane/election.h"
 #include "controlplane/etcd_client.h"
+#include "controlplane/file_watch.h"
 #include "controlplane/fleet.h"
 #include "controlplane/metrics_exporter.h"
 #include "controlplane/tracing_service.h"
@@ -45,15 +46,6 @@ void Usage(FILE* f) {
                "  --agent-of HOST:PORT: fleet agent of the controller llmcd at HOST:PORT (its\n"
                "  admin address): publish its snapshots into this host's shm (FILE's instance)\n"
                "  and report this host's data-plane stats to it (same as fleet.role: agent).\n");
-}
-
-std::string DirOf(const std::string& p) {
-  auto s = p.rfind('/');
-  return s == std::string::npos ? "." : (s == 0 ? "/" : p.substr(0, s));
-}
-std::string BaseOf(const std::string& p) {
-  auto s = p.rfind('/');
-  return s == std::string::npos ? p : p.substr(s + 1);
 }
 
 // Waits up to 100 ms for one of the signals blocked in set; *sig is the one taken (or
@@ -93,10 +85,30 @@ int RunAgent(llmgw::Config cfg, const std::string& controller, const sigset_t& s
   std::atomic<bool> stop{false};
   std::thread loop([&] { agent.Run(stop); });
   llmgw::NotifyReady("agent of " + (controller.empty() ? std::string("the fleet leader in etcd") : controller));
+  // Backend keys are this host's (host_credentials.h): a rewritten key file, noticed
+  // like llmcd notices its config file, or SIGHUP makes the agent read them again and
+  // republish; the rest of the config is the controller's.
+  uint64_t reread_due_ms = 0;
+  auto now_ms = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  };
   for (;;) {
     int sig;
     if (NextSignalIsShutdown(set, &sig)) break;
-    if (sig == SIGHUP) LOG_INFO("SIGHUP ignored: an agent takes its config from the controller", {});
+    bool reread = false;
+    if (sig == SIGHUP) {
+      LOG_INFO("SIGHUP: re-reading backend keys (the rest of an agent's config comes from the controller)", {});
+      reread = true;
+    }
+    if (agent.KeyFilesChanged()) reread_due_ms = now_ms() + 100;  // debounce bursts of writes
+    if (reread_due_ms && now_ms() >= reread_due_ms) {
+      reread_due_ms = 0;
+      LOG_INFO("backend key file changed: re-reading backend keys", {});
+      reread = true;
+    }
+    if (reread) agent.RefreshKeys();
   }
   stop = true;
   loop.join();
@@ -151,17 +163,10 @@ int main(int argc, char** argv) {
   // published: an edit made as soon as llmgw serves (a provisioning script adding a key)
   // must not fall between the read and the watch (KeysTest.KeysFileChangesApplyWithoutRestart
   // lost such an edit in ~1 of 6 runs on a loaded machine).
-  int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  std::map<int, std::set<std::string>> watched;  // watch descriptor -> file names in that folder
+  cp::FileWatch files;
   auto watch = [&](const std::string& path) {
-    if (ino < 0 || path.empty()) return;
-    int wd = inotify_add_watch(ino, DirOf(path).c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
-    if (wd < 0) {
-      LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC",
-               {{"file", path}, {"error", strerror(errno)}});
-      return;
-    }
-    watched[wd].insert(BaseOf(path));
+    if (std::string why; !files.Watch(path, &why))
+      LOG_WARN("inotify watch failed; reload with SIGHUP or the ReloadConfig RPC", {{"file", path}, {"error", why}});
   };
   watch(config_path);
   ConfigResult cr = LoadConfigFile(config_path, /*read_backend_keys=*/true);
@@ -357,14 +362,30 @@ int main(int argc, char** argv) {
         for (uint32_t t = 0; t < every && !stop.load(); t += 10) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     });
-  NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
-
-  uint64_t reload_due_ms = 0;
   auto now_ms = [] {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now().time_since_epoch())
                                      .count());
   };
+  // Backend host names re-resolved every control.resolve_interval_ms, in a thread of
+  // their own: a lookup blocks (up to the resolver's timeouts) and must delay neither
+  // the publish loop nor the election. Only a changed address is republished.
+  std::thread names([&] {
+    cp::NameRefresher refresher(SystemResolve);
+    uint64_t last = now_ms();
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      uint32_t every = controller.resolve_interval_ms();
+      if (every == 0 || now_ms() - last < every) continue;
+      last = now_ms();
+      uint64_t version = 0;
+      std::vector<cp::BackendHost> hosts = controller.BackendHosts(&version);
+      controller.ApplyResolvedAddresses(version, refresher.Refresh(hosts));
+    }
+  });
+  NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);
+
+  uint64_t reload_due_ms = 0;
   int exit_code = 0;
   for (;;) {
     int sig;
@@ -374,20 +395,7 @@ int main(int argc, char** argv) {
       LOG_INFO("SIGHUP: reloading config", {});
       controller.ReloadFromFile();
     }
-    if (ino >= 0) {
-      alignas(inotify_event) char buf[4096];
-      ssize_t n;
-      while ((n = read(ino, buf, sizeof(buf))) > 0) {
-        for (char* p = buf; p < buf + n;) {
-          auto* ev = reinterpret_cast<inotify_event*>(p);
-          // "..data" is the symlink Kubernetes swaps when a mounted ConfigMap changes.
-          auto w = watched.find(ev->wd);
-          if (ev->len && w != watched.end() && (w->second.count(ev->name) || std::strcmp(ev->name, "..data") == 0))
-            reload_due_ms = now_ms() + 100;  // debounce bursts of writes
-          p += sizeof(inotify_event) + ev->len;
-        }
-      }
-    }
+    if (files.Changed()) reload_due_ms = now_ms() + 100;  // debounce bursts of writes
     if (reload_due_ms && now_ms() >= reload_due_ms) {
       reload_due_ms = 0;
       LOG_INFO("config file changed: reloading", {{"file", config_path}});
@@ -403,6 +411,7 @@ int main(int argc, char** argv) {
   loop.join();
   if (elect.joinable()) elect.join();
   if (config_sync.joinable()) config_sync.join();
+  names.join();
   LOG_DEBUG("publish loop stopped", {});
   admin.Stop();
   LOG_DEBUG("admin API stopped", {});
@@ -411,7 +420,6 @@ int main(int argc, char** argv) {
   controller.Shutdown();
   LOG_DEBUG("shared memory released", {});
   metrics.Stop();
-  if (ino >= 0) close(ino);
   LOG_INFO("stopped", {});
   return exit_code;
 }

@@ -200,6 +200,11 @@ const BadCase kBadCases[] = {
      "models:\n  - name: m\n    backends:\n      - url: https://h\n        provider: azure\n        api_key_env: K\n"
      "        api_version: \"2024-10-21\"\n",
      5, "models[0].backends[0].deployment", "required for provider azure"},
+    // The snapshot carries where a key comes from to every fleet agent, in fixed fields.
+    {"key file path too long", "models:\n  - name: m\n    backends:\n      - url: https://h\n        api_key_file: /kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\n",
+     4, "models[0].backends[0].api_key_file", "longer than 159 characters"},
+    {"key variable name too long", "models:\n  - name: m\n    backends:\n      - url: https://h\n        api_key_env: KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK\n",
+     4, "models[0].backends[0].api_key_env", "longer than 63 characters"},
     {"key file and env", "models:\n  - name: m\n    backends:\n      - url: https://h\n        api_key_file: k\n"
      "        api_key_env: K\n", 6, "models[0].backends[0].api_key_env", "exclude each other"},
     {"tls on http", "models:\n  - name: m\n    backends:\n      - url: http://h:1\n        tls: {verify: false}\n",

@@ -58,20 +58,28 @@ TEST(SnapshotCodecTest, RoundTripsTheKeyTable) {
   EXPECT_FALSE(DecodeSnapshot(EncodeSnapshot(*s), d.get(), &why));
 }
 
-// Provider keys stay off the fleet channel; everything else of the upstream table travels.
+// Provider keys stay off the fleet channel; everything else of the upstream table travels,
+// where the key comes from included (each agent reads it on its own host).
 TEST(SnapshotCodecTest, ProviderKeysAreNotSentToAgents) {
   auto s = std::make_unique<Snapshot>();
   std::memset(static_cast<void*>(s.get()), 0, sizeof(Snapshot));
   s->num_backends = 2;
   std::strcpy(s->upstreams[1].api_key, "sk-secret");
+  std::strcpy(s->upstreams[1].api_key_file, "/etc/llmgw/openai.key");
+  std::strcpy(s->upstreams[0].api_key, "sk-other-secret");
+  std::strcpy(s->upstreams[0].api_key_env, "AZURE_KEY");
   std::strcpy(s->upstreams[1].deployment, "gpt-4o");
   s->upstreams[1].tls_fingerprint = 7;
   std::string wire = EncodeSnapshot(*s);
   EXPECT_EQ(wire.find("sk-secret"), std::string::npos);
+  EXPECT_EQ(wire.find("sk-other-secret"), std::string::npos);
   auto back = std::make_unique<Snapshot>();
   std::string why;
   ASSERT_TRUE(DecodeSnapshot(wire, back.get(), &why)) << why;
   EXPECT_STREQ(back->upstreams[1].api_key, "");
+  EXPECT_STREQ(back->upstreams[0].api_key, "");
+  EXPECT_STREQ(back->upstreams[1].api_key_file, "/etc/llmgw/openai.key");
+  EXPECT_STREQ(back->upstreams[0].api_key_env, "AZURE_KEY");
   EXPECT_STREQ(back->upstreams[1].deployment, "gpt-4o");
   EXPECT_EQ(back->upstreams[1].tls_fingerprint, 7u);
 }

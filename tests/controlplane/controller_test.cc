@@ -185,6 +185,47 @@ class ControllerTest : public ::testing::Test {
   std::unique_ptr<shm::ShmObject> shm_;
 };
 
+// Re-resolved backend addresses (name_refresher.h, control.resolve_interval_ms): a
+// changed address is published at the next tick, an unchanged one publishes nothing, and
+// changes found for an older config (a reload came between) or a reused slot are dropped.
+TEST_F(ControllerTest, ReResolvedAddressIsPublishedOnlyWhenItChanged) {
+  // No probe or scrape changes anything during the test: only the addresses do.
+  Start(Yaml(UniqueInstance(), {kUrlA, kUrlB}), true, [](Config& c) {
+    c.health.interval_ms = 1000000;
+    c.health.scrape_metrics = false;
+  });
+  EXPECT_EQ(c_->resolve_interval_ms(), 30000u);
+  uint64_t version = 0;
+  std::vector<BackendHost> hosts = c_->BackendHosts(&version);
+  ASSERT_EQ(hosts.size(), 2u);
+  EXPECT_EQ(hosts[0].id, kUrlA);
+  EXPECT_EQ(hosts[0].host, "127.0.0.1");
+  EXPECT_EQ(hosts[0].port, 9);
+  ResolvedAddr moved;
+  moved.family = AF_INET;
+  moved.addr[0] = 127, moved.addr[3] = 2;  // 127.0.0.2
+  Step();
+  uint64_t g0 = c_->published_generation();
+  // The same address: nothing to publish.
+  EXPECT_EQ(c_->ApplyResolvedAddresses(version, {{hosts[0].slot, hosts[0].key, hosts[0].addr}}), 0u);
+  Step();
+  EXPECT_EQ(c_->published_generation(), g0);
+  // Another address: published at the next tick, the other backend untouched.
+  EXPECT_EQ(c_->ApplyResolvedAddresses(version, {{hosts[0].slot, hosts[0].key, moved}}), 1u);
+  Step();
+  EXPECT_EQ(c_->published_generation(), g0 + 1);
+  EXPECT_EQ(std::memcmp(Published(hosts[0].slot).addr, moved.addr, 16), 0);
+  EXPECT_EQ(std::memcmp(Published(hosts[1].slot).addr, hosts[1].addr.addr, 16), 0);
+  uint64_t v2 = 0;
+  EXPECT_EQ(std::memcmp(c_->BackendHosts(&v2)[0].addr.addr, moved.addr, 16), 0) << "the next refresh compares with it";
+  // A change for another backend in that slot, or one found before a reload: dropped.
+  EXPECT_EQ(c_->ApplyResolvedAddresses(version, {{hosts[1].slot, hosts[0].key, moved}}), 0u);
+  ASSERT_TRUE(c_->ReloadFromText(Yaml(instance_, {kUrlA, kUrlB}, "", 1000), "test.yaml").ok);
+  ResolvedAddr other = moved;
+  other.addr[3] = 3;
+  EXPECT_EQ(c_->ApplyResolvedAddresses(version, {{hosts[0].slot, hosts[0].key, other}}), 0u);
+}
+
 // Issue 13: a hosted backend is checked on its model list (no tokens spent) with its own
 // key and TLS settings, and never scraped (hosted APIs have no /metrics).
 TEST_F(ControllerTest, HostedProviderIsProbedOnItsModelListWithItsKeyAndNeverScraped) {

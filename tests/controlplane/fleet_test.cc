@@ -50,6 +50,87 @@ using Clock = std::chrono::steady_clock;
 using llmgw::test::WaitFor;
 using namespace fleet_test;
 
+// The published snapshot of region r (nullptr when nothing is).
+std::unique_ptr<shm::Snapshot> Published(const shm::ShmRegion* r) {
+  auto snap = std::make_unique<shm::Snapshot>();
+  shm::SnapshotReader reader(r);
+  if (!reader.Refresh(snap.get())) return nullptr;
+  return snap;
+}
+
+// Hosted backends in a fleet: the controller's own llmgw gets the controller's key, the
+// link carries only where the key is, and the agent publishes its own host's key, reads a
+// rewritten one when told (RefreshKeys, which llmcd calls on a key file change or SIGHUP,
+// from another thread than the stream's), and publishes the backend UNHEALTHY while it
+// has none, the controller's state coming back with the key.
+TEST(FleetTest, AgentPublishesItsOwnHostsBackendKeys) {
+  TestHttpServer backend([](const std::string&) { return TestResponse{200, "{\"data\":[]}"}; });
+  char tmpl[] = "/tmp/llmgw-fleetkey-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string key_file = dir + "/provider.key";
+  llmgw::test::WriteFileAtomically(key_file, "sk-agent-1\n");
+  std::string ctl_instance = "fleetkey-" + std::to_string(getpid()) + "-c";
+  std::string agent_instance = "fleetkey-" + std::to_string(getpid()) + "-a";
+  std::string yaml = Yaml(ctl_instance, backend.url());
+  yaml.replace(yaml.find(" }\n", yaml.find("id: b0")), 3, ", provider: openai, api_key_file: provider.key }\n");
+  Config ccfg = ParseOrDie(yaml);
+  ASSERT_EQ(ccfg.models.size(), 1u);
+  ccfg.models[0].backends[0].api_key = "sk-controller";  // what the controller's host read
+  InProcessController ctl;
+  ASSERT_TRUE(ctl.Start(ccfg).ok());
+  Config acfg = ParseOrDie(Yaml(agent_instance, "http://127.0.0.1:1"));
+  acfg.source_file = dir + "/agent.yaml";  // relative key paths are under this host's config folder
+  InProcessAgent a(acfg, ctl.addr());
+  ASSERT_TRUE(a.Start().ok());
+  FleetAgent& agent = a.agent;
+  auto agent_key = [&] {
+    auto s = Published(agent.region());
+    return s ? std::string(s->upstreams[0].api_key) : std::string("<none>");
+  };
+  const int healthy = static_cast<int>(shm::BackendState::kHealthy);
+  const int unhealthy = static_cast<int>(shm::BackendState::kUnhealthy);
+
+  ASSERT_TRUE(WaitFor([&] { return agent.snapshots_applied() > 0; }, 5000));
+  EXPECT_EQ(agent_key(), "sk-agent-1");
+  EXPECT_EQ(PublishedState(agent.region()), healthy);
+  auto own = Published(ctl.controller.shm_region());
+  ASSERT_NE(own, nullptr);
+  EXPECT_STREQ(own->upstreams[0].api_key, "sk-controller");
+  EXPECT_STREQ(own->upstreams[0].api_key_file, "provider.key");
+  uint64_t gen = 0;
+  std::string wire = ctl.controller.PublishedSnapshotBytes(&gen);
+  EXPECT_EQ(wire.find("sk-controller"), std::string::npos) << "keys never travel";
+  EXPECT_NE(wire.find("provider.key"), std::string::npos);
+  EXPECT_EQ(agent.key_files(), std::vector<std::string>{key_file});
+
+  // Rotated on the agent's host: read again when told, without a new config.
+  llmgw::test::WriteFileAtomically(key_file, "sk-agent-2");
+  agent.RefreshKeys();
+  EXPECT_EQ(agent_key(), "sk-agent-2");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // later snapshots keep it
+  EXPECT_EQ(agent_key(), "sk-agent-2");
+
+  // Gone on this host: no keyless requests (UNHEALTHY here), whatever the controller says.
+  std::remove(key_file.c_str());
+  agent.RefreshKeys();
+  EXPECT_EQ(agent_key(), "");
+  EXPECT_EQ(PublishedState(agent.region()), unhealthy);
+  EXPECT_EQ(agent.key_problems().count("b0"), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(PublishedState(agent.region()), unhealthy);
+  EXPECT_EQ(PublishedState(ctl.controller.shm_region()), healthy);
+
+  llmgw::test::WriteFileAtomically(key_file, "sk-agent-3");
+  agent.RefreshKeys();
+  EXPECT_EQ(agent_key(), "sk-agent-3");
+  EXPECT_EQ(PublishedState(agent.region()), healthy);
+  EXPECT_TRUE(agent.key_problems().empty());
+  a.Stop();
+  ctl.Stop();
+  std::remove(key_file.c_str());
+  rmdir(dir.c_str());
+}
+
 TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   TestHttpServer backend([](const std::string&) { return TestResponse{200, "ok"}; });
   std::string ctl_instance = "fleetut-" + std::to_string(getpid()) + "-c";
