@@ -1,36 +1,21 @@
 // llmctl's config commands against an in-process fake admin service: config show (table
 // and JSON), reload (accepted and rejected), check on real files without a server, and diff
 // of a local file against the server's config. The other commands are in cli_test.cc.
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
 #include <gmock/gmock.h>
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include "cli/cli.h"
-#include "cli/cli_internal.h"
+#include <mutex>
+#include <string>
+
 #include "tests/cli/cli_test_support.h"
-#include "tests/cli/fake_admin.h"
 
 namespace llmgw::cli {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::FakeServer;
 using namespace test_support;  // RunLlmctl, TempDir, ClosedPort, ParseJson, CliTest, ...
-namespace fs = std::filesystem;
 
 // ---- config ----
 

@@ -30,7 +30,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::FakeServer;
 using namespace test_support;  // RunLlmctl, TempDir, ClosedPort, ParseJson, CliTest, ...
-namespace fs = std::filesystem;
 
 // ---- help, usage, options ----
 

@@ -3,30 +3,16 @@
 // old config serves on, and snapshots stay consistent while reloading under traffic.
 // The fixture (fake prober, injected clock) is in controller_test_fixture.h.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <fstream>
-#include <functional>
-#include <map>
-#include <mutex>
+#include <string>
 #include <thread>
 
-#include "common/shm.h"
 #include "controller_test_fixture.h"
-#include "controlplane/controller.h"
-#include "controlplane/prober.h"
-#include "test_http_server.h"
-#include "test_support.h"
 
 namespace llmgw::cp {
 namespace {
 
 using namespace controller_test;  // Yaml, FakeProber, ControllerTest, ...
-using testing::TestHttpServer;
-using testing::TestResponse;
-using Clock = std::chrono::steady_clock;
 
 // Issue 16: a reload that only changed max_concurrent was summarised as "no changes".
 TEST_F(ControllerTest, ReloadSummaryListsEveryChangedKey) {

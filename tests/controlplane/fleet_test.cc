@@ -109,6 +109,12 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
 }
 
+// Removes an agent instance's shm object when the test ends, however it ends.
+struct ShmUnlinker {
+  std::string instance;
+  ~ShmUnlinker() { shm::Unlink("/llmgw-" + instance); }
+};
+
 // A controller of another llmgw version: its Fleet service streams snapshots whose shm ABI
 // version is not ours. The agent refuses every one with a message naming both versions
 // and publishes nothing from it (the local data plane keeps its last good snapshot).
@@ -134,10 +140,7 @@ class OtherVersionFleet final : public admin::v1::Fleet::Service {
 
 TEST(FleetTest, AgentRefusesAControllerOfAnotherShmAbiVersion) {
   std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-v";
-  struct Unlinker {
-    std::string a;
-    ~Unlinker() { shm::Unlink("/llmgw-" + a); }
-  } unlinker{agent_instance};
+  ShmUnlinker unlinker{agent_instance};
   OtherVersionFleet service;
   grpc::ServerBuilder builder;
   int port = 0;
@@ -170,10 +173,7 @@ TEST(FleetTest, AgentRefusesAControllerOfAnotherShmAbiVersion) {
 // load); before, only the connect timeout (20 s) ended the wait.
 TEST(FleetTest, AgentStopsPromptlyWhileItsCallCannotStart) {
   std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-d";
-  struct Unlinker {
-    std::string a;
-    ~Unlinker() { shm::Unlink("/llmgw-" + a); }
-  } unlinker{agent_instance};
+  ShmUnlinker unlinker{agent_instance};
   // Listening, never accepting: the kernel completes the handshake, nobody answers.
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(lfd, 0);
