@@ -384,7 +384,7 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
           "Requests that waited in the admission queue.")                                               \
   COUNTER(admission_rejected, "llm_rate_limiter_rejected_total", "limit=admission",                    \
           "Requests rejected by a limiter (limit=admission: the admission queue was full or timed out).") \
-  HISTOGRAM(latency, "llm_gateway_request_latency_seconds", "End-to-end request latency.")              \
+  HISTOGRAM(latency, "llm_gateway_request_latency_seconds", "End-to-end latency of proxied requests.") \
   HISTOGRAM(ttft, "llm_gateway_ttft_seconds", "Time to first token of streamed answers.")              \
   HISTOGRAM(inter_token, "llm_gateway_inter_token_seconds", "Time between streamed tokens.")            \
   COUNTER_VEC(unrouted_by_code, kNumStatusCodes, "code", StatusCodeLabel, "llm_gateway_requests_total",  \
@@ -403,7 +403,7 @@ static_assert(detail::LabelsComplete(StatusCodeLabel, kNumStatusCodes), "status 
   COUNTER(rejected, "llm_gateway_rejected_total", "",                                                   \
           "Requests rejected for lack of an eligible backend or by admission, by model.")               \
   GAUGE(active, "llm_gateway_model_active_requests", "", "Requests in flight, by model.")              \
-  HISTOGRAM(latency, "llm_gateway_model_request_latency_seconds", "End-to-end request latency, by model.") \
+  HISTOGRAM(latency, "llm_gateway_model_request_latency_seconds", "End-to-end latency of proxied requests, by model.") \
   HISTOGRAM(ttft, "llm_gateway_model_ttft_seconds", "Time to first token of streamed answers, by model.") \
   HISTOGRAM(inter_token, "llm_gateway_model_inter_token_seconds", "Time between streamed tokens, by model.") \
   COUNTER_VEC(stream_resumes, kNumResumeOutcomes, "outcome", ResumeOutcomeLabel,                          \

@@ -626,11 +626,32 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
     }
     grpc::ClientContext ctx;
     if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
-    auto stream = stub->Sync(&ctx);
     std::atomic<bool> done{false};
     // The controller sends a snapshot at least every heartbeat; silence for several means
     // the link is dead without a reset (a partition), and the agent looks again.
     std::atomic<int64_t> last_rx_ms{NowMs()};
+    // The watch runs on its own thread from before the call starts: opening the stream, a
+    // Write (on a link that died without a reset the call never starts) and Read all block
+    // in gRPC, so the loop below cannot be the one that notices silence or a stop. It
+    // cancels the call on either, which unblocks them all (a cancel before the call starts
+    // is kept by the context and applied when it does). A stop that waited for a blocked
+    // call made llmcd's SIGTERM exit slow under load.
+    std::atomic<bool> silent{false}, finished{false};
+    std::thread watch([&] {
+      while (!finished.load() && !done.load()) {
+        if (stop.load()) {
+          ctx.TryCancel();
+          return;
+        }
+        if (NowMs() - last_rx_ms.load() > silence_ms) {
+          silent = true;
+          ctx.TryCancel();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    auto stream = stub->Sync(&ctx);
     std::thread reader([&] {
       admin::FleetSnapshot f;
       while (stream->Read(&f)) {
@@ -646,20 +667,6 @@ void FleetAgent::Run(const std::atomic<bool>& stop) {
         Apply(f);
       }
       done = true;
-    });
-    // The silence watch runs on its own thread: on a link that died without a reset a
-    // Write can block (the call never starts on the dead connection), so the writing loop
-    // below cannot be the one that notices. Cancelling unblocks both Write and Read.
-    std::atomic<bool> silent{false}, finished{false};
-    std::thread watch([&] {
-      while (!finished.load() && !done.load() && !stop.load()) {
-        if (NowMs() - last_rx_ms.load() > silence_ms) {
-          silent = true;
-          ctx.TryCancel();
-          return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
     });
     while (!stop.load() && !done.load() && !silent.load()) {
       if (!stream->Write(CollectStats(++sequence))) break;

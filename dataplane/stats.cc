@@ -63,10 +63,6 @@ void WorkerImpl::EndRequestStats(ClientConn* c, int status) {
     addr_limiter_.Release(c->addr_key);
     c->addr_counted = false;
   }
-  if (c->addr_counted) {
-    addr_limiter_.Release(c->addr_key);
-    c->addr_counted = false;
-  }
   // The last attempt ends with the request (an answer relayed, or the client gone).
   if (c->attempt_open)
     EndAttempt(c, status == 499 ? 0 : static_cast<uint16_t>(c->status),

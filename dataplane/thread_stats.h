@@ -23,7 +23,7 @@ struct RequestOutcome {
   // slow-call rule judges; a long generation after a quick head is not slow.
   uint64_t attempt_wait_us = 0;
   int model = -1;                 // the model the client named (its slot), -1 when none
-  int backend = -1;               // the backend that answered last, -1 when none
+  int backend = -1;               // the backend that answered last, -1 when none (a local answer)
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
 };
@@ -117,17 +117,22 @@ class ThreadStats {
     if (backend >= 0) shm::Observe(slot_->backends[backend].inter_token, us);
   }
 
-  // The request is over (answered, failed, or the client left).
+  // The request is over (answered, failed, or the client left). Latency histograms take
+  // only requests that went to a backend (r.backend >= 0): an answer llmgw gives itself
+  // (/v1/models, /health, 401, unknown model, a limit's 429, no backend) takes
+  // microseconds and, mixed in, pulled the latency quantiles toward 0. Those are counted by
+  // status code only (docs/OPERATIONS.md, "What the figures mean").
   void EndRequest(const RequestOutcome& r) {
     int status = r.status == 0 ? 499 : r.status;
+    bool proxied = r.backend >= 0;
     shm::Bump(slot_->requests_total);
-    shm::Observe(slot_->latency, r.duration_us);
+    if (proxied) shm::Observe(slot_->latency, r.duration_us);
     if (r.model < 0) {  // unknown model, other paths: counted, with no model label
       shm::Bump(slot_->unrouted_by_code[shm::StatusCodeIndex(static_cast<uint16_t>(status))]);
       return;
     }
     auto& ms = slot_->models[r.model];
-    shm::Observe(ms.latency, r.duration_us);
+    if (proxied) shm::Observe(ms.latency, r.duration_us);
     shm::Bump(ms.requests_by_code[shm::StatusCodeIndex(static_cast<uint16_t>(status))]);
     uint64_t a = ms.active.load(std::memory_order_relaxed);
     if (a) shm::Set(ms.active, a - 1);

@@ -11,6 +11,8 @@ PROCS_TAG=bench
 # shellcheck source=../../scripts/lib/procs.sh
 source "$BENCH_ROOT/scripts/lib/procs.sh"   # work dir, cleanup, free_port, wait_http, start_mock
 BENCH_WORK="$PROCS_WORK"
+# shellcheck source=options.sh
+source "$BENCH_ROOT/bench/lib/options.sh"   # bench_options: the scenario's command line
 
 # start_nginx WORKERS LISTEN_PORT UPSTREAM_PORT... : proxy_pass with keepalive upstream,
 # access log off, buffering off (as one would configure nginx in front of SSE).
@@ -206,4 +208,32 @@ results_dir() {
 
 machine_note() {
   echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r), $(date -u +%Y-%m-%d)"
+}
+
+# write_post_lua: $BENCH_WORK/post.lua, wrk's keep-alive POST of a small non-streaming chat
+# request to model bench-model.
+write_post_lua() {
+  cat >"$BENCH_WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"bench-model","stream":false,"messages":[{"role":"user","content":"hello"}]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+}
+
+to_us() {  # wrk latency like 312.00us / 1.20ms / 2.00s -> microseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
+}
+
+# wrk_figures WRK_OUTPUT TICKS: from `wrk --latency` output sets rps, reqs, p50 and p99 (us),
+# non2xx, errs (socket errors) and cpu (the proxy's CPU us per request, from the
+# cpu_ticks difference TICKS over the run).
+wrk_figures() {
+  local w=$1 ticks=$2
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$w")
+  p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$w")")
+  p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$w")")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$w"); non2xx=${non2xx:-0}
+  errs=$(awk '/Socket errors/ {s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+,?$/) s+=$i; print s}' <<<"$w"); errs=${errs:-0}
+  cpu=$(awk -v t="$ticks" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", n ? t / hz * 1e6 / n : 0}')
 }

@@ -7,15 +7,7 @@
 # usage: bench/scenarios/a_added_latency.sh [--long] [--rounds N] [--duration S]
 source "$(dirname "$0")/../lib/common.sh"
 ROUNDS=3 DUR=5
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) ROUNDS=7 DUR=10 ;;
-    --rounds) ROUNDS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    *) echo "usage: $0 [--long] [--rounds N] [--duration S]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "--long:ROUNDS=7 DUR=10" --rounds=ROUNDS:N --duration=DUR:S -- "$@"
 OUT=$(results_dir a_added_latency)
 
 MPORT=$(start_mock m --model bench-model --token-interval-ms 0 --output-tokens 16)

@@ -10,31 +10,12 @@
 # usage: bench/scenarios/b_saturation.sh [--long] [--rounds N] [--duration S] [--connections C] [--no-pin] [--threads "1 2"]
 source "$(dirname "$0")/../lib/common.sh"
 ROUNDS=3 DUR=5 CONNS=64 PIN=1 THREADS="1 2"
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) ROUNDS=5 DUR=15 ;;
-    --rounds) ROUNDS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    --connections) CONNS=$2; shift ;;
-    --no-pin) PIN=0 ;;
-    --threads) THREADS=$2; shift ;;
-    *) echo "usage: $0 [--long] [--rounds N] [--duration S] [--connections C] [--no-pin] [--threads LIST]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "--long:ROUNDS=5 DUR=15" --rounds=ROUNDS:N --duration=DUR:S --connections=CONNS:C --no-pin:PIN=0 --threads=THREADS:LIST -- "$@"
 OUT=$(results_dir b_saturation)
-cat >"$BENCH_WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"bench-model","stream":false,"messages":[{"role":"user","content":"hello"}]}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+write_post_lua
 
 echo "scenario (b): wrk -c$CONNS, pin 1-thread case: $PIN, ${ROUNDS} rounds x ${DUR}s per proxy and thread count; $(machine_note)"
 echo "threads,proxy,round,rps,p50_us,p99_us,cpu_us_per_req,non2xx,errors" >"$OUT/runs.csv"
-
-to_us() {  # wrk latency like 312.00us / 1.20ms / 2.00s -> microseconds
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
-}
 
 for threads in $THREADS; do
   if [ "$threads" = 1 ] && [ "$PIN" = 1 ]; then PCPU=0 OCPU=1; else PCPU=0,1 OCPU=0,1; fi
@@ -58,13 +39,7 @@ for threads in $THREADS; do
       before=$(cpu_ticks "$pid")
       w=$(taskset -c $OCPU wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$BENCH_WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
       after=$(cpu_ticks "$pid")
-      rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
-      reqs=$(awk '/requests in/ {print $1}' <<<"$w")
-      p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$w")")
-      p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$w")")
-      non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$w"); non2xx=${non2xx:-0}
-      errs=$(awk '/Socket errors/ {s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+,?$/) s+=$i; print s}' <<<"$w"); errs=${errs:-0}
-      cpu=$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", n ? t / hz * 1e6 / n : 0}')
+      wrk_figures "$w" $((after - before))
       echo "$threads,$t,$r,$rps,$p50,$p99,$cpu,$non2xx,$errs" >>"$OUT/runs.csv"
       printf '  %s thread(s) round %d %-8s %10s req/s  p99 %8s us  %6s cpu-us/req  non2xx %s\n' "$threads" "$r" "$t" "$rps" "$p99" "$cpu" "$non2xx"
     done

@@ -8,15 +8,7 @@
 # usage: bench/scenarios/c_sse_streams.sh [--long] [--levels 1,10,100,1000] [--duration S]
 source "$(dirname "$0")/../lib/common.sh"
 LEVELS=1,10,100,1000 DUR=5
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) LEVELS=1,10,100,1000,3000,6000,9000 DUR=10 ;;
-    --levels) LEVELS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    *) echo "usage: $0 [--long] [--levels LIST] [--duration S]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "--long:LEVELS=1,10,100,1000,3000,6000,9000 DUR=10" --levels=LEVELS:LIST --duration=DUR:S -- "$@"
 OUT=$(results_dir c_sse_streams)
 MPORT=$(start_mock m --model bench-model --threads 2 --token-interval-ms 20 --output-tokens 50 \
   --decode-batch-factor 0 --prefill-us-per-token 0 --max-num-seqs 100000 --kv-capacity-tokens 100000000)

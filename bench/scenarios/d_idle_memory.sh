@@ -8,15 +8,7 @@
 # usage: bench/scenarios/d_idle_memory.sh [--long] [--connections N] [--rounds R]
 source "$(dirname "$0")/../lib/common.sh"
 CONNS=10000 ROUNDS=2
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) ROUNDS=5 ;;
-    --connections) CONNS=$2; shift ;;
-    --rounds) ROUNDS=$2; shift ;;
-    *) echo "usage: $0 [--long] [--connections N] [--rounds R]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options --long:ROUNDS=5 --connections=CONNS:N --rounds=ROUNDS:R -- "$@"
 OUT=$(results_dir d_idle_memory)
 MPORT=$(start_mock m --model bench-model --token-interval-ms 0 --output-tokens 16)
 export GW_EXTRA_GATEWAY="timeouts: {client_idle_ms: 600000}"

@@ -11,15 +11,7 @@
 # usage: bench/scenarios/e_backend_failure.sh [--long] [--rate R] [--fault-s F]
 source "$(dirname "$0")/../lib/common.sh"
 RATE=200 F=5
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) RATE=400 F=15 ;;
-    --rate) RATE=$2; shift ;;
-    --fault-s) F=$2; shift ;;
-    *) echo "usage: $0 [--long] [--rate R] [--fault-s F]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "--long:RATE=400 F=15" --rate=RATE:R --fault-s=F:F -- "$@"
 T1=$F; T2=$((3 * F)); DUR=$((5 * F))
 OUT=$(results_dir e_backend_failure)
 MOCK_FLAGS=(--model bench-model --token-interval-ms 2 --output-tokens 16)

@@ -36,20 +36,8 @@
 source "$(dirname "$0")/../lib/common.sh"
 LOADS=0.5,0.9 DUR=5 THREADS=2 ZIPF=1 REPEAT=1 WARMUP=
 POLICIES=round_robin,weighted_round_robin,least_connections,least_queue,capacity,p2c_kv,consistent_hash,prefix_affinity,adaptive
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) LOADS=0.5,0.7,0.9 DUR=30 ;;
-    --loads) LOADS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    --policies) POLICIES=$2; shift ;;
-    --threads) THREADS=$2; shift ;;
-    --zipf) ZIPF=$2; shift ;;
-    --repeat) REPEAT=$2; shift ;;
-    --warmup) WARMUP=$2; shift ;;
-    *) echo "usage: $0 [--long] [--loads LIST] [--duration S] [--policies LIST] [--threads N] [--zipf S] [--repeat N] [--warmup S]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "--long:LOADS=0.5,0.7,0.9 DUR=30" --loads=LOADS:LIST --duration=DUR:S --policies=POLICIES:LIST \
+  --threads=THREADS:N --zipf=ZIPF:S --repeat=REPEAT:N --warmup=WARMUP:S -- "$@"
 OUT=$(results_dir f_routing_quality)
 SPEEDS=(1 1 0.5 0.25)
 WEIGHTS=(4 4 2 1)  # for weighted_round_robin: proportional to speed

@@ -7,14 +7,7 @@
 # usage: bench/scenarios/g_ready_time.sh [--runs N]
 source "$(dirname "$0")/../lib/common.sh"
 RUNS=20
-while [ $# -gt 0 ]; do
-  case $1 in
-    --runs) RUNS=$2; shift ;;
-    --long) RUNS=100 ;;
-    *) echo "usage: $0 [--runs N]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options --runs=RUNS:N --long:RUNS=100 -- "$@"
 OUT=$(results_dir g_ready_time)
 MPORT=$(start_mock m --model bench-model)
 start_gateway 1 least_connections "$MPORT"   # llmcd publishes; this llmgw proves the snapshot is usable

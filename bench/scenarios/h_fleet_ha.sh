@@ -18,16 +18,10 @@
 # usage: bench/scenarios/h_fleet_ha.sh [--duration S] [--load F] [--only one|per-gateway|fleet]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../lib/options.sh
+source bench/lib/options.sh
 DUR=20 LOAD=0.5 ONLY=""
-while [ $# -gt 0 ]; do
-  case $1 in
-    --duration) DUR=$2; shift ;;
-    --load) LOAD=$2; shift ;;
-    --only) ONLY=$2; shift ;;
-    *) echo "usage: $0 [--duration S] [--load F] [--only one|per-gateway|fleet]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options --duration=DUR:S --load=LOAD:F "--only=ONLY:one|per-gateway|fleet" -- "$@"
 [ "$(id -u)" -eq 0 ] || { echo "h_fleet_ha.sh: needs root (network namespaces)" >&2; exit 2; }
 ETCD=${ETCD:-/usr/bin/etcd}
 [ -x "$ETCD" ] || { echo "h_fleet_ha.sh: $ETCD missing (scripts/install-deps.sh)" >&2; exit 2; }
@@ -39,41 +33,19 @@ TAG="h$$"
 NODES=(etcd ctl0 ctl1 gw0 gw1 gw2 be)
 declare -A IP=([etcd]=10.80.0.1 [ctl0]=10.80.0.10 [ctl1]=10.80.0.11 [gw0]=10.80.0.20 [gw1]=10.80.0.21 [gw2]=10.80.0.22
   [be]=10.80.0.30)
-HUB="llmgw-$TAG-hub"
-ns() { echo "llmgw-$TAG-$1"; }
+# shellcheck source=../../scripts/lib/netns.sh
+source "$PWD/scripts/lib/netns.sh"  # ns, netns_up/down, in_ns
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  # Anything still running in the namespaces (by pid, as ip netns pids lists them).
-  for n in "${NODES[@]}"; do
-    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-  done
-  for n in "${NODES[@]}"; do ip netns del "$(ns "$n")" 2>/dev/null || true; done
-  ip netns del "$HUB" 2>/dev/null || true
+  netns_down
   rm -f /dev/shm/llmgw-bh*-"$TAG" /dev/shm/llmgw-bh*-"$TAG".writer
   mkdir -p "$OUT/logs" && cp "$DIR"/*.log "$OUT/logs/" 2>/dev/null || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT
-ip netns add "$HUB"
-ip -n "$HUB" link add br0 type bridge
-ip -n "$HUB" link set br0 up
-k=0
-for n in "${NODES[@]}"; do
-  ip netns add "$(ns "$n")"
-  ip -n "$(ns "$n")" link set lo up
-  ip link add "h$TAG$k" type veth peer name "e$TAG$k"
-  ip link set "h$TAG$k" netns "$HUB"
-  ip link set "e$TAG$k" netns "$(ns "$n")"
-  ip -n "$HUB" link set "h$TAG$k" master br0 up
-  ip -n "$(ns "$n")" addr add "${IP[$n]}/24" dev "e$TAG$k"
-  ip -n "$(ns "$n")" link set "e$TAG$k" up
-  k=$((k + 1))
-done
-# For foreground commands only: a function run with & is a subshell whose $! is not the
-# process's (cleanup could not stop it), so background processes use ip netns exec.
-in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
+netns_up
 wait_for() { local end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do eval "$2" && return 0; sleep 0.1; done; return 1; }
 first_port() { local l=""; wait_for 10 "l=\$(head -1 '$1' 2>/dev/null); [ -n \"\$l\" ]" || return 1; echo "${l##*:}"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }

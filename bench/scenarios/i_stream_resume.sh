@@ -11,14 +11,7 @@
 # usage: bench/scenarios/i_stream_resume.sh [--long] [--streams N]
 source "$(dirname "$0")/../lib/common.sh"
 N=200 DUR=8 KILL_AT=3
-while [ $# -gt 0 ]; do
-  case $1 in
-    --long) N=400 DUR=20 KILL_AT=8 ;;
-    --streams) N=$2; shift ;;
-    *) echo "usage: $0 [--long] [--streams N]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "--long:N=400 DUR=20 KILL_AT=8" --streams=N:N -- "$@"
 OUT=$(results_dir i_stream_resume)
 MOCK_FLAGS=(--model bench-model --token-interval-ms 20 --output-tokens 100 --max-num-seqs 1024)
 echo "scenario (i): $N concurrent streams (100 tokens, 20 ms/token) on 3 mocks for ${DUR}s; mock b1 SIGKILLed at ${KILL_AT}s; $(machine_note)"

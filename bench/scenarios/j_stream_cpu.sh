@@ -10,16 +10,7 @@
 # usage: bench/scenarios/j_stream_cpu.sh [--rounds N] [--duration S] [--tokens N] [--concurrency C]
 source "$(dirname "$0")/../lib/common.sh"
 ROUNDS=2 DUR=5 TOKENS=64 CONC=16
-while [ $# -gt 0 ]; do
-  case $1 in
-    --rounds) ROUNDS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    --tokens) TOKENS=$2; shift ;;
-    --concurrency) CONC=$2; shift ;;
-    *) echo "usage: $0 [--rounds N] [--duration S] [--tokens N] [--concurrency C]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options --rounds=ROUNDS:N --duration=DUR:S --tokens=TOKENS:N --concurrency=CONC:C -- "$@"
 OUT=$(results_dir j_stream_cpu)
 echo "scenario (j): $CONC streaming connections, $TOKENS tokens/stream, mock at 0 ms/token, ${ROUNDS} rounds x ${DUR}s; $(machine_note)"
 echo "proxy,round,streams,streams_per_s,cpu_us_per_stream,instr_per_stream,errors" >"$OUT/runs.csv"

@@ -9,16 +9,7 @@
 # usage: bench/scenarios/k_tls_upstream.sh [--rounds N] [--duration S] [--connections C] [--no-pin]
 source "$(dirname "$0")/../lib/common.sh"
 ROUNDS=3 DUR=5 CONNS=64 PIN=1
-while [ $# -gt 0 ]; do
-  case $1 in
-    --rounds) ROUNDS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    --connections) CONNS=$2; shift ;;
-    --no-pin) PIN=0 ;;
-    *) echo "usage: $0 [--rounds N] [--duration S] [--connections C] [--no-pin]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options --rounds=ROUNDS:N --duration=DUR:S --connections=CONNS:C --no-pin:PIN=0 -- "$@"
 OUT=$(results_dir k_tls_upstream)
 if [ "$PIN" = 1 ]; then PCPU=0 OCPU=1; else PCPU=0,1 OCPU=0,1; fi
 
@@ -31,12 +22,7 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n
 openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
   -out "$PKI/server.crt" -days 2 -extfile "$PKI/server.ext" 2>/dev/null
 
-cat >"$BENCH_WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"bench-model","stream":false,"messages":[{"role":"user","content":"hello"}]}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'; }
+write_post_lua
 
 PLAIN=$(start_mock plain --model bench-model --token-interval-ms 0 --output-tokens 16 --threads 1)
 TLSP=$(start_mock tls --model bench-model --token-interval-ms 0 --output-tokens 16 --threads 1 \
@@ -77,13 +63,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     w=$(taskset -c $OCPU wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$BENCH_WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
     after=$(cpu_ticks "$pid")
     h1=$(stat_tls tls_handshakes_total); r1=$(stat_tls tls_resumed_total)
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$w")
-    reqs=$(awk '/requests in/ {print $1}' <<<"$w")
-    p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$w")")
-    p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$w")")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$w"); non2xx=${non2xx:-0}
-    errs=$(awk '/Socket errors/ {s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+,?$/) s+=$i; print s}' <<<"$w"); errs=${errs:-0}
-    cpu=$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", n ? t / hz * 1e6 / n : 0}')
+    wrk_figures "$w" $((after - before))
     # The two stats fetches after h0 are handshakes too (curl's): not the proxy's.
     hs=$(awk -v d=$((h1 - h0 - 1)) -v n="$reqs" 'BEGIN {printf "%.3f", n ? (d < 0 ? 0 : d) * 1000 / n : 0}')
     rs=$(awk -v d=$((r1 - r0)) -v n="$reqs" 'BEGIN {printf "%.3f", n ? d * 1000 / n : 0}')

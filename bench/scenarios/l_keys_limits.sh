@@ -14,19 +14,8 @@
 #        [--rpm N] [--phase S] [--phases N] [--only cost|fleet]
 source "$(dirname "$0")/../lib/common.sh"
 ROUNDS=5 DUR=5 CONNS=32 RPM=1800 PHASE=15 PHASES=4 ONLY=""
-while [ $# -gt 0 ]; do
-  case $1 in
-    --rounds) ROUNDS=$2; shift ;;
-    --duration) DUR=$2; shift ;;
-    --connections) CONNS=$2; shift ;;
-    --rpm) RPM=$2; shift ;;
-    --phase) PHASE=$2; shift ;;
-    --phases) PHASES=$2; shift ;;
-    --only) ONLY=$2; shift ;;
-    *) echo "usage: $0 [--rounds N] [--duration S] [--connections C] [--rpm N] [--phase S] [--phases N] [--only cost|fleet]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options --rounds=ROUNDS:N --duration=DUR:S --connections=CONNS:C --rpm=RPM:N --phase=PHASE:S \
+  --phases=PHASES:N "--only=ONLY:cost|fleet" -- "$@"
 OUT=$(results_dir l_keys_limits)
 SECRET="sk-bench-$$-0123456789abcdef"
 SHA=$(printf %s "$SECRET" | sha256sum | cut -c1-64)

@@ -30,6 +30,7 @@ class ControllerKeysTest : public ::testing::Test {
     instance_ = "ckeys-" + std::to_string(getpid()) + "-" + std::to_string(++count_);
   }
   void TearDown() override {
+    if (slot_) shm::ReleaseStatsSlot(slot_);
     if (c_) c_->Shutdown();
     if (shm_) shm_->Close();
     std::system(("rm -rf " + dir_).c_str());
@@ -59,6 +60,18 @@ class ControllerKeysTest : public ::testing::Test {
     now_ms_ += ms;
     c_->Tick();
   }
+  // A data-plane thread: stats slot 0 claimed in the controller's shm and lim_ attached to
+  // its lease, refreshed after two ticks gave it one. TearDown releases the slot.
+  void AttachThread() {
+    Error err;
+    slot_ = shm::ClaimStatsSlot(shm_->region(), 0, &err);
+    ASSERT_NE(slot_, nullptr);
+    uint32_t index = static_cast<uint32_t>(slot_ - shm_->region()->slots);
+    lim_.Attach(slot_->limiter_use, &shm_->region()->leases[index], &slot_->lease_seen);
+    Step();
+    Step();
+    lim_.Refresh();
+  }
   // The key slot the published snapshot finds for secret, or -1.
   int PublishedSlot(const std::string& secret) {
     Step();
@@ -75,6 +88,8 @@ class ControllerKeysTest : public ::testing::Test {
   uint64_t now_ms_ = 1'000'000;
   std::unique_ptr<Controller> c_;
   std::unique_ptr<shm::ShmObject> shm_;
+  shm::StatsSlot* slot_ = nullptr;
+  dataplane::ThreadLimiter lim_;
 };
 
 TEST_F(ControllerKeysTest, AddedKeyIsLiveAtOnceAndOnlyItsHashIsStored) {
@@ -160,17 +175,11 @@ TEST_F(ControllerKeysTest, WithoutAKeysFileAddIsAPreconditionFailure) {
 // shared memory, within the limit, and more as the bucket refills.
 TEST_F(ControllerKeysTest, ThreadsGetLeasesWithinTheKeysLimit) {
   Start("keys: [{ id: k, key_sha256: \"" + std::string(64, 'b') + "\", limits: { rpm: 60, max_concurrent: 4 } }]\n");
-  Error err;
-  shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
-  ASSERT_NE(slot, nullptr);
-  uint32_t index = static_cast<uint32_t>(slot - shm_->region()->slots);
-  dataplane::ThreadLimiter lim;
-  lim.Attach(slot->limiter_use, &shm_->region()->leases[index], &slot->lease_seen);
+  AttachThread();
+  if (HasFatalFailure()) return;
+  dataplane::ThreadLimiter& lim = lim_;
   const uint32_t rpm = shm::LimiterIndex(shm::LimitKind::kKeyRpm, 0);
   const uint32_t conc = shm::LimiterIndex(shm::LimitKind::kKeyConcurrency, 0);
-  Step();
-  Step();
-  lim.Refresh();
   EXPECT_GT(lim.grant(rpm), 0u);
   EXPECT_LE(lim.grant(rpm), 60u);
   EXPECT_EQ(lim.grant(conc), 4u) << "the only live thread gets the whole concurrency limit";
@@ -187,7 +196,6 @@ TEST_F(ControllerKeysTest, ThreadsGetLeasesWithinTheKeysLimit) {
   ASSERT_EQ(v.keys.size(), 1u);
   EXPECT_EQ(v.keys[0].requests_total, 1500u);
   EXPECT_EQ(v.keys[0].rejected_total, 1500u - admitted);
-  shm::ReleaseStatsSlot(slot);
 }
 
 // In a fleet, `llmctl keys list` on the controller counts every gateway's use of a key:
@@ -196,18 +204,12 @@ TEST_F(ControllerKeysTest, ThreadsGetLeasesWithinTheKeysLimit) {
 // reload is not counted). A gone agent's requests in flight stop counting; its counters stay.
 TEST_F(ControllerKeysTest, KeysListCountsTheAgentsReportedUse) {
   Start("keys: [{ id: k, key_sha256: \"" + std::string(64, 'b') + "\", limits: { rpm: 600, tpm: 100000, max_concurrent: 8 } }]\n");
-  Error err;
-  shm::StatsSlot* slot = shm::ClaimStatsSlot(shm_->region(), 0, &err);
-  ASSERT_NE(slot, nullptr);
-  uint32_t index = static_cast<uint32_t>(slot - shm_->region()->slots);
-  dataplane::ThreadLimiter lim;
-  lim.Attach(slot->limiter_use, &shm_->region()->leases[index], &slot->lease_seen);
+  AttachThread();
+  if (HasFatalFailure()) return;
+  dataplane::ThreadLimiter& lim = lim_;
   const uint32_t rpm = shm::LimiterIndex(shm::LimitKind::kKeyRpm, 0);
   const uint32_t tpm = shm::LimiterIndex(shm::LimitKind::kKeyTpm, 0);
   const uint32_t conc = shm::LimiterIndex(shm::LimitKind::kKeyConcurrency, 0);
-  Step();
-  Step();
-  lim.Refresh();
   // This host: 3 requests, one still in flight.
   for (int i = 0; i < 3; ++i) ASSERT_LT(lim.Admit({{rpm, dataplane::ThreadLimiter::Mode::kTake}}), 0);
   ASSERT_LT(lim.Admit({{conc, dataplane::ThreadLimiter::Mode::kEnter}}), 0);
@@ -239,7 +241,6 @@ TEST_F(ControllerKeysTest, KeysListCountsTheAgentsReportedUse) {
   v = c_->ListKeys();
   EXPECT_EQ(v.keys[0].in_flight, 1u + 1) << "gw-a's requests in flight went with it";
   EXPECT_EQ(v.keys[0].requests_total, 3u + 30 + 5) << "what gw-a counted stays counted";
-  shm::ReleaseStatsSlot(slot);
 }
 
 }  // namespace

@@ -1,17 +1,19 @@
 // Controller behaviour: active health (with the /v1/models fallback), scraping and
 // staleness, passive health and circuit breaking from data-plane stats slots, operator
-// actions reaching the snapshot, config reload (good, bad, while serving) and a hung
-// backend never stalling the publish loop.
+// actions reaching the snapshot and a hung backend never stalling the publish loop.
+// Config reload is in controller_reload_test.cc; the fixture in controller_test_fixture.h.
 //
 // Most tests run on a fake Prober (answers from a function, no sockets) with an injected
 // clock and an inline worker pool: each Step() advances time and ticks once, so "unhealthy
 // after two intervals" is checked to the tick instead of by sleeping. One test keeps the
 // real HttpProber against a loopback server, to cover the path end to end.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -19,6 +21,7 @@
 #include <thread>
 
 #include "common/shm.h"
+#include "controller_test_fixture.h"
 #include "controlplane/controller.h"
 #include "controlplane/prober.h"
 #include "test_http_server.h"
@@ -27,163 +30,10 @@
 namespace llmgw::cp {
 namespace {
 
+using namespace controller_test;  // Yaml, FakeProber, ControllerTest, ...
 using testing::TestHttpServer;
 using testing::TestResponse;
 using Clock = std::chrono::steady_clock;
-
-const char kVllmMetrics[] =
-    "# TYPE vllm:num_requests_running gauge\n"
-    "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 5.0\n"
-    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 3.0\n"
-    "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.62\n";
-
-std::string UniqueInstance() {
-  static int n = 0;
-  return "cptest-" + std::to_string(getpid()) + "-" + std::to_string(++n);
-}
-
-std::string Yaml(const std::string& instance, const std::vector<std::string>& urls, const std::string& extra = "",
-                 int timeout_ms = 100) {
-  std::string y = "instance: " + instance +
-                  "\nhealth: { interval_ms: 100, timeout_ms: " + std::to_string(timeout_ms) +
-                  ", unhealthy_after: 2, healthy_after: 1, "
-                  "scrape_interval_ms: 100, metrics_stale_ms: 400 }\n"
-                  "control: { tick_ms: 20, heartbeat_ms: 100 }\n"
-                  "circuit_breaker: { failure_threshold: 3, success_threshold: 1, open_ms: 200, "
-                  "half_open_requests: 1, slow_call_ms: 1000, window_ms: 1000 }\n" +
-                  extra + "models:\n  - name: m\n    policy: adaptive\n    backends:\n";
-  for (const auto& u : urls) y += "      - { url: " + u + ", max_concurrent: 8 }\n";
-  return y;
-}
-
-// Ticks until pred holds or the timeout passes; returns whether it held.
-template <typename P>
-bool TickUntil(Controller& c, P pred, int timeout_ms = 2000) {
-  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < end) {
-    c.Tick();
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
-
-shm::BackendState StateOf(Controller& c, const std::string& id) {
-  BackendView b;
-  EXPECT_TRUE(c.GetBackend(id, &b));
-  return b.state;
-}
-
-// Answers probes and scrapes from a function of (host:port, path); counts calls per path.
-// Optionally holds every call until Release() (a hung backend).
-class FakeProber final : public Prober {
- public:
-  using Answer = std::function<HttpResponse(const std::string& host, const std::string& path)>;
-  void Set(Answer a) {
-    std::lock_guard<std::mutex> l(mu_);
-    answer_ = std::move(a);
-  }
-  void Hold() {
-    std::lock_guard<std::mutex> l(mu_);
-    hold_ = true;
-  }
-  void Release() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      hold_ = false;
-    }
-    cv_.notify_all();
-  }
-  HttpTarget last_target(const std::string& path) const {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = last_target_.find(path);
-    return it == last_target_.end() ? HttpTarget{} : it->second;
-  }
-  int calls(const std::string& path) const {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = calls_.find(path);
-    return it == calls_.end() ? 0 : it->second;
-  }
-  HttpResponse Get(const HttpTarget& t, const std::string& path, uint32_t, size_t,
-                   const std::atomic<bool>* cancel) override {
-    std::unique_lock<std::mutex> l(mu_);
-    ++calls_[path];
-    last_target_[path] = t;
-    while (hold_ && !(cancel && cancel->load())) cv_.wait_for(l, std::chrono::milliseconds(10));
-    if (hold_) return HttpResponse{0, "", "cancelled"};
-    Answer a = answer_;
-    l.unlock();
-    return a ? a(t.host_header, path) : HttpResponse{200, "ok", ""};
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  Answer answer_;
-  bool hold_ = false;
-  std::map<std::string, int> calls_;
-  std::map<std::string, HttpTarget> last_target_;
-};
-
-HttpResponse Ok(std::string body = "ok") { return HttpResponse{200, std::move(body), ""}; }
-HttpResponse Status(int code) { return HttpResponse{code, "", ""}; }
-HttpResponse Refused() { return HttpResponse{0, "", "connect: Connection refused"}; }
-
-// Backends that are never contacted (the fake prober answers for them).
-const char kUrlA[] = "http://127.0.0.1:9";
-const char kUrlB[] = "http://127.0.0.1:10";
-
-class ControllerTest : public ::testing::Test {
- protected:
-  // fake: fake prober, injected clock and inline probe jobs; otherwise the real prober,
-  // steady clock and worker threads.
-  void Start(const std::string& yaml, bool fake = true, std::function<void(Config&)> tweak = nullptr) {
-    instance_ = yaml.substr(10, yaml.find('\n') - 10);
-    ConfigResult r = ParseConfig(yaml, "test.yaml");
-    ASSERT_TRUE(r.ok()) << r.ErrorText();
-    if (tweak) tweak(r.config);
-    ControllerOptions o;
-    if (fake) {
-      o.clock_ms = [this] { return now_ms_.load(); };
-      o.prober = prober_;
-      o.worker_threads = 0;
-    }
-    c_ = std::make_unique<Controller>(o);
-    ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
-    auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
-    ASSERT_TRUE(obj.ok());
-    shm_ = std::move(obj.value());
-  }
-  void TearDown() override {
-    if (c_) c_->Shutdown();
-    if (shm_) shm_->Close();
-  }
-  // Advances the fake clock by ms and ticks once.
-  void Step(uint64_t ms = 20) {
-    now_ms_ += ms;
-    c_->Tick();
-  }
-  // Steps until pred holds, at most max_ms of fake time; returns the fake ms it took, or -1.
-  template <typename P>
-  int64_t StepUntil(P pred, uint64_t max_ms = 2000, uint64_t step = 20) {
-    for (uint64_t t = step; t <= max_ms; t += step) {
-      Step(step);
-      if (pred()) return static_cast<int64_t>(t);
-    }
-    return -1;
-  }
-  shm::BackendEntry Published(int slot) {
-    shm::SnapshotReader reader(shm_->region());
-    auto snap = std::make_unique<shm::Snapshot>();
-    EXPECT_TRUE(reader.Refresh(snap.get()));
-    return snap->backends[slot];
-  }
-  std::shared_ptr<FakeProber> prober_ = std::make_shared<FakeProber>();
-  std::atomic<uint64_t> now_ms_{1'000'000};
-  std::unique_ptr<Controller> c_;
-  std::string instance_;
-  std::unique_ptr<shm::ShmObject> shm_;
-};
 
 // Re-resolved backend addresses (name_refresher.h, control.resolve_interval_ms): a
 // changed address is published at the next tick, an unchanged one publishes nothing, and
@@ -550,112 +400,6 @@ TEST_F(ControllerTest, TtftP99IsObservedOverARecentWindowAndNeverTheScrapedOne) 
   for (int t = 0; t < 310; ++t) Step(100);
   EXPECT_EQ(c_->Backends()[0].ttft_p99_ms, 0);
   shm::ReleaseStatsSlot(slot);
-}
-
-// Issue 16: a reload that only changed max_concurrent was summarised as "no changes".
-TEST_F(ControllerTest, ReloadSummaryListsEveryChangedKey) {
-  std::string inst = UniqueInstance();
-  std::string y = Yaml(inst, {std::string(kUrlA)});
-  Start(y);
-  std::string more = y;
-  more.replace(more.find("max_concurrent: 8"), 17, "max_concurrent: 32");
-  auto o = c_->ReloadFromText(more, "test.yaml");
-  ASSERT_TRUE(o.ok) << (o.errors.empty() ? "" : o.errors[0]);
-  EXPECT_EQ(o.summary, "backend " + std::string(kUrlA) + " max_concurrent 8 -> 32\n");
-  o = c_->ReloadFromText(Yaml(inst, {std::string(kUrlA)}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
-  ASSERT_TRUE(o.ok);
-  EXPECT_NE(o.summary.find("backend " + std::string(kUrlA) + " max_concurrent 32 -> 8\n"), std::string::npos) << o.summary;
-  EXPECT_NE(o.summary.find("gateway.retries.max 2 -> 5\n"), std::string::npos) << o.summary;
-  o = c_->ReloadFromText(Yaml(inst, {std::string(kUrlA)}, "gateway: { retries: { max: 5 } }\n"), "test.yaml");
-  ASSERT_TRUE(o.ok);
-  EXPECT_EQ(o.summary, "no changes\n");
-}
-
-TEST_F(ControllerTest, ReloadGoodKeepsStateAddsAndRemovesBackends) {
-  std::string inst = UniqueInstance();
-  Start(Yaml(inst, {kUrlA}));
-  ASSERT_TRUE(c_->Drain(kUrlA, nullptr));
-  auto o = c_->ReloadFromText(Yaml(inst, {kUrlA, kUrlB}), "test.yaml");
-  ASSERT_TRUE(o.ok) << (o.errors.empty() ? "" : o.errors[0]);
-  EXPECT_EQ(o.version, 2u);
-  EXPECT_NE(o.summary.find(std::string("added backend ") + kUrlB), std::string::npos) << o.summary;
-  EXPECT_EQ(c_->Backends().size(), 2u);
-  EXPECT_EQ(StateOf(*c_, kUrlA), shm::BackendState::kDraining);  // operator state survives reloads
-  Step();
-  EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kDraining));
-  o = c_->ReloadFromText(Yaml(inst, {kUrlB}), "test.yaml");
-  ASSERT_TRUE(o.ok);
-  EXPECT_NE(o.summary.find(std::string("removed backend ") + kUrlA), std::string::npos);
-  EXPECT_EQ(c_->Backends().size(), 1u);
-  EXPECT_EQ(c_->GetStatus().config_reloads, 2u);
-}
-
-TEST_F(ControllerTest, ReloadBadIsRejectedWithReasonAndOldKeepsServing) {
-  std::string inst = UniqueInstance();
-  Start(Yaml(inst, {kUrlA}));
-  auto gen_before = c_->GetStatus().snapshot_generation;
-  auto o = c_->ReloadFromText("instance: " + inst + "\nmodels:\n  - name: m\n    policy: nonsense\n", "bad.yaml");
-  EXPECT_FALSE(o.ok);
-  ASSERT_FALSE(o.errors.empty());
-  std::string all;
-  for (const auto& e : o.errors) all += e + "\n";
-  EXPECT_NE(all.find("bad.yaml:4: models[0].policy: unknown policy 'nonsense'"), std::string::npos) << all;
-  EXPECT_EQ(c_->config_version(), 1u);
-  EXPECT_EQ(c_->GetStatus().config_reload_failures, 1u);
-  EXPECT_EQ(c_->Backends().size(), 1u);
-  // Changing the instance is refused too: it names the shm object the gateways read.
-  o = c_->ReloadFromText(Yaml("other-instance", {kUrlA}), "x.yaml");
-  EXPECT_FALSE(o.ok);
-  EXPECT_NE(o.errors[0].find("instance"), std::string::npos);
-  Step();
-  EXPECT_GE(c_->GetStatus().snapshot_generation, gen_before);
-  EXPECT_EQ(Published(0).state, static_cast<uint8_t>(shm::BackendState::kHealthy));
-  // ValidateConfig reports without applying.
-  auto v = Controller::Validate("models: 5\n", "");
-  EXPECT_FALSE(v.ok);
-  EXPECT_NE(v.errors[0].find("<request>"), std::string::npos) << v.errors[0];
-  EXPECT_TRUE(Controller::Validate(Yaml(inst, {kUrlA}), "ok.yaml").ok);
-}
-
-TEST_F(ControllerTest, ReloadWhileServingKeepsSnapshotsConsistent) {
-  // Real time and the real publish loop (Run) against reloads from this thread; the
-  // backends are the fake prober's.
-  prober_->Set([](const std::string&, const std::string& p) { return p == "/metrics" ? Ok(kVllmMetrics) : Ok(); });
-  std::string inst = UniqueInstance();
-  ConfigResult r = ParseConfig(Yaml(inst, {kUrlA}), "test.yaml");
-  ASSERT_TRUE(r.ok());
-  instance_ = inst;
-  ControllerOptions opts;
-  opts.prober = prober_;
-  c_ = std::make_unique<Controller>(opts);
-  ASSERT_TRUE(c_->StartWithConfig(std::move(r.config)).ok());
-  auto obj = shm::ShmObject::Open("/llmgw-" + instance_);
-  ASSERT_TRUE(obj.ok());
-  shm_ = std::move(obj.value());
-  std::atomic<bool> stop{false};
-  std::thread loop([&] { c_->Run(stop); });
-  shm::SnapshotReader reader(shm_->region());
-  auto snap = std::make_unique<shm::Snapshot>();
-  int reads = 0;
-  for (int i = 0; i < 20; ++i) {
-    auto o = c_->ReloadFromText(Yaml(inst, i % 2 ? std::vector<std::string>{kUrlA}
-                                                 : std::vector<std::string>{kUrlA, kUrlB}),
-                                "test.yaml");
-    ASSERT_TRUE(o.ok);
-    for (int j = 0; j < 5; ++j) {
-      if (reader.Refresh(snap.get())) {
-        ++reads;
-        EXPECT_EQ(snap->checksum, shm::SnapshotChecksum(*snap));
-        // a stays in slot 0 across every reload
-        EXPECT_STREQ(snap->backends[0].id, kUrlA);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
-  stop = true;
-  loop.join();
-  EXPECT_GT(reads, 0);
-  EXPECT_EQ(c_->GetStatus().config_reloads, 20u);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "common/shm.h"
 #include "e2e_process.h"
+#include "etcd_fixture.h"
 
 namespace llmgw::e2e {
 namespace {
@@ -23,7 +24,7 @@ constexpr int kLeaseMs = 2000;
 class FleetConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(ETCD_BIN, X_OK) != 0) GTEST_SKIP() << ETCD_BIN << " missing: scripts/install-deps.sh installs etcd-server";
+    if (std::string why = EtcdMissing(); !why.empty()) GTEST_SKIP() << why;
     char tmpl[] = "/tmp/llmgw-fleetcfg-XXXXXX";
     dir_ = mkdtemp(tmpl);
     prefix_ = "/c" + std::to_string(getpid()) + "/";
@@ -46,20 +47,10 @@ class FleetConfigTest : public ::testing::Test {
   // etcd on a free port; tls: https with a server certificate from the test's CA, client
   // certificates required.
   void StartEtcd(bool tls) {
-    etcd_port_ = FreePort();
-    int peer = FreePort();
-    std::string scheme = tls ? "https" : "http";
-    std::string client = scheme + "://127.0.0.1:" + std::to_string(etcd_port_);
-    std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-    std::vector<std::string> argv{ETCD_BIN, "--name", "t", "--data-dir", dir_ + "/etcd", "--listen-client-urls", client,
-                                  "--advertise-client-urls", client, "--listen-peer-urls", peer_url,
-                                  "--initial-advertise-peer-urls", peer_url, "--initial-cluster", "t=" + peer_url};
-    if (tls)
-      for (std::string a : {"--cert-file=" + dir_ + "/server.crt", "--key-file=" + dir_ + "/server.key",
-                            "--trusted-ca-file=" + dir_ + "/ca.crt", std::string("--client-cert-auth")})
-        argv.push_back(a);
-    etcd_ = std::make_unique<Proc>(argv, dir_ + "/etcd.log", false);
-    endpoint_ = client;
+    EtcdProcess etcd = StartEtcdProcess(dir_, tls);
+    etcd_ = std::move(etcd.proc);
+    etcd_port_ = etcd.port;
+    endpoint_ = etcd.endpoint;
     ASSERT_TRUE(WaitFor([&] { return Etcdctl({"endpoint", "health"}) == 0; }, 10000)) << ReadFile(dir_ + "/etcd.log");
   }
   // etcdctl's exit status; its output appended to etcdctl.log, or written to `out`.

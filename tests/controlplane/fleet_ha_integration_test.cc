@@ -13,6 +13,7 @@
 
 #include "common/shm.h"
 #include "e2e_process.h"
+#include "etcd_fixture.h"
 
 namespace llmgw::e2e {
 namespace {
@@ -22,18 +23,12 @@ constexpr int kLeaseMs = 2000;
 class FleetHaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(ETCD_BIN, X_OK) != 0) GTEST_SKIP() << ETCD_BIN << " missing: scripts/install-deps.sh installs etcd-server";
+    if (std::string why = EtcdMissing(); !why.empty()) GTEST_SKIP() << why;
     char tmpl[] = "/tmp/llmgw-fleetha-XXXXXX";
     dir_ = mkdtemp(tmpl);
-    etcd_port_ = FreePort();
-    int peer = FreePort();
-    std::string client = "http://127.0.0.1:" + std::to_string(etcd_port_);
-    std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-    etcd_ = std::make_unique<Proc>(
-        std::vector<std::string>{ETCD_BIN, "--name", "t", "--data-dir", dir_ + "/etcd", "--listen-client-urls", client,
-                                 "--advertise-client-urls", client, "--listen-peer-urls", peer_url,
-                                 "--initial-advertise-peer-urls", peer_url, "--initial-cluster", "t=" + peer_url},
-        dir_ + "/etcd.log", false);
+    EtcdProcess etcd = StartEtcdProcess(dir_);
+    etcd_ = std::move(etcd.proc);
+    etcd_port_ = etcd.port;
     ASSERT_TRUE(WaitFor([&] { return HttpCall(etcd_port_, "POST", "/v3/kv/range", R"({"key":"eA=="})", 500).status == 200; },
                         10000))
         << ReadFile(dir_ + "/etcd.log");

@@ -23,8 +23,8 @@ DIR="$(mktemp -d /tmp/llmgw-fleetns-XXXXXX)"
 TAG="n$$"
 NODES=(etcd ctl0 ctl1 gw be)
 declare -A IP=([etcd]=10.79.0.1 [ctl0]=10.79.0.10 [ctl1]=10.79.0.11 [gw]=10.79.0.20 [be]=10.79.0.30)
-HUB="llmgw-$TAG-hub"
-ns() { echo "llmgw-$TAG-$1"; }
+# shellcheck source=../../scripts/lib/netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/netns.sh"  # ns, netns_up/down, in_ns
 PIDS=()
 FAILED=()
 LEASE_MS=2000
@@ -32,39 +32,16 @@ LEASE_MS=2000
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  # Anything still running in the namespaces (by pid, as ip netns pids lists them).
-  for n in "${NODES[@]}"; do
-    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-  done
-  for n in "${NODES[@]}"; do ip netns del "$(ns "$n")" 2>/dev/null || true; done
-  ip netns del "$HUB" 2>/dev/null || true
+  netns_down
   for i in c0 c1 a; do rm -f "/dev/shm/llmgw-fns$i-$TAG" "/dev/shm/llmgw-fns$i-$TAG.writer"; done
   if [ ${#FAILED[@]} -eq 0 ]; then rm -rf "$DIR"; else echo "logs kept in $DIR"; fi
 }
 trap cleanup EXIT
 
 # ---- topology: one bridge in the hub, one veth per node ---------------------------------
-ip netns add "$HUB"
-ip -n "$HUB" link add br0 type bridge
-ip -n "$HUB" link set br0 up
-k=0
-for n in "${NODES[@]}"; do
-  ip netns add "$(ns "$n")"
-  ip -n "$(ns "$n")" link set lo up
-  ip link add "h$TAG$k" type veth peer name "e$TAG$k"
-  ip link set "h$TAG$k" netns "$HUB"
-  ip link set "e$TAG$k" netns "$(ns "$n")"
-  ip -n "$HUB" link set "h$TAG$k" master br0 up
-  ip -n "$(ns "$n")" addr add "${IP[$n]}/24" dev "e$TAG$k"
-  ip -n "$(ns "$n")" link set "e$TAG$k" up
-  declare "IF_$n=e$TAG$k"
-  k=$((k + 1))
-done
+netns_up
 partition() { local v="IF_$1"; ip -n "$(ns "$1")" link set "${!v}" down; }
 heal() { local v="IF_$1"; ip -n "$(ns "$1")" link set "${!v}" up; }
-# For foreground commands only: a function run with & is a subshell whose $! is not the
-# process's (cleanup could not stop it), so background processes use ip netns exec.
-in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
 wait_for() {  # wait_for TIMEOUT_S 'CONDITION'
   local end=$(( $(date +%s) + $1 ))
   while [ "$(date +%s)" -lt "$end" ]; do eval "$2" && return 0; sleep 0.1; done

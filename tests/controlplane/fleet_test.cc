@@ -3,7 +3,10 @@
 // publishes the controller's snapshots into its own shm, a drain reaches it, in-flight
 // counted in the agent's stats slots shows in the controller's fleet_in_flight, the
 // controller lists the agent, and both sides stop promptly.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -187,6 +190,12 @@ TEST(FleetTest, AgentFollowsTheControllerAndReportsInFlight) {
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1500);
 }
 
+// Removes an agent instance's shm object when the test ends, however it ends.
+struct ShmUnlinker {
+  std::string instance;
+  ~ShmUnlinker() { shm::Unlink("/llmgw-" + instance); }
+};
+
 // A controller of another llmgw version: its Fleet service streams snapshots whose shm ABI
 // version is not ours. The agent refuses every one with a message naming both versions
 // and publishes nothing from it (the local data plane keeps its last good snapshot).
@@ -212,10 +221,7 @@ class OtherVersionFleet final : public admin::v1::Fleet::Service {
 
 TEST(FleetTest, AgentRefusesAControllerOfAnotherShmAbiVersion) {
   std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-v";
-  struct Unlinker {
-    std::string a;
-    ~Unlinker() { shm::Unlink("/llmgw-" + a); }
-  } unlinker{agent_instance};
+  ShmUnlinker unlinker{agent_instance};
   OtherVersionFleet service;
   grpc::ServerBuilder builder;
   int port = 0;
@@ -239,6 +245,49 @@ TEST(FleetTest, AgentRefusesAControllerOfAnotherShmAbiVersion) {
   EXPECT_NE(why.find("shm ABI version " + std::to_string(shm::kShmAbiVersion + 1)), std::string::npos) << why;
   EXPECT_NE(why.find("different llmgw versions"), std::string::npos) << why;
   EXPECT_EQ(applied, 0u);
+}
+
+// A controller host that takes the TCP connection and never speaks HTTP/2 (an llmcd
+// hung at start-up or starved of CPU, a proxy that lost its upstream): the agent's call
+// never starts and opening its stream blocks in gRPC. A stop must end the agent at once,
+// as llmcd's SIGTERM exit is held to (fleet_integration_test, 1.5 s, once 1.7 s under
+// load); before, only the connect timeout (20 s) ended the wait.
+TEST(FleetTest, AgentStopsPromptlyWhileItsCallCannotStart) {
+  std::string agent_instance = "fleetut-" + std::to_string(getpid()) + "-d";
+  ShmUnlinker unlinker{agent_instance};
+  // Listening, never accepting: the kernel completes the handshake, nobody answers.
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(lfd, 16), 0);
+  ASSERT_EQ(getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{lfd};
+
+  // A long heartbeat: the silence watch (3 heartbeats) does not end the wait meanwhile.
+  std::string y = Yaml(agent_instance, "http://127.0.0.1:1");
+  y.replace(y.find("heartbeat_ms: 100"), 17, "heartbeat_ms: 20000");
+  FleetAgent agent(ParseOrDie(y), "127.0.0.1:" + std::to_string(ntohs(sa.sin_port)));
+  ASSERT_TRUE(agent.Start().ok());
+  std::atomic<bool> stop{false}, stopped{false};
+  std::thread loop([&] {
+    agent.Run(stop);
+    stopped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  auto t0 = Clock::now();
+  stop = true;
+  bool prompt = WaitFor([&] { return stopped.load(); }, 1000);
+  long ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  loop.join();
+  agent.Shutdown();
+  EXPECT_TRUE(prompt) << "the agent took " << ms << " ms to stop";
 }
 
 }  // namespace

@@ -19,10 +19,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
-#include <string>
 #include <mutex>
+#include <new>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -277,6 +277,53 @@ class Client {
   std::string buf_;
 };
 
+// The worker under test: cfg's snapshot published in a ShmRegion in ordinary memory, a
+// loopback listener, and the Worker running on its own thread (the one whose allocations
+// are counted). The destructor stops and joins it, also when an assertion returned early.
+class WorkerThread {
+ public:
+  WorkerThread() = default;
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+  ~WorkerThread() {
+    if (!loop_.joinable()) return;
+    g_stop_requested = true;
+    loop_.join();
+    g_stop_requested = false;
+  }
+  // Once; `region` may be prepared before (the leases llmcd would grant).
+  ::testing::AssertionResult Start(const Config& cfg) {
+    auto snap = std::make_unique<shm::Snapshot>();
+    SlotAssigner slots;
+    if (!BuildSnapshot(cfg, &slots, snap.get()).ok()) return ::testing::AssertionFailure() << "BuildSnapshot failed";
+    shm::SnapshotWriter(region.get()).Publish(snap.get());
+    Result<int> lfd = OpenListener("127.0.0.1", 0);
+    if (!lfd.ok()) return ::testing::AssertionFailure() << lfd.error().message();
+    sockaddr_in la{};
+    socklen_t ll = sizeof(la);
+    getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
+    port_ = ntohs(la.sin_port);
+    worker_ = std::make_unique<Worker>(cfg, region.get(), 0, std::vector<int>{lfd.value()});
+    Status st = worker_->Init();
+    if (!st.ok()) return ::testing::AssertionFailure() << st.error().message();
+    g_stop_requested = false;
+    loop_ = std::thread([this] {
+      g_worker = pthread_self();
+      g_have_worker.store(true, std::memory_order_release);
+      worker_->Run();
+    });
+    return ::testing::AssertionSuccess();
+  }
+  uint16_t port() const { return port_; }
+
+  std::unique_ptr<shm::ShmRegion> region = std::make_unique<shm::ShmRegion>();
+
+ private:
+  std::unique_ptr<Worker> worker_;
+  std::thread loop_;
+  uint16_t port_ = 0;
+};
+
 TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
   Upstream a("A"), b("B");
   std::string yaml = "instance: alloc-test\nlog_level: error\ngateway:\n  listen: 127.0.0.1:0\n  threads: 1\n"
@@ -286,30 +333,9 @@ TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
                      "      - { url: \"http://127.0.0.1:" + std::to_string(b.port()) + "\" }\n";
   ConfigResult cr = ParseConfig(yaml, "alloc.yaml");
   ASSERT_TRUE(cr.ok()) << cr.ErrorText();
-  const Config& cfg = cr.config;
-
-  auto region = std::make_unique<shm::ShmRegion>();
-  auto snap = std::make_unique<shm::Snapshot>();
-  SlotAssigner slots;
-  ASSERT_TRUE(BuildSnapshot(cfg, &slots, snap.get()).ok());
-  shm::SnapshotWriter(region.get()).Publish(snap.get());
-
-  Result<int> lfd = OpenListener("127.0.0.1", 0);
-  ASSERT_TRUE(lfd.ok());
-  sockaddr_in la{};
-  socklen_t ll = sizeof(la);
-  getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
-  uint16_t port = ntohs(la.sin_port);
-
-  Worker worker(cfg, region.get(), 0, std::vector<int>{lfd.value()});
-  Status st = worker.Init();
-  ASSERT_TRUE(st.ok()) << st.error().message();
-  g_stop_requested = false;
-  std::thread loop([&] {
-    g_worker = pthread_self();
-    g_have_worker.store(true, std::memory_order_release);
-    worker.Run();
-  });
+  WorkerThread w;
+  ASSERT_TRUE(w.Start(cr.config));
+  shm::ShmRegion* region = w.region.get();
 
   const std::string plain = R"({"model":"m","messages":[{"role":"user","content":"hello"}]})";
   const std::string stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]})";
@@ -317,7 +343,7 @@ TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
   // attempt is retried on B.
   const std::string retry = R"({"model":"m","fail":"A","messages":[{"role":"user","content":"hello"}]})";
   {
-    Client c(port);
+    Client c(w.port());
     ASSERT_TRUE(c.ok());
     std::string ans;
     auto round = [&](int n) {
@@ -339,9 +365,6 @@ TEST(RequestAllocationTest, WholeRequestsAllocateNothingAfterWarmUp) {
     // The retry path really ran while counting (A is picked first about half the time).
     EXPECT_GT(region->slots[0].retries.load(), retries_before);
   }
-  g_stop_requested = true;
-  loop.join();
-  g_stop_requested = false;
 }
 
 // https backends (issue 13): once the pooled TLS connections are up, requests over them
@@ -367,31 +390,13 @@ TEST(RequestAllocationTest, HttpsRequestsOnPooledConnectionsAllocateNothing) {
     ConfigResult cr = ParseConfig(yaml, "alloc.yaml");
     if (cr.ok()) ResolveBackendKeys(&cr.config, &cr.errors);
     ASSERT_TRUE(cr.ok()) << cr.ErrorText();
-    const Config& cfg = cr.config;
-    auto region = std::make_unique<shm::ShmRegion>();
-    auto snap = std::make_unique<shm::Snapshot>();
-    SlotAssigner slots;
-    ASSERT_TRUE(BuildSnapshot(cfg, &slots, snap.get()).ok());
-    shm::SnapshotWriter(region.get()).Publish(snap.get());
-    Result<int> lfd = OpenListener("127.0.0.1", 0);
-    ASSERT_TRUE(lfd.ok());
-    sockaddr_in la{};
-    socklen_t ll = sizeof(la);
-    getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
-    uint16_t port = ntohs(la.sin_port);
-    Worker worker(cfg, region.get(), 0, std::vector<int>{lfd.value()});
-    Status st = worker.Init();
-    ASSERT_TRUE(st.ok()) << st.error().message();
-    g_stop_requested = false;
-    std::thread loop([&] {
-      g_worker = pthread_self();
-      g_have_worker.store(true, std::memory_order_release);
-      worker.Run();
-    });
+    WorkerThread w;
+    ASSERT_TRUE(w.Start(cr.config));
+    shm::ShmRegion* region = w.region.get();
     const std::string plain = R"({"model":"m","messages":[{"role":"user","content":"hello"}]})";
     const std::string stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]})";
     {
-      Client c(port);
+      Client c(w.port());
       ASSERT_TRUE(c.ok());
       std::string ans;
       auto round = [&](int n) {
@@ -419,9 +424,6 @@ TEST(RequestAllocationTest, HttpsRequestsOnPooledConnectionsAllocateNothing) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       EXPECT_GE(region->slots[0].requests_total.load(), requests_before + 200);
     }
-    g_stop_requested = true;
-    loop.join();
-    g_stop_requested = false;
   }
   SSL_CTX_free(sctx);
 }
@@ -442,35 +444,14 @@ TEST(RequestAllocationTest, KeyedAndLimitedRequestsAllocateNothingAfterWarmUp) {
                      "      - { url: \"http://127.0.0.1:" + std::to_string(b.port()) + "\" }\n";
   ConfigResult cr = ParseConfig(yaml, "alloc.yaml");
   ASSERT_TRUE(cr.ok()) << cr.ErrorText();
-  const Config& cfg = cr.config;
-
-  auto region = std::make_unique<shm::ShmRegion>();
-  auto snap = std::make_unique<shm::Snapshot>();
-  SlotAssigner slots;
-  ASSERT_TRUE(BuildSnapshot(cfg, &slots, snap.get()).ok());
-  shm::SnapshotWriter(region.get()).Publish(snap.get());
+  WorkerThread w;
+  shm::ShmRegion* region = w.region.get();
   // llmcd's quota leaser is not here: every thread slot gets a lease far above the run.
   for (auto& lease : region->leases) {
     for (uint32_t i = 0; i < shm::kNumLimiters; ++i) lease.grant[i].store(1000000000, std::memory_order_relaxed);
     lease.generation.store(1, std::memory_order_release);
   }
-
-  Result<int> lfd = OpenListener("127.0.0.1", 0);
-  ASSERT_TRUE(lfd.ok());
-  sockaddr_in la{};
-  socklen_t ll = sizeof(la);
-  getsockname(lfd.value(), reinterpret_cast<sockaddr*>(&la), &ll);
-  uint16_t port = ntohs(la.sin_port);
-
-  Worker worker(cfg, region.get(), 0, std::vector<int>{lfd.value()});
-  Status st = worker.Init();
-  ASSERT_TRUE(st.ok()) << st.error().message();
-  g_stop_requested = false;
-  std::thread loop([&] {
-    g_worker = pthread_self();
-    g_have_worker.store(true, std::memory_order_release);
-    worker.Run();
-  });
+  ASSERT_TRUE(w.Start(cr.config));
 
   const std::string key = "Authorization: Bearer " + secret + "\r\n";
   const std::string wrong = "Authorization: Bearer sk-not-a-key\r\n";
@@ -478,7 +459,7 @@ TEST(RequestAllocationTest, KeyedAndLimitedRequestsAllocateNothingAfterWarmUp) {
   const std::string stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]})";
   const uint32_t rpm = shm::LimiterIndex(shm::LimitKind::kKeyRpm, 0);
   {
-    Client c(port);
+    Client c(w.port());
     ASSERT_TRUE(c.ok());
     std::string ans;
     auto round = [&](int n) {
@@ -503,9 +484,6 @@ TEST(RequestAllocationTest, KeyedAndLimitedRequestsAllocateNothingAfterWarmUp) {
     for (const auto& slot : region->slots) checked += slot.limiter_use[rpm].checked.load();
     EXPECT_EQ(checked - checked_before, 200u);
   }
-  g_stop_requested = true;
-  loop.join();
-  g_stop_requested = false;
 }
 
 // The counter itself sees an allocation made on the counted thread.

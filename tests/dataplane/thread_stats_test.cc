@@ -100,10 +100,32 @@ TEST_F(ThreadStatsTest, RequestWithoutModelCountsOnlyTheThread) {
   r.duration_us = 5;
   stats.EndRequest(r);
   EXPECT_EQ(Get(slot->requests_total), 1u);
-  EXPECT_EQ(Get(slot->latency.count), 1u);
+  EXPECT_EQ(Get(slot->latency.count), 0u);  // answered locally: no latency sample
   for (const auto& m : slot->models) EXPECT_EQ(Get(m.requests_by_code[shm::StatusCodeIndex(404)]), 0u);
   // ...but counted by code (llm_gateway_requests_total without a model label).
   EXPECT_EQ(Get(slot->unrouted_by_code[shm::StatusCodeIndex(404)]), 1u);
+}
+
+// Latency quantiles are those of requests a backend answered: llmgw's own quick answers
+// (a model's 429 or 503 with no backend tried, /v1/models, 404s) are counted by code only.
+TEST_F(ThreadStatsTest, LatencyCountsProxiedRequestsOnly) {
+  RequestOutcome local;
+  local.status = 429;
+  local.duration_us = 40;
+  local.model = 1;  // named a model, refused before any backend
+  stats.EndRequest(local);
+  EXPECT_EQ(Get(slot->models[1].requests_by_code[shm::StatusCodeIndex(429)]), 1u);
+  EXPECT_EQ(Get(slot->latency.count), 0u);
+  EXPECT_EQ(Get(slot->models[1].latency.count), 0u);
+  RequestOutcome proxied = local;
+  proxied.status = 200;
+  proxied.duration_us = 250000;
+  proxied.backend = 0;
+  stats.EndRequest(proxied);
+  EXPECT_EQ(Get(slot->latency.count), 1u);
+  EXPECT_EQ(Get(slot->latency.sum_us), 250000u);
+  EXPECT_EQ(Get(slot->models[1].latency.count), 1u);
+  EXPECT_EQ(Get(slot->backends[0].latency.count), 1u);
 }
 
 TEST_F(ThreadStatsTest, SlowCallIsASlowHeadNotALongStream) {
