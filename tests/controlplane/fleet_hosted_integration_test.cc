@@ -16,35 +16,13 @@
 #include "common/shm.h"
 #include "e2e_process.h"
 #include "tests/tls/test_pki.h"
+#include "tests/tls/tls_mock_stat.h"
 
 namespace llmgw::e2e {
 namespace {
 
 const std::string kKey1 = "sk-fleet-hosted-one-0123456789";
 const std::string kKey2 = "sk-fleet-hosted-two-9876543210";
-
-size_t Collect(char* p, size_t s, size_t n, void* u) {
-  static_cast<std::string*>(u)->append(p, s * n);
-  return s * n;
-}
-
-// A counter from the mock's /mock/stats over HTTPS (its port speaks only TLS); -1 on failure.
-long TlsStat(int port, const std::string& ca, const std::string& key) {
-  std::string body;
-  CURL* h = curl_easy_init();
-  std::string url = "https://127.0.0.1:" + std::to_string(port) + "/mock/stats";
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_PROXY, "");
-  curl_easy_setopt(h, CURLOPT_CAINFO, ca.c_str());
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(h);
-  curl_easy_cleanup(h);
-  if (rc != CURLE_OK) return -1;
-  size_t p = body.find("\"" + key + "\":");
-  return p == std::string::npos ? -1 : std::atol(body.c_str() + p + key.size() + 3);
-}
 
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
@@ -171,13 +149,13 @@ TEST_F(FleetHostedTest, AgentsUseTheirOwnHostsKeyAndFollowItsRotation) {
   // 200 only to it).
   ASSERT_TRUE(WaitFor([&] { return Chat() == 200; }, 10000)) << Logs();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Chat(), 200) << Logs();
-  EXPECT_EQ(TlsStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total"), 0);
+  EXPECT_EQ(test::TlsMockStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total"), 0);
 
   // The provider now takes another key; until this host's file has it, requests fail.
   StartMock(kKey2);
   if (HasFatalFailure()) return;
   ASSERT_TRUE(WaitFor([&] { return Chat() != 200; }, 5000)) << Logs();
-  EXPECT_GT(TlsStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total"), 0);
+  EXPECT_GT(test::TlsMockStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total"), 0);
   // Rotated on the agent's host only (write and rename): used without a restart, the
   // controller neither reloaded nor told.
   WriteFileAtomically(dir_ + "/agent/provider.key", kKey2 + "\n");
@@ -186,12 +164,12 @@ TEST_F(FleetHostedTest, AgentsUseTheirOwnHostsKeyAndFollowItsRotation) {
 
   // A key this host cannot use (an empty file): the backend leaves this host's routing,
   // no keyless request reaches the provider, and the agent says so once.
-  long refused = TlsStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total");
+  long refused = test::TlsMockStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total");
   WriteFileAtomically(dir_ + "/agent/provider.key", "");
   EXPECT_TRUE(WaitFor([&] { return Chat() == 503; }, 5000)) << Logs();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Chat(), 503);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // five more controller snapshots
-  EXPECT_EQ(TlsStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total"), refused);
+  EXPECT_EQ(test::TlsMockStat(mock_port_, pki_.ca_cert(), "provider_auth_failures_total"), refused);
   std::string agent_log = ReadFile(dir_ + "/agent.log");
   EXPECT_EQ(Count(agent_log, "backend key not readable on this host"), 1u) << agent_log;
   EXPECT_NE(agent_log.find("the key is empty"), std::string::npos) << agent_log;

@@ -15,6 +15,7 @@
 #include "tests/dataplane/harness.h"
 #include "tests/dataplane/mock_server.h"
 #include "tests/tls/test_pki.h"
+#include "tests/tls/tls_mock_stat.h"
 #include "tests/tls/tls_http_server.h"
 
 namespace llmgw::testing {
@@ -23,29 +24,6 @@ namespace {
 const std::string kChat = R"({"model":"m1","messages":[{"role":"user","content":"hello"}]})";
 const std::string kStream = R"({"model":"m1","stream":true,"messages":[{"role":"user","content":"hello"}]})";
 const std::string kClientAuth = "Authorization: Bearer client-secret\r\n";
-
-size_t Collect(char* p, size_t s, size_t n, void* u) {
-  static_cast<std::string*>(u)->append(p, s * n);
-  return s * n;
-}
-
-// A counter from the mock's /mock/stats over HTTPS (the mock's port speaks only TLS).
-long TlsStat(uint16_t port, const std::string& ca, const std::string& key) {
-  std::string body;
-  CURL* h = curl_easy_init();
-  std::string url = "https://127.0.0.1:" + std::to_string(port) + "/mock/stats";
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_PROXY, "");
-  curl_easy_setopt(h, CURLOPT_CAINFO, ca.c_str());
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(h);
-  curl_easy_cleanup(h);
-  if (rc != CURLE_OK) return -1;
-  size_t p = body.find("\"" + key + "\":");
-  return p == std::string::npos ? -1 : std::atol(body.c_str() + p + key.size() + 3);
-}
 
 std::string TlsBackend(uint16_t port, const std::string& ca, const std::string& extra = "") {
   return "models:\n  - name: m1\n    aliases: [alias1]\n    backends:\n      - { id: t, url: \"https://127.0.0.1:" +
@@ -89,10 +67,10 @@ TEST_F(UpstreamTlsTest, HttpsBackendAnswersAndPooledConnectionsAreReused) {
   ::close(fd);
   // Every TLS connection the mock accepted is one handshake (its TLS front opens one
   // inner connection per handshake); the stats fetch itself is one more.
-  long handshakes = TlsStat(mock.port(), pki_.ca_cert(), "connections_total") - 1;
+  long handshakes = test::TlsMockStat(mock.port(), pki_.ca_cert(), "connections_total") - 1;
   EXPECT_GE(handshakes, 1);
   EXPECT_LE(handshakes, 2) << "pooled TLS connections were not reused";
-  EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "requests_total"), kRequests);
+  EXPECT_EQ(test::TlsMockStat(mock.port(), pki_.ca_cert(), "requests_total"), kRequests);
 }
 
 TEST_F(UpstreamTlsTest, ConcurrentStreamsOverTls) {
@@ -111,7 +89,7 @@ TEST_F(UpstreamTlsTest, ConcurrentStreamsOverTls) {
     });
   for (auto& t : ts) t.join();
   EXPECT_EQ(ok.load(), 80);
-  long handshakes = TlsStat(mock.port(), pki_.ca_cert(), "connections_total") - 1;
+  long handshakes = test::TlsMockStat(mock.port(), pki_.ca_cert(), "connections_total") - 1;
   EXPECT_LT(handshakes, 80);
 }
 
@@ -129,8 +107,8 @@ TEST_F(UpstreamTlsTest, NewConnectionsResumeTheThreadsSession) {
     ts.emplace_back([&] { ok += Request(gw.port(), Post("/v1/chat/completions", kStream)).status == 200; });
   for (auto& t : ts) t.join();
   EXPECT_EQ(ok.load(), 6);
-  long all = TlsStat(mock.port(), pki_.ca_cert(), "tls_handshakes_total");
-  long resumed = TlsStat(mock.port(), pki_.ca_cert(), "tls_resumed_total");
+  long all = test::TlsMockStat(mock.port(), pki_.ca_cert(), "tls_handshakes_total");
+  long resumed = test::TlsMockStat(mock.port(), pki_.ca_cert(), "tls_resumed_total");
   // Every new connection offers the cached session (the debug log says so); OpenSSL's
   // server (the mock) sometimes refuses a ticket several connections present at once, so
   // not every one resumes: at least one did, and llmgw's first handshake stays its only
@@ -498,8 +476,8 @@ TEST_F(UpstreamTlsTest, OfficialOpenAiNodeSdkThroughLlmgwToAllFourProvidersOverT
     EXPECT_NE(out.find("\"error_status\":404"), std::string::npos) << out;
     // Both chat calls (the plain one and the stream) reached the provider and were accepted
     // (the key, the organization, the path and every field the provider checks).
-    EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "requests_total"), 2);
-    EXPECT_EQ(TlsStat(mock.port(), pki_.ca_cert(), "provider_auth_failures_total"), 0);
+    EXPECT_EQ(test::TlsMockStat(mock.port(), pki_.ca_cert(), "requests_total"), 2);
+    EXPECT_EQ(test::TlsMockStat(mock.port(), pki_.ca_cert(), "provider_auth_failures_total"), 0);
   }
 }
 
