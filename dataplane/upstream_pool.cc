@@ -60,6 +60,17 @@ UpstreamConn* UpstreamPool::Open(int slot, const shm::BackendEntry& be) {
   return u;
 }
 
+bool UpstreamPool::SameAddress(const UpstreamConn& u, const shm::BackendEntry& be) {
+  if (be.family == AF_INET) {
+    if (u.addr.ss_family != AF_INET) return false;
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&u.addr);
+    return a->sin_port == htons(be.port) && std::memcmp(&a->sin_addr, be.addr, 4) == 0;
+  }
+  if (u.addr.ss_family != AF_INET6) return false;
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&u.addr);
+  return a->sin6_port == htons(be.port) && std::memcmp(&a->sin6_addr, be.addr, 16) == 0;
+}
+
 void UpstreamPool::Close(UpstreamConn* u) {
   if (u->closed) return;
   u->closed = true;
@@ -100,7 +111,7 @@ size_t UpstreamPool::PruneIdle(const shm::Snapshot& snap) {
     const uint64_t tls_fp = present && snap.backends[slot].tls ? snap.upstreams[slot].tls_fingerprint : 0;
     size_t kept = 0;
     for (UpstreamConn* u : pool) {
-      if (present && u->backend_key == key && u->tls_fingerprint == tls_fp) {
+      if (present && u->backend_key == key && u->tls_fingerprint == tls_fp && SameAddress(*u, snap.backends[slot])) {
         pool[kept++] = u;
         continue;
       }

@@ -38,12 +38,12 @@ class UpstreamPool {
     while (!pool.empty()) {
       UpstreamConn* u = pool.back();
       pool.pop_back();
-      if (u->backend_key == be.key) {
+      if (u->backend_key == be.key && SameAddress(*u, be)) {
         u->reused = true;
         *reused = true;
         return u;
       }
-      Close(u);  // the slot now names another backend
+      Close(u);  // the slot now names another backend, or llmcd re-resolved its address
       Recycle(u);
     }
     *reused = false;
@@ -84,6 +84,10 @@ class UpstreamPool {
   int64_t live() const { return live_; }
 
  private:
+  // Whether `u` was connected to the address the snapshot now gives `be`. llmcd
+  // re-resolves backend names (control.resolve_interval_ms): a hosted API that moved must
+  // get new connections, not a pool of ones to the address it left.
+  static bool SameAddress(const UpstreamConn& u, const shm::BackendEntry& be);
   UpstreamConn* Open(int slot, const shm::BackendEntry& be);
 
   io_uring* ring_ = nullptr;

@@ -121,5 +121,40 @@ TEST(UpstreamPoolTest, IdleConnectionsOfARemovedBackendCloseWithTheSnapshot) {
   EXPECT_EQ(pool.live(), 0);
 }
 
+// llmcd re-resolved a backend's name to another address (control.resolve_interval_ms):
+// its idle connections to the old address close with the snapshot, and one still pooled
+// when the request comes is not reused — new connections go to the new address.
+TEST(UpstreamPoolTest, ConnectionsToAnAddressTheBackendLeftAreNotReused) {
+  UpstreamPool pool;
+  pool.Init(nullptr);
+  bool reused;
+  UpstreamConn* a = pool.Take(0, Backend(1), &reused);
+  UpstreamConn* b = pool.Take(1, Backend(2), &reused);
+  ASSERT_TRUE(pool.Give(a, true));
+  ASSERT_TRUE(pool.Give(b, true));
+  auto snap = std::make_unique<shm::Snapshot>();
+  snap->num_backends = 2;
+  snap->backends[0] = Backend(1);
+  snap->backends[0].addr[3] = 2;  // 127.0.0.2: the same backend, moved
+  snap->backends[1] = Backend(2);
+  snap->backends[1].port = 10;    // the same host, another port
+  for (int i = 0; i < 2; ++i) snap->backends[i].state = static_cast<uint8_t>(shm::BackendState::kHealthy);
+  EXPECT_EQ(pool.PruneIdle(*snap), 2u);
+  EXPECT_EQ(pool.live(), 0);
+
+  UpstreamConn* c = pool.Take(0, Backend(1), &reused);
+  ASSERT_TRUE(pool.Give(c, true));
+  shm::BackendEntry moved = Backend(1);
+  moved.addr[3] = 3;
+  UpstreamConn* d = pool.Take(0, moved, &reused);
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(reused) << "a connection to the old address must not serve the moved backend";
+  const auto* sa = reinterpret_cast<const sockaddr_in*>(&d->addr);
+  EXPECT_EQ(reinterpret_cast<const uint8_t*>(&sa->sin_addr)[3], 3);
+  EXPECT_EQ(pool.live(), 1);
+  pool.Give(d, false);
+  pool.Recycle(d);
+}
+
 }  // namespace
 }  // namespace llmgw::dataplane
