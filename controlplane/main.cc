@@ -380,7 +380,7 @@ int main(int argc, char** argv) {
       last = now_ms();
       uint64_t version = 0;
       std::vector<cp::BackendHost> hosts = controller.BackendHosts(&version);
-      controller.ApplyResolvedAddresses(version, refresher.Refresh(hosts));
+      controller.ApplyResolvedAddresses(version, refresher.Refresh(hosts, &stop));
     }
   });
   NotifyReady("publishing; admin on " + admin_cfg.grpc_listen);

@@ -27,7 +27,7 @@ bool SameAddr(const ResolvedAddr& a, const ResolvedAddr& b) {
   return a.family == b.family && std::memcmp(a.addr, b.addr, sizeof(a.addr)) == 0;
 }
 
-std::vector<AddrChange> NameRefresher::Refresh(const std::vector<BackendHost>& hosts) {
+std::vector<AddrChange> NameRefresher::Refresh(const std::vector<BackendHost>& hosts, const std::atomic<bool>* stop) {
   struct Looked {
     bool ok = false;
     ResolvedAddr addr;
@@ -38,6 +38,7 @@ std::vector<AddrChange> NameRefresher::Refresh(const std::vector<BackendHost>& h
     if (h.host.empty() || IsIpLiteral(h.host)) continue;
     auto [it, fresh] = looked.try_emplace({h.host, h.port});
     if (fresh) {
+      if (stop && stop->load()) return {};  // stopping: what is found so far is not published
       std::string why;
       it->second.ok = resolve_(h.host, h.port, &it->second.addr, &why);
       auto f = failing_.find(h.host);

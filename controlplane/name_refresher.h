@@ -6,6 +6,7 @@
 // so none resolves a name.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -38,8 +39,11 @@ class NameRefresher {
   // Resolves every host name of hosts once (IP literals are not looked up) and returns
   // the backends whose address differs from the published one. A lookup that fails keeps
   // the published address (a DNS hiccup must not take a backend away); it is logged when
-  // the reason appears or changes, and once when the name resolves again.
-  std::vector<AddrChange> Refresh(const std::vector<BackendHost>& hosts);
+  // the reason appears or changes, and once when the name resolves again. `stop` (when
+  // given) is checked before each lookup: while DNS is away every lookup can block for the
+  // resolver's whole timeout, and llmcd's shutdown must wait for one of them at most, not
+  // one per backend host.
+  std::vector<AddrChange> Refresh(const std::vector<BackendHost>& hosts, const std::atomic<bool>* stop = nullptr);
 
  private:
   Resolver resolve_;

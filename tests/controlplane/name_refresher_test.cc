@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -104,6 +105,29 @@ TEST(NameRefresherTest, AFailingLookupKeepsTheAddressAndIsLoggedOnce) {
   EXPECT_EQ(count("backend host name does not resolve now; keeping its last address"), 1u) << text;
   EXPECT_EQ(count("backend host name resolves again"), 1u) << text;
   EXPECT_NE(text.find("Name or service not known"), std::string::npos) << text;
+}
+
+// llmcd stops while DNS is away: every lookup would block for the resolver's timeout, so
+// a pass over many hosts stops at the next lookup instead of running them all (SIGTERM
+// would otherwise wait one timeout per host).
+TEST(NameRefresherTest, AStopEndsThePassBeforeTheNextLookup) {
+  std::atomic<bool> stop{false};
+  bool sigterm_during_lookup = true;
+  int lookups = 0;
+  NameRefresher r([&](const std::string&, uint16_t, ResolvedAddr*, std::string* why) {
+    ++lookups;
+    if (sigterm_during_lookup) stop = true;  // arrives during the first (slow) lookup
+    *why = "Temporary failure in name resolution";
+    return false;
+  });
+  std::vector<BackendHost> hosts = {Host(0, "a.example", V4(1)), Host(1, "b.example", V4(2)),
+                                    Host(2, "c.example", V4(3))};
+  EXPECT_TRUE(r.Refresh(hosts, &stop).empty());
+  EXPECT_EQ(lookups, 1);
+  sigterm_during_lookup = false;
+  stop = false;
+  EXPECT_TRUE(r.Refresh(hosts, &stop).empty());  // not stopping: every host is looked up
+  EXPECT_EQ(lookups, 4);
 }
 
 }  // namespace
