@@ -79,6 +79,11 @@ bool DecodeSnapshot(const std::string& bytes, Snapshot* out, std::string* why) {
     *why = "snapshot length does not match its tables";
     return false;
   }
+  // A key never comes over the wire (EncodeSnapshot leaves it out): bytes there from a
+  // peer of another build, or a forged stream, must not become a key this host's llmgw
+  // sends. The agent fills its own host's keys (controlplane/host_credentials.h).
+  for (uint32_t i = 0; i < out->num_backends; ++i)
+    std::memset(out->upstreams[i].api_key, 0, sizeof(BackendUpstream::api_key));
   return true;
 }
 

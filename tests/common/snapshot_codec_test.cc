@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -82,6 +83,25 @@ TEST(SnapshotCodecTest, ProviderKeysAreNotSentToAgents) {
   EXPECT_STREQ(back->upstreams[0].api_key_env, "AZURE_KEY");
   EXPECT_STREQ(back->upstreams[1].deployment, "gpt-4o");
   EXPECT_EQ(back->upstreams[1].tls_fingerprint, 7u);
+}
+
+// The other direction: a stream that does carry key bytes (a peer of another build, a
+// forged controller) decodes without them, so no key reaches llmgw from the wire.
+TEST(SnapshotCodecTest, KeyBytesOnTheWireAreNotTakenByTheAgent) {
+  auto s = std::make_unique<Snapshot>();
+  std::memset(static_cast<void*>(s.get()), 0, sizeof(Snapshot));
+  s->num_backends = 1;
+  std::strcpy(s->upstreams[0].api_key_file, "MARKER-key-file");
+  std::string wire = EncodeSnapshot(*s);
+  size_t file_at = wire.find("MARKER-key-file");
+  ASSERT_NE(file_at, std::string::npos);
+  size_t key_at = file_at - offsetof(BackendUpstream, api_key_file) + offsetof(BackendUpstream, api_key);
+  std::memcpy(&wire[key_at], "sk-forged", 9);
+  auto back = std::make_unique<Snapshot>();
+  std::string why;
+  ASSERT_TRUE(DecodeSnapshot(wire, back.get(), &why)) << why;
+  EXPECT_STREQ(back->upstreams[0].api_key, "");
+  EXPECT_STREQ(back->upstreams[0].api_key_file, "MARKER-key-file");
 }
 
 TEST(SnapshotCodecTest, RejectsDamage) {
