@@ -2,6 +2,8 @@
 // the upstream response through llhttp — 1xx skipping, header filtering, framing.
 #include "dataplane/upstream_codec.h"
 
+#include <cstdint>
+
 #include <cstring>
 
 #include "dataplane/http_text.h"
@@ -183,6 +185,13 @@ int UpstreamCodec::OnHeadersComplete(llhttp_t* p) {
   u->headers_->Finish();
   bool chunked = p->flags & F_CHUNKED;
   bool has_len = (p->flags & F_CONTENT_LENGTH) && !chunked;
+  // llhttp takes any length that fits in 64 bits; one past INT64_MAX would reach the
+  // handler as a negative length (read as "unknown"): no real answer is that long, so it
+  // is a broken backend, not a body to relay.
+  if (has_len && p->content_length > static_cast<uint64_t>(INT64_MAX)) {
+    u->error_ = Error(ErrorKind::kUpstreamProtocol, ErrorSide::kUpstream, false, "upstream Content-Length out of range");
+    return -1;
+  }
   if (!u->handler_->OnResponseHead(u, status, has_len ? static_cast<int64_t>(p->content_length) : -1)) {
     u->error_ = Error(ErrorKind::kUpstreamStatus, ErrorSide::kUpstream, true, "upstream answered %d", status);
     u->error_.set_upstream_status(static_cast<uint16_t>(status));

@@ -161,6 +161,14 @@ TEST_F(UpstreamCodecResponseTest, GarbageIsAProtocolError) {
   EXPECT_EQ(rec_.heads, 0);
 }
 
+// Found by upstream_codec_fuzz: a Content-Length that fits in 64 bits but not in int64
+// reached the handler as a negative length.
+TEST_F(UpstreamCodecResponseTest, ContentLengthBeyondInt64IsAProtocolError) {
+  EXPECT_EQ(Feed("HTTP/1.1 200 OK\r\nContent-Length: 13744992419566904205\r\n\r\nab"), UpstreamCodec::Parsed::kError);
+  EXPECT_EQ(c_.error().kind(), ErrorKind::kUpstreamProtocol);
+  EXPECT_EQ(rec_.heads, 0);
+}
+
 TEST_F(UpstreamCodecResponseTest, HeadersOverTheCapAreAProtocolError) {
   std::string big = "HTTP/1.1 200 OK\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n";
   EXPECT_EQ(Feed(big), UpstreamCodec::Parsed::kError);
